@@ -1,0 +1,156 @@
+"""``harness``: what is not a single test run — e2e/chaos/capacity runs with preflight and a final
+sweep, ``clean`` for earlier runs' leftovers, ``up``/``down`` for a stack to poke at.
+
+User mistakes end in one line on stderr and a distinct exit code (see harness/errors.py).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import subprocess
+import sys
+from typing import Sequence
+
+from harness.config import PROJECT_ROOT, Settings, load_settings
+from harness.errors import EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UsageError
+
+__all__ = ["main", "preflight"]
+
+SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
+
+
+def preflight(settings: Settings, tools_only: bool = False) -> None:
+    """Refuse at once, in one line, when the chosen platform cannot run here.
+
+    ``tools_only`` checks what needs no running service (binaries, kubeconfig), so ``make`` can
+    stop before it starts a Docker engine for a run that cannot happen.
+    """
+    from harness.docker_env import docker_client
+
+    if settings.platform == "kind":
+        if shutil.which("kind") is None:
+            raise PlatformUnavailable(
+                "kind is not installed, so no Kubernetes cluster can be created on this machine",
+                "install kind (and Docker) for the kind platform, or run `make e2e PLATFORM=docker` here")
+        if tools_only:
+            return
+        docker_client()
+        from harness.platforms.kind import preflight as kind_preflight  # image, node, kubectl checks
+
+        kind_preflight(settings)
+    elif settings.platform == "docker":
+        if not tools_only:
+            docker_client()
+    else:  # context: nothing is created; the context must exist (checked before any API call)
+        from harness.platforms.context import preflight as context_preflight
+
+        context_preflight(settings)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings({"platform": args.platform, "context": getattr(args, "context", None),
+                          "report_dir": getattr(args, "report_dir", None), "keep": getattr(args, "keep", None),
+                          "run_id": getattr(args, "run_id", None)})
+
+
+def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int:
+    settings = _settings_from(args)
+    preflight(settings)
+    cmd = [sys.executable, "-m", "pytest", str(PROJECT_ROOT / "scenarios"), "-m", SUITES[suite],
+           "-p", "no:cacheprovider", "--platform", settings.platform, "--run-id", settings.run_id,
+           "--report-dir", settings.report_dir, "-o", "console_output_style=classic", "-rs"]
+    if settings.context:
+        cmd += ["--context", settings.context]
+    if settings.keep:
+        cmd.append("--keep")
+    cmd += list(extra)
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        # pytest got the same SIGINT and is tearing down; give it time, then make sure.
+        try:
+            code = proc.wait(timeout=120)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            proc.kill()
+            code = EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED if code in (0, 2) else code
+    finally:
+        if not settings.keep:
+            _sweep_quietly(settings.run_id)
+    if code == 5:  # pytest: nothing selected
+        print(f"harness: no {suite} scenario ran on the {settings.platform} platform", file=sys.stderr)
+    return code
+
+
+def _sweep_quietly(run_id: str) -> None:
+    from harness.docker_env import sweep
+
+    try:
+        left = sweep(run_id)
+        if any(left.values()):
+            print(f"harness: removed leftovers of run {run_id}: {left}", file=sys.stderr)
+    except HarnessError:
+        pass
+
+
+def clean(args: argparse.Namespace) -> int:
+    from harness.docker_env import sweep
+    from harness.labels import KIND_CLUSTER_PREFIX
+
+    removed = sweep(None)
+    clusters = []
+    if shutil.which("kind"):
+        out = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True, check=False).stdout
+        for name in out.split():
+            if name.startswith(KIND_CLUSTER_PREFIX):  # only clusters the harness created
+                subprocess.run(["kind", "delete", "cluster", "--name", name], check=False)
+                clusters.append(name)
+    print(f"harness: removed {len(removed['containers'])} containers, {len(removed['networks'])} networks, "
+          f"{len(removed['volumes'])} volumes, {len(clusters)} kind clusters")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for suite in SUITES:
+        s = sub.add_parser(suite, help=f"run the {suite} scenarios (extra args go to pytest)")
+        s.add_argument("--platform", default=None, help="kind | docker | context")
+        s.add_argument("--context", default=None, help="an existing cluster, named explicitly")
+        s.add_argument("--report-dir", default=None)
+        s.add_argument("--run-id", default=None)
+        s.add_argument("--keep", action="store_true", default=None)
+    pf = sub.add_parser("preflight", help="check that the platform can run here; one line if not")
+    pf.add_argument("--platform", default=None)
+    pf.add_argument("--context", default=None)
+    pf.add_argument("--tools-only", action="store_true", help="check binaries and kubeconfig only")
+    sub.add_parser("clean", help="remove every container, network, volume and kind cluster the harness labeled")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` goes to pytest untouched.
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "clean":
+            return clean(args)
+        if args.command == "preflight":
+            preflight(_settings_from(args), tools_only=args.tools_only)
+            return 0
+        return run_suite(args.command, args, extra)
+    except HarnessError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The Docker engine: a client with a one-line error when unreachable, image builds, and the sweep
+of everything labeled by the harness."""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+from harness.errors import DockerUnavailable, HarnessError
+from harness.labels import MANAGED_LABEL, RUN_ID_LABEL
+
+__all__ = ["docker_client", "ensure_image", "sweep", "export_container_logs"]
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def docker_client():
+    import docker  # local: importing the harness must not need a Docker engine
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except Exception as exc:  # noqa: BLE001 - whatever the cause, the fix is the same
+        raise DockerUnavailable(
+            f"Docker is not reachable ({type(exc).__name__})",
+            "start the Docker engine (on a machine without a registry: ../shared/offline-images/build.sh) "
+            "or set DOCKER_HOST",
+        ) from None
+
+
+def ensure_image(tag: str, context_dir: Path, labels: dict[str, str] | None = None,
+                 buildargs: dict[str, str] | None = None, rebuild: bool = False) -> str:
+    """Build ``context_dir`` as ``tag`` unless an image of that tag exists. Returns the tag."""
+    client = docker_client()
+    import docker.errors
+
+    if not rebuild:
+        try:
+            client.images.get(tag)
+            return tag
+        except docker.errors.ImageNotFound:
+            pass
+    log.info("building image %s from %s", tag, context_dir)
+    try:
+        client.images.build(path=str(context_dir), tag=tag, rm=True, labels=labels or {},
+                            buildargs=buildargs or {}, pull=False)
+    except docker.errors.BuildError as exc:
+        tail = " | ".join(str(c.get("stream", c.get("error", ""))).strip() for c in list(exc.build_log)[-5:])
+        raise HarnessError(f"building image {tag} from {context_dir} failed: {tail[:400]}",
+                           "fix the Dockerfile or its base image (see ../shared/offline-images)") from None
+    return tag
+
+
+def sweep(run_id: str | None = None) -> dict[str, list[str]]:
+    """Remove containers, then networks and volumes, labeled by the harness.
+
+    ``run_id=None`` removes every run's leftovers (``make clean``); otherwise only that run's.
+    """
+    client = docker_client()
+    selector = [f"{RUN_ID_LABEL}={run_id}"] if run_id else [f"{MANAGED_LABEL}=true"]
+    removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
+    for c in client.containers.list(all=True, filters={"label": selector}):
+        try:
+            c.remove(force=True, v=True)
+            removed["containers"].append(c.name)
+        except Exception as exc:  # noqa: BLE001 - keep sweeping; report what stayed
+            log.warning("could not remove container %s: %s", c.name, exc)
+    for n in client.networks.list(filters={"label": selector}):
+        try:
+            n.reload()
+            for attached in n.containers:  # e.g. a kind node we attached; detach, don't delete
+                n.disconnect(attached, force=True)
+            n.remove()
+            removed["networks"].append(n.name)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not remove network %s: %s", n.name, exc)
+    for v in client.volumes.list(filters={"label": selector}):
+        try:
+            v.remove(force=True)
+            removed["volumes"].append(v.name)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not remove volume %s: %s", v.name, exc)
+    return removed
+
+
+def export_container_logs(run_id: str, dest: Path, tail: int = 2000) -> list[Path]:
+    """Write each of the run's containers' logs to ``dest/<name>.log`` (before anything is removed)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for c in docker_client().containers.list(all=True, filters={"label": [f"{RUN_ID_LABEL}={run_id}"]}):
+        path = dest / f"{c.name}.log"
+        try:
+            path.write_bytes(c.logs(tail=tail, timestamps=True))
+            written.append(path)
+        except Exception as exc:  # noqa: BLE001 - a vanished container has no logs to keep
+            log.debug("no logs for %s: %s", c.name, exc)
+    return written

@@ -1,0 +1,75 @@
+"""Service-level objectives and the validity of the load that measured them."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.load.runner import LoadResult
+
+__all__ = ["SloResult", "ValidityResult", "evaluate_slo", "evaluate_validity"]
+
+
+@dataclass
+class SloResult:
+    ok: bool
+    requests: int
+    failures: int
+    error_ratio: float
+    p95_ms: float | None
+    p95_limit_ms: float
+    error_ratio_limit: float
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_slo(result: LoadResult, *, p95_limit_ms: float, error_ratio_limit: float,
+                 min_requests: int = 1) -> SloResult:
+    """p95 latency and error ratio against their limits, from Locust's own totals."""
+    req, fail = result.requests, result.failures_count
+    ratio = fail / req if req else 1.0
+    p95 = result.percentile_ms("95%")
+    problems = []
+    if req < min_requests:
+        problems.append(f"only {req} requests were made (need at least {min_requests})")
+    if ratio > error_ratio_limit:
+        problems.append(f"error ratio {ratio:.2%} exceeds {error_ratio_limit:.2%}")
+    if p95 is None or p95 > p95_limit_ms:
+        problems.append(f"p95 {p95 if p95 is not None else 'n/a'} ms exceeds {p95_limit_ms:.0f} ms")
+    explanation = ("; ".join(problems) if problems else
+                   f"{req} requests, error ratio {ratio:.2%} <= {error_ratio_limit:.2%}, "
+                   f"p95 {p95:.0f} ms <= {p95_limit_ms:.0f} ms")
+    return SloResult(not problems, req, fail, ratio, p95, p95_limit_ms, error_ratio_limit, explanation)
+
+
+@dataclass
+class ValidityResult:
+    ok: bool
+    samples: int
+    saturated_samples: int
+    max_cpu: float | None
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_validity(result: LoadResult, *, cpu_limit_pct: float = 90.0,
+                      max_saturated_fraction: float = 0.1) -> ValidityResult:
+    """Flag a run whose own load generator was CPU-saturated: its latencies include its own queueing.
+
+    Locust itself warns above 90% CPU; here more than ``max_saturated_fraction`` of the seconds
+    above ``cpu_limit_pct`` invalidates the run.
+    """
+    cpu = [s["locust_cpu"] for s in result.seconds if s.get("locust_cpu") is not None]
+    if not cpu:
+        return ValidityResult(False, 0, 0, None, "no CPU samples from the load generator; cannot vouch "
+                                                 "for the run")
+    hot = [c for c in cpu if c > cpu_limit_pct]
+    ok = len(hot) <= max_saturated_fraction * len(cpu)
+    expl = (f"load generator CPU above {cpu_limit_pct:.0f}% in {len(hot)} of {len(cpu)} seconds "
+            f"(max {max(cpu):.0f}%)")
+    return ValidityResult(ok, len(cpu), len(hot), max(cpu),
+                          expl + ("" if ok else "; its latencies are not the system's — "
+                                  "use fewer users per process or a bigger load machine"))

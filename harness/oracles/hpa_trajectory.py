@@ -1,0 +1,429 @@
+"""Check an observed HPA trajectory against the upstream controller's rules.
+
+``check_trajectory(manifest, samples)`` takes an HPA manifest (autoscaling/v2 dict or a
+parsed ``HPASpec``) and what was observed over time -- per sample the time ``t`` (s), the
+desired replicas (HPA ``status.desiredReplicas`` or the Deployment's ``spec.replicas``), and
+optionally current/ready replicas and metric values -- and verifies:
+
+(i)   ``envelope``: the replicas stay inside the band a faithful controller could show
+      (``hpa.envelope`` fed with the load implied by the observed metrics);
+(ii)  ``late``: the expected replicas are reached in time (below the band while the
+      nominal controller is above the observed value);
+(iii) ``bounds``: never above maxReplicas nor below minReplicas;
+(iv)  ``scale_up_rate``: no faster than the scaleUp policies allow
+      (``calculateScaleUpLimitWithScalingRules`` over the observed history);
+(v)   ``scale_down_stabilization`` / ``scale_down_rate``: no scale-down while a recommendation
+      inside the stabilization window was higher, and no faster than the scaleDown policies;
+(vi)  ``stuck_below_target``: not held below what the metric demands for longer than the
+      scale-up window, the longest policy period and the reaction allowance allow.
+
+Every rule is applied permissively: where samples are coarser than the controller's sync
+period, the change is assumed to have happened at the moment that favours the observed
+system, and metric-based rules allow for the reaction allowance (metrics lag + sync).
+Observed metric values are keyed by ``MetricSpec.key`` (``cpu``, ``memory``, the metric
+name): utilization % for Utilization targets, the per-pod average for other Resource/Pods
+targets, and the metric's value (total) for Object and External metrics.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from harness.oracles import hpa
+from harness.oracles.hpa import HPAOracleError, HPASpec, ScalingRules
+
+__all__ = ["ObservedSample", "ReactionAllowance", "Deviation", "TrajectoryResult", "check_trajectory",
+           "load_from_samples", "recommendation_from_sample", "CHECKS"]
+
+CHECKS = ("bounds", "scale_up_rate", "scale_down_stabilization", "scale_down_rate", "stuck_below_target",
+          "late", "envelope")
+
+
+@dataclass(frozen=True)
+class ObservedSample:
+    """One observation. ``metrics`` maps a metric key to the observed value (see module doc)."""
+
+    t: float
+    desired: int
+    current: Optional[int] = None
+    ready: Optional[int] = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # a None value means "not observed": drop it so every reader sees a plain float
+        if any(v is None for v in self.metrics.values()):
+            object.__setattr__(self, "metrics", {k: v for k, v in self.metrics.items() if v is not None})
+
+    @staticmethod
+    def coerce(obj: Union["ObservedSample", Mapping[str, Any]], i: int) -> "ObservedSample":
+        if isinstance(obj, ObservedSample):
+            return obj
+        if not isinstance(obj, Mapping):
+            raise HPAOracleError(f"sample {i} is {type(obj).__name__}", "pass ObservedSample or a dict with t and desired")
+        if "t" not in obj or "desired" not in obj:
+            raise HPAOracleError(f"sample {i} lacks {'t' if 't' not in obj else 'desired'}",
+                                 "give every sample its time t (s) and desired replicas")
+        unknown = set(obj) - {"t", "desired", "current", "ready", "metrics"}
+        if unknown:
+            raise HPAOracleError(f"sample {i} has unknown field {sorted(unknown)[0]!r}",
+                                 "use t, desired, current, ready and metrics")
+        return ObservedSample(float(obj["t"]), int(obj["desired"]),
+                              None if obj.get("current") is None else int(obj["current"]),
+                              None if obj.get("ready") is None else int(obj["ready"]),
+                              {k: float(v) for k, v in (obj.get("metrics") or {}).items() if v is not None})
+
+
+@dataclass(frozen=True)
+class ReactionAllowance:
+    """How late a faithful controller may react: ``metrics_lag`` (metrics-server scrape
+    resolution) plus ``sync_period``; Ready replicas lag a further ``pod_startup``."""
+
+    metrics_lag: float = hpa.DEFAULT_METRIC_WINDOW
+    sync_period: float = hpa.DEFAULT_SYNC_PERIOD
+    pod_startup: float = 30.0
+
+    @property
+    def total(self) -> float:
+        return self.metrics_lag + self.sync_period
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """One broken rule at time ``t``: ``kind`` is one of ``CHECKS``."""
+
+    kind: str
+    t: float
+    message: str
+    observed: Optional[int] = None
+    allowed_lo: Optional[int] = None
+    allowed_hi: Optional[int] = None
+
+
+@dataclass
+class TrajectoryResult:
+    """``ok`` is True when no rule is broken; ``checks`` says per rule passed/failed/skipped."""
+
+    ok: bool
+    deviations: List[Deviation]
+    explanation: str
+    checks: Dict[str, str]
+    samples: int
+    expected: List[Tuple[float, int, int, int]] = field(default_factory=list)  # (t, expected, lo, hi)
+
+    def kinds(self) -> List[str]:
+        return sorted({d.kind for d in self.deviations})
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"ok": self.ok, "explanation": self.explanation, "checks": dict(self.checks),
+                "samples": self.samples, "deviations": [asdict(d) for d in self.deviations],
+                "expected": [list(e) for e in self.expected]}
+
+
+def _fmt_t(t: float) -> str:
+    return f"{t:g}s"
+
+
+def _count(s: ObservedSample) -> int:
+    """The pods the controller counts: Ready if observed, else current, else desired."""
+    for v in (s.ready, s.current, s.desired):
+        if v is not None:
+            return v
+    return s.desired
+
+
+def recommendation_from_sample(spec: HPASpec, s: ObservedSample, tolerances: hpa.Tolerances) -> Tuple[Optional[int], str]:
+    """The controller's unstabilized recommendation implied by a sample's metrics.
+
+    Per metric as in ``replica_calculator.go`` (``ceil(ratio * readyPods)``, current when
+    within tolerance; ``ceil(total / target)`` for AverageValue Object/External targets),
+    then the maximum over the observed metrics. Returns ``(None, "")`` without metrics.
+    """
+    best: Optional[int] = None
+    why = ""
+    current = s.current if s.current is not None else s.desired
+    for m in spec.metrics:
+        if m.key not in s.metrics:
+            continue
+        v = float(s.metrics[m.key])
+        t = m.target
+        if m.type in ("Object", "External") and t.type == "AverageValue":
+            status = current
+            ratio = v * 1000 / (t.average_value * status) if status else math.inf  # type: ignore[operator]
+            rec = current if tolerances.is_within(ratio) else math.ceil(v * 1000 / t.average_value)  # type: ignore[operator]
+            want = f"{m.key} at {v:g} (target average {t.average_value / 1000:g})"  # type: ignore[operator]
+        else:
+            if t.type == "Utilization":
+                ratio, want = v / t.average_utilization, f"{m.key} at {v:g}% (target {t.average_utilization}%)"  # type: ignore[operator]
+            elif t.type == "Value":
+                ratio, want = v * 1000 / t.value, f"{m.key} at {v:g} (target {t.value / 1000:g})"  # type: ignore[operator]
+            else:
+                ratio, want = v * 1000 / t.average_value, f"{m.key} at {v:g} (target average {t.average_value / 1000:g})"  # type: ignore[operator]
+            rec = current if tolerances.is_within(ratio) else math.ceil(ratio * _count(s) - 1e-9)
+        if tolerances.is_within(ratio):
+            want = want[:-1] + ", within tolerance)"
+        if best is None or rec > best:
+            best, why = int(rec), want
+    return best, why
+
+
+def load_from_samples(spec: HPASpec, samples: Sequence[ObservedSample],
+                      workload: hpa.WorkloadModel) -> List[hpa.LoadPoint]:
+    """The load timeline implied by the observed metrics, in the simulator's units.
+
+    With the workload's requests taken as 1 (core/byte) per pod, a Utilization of u% with
+    n Ready pods is a shared demand of ``u/100 * n`` or a per-pod value of ``u/100``.
+    """
+    points = []
+    for s in samples:
+        values: Dict[str, float] = {}
+        n = _count(s)
+        for m in spec.metrics:
+            if m.key not in s.metrics:
+                continue
+            v = float(s.metrics[m.key])
+            if m.type in ("Object", "External"):
+                values[m.key] = v
+                continue
+            per_pod = v / 100.0 if m.target.type == "Utilization" else v
+            values[m.key] = per_pod * n if workload.model_for(m) == "shared" else per_pod
+        points.append(hpa.LoadPoint(s.t, values))
+    return points
+
+
+def _value_at(samples: Sequence[ObservedSample], times: List[float], at: float, pick) -> int:
+    """Replicas at instant ``at``; between samples the change time is unknown, so ``pick``
+    (max or min) chooses the reading that favours the observed system."""
+    j = bisect.bisect_right(times, at) - 1
+    if j < 0:
+        return samples[0].desired
+    if times[j] == at or j + 1 >= len(samples):
+        return samples[j].desired
+    return pick(samples[j].desired, samples[j + 1].desired)
+
+
+def _policy_limit(rules: ScalingRules, start_for, up: bool) -> Tuple[int, Optional[hpa.ScalingPolicy]]:
+    """Policy limit (max replicas up / min replicas down) and the policy that binds it."""
+    chosen: Optional[hpa.ScalingPolicy] = None
+    result: Optional[int] = None
+    for p in rules.policies:
+        start = start_for(p.period_seconds)
+        if up:
+            proposed = start + p.value if p.type == "Pods" else int(math.ceil(start * (1 + p.value / 100)))
+        else:
+            proposed = start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
+        # Max picks the largest change (highest up-limit, lowest down-floor), Min the smallest
+        wants_high = up == (rules.select_policy != "Min")
+        if result is None or (proposed > result if wants_high else proposed < result):
+            result, chosen = proposed, p
+    return (result if result is not None else 0), chosen
+
+
+def check_trajectory(manifest: Union[Mapping[str, Any], HPASpec],
+                     samples: Sequence[Union[ObservedSample, Mapping[str, Any]]], *,
+                     allowance: ReactionAllowance = ReactionAllowance(),
+                     tolerance: float = hpa.DEFAULT_TOLERANCE,
+                     workload: Optional[hpa.WorkloadModel] = None,
+                     load: Optional[hpa.LoadSource] = None,
+                     downscale_stabilization_window: float = hpa.DEFAULT_DOWNSCALE_STABILIZATION_WINDOW,
+                     use_envelope: bool = True) -> TrajectoryResult:
+    """Check ``samples`` against the upstream HPA rules for ``manifest``.
+
+    ``workload`` sets the pod start-up time and per-metric load models for the envelope
+    (requests do not matter: the envelope works in utilization units); ``load`` replaces
+    the load implied by the observed metrics. Without observed metrics and ``load`` the
+    metric-based checks (envelope, late, stuck, metric-based stabilization) are skipped.
+    """
+    spec = manifest if isinstance(manifest, HPASpec) else hpa.parse_hpa_manifest(manifest)
+    obs = sorted((ObservedSample.coerce(s, i) for i, s in enumerate(samples)), key=lambda s: s.t)
+    if not obs:
+        raise HPAOracleError("no samples to check", "pass at least one observed sample")
+    times = [s.t for s in obs]
+    tol = hpa.tolerances_for_hpa(spec, tolerance)
+    b = spec.behavior
+    up_rules = b.scale_up if b else None
+    down_rules = b.scale_down if b else None
+    down_window = down_rules.window(downscale_stabilization_window) if down_rules else downscale_stabilization_window
+    up_window = up_rules.window(0) if up_rules else 0.0
+    A = allowance.total
+    devs: List[Deviation] = []
+    checks: Dict[str, str] = {c: "passed" for c in CHECKS}
+    recs = [recommendation_from_sample(spec, s, tol) for s in obs]
+    have_metrics = any(r is not None for r, _ in recs)
+
+    # (iii) bounds
+    for s in obs:  # one deviation per sample: desired first, else current
+        for label, v in (("desired", s.desired), ("current", s.current)):
+            if v is None:
+                continue
+            if v > spec.max_replicas:
+                devs.append(Deviation("bounds", s.t, f"{label} replicas were {v} at t={_fmt_t(s.t)}, above maxReplicas "
+                                      f"{spec.max_replicas}", v, spec.min_replicas, spec.max_replicas))
+                break
+            if 0 < v < spec.min_replicas:  # 0 is "scaling disabled" (reconcileAutoscaler), not a breach
+                devs.append(Deviation("bounds", s.t, f"{label} replicas were {v} at t={_fmt_t(s.t)}, below minReplicas "
+                                      f"{spec.min_replicas}", v, spec.min_replicas, spec.max_replicas))
+                break
+
+    # (iv) scale-up rate and (v) scale-down rate
+    for i in range(1, len(obs)):
+        a, bv, tau = obs[i - 1].desired, obs[i].desired, obs[i].t
+        if bv > a and a >= spec.min_replicas and a <= spec.max_replicas:
+            if up_rules is None:
+                # legacy path: max(2*current, 4) per sync, compounded over the syncs in the gap
+                # a gap of length g holds at most ceil(g / period) syncs of a periodic loop
+                syncs = max(1, math.ceil((tau - obs[i - 1].t) / allowance.sync_period - 1e-9))
+                allowed = a
+                for _ in range(syncs):
+                    allowed = hpa.calculate_scale_up_limit(allowed)
+                rule = f"the default limit max(2×current, 4) per {allowance.sync_period:g}s sync"
+                until = tau + allowance.sync_period
+            elif up_rules.select_policy == "Disabled":
+                allowed, rule, until = a, "scaleUp selectPolicy Disabled", math.inf
+            else:
+                limit, pol = _policy_limit(up_rules, lambda P: _value_at(obs, times, tau - P, max), True)
+                allowed = max(limit, a)
+                burst = [obs[j].t for j in range(1, i + 1)
+                         if obs[j].desired > obs[j - 1].desired and obs[j].t > tau - (pol.period_seconds if pol else 0)]
+                until = (burst[0] if burst else tau) + (pol.period_seconds if pol else 0)
+                rule = f"the scaleUp policy {pol.describe()}" if pol else "the scaleUp policies"
+                if len(up_rules.policies) > 1:
+                    rule += f" (select {up_rules.select_policy})"
+            allowed = min(allowed, spec.max_replicas) if bv <= spec.max_replicas else allowed
+            if bv > allowed:
+                until_s = "" if until == math.inf else f" until t={_fmt_t(until)}"
+                devs.append(Deviation("scale_up_rate", tau, f"replicas went {a}→{bv} at t={_fmt_t(tau)}, but {rule} "
+                                      f"allows at most {allowed}{until_s}", bv, None, allowed))
+        elif bv < a and a <= spec.max_replicas:
+            if down_rules is None:
+                continue  # legacy path: no scale-down rate limit
+            if down_rules.select_policy == "Disabled":
+                floor, rule = a, "scaleDown selectPolicy Disabled"
+            else:
+                limit, pol = _policy_limit(down_rules, lambda P: _value_at(obs, times, tau - P, min), False)
+                floor = min(a, max(spec.min_replicas, limit))
+                rule = f"the scaleDown policy {pol.describe()}" if pol else "the scaleDown policies"
+                if len(down_rules.policies) > 1:
+                    rule += f" (select {down_rules.select_policy})"
+            if bv < floor:
+                devs.append(Deviation("scale_down_rate", tau, f"replicas went {a}→{bv} at t={_fmt_t(tau)}, but {rule} "
+                                      f"allows no fewer than {floor}", bv, floor, None))
+
+    # (v) scale-down stabilization: a scale-up to v records a recommendation >= v, which
+    # forbids going below v for one scale-down window; metric recommendations likewise
+    ups = [(obs[j - 1].t, obs[j].desired) for j in range(1, len(obs))
+           if obs[j].desired > obs[j - 1].desired and obs[j - 1].desired >= spec.min_replicas]
+    for i in range(1, len(obs)):
+        a, bv, tau = obs[i - 1].desired, obs[i].desired, obs[i].t
+        if bv >= a or a > spec.max_replicas:
+            continue
+        blocking = [(u, v) for u, v in ups if v > bv and u < tau and tau < u + down_window]
+        if blocking:
+            u, v = blocking[-1]
+            devs.append(Deviation("scale_down_stabilization", tau,
+                                  f"replicas went {a}→{bv} at t={_fmt_t(tau)}, but the scale-up to {v} after "
+                                  f"t={_fmt_t(u)} is inside the scaleDown stabilization window of {down_window:g}s "
+                                  f"(no scale-down below {v} before t={_fmt_t(u + down_window)})", bv, v, None))
+            continue
+        # a sample's value may have been seen by the controller any time after the previous
+        # sample: count it only if even its earliest possible time is inside the window
+        window = [(obs[j].t, recs[j]) for j in range(len(obs))
+                  if recs[j][0] is not None and obs[j].t <= tau - A
+                  and (obs[j - 1].t if j else obs[0].t - allowance.sync_period) > tau - down_window]
+        if window:
+            tj, (rj, why) = max(window, key=lambda x: (x[1][0], x[0]))  # the latest highest binds longest
+            need = min(a, rj)  # type: ignore[type-var]
+            if bv < need:
+                devs.append(Deviation("scale_down_stabilization", tau,
+                                      f"replicas went {a}→{bv} at t={_fmt_t(tau)}, but at t={_fmt_t(tj)} {why} "
+                                      f"recommended {rj}, inside the scaleDown stabilization window of "
+                                      f"{down_window:g}s (no scale-down below {need} before t={_fmt_t(tj + down_window)})",
+                                      bv, need, None))
+    if not have_metrics:
+        checks["scale_down_stabilization"] = "passed (event-based only: no metrics observed)"
+
+    # (vi) stuck below target
+    if not have_metrics:
+        checks["stuck_below_target"] = "skipped: no metrics observed"
+    elif up_rules is not None and up_rules.select_policy == "Disabled":
+        checks["stuck_below_target"] = "skipped: scaleUp selectPolicy Disabled"
+    else:
+        longest = up_rules.longest_period() if up_rules else allowance.sync_period
+        threshold = up_window + longest + A + allowance.sync_period
+        run_start: Optional[int] = None
+        reported = False
+        for i, s in enumerate(obs):
+            rec, _ = recs[i]
+            below = rec is not None and rec > s.desired and s.desired < spec.max_replicas
+            raised = i > 0 and s.desired > obs[i - 1].desired
+            if not below:
+                run_start, reported = None, False
+                continue
+            if raised or run_start is None:  # a scale-up restarts the clock
+                run_start, reported = i, False
+                continue
+            if not reported and s.t - obs[run_start].t > threshold:
+                _, why = recs[run_start]
+                devs.append(Deviation("stuck_below_target", obs[run_start].t,
+                                      f"replicas stuck at {s.desired} from t={_fmt_t(obs[run_start].t)} to "
+                                      f"t={_fmt_t(s.t)} while {why} demanded {rec}, longer than the "
+                                      f"{threshold:g}s a faithful controller needs to react", s.desired, rec, None))
+                reported = True
+
+    # (i) envelope and (ii) late
+    expected: List[Tuple[float, int, int, int]] = []
+    if not use_envelope:
+        checks["envelope"] = checks["late"] = "skipped: envelope disabled"
+    elif load is None and not have_metrics:
+        checks["envelope"] = checks["late"] = "skipped: no metrics observed and no load given"
+    else:
+        wl = workload or hpa.WorkloadModel(pod_startup_seconds=allowance.pod_startup,
+                                           metric_resolution_seconds=allowance.metrics_lag)
+        if load is None:
+            wl = hpa.WorkloadModel(requests={m.name: 1 for m in spec.metrics if m.type in ("Resource", "ContainerResource")},
+                                   pod_startup_seconds=wl.pod_startup_seconds,
+                                   metric_resolution_seconds=wl.metric_resolution_seconds,
+                                   metric_models=wl.metric_models)
+            load = load_from_samples(spec, obs, wl)
+        # the observed metric of a sample may be up to one sample interval older than the
+        # value the controller acted on, hence the negative lag; phases cover sync alignment
+        # and the band's window (the allowance) covers a controller reacting later
+        gaps = sorted(b2.t - a2.t for a2, b2 in zip(obs, obs[1:])) or [0.0]
+        dt = gaps[len(gaps) // 2]
+        sp = allowance.sync_period
+        env = hpa.envelope(spec, obs[0].desired, load, start=obs[0].t, end=obs[-1].t, workload=wl,
+                           sync_period=sp, reaction_allowance=A, phase_offsets=(0.0, sp / 3, 2 * sp / 3),
+                           lags=sorted({-dt, 0.0}),
+                           config=hpa.CalculatorConfig(tolerances=hpa.Tolerances(tolerance, tolerance)),
+                           downscale_stabilization_window=downscale_stabilization_window)
+        highest = 0
+        for i, s in enumerate(obs):
+            highest = max(highest, s.desired)
+            p = env.at(s.t)
+            expected.append((s.t, p.expected, p.lo, p.hi))
+            if p.lo <= s.desired <= p.hi:
+                continue
+            # "late" = never got as high as a faithful controller is by now (not a premature drop)
+            if s.desired < p.lo and p.expected > s.desired and highest < p.lo:
+                devs.append(Deviation("late", s.t, f"replicas were {s.desired} at t={_fmt_t(s.t)}, but a faithful "
+                                      f"controller reaches {p.lo} by then (expected {p.expected}, allowance {A:g}s)",
+                                      s.desired, p.lo, p.hi))
+            else:
+                side = "below" if s.desired < p.lo else "above"
+                devs.append(Deviation("envelope", s.t, f"replicas were {s.desired} at t={_fmt_t(s.t)}, {side} the "
+                                      f"band {p.lo}..{p.hi} a faithful controller could show (expected {p.expected})",
+                                      s.desired, p.lo, p.hi))
+
+    for d in devs:
+        checks[d.kind] = "failed"
+    devs.sort(key=lambda d: (d.t, CHECKS.index(d.kind)))
+    if devs:
+        first = min(devs, key=lambda d: (CHECKS.index(d.kind), d.t))
+        more = len(devs) - 1
+        explanation = first.message + (f" (and {more} more deviation{'s' if more > 1 else ''})" if more else "") + "."
+    else:
+        explanation = (f"The {len(obs)} samples from t={_fmt_t(obs[0].t)} to t={_fmt_t(obs[-1].t)} follow the upstream "
+                       f"HPA rules for {spec.name or 'the HPA'} (bounds {spec.min_replicas}..{spec.max_replicas}, "
+                       f"policies and stabilization windows, reaction allowance {A:g}s).")
+    return TrajectoryResult(not devs, devs, explanation, checks, len(obs), expected)

@@ -1,0 +1,19 @@
+"""Where the conductor runs: the docker platform here, kind and an existing cluster elsewhere."""
+from harness.platforms.base import Platform, Replica
+
+__all__ = ["Platform", "Replica", "make_platform"]
+
+
+def make_platform(settings, stack):
+    """The platform the settings name, not yet up."""
+    if settings.platform == "docker":
+        from harness.platforms.docker import DockerPlatform
+
+        return DockerPlatform(settings, stack)
+    if settings.platform == "kind":
+        from harness.platforms.kind import KindPlatform
+
+        return KindPlatform(settings, stack)
+    from harness.platforms.context import ContextPlatform
+
+    return ContextPlatform(settings, stack)

@@ -1,0 +1,193 @@
+"""The docker platform: N conductor replicas as containers on the stack's network.
+
+Each replica runs as the Deployment specifies it (ports, readiness path, CPU and memory limits,
+the three URLs it reads from Secrets), is labeled with a zone (round-robin over the configured
+zones) and publishes its ports on 127.0.0.1 only. There is no Service here: users reach the
+replicas through the endpoint list, and the load generator spreads requests over it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from harness.config import PROJECT_ROOT, Settings
+from harness.docker_env import docker_client, ensure_image, export_container_logs
+from harness.labels import RUN_ID_LABEL, labels_for
+from harness.manifests import ConductorSpec, conductor_spec
+from harness.platforms.base import Platform, Replica
+from harness.wait import wait_for
+
+__all__ = ["DockerPlatform", "conductor_image", "ZONE_LABEL", "REPLICA_LABEL"]
+
+log = logging.getLogger(__name__)
+ZONE_LABEL = "topology.kubernetes.io/zone"
+REPLICA_LABEL = "i2s-harness.replica"
+REFERENCE_IMAGE = "i2s-harness/conductor:dev"
+
+
+def conductor_image(settings: Settings) -> str:
+    """The user's image if configured, else the reference conductor, built on first use."""
+    if settings.conductor_image:
+        return settings.conductor_image
+    return ensure_image(REFERENCE_IMAGE, PROJECT_ROOT / "sut" / "conductor")
+
+
+class DockerPlatform(Platform):
+    name = "docker"
+
+    def __init__(self, settings: Settings, stack: Any, spec: ConductorSpec | None = None):
+        super().__init__(settings, stack)
+        self.spec = spec or conductor_spec(settings.manifests_dir)
+        self._containers: dict[str, Any] = {}   # replica name -> docker container
+        self._zones: dict[str, str] = {}
+        self._generation = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def up(self) -> None:
+        image = conductor_image(self.settings)
+        names = [self._replica_name(i) for i in range(self.settings.replicas)]
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            list(pool.map(lambda n: self.start_replica(n, image), names))
+        self.wait_ready(names)
+
+    def _replica_name(self, index: int) -> str:
+        return f"conductor-{self._generation}-{index}"
+
+    def container_name(self, replica: str) -> str:
+        return f"i2s-{self.settings.run_id}-{replica}"
+
+    def app_env(self, replica: str, zone: str) -> dict[str, str]:
+        env = {"ENVIRONMENT": "staging", "LOG_LEVEL": "info", "REPLICA_NAME": replica, "ZONE": zone,
+               "ADMIN_TOKEN": self.admin_token, "CPU_COST_MS": str(self.settings.cpu_cost_ms)}
+        urls = self.stack.app_env()
+        for var in self.spec.env_from_secrets:  # exactly the variables the Deployment provides
+            env[var] = urls[var]
+        return env
+
+    def start_replica(self, replica: str, image: str | None = None, zone: str | None = None) -> Any:
+        client = docker_client()
+        index = len(self._zones)
+        zone = zone or self._zones.get(replica) or self.settings.zones[index % len(self.settings.zones)]
+        self._zones[replica] = zone
+        spec = self.spec
+        container = client.containers.run(
+            image or conductor_image(self.settings),
+            name=self.container_name(replica),
+            detach=True,
+            environment=self.app_env(replica, zone),
+            labels=labels_for(self.settings.run_id, **{ZONE_LABEL: zone, REPLICA_LABEL: replica,
+                                                       "app": "conductor"}),
+            network=self.stack.network.name,
+            ports={f"{spec.http_port}/tcp": ("127.0.0.1", None), f"{spec.metrics_port}/tcp": ("127.0.0.1", None)},
+            # The manifest's limits: one CPU, 1 GiB; the requests have no docker equivalent.
+            nano_cpus=int(spec.cpu_limit * 1e9) if spec.cpu_limit else None,
+            mem_limit=int(spec.memory_limit) if spec.memory_limit else None,
+        )
+        self._containers[replica] = container
+        return container
+
+    def wait_ready(self, names: list[str] | None = None, timeout: float | None = None) -> None:
+        names = names or list(self._containers)
+        timeout = timeout or self.settings.ready_timeout_s
+
+        def all_ready() -> bool:
+            states = {n: self._probe(n) for n in names}
+            not_ready = [f"{n}={s}" for n, s in states.items() if s != "ready"]
+            if not_ready:
+                raise RuntimeError(", ".join(not_ready))
+            return True
+
+        wait_for(all_ready, timeout=timeout, interval=1.0,
+                 describe=f"conductor replicas {', '.join(names)} to pass {self.spec.readiness_path}",
+                 hint="see the conductor logs in the report; a user image must serve the manifest's probe paths")
+
+    def _probe(self, replica: str) -> str:
+        container = self._containers.get(replica)
+        if container is None:
+            return "absent"
+        container.reload()
+        if container.status != "running":
+            return container.status
+        url = self._url(replica, self.spec.http_port) + self.spec.readiness_path
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return "ready" if resp.status == 200 else f"http {resp.status}"
+        except urllib.error.HTTPError as exc:
+            return f"http {exc.code}"
+        except Exception as exc:  # noqa: BLE001 - any failure is "not ready"
+            return type(exc).__name__
+
+    def _url(self, replica: str, port: int) -> str:
+        c = self._containers[replica]
+        c.reload()
+        bindings = (c.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp") or []
+        if not bindings:
+            raise RuntimeError(f"{replica} has no published port {port}")
+        return f"http://127.0.0.1:{bindings[0]['HostPort']}"
+
+    # -- queries -------------------------------------------------------------------------------
+    def endpoints(self) -> list[str]:
+        out = []
+        for name, c in self._containers.items():
+            try:
+                out.append(self._url(name, self.spec.http_port))
+            except Exception:  # noqa: BLE001 - a stopped replica has no endpoint
+                continue
+        return out
+
+    def replicas(self) -> list[Replica]:
+        out = []
+        for name in self._containers:
+            state = self._probe(name)
+            try:
+                url = self._url(name, self.spec.http_port)
+            except Exception:  # noqa: BLE001
+                url = ""
+            out.append(Replica(name=name, zone=self._zones[name], ready=state == "ready", admin_url=url))
+        return out
+
+    def container(self, replica: str) -> Any:
+        return self._containers[replica]
+
+    def zone_of(self, replica: str) -> str:
+        return self._zones[replica]
+
+    # -- what chaos needs -------------------------------------------------------------------------
+    def stop_replica(self, replica: str, timeout: int = 10) -> None:
+        self._containers[replica].stop(timeout=timeout)
+
+    def resume_replica(self, replica: str) -> None:
+        self._containers[replica].start()
+
+    def remove_all(self) -> list[str]:
+        """Remove every conductor (a lost application tier); returns their names."""
+        gone = list(self._containers)
+        for c in self._containers.values():
+            try:
+                c.remove(force=True)
+            except Exception as exc:  # noqa: BLE001 - already gone is fine
+                log.debug("remove %s: %s", c.name, exc)
+        self._containers.clear()
+        self._zones.clear()
+        return gone
+
+    def redeploy(self) -> None:
+        """A fresh application tier (new containers, new names), as a recovery into a new region."""
+        self._generation += 1
+        self.up()
+
+    def export_logs(self, dest: Path) -> list[Path]:
+        return export_container_logs(self.settings.run_id, dest)
+
+    def down(self) -> None:
+        if not self.settings.keep:
+            self.remove_all()
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["limits"] = {"cpu": self.spec.cpu_limit, "memory_bytes": self.spec.memory_limit}
+        return d

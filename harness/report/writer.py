@@ -1,0 +1,147 @@
+"""The run's report directory: ``reports/<run-id>/`` with summary.json and index.html;
+``reports/latest`` points at the newest."""
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunReport", "ScenarioResult", "redact"]
+
+# Keys whose values never reach a report, whatever produced them.
+_SECRET_HINTS = ("password", "token", "secret", "_url", "credential", "passphrase")
+
+
+def redact(value: Any) -> Any:
+    """Drop secret-looking values from nested JSON-like data (keys matching _SECRET_HINTS)."""
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if any(h in str(k).lower() for h in _SECRET_HINTS) and v not in (None, "")
+                    and not isinstance(v, (dict, list, bool, int, float)) else redact(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    verdict: str = "unknown"          # pass | fail | error | skip
+    explanation: str = ""
+    measurements: dict[str, Any] = field(default_factory=dict)
+    plots: list[dict[str, str]] = field(default_factory=list)       # {"title", "path"}
+    artifacts: list[str] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)      # {"title", "columns", "rows"}
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return redact(asdict(self))
+
+
+class RunReport:
+    def __init__(self, run_id: str, platform: str, root: Path, settings: dict[str, Any] | None = None):
+        self.run_id, self.platform, self.root = run_id, platform, root
+        self.settings = settings or {}
+        self.started = time.time()
+        self.scenarios: list[ScenarioResult] = []
+        self.environment: dict[str, Any] = {}
+        self.faults: list[dict[str, Any]] = []   # every fault injected and its rollback
+        root.mkdir(parents=True, exist_ok=True)
+
+    def add(self, result: ScenarioResult) -> None:
+        self.scenarios.append(result)
+
+    def summary(self) -> dict[str, Any]:
+        verdicts = [s.verdict for s in self.scenarios]
+        overall = ("fail" if any(v in ("fail", "error") for v in verdicts)
+                   else "pass" if "pass" in verdicts else "none")
+        return redact({
+            "run_id": self.run_id, "platform": self.platform, "verdict": overall,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "duration_s": round(time.time() - self.started, 1),
+            "settings": self.settings, "environment": self.environment, "faults": self.faults,
+            "scenarios": [s.to_dict() for s in self.scenarios],
+        })
+
+    def write(self) -> Path:
+        summary = self.summary()
+        (self.root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        (self.root / "index.html").write_text(render_html(summary, self.root))
+        latest = self.root.parent / "latest"
+        try:
+            if latest.is_symlink() or latest.exists():
+                latest.unlink()
+            os.symlink(self.root.name, latest)
+        except OSError:
+            pass  # a filesystem without symlinks still has the run directory
+        return self.root
+
+
+def _rel(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}".rstrip("0").rstrip(".")
+    if isinstance(v, (dict, list)):
+        return html.escape(json.dumps(v, default=str))
+    return html.escape(str(v))
+
+
+def render_html(summary: dict[str, Any], root: Path) -> str:
+    colour = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#9a6700", "skip": "#57606a"}
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>I2S harness run {html.escape(summary['run_id'])}</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.v{font-weight:bold;color:#fff;"
+        "padding:2px 8px;border-radius:4px}img{max-width:100%}</style></head><body>",
+        f"<h1>Run {html.escape(summary['run_id'])} on {html.escape(summary['platform'])}: "
+        f"<span class='v' style='background:{colour.get(summary['verdict'], '#57606a')}'>"
+        f"{summary['verdict']}</span></h1>",
+        f"<p>Started {summary['started']}, {summary['duration_s']} s. "
+        "<a href='summary.json'>summary.json</a> · <a href='junit.xml'>junit.xml</a></p>",
+        "<table><tr><th>scenario</th><th>verdict</th><th>explanation</th></tr>",
+    ]
+    for s in summary["scenarios"]:
+        parts.append(f"<tr><td><a href='#{html.escape(s['name'])}'>{html.escape(s['name'])}</a></td>"
+                     f"<td><span class='v' style='background:{colour.get(s['verdict'], '#57606a')}'>"
+                     f"{s['verdict']}</span></td><td>{html.escape(s['explanation'])}</td></tr>")
+    parts.append("</table>")
+    if summary.get("faults"):
+        parts.append("<h2>Faults injected and their rollbacks</h2><table><tr><th>fault</th><th>target</th>"
+                     "<th>injected</th><th>rolled back</th></tr>")
+        for f in summary["faults"]:
+            parts.append(f"<tr><td>{_cell(f.get('fault'))}</td><td>{_cell(f.get('target'))}</td>"
+                         f"<td>{_cell(f.get('injected_at'))}</td><td>{_cell(f.get('rolled_back_at'))}</td></tr>")
+        parts.append("</table>")
+    for s in summary["scenarios"]:
+        parts.append(f"<h2 id='{html.escape(s['name'])}'>{html.escape(s['name'])}</h2>")
+        parts.append(f"<p>{html.escape(s['explanation'])}</p>")
+        for t in s.get("tables", []):
+            parts.append(f"<h3>{html.escape(t['title'])}</h3><table><tr>"
+                         + "".join(f"<th>{html.escape(c)}</th>" for c in t["columns"]) + "</tr>")
+            for row in t["rows"]:
+                parts.append("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>")
+            parts.append("</table>")
+        if s.get("measurements"):
+            parts.append("<details><summary>measurements</summary><table>")
+            for k, v in s["measurements"].items():
+                parts.append(f"<tr><td>{html.escape(k)}</td><td>{_cell(v)}</td></tr>")
+            parts.append("</table></details>")
+        for p in s.get("plots", []):
+            parts.append(f"<h3>{html.escape(p['title'])}</h3><img src='{html.escape(_rel(p['path'], root))}'>")
+        links = [a for a in s.get("artifacts", [])]
+        if links:
+            parts.append("<p>" + " · ".join(f"<a href='{html.escape(_rel(a, root))}'>"
+                                            f"{html.escape(Path(a).name)}</a>" for a in links) + "</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

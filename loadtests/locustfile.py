@@ -1,0 +1,145 @@
+"""Load on the conductor's pipeline API.
+
+Runs under the harness (``harness.load.runner``) and with the plain CLI too:
+
+    locust -f loadtests/locustfile.py --headless -H http://127.0.0.1:8080 -u 10 -r 5 -t 30s
+
+Environment (all optional):
+  HARNESS_TARGETS           comma-separated base URLs; requests are spread over them round-robin
+                            (the docker platform has one URL per replica, kind one ingress URL)
+  HARNESS_SHAPE             a JSON load shape (harness/load/shapes.py); absent: -u/-r/-t apply
+  HARNESS_USER_RPS          requests/s each user offers (constant throughput); 0 = as fast as possible
+  HARNESS_ATTRIBUTION_FILE  where per-second, per-replica counts and Locust's CPU usage are written
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+import uuid
+from collections import defaultdict
+
+import gevent
+from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, events, task
+
+from harness.load.shapes import stage_at, stages_from_spec
+
+TARGETS = [t.strip().rstrip("/") for t in os.environ.get("HARNESS_TARGETS", "").split(",") if t.strip()]
+_target_cycle = itertools.cycle(TARGETS) if TARGETS else None
+USER_RPS = float(os.environ.get("HARNESS_USER_RPS", "2"))
+SERVED_BY = "X-Served-By"
+
+
+def _url(path: str) -> str:
+    # Absolute URLs spread load over the targets; without targets, the host (-H) is used.
+    return next(_target_cycle) + path if _target_cycle else path
+
+
+class PipelineUser(FastHttpUser):
+    """Creates pipelines and reads some back, as the API's clients do."""
+
+    host = TARGETS[0] if TARGETS else None
+    wait_time = constant_throughput(USER_RPS) if USER_RPS > 0 else constant(0)
+
+    def on_start(self) -> None:
+        self.created: list[str] = []
+
+    @task(3)
+    def create_pipeline(self) -> None:
+        body = {"name": "load", "client": uuid.uuid4().hex[:8]}
+        with self.client.post(_url("/api/v1/pipeline"), json=body, name="POST /api/v1/pipeline",
+                              catch_response=True) as resp:
+            if resp.status_code in (200, 201):
+                try:
+                    self.created.append(resp.json()["id"])
+                    del self.created[:-50]
+                    resp.success()
+                except (ValueError, KeyError):
+                    resp.failure("answer has no pipeline id")
+            else:
+                resp.failure(f"HTTP {resp.status_code}")
+
+    @task(1)
+    def read_pipeline(self) -> None:
+        if not self.created:
+            return
+        self.client.get(_url(f"/api/v1/pipeline/{self.created[-1]}"), name="GET /api/v1/pipeline/{id}")
+
+
+if os.environ.get("HARNESS_SHAPE"):
+    _STAGES = stages_from_spec(json.loads(os.environ["HARNESS_SHAPE"]))
+
+    class HarnessShape(LoadTestShape):
+        """The shape the harness asked for (only defined then, so the plain CLI's -u/-r/-t work)."""
+
+        def tick(self):
+            stage = stage_at(_STAGES, self.get_run_time())
+            return None if stage is None else (stage.users, stage.spawn_rate)
+
+
+# -- per-second attribution, written as JSON lines (cheap: counters only on the hot path) ------------
+_second: dict[int, dict] = defaultdict(lambda: {"replicas": defaultdict(lambda: [0, 0]), "ok": 0, "fail": 0,
+                                               "lat": []})
+
+
+@events.request.add_listener
+def _on_request(request_type, name, response_time, response_length, response=None, exception=None,
+                **_kw) -> None:
+    bucket = _second[int(time.time())]
+    replica = "-"
+    if response is not None:
+        try:
+            replica = response.headers.get(SERVED_BY) or "-"
+        except Exception:  # noqa: BLE001 - a failed connection has no headers
+            replica = "-"
+    counts = bucket["replicas"][replica]
+    if exception is None:
+        bucket["ok"] += 1
+        counts[0] += 1
+    else:
+        bucket["fail"] += 1
+        counts[1] += 1
+    bucket["lat"].append(response_time)
+
+
+def _flush(path: str, environment, final: bool = False) -> None:
+    now = int(time.time())
+    done = sorted(s for s in _second if final or s < now)
+    if not done:
+        return
+    cpu = getattr(environment.runner, "current_cpu_usage", None) if environment.runner else None
+    users = environment.runner.user_count if environment.runner else 0
+    with open(path, "a") as fh:
+        for s in done:
+            b = _second.pop(s)
+            lat = sorted(b["lat"])
+            p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else None
+            p50 = lat[len(lat) // 2] if lat else None
+            fh.write(json.dumps({"t": s, "ok": b["ok"], "fail": b["fail"], "p50_ms": p50, "p95_ms": p95,
+                                 "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
+                                 "locust_cpu": cpu, "users": users}) + "\n")
+
+
+@events.test_start.add_listener
+def _start_writer(environment, **_kw) -> None:
+    path = os.environ.get("HARNESS_ATTRIBUTION_FILE")
+    if not path:
+        return
+
+    def loop() -> None:
+        while True:
+            gevent.sleep(1.0)
+            _flush(path, environment)
+
+    environment.harness_writer = gevent.spawn(loop)
+
+
+@events.quitting.add_listener
+def _stop_writer(environment, **_kw) -> None:
+    path = os.environ.get("HARNESS_ATTRIBUTION_FILE")
+    writer = getattr(environment, "harness_writer", None)
+    if writer is not None:
+        writer.kill()
+    if path:
+        _flush(path, environment, final=True)

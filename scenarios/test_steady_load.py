@@ -1,0 +1,52 @@
+"""Steady load within SLO: the conductor, as deployed, serves a steady user load within its SLO.
+
+Setup: the stack and platform (session fixtures). Assess: a steady Locust run; Locust's own totals
+against the SLO, the load generator's CPU against saturation, every replica serving. Teardown:
+the fixtures.
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness.load.runner import run_locust
+from harness.load.slo import evaluate_slo, evaluate_validity
+from harness.report.plots import load_overview_png, timeseries_png
+
+pytestmark = pytest.mark.e2e
+
+
+def test_steady_load_within_slo(settings, platform, scenario):
+    # Setup
+    shape = {"kind": "steady", "users": settings.users, "spawn_rate": settings.spawn_rate,
+             "duration": settings.duration_s}
+    scenario.progress(f"steady load: {settings.users} users for {settings.duration_s}s")
+
+    # Assess
+    result = run_locust(platform.endpoints(), scenario.dir, name="steady", shape=shape,
+                        progress=scenario.progress)
+    slo = evaluate_slo(result, p95_limit_ms=settings.slo_p95_ms, error_ratio_limit=settings.slo_error_ratio,
+                       min_requests=settings.duration_s)  # at least ~1 request/s, or the run proved nothing
+    validity = evaluate_validity(result)
+    served = {r: c["ok"] for r, c in result.per_replica().items() if r != "-"}
+    replicas = [r.name for r in platform.replicas()]
+    idle = [r for r in replicas if served.get(r, 0) == 0] if settings.platform == "docker" else []
+
+    scenario.measure("load", result.to_dict())
+    scenario.measure("slo", slo.to_dict())
+    scenario.measure("load_validity", validity.to_dict())
+    if result.html:
+        scenario.add_artifact(result.html)
+    if result.seconds:
+        scenario.add_plot("Throughput, errors and p95 latency",
+                          load_overview_png(scenario.dir / "load.png", result.seconds, "Steady load"))
+        t0 = result.seconds[0]["t"]
+        per_rep = {r: ([s["t"] - t0 for s in result.seconds],
+                       [s["replicas"].get(r, {}).get("ok", 0) for s in result.seconds]) for r in served}
+        scenario.add_plot("Requests served per replica",
+                          timeseries_png(scenario.dir / "replicas.png", "Requests served per replica",
+                                         per_rep, ylabel="ok/s"))
+    problems = ([] if slo.ok else [slo.explanation]) + ([] if validity.ok else [validity.explanation]) + (
+        [f"replicas {', '.join(idle)} served nothing"] if idle else [])
+    ok = scenario.verdict(not problems, "; ".join(problems) if problems else
+                          f"{slo.explanation}; {validity.explanation}; {len(served)} replicas served")
+    assert ok, scenario.result.explanation
