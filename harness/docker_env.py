@@ -3,13 +3,14 @@ of everything labeled by the harness."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from pathlib import Path
 
 from harness.errors import DockerUnavailable, HarnessError
 from harness.labels import MANAGED_LABEL, RUN_ID_LABEL
 
-__all__ = ["docker_client", "ensure_image", "sweep", "export_container_logs"]
+__all__ = ["docker_client", "ensure_image", "context_digest", "sweep", "export_container_logs"]
 
 log = logging.getLogger(__name__)
 
@@ -30,26 +31,42 @@ def docker_client():
         ) from None
 
 
-def ensure_image(tag: str, context_dir: Path, labels: dict[str, str] | None = None,
-                 buildargs: dict[str, str] | None = None, rebuild: bool = False) -> str:
-    """Build ``context_dir`` as ``tag`` unless an image of that tag exists. Returns the tag."""
+def context_digest(context_dir: Path) -> str:
+    """A short hash of a build context's files, so an edited context gets a new image tag."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in context_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(context_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def ensure_image(repository: str, context_dir: Path, labels: dict[str, str] | None = None,
+                 buildargs: dict[str, str] | None = None, rebuild: bool = False,
+                 floating_tag: str = "dev") -> str:
+    """Build ``context_dir`` as ``repository:<context digest>`` unless it exists; returns that tag.
+
+    The image is also tagged ``repository:<floating_tag>`` (what the kind overlay names).
+    """
     client = docker_client()
     import docker.errors
 
-    if not rebuild:
-        try:
-            client.images.get(tag)
-            return tag
-        except docker.errors.ImageNotFound:
-            pass
-    log.info("building image %s from %s", tag, context_dir)
+    if ":" in repository.rsplit("/", 1)[-1]:  # "repo:tag" given: the tag becomes the floating one
+        repository, floating_tag = repository.rsplit(":", 1)
+    tag = f"{repository}:ctx-{context_digest(context_dir)}"
     try:
-        client.images.build(path=str(context_dir), tag=tag, rm=True, labels=labels or {},
-                            buildargs=buildargs or {}, pull=False)
-    except docker.errors.BuildError as exc:
-        tail = " | ".join(str(c.get("stream", c.get("error", ""))).strip() for c in list(exc.build_log)[-5:])
-        raise HarnessError(f"building image {tag} from {context_dir} failed: {tail[:400]}",
-                           "fix the Dockerfile or its base image (see ../shared/offline-images)") from None
+        if rebuild:
+            raise docker.errors.ImageNotFound(tag)
+        image = client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        log.info("building image %s from %s", tag, context_dir)
+        try:
+            image, _ = client.images.build(path=str(context_dir), tag=tag, rm=True, labels=labels or {},
+                                           buildargs=buildargs or {}, pull=False)
+        except docker.errors.BuildError as exc:
+            tail = " | ".join(str(c.get("stream", c.get("error", ""))).strip() for c in list(exc.build_log)[-5:])
+            raise HarnessError(f"building image {tag} from {context_dir} failed: {tail[:400]}",
+                               "fix the Dockerfile or its base image (see ../shared/offline-images)") from None
+    if floating_tag:
+        image.tag(repository, floating_tag)
     return tag
 
 

@@ -49,6 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    _CONFIG[:] = [config]
     overrides = {"platform": config.getoption("platform"), "context": config.getoption("context"),
                  "report_dir": config.getoption("report_dir"), "keep": config.getoption("keep"),
                  "run_id": config.getoption("run_id"), "replicas": config.getoption("replicas")}
@@ -127,8 +128,18 @@ def run_report(pytestconfig: pytest.Config, settings: Settings) -> RunReport:
     return report
 
 
+_CONFIG: list[pytest.Config] = []  # the running session's config, for progress past output capture
+
+
 def _progress(msg: str) -> None:
-    print(f"[harness {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    """Long phases show what is happening with elapsed time, even while pytest captures output."""
+    line = f"[harness {time.strftime('%H:%M:%S')}] {msg}"
+    capman = _CONFIG[0].pluginmanager.getplugin("capturemanager") if _CONFIG else None
+    if capman is None:
+        print(line, file=sys.stderr, flush=True)
+        return
+    with capman.global_and_fixture_disabled():
+        print(line, file=sys.stderr, flush=True)
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,12 @@ from harness.manifests import ConductorSpec, conductor_spec
 from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
 
-__all__ = ["DockerPlatform", "conductor_image", "ZONE_LABEL", "REPLICA_LABEL"]
+__all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "ZONE_LABEL", "REPLICA_LABEL"]
 
 log = logging.getLogger(__name__)
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REPLICA_LABEL = "i2s-harness.replica"
-REFERENCE_IMAGE = "i2s-harness/conductor:dev"
+REFERENCE_IMAGE = "i2s-harness/conductor"  # tagged by build-context digest, and :dev
 
 
 def conductor_image(settings: Settings) -> str:
@@ -34,6 +34,21 @@ def conductor_image(settings: Settings) -> str:
     if settings.conductor_image:
         return settings.conductor_image
     return ensure_image(REFERENCE_IMAGE, PROJECT_ROOT / "sut" / "conductor")
+
+
+def discover_endpoints(run_id: str, http_port: int = 8080) -> dict[str, str]:
+    """``{replica: base URL}`` of the run's running conductors, found by label as a Service finds pods.
+
+    Usable from any process (a chaos experiment, a prober) that knows only the run id, and it
+    follows replicas that were replaced (a recovered application tier has new containers).
+    """
+    out = {}
+    for c in docker_client().containers.list(filters={"label": [f"{RUN_ID_LABEL}={run_id}", "app=conductor"],
+                                                       "status": "running"}):
+        bindings = (c.attrs["NetworkSettings"]["Ports"] or {}).get(f"{http_port}/tcp") or []
+        if bindings:
+            out[c.labels.get(REPLICA_LABEL, c.name)] = f"http://127.0.0.1:{bindings[0]['HostPort']}"
+    return dict(sorted(out.items()))
 
 
 class DockerPlatform(Platform):

@@ -29,7 +29,8 @@ from harness.wait import wait_for
 __all__ = ["Stack", "PostgresService", "RedisService", "RabbitMqService", "MotoService", "loopback_ports"]
 
 log = logging.getLogger(__name__)
-MOTO_IMAGE = "i2s-harness/moto:dev"
+logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO lines drown the harness's progress
+MOTO_IMAGE = "i2s-harness/moto"
 _IMAGES_DIR = Path(__file__).parent / "images"
 
 
@@ -143,8 +144,7 @@ class MotoService(_Service, DockerContainer):
     container_port = 5000
 
     def __init__(self, settings: Settings, network: Network | None = None, **kwargs: Any):
-        ensure_image(MOTO_IMAGE, _IMAGES_DIR / "moto")
-        super().__init__(MOTO_IMAGE, **kwargs)
+        super().__init__(ensure_image(MOTO_IMAGE, _IMAGES_DIR / "moto"), **kwargs)
         self._join(settings, network, "moto")
 
     def start(self) -> "MotoService":

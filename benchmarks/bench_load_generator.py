@@ -1,0 +1,76 @@
+"""The harness's Locust runner against the plain `locust` CLI, same trivial endpoint, same users.
+
+Prints requests/s of each (median of alternating rounds) and the harness's share of the plain
+CLI's figure. The target: the harness keeps at least 90%. Figures only; nothing is asserted.
+
+    python benchmarks/bench_load_generator.py [--users 20] [--seconds 15] [--rounds 2]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from harness.load.runner import run_locust  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plain_cli(url: str, users: int, seconds: int, out: Path) -> float:
+    prefix = out / "plain"
+    subprocess.run([sys.executable, "-m", "locust", "-f", str(HERE / "plain_locustfile.py"), "--headless",
+                    "-H", url, "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--csv", str(prefix),
+                    "--only-summary", "--loglevel", "WARNING", "--skip-log-setup"],
+                   check=True, capture_output=True, timeout=seconds + 60)
+    with open(f"{prefix}_stats.csv") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
+    return float(row["Requests/s"])
+
+
+def harness_runner(url: str, users: int, seconds: int, out: Path) -> float:
+    result = run_locust([url], out, name="harness", users=users, spawn_rate=users, duration_s=seconds,
+                        user_rps=0, progress=lambda _m: None)
+    return result.rps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(HERE / "trivial_server.py"), str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        time.sleep(1.0)
+        plain, ours = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(args.rounds):  # alternate so drift affects both alike
+                plain.append(plain_cli(url, args.users, args.seconds, Path(tmp)))
+                ours.append(harness_runner(url, args.users, args.seconds, Path(tmp)))
+                print(f"round {i + 1}: plain locust {plain[-1]:.0f} req/s, harness runner {ours[-1]:.0f} req/s")
+        p, h = statistics.median(plain), statistics.median(ours)
+        print(f"plain locust CLI : {p:8.0f} req/s (median of {args.rounds})")
+        print(f"harness runner   : {h:8.0f} req/s (median of {args.rounds})")
+        print(f"harness keeps    : {100 * h / p:8.1f} % of the plain CLI (target >= 90 %)")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

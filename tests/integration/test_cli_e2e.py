@@ -1,0 +1,96 @@
+"""`harness e2e` as users run it: a full docker-platform run with its report, Ctrl-C during the
+load, and the one-line refusals (Docker unreachable, kind missing)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.config import PROJECT_ROOT
+from harness.docker_env import docker_client
+from harness.labels import RUN_ID_LABEL
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    env.update(extra)
+    return env
+
+
+def _leftovers(run_id: str) -> tuple[list, list]:
+    c = docker_client()
+    return (c.containers.list(all=True, filters={"label": f"{RUN_ID_LABEL}={run_id}"}),
+            c.networks.list(filters={"label": f"{RUN_ID_LABEL}={run_id}"}))
+
+
+def test_e2e_on_docker_writes_the_report_and_leaves_nothing(tmp_path):
+    run_id = "t-e2e-" + str(int(time.time()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "e2e", "--platform", "docker", "--run-id", run_id,
+         "--report-dir", str(tmp_path)],
+        cwd=PROJECT_ROOT, env=_env(HARNESS_DURATION_S="8", HARNESS_USERS="6", HARNESS_REPLICAS="2"),
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    root = tmp_path / run_id
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["run_id"] == run_id and summary["platform"] == "docker" and summary["verdict"] == "pass"
+    steady = next(s for s in summary["scenarios"] if s["name"] == "test_steady_load_within_slo")
+    assert steady["verdict"] == "pass" and steady["measurements"]["load"]["requests"] > 0
+    assert set(steady["measurements"]["load"]["per_replica"]) == {"conductor-0-0", "conductor-0-1"}
+    assert (root / "junit.xml").read_text().count("<testcase") >= 1
+    assert (root / "index.html").exists() and list(root.glob("*/steady_locust.html"))
+    assert all(Path(root, p["path"]).exists() or Path(p["path"]).exists() for p in steady["plots"])
+    assert "[load steady]" in proc.stderr  # progress was shown
+    assert _leftovers(run_id) == ([], [])
+    report_text = (root / "summary.json").read_text() + (root / "index.html").read_text()
+    assert "postgresql://" not in report_text and "amqp://" not in report_text
+
+
+def test_ctrl_c_during_load_leaves_nothing_behind(tmp_path):
+    run_id = "t-int-" + str(int(time.time()))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "e2e", "--platform", "docker", "--run-id", run_id,
+         "--report-dir", str(tmp_path)],
+        cwd=PROJECT_ROOT, env=_env(HARNESS_DURATION_S="120", HARNESS_USERS="4", HARNESS_REPLICAS="1"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + 300
+        for line in proc.stdout:  # wait until the load is running
+            seen.append(line)
+            if "[load steady]" in line:
+                break
+            assert time.monotonic() < deadline, "load never started: " + "".join(seen[-20:])
+        assert _leftovers(run_id)[0], "the run should have containers while loading"
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does to the foreground group
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, "".join(seen[-10:]) + out[-2000:]
+    assert _leftovers(run_id) == ([], [])
+
+
+def test_unreachable_docker_is_one_line_with_the_fix():
+    proc = subprocess.run([sys.executable, "-m", "harness", "e2e", "--platform", "docker"], cwd=PROJECT_ROOT,
+                          env=_env(DOCKER_HOST="unix:///nonexistent/docker.sock"),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Docker is not reachable" in lines[0] and "start the Docker engine" in lines[0]
+
+
+def test_kind_platform_without_kind_stops_at_once_naming_the_alternative(tmp_path):
+    # A PATH with no kind on it, whatever this machine has installed.
+    proc = subprocess.run([sys.executable, "-m", "harness", "preflight", "--platform", "kind", "--tools-only"],
+                          cwd=PROJECT_ROOT, env=_env(PATH=str(tmp_path)), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 4
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "kind is not installed" in lines[0] and "PLATFORM=docker" in lines[0]

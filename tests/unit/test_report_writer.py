@@ -1,0 +1,35 @@
+"""summary.json and index.html: the fields users rely on, and no secrets."""
+from __future__ import annotations
+
+import json
+
+from harness.report.plots import timeseries_png
+from harness.report.writer import RunReport, ScenarioResult
+
+
+def test_summary_has_required_fields_and_overall_verdict(tmp_path):
+    rep = RunReport("20260101-000000-abcd", "docker", tmp_path / "run", {"users": 3})
+    rep.add(ScenarioResult("a", "pass", "fine", {"rto_s": 1.5}))
+    rep.add(ScenarioResult("b", "fail", "broken", {"rpo_s": 30}))
+    root = rep.write()
+    s = json.loads((root / "summary.json").read_text())
+    assert s["run_id"] == "20260101-000000-abcd" and s["platform"] == "docker" and s["verdict"] == "fail"
+    assert [(x["name"], x["verdict"], x["measurements"]) for x in s["scenarios"]] == [
+        ("a", "pass", {"rto_s": 1.5}), ("b", "fail", {"rpo_s": 30})]
+    assert (tmp_path / "latest").resolve() == root.resolve()
+    html = (root / "index.html").read_text()
+    assert "broken" in html and "fail" in html
+
+
+def test_secret_looking_values_never_reach_the_report(tmp_path):
+    rep = RunReport("r-1x", "docker", tmp_path / "r", {"admin_token": "s3cr3t"})
+    rep.add(ScenarioResult("a", "pass", "", {"database_url": "postgresql://u:hunter2@h/db", "nested": {"password": "pw"}}))
+    rep.write()
+    text = (tmp_path / "r" / "summary.json").read_text() + (tmp_path / "r" / "index.html").read_text()
+    for secret in ("s3cr3t", "hunter2", '"pw"'):
+        assert secret not in text
+
+
+def test_plot_is_a_png(tmp_path):
+    p = timeseries_png(tmp_path / "p.png", "t", {"a": ([0, 1, 2], [1, 2, 3])}, ylabel="y", bands=[(0.5, 1.5, "fault")])
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,60 @@
+"""Load shapes from data, the SLO verdict and the load-validity flag (pure parts)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UsageError
+from harness.load.runner import LoadResult
+from harness.load.shapes import Stage, stage_at, stages_from_spec, total_duration
+from harness.load.slo import evaluate_slo, evaluate_validity
+
+
+def test_step_shape_expands_to_increasing_stages():
+    st = stages_from_spec({"kind": "step", "start_users": 5, "step_users": 5, "steps": 3, "step_duration": 10,
+                           "spawn_rate": 5})
+    assert st == [Stage(10, 5, 5), Stage(10, 10, 5), Stage(10, 15, 5)]
+    assert total_duration(st) == 30
+    assert stage_at(st, 0).users == 5 and stage_at(st, 19.9).users == 10 and stage_at(st, 29.9).users == 15
+    assert stage_at(st, 30) is None
+
+
+def test_spike_shape_returns_to_base():
+    st = stages_from_spec({"kind": "spike", "base_users": 2, "spike_users": 20, "before": 5, "spike_duration": 3,
+                           "after": 5, "spawn_rate": 10})
+    assert [s.users for s in st] == [2, 20, 2] and total_duration(st) == 13
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"kind": "ramp"}, "unknown load shape kind 'ramp'"),
+    ({"kind": "steady", "users": 3}, "lacks spawn_rate, duration"),
+    ({"kind": "steady", "users": 3, "spawn_rate": 1, "duration": 0}, "is not valid"),
+])
+def test_bad_shapes_are_refused(spec, message):
+    with pytest.raises(UsageError, match=message):
+        stages_from_spec(spec)
+
+
+def _result(requests: int, failures: int, p95: float | None, cpu: list[float]) -> LoadResult:
+    r = LoadResult(name="t", out_dir=Path("."))
+    r.totals = {"Request Count": requests, "Failure Count": failures, "95%": p95 if p95 is not None else "N/A"}
+    r.seconds = [{"t": i, "ok": 1, "fail": 0, "locust_cpu": c, "replicas": {}} for i, c in enumerate(cpu)]
+    return r
+
+
+def test_slo_passes_within_limits_and_fails_for_each_reason():
+    assert evaluate_slo(_result(1000, 5, 120, []), p95_limit_ms=200, error_ratio_limit=0.01).ok
+    errors = evaluate_slo(_result(1000, 20, 120, []), p95_limit_ms=200, error_ratio_limit=0.01)
+    assert not errors.ok and "error ratio 2.00% exceeds 1.00%" in errors.explanation
+    slow = evaluate_slo(_result(1000, 0, 250, []), p95_limit_ms=200, error_ratio_limit=0.01)
+    assert not slow.ok and "p95 250.0 ms exceeds 200 ms" in slow.explanation
+    empty = evaluate_slo(_result(0, 0, None, []), p95_limit_ms=200, error_ratio_limit=0.01, min_requests=10)
+    assert not empty.ok and "only 0 requests" in empty.explanation
+
+
+def test_validity_flags_a_saturated_generator():
+    assert evaluate_validity(_result(1, 0, 1, [20, 30, 95, 40, 50, 60, 10, 20, 30, 40])).ok  # 1 of 10 is allowed
+    hot = evaluate_validity(_result(1, 0, 1, [95, 97, 99, 40]))
+    assert not hot.ok and "3 of 4 seconds" in hot.explanation
+    assert not evaluate_validity(_result(1, 0, 1, [])).ok  # no evidence is no vouching
