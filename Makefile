@@ -19,7 +19,7 @@ venv: $(VENV)/.installed ## create the virtual environment (first use only)
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -c constraints.txt -e .
+	@$(PY) -m pip install -q -c constraints.txt -e '.[sut]'
 	@touch $@
 
 docker-ready: ## start Docker / build the offline images where needed

@@ -21,6 +21,7 @@ import uuid
 from collections import defaultdict
 
 import gevent
+import psutil
 from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, events, task
 
 from harness.load.shapes import stage_at, stages_from_spec
@@ -103,12 +104,17 @@ def _on_request(request_type, name, response_time, response_length, response=Non
     bucket["lat"].append(response_time)
 
 
+_PROCESS = psutil.Process()
+
+
 def _flush(path: str, environment, final: bool = False) -> None:
     now = int(time.time())
     done = sorted(s for s in _second if final or s < now)
     if not done:
         return
-    cpu = getattr(environment.runner, "current_cpu_usage", None) if environment.runner else None
+    # Locust's own monitor samples every 10 s; validity needs each second. % of one core.
+    cpu = _PROCESS.cpu_percent()
+    machine = psutil.cpu_percent()  # all cores: a busy machine starves the generator below 100%
     users = environment.runner.user_count if environment.runner else 0
     with open(path, "a") as fh:
         for s in done:
@@ -118,7 +124,7 @@ def _flush(path: str, environment, final: bool = False) -> None:
             p50 = lat[len(lat) // 2] if lat else None
             fh.write(json.dumps({"t": s, "ok": b["ok"], "fail": b["fail"], "p50_ms": p50, "p95_ms": p95,
                                  "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
-                                 "locust_cpu": cpu, "users": users}) + "\n")
+                                 "locust_cpu": cpu, "machine_cpu": machine, "users": users}) + "\n")
 
 
 @events.test_start.add_listener
@@ -126,6 +132,9 @@ def _start_writer(environment, **_kw) -> None:
     path = os.environ.get("HARNESS_ATTRIBUTION_FILE")
     if not path:
         return
+
+    _PROCESS.cpu_percent()  # start both measurement intervals
+    psutil.cpu_percent()
 
     def loop() -> None:
         while True:

@@ -55,21 +55,25 @@ class ValidityResult:
         return asdict(self)
 
 
-def evaluate_validity(result: LoadResult, *, cpu_limit_pct: float = 90.0,
-                      max_saturated_fraction: float = 0.1) -> ValidityResult:
+def evaluate_validity(result: LoadResult, *, cpu_limit_pct: float = 90.0, busy_machine_pct: float = 95.0,
+                      starved_cpu_pct: float = 50.0, max_saturated_fraction: float = 0.1) -> ValidityResult:
     """Flag a run whose own load generator was CPU-saturated: its latencies include its own queueing.
 
-    Locust itself warns above 90% CPU; here more than ``max_saturated_fraction`` of the seconds
-    above ``cpu_limit_pct`` invalidates the run.
+    A second is saturated when Locust used more than ``cpu_limit_pct`` of a core (Locust's own
+    warning threshold), or when it was busy (> ``starved_cpu_pct``) on a machine whose cores were
+    all busy (> ``busy_machine_pct``): then it got less CPU than it needed. More than
+    ``max_saturated_fraction`` of saturated seconds invalidates the run.
     """
-    cpu = [s["locust_cpu"] for s in result.seconds if s.get("locust_cpu") is not None]
-    if not cpu:
+    samples = [(s["locust_cpu"], s.get("machine_cpu") or 0.0) for s in result.seconds
+               if s.get("locust_cpu") is not None]
+    if not samples:
         return ValidityResult(False, 0, 0, None, "no CPU samples from the load generator; cannot vouch "
                                                  "for the run")
-    hot = [c for c in cpu if c > cpu_limit_pct]
+    cpu = [c for c, _ in samples]
+    hot = [c for c, m in samples if c > cpu_limit_pct or (c > starved_cpu_pct and m > busy_machine_pct)]
     ok = len(hot) <= max_saturated_fraction * len(cpu)
-    expl = (f"load generator CPU above {cpu_limit_pct:.0f}% in {len(hot)} of {len(cpu)} seconds "
-            f"(max {max(cpu):.0f}%)")
+    expl = (f"load generator saturated in {len(hot)} of {len(cpu)} seconds "
+            f"(max {max(cpu):.0f}% of a core)")
     return ValidityResult(ok, len(cpu), len(hot), max(cpu),
                           expl + ("" if ok else "; its latencies are not the system's — "
                                   "use fewer users per process or a bigger load machine"))

@@ -36,10 +36,13 @@ def test_bad_shapes_are_refused(spec, message):
         stages_from_spec(spec)
 
 
-def _result(requests: int, failures: int, p95: float | None, cpu: list[float]) -> LoadResult:
+def _result(requests: int, failures: int, p95: float | None, cpu: list[float],
+            machine: list[float] | None = None) -> LoadResult:
     r = LoadResult(name="t", out_dir=Path("."))
     r.totals = {"Request Count": requests, "Failure Count": failures, "95%": p95 if p95 is not None else "N/A"}
-    r.seconds = [{"t": i, "ok": 1, "fail": 0, "locust_cpu": c, "replicas": {}} for i, c in enumerate(cpu)]
+    machine = machine or [10.0] * len(cpu)
+    r.seconds = [{"t": i, "ok": 1, "fail": 0, "locust_cpu": c, "machine_cpu": m, "replicas": {}}
+                 for i, (c, m) in enumerate(zip(cpu, machine))]
     return r
 
 
@@ -57,4 +60,8 @@ def test_validity_flags_a_saturated_generator():
     assert evaluate_validity(_result(1, 0, 1, [20, 30, 95, 40, 50, 60, 10, 20, 30, 40])).ok  # 1 of 10 is allowed
     hot = evaluate_validity(_result(1, 0, 1, [95, 97, 99, 40]))
     assert not hot.ok and "3 of 4 seconds" in hot.explanation
+    # Starved: 80% of a core while every core of the machine was busy.
+    starved = evaluate_validity(_result(1, 0, 1, [80, 80, 80, 80], machine=[99, 99, 99, 30]))
+    assert not starved.ok and "3 of 4 seconds" in starved.explanation
+    assert evaluate_validity(_result(1, 0, 1, [80, 80, 80, 80], machine=[60, 60, 60, 60])).ok
     assert not evaluate_validity(_result(1, 0, 1, [])).ok  # no evidence is no vouching
