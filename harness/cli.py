@@ -85,10 +85,15 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
 
 
 def _sweep_quietly(run_id: str) -> None:
+    """After the suite: whatever is still labeled with this run goes (a pytest killed mid-teardown)."""
     from harness.docker_env import sweep
 
     try:
         left = sweep(run_id)
+        if shutil.which("kind"):
+            from harness.platforms.kind import sweep_kind_clusters
+
+            left["kind_clusters"] = sweep_kind_clusters(run_id)
         if any(left.values()):
             print(f"harness: removed leftovers of run {run_id}: {left}", file=sys.stderr)
     except HarnessError:
@@ -97,16 +102,13 @@ def _sweep_quietly(run_id: str) -> None:
 
 def clean(args: argparse.Namespace) -> int:
     from harness.docker_env import sweep
-    from harness.labels import KIND_CLUSTER_PREFIX
 
     removed = sweep(None)
-    clusters = []
+    clusters: list[str] = []
     if shutil.which("kind"):
-        out = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True, check=False).stdout
-        for name in out.split():
-            if name.startswith(KIND_CLUSTER_PREFIX):  # only clusters the harness created
-                subprocess.run(["kind", "delete", "cluster", "--name", name], check=False)
-                clusters.append(name)
+        from harness.platforms.kind import sweep_kind_clusters
+
+        clusters = sweep_kind_clusters(None)  # only clusters named with the harness's prefix
     print(f"harness: removed {len(removed['containers'])} containers, {len(removed['networks'])} networks, "
           f"{len(removed['volumes'])} volumes, {len(clusters)} kind clusters")
     return 0

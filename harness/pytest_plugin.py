@@ -162,9 +162,11 @@ def stack(pytestconfig: pytest.Config, settings: Settings) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def platform(request: pytest.FixtureRequest, settings: Settings, stack: Any, run_report: RunReport) -> Iterator[Any]:
+def platform(request: pytest.FixtureRequest, settings: Settings, run_report: RunReport) -> Iterator[Any]:
     from harness.platforms import make_platform
 
+    # An existing cluster brings its own backing services; only created platforms need the stack.
+    stack = None if settings.platform == "context" else request.getfixturevalue("stack")
     p = make_platform(settings, stack)
     t0 = time.monotonic()
     _progress(f"deploying the conductor on the {settings.platform} platform")

@@ -1,0 +1,14 @@
+"""Thin Kubernetes helpers for the kind and context platforms and the Kubernetes scenarios.
+
+    runner       one injectable way to run kind/kubectl/docker (tests record the commands)
+    client       kubeconfig context check (file only) and API clients for one context
+    kustomize    render an overlay with `kubectl kustomize`, stamp run labels, server-side apply
+    kind_config  kind-config.yml: load, check, render for a run
+    rollout      wait for a Deployment with an error that names unready pods and why
+    sampling     HPA status, Deployment replicas, pod CPU/memory from metrics.k8s.io
+    logs         `kind export logs`, pod logs and events
+    portforward  `kubectl port-forward` on 127.0.0.1
+    conductor    the conductor's pods as Replicas; Secrets and backing-service stand-ins
+    diff         structural diff of rendered objects (overlay checks)
+    hpa_sampler  the HPA scenario's plan, background sampler, verdict and plot
+"""

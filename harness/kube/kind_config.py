@@ -1,0 +1,98 @@
+"""The kind cluster config (kind-config.yml): read it, check it, and render it for one run.
+
+Rendering adds the run's labels to every node (kind allows labels on nodes, not on its Docker
+containers, whose names carry the run id through the cluster name) and applies host-port overrides.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from harness.config import PROJECT_ROOT
+from harness.errors import UsageError
+from harness.labels import labels_for
+
+__all__ = ["KIND_CONFIG", "ZONE_LABEL", "NODE_TYPE_LABEL", "AGENTS_TAINT", "PortMapping", "load_kind_config",
+           "render_kind_config", "port_mappings", "node_taints", "agents_zones"]
+
+KIND_CONFIG = PROJECT_ROOT / "kind-config.yml"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+NODE_TYPE_LABEL = "i2s.studio/node-type"
+AGENTS_TAINT = {"key": NODE_TYPE_LABEL, "value": "agents", "effect": "NoSchedule"}
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    node_index: int
+    container_port: int
+    host_port: int          # 0: kind picks a free port
+    listen_address: str
+    protocol: str
+
+
+def load_kind_config(path: str | Path = KIND_CONFIG) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"kind config {p} not found", "restore kind-config.yml at the project root")
+    try:
+        cfg = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise UsageError(f"kind config {p} is not valid YAML ({str(exc).splitlines()[0]})", "fix the file") from None
+    if not isinstance(cfg, dict) or cfg.get("kind") != "Cluster" or cfg.get("apiVersion") != "kind.x-k8s.io/v1alpha4":
+        raise UsageError(f"{p} is not a kind v1alpha4 Cluster config",
+                         "start it with `kind: Cluster` and `apiVersion: kind.x-k8s.io/v1alpha4`")
+    if not cfg.get("nodes"):
+        raise UsageError(f"{p} defines no nodes", "list a control-plane and the workers under `nodes:`")
+    for i, n in enumerate(cfg["nodes"]):
+        for m in n.get("extraPortMappings") or []:
+            if m.get("listenAddress") != "127.0.0.1":
+                raise UsageError(f"{p} node {i} maps port {m.get('containerPort')} on "
+                                 f"{m.get('listenAddress', '0.0.0.0 (default)')}",
+                                 "set listenAddress: 127.0.0.1 (traffic comes from this machine only)")
+    return cfg
+
+
+def port_mappings(cfg: Mapping[str, Any]) -> list[PortMapping]:
+    out = []
+    for i, n in enumerate(cfg.get("nodes") or []):
+        for m in n.get("extraPortMappings") or []:
+            out.append(PortMapping(i, int(m["containerPort"]), int(m.get("hostPort") or 0),
+                                   m.get("listenAddress", "0.0.0.0"), m.get("protocol", "TCP")))
+    return out
+
+
+def node_taints(node: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Taints a node registers with, from its JoinConfiguration/InitConfiguration patches."""
+    taints: list[dict[str, str]] = []
+    for patch in node.get("kubeadmConfigPatches") or []:
+        doc = yaml.safe_load(patch) or {}
+        if doc.get("kind") in ("JoinConfiguration", "InitConfiguration"):
+            taints += list((doc.get("nodeRegistration") or {}).get("taints") or [])
+    return taints
+
+
+def agents_zones(cfg: Mapping[str, Any]) -> list[str]:
+    return [n["labels"][ZONE_LABEL] for n in cfg["nodes"]
+            if (n.get("labels") or {}).get(NODE_TYPE_LABEL) == "agents"]
+
+
+def render_kind_config(cfg: Mapping[str, Any], run_id: str,
+                       host_ports: Mapping[int, int] | None = None) -> dict[str, Any]:
+    """A copy for one run: the run's labels on every node; ``host_ports`` maps a containerPort to
+    the host port to use instead (0: let kind choose)."""
+    out = copy.deepcopy(dict(cfg))
+    known = {m.container_port for m in port_mappings(cfg)}
+    for port in (host_ports or {}):
+        if port not in known:
+            raise UsageError(f"no extraPortMapping for container port {port} in the kind config",
+                             f"override one of {sorted(known)}")
+    for node in out["nodes"]:
+        node["labels"] = {**(node.get("labels") or {}), **labels_for(run_id)}
+        for m in node.get("extraPortMappings") or []:
+            if host_ports and int(m["containerPort"]) in host_ports:
+                m["hostPort"] = int(host_ports[int(m["containerPort"])])
+    return out

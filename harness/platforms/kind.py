@@ -1,0 +1,380 @@
+"""The kind platform: a kind cluster shaped like the seed's staging (kind-config.yml), the real
+staging manifests through k8s/overlays/kind, metrics-server for the HPA, and the testcontainers
+services reachable from the pods.
+
+Order in ``up``: check tools; build the conductor image and render the overlay (both before any
+cluster exists, so mistakes cost nothing); create the cluster (or reuse a kept one); side-load
+images; attach the nodes to the stack's Docker network; install metrics-server; apply the
+namespace, then the Secrets and backing-service stand-ins, then the rest; wait for the rollouts
+and for the NodePort to answer on 127.0.0.1.
+
+Backing services. The kind nodes are connected to the stack's per-run Docker network (rather than
+the services to kind's shared ``kind`` network, where another run's ``postgres`` alias would answer
+too). Pods reach the containers through their node; the names the conductor's URLs use
+(``postgres``, ``redis``, ``rabbitmq``) are selector-less Services in the namespace whose
+EndpointSlices hold the containers' IPs on that network, so name resolution does not depend on how
+Docker's embedded DNS is exposed inside kind nodes.
+
+Every command goes through one ``CommandRunner`` (tests record them); Kubernetes API calls go
+through an ``ApiClient`` built from the cluster's own kubeconfig file (never the user's default).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import replace as dc_replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+
+from harness.config import PROJECT_ROOT, Settings
+from harness.errors import HarnessError, PlatformUnavailable, UsageError
+from harness.kube.client import Apis, KubeTarget, api_client
+from harness.kube.conductor import (HARNESS_SECRET, ConductorOnCluster, create_or_replace, external_service_bodies,
+                                    secret_body)
+from harness.kube.kind_config import KIND_CONFIG, load_kind_config, port_mappings, render_kind_config
+from harness.kube.kustomize import apply, find_object, load_yaml_documents, render, stamp_run_labels
+from harness.kube.logs import kind_export_logs
+from harness.kube.portforward import PortForwards
+from harness.kube.rollout import wait_rollout
+from harness.kube.runner import CommandFailed, CommandRunner, SubprocessRunner
+from harness.labels import KIND_CLUSTER_PREFIX, kind_cluster_name, labels_for
+from harness.manifests import ConductorSpec, conductor_spec
+from harness.platforms.base import Platform, Replica
+from harness.wait import wait_for
+
+__all__ = ["KindPlatform", "preflight", "OVERLAY_DIR", "METRICS_SERVER", "NODEPORT_SERVICE", "MIN_KIND_VERSION",
+           "sweep_kind_clusters", "set_container_image"]
+
+log = logging.getLogger(__name__)
+OVERLAY_DIR = PROJECT_ROOT / "k8s" / "overlays" / "kind"
+METRICS_SERVER = PROJECT_ROOT / "k8s" / "addons" / "metrics-server.yaml"
+NODEPORT_SERVICE = "conductor-nodeport"          # k8s/overlays/kind/nodeport-service.yml
+MIN_KIND_VERSION = (0, 20)                       # node `labels:` field; Kubernetes >= 1.27 by default
+DOCKER_FIX = "use `make e2e PLATFORM=docker` here"
+
+
+def _kind_version(text: str) -> tuple[int, int] | None:
+    m = re.search(r"v(\d+)\.(\d+)", text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def preflight(settings: Settings | None = None, runner: CommandRunner | None = None,
+              which: Callable[[str], str | None] = shutil.which) -> None:
+    """Refuse in one line when kind cannot run here: a missing binary, an old kind, no Docker engine."""
+    missing = [tool for tool in ("kind", "kubectl", "docker") if which(tool) is None]
+    if missing:
+        raise PlatformUnavailable(f"the kind platform needs {', '.join(missing)} on PATH "
+                                  f"({' and '.join(missing)} not found)", DOCKER_FIX)
+    runner = runner or SubprocessRunner()
+    out = runner.run(["kind", "version"], timeout=30, check=False)
+    version = _kind_version(out.stdout)
+    if not out.ok or version is None:
+        raise PlatformUnavailable(f"`kind version` failed ({(out.stderr or out.stdout).strip()[:120]})", DOCKER_FIX)
+    if version < MIN_KIND_VERSION:
+        raise PlatformUnavailable(f"kind v{version[0]}.{version[1]} is older than the v{MIN_KIND_VERSION[0]}."
+                                  f"{MIN_KIND_VERSION[1]} kind-config.yml needs (node labels)",
+                                  f"upgrade kind, or {DOCKER_FIX}")
+    info = runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30, check=False)
+    if not info.ok:
+        raise PlatformUnavailable("the Docker engine is not reachable (`docker info` failed)",
+                                  f"start Docker for kind, or {DOCKER_FIX}")
+
+
+def sweep_kind_clusters(run_id: str | None, runner: CommandRunner | None = None) -> list[str]:
+    """Delete the kind clusters the harness created (one run's, or all with ``run_id=None``)."""
+    runner = runner or SubprocessRunner()
+    out = runner.run(["kind", "get", "clusters"], timeout=30, check=False)
+    wanted = kind_cluster_name(run_id) if run_id else None
+    deleted = []
+    for name in out.stdout.split():
+        if (wanted and name == wanted) or (not wanted and name.startswith(KIND_CLUSTER_PREFIX)):
+            runner.run(["kind", "delete", "cluster", "--name", name], timeout=300, check=False)
+            deleted.append(name)
+    return deleted
+
+
+def set_container_image(docs: Sequence[dict[str, Any]], deployment: str, container: str, image: str) -> None:
+    """Point the Deployment's container at ``image`` (a user's conductor instead of the reference one)."""
+    dep = find_object(docs, "Deployment", deployment)
+    for c in dep["spec"]["template"]["spec"]["containers"]:
+        if c["name"] == container:
+            c["image"] = image
+            return
+    raise UsageError(f"Deployment {deployment} has no container {container!r}", "check the overlay")
+
+
+class KindPlatform(Platform):
+    name = "kind"
+    needs_kubernetes = True
+    balanced_ingress = True   # a NodePort: kube-proxy spreads connections over all ready pods
+
+    def __init__(self, settings: Settings, stack: Any, *, runner: CommandRunner | None = None,
+                 apis_factory: Callable[[KubeTarget], Apis] | None = None,
+                 which: Callable[[str], str | None] = shutil.which,
+                 image_builder: Callable[[Settings], str] | None = None,
+                 http_get: Callable[[str], int] | None = None,
+                 kind_config: str | Path = KIND_CONFIG, overlay_dir: str | Path = OVERLAY_DIR,
+                 metrics_server: str | Path = METRICS_SERVER, host_ports: dict[int, int] | None = None,
+                 state_dir: str | Path | None = None, spec: ConductorSpec | None = None,
+                 ready_interval: float = 2.0):
+        super().__init__(settings, stack)
+        self.runner = runner or SubprocessRunner()
+        self._apis_factory = apis_factory or (lambda t: Apis(api_client(t)))
+        self._which = which
+        self._image_builder = image_builder or _default_image
+        self._http_get = http_get or _http_status
+        self.kind_config_path, self.overlay_dir = Path(kind_config), Path(overlay_dir)
+        self.metrics_server_path = Path(metrics_server)
+        self.host_ports = host_ports
+        self.spec = spec or conductor_spec(settings.manifests_dir)
+        self.cluster = kind_cluster_name(settings.run_id)
+        state = Path(state_dir) if state_dir else Path(tempfile.gettempdir()) / "i2s-harness"
+        # The cluster's own kubeconfig (client keys): outside the report, never the user's ~/.kube/config.
+        self.kubeconfig = state / f"{self.cluster}.kubeconfig"
+        self.target = KubeTarget(f"kind-{self.cluster}", str(self.kubeconfig))
+        self.namespace = self.spec.namespace
+        self.ready_interval = ready_interval
+        self._kind_cfg: dict[str, Any] = {}
+        self.apis: Apis | None = None
+        self.conductor: ConductorOnCluster | None = None
+        self.image = ""
+        self._endpoint = ""
+        self._created = False        # a cluster exists that this object is responsible for
+        self._reused = False
+        self._down = False
+        self._logs_exported = False
+        self._forwards = PortForwards(self.runner, self.target, self.namespace)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        preflight(self.settings, self.runner, self._which)
+
+    def up(self) -> None:
+        self.preflight()
+        self.image = self._image_builder(self.settings)
+        docs = self._manifests(self.image)
+        addon = stamp_run_labels(load_yaml_documents(self.metrics_server_path.read_text(),
+                                                     str(self.metrics_server_path)), self.settings.run_id)
+        cfg_path = self._write_kind_config()
+        self._create_or_reuse(cfg_path)
+        self._load_images([self.image] + self._addon_images(addon))
+        service_ips = self._attach_to_stack_network()
+        self.apis = self._apis_factory(self.target)
+        apply(addon, self.target, self.runner)
+        namespace_docs = [d for d in docs if d["kind"] == "Namespace"]
+        apply(namespace_docs, self.target, self.runner)
+        self._create_harness_objects(service_ips)
+        apply([d for d in docs if d["kind"] != "Namespace"], self.target, self.runner)
+        dep = find_object(docs, "Deployment", "conductor")
+        self.conductor = ConductorOnCluster(self.apis, self.namespace, "conductor",
+                                            dep["spec"]["selector"]["matchLabels"])
+        wait_rollout(self.apis, "kube-system", "metrics-server", timeout=self.settings.ready_timeout_s,
+                     interval=self.ready_interval,
+                     hint="metrics-server must be Ready for the HPA (its image is pulled from registry.k8s.io "
+                          "unless loaded; see the kube-system logs in the report)")
+        wait_rollout(self.apis, self.namespace, "conductor", timeout=self.settings.ready_timeout_s,
+                     interval=self.ready_interval,
+                     hint="see the conductor pod logs and events in the report's logs directory")
+        self._endpoint = self._nodeport_url(docs)
+        url = self._endpoint + self.spec.readiness_path
+        wait_for(lambda: self._http_get(url) == 200, timeout=60, interval=1.0,
+                 describe=f"the conductor NodePort to answer at {url}",
+                 hint="check kind-config.yml's extraPortMappings against the NodePort in k8s/overlays/kind")
+
+    def _manifests(self, image: str) -> list[dict[str, Any]]:
+        docs = render(self.overlay_dir, self.runner)
+        if image != _overlay_image(docs):
+            set_container_image(docs, "conductor", "conductor", image)
+        return stamp_run_labels(docs, self.settings.run_id)
+
+    def _write_kind_config(self) -> Path:
+        cfg = render_kind_config(load_kind_config(self.kind_config_path), self.settings.run_id, self.host_ports)
+        path = self.settings.report_path / "kind" / "kind-config.yml"  # the config actually used (no secrets)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        self._kind_cfg = cfg
+        return path
+
+    def _create_or_reuse(self, cfg_path: Path) -> None:
+        self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        if self.settings.keep:
+            existing = self.runner.run(["kind", "get", "clusters"], timeout=30, check=False).stdout.split()
+            if self.cluster in existing:
+                self._created = self._reused = True
+                self.runner.run(["kind", "export", "kubeconfig", "--name", self.cluster,
+                                 "--kubeconfig", str(self.kubeconfig)], timeout=60)
+                log.info("reusing kept kind cluster %s", self.cluster)
+                return
+        self._created = True  # from here on, down() deletes whatever part of the cluster exists
+        self.runner.run(["kind", "create", "cluster", "--name", self.cluster, "--config", str(cfg_path),
+                         "--kubeconfig", str(self.kubeconfig), "--wait", "180s"], timeout=600,
+                        fix="kind could not create the cluster (node image pull? port in use? see above); "
+                            "`make e2e PLATFORM=docker` runs without Kubernetes")
+
+    def _addon_images(self, docs: Sequence[dict[str, Any]]) -> list[str]:
+        images = []
+        for d in docs:
+            if d.get("kind") == "Deployment":
+                images += [c["image"] for c in d["spec"]["template"]["spec"]["containers"]]
+        # Side-load only what this machine already has; otherwise the nodes pull it themselves.
+        return [i for i in images
+                if self.runner.run(["docker", "image", "inspect", i], timeout=30, check=False).ok]
+
+    def _load_images(self, images: Sequence[str]) -> None:
+        for image in images:
+            self.runner.run(["kind", "load", "docker-image", image, "--name", self.cluster], timeout=600)
+
+    def _nodes(self) -> list[str]:
+        out = self.runner.run(["kind", "get", "nodes", "--name", self.cluster], timeout=30)
+        return sorted(out.stdout.split())
+
+    def _stack_services(self) -> list[tuple[str, str, int]]:
+        """(alias, container name, port) of each backing service the stack runs."""
+        out = []
+        for svc in getattr(self.stack, "services", []):
+            out.append((svc.alias, svc.get_wrapped_container().name, int(svc.container_port)))
+        return out
+
+    def _attach_to_stack_network(self) -> dict[str, tuple[str, int]]:
+        network = self.stack.network.name
+        for node in self._nodes():
+            res = self.runner.run(["docker", "network", "connect", network, node], timeout=60, check=False)
+            if not res.ok and "already exists" not in (res.stderr + res.stdout):
+                raise CommandFailed(res, f"could not attach kind node {node} to the stack network {network}")
+        ips: dict[str, tuple[str, int]] = {}
+        for alias, container, port in self._stack_services():
+            out = self.runner.run(["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", container],
+                                  timeout=30)
+            nets = json.loads(out.stdout or "{}")
+            ip = (nets.get(network) or {}).get("IPAddress")
+            if not ip:
+                raise HarnessError(f"container {container} has no address on network {network}",
+                                   "the stack must be up before the kind platform (the `stack` fixture)")
+            ips[alias] = (ip, port)
+        return ips
+
+    def _create_harness_objects(self, service_ips: dict[str, tuple[str, int]]) -> None:
+        assert self.apis is not None
+        labels = labels_for(self.settings.run_id)
+        core, ns = self.apis.core, self.namespace
+        urls = self.stack.app_env()
+        by_secret: dict[str, dict[str, str]] = {}
+        for var, (secret, key) in self.spec.env_from_secrets.items():  # exactly what the Deployment reads
+            if var not in urls:
+                raise UsageError(f"the Deployment reads {var} from Secret {secret}, which the stack does not provide",
+                                 "extend Stack.app_env() or the overlay")
+            by_secret.setdefault(secret, {})[key] = urls[var]
+        by_secret[HARNESS_SECRET] = {"admin-token": self.admin_token, "cpu-cost-ms": str(self.settings.cpu_cost_ms)}
+        for name, data in by_secret.items():
+            how = create_or_replace(core.create_namespaced_secret, core.replace_namespaced_secret, ns,
+                                    secret_body(name, ns, data, labels))
+            log.info("secret %s/%s %s (keys: %s)", ns, name, how, ", ".join(sorted(data)))  # names only
+        for alias, (ip, port) in service_ips.items():
+            service, slice_ = external_service_bodies(alias, ns, ip, port, labels)
+            create_or_replace(core.create_namespaced_service, core.replace_namespaced_service, ns, service)
+            create_or_replace(self.apis.discovery.create_namespaced_endpoint_slice,
+                              self.apis.discovery.replace_namespaced_endpoint_slice, ns, slice_)
+
+    def _nodeport_url(self, docs: Sequence[dict[str, Any]]) -> str:
+        svc = find_object(docs, "Service", NODEPORT_SERVICE)
+        node_port = next(p["nodePort"] for p in svc["spec"]["ports"] if p.get("name") == "http")
+        mapping = next((m for m in port_mappings(self._kind_cfg) if m.container_port == node_port), None)
+        if mapping is None:
+            raise UsageError(f"NodePort {node_port} of {NODEPORT_SERVICE} has no extraPortMapping in kind-config.yml",
+                             f"add containerPort {node_port} (listenAddress 127.0.0.1) to a node's extraPortMappings")
+        node = self._kind_node_name(mapping.node_index)
+        out = self.runner.run(["docker", "port", node, f"{node_port}/tcp"], timeout=30)
+        for line in out.stdout.splitlines():
+            host, _, port = line.strip().rpartition(":")
+            if host == "127.0.0.1" and port.isdigit():
+                return f"http://127.0.0.1:{port}"
+        raise HarnessError(f"kind node {node} publishes {node_port}/tcp on no 127.0.0.1 port ({out.stdout.strip()[:100]})",
+                           "set listenAddress: 127.0.0.1 for it in kind-config.yml")
+
+    def _kind_node_name(self, index: int) -> str:
+        """kind names nodes <cluster>-control-plane[N] and <cluster>-worker[N] in config order."""
+        roles = [n.get("role", "control-plane") for n in self._kind_cfg["nodes"]]
+        role = roles[index]
+        nth = sum(1 for r in roles[:index] if r == role)
+        return f"{self.cluster}-{role}{nth + 1 if nth else ''}"
+
+    # -- queries -------------------------------------------------------------------------------------
+    def endpoints(self) -> list[str]:
+        return [self._endpoint] if self._endpoint else []
+
+    def replicas(self) -> list[Replica]:
+        return self.conductor.replicas() if self.conductor else []
+
+    def _admin(self, replica: Replica, method: str, body: dict | None = None) -> dict[str, Any]:
+        # A NodePort balances over pods; one pod's admin endpoint is reached through a port-forward.
+        url = self._forwards.url(f"pod/{replica.name}", self.spec.http_port)
+        return super()._admin(dc_replace(replica, admin_url=url), method, body)
+
+    def export_logs(self, dest: Path) -> list[Path]:
+        written: list[Path] = []
+        if not self._created:
+            return written
+        try:
+            written += kind_export_logs(self.cluster, dest / "kind", self.runner)
+        except HarnessError as exc:
+            log.warning("kind export logs failed: %s", exc)
+        if self.conductor is not None:
+            try:
+                written += self.conductor.export_logs(dest / "pods")
+            except Exception as exc:  # noqa: BLE001 - an unreachable API server: kind's export has the rest
+                log.warning("could not read pod logs: %s", exc)
+        self._logs_exported = True
+        return written
+
+    def down(self) -> None:
+        if self._down:
+            return
+        self._down = True
+        self._forwards.stop_all()
+        if not self._created:
+            return
+        if not self._logs_exported:  # after deletion nothing is left to read
+            self.export_logs(self.settings.report_path / "logs")
+        if self.apis is not None:
+            self.apis.close()
+        if self.settings.keep:
+            log.warning("kept kind cluster %s: kubectl --kubeconfig %s get pods -n %s; delete with "
+                        "`kind delete cluster --name %s`", self.cluster, self.kubeconfig, self.namespace, self.cluster)
+            return
+        try:
+            self.runner.run(["kind", "delete", "cluster", "--name", self.cluster, "--kubeconfig",
+                             str(self.kubeconfig)], timeout=300)
+        finally:
+            self.kubeconfig.unlink(missing_ok=True)
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({"cluster": self.cluster, "context": self.target.context, "image": self.image,
+                  "reused": self._reused})
+        return d
+
+
+def _overlay_image(docs: Sequence[dict[str, Any]]) -> str:
+    dep = find_object(docs, "Deployment", "conductor")
+    return next(c["image"] for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "conductor")
+
+
+def _default_image(settings: Settings) -> str:
+    from harness.platforms.docker import conductor_image
+
+    return conductor_image(settings)
+
+
+def _http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

@@ -1,0 +1,241 @@
+"""Test doubles for the kind/context platforms: a recording command runner and a fake Kubernetes API.
+
+The Kubernetes API cannot exist on this machine (kind cannot create a cluster here), so the API is
+faked at the HTTP level: a real ``kubernetes.client.ApiClient`` whose urllib3 pool manager is
+replaced by an in-memory server. Requests go through the real client code (URL building,
+serialization, deserialization), and every request is recorded in order.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+from harness.kube.client import Apis
+from harness.kube.runner import CommandFailed, CommandResult
+
+
+# -- commands -------------------------------------------------------------------------------------------
+@dataclass
+class Call:
+    argv: tuple[str, ...]
+    input: str | None = None
+
+
+class FakeProcess:
+    def __init__(self, lines: Sequence[str]):
+        self.stdout = io.StringIO("".join(lines))
+        self.returncode: int | None = None
+        self.terminated = False
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.terminated = True
+        self.returncode = -15
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.returncode if self.returncode is not None else 0
+
+
+class RecordingRunner:
+    """Records every command; answers from ``responses`` (first matching argv prefix wins).
+
+    ``kubectl kustomize`` runs for real (kubectl is installed here), so overlays are rendered for real.
+    """
+
+    def __init__(self, responses: Sequence[tuple[Sequence[str], Any]] = (), real_prefixes=(("kubectl", "kustomize"),),
+                 forward_port: int = 40001):
+        self.calls: list[Call] = []
+        self.started: list[tuple[tuple[str, ...], FakeProcess]] = []
+        self.responses = [(tuple(p), r) for p, r in responses]
+        self.real_prefixes = [tuple(p) for p in real_prefixes]
+        self.forward_port = forward_port
+
+    def run(self, argv, *, input=None, timeout=None, check=True, fix=None) -> CommandResult:
+        argv = tuple(argv)
+        self.calls.append(Call(argv, input))
+        if any(argv[:len(p)] == p for p in self.real_prefixes):
+            proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout)
+            result = CommandResult(argv, proc.returncode, proc.stdout, proc.stderr)
+        else:
+            result = CommandResult(argv, 0, "", "")
+            for prefix, resp in self.responses:
+                if argv[:len(prefix)] == prefix:
+                    resp = resp(argv, input) if callable(resp) else resp
+                    if isinstance(resp, tuple):
+                        result = CommandResult(argv, resp[0], resp[1], resp[2] if len(resp) > 2 else "")
+                    else:
+                        result = CommandResult(argv, 0, resp, "")
+                    break
+        if check and result.returncode != 0:
+            raise CommandFailed(result, fix)
+        return result
+
+    def start(self, argv) -> FakeProcess:
+        proc = FakeProcess([f"Forwarding from 127.0.0.1:{self.forward_port} -> 8080\n"])
+        self.started.append((tuple(argv), proc))
+        return proc
+
+    def argvs(self) -> list[tuple[str, ...]]:
+        return [c.argv for c in self.calls]
+
+
+# -- Kubernetes API -------------------------------------------------------------------------------------
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+class _Resp:
+    def __init__(self, status: int, payload: Any, content_type: str = "application/json"):
+        self.status = status
+        self.reason = {200: "OK", 201: "Created", 404: "Not Found", 409: "Conflict"}.get(status, "Error")
+        self.data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        self.headers = {"Content-Type": content_type}
+
+    def getheaders(self):
+        return self.headers
+
+    def getheader(self, name, default=None):
+        return self.headers.get(name, default)
+
+    def release_conn(self):
+        pass
+
+
+_COLLECTIONS = {"pods", "events", "nodes", "secrets", "services", "endpointslices", "deployments",
+                "horizontalpodautoscalers"}
+
+
+def _status(code: int, reason: str, message: str = "") -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
+            "message": message}
+
+
+@dataclass
+class FakeKube:
+    """An in-memory API server: objects by URL path, collections by prefix, scripted GET handlers."""
+
+    objects: dict[str, Any] = field(default_factory=dict)        # full object path -> object
+    handlers: list[tuple[re.Pattern, Callable[[Request], Any]]] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+
+    def on(self, pattern: str, handler: Callable[[Request], Any]) -> None:
+        self.handlers.insert(0, (re.compile(pattern), handler))
+
+    def fail(self, pattern: str, status: int, reason: str = "ServiceUnavailable") -> None:
+        """GETs matching ``pattern`` answer ``status`` (e.g. metrics.k8s.io before metrics-server is up)."""
+        self.on(pattern, lambda req: _Resp(status, _status(status, reason, f"{req.path}: {reason}")))
+
+    # urllib3.PoolManager interface
+    def request(self, method, url, body=None, **_kw):
+        parts = urlsplit(url)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        req = Request(method, parts.path, query, json.loads(body) if body else None)
+        self.requests.append(req)
+        for pattern, handler in self.handlers:
+            if pattern.fullmatch(req.path) and method == "GET":
+                out = handler(req)
+                if isinstance(out, _Resp):
+                    return out
+                if isinstance(out, str):
+                    return _Resp(200, out, "text/plain")
+                return _Resp(200, out)
+        if method == "POST":
+            path = f"{req.path}/{req.body['metadata']['name']}"
+            if path in self.objects:
+                return _Resp(409, _status(409, "AlreadyExists", f"{path} already exists"))
+            self.objects[path] = req.body
+            return _Resp(201, req.body)
+        if method == "PUT":
+            self.objects[req.path] = req.body
+            return _Resp(200, req.body)
+        if method == "GET" and req.path in self.objects:
+            return _Resp(200, self.objects[req.path])
+        if method == "GET" and req.path.endswith("/status") and req.path[:-7] in self.objects:
+            return _Resp(200, self.objects[req.path[:-7]])
+        if method == "GET" and req.path.rsplit("/", 1)[-1] in _COLLECTIONS:
+            items = [v for k, v in self.objects.items() if k.rsplit("/", 1)[0] == req.path]
+            return _Resp(200, {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items})
+        return _Resp(404, _status(404, "NotFound", f"{req.path} not found"))
+
+    def clear(self):
+        pass
+
+    def apis(self) -> Apis:
+        from kubernetes import client
+
+        api = client.ApiClient(client.Configuration(host="https://fake-apiserver.invalid"))
+        api.rest_client.pool_manager = self
+        return Apis(api)
+
+    def writes(self) -> list[Request]:
+        return [r for r in self.requests if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+
+
+# -- canned objects -------------------------------------------------------------------------------------
+def deployment(name: str, ns: str, replicas: int = 2, ready: int = 2, generation: int = 1,
+               match_labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns, "generation": generation},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": match_labels or {"app": name}},
+                     "template": {"metadata": {"labels": match_labels or {"app": name}},
+                                  "spec": {"containers": [{"name": name, "image": "x"}]}}},
+            "status": {"observedGeneration": generation, "replicas": replicas, "updatedReplicas": ready,
+                       "readyReplicas": ready, "availableReplicas": ready}}
+
+
+def pod(name: str, ns: str, node: str, ready: bool = True, waiting: tuple[str, str] | None = None,
+        labels: dict[str, str] | None = None, restarts: int = 0) -> dict[str, Any]:
+    cs: dict[str, Any] = {"name": "conductor", "ready": ready, "restartCount": restarts, "image": "x", "imageID": "",
+                          "state": {"running": {}}}
+    if waiting:
+        cs["state"] = {"waiting": {"reason": waiting[0], "message": waiting[1]}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "conductor"}},
+            "spec": {"nodeName": node, "containers": [{"name": "conductor", "image": "x"}]},
+            "status": {"phase": "Running" if ready or not waiting else "Pending",
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"},
+                                      {"type": "PodScheduled", "status": "True"}],
+                       "containerStatuses": [cs]}}
+
+
+def node(name: str, zone: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"topology.kubernetes.io/zone": zone}}}
+
+
+def event(pod_name: str, reason: str, message: str, ts: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Event", "metadata": {"name": f"{pod_name}.1"},
+            "involvedObject": {"kind": "Pod", "name": pod_name}, "reason": reason, "message": message,
+            "type": "Warning", "count": 3, "lastTimestamp": ts}
+
+
+def hpa_object(name: str, ns: str, desired: int, current: int, cpu: int | None, memory: int | None,
+               active: bool = True) -> dict[str, Any]:
+    metrics = []
+    if cpu is not None:
+        metrics.append({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cpu,
+                                                                                    "averageValue": "212m"}}})
+    if memory is not None:
+        metrics.append({"type": "Resource", "resource": {"name": "memory", "current": {"averageUtilization": memory,
+                                                                                       "averageValue": "100Mi"}}})
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "conductor"},
+                     "minReplicas": 2, "maxReplicas": 6},
+            "status": {"currentReplicas": current, "desiredReplicas": desired, "currentMetrics": metrics,
+                       "conditions": [{"type": "ScalingActive", "status": "True" if active else "False",
+                                       "reason": "ValidMetricFound" if active else "FailedGetResourceMetric",
+                                       "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
