@@ -153,6 +153,11 @@ class KindPlatform(Platform):
         self._forwards = PortForwards(self.runner, self.target, self.namespace)
 
     # -- lifecycle -----------------------------------------------------------------------------------
+    @property
+    def kind_config(self) -> dict[str, Any]:
+        """The kind cluster config as rendered for this run (ports, nodes); empty before ``up``."""
+        return self._kind_cfg
+
     def preflight(self) -> None:
         preflight(self.settings, self.runner, self._which)
 

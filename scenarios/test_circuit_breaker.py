@@ -1,0 +1,326 @@
+"""Circuit breaker: the seed's Istio DestinationRule (outlier detection, connection pool) and the
+VirtualService's retries, checked under load through the Istio ingress gateway against the Envoy
+oracle (harness.oracles.outlier, harness.oracles.ejection_analysis).
+
+Setup (module fixture ``mesh``): Istio installed on the run's kind cluster (harness.kube.istio),
+the self-signed certificate for the seed Gateway's ``credentialName``, sidecars injected into the
+conductor's namespace. Two scenarios:
+
+1. ``test_seed_istio_config_under_load``: the seed's objects as written (k8s/overlays/kind-istio:
+   only moved to the conductor's namespace). Load through the gateway; the verdict reports what in
+   the seed makes ejection impossible, with the API server's, Envoy's and the clients' evidence.
+2. ``test_intended_outlier_detection_matches_oracle``: the harness's what-if
+   (k8s/overlays/kind-istio-intended: ``circuitBreaker`` read as ``outlierDetection``, the gateway's
+   identity allowed) — NOT the system's config, used to check the oracle against a real Envoy:
+   ejections, their timing, the traffic share of ejected pods, Envoy's own ejection flags, the
+   max-ejection cap, return after the ejection time, retries (attempts: 3) and 503 UO overflow
+   where the connection-pool limits say.
+
+Teardown: the mesh objects are deleted, injection is switched off and the conductor restarted
+without sidecars (other scenarios reach it through the plain NodePort again), Istio is uninstalled.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from harness.config import PROJECT_ROOT
+from harness.kube import circuit_breaker as cb
+from harness.kube.istio import (GATEWAY_HOSTS, HTTPS_NODE_PORT, IstioMesh, TlsMaterial, envoy_cluster_name,
+                                kind_gateway_ports, kind_host_port)
+from harness.kube.kustomize import find_object, render
+from harness.manifests import ISTIO, load_documents
+from harness.oracles.ejection_analysis import evaluate_pool_overflow
+from harness.oracles.outlier import map_destination_rule
+from harness.wait import wait_for
+
+pytestmark = [pytest.mark.kind, pytest.mark.e2e]
+
+SEED_OVERLAY = PROJECT_ROOT / "k8s" / "overlays" / "kind-istio"
+INTENDED_OVERLAY = PROJECT_ROOT / "k8s" / "overlays" / "kind-istio-intended"
+WORKERS, RATE_PER_WORKER = 12, 5.0              # 60 requests/s through the gateway
+TOLERANCE_S = 3.0                               # 1 s sampling + a kubectl exec + the fault's own latency
+OVERLOAD_STEPS = (60, 120, 220, 320)            # concurrent requests; the limits put the edge at 150
+OVERLOAD_STEP_S, OVERLOAD_LATENCY_MS = 12.0, 2500.0
+RETRY_ATTEMPTS = 3                               # k8s/istio/gateway.yml VirtualService retries.attempts
+
+
+@dataclass
+class Mesh:
+    istio: IstioMesh
+    tls: TlsMaterial
+    client: cb.GatewayClient
+    cluster: str
+    namespace: str
+    selector: dict[str, str]
+    gateway_pod: str = ""
+
+
+@pytest.fixture(scope="module")
+def mesh(settings, platform, run_report):
+    from harness.platforms.kind import KindPlatform
+
+    if not isinstance(platform, KindPlatform):
+        pytest.skip("the circuit-breaker scenario installs Istio, which the harness does only on its own kind cluster "
+                    "(--platform kind), never on an existing one")
+    ns = platform.namespace
+    dep = find_object(render(SEED_OVERLAY), "Deployment", "conductor")
+    selector = dict(dep["spec"]["selector"]["matchLabels"])
+    istio = IstioMesh(platform.target, platform.runner, platform.apis, run_id=settings.run_id,
+                      work_dir=settings.report_path / "istio", ready_timeout=settings.ready_timeout_s)
+    kind_gateway_ports(platform.kind_config)  # the kind config must map the gateway's NodePorts
+    try:
+        istio.install()
+        tls = istio.create_tls_secret()
+        (settings.report_path / "istio" / "gateway-cert.pem").write_text(tls.cert_pem)  # public half only
+        istio.enable_injection(ns, "conductor", selector)
+        port = kind_host_port(platform.runner, platform.cluster, platform.kind_config, HTTPS_NODE_PORT)
+        client = cb.GatewayClient(port, host_header=GATEWAY_HOSTS[0], ca_pem=tls.cert_pem)
+        m = Mesh(istio, tls, client, envoy_cluster_name("conductor", ns), ns, selector)
+        m.gateway_pod = istio.gateway_pod()
+        run_report.environment["istio"] = {"version": istio.version, "gateway": f"https://{GATEWAY_HOSTS[0]} via "
+                                           f"127.0.0.1:{port}", "tls_cert_sha256": tls.fingerprint_sha256}
+        yield m
+    finally:
+        for overlay in (INTENDED_OVERLAY, SEED_OVERLAY):
+            try:
+                istio.delete_mesh(render(overlay))
+            except Exception as exc:  # noqa: BLE001 - teardown goes on; the cluster is deleted anyway
+                print(f"could not delete the mesh objects of {overlay.name}: {exc}")
+        try:
+            istio.disable_injection(ns, "conductor")
+        finally:
+            if not settings.keep:
+                istio.uninstall()
+
+
+def _pods(platform, mesh: Mesh) -> tuple[list[Any], dict[str, str]]:
+    replicas = [r for r in platform.replicas() if r.ready]
+    pods = platform.apis.core.list_namespaced_pod(mesh.namespace, label_selector=",".join(
+        f"{k}={v}" for k, v in sorted(mesh.selector.items()))).items
+    ip_to_pod = {p.status.pod_ip: p.metadata.name for p in pods if p.status.pod_ip}
+    return replicas, ip_to_pod
+
+
+def _read(mesh: Mesh):
+    def read() -> cb.ClusterSample:
+        t = time.time()
+        clusters = mesh.istio.clusters(mesh.gateway_pod, only=mesh.cluster)
+        stats = mesh.istio.stats(mesh.gateway_pod)
+        return cb.cluster_sample(t, clusters, stats, mesh.cluster)
+    return read
+
+
+def _wait_routed(mesh: Mesh, accept, describe: str) -> cb.ResponseRecord:
+    """Poll through the gateway until an answer satisfies ``accept`` (istiod pushes config async)."""
+    last: list[cb.ResponseRecord] = []
+
+    def probe():
+        _, rec = mesh.client.request(None)
+        last[:] = [rec]
+        return rec if accept(rec) else None
+
+    return wait_for(probe, timeout=180, interval=2.0, describe=describe,
+                    hint="see the istio-ingressgateway and istiod logs in the report (listener for port 443, "
+                         "secret i2s-tls-cert, route for api.i2s.studio)")
+
+
+def _inject(platform, run_report, replicas, phase: cb.FaultPhase) -> None:
+    by_name = {r.name: r for r in replicas}
+    for pod in phase.pods:
+        platform.set_fault(by_name[pod], phase.fault())
+    run_report.faults.append({"scenario": "circuit_breaker", "phase": phase.name, "pods": list(phase.pods),
+                              "fault": phase.fault().body(), "at": time.time()})
+
+
+def _clear(platform, run_report, replicas, pods) -> None:
+    by_name = {r.name: r for r in replicas}
+    for pod in pods:
+        platform.clear_fault(by_name[pod])
+    run_report.faults.append({"scenario": "circuit_breaker", "rollback": list(pods), "at": time.time()})
+
+
+def test_seed_istio_config_under_load(settings, platform, mesh, scenario, run_report):
+    # Setup: the seed's Istio objects, only moved into the conductor's namespace.
+    seed_docs = load_documents(ISTIO, settings.manifests_dir)
+    docs = render(SEED_OVERLAY)
+    outcome = mesh.istio.apply_mesh(docs)
+    scenario.measure("apply", outcome.to_dict())
+    mapping = map_destination_rule(find_object(seed_docs, "DestinationRule", "conductor-destination"))
+    scenario.measure("destination_rule_findings", [f.to_dict() for f in mapping.findings])
+    replicas, ip_to_pod = _pods(platform, mesh)
+    for r in replicas:
+        platform.clear_fault(r)  # also opens the per-pod port-forward before the clock starts
+    scenario.progress("waiting for the gateway to route api.i2s.studio to the conductor's sidecars")
+    # 403 RBAC (the seed's authz) or a conductor's answer: the route reached the pods. A 404 (no
+    # route pushed yet) or 503 (no endpoints yet) is istiod still catching up.
+    _wait_routed(mesh, lambda r: r.flag == "RBAC" or r.pod != "-",
+                 "https://api.i2s.studio through the ingress gateway on 127.0.0.1 to reach a conductor pod")
+
+    # Assess: steady load, and a 503 fault on one pod that outlier detection should act on.
+    sampler = cb.ProxySampler(_read(mesh)).start()
+    driver = cb.LoadDriver(mesh.client, rate=RATE_PER_WORKER)
+    t0 = time.time()
+    driver.set_workers(WORKERS)
+    phase = cb.FaultPhase("gateway-503", 10.0, 25.0, 45.0, (replicas[0].name,), error_status=503)
+    try:
+        time.sleep(phase.start)
+        _inject(platform, run_report, replicas, phase)
+        time.sleep(phase.end - phase.start)
+    finally:
+        _clear(platform, run_report, replicas, phase.pods)
+    time.sleep(phase.settle_until - phase.end)
+    records = driver.stop()
+    samples = sampler.stop()
+
+    stats = mesh.istio.stats(mesh.gateway_pod)
+    has_outlier = any(k.startswith(f"cluster.{mesh.cluster}.outlier_detection.") for k in stats)
+    services = [s.metadata.name for s in platform.apis.core.list_namespaced_service(mesh.namespace).items]
+    findings = cb.seed_findings(seed_docs=seed_docs, workload_namespace=mesh.namespace, mapping=mapping,
+                                strict_message=outcome.strict_message, envoy_outlier_stats=has_outlier,
+                                envoy_cluster=mesh.cluster, records=records, t0=t0, existing_services=services)
+    thresholds = cb.threshold_check(samples, mapping)
+    ok, sentence = cb.seed_verdict(findings)
+    if thresholds:
+        ok, sentence = False, sentence.rstrip(".") + f"; and {thresholds[0].message}."
+
+    scenario.measure("findings", [f.to_dict() for f in findings])
+    scenario.measure("responses", _status_counts(records))
+    scenario.measure("envoy_outlier_stats_present", has_outlier)
+    scenario.measure("sampler_errors", sampler.errors[:20])
+    cb.write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
+    cb.write_json(scenario.dir / "responses.json", [dataclasses.asdict(r) for r in records])
+    scenario.add_table("Seed findings", ["code", "blocks", "evidence"],
+                       [[f.code, f.blocks or "-", f.message] for f in findings])
+    if len(samples) >= 2:
+        series = cb.attempt_series(samples, ip_to_pod, t0, [phase])
+        png = cb.plot_series(scenario.dir / "seed_attempts.png", "Seed config: gateway attempts per pod "
+                             f"(run {settings.run_id})", series, cb.flag_windows(samples, ip_to_pod, t0), [phase])
+        scenario.add_plot("Seed config: attempts per pod (no ejection can happen)", png)
+    scenario.verdict(ok, sentence)
+    assert ok, sentence
+
+
+def _status_counts(records) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in records:
+        key = f"{r.status}{' ' + r.flag if r.flag else ''}"
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def test_intended_outlier_detection_matches_oracle(settings, platform, mesh, scenario, run_report):
+    # Setup: the harness's WHAT-IF config (not the system's), to check the oracle against Envoy.
+    docs = render(INTENDED_OVERLAY)
+    outcome = mesh.istio.apply_mesh(docs)
+    assert outcome.strict_ok, f"the what-if objects must pass strict validation: {outcome.strict_message}"
+    mapping = map_destination_rule(find_object(docs, "DestinationRule", "conductor-destination"))
+    assert mapping.has_effective_outlier_detection, [f.message for f in mapping.findings if f.severity == "error"]
+    od = mapping.effective_outlier
+    replicas, ip_to_pod = _pods(platform, mesh)
+    pods = [r.name for r in replicas]
+    for r in replicas:
+        platform.clear_fault(r)
+    scenario.progress("waiting for the gateway to route to the conductor (2xx with X-Served-By)")
+    _wait_routed(mesh, lambda r: 200 <= r.status < 300 and r.pod != "-",
+                 "a 2xx from a conductor pod through the gateway (authz now allows the gateway's identity)")
+    schedule = cb.default_schedule(pods)
+    scenario.measure("schedule", [p.to_dict() for p in schedule])
+    scenario.progress(f"fault schedule over {schedule[-1].settle_until:.0f}s on {', '.join(pods)}")
+
+    # Assess 1: steady load and the fault schedule; the actual fault times are what the oracle gets.
+    sampler = cb.ProxySampler(_read(mesh)).start()
+    driver = cb.LoadDriver(mesh.client, rate=RATE_PER_WORKER)
+    t0 = time.time()
+    driver.set_workers(WORKERS)
+    actual: list[cb.FaultPhase] = []
+    try:
+        for phase in schedule:
+            time.sleep(max(0.0, t0 + phase.start - time.time()))
+            start = time.time() - t0
+            _inject(platform, run_report, replicas, phase)
+            time.sleep(max(0.0, t0 + phase.end - time.time()))
+            _clear(platform, run_report, replicas, phase.pods)
+            end = time.time() - t0
+            actual.append(dataclasses.replace(phase, start=round(start, 3), end=round(end, 3),
+                                              settle_until=max(round(end, 3) + 0.001, phase.settle_until)))
+            scenario.progress(f"{phase.name} on {', '.join(phase.pods)}: {start:.1f}s-{end:.1f}s")
+        time.sleep(max(0.0, t0 + schedule[-1].settle_until - time.time()))
+    finally:
+        for r in replicas:
+            platform.clear_fault(r)
+        records = driver.stop()
+
+    # Assess 2: overload with every pod slow, concurrency stepped across the pool's limit.
+    steps: list[tuple[float, float, int]] = []
+    overload = cb.LoadDriver(mesh.client, rate=None)
+    slow = cb.FaultPhase("overload-latency", 0.0, 1.0, 1.0, tuple(pods), latency_ms=OVERLOAD_LATENCY_MS)
+    _inject(platform, run_report, replicas, slow)
+    try:
+        for c in OVERLOAD_STEPS:
+            overload.set_workers(c)
+            a = time.time() - t0
+            time.sleep(OVERLOAD_STEP_S)
+            steps.append((a + 2.0, time.time() - t0, c))  # 2 s for the step's workers to fill the pool
+            scenario.progress(f"overload: {c} concurrent requests")
+    finally:
+        overload_records = overload.stop()
+        _clear(platform, run_report, replicas, pods)
+        samples = sampler.stop()
+
+    # Analysis: the oracle for the faults as they happened, then every comparison.
+    error_phases = [p for p in actual if p.error_status is not None]
+    latency_phase = next(p for p in actual if p.latency_ms)
+    end = latency_phase.start
+    flags = cb.flag_windows(samples, ip_to_pod, t0)
+    rate_per_pod = WORKERS * RATE_PER_WORKER / len(pods)
+    sim = cb.expected_ejections(od.settings, pods, error_phases, rate_per_pod=rate_per_pod, until=end,
+                                healthy_panic_threshold=od.healthy_panic_threshold or 0.0,
+                                tie_order=cb.first_ejected_order(flags, error_phases))
+    series = cb.attempt_series(samples, ip_to_pod, t0, actual)
+    before_latency = [s for s in samples if s.t - t0 < end]
+    ejections = cb.ejection_analysis(cb.until_time(series, end), sim, before_latency, mesh.cluster, t0,
+                                     n_pods=len(pods), tolerance_s=TOLERANCE_S)
+    flag_devs = cb.compare_flag_windows({p: [w for w in ws if w[0] < end] for p, ws in flags.items()}, sim,
+                                        tolerance_s=TOLERANCE_S, cap=cb.cap_for(sim, len(pods)), series_end=end)
+    all_fail = next(p for p in actual if len(p.pods) == len(pods))
+    retry_devs, retry_info = cb.retry_check(samples, records, all_fail, t0, attempts=RETRY_ATTEMPTS, slack=WORKERS)
+    overflow = evaluate_pool_overflow(cb.overload_samples(steps, samples, t0), mapping.circuit_breakers,
+                                      protocol="http1", hosts=len(pods), client_proxies=1)
+    result = cb.IntendedResult(ejections, flag_devs, retry_devs, cb.threshold_check(samples, mapping), overflow,
+                               cb.latency_check(samples, flags, latency_phase, t0))
+    ok, sentence = cb.intended_verdict(result)
+
+    # Report
+    label = f"what-if config, run {settings.run_id}"
+    png = cb.plot_series(scenario.dir / "attempts_per_pod.png", f"Gateway attempts per pod ({label})", series,
+                         flags, actual)
+    scenario.add_plot("Upstream attempts per pod, Envoy's ejection windows shaded", png)
+    users = cb.client_series(records, t0)
+    png = cb.plot_series(scenario.dir / "responses_per_pod.png", f"Responses by X-Served-By ({label})", users,
+                         flags, actual, ylabel="responses per second")
+    scenario.add_plot("What clients saw (X-Served-By; '-' = Envoy's own replies)", png)
+    scenario.add_table("Ejections: Envoy vs oracle", ["pod", "Envoy failed_outlier_check", "oracle"],
+                       [[p, ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in flags.get(p, [])) or "-",
+                         ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in sim.ejected_intervals.get(p, []))
+                         or "-"] for p in pods])
+    scenario.add_table("Overload steps", ["concurrency", "503 UO (Envoy)"],
+                       [[s["concurrency"], s["uo_503"]] for s in cb.overload_samples(steps, samples, t0)])
+    scenario.measure("oracle", sim.to_dict())
+    scenario.measure("ejection_analysis", ejections.to_dict())
+    scenario.measure("retries", retry_info)
+    scenario.measure("overflow", {"ok": overflow.ok, "explanation": overflow.explanation,
+                                  "capacity": dataclasses.asdict(overflow.capacity)})
+    scenario.measure("deviations", [d.to_dict() for d in result.deviations])
+    scenario.measure("responses", _status_counts(records))
+    scenario.measure("overload_responses", _status_counts(overload_records))
+    scenario.measure("sampler_errors", sampler.errors[:20])
+    cb.write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
+    cb.write_json(scenario.dir / "responses.json", [dataclasses.asdict(r) for r in records])
+    scenario.verdict(ok, sentence)
+    assert ok, sentence
+
