@@ -1,6 +1,6 @@
 """I2S resilience harness.
 
-``chaos discover harness`` imports this package and calls ``discover``: the Chaos Toolkit
+``chaos discover --no-install i2s-harness`` imports this package and calls ``discover``: the Chaos Toolkit
 extension lives in ``harness.faults``.
 """
 

@@ -1,0 +1,144 @@
+"""Docker-platform faults on the application tier: a zone paused, the whole tier lost and redeployed.
+
+Only containers labeled with the run id are touched (see ``safety``). The removed tier's
+configuration (image, environment — which holds the database password and the admin token —,
+labels, limits) is kept in this process's memory only, so the redeployment after a cluster loss can
+use the same image and settings; it never reaches the journal, the fault log or a return value.
+"""
+
+import logging
+import time
+import urllib.request
+from typing import Any
+
+from harness.errors import HarnessError, UsageError
+from harness.faults import safety
+
+__all__ = ["pause_zone", "unpause_zone", "remove_application_tier", "deploy_application_tier"]
+
+log = logging.getLogger(__name__)
+ZONE_LABEL = "topology.kubernetes.io/zone"
+REPLICA_LABEL = "i2s-harness.replica"
+APP = {"app": "conductor"}
+# run id -> what the removed conductors were (in memory only: the environment holds secrets)
+_REMOVED: dict[str, list[dict[str, Any]]] = {}
+_GENERATION: dict[str, int] = {}
+
+
+def pause_zone(run_id: str, zone: str) -> dict:
+    """Pause (freeze) every conductor of the run in ``zone``: the zone's application tier is lost.
+
+    Requests to a paused container hang rather than being refused, as with a lost availability
+    zone. Rollback: ``unpause_zone``.
+    """
+    targets = [c for c in safety.run_containers(run_id, {**APP, ZONE_LABEL: zone}) if c.status == "running"]
+    if not targets:
+        raise UsageError(f"no running conductor of run {run_id} in zone {zone!r}",
+                         "name a zone the replicas run in (HARNESS_ZONES)")
+    safety.record_injected(run_id, "zone-paused", zone, rollback="harness.faults.docker.unpause_zone",
+                           arguments={"run_id": run_id, "zone": zone},
+                           details={"containers": [c.name for c in targets]})
+    for c in targets:
+        c.pause()
+    return {"zone": zone, "paused": [c.name for c in targets]}
+
+
+def unpause_zone(run_id: str, zone: str) -> dict:
+    """Unpause the run's paused containers in ``zone``. Idempotent."""
+    resumed = []
+    for c in safety.run_containers(run_id, {ZONE_LABEL: zone}, all=True):
+        if c.status == "paused":
+            c.unpause()
+            resumed.append(c.name)
+    safety.record_rolled_back(run_id, "zone-paused", zone)
+    return {"zone": zone, "unpaused": resumed}
+
+
+def _capture(c: Any) -> dict[str, Any]:
+    attrs = c.attrs
+    host = attrs.get("HostConfig", {})
+    networks = list((attrs.get("NetworkSettings", {}).get("Networks") or {}).keys())
+    return {"image": attrs["Config"]["Image"], "env": list(attrs["Config"].get("Env") or []),
+            "labels": dict(c.labels), "network": networks[0] if networks else None,
+            "ports": list((attrs["Config"].get("ExposedPorts") or {}).keys()),
+            "nano_cpus": host.get("NanoCpus") or None, "mem_limit": host.get("Memory") or None}
+
+
+def remove_application_tier(run_id: str) -> dict:
+    """Remove every conductor of the run (the cluster running the application is lost).
+
+    The tier's configuration stays in this process's memory for ``deploy_application_tier``.
+    """
+    found = safety.run_containers(run_id, APP, all=True)
+    if not found:
+        raise UsageError(f"run {run_id} has no conductor containers", "bring the platform up first")
+    for c in found:
+        c.reload()
+    specs = [_capture(c) for c in found]
+    _REMOVED[run_id] = specs
+    safety.record_injected(run_id, "application-tier-lost", "conductors",
+                           rollback="harness.faults.docker.deploy_application_tier",
+                           arguments={"run_id": run_id}, details={"containers": [c.name for c in found]})
+    for c in found:
+        c.remove(force=True)
+    return {"removed": [c.name for c in found], "zones": sorted({s["labels"].get(ZONE_LABEL, "") for s in specs})}
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health/ready", timeout=2) as resp:
+            return resp.status == 200
+    except Exception:  # noqa: BLE001 - not ready yet
+        return False
+
+
+def deploy_application_tier(run_id: str, timeout_s: float = 180.0) -> dict:
+    """A fresh application tier, as in a secondary region: new containers from the removed tier's
+    image and configuration, one per removed replica, in the same zones. Waits until each is ready.
+
+    Idempotent: if conductors of the run are already running, nothing is created.
+    """
+    running = [c for c in safety.run_containers(run_id, APP) if c.status == "running"]
+    if running:
+        safety.record_rolled_back(run_id, "application-tier-lost", "conductors", note="a tier was already running")
+        return {"deployed": [], "already_running": [c.name for c in running]}
+    specs = _REMOVED.get(run_id)
+    if not specs:
+        raise HarnessError(f"no removed application tier of run {run_id} is known to this process",
+                           "the tier's configuration lives only in the process that removed it; "
+                           "redeploy with the platform (DockerPlatform.redeploy)")
+    client = safety._docker()
+    gen = _GENERATION[run_id] = _GENERATION.get(run_id, 0) + 1
+    created = []
+    t0 = time.monotonic()
+    try:
+        for i, spec in enumerate(specs):
+            replica = f"conductor-dr{gen}-{i}"
+            labels = {**spec["labels"], REPLICA_LABEL: replica}
+            env = [e for e in spec["env"] if not e.startswith(("REPLICA_NAME=", "HOSTNAME="))] + [
+                f"REPLICA_NAME={replica}"]
+            c = client.containers.run(
+                spec["image"], name=f"i2s-{run_id}-{replica}", detach=True, environment=env, labels=labels,
+                network=spec["network"], ports={p: ("127.0.0.1", None) for p in spec["ports"]},
+                nano_cpus=spec["nano_cpus"], mem_limit=spec["mem_limit"])
+            created.append(c)
+    except Exception as exc:
+        for c in created:
+            c.remove(force=True)
+        raise HarnessError(f"could not start the new application tier: {type(exc).__name__}: {str(exc)[:200]}",
+                           "see the docker engine's error above") from None
+    from harness.platforms.docker import discover_endpoints
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        urls = discover_endpoints(run_id)
+        ready = {r: u for r, u in urls.items() if _ready(u)}
+        if len(ready) >= len(created):
+            break
+        if time.monotonic() > deadline:
+            raise HarnessError(f"the new application tier was not ready after {timeout_s:.0f}s "
+                               f"({len(ready)}/{len(created)} ready)",
+                               "see the new conductors' logs; is the database reachable as 'postgres'?")
+        time.sleep(1.0)
+    safety.record_rolled_back(run_id, "application-tier-lost", "conductors", note="redeployed")
+    return {"deployed": [c.name for c in created], "ready_s": round(time.monotonic() - t0, 1)}

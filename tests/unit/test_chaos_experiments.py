@@ -1,0 +1,175 @@
+"""The experiments in chaos/ and the extension they use, checked with the real Chaos Toolkit CLI."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.config import PROJECT_ROOT
+
+CHAOS_DIR = PROJECT_ROOT / "chaos"
+EXPERIMENTS = sorted(CHAOS_DIR.glob("*.json"))
+CHAOS = str(Path(sys.executable).parent / "chaos")
+EXPECTED = {"database-outage", "database-failover", "cluster-loss", "zone-loss"}
+
+
+def _chaos(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    # No HARNESS_* from the caller's shell: validation must not depend on a running stack.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    return subprocess.run([CHAOS, "--no-version-check", "--no-log-file", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120)
+
+
+def _activities(exp: dict) -> list[dict]:
+    return (exp.get("steady-state-hypothesis", {}).get("probes", []) + exp.get("method", [])
+            + exp.get("rollbacks", []))
+
+
+def test_every_failure_of_the_dr_plan_has_an_experiment():
+    assert {p.stem for p in EXPERIMENTS} == EXPECTED
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_passes_chaos_validate(path, tmp_path):
+    res = _chaos("validate", str(path), cwd=tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "experiment syntax and semantic look valid" in out, out[-2000:]
+
+
+def test_chaos_validate_does_reject_a_broken_experiment(tmp_path):
+    # The control for the test above: validation is not a rubber stamp.
+    exp = json.loads((CHAOS_DIR / "database-outage.json").read_text())
+    exp["method"][0]["provider"]["func"] = "no_such_function"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(exp))
+    res = _chaos("validate", str(bad), cwd=tmp_path)
+    assert res.returncode != 0 and "no_such_function" in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_is_built_from_the_slo_and_always_rolls_back(path):
+    exp = json.loads(path.read_text())
+    assert exp["runtime"]["rollbacks"]["strategy"] == "always"
+    assert exp["rollbacks"], "rollbacks must undo the method's faults"
+    probes = exp["steady-state-hypothesis"]["probes"]
+    slo = [p for p in probes if p["provider"]["func"] == "service_success_ratio"]
+    assert slo and slo[0]["tolerance"] == "${slo_success_range}"
+    cfg = exp["configuration"]
+    assert cfg["run_id"] == {"type": "env", "key": "HARNESS_RUN_ID", "default": ""}
+    assert cfg["slo_success_range"]["env_var_type"] == "json"
+    assert json.loads(cfg["slo_success_range"]["default"]) == [0.99, 1.0]  # the settings' default 1 % error budget
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_activity_calls_an_exported_function_with_its_parameters(path):
+    exp = json.loads(path.read_text())
+    for act in _activities(exp):
+        prov = act["provider"]
+        assert prov["type"] == "python" and prov["module"].startswith("harness.faults.")
+        mod = importlib.import_module(prov["module"])
+        assert prov["func"] in mod.__all__, f"{act['name']}: {prov['func']} is not exported by {prov['module']}"
+        sig = inspect.signature(getattr(mod, prov["func"]))
+        args = set(prov.get("arguments", {}))
+        required = {n for n, p in sig.parameters.items() if p.default is inspect.Parameter.empty}
+        assert args <= set(sig.parameters), f"{act['name']}: unknown arguments {args - set(sig.parameters)}"
+        assert required <= args, f"{act['name']}: missing arguments {required - args}"
+        for value in prov.get("arguments", {}).values():
+            if isinstance(value, str) and value.startswith("${"):
+                assert value[2:-1] in exp["configuration"], f"{act['name']}: {value} is not configured"
+
+
+def test_failover_var_files_switch_the_standby_mode():
+    exp = json.loads((CHAOS_DIR / "database-failover.json").read_text())
+    standby = next(a for a in exp["method"] if a["provider"]["func"] == "start_standby")
+    assert standby["provider"]["arguments"]["synchronous"] == "${synchronous}"
+    modes = {p.stem: json.loads(p.read_text())["configuration"]["synchronous"]
+             for p in (CHAOS_DIR / "vars").glob("failover-*.json")}
+    assert modes == {"failover-sync": True, "failover-async": False}
+
+
+def test_start_standby_reads_string_booleans_from_env_correctly():
+    from harness.faults.postgres import _as_bool
+
+    assert [_as_bool(v) for v in (True, False, "true", "false", "False", "0", "1")] == [
+        True, False, True, False, False, False, True]
+
+
+def test_discover_payload_lists_the_extensions_actions_and_probes():
+    from harness.faults import discover
+
+    d = discover(discover_system=False)
+    kinds = {(a["mod"].rsplit(".", 1)[-1], a["name"]): a["type"] for a in d["activities"]}
+    assert kinds[("postgres", "fail_over_database")] == "action"
+    assert kinds[("backups", "recover_database")] == "action"
+    assert kinds[("zones", "drain_zone")] == "action"
+    assert kinds[("docker", "pause_zone")] == "action"
+    assert kinds[("probes", "service_success_ratio")] == "probe"
+    assert kinds[("probes", "all_replicas_ready")] == "probe"
+    assert not any(name.startswith("_") or name == "primary_database_url" for _, name in kinds)
+    assert all(a["doc"] for a in d["activities"]), "every activity needs a docstring"
+    ratio = next(a for a in d["activities"] if a["name"] == "service_success_ratio")
+    assert ratio["return_type"] == "number" and {x["name"] for x in ratio["arguments"]} >= {"run_id", "requests"}
+    assert d["extension"]["name"] == "i2s-harness" and d["system"] is None
+
+
+def test_chaos_discover_cli_lists_the_extension(tmp_path):
+    """``chaos discover --no-install i2s-harness``: the distribution is i2s-harness, its package
+    ``harness``; chaostoolkit calls ``harness.discover``. (Without ``--no-install`` chaostoolkit
+    would ``pip install -U`` the name from PyPI, an unrelated package for ``harness``.)"""
+    import harness
+
+    if not hasattr(harness, "discover"):
+        pytest.xfail("harness/__init__.py does not export discover() yet (delegating to harness.faults.discover)")
+    out = tmp_path / "discovery.json"
+    res = _chaos("discover", "--no-system-info", "--no-install", "--discovery-path", str(out), "i2s-harness",
+                 cwd=tmp_path)
+    assert out.exists(), (res.stdout + res.stderr)[-2000:]  # chaos exits 0 even when discovery fails
+    names = {a["name"] for a in json.loads(out.read_text())["activities"]}
+    assert {"stop_database", "fail_over_database", "lose_database", "recover_database", "remove_application_tier",
+            "drain_zone", "uncordon_zone", "pause_zone", "service_success_ratio", "all_replicas_ready"} <= names
+
+
+def test_experiments_take_no_secret_from_the_environment():
+    # Static: the experiments take only names (run id, zone, bucket, endpoints) from the environment.
+    for path in EXPERIMENTS:
+        cfg = json.loads(path.read_text())["configuration"]
+        for key, spec in cfg.items():
+            assert not any(h in key.lower() for h in ("password", "token", "secret", "url")), f"{path.name}: {key}"
+            assert not any(h in spec["key"].lower() for h in ("password", "token", "secret")), f"{path.name}: {key}"
+
+
+def test_nightly_workflow_runs_chaos_on_kind_and_always_keeps_the_report():
+    import re
+
+    import yaml
+
+    wf = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "nightly-chaos.yml").read_text())
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads the key `on` as true
+    assert on["schedule"][0]["cron"].count(" ") == 4
+    steps = wf["jobs"]["chaos"]["steps"]
+    assert wf["jobs"]["chaos"]["runs-on"] == "ubuntu-latest"
+    kind = next(s for s in steps if str(s.get("uses", "")).startswith("helm/kind-action@"))
+    assert re.fullmatch(r"helm/kind-action@v\d+\.\d+\.\d+", kind["uses"]), "pin the action to a release"
+    assert kind["with"]["install_only"] is True  # the harness creates its own labeled cluster
+    assert any(s.get("run", "").strip() == "make chaos PLATFORM=kind" for s in steps)
+    upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    assert upload["if"].replace(" ", "") == "${{always()}}" and "reports/" in upload["with"]["path"]
+
+
+def test_runner_names_the_fix_for_an_unknown_experiment_or_var_file(tmp_path):
+    from harness.chaos_runner import experiment_path, run_experiment
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match="use one of: cluster-loss, database-failover, database-outage, zone-loss"):
+        experiment_path("database-outtage")
+    assert experiment_path("cluster-loss") == CHAOS_DIR / "cluster-loss.json"
+    with pytest.raises(UsageError, match="var file .* does not exist"):
+        run_experiment("database-failover", tmp_path, run_id="20260101-000000-abcd",
+                       var_files=[tmp_path / "missing.json"])
+    assert not list(tmp_path.glob("*journal*"))  # refused before anything ran
