@@ -116,6 +116,20 @@ def render_html(summary: dict[str, Any], root: Path) -> str:
                      f"<td><span class='v' style='background:{colour.get(s['verdict'], '#57606a')}'>"
                      f"{s['verdict']}</span></td><td>{html.escape(s['explanation'])}</td></tr>")
     parts.append("</table>")
+    dr_rows = [s for s in summary["scenarios"] if "rto_s" in s.get("measurements", {})
+               or "rpo_s" in s.get("measurements", {})]
+    if dr_rows:
+        parts.append("<h2>Recovery against the targets</h2><table><tr><th>scenario</th><th>RTO s</th>"
+                     "<th>RTO target s</th><th>RPO s</th><th>RPO target s</th><th>lost writes</th>"
+                     "<th>RPO implied by backup cadence s</th><th>verdict</th></tr>")
+        for s in dr_rows:
+            m = s["measurements"]
+            cells = [m.get(k, "") for k in ("rto_s", "rto_target_s", "rpo_s", "rpo_target_s", "lost_writes",
+                                              "implied_rpo_s")]
+            parts.append(f"<tr><td>{html.escape(s['name'])}</td>" + "".join(f"<td>{_cell(c)}</td>" for c in cells)
+                         + f"<td><span class='v' style='background:{colour.get(s['verdict'], '#57606a')}'>"
+                         f"{s['verdict']}</span></td></tr>")
+        parts.append("</table>")
     if summary.get("faults"):
         parts.append("<h2>Faults injected and their rollbacks</h2><table><tr><th>fault</th><th>target</th>"
                      "<th>injected</th><th>rolled back</th></tr>")

@@ -33,3 +33,13 @@ def test_secret_looking_values_never_reach_the_report(tmp_path):
 def test_plot_is_a_png(tmp_path):
     p = timeseries_png(tmp_path / "p.png", "t", {"a": ([0, 1, 2], [1, 2, 3])}, ylabel="y", bands=[(0.5, 1.5, "fault")])
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_recovery_table_lists_rto_and_rpo_against_targets(tmp_path):
+    rep = RunReport("r-2x", "docker", tmp_path / "r")
+    rep.add(ScenarioResult("outage", "pass", "", {"rto_s": 10.75, "rto_target_s": 900, "rpo_s": 0.0,
+                                                 "rpo_target_s": 3600, "lost_writes": 0}))
+    rep.add(ScenarioResult("steady", "pass", "", {"load": {}}))
+    html = (rep.write() / "index.html").read_text()
+    table = html.split("Recovery against the targets", 1)[1].split("</table>", 1)[0]
+    assert "outage" in table and "10.75" in table and "900" in table and "steady" not in table
