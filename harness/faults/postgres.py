@@ -8,7 +8,8 @@ from typing import Any
 
 from harness.faults import safety
 
-__all__ = ["stop_database", "start_database", "restore_database", "start_standby", "fail_over_database"]
+__all__ = ["stop_database", "start_database", "restore_database", "start_standby", "fail_over_database",
+           "partition_standby", "heal_standby_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,54 @@ def fail_over_database(run_id: str, kill_signal: str = "SIGKILL") -> dict:
     result = _public(replication.fail_over(run_id, kill_signal=kill_signal))
     safety.record_rolled_back(run_id, "database-primary-killed", "postgres", by="promotion",
                               note=f"{result.get('new_primary')} promoted and took over the name 'postgres'")
+    # The promotion re-attached a partitioned standby (it is the new primary now).
+    safety.record_rolled_back(run_id, "standby-partitioned", by="promotion")
     return result
+
+
+def partition_standby(run_id: str) -> dict:
+    """Cut the standby off the run's network (an inter-AZ partition) while the primary keeps serving.
+
+    This is how replication lag becomes real: an asynchronous primary keeps acknowledging writes
+    the standby never receives; a synchronous one makes commits wait for the standby, so users see
+    errors instead of losing data. Rollback: ``heal_standby_partition`` (``fail_over_database``
+    re-attaches the standby too, with the name ``postgres``)."""
+    safety.require_run_id(run_id)
+    from harness.dr import replication
+
+    primary = replication.current_primary(run_id) or replication.primary_name(run_id)
+    standby = replication._standby_for(run_id, primary)
+    network = replication.network_name(run_id)
+    safety.record_injected(run_id, "standby-partitioned", standby,
+                           rollback="harness.faults.postgres.heal_standby_partition", arguments={"run_id": run_id},
+                           details={"network": network})
+    from harness.docker_env import docker_client
+
+    container = docker_client().containers.get(standby)
+    safety.ensure_labeled(container, run_id)
+    docker_client().networks.get(network).disconnect(container, force=True)
+    return {"standby": standby, "primary": primary, "network": network}
+
+
+def heal_standby_partition(run_id: str) -> dict:
+    """Re-attach every partitioned standby of the run to its network (idempotent)."""
+    safety.require_run_id(run_id)
+    from harness.dr import replication
+    from harness.docker_env import docker_client
+
+    network = replication.network_name(run_id)
+    net = docker_client().networks.get(network)
+    healed = []
+    for fault in safety.active_faults(run_id):
+        if fault.get("fault") != "standby-partitioned":
+            continue
+        container = docker_client().containers.get(fault["target"])
+        safety.ensure_labeled(container, run_id)
+        if not replication._connected(container, network):
+            net.connect(container)
+            healed.append(fault["target"])
+        safety.record_rolled_back(run_id, "standby-partitioned", fault["target"])
+    return {"healed": healed}
 
 
 def _as_bool(value) -> bool:
