@@ -54,8 +54,10 @@ def discover_endpoints(run_id: str, http_port: int = 8080) -> dict[str, str]:
 class DockerPlatform(Platform):
     name = "docker"
 
-    def __init__(self, settings: Settings, stack: Any, spec: ConductorSpec | None = None):
+    def __init__(self, settings: Settings, stack: Any, spec: ConductorSpec | None = None,
+                 name_prefix: str = "conductor"):
         super().__init__(settings, stack)
+        self.name_prefix = name_prefix  # distinct prefixes let two platforms share one run
         self.spec = spec or conductor_spec(settings.manifests_dir)
         self._containers: dict[str, Any] = {}   # replica name -> docker container
         self._zones: dict[str, str] = {}
@@ -70,7 +72,7 @@ class DockerPlatform(Platform):
         self.wait_ready(names)
 
     def _replica_name(self, index: int) -> str:
-        return f"conductor-{self._generation}-{index}"
+        return f"{self.name_prefix}-{self._generation}-{index}"
 
     def container_name(self, replica: str) -> str:
         return f"i2s-{self.settings.run_id}-{replica}"
