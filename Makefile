@@ -17,9 +17,10 @@ help: ## list the targets
 
 venv: $(VENV)/.installed ## create the virtual environment (first use only)
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@echo "setting up $(VENV) (first use, or pyproject.toml changed)" >&2
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -c constraints.txt -e '.[sut]'
+	@( $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -c constraints.txt -e '.[sut]' ) \
+	  > $(VENV)/install.log 2>&1 || { tail -n 20 $(VENV)/install.log >&2; echo "pip install failed; see $(VENV)/install.log" >&2; exit 1; }
 	@touch $@
 
 docker-ready: ## start Docker / build the offline images where needed
