@@ -52,29 +52,55 @@ def test_e2e_on_docker_writes_the_report_and_leaves_nothing(tmp_path):
     assert "postgresql://" not in report_text and "amqp://" not in report_text
 
 
-def test_ctrl_c_during_load_leaves_nothing_behind(tmp_path):
-    run_id = "t-int-" + str(int(time.time()))
+def _interrupt_when(suite: str, marker: str, run_id: str, tmp_path: Path, env: dict[str, str],
+                    pytest_args: tuple[str, ...] = ()):
+    """Run ``harness <suite>``, send a terminal's Ctrl-C once ``marker`` is printed; return (code, output)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "e2e", "--platform", "docker", "--run-id", run_id,
-         "--report-dir", str(tmp_path)],
-        cwd=PROJECT_ROOT, env=_env(HARNESS_DURATION_S="120", HARNESS_USERS="4", HARNESS_REPLICAS="1"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [sys.executable, "-m", "harness", suite, "--platform", "docker", "--run-id", run_id,
+         "--report-dir", str(tmp_path), "--", *pytest_args],
+        cwd=PROJECT_ROOT, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
     seen = []
     try:
         deadline = time.monotonic() + 300
-        for line in proc.stdout:  # wait until the load is running
+        for line in proc.stdout:  # wait until the phase to interrupt is running
             seen.append(line)
-            if "[load steady]" in line:
+            if marker in line:
                 break
-            assert time.monotonic() < deadline, "load never started: " + "".join(seen[-20:])
-        assert _leftovers(run_id)[0], "the run should have containers while loading"
+            assert time.monotonic() < deadline, f"{marker} never showed: " + "".join(seen[-20:])
+        else:
+            raise AssertionError(f"the run ended before {marker!r} showed: " + "".join(seen[-20:]))
+        assert _leftovers(run_id)[0], "the run should have containers while it runs: " + "".join(seen[-15:])
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does to the foreground group
-        out, _ = proc.communicate(timeout=180)
+        out, _ = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, "".join(seen[-10:]) + out[-2000:]
+    return proc.returncode, "".join(seen) + out
+
+
+def test_ctrl_c_during_load_leaves_nothing_behind(tmp_path):
+    run_id = "t-int-" + str(int(time.time()))
+    code, out = _interrupt_when("e2e", "[load steady]", run_id, tmp_path,
+                                {"HARNESS_DURATION_S": "120", "HARNESS_USERS": "4", "HARNESS_REPLICAS": "1"})
+    assert code == 130, out[-3000:]
     assert _leftovers(run_id) == ([], [])
+
+
+def test_ctrl_c_during_a_chaos_experiment_restores_and_leaves_nothing(tmp_path):
+    """Interrupted while the database is stopped: the rollback runs, the fault log shows it rolled
+    back, and nothing of the run remains."""
+    run_id = "t-chaos-int-" + str(int(time.time()))
+    code, out = _interrupt_when("chaos", "Pausing after activity", run_id, tmp_path,
+                                {"HARNESS_REPLICAS": "1", "HARNESS_OUTAGE_S": "60"},
+                                pytest_args=("-k", "database_outage"))
+    assert code == 130, out[-3000:]
+    assert _leftovers(run_id) == ([], [])
+    from harness.faults.safety import active_faults, read_faults
+
+    log = tmp_path / run_id / "test_database_outage" / "faults.jsonl"
+    assert [f["fault"] for f in read_faults(log, run_id)] == ["database-stopped"]
+    assert active_faults(run_id, path=log) == []  # rolled back despite the interruption
 
 
 def test_unreachable_docker_is_one_line_with_the_fix():
