@@ -27,7 +27,7 @@ docker-ready: ## start Docker / build the offline images where needed
 	@tools/docker-ready.sh
 
 test: venv docker-ready ## run the harness's own tests (unit and real-container integration)
-	@$(WITH_ENV) $(PY) -m pytest tests $(PYTEST_ARGS)
+	@$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 e2e: venv ## the main job: stack + platform + scenarios, report in reports/latest
 	@$(PY) -m harness preflight --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT)) --tools-only
