@@ -72,6 +72,11 @@ def _experiment_env(settings, platform, scenario, **extra: str) -> dict[str, str
         target = getattr(platform, "target", None)
         if getattr(target, "kubeconfig", None):  # kind's own kubeconfig file, not the user's default
             env["KUBECONFIG"] = str(target.kubeconfig)
+    # Where the database faults re-point the stand-in Service `postgres` when the database moves:
+    # only kind has one (the platform created it). Empty elsewhere, so a stray export in the shell
+    # cannot make a docker run call a cluster.
+    env["HARNESS_KUBE_NAMESPACE"] = platform.namespace if settings.platform == "kind" else ""
+    env["HARNESS_KUBE_CONTEXT"] = platform.target.context if settings.platform == "kind" else ""
     if settings.context:
         env["HARNESS_CONTEXT"] = settings.context
     env.update(extra)
@@ -207,11 +212,14 @@ def _finish(out: Outcome, scenario, title: str) -> None:
     assert ok, scenario.result.explanation
 
 
-def _docker_name_move_only(settings) -> None:
-    if settings.platform != "docker":
-        pytest.skip("on Kubernetes the conductor reaches postgres through a selector-less Service whose "
-                    "EndpointSlice holds the old server's IP; moving the name to a promoted or restored server "
-                    "is done on the docker network only, so the pods would never see the new primary")
+def _run_owns_the_database(settings) -> None:
+    """Failover and cluster loss replace the run's own database servers and move the name
+    ``postgres`` to the new one: the docker network alias, and on kind also the EndpointSlice of the
+    stand-in Service ``postgres`` (harness.faults.postgres). A cluster named with --context runs
+    against the team's own database, which the harness neither owns nor may fail over."""
+    if settings.platform not in ("docker", "kind"):
+        pytest.skip(f"platform {settings.platform!r} uses the team's own database, not the run's containers: "
+                    "failing it over or losing it is not the harness's to do (use PLATFORM=kind or docker)")
 
 
 # -- scenarios ------------------------------------------------------------------------------------
@@ -230,7 +238,7 @@ def test_database_outage(settings, platform, scenario, run_report):
 def test_database_failover(mode, settings, platform, scenario, run_report):
     """The primary dies (SIGKILL) and its streaming standby is promoted. Synchronous replication must
     lose no acknowledged write; asynchronous may lose what had not reached the standby, within the RPO."""
-    _docker_name_move_only(settings)
+    _run_owns_the_database(settings)
     out = _exercise("database-failover", settings=settings, platform=platform, scenario=scenario,
                     run_report=run_report, var_files=[EXPERIMENTS_DIR / "vars" / f"failover-{mode}.json"],
                     env=_experiment_env(settings, platform, scenario))
@@ -345,7 +353,7 @@ def test_cluster_loss(settings, platform, scenario, run_report, moto, dr_secrets
     the backup cadence implies."""
     from harness.dr.backup import BackupScheduler, implied_rpo_s
 
-    _docker_name_move_only(settings)
+    _run_owns_the_database(settings)
     s3 = moto.host_url()
     scheduler = BackupScheduler(settings.run_id, s3, settings.backup_interval_s)
 

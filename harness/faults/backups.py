@@ -1,15 +1,27 @@
 """Backups, the loss of the database with its cluster, and the recovery into a "secondary region".
 
-The DR plan's secondary-region procedure, on the docker platform: (1) activate secondary-region
-infrastructure — a fresh Postgres container, created with the database credentials held in the
-(replicated) secret store, Secrets Manager's ``i2s/database/credentials``; (2) restore the newest
-backup from S3 into it (harness.dr.backup); (4) point the name ``postgres`` at it, as a DNS update
-would; (3) deploy the application tier (``harness.faults.docker.deploy_application_tier``).
-Because the new database has the credentials from the secret store, the application's own
-secrets work unchanged there.
+The DR plan's secondary-region procedure: (1) activate secondary-region infrastructure — a fresh
+Postgres container, created with the database credentials held in the (replicated) secret store,
+Secrets Manager's ``i2s/database/credentials``; (2) restore the newest backup from S3 into it
+(harness.dr.backup); (4) point the name ``postgres`` at it, as a DNS update would (on kind also the
+Service ``postgres``'s EndpointSlice, see harness.faults.postgres); (3) deploy the application tier
+(``deploy_application_tier``). Because the new database has the credentials from the secret store,
+the application's own secrets work unchanged there.
 
 The lost database is killed and cut off the network, not deleted: nothing can reach its data any
 more (that is the loss), while its container stays for the run's final sweep.
+
+The application tier, per platform (``lose_application_tier`` / ``deploy_application_tier``):
+
+* docker: the conductor containers are removed and new ones started from their configuration
+  (harness.faults.docker, which keeps that configuration, secrets included, in memory only);
+* kind: the tier is the Deployment ``conductor``. Losing it scales the Deployment to 0 — every pod
+  goes, and the HPA leaves a Deployment at 0 replicas alone (autoscaling is disabled there), so the
+  tier stays lost until the recovery; redeploying scales it back to the replica count recorded at
+  the loss and waits for the rollout. Pods get the same Secrets, i.e. the same configuration, as a
+  secondary region deployed from the same manifests would. The count is in the fault log, so
+  ``undo_all`` can redeploy from any process. Same safety as every Kubernetes fault: the context is
+  checked before any call, and only a Deployment labeled with the run id is scaled.
 """
 
 import json
@@ -17,14 +29,17 @@ import logging
 import time
 from typing import Any
 
-from harness.errors import HarnessError, UsageError
+from harness.errors import HarnessError, UnsafeTarget, UsageError
 from harness.faults import safety
+from harness.faults.postgres import _follow_on_kind, _kube_apis, _kube_target, _verify_stand_in
 
-__all__ = ["take_backup", "lose_database", "recover_database"]
+__all__ = ["take_backup", "lose_database", "recover_database", "lose_application_tier", "deploy_application_tier"]
 
 log = logging.getLogger(__name__)
 DB_ROLES = ("postgres", "postgres-standby", "postgres-dr")
 ROLE_LABEL = "i2s-harness.role"
+APP_DEPLOYMENT = "conductor"          # the application tier on kind (k8s/overlays/kind)
+TIER_LOST = "application-tier-lost"
 
 
 def _public(result: Any) -> Any:
@@ -53,6 +68,8 @@ def lose_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups") ->
     killed and disconnected from the network. Refuses when S3 holds no backup to recover from.
     Rollback: ``recover_database``."""
     safety.require_run_id(run_id)
+    kube = _kube_target(run_id)  # a foreign cluster is refused before anything is lost
+    _verify_stand_in(run_id, kube)
     newest = _newest(s3_endpoint, bucket)
     if newest is None:
         raise UsageError(f"no backup in s3://{bucket}/ to recover from: losing the database would lose everything",
@@ -62,7 +79,7 @@ def lose_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups") ->
         raise UsageError(f"run {run_id} has no running database server", "bring the stack up first")
     network = f"i2s-{run_id}"
     safety.record_injected(run_id, "database-lost", "postgres", rollback="harness.faults.backups.recover_database",
-                           arguments={"run_id": run_id, "s3_endpoint": s3_endpoint, "bucket": bucket},
+                           arguments={"run_id": run_id, "s3_endpoint": s3_endpoint, "bucket": bucket, **kube},
                            details={"containers": [c.name for c in servers], "newest_backup": newest["key"]})
     net = safety._docker().networks.get(network)
     for c in servers:
@@ -108,17 +125,23 @@ def _writable_primary(run_id: str) -> str:
 
 
 def recover_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups", key: str = "",
-                     timeout_s: float = 300.0) -> dict:
+                     timeout_s: float = 300.0, kube_namespace: str = "", kube_context: str = "",
+                     kubeconfig: str = "") -> dict:
     """Recover the database into a fresh server ("secondary region") from the newest backup in S3
-    (or ``key``), then move the name ``postgres`` to it. Idempotent: nothing is done while a
-    writable server holds the name."""
+    (or ``key``), then move the name ``postgres`` to it (on kind also the Service ``postgres``;
+    ``kube_*``: the fault record's cluster, empty: from the environment). Idempotent: while a
+    writable server holds the name nothing is restored (on kind the Service is still made to
+    point at it)."""
     safety.require_run_id(run_id)
+    kube = _kube_target(run_id, kube_namespace, kube_context, kubeconfig)
     from harness.dr import backup, replication
 
     current = _writable_primary(run_id)
     if current:
+        slice_ = _follow_on_kind(run_id, kube, current)
         safety.record_rolled_back(run_id, "database-lost", "postgres", note=f"{current} already serves")
-        return {"recovered": False, "primary": current, "note": "a writable database already holds the name"}
+        return {"recovered": False, "primary": current, "note": "a writable database already holds the name",
+                **({"endpoint_slice": slice_} if slice_ else {})}
     t0 = time.time()
     creds = _db_credentials(s3_endpoint)
     image = replication._get(replication.primary_name(run_id), run_id).attrs["Config"]["Image"]
@@ -150,9 +173,123 @@ def recover_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups",
         except Exception:  # noqa: BLE001 - the run's sweep removes it
             pass
         raise
+    # Outside the clean-up above: if this fails the restored server stays, holding the name, and the
+    # rollback (the idempotent path) re-points the Service at it without restoring again.
+    slice_ = _follow_on_kind(run_id, kube, name)
     safety.record_rolled_back(run_id, "database-lost", "postgres", note=f"restored {restored['key']} into {name}")
     return _public({"recovered": True, "primary": name, "backup": restored["key"],
                     "backup_snapshot_at": restored.get("snapshot_at"),
                     "backup_age_s": round(t0 - restored["snapshot_at"], 1) if restored.get("snapshot_at") else None,
                     "create_s": round(created_s, 2), "restore_s": restored.get("duration_s"),
-                    "alias_moved_at": moved["moved_at"], "total_s": round(time.time() - t0, 2)})
+                    "alias_moved_at": moved["moved_at"], "total_s": round(time.time() - t0, 2),
+                    **({"endpoint_slice": slice_} if slice_ else {})})
+
+
+# -- the application tier -----------------------------------------------------------------------------
+def _own_deployment(apis: Any, namespace: str, run_id: str) -> Any:
+    """The Deployment ``conductor`` of the run (read); ``UnsafeTarget`` if it is not labeled with the run id."""
+    from kubernetes.client.rest import ApiException
+
+    from harness.labels import RUN_ID_LABEL
+
+    try:
+        dep = apis.apps.read_namespaced_deployment(APP_DEPLOYMENT, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise HarnessError(f"Deployment {namespace}/{APP_DEPLOYMENT} does not exist in the cluster",
+                               "the kind platform deploys it at `up`; check HARNESS_KUBE_NAMESPACE") from None
+        raise
+    found = (dep.metadata.labels or {}).get(RUN_ID_LABEL)
+    if found != run_id:
+        raise UnsafeTarget(f"refusing to scale Deployment {namespace}/{APP_DEPLOYMENT}: it is labeled "
+                           f"{RUN_ID_LABEL}={found or '(none)'}, not {run_id}",
+                           "the harness scales only the Deployment the kind platform created for this run")
+    return dep
+
+
+def _scale(apis: Any, namespace: str, replicas: int) -> None:
+    """Set the Deployment's replica count through its scale subresource (what ``kubectl scale`` does)."""
+    body = {"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": APP_DEPLOYMENT, "namespace": namespace}, "spec": {"replicas": int(replicas)}}
+    apis.apps.replace_namespaced_deployment_scale(APP_DEPLOYMENT, namespace, body)
+
+
+def _spec_replicas(dep: Any) -> int:
+    return 1 if dep.spec.replicas is None else int(dep.spec.replicas)  # the API's default is 1
+
+
+def _recorded_replicas(run_id: str) -> int:
+    """The replica count recorded when the tier was lost (newest active loss), 0 if none."""
+    for f in reversed(safety.active_faults(run_id)):
+        if f["fault"] == TIER_LOST and int(f["arguments"].get("replicas") or 0) > 0:
+            return int(f["arguments"]["replicas"])
+    return 0
+
+
+def lose_application_tier(run_id: str) -> dict:
+    """Lose the whole application tier (the cluster running it is gone). Docker: every conductor
+    container is removed (harness.faults.docker.remove_application_tier). Kind: the Deployment
+    ``conductor`` is scaled to 0 (the HPA leaves it there), its replica count recorded for the
+    recovery. Rollback: ``deploy_application_tier``."""
+    safety.require_run_id(run_id)
+    kube = _kube_target(run_id)
+    if not kube:
+        from harness.faults import docker
+
+        return docker.remove_application_tier(run_id)
+    ns, target = kube["kube_namespace"], f"deployment/{APP_DEPLOYMENT}"
+    apis = _kube_apis(kube)
+    try:
+        dep = _own_deployment(apis, ns, run_id)
+        replicas = _spec_replicas(dep)
+        if replicas < 1:
+            raise UsageError(f"Deployment {ns}/{APP_DEPLOYMENT} already has 0 replicas: there is no tier to lose",
+                             "redeploy it first (deploy_application_tier, or kubectl scale --replicas=N)")
+        safety.record_injected(run_id, TIER_LOST, target, rollback="harness.faults.backups.deploy_application_tier",
+                               arguments={"run_id": run_id, "replicas": replicas, **kube},
+                               details={"namespace": ns, "replicas": replicas})
+        t = time.time()
+        _scale(apis, ns, 0)
+    finally:
+        apis.close()
+    return {"scaled_to_zero": f"{ns}/{APP_DEPLOYMENT}", "replicas_before": replicas, "lost_at": t}
+
+
+def deploy_application_tier(run_id: str, timeout_s: float = 180.0, replicas: int = 0, kube_namespace: str = "",
+                            kube_context: str = "", kubeconfig: str = "") -> dict:
+    """A fresh application tier, as in a secondary region, ready when this returns. Docker: new
+    containers from the removed tier's configuration (harness.faults.docker.deploy_application_tier).
+    Kind: the Deployment ``conductor`` scaled back to ``replicas`` (0: the count recorded when it was
+    lost) and rolled out within ``timeout_s``. Idempotent: a Deployment that has replicas is only
+    waited for; on docker, running conductors are left as they are."""
+    safety.require_run_id(run_id)
+    kube = _kube_target(run_id, kube_namespace, kube_context, kubeconfig)
+    if not kube:
+        from harness.faults import docker
+
+        return docker.deploy_application_tier(run_id, timeout_s=timeout_s)
+    from harness.kube.rollout import wait_rollout
+
+    ns, target = kube["kube_namespace"], f"deployment/{APP_DEPLOYMENT}"
+    t0 = time.monotonic()
+    apis = _kube_apis(kube)
+    try:
+        current = _spec_replicas(_own_deployment(apis, ns, run_id))
+        if current > 0:
+            action = f"already at {current} replicas"
+        else:
+            want = int(replicas or 0) or _recorded_replicas(run_id)
+            if want < 1:
+                raise HarnessError(f"no replica count is known for Deployment {ns}/{APP_DEPLOYMENT} at 0 replicas "
+                                   f"(no active {TIER_LOST} fault in the fault log)",
+                                   f"pass replicas=N, or run kubectl --context {kube['kube_context']} -n {ns} "
+                                   f"scale deployment/{APP_DEPLOYMENT} --replicas=N")
+            _scale(apis, ns, want)
+            action = f"scaled to {want} replicas"
+        state = wait_rollout(apis, ns, APP_DEPLOYMENT, timeout=float(timeout_s), interval=1.0,
+                             hint="see the conductor pods' events; is the database reachable as 'postgres'?")
+    finally:
+        apis.close()
+    safety.record_rolled_back(run_id, TIER_LOST, target, note=action)
+    return {"deployment": f"{ns}/{APP_DEPLOYMENT}", "action": action, "rollout": state,
+            "ready_s": round(time.monotonic() - t0, 1)}
