@@ -115,6 +115,9 @@ def _flush(path: str, environment, final: bool = False) -> None:
     # Locust's own monitor samples every 10 s; validity needs each second. % of one core.
     cpu = _PROCESS.cpu_percent()
     machine = psutil.cpu_percent()  # all cores: a busy machine starves the generator below 100%
+    if final:
+        # The last interval is Locust shutting down (writing its reports), not generating load.
+        cpu = machine = None
     users = environment.runner.user_count if environment.runner else 0
     with open(path, "a") as fh:
         for s in done:

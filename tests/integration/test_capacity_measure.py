@@ -28,7 +28,7 @@ SLO = SloSpec(p95_ms=500.0, error_ratio=0.01)
 
 
 def short_config(probe_rps: float) -> MeasureConfig:
-    return MeasureConfig(repeats=1, step_s=8.0, warmup_s=2.0, probe_rps=probe_rps, max_steps=10, refine_steps=1,
+    return MeasureConfig(repeats=1, step_s=10.0, warmup_s=2.0, probe_rps=probe_rps, max_steps=10, refine_steps=1,
                          cooldown_s=0.5, idle_read_s=1.0)
 
 

@@ -40,6 +40,8 @@ def test_light_generator_is_valid(trivial_endpoint, tmp_path):
     v = evaluate_validity(r)
     assert r.requests > 10 and r.failures_count == 0
     assert v.ok, v.explanation
+    # Locust's shutdown (writing its reports) is not load generation: its CPU is not a sample.
+    assert r.seconds[-1]["locust_cpu"] is None and v.samples == sum(1 for x in r.seconds if x["locust_cpu"] is not None)
 
 
 def test_targets_off_loopback_are_refused(tmp_path):
