@@ -29,7 +29,7 @@ from harness.wait import wait_for
 __all__ = ["Stack", "PostgresService", "RedisService", "RabbitMqService", "MotoService", "loopback_ports"]
 
 log = logging.getLogger(__name__)
-logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO lines drown the harness's progress
+logging.getLogger("pika").setLevel(logging.CRITICAL)  # its retries while RabbitMQ boots are expected, not errors
 MOTO_IMAGE = "i2s-harness/moto"
 _IMAGES_DIR = Path(__file__).parent / "images"
 
