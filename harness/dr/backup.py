@@ -281,13 +281,8 @@ def run_backup(run_id: str, s3_endpoint: str, bucket: str = DEFAULT_BUCKET, pref
     if not prefix.endswith("/"):
         raise UsageError(f"prefix {prefix!r} must end with '/'", "use e.g. 'database/'")
     t_start = time.time()
-    sm = _client("secretsmanager", s3_endpoint, region)
-    db = _db_secret(sm, db_secret, s3_endpoint)
-    passphrase = _get_secret(sm, passphrase_secret, s3_endpoint)
-    hidden = [db["password"], passphrase, db.get("connection_url", "")]
-    s3 = _client("s3", s3_endpoint, region)
-    _ensure_bucket(s3, bucket)
-    image = tools_image(repl._get(repl.primary_name(run_id), run_id).attrs["Config"]["Image"])
+    db, passphrase, hidden, s3, image = _job_inputs(run_id, s3_endpoint, region, bucket, db_secret,
+                                                    passphrase_secret)
 
     # The seed's key scheme has one-second resolution: never overwrite an existing backup.
     while True:
@@ -302,9 +297,7 @@ def run_backup(run_id: str, s3_endpoint: str, bucket: str = DEFAULT_BUCKET, pref
         run_id, image, _BACKUP_SCRIPT, network=network or repl.network_name(run_id), name="backup",
         timeout_s=timeout_s, env={"DB_HOST": db["host"], "DB_PORT": str(db["port"]), "DB_USER": db["username"],
                                   "DB_NAME": db["database"]},
-        files={"/job/secrets/pgpass": (_pgpass_line(db["host"], db["port"], db["database"], db["username"],
-                                                    db["password"]), 0o600),
-               "/job/secrets/passphrase": (passphrase.encode() + b"\n", 0o600)},
+        files=_secret_files(db, passphrase),
         fetch=["/job/out/dump.gpg", "/job/out/snapshot", "/job/out/stats"], secret_values=hidden)
     if job.exit_code != 0 or "/job/out/dump.gpg" not in job.files:
         what = "timed out" if job.exit_code is None else f"exited {job.exit_code}"
@@ -334,6 +327,27 @@ def run_backup(run_id: str, s3_endpoint: str, bucket: str = DEFAULT_BUCKET, pref
     }
     log.info("backup %s: %d bytes in %.1fs", key, len(data), result["duration_s"])
     return result
+
+
+def _job_inputs(run_id: str, s3_endpoint: str, region: str, bucket: str, db_secret: str,
+                passphrase_secret: str) -> tuple[dict[str, Any], str, list[str], Any, str]:
+    """What every backup job needs: the database secret, the passphrase, the values to mask in its
+    output, an S3 client with the bucket present, and the tools image matching the server."""
+    sm = _client("secretsmanager", s3_endpoint, region)
+    db = _db_secret(sm, db_secret, s3_endpoint)
+    passphrase = _get_secret(sm, passphrase_secret, s3_endpoint)
+    hidden = [db["password"], passphrase, db.get("connection_url", "")]
+    s3 = _client("s3", s3_endpoint, region)
+    _ensure_bucket(s3, bucket)
+    image = tools_image(repl._get(repl.primary_name(run_id), run_id).attrs["Config"]["Image"])
+    return db, passphrase, hidden, s3, image
+
+
+def _secret_files(db: dict[str, Any], passphrase: str) -> dict[str, tuple[bytes, int]]:
+    """The job's credentials as in-container files (0600), never on the host disk or in argv."""
+    return {"/job/secrets/pgpass": (_pgpass_line(db["host"], db["port"], db["database"], db["username"],
+                                                 db["password"]), 0o600),
+            "/job/secrets/passphrase": (passphrase.encode() + b"\n", 0o600)}
 
 
 def _ensure_bucket(s3: Any, bucket: str) -> None:
@@ -476,9 +490,8 @@ def restore_backup(key: str, run_id: str, s3_endpoint: str, target_container: st
     job = _run_job(
         run_id, tools_image(image), _RESTORE_SCRIPT, network=network, name="restore", timeout_s=timeout_s,
         env={"DB_HOST": target.name, "DB_USER": creds["user"], "DB_NAME": creds["database"]},
-        files={"/job/secrets/pgpass": (_pgpass_line(target.name, 5432, creds["database"], creds["user"],
-                                                    creds["password"]), 0o600),
-               "/job/secrets/passphrase": (passphrase.encode() + b"\n", 0o600),
+        files={**_secret_files({"host": target.name, "port": 5432, "database": creds["database"],
+                                "username": creds["user"], "password": creds["password"]}, passphrase),
                "/job/in/backup.sql.gpg": (data, 0o600)},
         fetch=["/job/work/stats"], secret_values=[passphrase, creds["password"], db["password"]])
     if job.exit_code != 0:
@@ -774,13 +787,8 @@ def script_findings(path: str = "scripts/backup-database.sh", run_id: str = "", 
 
 def _verify_findings(findings: list[dict[str, Any]], text: str, lines: list[str], run_id: str, s3_endpoint: str,
                      moto_in_network: str, region: str, bucket: str) -> None:
-    sm = _client("secretsmanager", s3_endpoint, region)
-    db = _db_secret(sm, DB_SECRET, s3_endpoint)
-    passphrase = _get_secret(sm, PASSPHRASE_SECRET, s3_endpoint)
-    hidden = [db["password"], passphrase, db.get("connection_url", "")]
-    s3 = _client("s3", s3_endpoint, region)
-    _ensure_bucket(s3, bucket)
-    image = tools_image(repl._get(repl.primary_name(run_id), run_id).attrs["Config"]["Image"])
+    db, passphrase, hidden, s3, image = _job_inputs(run_id, s3_endpoint, region, bucket, DB_SECRET,
+                                                    PASSPHRASE_SECRET)
     network = repl.network_name(run_id)
     env = {"T_HOST": db["host"], "T_PORT": str(db["port"]), "T_USER": db["username"], "T_DB": db["database"],
            "BUCKET": bucket, "MOTO_URL": moto_in_network, "AWS_ACCESS_KEY_ID": "testing",
@@ -788,9 +796,7 @@ def _verify_findings(findings: list[dict[str, Any]], text: str, lines: list[str]
     files = {"/job/backup-database.sh": (text.encode(), 0o755),
              "/job/retention.sh": (_retention_block(lines).encode(), 0o644),
              "/job/bin/aws": (_SHIM_AWS.encode(), 0o755), "/job/gpgbin/gpg": (_SHIM_GPG.encode(), 0o755),
-             "/job/secrets/pgpass": (_pgpass_line(db["host"], db["port"], db["database"], db["username"],
-                                                  db["password"]), 0o600),
-             "/job/secrets/passphrase": (passphrase.encode() + b"\n", 0o600)}
+             **_secret_files(db, passphrase)}
     # A sub-folder and an object under the prefix, so the retention loop meets both kinds of line.
     probes = [f"{DEFAULT_PREFIX}findings-probe/readme.txt", f"{DEFAULT_PREFIX}findings-probe.txt"]
     before = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=DEFAULT_PREFIX).get("Contents", [])}
