@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from harness.config import PROJECT_ROOT
 from harness.docker_env import docker_client

@@ -7,7 +7,6 @@ measures that loss.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from types import SimpleNamespace
 from typing import Any, Iterator
@@ -17,40 +16,24 @@ import psycopg
 import pytest
 
 from harness.config import PROJECT_ROOT
-from harness.docker_env import export_container_logs, sweep
 from harness.dr.backup import (
     DB_SECRET, KEY_PATTERN, PASSPHRASE_SECRET, BackupScheduler, apply_retention, implied_rpo_s, list_backups,
     restore_backup, restore_latest, run_backup, script_findings, seed_secrets, trigger_rds_failover,
 )
-from harness.dr.replication import cleanup_dr, host_database_url
+from harness.dr.replication import host_database_url
 from harness.errors import UnsafeTarget, UsageError
 from harness.measure.rpo import CanaryLedger, verify
-from harness.platforms.docker import DockerPlatform
-from harness.stack.services import Stack
+from tests.integration.dr_env import dr_deployment
 
 ROWS_SQL = "SELECT id::text, idempotency_key, payload::text, served_by, created_at FROM pipelines ORDER BY id"
 
 
 @pytest.fixture(scope="module")
 def env(settings: Any, request: pytest.FixtureRequest) -> Iterator[SimpleNamespace]:
-    s = dataclasses.replace(settings, run_id=f"{settings.run_id[:36]}-bk", replicas=1)
-    stack, platform = Stack(s, with_moto=True), None
-    try:
-        stack.start()
-        platform = DockerPlatform(s, stack)
-        platform.up()
+    with dr_deployment(settings, request, "bk", "dr_backup", with_moto=True) as (s, stack, platform):
         endpoint = stack.moto.host_url()
         seeded = seed_secrets(s.run_id, endpoint)
         yield SimpleNamespace(run_id=s.run_id, stack=stack, platform=platform, endpoint=endpoint, seeded=seeded)
-    finally:
-        if request.session.testsfailed:
-            export_container_logs(s.run_id, s.report_path / "logs" / "dr_backup")
-        if not s.keep:
-            if platform is not None:
-                platform.down()
-            cleanup_dr(s.run_id)
-            stack.stop()
-            sweep(s.run_id)
 
 
 def _client(service: str, endpoint: str) -> Any:

@@ -7,42 +7,25 @@ primary loses exactly the writes acknowledged after the cut, and the ledger meas
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
 
-from harness.docker_env import docker_client, export_container_logs, sweep
+from harness.docker_env import docker_client
 from harness.dr.replication import (
-    cleanup_dr, current_primary, fail_over, host_database_url, network_name, replication_lag, restore_primary,
+    current_primary, fail_over, host_database_url, network_name, replication_lag, restore_primary,
     start_standby,
 )
 from harness.measure.rpo import CanaryLedger, verify
-from harness.platforms.docker import DockerPlatform
-from harness.stack.services import Stack
+from tests.integration.dr_env import dr_deployment
 
 
 @pytest.fixture(scope="module")
 def env(settings: Any, request: pytest.FixtureRequest) -> Iterator[SimpleNamespace]:
-    # A run id of its own: this module kills and replaces the database, nothing else may share it.
-    s = dataclasses.replace(settings, run_id=f"{settings.run_id[:36]}-fo", replicas=1)
-    stack, platform = Stack(s), None
-    try:
-        stack.start()
-        platform = DockerPlatform(s, stack)
-        platform.up()
+    with dr_deployment(settings, request, "fo", "dr_failover") as (s, stack, platform):
         yield SimpleNamespace(run_id=s.run_id, stack=stack, platform=platform, figures={})
-    finally:
-        if request.session.testsfailed:
-            export_container_logs(s.run_id, s.report_path / "logs" / "dr_failover")
-        if not s.keep:
-            if platform is not None:
-                platform.down()
-            cleanup_dr(s.run_id)
-            stack.stop()
-            sweep(s.run_id)
 
 
 def _wait_acks(ledger: CanaryLedger, after: float, n: int, timeout: float) -> list[dict[str, Any]]:
