@@ -12,12 +12,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 import pytest
 
 from harness.config import Settings, load_settings
-from harness.errors import HarnessError
+from harness.errors import HarnessError, Inconclusive
 from harness.report.writer import RunReport, ScenarioResult
 
 __all__ = ["ScenarioRecorder"]
@@ -210,10 +210,17 @@ class ScenarioRecorder:
         self.result.measurements[key] = value
 
     def verdict(self, ok: bool, explanation: str) -> bool:
-        """Record the verdict (the test still asserts it)."""
+        """Record the verdict (the test still asserts it): pass, or fail = the system missed its target."""
         self.result.verdict = "pass" if ok else "fail"
         self.result.explanation = explanation
         return ok
+
+    def inconclusive(self, explanation: str) -> NoReturn:
+        """The harness could not measure (saturated generator, fault not injected, ...): record it
+        and end the scenario. Never a pass, never a system failure."""
+        self.result.verdict = "inconclusive"
+        self.result.explanation = explanation
+        raise Inconclusive(explanation)
 
     def add_plot(self, title: str, path: Path) -> None:
         self.result.plots.append({"title": title, "path": str(path)})
@@ -236,15 +243,16 @@ def scenario(request: pytest.FixtureRequest, run_report: RunReport) -> Iterator[
     finally:
         call = request.node.stash.get(_PHASE_REPORTS, {}).get("call")
         if call is None:  # setup failed: the scenario never reached its assessment
-            rec.result.verdict = "error"
+            rec.result.verdict = "inconclusive"
             rec.result.explanation = rec.result.explanation or "the scenario's setup failed"
         elif call.skipped:
             rec.result.verdict = "skip"
-        elif call.failed and rec.result.verdict != "fail":
-            # Failed without a recorded failing verdict: an assertion is a fail, anything else an error.
+        elif call.failed and rec.result.verdict not in ("fail", "inconclusive"):
+            # Failed without a recorded verdict: an assertion is a fail, anything else means the
+            # harness could not measure (inconclusive).
             crash = getattr(getattr(call, "longrepr", None), "reprcrash", None)
             message = getattr(crash, "message", "") or str(call.longrepr)
-            rec.result.verdict = "fail" if message.startswith("AssertionError") else "error"
+            rec.result.verdict = "fail" if message.startswith("AssertionError") else "inconclusive"
             rec.result.explanation = message.strip().splitlines()[0][:300]
         rec.result.duration_s = round(time.monotonic() - rec._t0, 1)
         run_report.add(rec.result)

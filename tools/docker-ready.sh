@@ -9,5 +9,5 @@ if [[ -f "$offline/build.sh" ]]; then
 fi
 if ! docker info >/dev/null 2>&1; then
   echo "harness: Docker is not reachable; start the Docker engine (or set DOCKER_HOST) and retry" >&2
-  exit 3
+  exit 13
 fi

@@ -30,7 +30,7 @@ def redact(value: Any) -> Any:
 @dataclass
 class ScenarioResult:
     name: str
-    verdict: str = "unknown"          # pass | fail | error | skip
+    verdict: str = "unknown"          # pass | fail | inconclusive | skip
     explanation: str = ""
     measurements: dict[str, Any] = field(default_factory=dict)
     plots: list[dict[str, str]] = field(default_factory=list)       # {"title", "path"}
@@ -57,8 +57,11 @@ class RunReport:
 
     def summary(self) -> dict[str, Any]:
         verdicts = [s.verdict for s in self.scenarios]
-        overall = ("fail" if any(v in ("fail", "error") for v in verdicts)
-                   else "pass" if "pass" in verdicts else "none")
+        # A measured failure is a finding about the system; otherwise anything unmeasured (or
+        # nothing run at all) leaves the run inconclusive, never a pass.
+        overall = ("fail" if "fail" in verdicts
+                   else "inconclusive" if "inconclusive" in verdicts or "pass" not in verdicts
+                   else "pass")
         return redact({
             "run_id": self.run_id, "platform": self.platform, "verdict": overall,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
@@ -97,7 +100,7 @@ def _cell(v: Any) -> str:
 
 
 def render_html(summary: dict[str, Any], root: Path) -> str:
-    colour = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#9a6700", "skip": "#57606a"}
+    colour = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "skip": "#57606a"}
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>I2S harness run {html.escape(summary['run_id'])}</title>",

@@ -106,7 +106,7 @@ def test_unreachable_docker_is_one_line_with_the_fix():
     proc = subprocess.run([sys.executable, "-m", "harness", "e2e", "--platform", "docker"], cwd=PROJECT_ROOT,
                           env=_env(DOCKER_HOST="unix:///nonexistent/docker.sock"),
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 3
+    assert proc.returncode == 13
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Docker is not reachable" in lines[0] and "start the Docker engine" in lines[0]
 
@@ -116,6 +116,6 @@ def test_kind_platform_without_kind_stops_at_once_naming_the_alternative(tmp_pat
     proc = subprocess.run([sys.executable, "-m", "harness", "preflight", "--platform", "kind", "--tools-only"],
                           cwd=PROJECT_ROOT, env=_env(PATH=str(tmp_path)), capture_output=True, text=True,
                           timeout=60)
-    assert proc.returncode == 4
+    assert proc.returncode == 13
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "kind is not installed" in lines[0] and "PLATFORM=docker" in lines[0]
