@@ -1,93 +1,356 @@
-"""One settings object. Precedence: CLI flag > ``HARNESS_*`` environment > ``[tool.harness]`` in
-pyproject.toml > the defaults below.
+"""One settings model. Precedence, for every setting: CLI flag > ``HARNESS_<NAME>`` environment >
+``[tool.harness]`` in pyproject.toml > the default declared here.
+
+Each user-facing knob is one field of ``Settings`` declared with ``knob(...)``: its type (the
+annotation), default, bounds (``min``/``max``, ``above`` for a strict lower bound, ``choices``),
+a one-line description, whether it is secret, its CLI flag if it has one, and a ``kind`` for values
+with a grammar (an image reference, a directory, zones, a run id). Adding a knob is adding one field;
+``harness settings`` and the README's table are generated from these fields.
+
+Type, bound and grammar checks are pure (``Settings.validate``); what needs the filesystem
+(manifests, report directory, kubeconfig) is checked by ``harness.preflight`` before anything starts.
+
+Variables the harness passes between its own processes (to ``chaos run``, to Locust) are not
+settings: they are listed in ``PLUMBING``, with who sets them.
 
 Defaults the seed does not give are the harness's choices; each is named in the README.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from harness.errors import UsageError
 from harness.labels import new_run_id, validate_run_id
 
-__all__ = ["Settings", "PLATFORMS", "PROJECT_ROOT", "load_settings"]
+__all__ = [
+    "Settings", "Knob", "knob", "KNOBS", "PLUMBING", "RENAMED", "SOURCES", "PLATFORMS", "PROJECT_ROOT",
+    "STAGING_ZONES", "CHAOS_SETTINGS", "chaos_env", "refuse_renamed", "plumbing_markdown", "load_settings", "env_name", "check_image_reference", "describe_settings",
+    "settings_markdown",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLATFORMS = ("kind", "docker", "context")
 # The seed's staging VPC (infrastructure/staging/main.tf).
 STAGING_ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+SOURCES = ("flag", "env", "pyproject", "default")
+ENV_PREFIX = "HARNESS_"
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """The definition of one setting (built from a ``Settings`` field's ``knob(...)`` metadata)."""
+
+    name: str
+    type: str                       # "str" | "int" | "float" | "bool" | "list[str]" | "float | None"
+    default: Any
+    help: str
+    min: float | None = None        # inclusive
+    max: float | None = None        # inclusive
+    above: float | None = None      # exclusive lower bound (a positive number: above=0)
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+    flag: str | None = None         # the CLI flag of `harness` / pytest that sets it, if any
+    kind: str = ""                  # grammar checked beyond the type: image, dir_in, dir_out, zones, run_id, context
+
+    @property
+    def env(self) -> str:
+        return env_name(self.name)
+
+    def bounds_text(self) -> str:
+        """The allowed values in words, for messages and the README table."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        lo = (f"> {self.above:g}" if self.above is not None else
+              f">= {self.min:g}" if self.min is not None else "")
+        hi = f"<= {self.max:g}" if self.max is not None else ""
+        text = " and ".join(t for t in (lo, hi) if t)
+        if self.type == "float | None":
+            text = (text + ", or empty").lstrip(", ")
+        return text or {"image": "a Docker image reference", "dir_in": "an existing directory",
+                        "dir_out": "a writable directory", "zones": "comma-separated zone names",
+                        "run_id": "3-41 of a-z 0-9 -", "context": "a kubeconfig context name"}.get(self.kind, "")
+
+
+def knob(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+         above: float | None = None, choices: Sequence[str] = (), secret: bool = False,
+         flag: str | None = None, kind: str = "") -> Any:
+    """A ``Settings`` field with its definition (see ``Knob``). Lists take a copy of ``default``."""
+    meta = {"knob": dict(help=help, min=min, max=max, above=above, choices=tuple(choices), secret=secret,
+                         flag=flag, kind=kind)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def env_name(name: str) -> str:
+    """The environment variable of setting ``name``."""
+    return ENV_PREFIX + name.upper()
 
 
 @dataclass
 class Settings:
-    platform: str = "kind"
-    context: str = ""               # an existing cluster; only used when named explicitly
-    run_id: str = ""
-    report_dir: str = "reports"
-    keep: bool = False              # keep the stack/cluster after the run (for debugging)
-    replicas: int = 3               # docker platform: one conductor per staging zone
-    zones: list[str] = field(default_factory=lambda: list(STAGING_ZONES))
-    postgres_image: str = "postgres:15-alpine"
-    redis_image: str = "redis:7-alpine"
-    rabbitmq_image: str = "rabbitmq:3-management-alpine"
-    python_image: str = "python:3.11-slim"
-    conductor_image: str = ""       # empty: build the reference conductor from sut/conductor
-    cpu_cost_ms: float = 5.0        # reference conductor's CPU work per pipeline request
-    users: int = 20
-    spawn_rate: float = 10.0
-    duration_s: int = 60
-    slo_p95_ms: float = 500.0
-    slo_error_ratio: float = 0.01
-    probe_interval_s: float = 0.25
-    rto_target_s: float = 900.0     # seed DR plan: RTO 15 minutes
-    rpo_target_s: float = 3600.0    # seed DR plan: RPO 1 hour
-    backup_interval_s: float = 20.0  # scaled down from hourly so CI sees several backups
-    target_peak_rps: float = 0.0    # capacity verdict: the peak the release must carry
-    ready_timeout_s: float = 180.0
-    manifests_dir: str = "k8s"
+    # -- run ------------------------------------------------------------------------------------------
+    platform: str = knob("kind", "where the system runs: a kind cluster, Docker containers, or an existing "
+                         "cluster", choices=PLATFORMS, flag="--platform")
+    context: str = knob("", "an existing cluster's kubeconfig context, named explicitly (platform context; "
+                        "chaos may act on it)", flag="--context", kind="context")
+    run_id: str = knob("", "labels every resource and names the report directory; empty: a new one",
+                       flag="--run-id", kind="run_id")
+    report_dir: str = knob("reports", "where reports/<run id>/ is written (relative to the project)",
+                           flag="--report-dir", kind="dir_out")
+    keep: bool = knob(False, "keep the stack and cluster after the run (for debugging)", flag="--keep")
+    manifests_dir: str = knob("k8s", "the system's manifests (relative to the project)", kind="dir_in")
+    ready_timeout_s: float = knob(180.0, "how long the stack and the system may take to become ready (s)",
+                                  above=0, max=7200)
+    # -- docker platform --------------------------------------------------------------------------------
+    replicas: int = knob(3, "docker platform: conductor replicas (one per staging zone by default)",
+                         min=1, max=50, flag="--replicas")
+    zones: list[str] = knob(STAGING_ZONES, "zones the replicas are spread over (comma-separated)",
+                            kind="zones")
+    # -- images ---------------------------------------------------------------------------------------
+    postgres_image: str = knob("postgres:15-alpine", "Postgres image (a registry mirror may be named)",
+                               kind="image")
+    redis_image: str = knob("redis:7-alpine", "Redis image", kind="image")
+    rabbitmq_image: str = knob("rabbitmq:3-management-alpine", "RabbitMQ image", kind="image")
+    python_image: str = knob("python:3.11-slim", "base image of the reference conductor and the tools image",
+                             kind="image")
+    conductor_image: str = knob("", "the conductor image to test; empty: build the reference conductor from "
+                                "sut/conductor", kind="image")
+    cpu_cost_ms: float = knob(5.0, "reference conductor's CPU work per pipeline request (ms)", min=0, max=1000)
+    # -- load and SLO ---------------------------------------------------------------------------------
+    users: int = knob(20, "steady load: Locust users", min=1, max=5000)
+    spawn_rate: float = knob(10.0, "steady load: users started per second", above=0, max=1000)
+    duration_s: int = knob(60, "steady load: how long it runs (s)", min=1, max=86400)
+    slo_p95_ms: float = knob(500.0, "SLO: 95th-percentile latency limit (ms)", above=0, max=600000)
+    slo_error_ratio: float = knob(0.01, "SLO: highest share of failed requests", min=0, max=0.99)
+    # -- recovery targets -----------------------------------------------------------------------------
+    probe_interval_s: float = knob(0.25, "RTO prober: seconds between user requests", above=0, max=0.25)
+    rto_target_s: float = knob(900.0, "RTO target (s); seed DR plan: 15 min", above=0, max=604800)
+    rpo_target_s: float = knob(3600.0, "RPO target (s); seed DR plan: 1 h", above=0, max=604800)
+    backup_interval_s: float = knob(20.0, "backup cadence (s), scaled down from hourly so CI sees several",
+                                    above=0, max=86400)
+    # -- chaos experiments (passed to `chaos run` by scenarios/test_chaos.py) ---------------------------
+    probe_requests: int = knob(100, "chaos steady state: user requests per probe", min=1, max=100000)
+    outage_s: float = knob(10.0, "database outage: how long the primary stays stopped (s)", above=0, max=3600)
+    replication_lag_s: float = knob(3.0, "database failover: how long the standby is partitioned before the "
+                                    "kill (s)", min=0, max=600)
+    settle_s: float = knob(5.0, "database failover: wait after promotion before checking (s)", min=0, max=600)
+    kill_signal: str = knob("SIGKILL", "database failover: how the primary dies",
+                            choices=("SIGKILL", "SIGTERM", "SIGINT"))
+    backup_bucket: str = knob("i2s-backups", "cluster loss: the S3 bucket backups are restored from")
+    decision_s: float = knob(5.0, "cluster loss: operator decision time before recovery starts (s)",
+                             min=0, max=3600)
+    drain_timeout_s: float = knob(120.0, "zone loss: how long a node drain may take (s)", above=0, max=3600)
+    observe_s: float = knob(30.0, "zone loss: how long the zone stays lost before the check (s)",
+                            min=0, max=3600)
+    # -- capacity -------------------------------------------------------------------------------------
+    target_peak_rps: float = knob(0.0, "capacity verdict: the peak the release must carry (0: report only)",
+                                  min=0, max=1000000)
+    capacity_repeats: int = knob(2, "capacity: step ramps; they must agree within the tolerance",
+                                 min=1, max=20)
+    capacity_step_s: float = knob(12.0, "capacity: each step's length (s); kind default 45", above=0, max=3600)
+    capacity_warmup_s: float = knob(3.0, "capacity: left out at each step's start (s); kind default 15",
+                                    min=0, max=3600)
+    capacity_tolerance: float = knob(0.15, "capacity: repeats agree when (max - min) / mean <= this",
+                                     above=0, max=0.99)
+    capacity_user_rps: float = knob(0.0, "capacity: offered rps per user (0: 1000 / SLO p95)", min=0, max=1000)
+    capacity_probe_rps: float = knob(30.0, "capacity: the probe step's offered rps", above=0, max=100000)
+    capacity_refine_steps: int = knob(1, "capacity: bisections between the last good and first bad step",
+                                      min=0, max=20)
+    capacity_max_steps: int = knob(12, "capacity: steps per repeat, probe and refinements included",
+                                   min=2, max=200)
+    capacity_delivered_fraction: float = knob(0.9, "capacity: share of the offered load a step must complete",
+                                              above=0, max=1)
+    capacity_cooldown_s: float = knob(1.0, "capacity: pause between steps (s)", min=0, max=600)
+    capacity_ramp_s: float = knob(300.0, "capacity projection: ramp from base to peak (s)", min=0, max=86400)
+    capacity_hold_s: float = knob(600.0, "capacity projection: time held at the peak (s)", above=0, max=86400)
+    capacity_base_rps: float | None = knob(None, "capacity projection: load before the ramp (empty: 10 % of "
+                                           "the peak)", min=0, max=1000000)
+    capacity_queue_drain_rps: float | None = knob(None, "capacity projection: queue consumers' rate (empty: "
+                                                  "from the peak)", min=0, max=1000000)
+
+    def __post_init__(self) -> None:
+        self._sources: dict[str, str] = {}
 
     def validate(self) -> "Settings":
-        if self.platform not in PLATFORMS:
-            raise UsageError(f"unknown platform {self.platform!r}",
-                             f"use one of: {', '.join(PLATFORMS)}")
+        """Types' bounds, choices, grammars and combinations; one line naming the setting and the fix.
+        Pure: no file is read (``harness.preflight`` does that)."""
+        for k in KNOBS.values():
+            _check_knob(k, getattr(self, k.name), self.source(k.name))
         if self.platform == "context" and not self.context:
             raise UsageError("platform 'context' needs the cluster named",
                              "pass --context NAME (a kubeconfig context) or set HARNESS_CONTEXT")
-        for name in ("replicas", "users", "duration_s"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"{name} must be at least 1 (got {getattr(self, name)})",
-                                 f"set HARNESS_{name.upper()} to a positive number")
-        for name in ("spawn_rate", "slo_p95_ms", "probe_interval_s", "ready_timeout_s",
-                     "rto_target_s", "rpo_target_s", "backup_interval_s"):
-            if getattr(self, name) <= 0:
-                raise UsageError(f"{name} must be positive (got {getattr(self, name)})",
-                                 f"set HARNESS_{name.upper()} to a positive number")
-        if not 0 <= self.slo_error_ratio < 1:
-            raise UsageError(f"slo_error_ratio must be in [0, 1) (got {self.slo_error_ratio})",
-                             "set HARNESS_SLO_ERROR_RATIO, e.g. 0.01")
-        if not self.zones:
-            raise UsageError("zones is empty", "set HARNESS_ZONES, e.g. us-east-1a,us-east-1b")
+        if self.capacity_base_rps is not None and self.target_peak_rps and self.capacity_base_rps > self.target_peak_rps:
+            raise UsageError(f"capacity_base_rps {self.capacity_base_rps:g} is above the target peak "
+                             f"{self.target_peak_rps:g}", "set HARNESS_CAPACITY_BASE_RPS below HARNESS_TARGET_PEAK_RPS")
         self.run_id = validate_run_id(self.run_id) if self.run_id else new_run_id()
         return self
+
+    def source(self, name: str) -> str:
+        """Where ``name``'s value came from: flag, env, pyproject or default."""
+        return getattr(self, "_sources", {}).get(name, "default")
 
     @property
     def report_path(self) -> Path:
         p = Path(self.report_dir)
         return (p if p.is_absolute() else PROJECT_ROOT / p) / self.run_id
 
+    @property
+    def manifests_path(self) -> Path:
+        p = Path(self.manifests_dir)
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
     def public(self) -> dict[str, Any]:
-        """Settings as JSON for reports (no secrets are held here)."""
-        return dataclasses.asdict(self)
+        """Settings as JSON for reports, secrets masked."""
+        out = dataclasses.asdict(self)
+        for k in KNOBS.values():
+            if k.secret and out.get(k.name):
+                out[k.name] = MASK
+        return out
 
 
-def _convert(name: str, kind: Any, raw: Any, source: str) -> Any:
+def _knobs() -> dict[str, Knob]:
+    out: dict[str, Knob] = {}
+    for f in fields(Settings):
+        meta = dict(f.metadata.get("knob") or {"help": ""})  # a plain field (not yet converted): no bounds
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out[f.name] = Knob(name=f.name, type=str(f.type), default=default, **meta)
+    return out
+
+
+KNOBS: dict[str, Knob] = _knobs()
+
+# Old or overlapping names: refused with one line naming the one to use.
+RENAMED: dict[str, str] = {
+    "HARNESS_PROBE_REQUESTS": "HARNESS_PROBE_REQUESTS",
+    "HARNESS_KUBE_CONTEXT": "HARNESS_CONTEXT",
+    "HARNESS_CAPACITY_TARGET_PEAK_RPS": "HARNESS_TARGET_PEAK_RPS",
+}
+
+# Not settings: what the harness passes to its own subprocesses (set there, read there). A user sets
+# them only to run `chaos run` or `locust -f` by hand (chaos/README.md, loadtests/locustfile.py).
+PLUMBING: dict[str, str] = {
+    "HARNESS_RUN_ID": "to `chaos run`: the run to act on (the run_id setting's value)",
+    "HARNESS_FAULT_LOG": "to `chaos run`: the JSON-lines fault log",
+    "HARNESS_S3_ENDPOINT": "to `chaos run` (cluster loss): the S3 endpoint (moto)",
+    "HARNESS_SLO_SUCCESS_RANGE": "to `chaos run`: steady-state success range, from slo_error_ratio",
+    "HARNESS_RTO_TARGET_S": "to `chaos run`: how long recovery is waited for (the rto_target_s setting)",
+    "HARNESS_PROBE_REQUESTS": "to `chaos run`: requests per steady-state probe (the probe_requests setting)",
+    "HARNESS_OUTAGE_S": "to `chaos run`: the outage_s setting",
+    "HARNESS_REPLICATION_LAG_S": "to `chaos run`: the replication_lag_s setting",
+    "HARNESS_SETTLE_S": "to `chaos run`: the settle_s setting",
+    "HARNESS_KILL_SIGNAL": "to `chaos run`: the kill_signal setting",
+    "HARNESS_BACKUP_BUCKET": "to `chaos run`: the backup_bucket setting",
+    "HARNESS_DECISION_S": "to `chaos run`: the decision_s setting",
+    "HARNESS_DRAIN_TIMEOUT_S": "to `chaos run`: the drain_timeout_s setting",
+    "HARNESS_OBSERVE_S": "to `chaos run`: the observe_s setting",
+    "HARNESS_CONTEXT": "to `chaos run`: a context the user named (the context setting); allowed for faults",
+    "HARNESS_ZONE": "to `chaos run` (zone loss): the zone to lose, one of the zones setting",
+    "HARNESS_STANDBY_SYNCHRONOUS": "to `chaos run` (failover): set by chaos/vars/failover-*.json",
+    "HARNESS_ENDPOINTS": "to `chaos run`: where users reach the service (kind/context platforms)",
+    "HARNESS_KUBE_NAMESPACE": "to `chaos run` on kind: the namespace of Service postgres / Deployment conductor",
+    "HARNESS_KUBE_RUN_CONTEXT": "to `chaos run` on kind: the run's own kind context (with KUBECONFIG)",
+    "HARNESS_TARGETS": "to Locust: comma-separated base URLs",
+    "HARNESS_USER_RPS": "to Locust: requests/s each user offers",
+    "HARNESS_SHAPE": "to Locust: a JSON load shape",
+    "HARNESS_ATTRIBUTION_FILE": "to Locust: where per-second, per-replica counts go",
+    "HARNESS_ALLOW_RDS_FAILOVER": "harness.dr.backup: a per-call confirmation naming a real RDS instance",
+}
+# Plumbing names that are also the value of a setting (the same name both ways, so no overlap).
+_PLUMBING_IS_SETTING = {"HARNESS_RUN_ID", "HARNESS_RTO_TARGET_S", "HARNESS_PROBE_REQUESTS", "HARNESS_OUTAGE_S",
+                        "HARNESS_REPLICATION_LAG_S", "HARNESS_SETTLE_S", "HARNESS_KILL_SIGNAL",
+                        "HARNESS_BACKUP_BUCKET", "HARNESS_DECISION_S", "HARNESS_DRAIN_TIMEOUT_S",
+                        "HARNESS_OBSERVE_S", "HARNESS_CONTEXT"}
+
+
+# -- grammar -------------------------------------------------------------------------------------------
+# Docker's reference grammar (distribution/reference, regexp.go): [domain/]path[:tag][@digest].
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_REFERENCE = re.compile(rf"^(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$")
+_ZONE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+_CONTEXT = re.compile(r"^[^\s\x00-\x1f]{1,253}$")
+
+
+def check_image_reference(ref: str) -> str | None:
+    """Why ``ref`` is not a Docker image reference, or None. Grammar of distribution/reference
+    (regexp.go: lowercase path components, tag ``[\\w][\\w.-]{0,127}``, ``algo:hex`` digest)."""
+    if not ref:
+        return "is empty"
+    if any(c.isspace() for c in ref):
+        return "contains whitespace"
+    if len(ref) > 255 + 128 + 80:
+        return "is too long"
+    if not _REFERENCE.match(ref):
+        if any(c.isupper() for c in ref.split("@")[0].split(":")[0].split("/")[-1]):
+            return "has upper-case letters in its repository name"
+        return "is not [registry/]name[:tag][@sha256:digest]"
+    return None
+
+
+def _check_knob(k: Knob, value: Any, source: str) -> None:
+    where = _where(k, source)
+    fix_set = f"set {k.env}" + (f" (or {k.flag})" if k.flag else "")
+    if k.type in ("int", "float", "float | None"):
+        if value is None:
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{k.name}={value}{where} is not a finite number", f"{fix_set} to a number")
+        lo_ok = (k.min is None or value >= k.min) and (k.above is None or value > k.above)
+        if not lo_ok or (k.max is not None and value > k.max):
+            raise UsageError(f"{k.name}={value:g}{where} is out of range ({k.bounds_text()})",
+                             f"{fix_set} to a value {k.bounds_text()}")
+    if k.choices and value not in k.choices:
+        noun = "platform" if k.name == "platform" else k.name
+        raise UsageError(f"unknown {noun} {value!r}{where}", f"use one of: {', '.join(k.choices)}")
+    if k.kind == "image" and value:
+        why = check_image_reference(value)
+        if why:
+            raise UsageError(f"{k.name} {value!r}{where} {why}",
+                             f"{fix_set} to an image reference such as postgres:15-alpine")
+    elif k.kind == "zones":
+        if not value:
+            raise UsageError(f"zones is empty{where}", "set HARNESS_ZONES, e.g. us-east-1a,us-east-1b")
+        if len(value) > 26:
+            raise UsageError(f"{len(value)} zones{where} are more than 26", "name at most 26 zones in HARNESS_ZONES")
+        for z in value:
+            if not _ZONE.match(z):
+                raise UsageError(f"zone {z!r}{where} is not a zone name (lowercase letters, digits, '-', '.')",
+                                 "set HARNESS_ZONES to names like us-east-1a,us-east-1b")
+        if len(set(value)) != len(value):
+            raise UsageError(f"zones {','.join(value)}{where} name a zone twice", "name each zone once in HARNESS_ZONES")
+    elif k.kind == "context" and value and not _CONTEXT.match(value):
+        raise UsageError(f"context {value!r}{where} is not a kubeconfig context name (no spaces)",
+                         "name an existing context exactly (kubectl config get-contexts -o name)")
+    elif k.kind in ("dir_in", "dir_out") and (not str(value).strip() or "\x00" in str(value)):
+        raise UsageError(f"{k.name} {value!r}{where} is not a path", f"{fix_set} to a directory")
+    elif k.type == "str" and not k.kind and not k.choices and k.name == "backup_bucket" and not re.match(
+            r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", value):
+        raise UsageError(f"backup_bucket {value!r}{where} is not an S3 bucket name",
+                         "set HARNESS_BACKUP_BUCKET to 3-63 lowercase letters, digits, '.', '-'")
+
+
+def _where(k: Knob, source: str) -> str:
+    return {"flag": f" (from {k.flag or 'a flag'})", "env": f" (from {k.env})",
+            "pyproject": " (from [tool.harness] in pyproject.toml)"}.get(source, "")
+
+
+# -- loading ---------------------------------------------------------------------------------------------
+def _convert(k: Knob, raw: Any, source: str) -> Any:
+    kind = k.type
     try:
-        if kind is bool or kind == "bool":
+        if kind == "bool":
             if isinstance(raw, bool):
                 return raw
             text = str(raw).strip().lower()
@@ -96,18 +359,50 @@ def _convert(name: str, kind: Any, raw: Any, source: str) -> Any:
             if text in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(raw)
-        if kind in (int, "int"):
-            return int(raw)
-        if kind in (float, "float"):
+        if kind == "int":
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            return int(str(raw).strip()) if not isinstance(raw, (int, float)) else int(raw)
+        if kind in ("float", "float | None"):
+            if kind == "float | None" and (raw is None or str(raw).strip() == ""):
+                return None
+            if isinstance(raw, bool):
+                raise ValueError(raw)
             return float(raw)
-        if kind in (list[str], "list[str]"):
+        if kind == "list[str]":
             if isinstance(raw, list):
-                return [str(x) for x in raw]
+                return [str(x).strip() for x in raw]
             return [part.strip() for part in str(raw).split(",") if part.strip()]
+        if not isinstance(raw, str) and source == "pyproject":
+            raise ValueError(raw)
         return str(raw)
     except (TypeError, ValueError):
-        raise UsageError(f"{source} {name}={raw!r} is not a valid {getattr(kind, '__name__', kind)}",
-                         "correct the value") from None
+        shown = MASK if k.secret else repr(raw)
+        what = {"float | None": "number", "float": "number", "int": "whole number", "bool": "boolean (true/false)",
+                "list[str]": "comma-separated list"}.get(kind, "string")
+        where = {"flag": k.flag or "flag", "env": k.env, "pyproject": f"[tool.harness] {k.name}"}[source]
+        raise UsageError(f"{where}={shown} is not a valid {what}", f"set {where} to a {what}") from None
+
+
+def _read_pyproject(pyproject: Path) -> dict[str, Any]:
+    if not pyproject.exists():
+        return {}
+    try:
+        table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("harness", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{pyproject} is not valid TOML ({str(exc).splitlines()[0]})", "fix the file") from None
+    except OSError as exc:
+        raise UsageError(f"{pyproject} cannot be read ({exc.strerror})", "fix its permissions") from None
+    if not isinstance(table, dict):
+        raise UsageError(f"[tool.harness] in {pyproject} is not a table", "write it as a [tool.harness] table")
+    return table
+
+
+def refuse_renamed(env: Mapping[str, str]) -> None:
+    """An old or overlapping name in the environment: one line naming the one to use."""
+    for old, new in RENAMED.items():
+        if old in env:
+            raise UsageError(f"{old} is not a setting (any more)", f"use {new} instead and unset {old}")
 
 
 def load_settings(
@@ -118,23 +413,76 @@ def load_settings(
     """Merge the four sources and validate. ``overrides`` are CLI values (None means unset)."""
     env = os.environ if env is None else env
     pyproject = pyproject or PROJECT_ROOT / "pyproject.toml"
-    table: dict[str, Any] = {}
-    if pyproject.exists():
-        try:
-            table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("harness", {})
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"{pyproject} is not valid TOML ({exc})", "fix the file") from None
-    known = {f.name: f for f in fields(Settings)}
+    refuse_renamed(env)
+    table = _read_pyproject(pyproject)
     for key in table:
-        if key not in known:
+        if key not in KNOBS:
             raise UsageError(f"unknown setting {key!r} in [tool.harness] of {pyproject}",
-                             f"use one of: {', '.join(sorted(known))}")
+                             "use a name `harness settings` lists")
+    for key in overrides or {}:
+        if key not in KNOBS:
+            raise UsageError(f"unknown setting {key!r} passed as a flag", "use a name `harness settings` lists")
     values: dict[str, Any] = {}
-    for name, f in known.items():
+    sources: dict[str, str] = {}
+    for name, k in KNOBS.items():
         if overrides and overrides.get(name) is not None:
-            values[name] = _convert(name, f.type, overrides[name], "flag")
-        elif f"HARNESS_{name.upper()}" in env:
-            values[name] = _convert(name, f.type, env[f"HARNESS_{name.upper()}"], "environment")
+            values[name], sources[name] = _convert(k, overrides[name], "flag"), "flag"
+        elif k.env in env:
+            values[name], sources[name] = _convert(k, env[k.env], "env"), "env"
         elif name in table:
-            values[name] = _convert(name, f.type, table[name], "[tool.harness]")
-    return Settings(**values).validate()
+            values[name], sources[name] = _convert(k, table[name], "pyproject"), "pyproject"
+    s = Settings(**values)
+    s._sources = sources
+    return s.validate()
+
+
+# Settings the chaos experiments read from their environment (chaos/*.json "configuration"), under the
+# setting's own variable name: the harness passes the effective value, so the precedence holds there too.
+CHAOS_SETTINGS = ("rto_target_s", "probe_requests", "outage_s", "replication_lag_s", "settle_s", "kill_signal",
+                  "backup_bucket", "decision_s", "drain_timeout_s", "observe_s")
+
+
+def chaos_env(settings: Settings) -> dict[str, str]:
+    """The environment a `chaos run` subprocess gets for the settings it reads."""
+    return {env_name(n): _shown(KNOBS[n], getattr(settings, n)) for n in CHAOS_SETTINGS}
+
+
+# -- describing ------------------------------------------------------------------------------------------
+def _shown(k: Knob, value: Any) -> str:
+    if k.secret and value not in (None, ""):
+        return MASK
+    if isinstance(value, list):
+        return ",".join(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def describe_settings(settings: Settings, knobs: Iterable[Knob] | None = None) -> list[dict[str, str]]:
+    """Every setting's effective value (secrets masked) and where it came from."""
+    return [{"name": k.name, "env": k.env, "value": _shown(k, getattr(settings, k.name)),
+             "source": settings.source(k.name)} for k in (knobs or KNOBS.values())]
+
+
+def settings_markdown(knobs: Iterable[Knob] | None = None) -> str:
+    """The README's settings table (generated; `harness settings --markdown`)."""
+    rows = ["| setting | environment | flag | type | default | allowed | meaning |",
+            "|---|---|---|---|---|---|---|"]
+    for k in knobs or KNOBS.values():
+        default = _shown(k, k.default)
+        if k.name == "run_id":
+            default = "new per run"
+        default = f"`{default}`" if default else "empty"
+        rows.append(f"| {k.name} | `{k.env}` | {('`' + k.flag + '`') if k.flag else ''} | "
+                    f"{k.type.replace('|', 'or')} | {default} | {k.bounds_text()} | "
+                    f"{k.help}{' (secret)' if k.secret else ''} |")
+    return "\n".join(rows) + "\n"
+
+
+def plumbing_markdown() -> str:
+    """The harness's process-to-process variables (not settings), as a Markdown list."""
+    return "\n".join(f"- `{name}`: {what}" for name, what in PLUMBING.items()) + "\n"

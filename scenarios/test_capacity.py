@@ -10,14 +10,13 @@ the verdict at ``HARNESS_TARGET_PEAK_RPS`` on production (harness.capacity.verdi
 only). Teardown: the replica is removed (docker) or the HPA restored (kind); logs are exported first
 when anything failed.
 
-Knobs (environment): HARNESS_CAPACITY_STEP_S, _WARMUP_S, _REPEATS, _TOLERANCE, _PROBE_RPS,
-_USER_RPS, _MAX_STEPS, _REFINE_STEPS (the measurement) and HARNESS_CAPACITY_RAMP_S, _HOLD_S,
-_BASE_RPS, _QUEUE_DRAIN_RPS (the traffic profile).
+Knobs: the ``capacity_*`` settings (harness.config; ``harness settings`` lists them): step length,
+warm-up, repeats, tolerance, probe and per-user rps, steps (the measurement) and ramp, hold, base and
+queue-drain rps (the traffic profile).
 """
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
@@ -25,10 +24,10 @@ import pytest
 
 from harness.capacity.calibrate import (calibrate, observed_trajectory, offered_from_seconds, project_observed_load,
                                         read_hpa_run)
-from harness.capacity.measure import (MeasureConfig, SingleReplicaDockerPlatform, SloSpec, measure_capacity,
+from harness.capacity.measure import (SingleReplicaDockerPlatform, SloSpec, measure_capacity, measure_config,
                                       replica_under_test)
 from harness.capacity.plots import calibration_png, projection_png, steps_png, zone_loss_png
-from harness.capacity.project import (ReplicaModel, load_infrastructure, pod_resources, profile_from_env,
+from harness.capacity.project import (ReplicaModel, load_infrastructure, pod_resources, profile_from_settings,
                                       project_all, static_capacity)
 from harness.capacity.verdict import DEFAULT_GATE, capacity_verdict
 from harness.errors import HarnessError
@@ -87,18 +86,12 @@ def capacity_replica(request, settings, run_report):
         replica.restore()
 
 
-def _config(settings) -> MeasureConfig:
-    # metrics.k8s.io averages over metrics-server's 15 s resolution: steps on kind must be longer.
-    kube = {} if settings.platform == "docker" else {"step_s": 45.0, "warmup_s": 15.0}
-    return MeasureConfig.from_env(**kube)
-
-
 def test_one_replica_capacity_projected_through_hpa_and_node_groups(settings, capacity_replica, scenario):
     # Setup: every input is read and checked before the expensive measurement starts.
-    cfg = _config(settings)
+    cfg = measure_config(settings)
     slo = SloSpec(settings.slo_p95_ms, settings.slo_error_ratio)
     infra = load_infrastructure()
-    profile = profile_from_env(settings.target_peak_rps, os.environ)
+    profile = profile_from_settings(settings)
     probe_model = ReplicaModel(capacity_rps=1, cpu_limit_cores=1, cpu_at_capacity_cores=0.5, cpu_idle_cores=0,
                                cpu_per_request_core_s=0.001, memory_bytes=0)
     for env in infra.environments.values():  # manifests parse, the HPAs have CPU targets, the groups fit a pod

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import pytest
 
 from harness.chaos_runner import EXPERIMENTS_DIR, ChaosRun, run_experiment
+from harness.config import chaos_env
 from harness.faults import safety
 from harness.measure.rpo import CanaryLedger, RpoResult, verify
 from harness.measure.rto import Prober, RtoResult, compute_rto, plot_timeline
@@ -66,7 +67,7 @@ def _endpoints_fn(settings, platform) -> Callable[[], list[str]]:
 def _experiment_env(settings, platform, scenario, **extra: str) -> dict[str, str]:
     env = {"HARNESS_FAULT_LOG": str(scenario.dir / "faults.jsonl"),
            "HARNESS_SLO_SUCCESS_RANGE": json.dumps([round(1 - settings.slo_error_ratio, 6), 1.0]),
-           "HARNESS_RTO_TARGET_S": str(settings.rto_target_s)}
+           **chaos_env(settings)}
     if settings.platform != "docker":
         env["HARNESS_ENDPOINTS"] = ",".join(platform.endpoints())
         target = getattr(platform, "target", None)
@@ -76,7 +77,7 @@ def _experiment_env(settings, platform, scenario, **extra: str) -> dict[str, str
     # only kind has one (the platform created it). Empty elsewhere, so a stray export in the shell
     # cannot make a docker run call a cluster.
     env["HARNESS_KUBE_NAMESPACE"] = platform.namespace if settings.platform == "kind" else ""
-    env["HARNESS_KUBE_CONTEXT"] = platform.target.context if settings.platform == "kind" else ""
+    env["HARNESS_KUBE_RUN_CONTEXT"] = platform.target.context if settings.platform == "kind" else ""
     if settings.context:
         env["HARNESS_CONTEXT"] = settings.context
     env.update(extra)

@@ -48,7 +48,7 @@ from harness.load.slo import evaluate_validity
 from harness.platforms.docker import DockerPlatform  # no Docker SDK import until a client is made
 
 __all__ = [
-    "MeasureConfig", "SloSpec", "UsageReading", "UsageSampler", "ReplicaUnderTest", "DockerReplica", "KubeReplica",
+    "MeasureConfig", "KUBE_STEP_DEFAULTS", "measure_config", "SloSpec", "UsageReading", "UsageSampler", "ReplicaUnderTest", "DockerReplica", "KubeReplica",
     "SingleReplicaDockerPlatform", "replica_under_test", "StepResult", "RampResult", "CapacityMeasurement",
     "summarize_step", "cpu_cores_between", "docker_reading", "measure_capacity", "fit_cpu_line", "agreement",
 ]
@@ -63,8 +63,8 @@ THROTTLED_BOUND_PCT = 20.0     # CFS periods with the quota exhausted: the limit
 # -- configuration --------------------------------------------------------------------------------------
 @dataclass
 class MeasureConfig:
-    """How the ramp runs. Environment: ``HARNESS_CAPACITY_<FIELD>`` (upper case), e.g.
-    ``HARNESS_CAPACITY_STEP_S=10``."""
+    """How the ramp runs. Each field in ``SETTINGS`` is the setting ``capacity_<field>``
+    (``HARNESS_CAPACITY_<FIELD>``, e.g. ``HARNESS_CAPACITY_STEP_S=10``; harness.config)."""
 
     repeats: int = 2
     step_s: float = 12.0            # each step's length (Locust run)
@@ -81,22 +81,20 @@ class MeasureConfig:
     cooldown_s: float = 1.0
     idle_read_s: float = 2.0        # the idle CPU reading before the probe
 
-    _ENV = ("repeats", "step_s", "warmup_s", "tolerance", "user_rps", "probe_rps", "refine_steps", "max_steps",
-            "delivered_fraction", "cooldown_s")
+    SETTINGS = ("repeats", "step_s", "warmup_s", "tolerance", "user_rps", "probe_rps", "refine_steps", "max_steps",
+                "delivered_fraction", "cooldown_s")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "MeasureConfig":
-        env = os.environ if env is None else env
-        cfg = cls(**overrides)
-        for name in cls._ENV:
-            key = f"HARNESS_CAPACITY_{name.upper()}"
-            if key in env:
-                kind = type(getattr(cfg, name))
-                try:
-                    setattr(cfg, name, kind(env[key]))
-                except ValueError:
-                    raise CapacityInputError(f"{key}={env[key]!r} is not a valid {kind.__name__}",
-                                             f"set {key} to a number") from None
+    def from_settings(cls, settings: Any, **platform_defaults: Any) -> "MeasureConfig":
+        """The ``capacity_*`` settings; ``platform_defaults`` replace a default the user did not set
+        (any source but the built-in default wins over them)."""
+        cfg = cls()
+        for name in cls.SETTINGS:
+            key = f"capacity_{name}"
+            value = getattr(settings, key)
+            if name in platform_defaults and settings.source(key) == "default":
+                value = platform_defaults[name]
+            setattr(cfg, name, type(getattr(cfg, name))(value))
         return cfg.validate()
 
     def validate(self) -> "MeasureConfig":
@@ -124,6 +122,15 @@ class MeasureConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+# metrics.k8s.io averages over metrics-server's 15 s resolution: steps on Kubernetes must be longer.
+KUBE_STEP_DEFAULTS = {"step_s": 45.0, "warmup_s": 15.0}
+
+
+def measure_config(settings: Any) -> MeasureConfig:
+    """The ramp's configuration for ``settings``' platform (checked; preflight calls this too)."""
+    return MeasureConfig.from_settings(settings, **({} if settings.platform == "docker" else KUBE_STEP_DEFAULTS))
 
 
 @dataclass(frozen=True)

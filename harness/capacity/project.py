@@ -62,7 +62,7 @@ __all__ = [
     "allocatable", "pods_per_node", "nodes_for_pods", "StaticCapacity", "static_capacity",
     "Trajectory", "simulate_replicas", "ZoneLoss", "NodeProjection", "EnvironmentProjection",
     "project_environment", "project_all", "DEFAULT_POD_STARTUP_S", "DEFAULT_NODE_PROVISION_S",
-    "METRIC_DERIVATIONS", "profile_from_env",
+    "METRIC_DERIVATIONS", "profile_from_settings",
 ]
 
 NODE_GROUPS_FILE = Path(__file__).with_name("node_groups.yml")
@@ -206,20 +206,14 @@ class TrafficProfile:
                 "queue_drain_rps": self.queue_drain_rps}
 
 
-def profile_from_env(peak_rps: float | None, env: Mapping[str, str]) -> TrafficProfile | None:
-    """The profile at ``peak_rps`` (None/0: none), shaped by ``HARNESS_CAPACITY_RAMP_S``, ``_HOLD_S``,
-    ``_BASE_RPS`` and ``_QUEUE_DRAIN_RPS`` when set."""
-    kw: dict[str, float] = {}
-    for name in ("ramp_s", "hold_s", "base_rps", "queue_drain_rps"):
-        key = f"HARNESS_CAPACITY_{name.upper()}"
-        if key in env:
-            try:
-                kw[name] = float(env[key])
-            except ValueError:
-                raise CapacityInputError(f"{key}={env[key]!r} is not a number", f"set {key} to a number") from None
-    if not peak_rps:
+def profile_from_settings(settings: Any) -> TrafficProfile | None:
+    """The profile at the ``target_peak_rps`` setting (0: none), shaped by the settings
+    ``capacity_ramp_s``, ``_hold_s``, ``_base_rps`` and ``_queue_drain_rps`` (harness.config)."""
+    if not settings.target_peak_rps:
         return None
-    return TrafficProfile(peak_rps=peak_rps, **kw)
+    return TrafficProfile(peak_rps=settings.target_peak_rps, ramp_s=settings.capacity_ramp_s,
+                          hold_s=settings.capacity_hold_s, base_rps=settings.capacity_base_rps,
+                          queue_drain_rps=settings.capacity_queue_drain_rps)
 
 
 # -- node groups ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ harness.platforms.kind), so after every alias move the slice is re-pointed at th
 too (``harness.kube.conductor.repoint_backing_service``) — the same DNS-name move, as pods see it.
 
 The chaos process is on kind when ``HARNESS_KUBE_NAMESPACE`` is set (the harness sets it, with
-``HARNESS_KUBE_CONTEXT`` and ``KUBECONFIG``, for kind runs only). The context is checked
+``HARNESS_KUBE_RUN_CONTEXT`` and ``KUBECONFIG``, for kind runs only). The context is checked
 (``safety.check_kube_context``, then the kubeconfig file) before anything is done, so a foreign
 cluster is refused before the database is touched and before any call to a cluster. The kube target
 is written into each fault's rollback arguments, so ``undo_all`` — which runs in the harness's
@@ -30,7 +30,7 @@ __all__ = ["stop_database", "start_database", "restore_database", "start_standby
 
 log = logging.getLogger(__name__)
 KUBE_NAMESPACE_ENV = "HARNESS_KUBE_NAMESPACE"
-KUBE_CONTEXT_ENV = "HARNESS_KUBE_CONTEXT"
+KUBE_CONTEXT_ENV = "HARNESS_KUBE_RUN_CONTEXT"
 POSTGRES_PORT = 5432                  # inside every Postgres container of the run
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -149,7 +149,7 @@ def restore_database(run_id: str, kube_namespace: str = "", kube_context: str = 
     """Rollback for every database fault: make ``postgres`` resolve to a running, writable server
     (start the stopped primary, or keep/promote the standby after a failover; no fail-back). On kind
     the Service ``postgres`` is pointed at that server too (``kube_*``: the fault record's cluster;
-    empty: ``HARNESS_KUBE_NAMESPACE``/``HARNESS_KUBE_CONTEXT``/``KUBECONFIG``). Idempotent."""
+    empty: ``HARNESS_KUBE_NAMESPACE``/``HARNESS_KUBE_RUN_CONTEXT``/``KUBECONFIG``). Idempotent."""
     safety.require_run_id(run_id)
     kube = _kube_target(run_id, kube_namespace, kube_context, kubeconfig)
     from harness.dr import replication

@@ -33,14 +33,10 @@ def _safe_context(run_id: str, context: str) -> str:
     missing, which would bypass the context check: refuse that case too.
     """
     ctx = safety.check_kube_context(run_id, context)
-    from kubernetes import config
+    from harness.kube.client import kubeconfig_contexts, read_kubeconfig
 
-    try:
-        contexts, _ = config.list_kube_config_contexts()
-    except Exception as exc:  # noqa: BLE001 - no kubeconfig, unreadable: same fix
-        raise UsageError(f"no usable kubeconfig to find context {ctx!r} in ({type(exc).__name__})",
-                         "create the kind cluster first (make chaos PLATFORM=kind) or set KUBECONFIG") from None
-    if ctx not in {c.get("name") for c in contexts or []}:
+    read_kubeconfig()  # one validating reader: a missing or malformed file is one line, not a traceback
+    if ctx not in kubeconfig_contexts():
         raise UnsafeTarget(f"kube context {ctx!r} is not in the kubeconfig",
                            "the harness acts only through a context the kubeconfig names")
     return ctx

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.errors import UnsafeTarget, UsageError
 
-__all__ = ["KubeTarget", "kubeconfig_path", "kubeconfig_contexts", "require_context", "api_client", "Apis"]
+__all__ = ["KubeTarget", "kubeconfig_path", "read_kubeconfig", "kubeconfig_contexts", "check_context", "require_context", "api_client", "Apis"]
 
 
 def kubeconfig_path(explicit: str | os.PathLike | None = None) -> str:
@@ -24,19 +24,94 @@ def kubeconfig_path(explicit: str | os.PathLike | None = None) -> str:
     return first or str(Path.home() / ".kube" / "config")
 
 
-def kubeconfig_contexts(kubeconfig: str | os.PathLike | None = None) -> list[str]:
-    """Context names in the kubeconfig (file read only; no API call)."""
-    from kubernetes import config
+def read_kubeconfig(kubeconfig: str | os.PathLike | None = None, *, must_exist: bool = True) -> dict[str, Any]:
+    """The kubeconfig as a mapping, checked the way client-go's ``clientcmd`` validation checks it
+    (validation.go ``validateContext``: every context names a cluster and a user that the file
+    defines), or ``UsageError`` with one line naming the file, what is wrong and the fix.
 
-    path = kubeconfig_path(kubeconfig)
-    if not Path(path).exists():
-        return []
+    Every kubeconfig the harness reads goes through here (the context platform's preflight, the
+    faults' context check, zone loss). File read only; no network. A missing file is ``{}`` when
+    ``must_exist`` is false (kubectl's own behaviour with no config).
+    """
+    import yaml
+
+    path = Path(kubeconfig_path(kubeconfig))
+    fix = "fix the file or point KUBECONFIG at a valid kubeconfig (kubectl config view)"
+    if path.is_dir():
+        raise UsageError(f"kubeconfig {path} is a directory, not a file", "point KUBECONFIG at the kubeconfig file")
+    if not path.exists():
+        if not must_exist:
+            return {}
+        raise UsageError(f"kubeconfig {path} does not exist",
+                         "point KUBECONFIG at the file that defines the context (kubectl config view)")
     try:
-        contexts, _active = config.list_kube_config_contexts(config_file=path)
-    except config.ConfigException as exc:
-        raise UsageError(f"kubeconfig {path} is not usable ({str(exc).splitlines()[0][:200]})",
-                         "fix the file or point KUBECONFIG at a valid one") from None
-    return [c["name"] for c in contexts or []]
+        text = path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise UsageError(f"kubeconfig {path} cannot be read (permission denied)",
+                         f"make it readable (chmod u+r {path}) or point KUBECONFIG elsewhere") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"kubeconfig {path} is not text (not YAML)", fix) from None
+    except OSError as exc:
+        raise UsageError(f"kubeconfig {path} cannot be read ({exc.strerror})", fix) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise UsageError(f"kubeconfig {path} is not valid YAML{at}", fix) from None
+    if doc is None:
+        raise UsageError(f"kubeconfig {path} is empty", fix)
+    if not isinstance(doc, dict):
+        raise UsageError(f"kubeconfig {path} is not a mapping (its YAML is a {type(doc).__name__})", fix)
+    named: dict[str, dict[str, dict]] = {}
+    for key, inner in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
+        entries = doc.get(key)
+        if entries is None:
+            entries = []
+        if not isinstance(entries, list):
+            raise UsageError(f"kubeconfig {path}: {key} is not a list", fix)
+        named[key] = {}
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+                raise UsageError(f"kubeconfig {path}: {key}[{i}] has no name", fix)
+            body = entry.get(inner)
+            if key != "users" and not isinstance(body, dict):  # a user may be empty (no credentials)
+                raise UsageError(f"kubeconfig {path}: {key[:-1]} {entry['name']!r} has no {inner} mapping", fix)
+            named[key][entry["name"]] = body or {}
+    if not named["contexts"]:
+        raise UsageError(f"kubeconfig {path} defines no contexts", fix)
+    for name, ctx in named["contexts"].items():
+        for ref, table in (("cluster", "clusters"), ("user", "users")):
+            target = ctx.get(ref)
+            if not target:
+                raise UsageError(f"kubeconfig {path}: context {name!r} names no {ref}", fix)
+            if target not in named[table]:
+                raise UsageError(f"kubeconfig {path}: context {name!r} names {ref} {target!r}, which the file does "
+                                 f"not define", fix)
+    for name, cluster in named["clusters"].items():
+        if not cluster.get("server"):
+            raise UsageError(f"kubeconfig {path}: cluster {name!r} has no server", fix)
+    return doc
+
+
+def kubeconfig_contexts(kubeconfig: str | os.PathLike | None = None) -> list[str]:
+    """Context names in the kubeconfig (file read only; no API call); none if there is no file."""
+    doc = read_kubeconfig(kubeconfig, must_exist=False)
+    return [c["name"] for c in doc.get("contexts") or []]
+
+
+def check_context(context: str, kubeconfig: str | os.PathLike | None = None) -> None:
+    """Preflight: the named context exists in a well-formed kubeconfig, else ``UsageError`` (a
+    mistake in the user's input, refused before anything starts)."""
+    doc = read_kubeconfig(kubeconfig)
+    names = [c["name"] for c in doc.get("contexts") or []]
+    if context not in names:
+        raise UsageError(f"context {context!r} is not in kubeconfig {kubeconfig_path(kubeconfig)} "
+                         f"(it has: {_listed(names)})", "name an existing context exactly (kubectl config get-contexts -o name)")
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (" ..." if len(names) > 8 else "") if names else "none"
 
 
 def require_context(context: str, kubeconfig: str | os.PathLike | None = None) -> None:
@@ -46,8 +121,7 @@ def require_context(context: str, kubeconfig: str | os.PathLike | None = None) -
     names = kubeconfig_contexts(kubeconfig)
     if context not in names:
         path = kubeconfig_path(kubeconfig)
-        known = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "") if names else "none"
-        raise UnsafeTarget(f"context {context!r} is not in kubeconfig {path} (it has: {known})",
+        raise UnsafeTarget(f"context {context!r} is not in kubeconfig {path} (it has: {_listed(names)})",
                            "name an existing context exactly (kubectl config get-contexts -o name)")
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from harness.config import Settings
 from harness.errors import HarnessError, UsageError
-from harness.kube.client import Apis, KubeTarget, api_client, require_context
+from harness.kube.client import Apis, KubeTarget, api_client, check_context
 from harness.kube.conductor import ConductorOnCluster
 from harness.kube.portforward import PortForwards
 from harness.kube.rollout import wait_rollout
@@ -40,7 +40,7 @@ def preflight(settings: Settings, kubeconfig: str | os.PathLike | None = None) -
     """The named context exists in the kubeconfig (reads the file only; no API call)."""
     if not settings.context:
         raise UsageError("platform 'context' needs the cluster named", "pass --context NAME or set HARNESS_CONTEXT")
-    require_context(settings.context, kubeconfig)
+    check_context(settings.context, kubeconfig)
 
 
 class ContextPlatform(Platform):

@@ -81,7 +81,7 @@ def test_database_outage_experiment_measures_rto_and_recovers(env, tmp_path):
     try:
         time.sleep(1.5)
         run = run_experiment("database-outage", tmp_path, run_id=run_id,
-                             env={"HARNESS_OUTAGE_S": str(OUTAGE_S), "HARNESS_SSH_REQUESTS": "20"})
+                             env={"HARNESS_OUTAGE_S": str(OUTAGE_S), "HARNESS_PROBE_REQUESTS": "20"})
         time.sleep(6)
     finally:
         samples = prober.stop()
@@ -121,7 +121,7 @@ def test_an_interrupted_run_leaves_the_database_running_and_no_fault_active(env,
         try:
             result["run"] = run_experiment("database-outage", tmp_path, run_id=run_id, interrupt=stop,
                                            stop_signal=how, grace_s=60,
-                                           env={"HARNESS_OUTAGE_S": "60", "HARNESS_SSH_REQUESTS": "10"})
+                                           env={"HARNESS_OUTAGE_S": "60", "HARNESS_PROBE_REQUESTS": "10"})
         except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
             result["error"] = exc
 

@@ -16,15 +16,15 @@ import yaml
 from harness.capacity import CapacityInputError
 from harness.capacity.calibrate import (ObservedPoint, calibrate, observed_trajectory, offered_from_seconds,
                                         project_observed_load)
-from harness.capacity.measure import (CapacityMeasurement, KubeReplica, MeasureConfig, RampResult, SloSpec,
+from harness.capacity.measure import (CapacityMeasurement, KubeReplica, MeasureConfig, RampResult, measure_config, SloSpec,
                                       UsageReading, agreement, cpu_cores_between, docker_reading, fit_cpu_line,
                                       measure_ramp, replica_under_test, summarize_step)
 from harness.capacity.project import (NODE_GROUPS_FILE, ReplicaModel, TrafficProfile, allocatable,
                                       load_infrastructure, nodes_for_pods, pod_resources, pods_per_node,
-                                      profile_from_env, project_all, project_environment, static_capacity)
+                                      profile_from_settings, project_all, project_environment, static_capacity)
 from harness.capacity.verdict import capacity_verdict
-from harness.config import PROJECT_ROOT
-from harness.errors import UnsafeTarget
+from harness.config import PROJECT_ROOT, load_settings
+from harness.errors import UnsafeTarget, UsageError
 from harness.load.runner import LoadResult
 from harness.manifests import find_document
 from harness.oracles import hpa
@@ -298,8 +298,11 @@ def test_scaling_too_slowly_shows_requests_beyond_capacity():
 def test_bad_inputs_say_what_and_how_to_fix(tmp_path, manifests):
     with pytest.raises(CapacityInputError, match="peak_rps must be a positive number.*HARNESS_TARGET_PEAK_RPS"):
         TrafficProfile(peak_rps=0)
-    with pytest.raises(CapacityInputError, match="HARNESS_CAPACITY_RAMP_S='fast' is not a number"):
-        profile_from_env(100, {"HARNESS_CAPACITY_RAMP_S": "fast"})
+    with pytest.raises(UsageError, match="HARNESS_CAPACITY_RAMP_S='fast' is not a valid number"):
+        profile_from_settings(load_settings({}, env={"HARNESS_CAPACITY_RAMP_S": "fast"}, pyproject=tmp_path / "x"))
+    profile = profile_from_settings(load_settings({}, env={"HARNESS_CAPACITY_RAMP_S": "20", "HARNESS_TARGET_PEAK_RPS": "100"},
+                                                  pyproject=tmp_path / "x"))
+    assert (profile.peak_rps, profile.ramp_s, profile.hold_s, profile.base) == (100, 20, 600, 10)
     path = node_groups_copy(tmp_path, lambda raw: raw["environments"]["staging"]["node_groups"]["agents"].pop("max_size"))
     with pytest.raises(CapacityInputError, match=r"environments.staging.node_groups.agents.max_size is missing"):
         load_infrastructure(path)
@@ -474,14 +477,22 @@ def test_cpu_line_fit_and_repeat_agreement():
     assert "do NOT agree" in agreement([100, 130], 0.15)["text"]
 
 
-def test_measure_config_from_env_and_its_errors():
-    cfg = MeasureConfig.from_env({"HARNESS_CAPACITY_STEP_S": "10", "HARNESS_CAPACITY_REPEATS": "3"})
-    assert (cfg.step_s, cfg.repeats) == (10.0, 3)
+def test_measure_config_from_settings_and_its_errors(tmp_path):
+    def settings(platform="docker", **env):
+        return load_settings({"platform": platform}, env={f"HARNESS_CAPACITY_{k.upper()}": v for k, v in env.items()},
+                             pyproject=tmp_path / "x.toml")
+
+    cfg = measure_config(settings(step_s="10", repeats="3"))
+    assert (cfg.step_s, cfg.warmup_s, cfg.repeats) == (10.0, 3.0, 3)
     assert cfg.rps_per_user(500) == 2.0
-    with pytest.raises(CapacityInputError, match="HARNESS_CAPACITY_REPEATS='two' is not a valid int"):
-        MeasureConfig.from_env({"HARNESS_CAPACITY_REPEATS": "two"})
+    # Kubernetes' longer steps replace only what the user left at the default.
+    assert (measure_config(settings("kind")).step_s, measure_config(settings("kind")).warmup_s) == (45.0, 15.0)
+    assert (measure_config(settings("kind", step_s="60")).step_s, measure_config(settings("kind", step_s="60")).warmup_s) \
+        == (60.0, 15.0)
+    with pytest.raises(UsageError, match="HARNESS_CAPACITY_REPEATS='two' is not a valid whole number"):
+        settings(repeats="two")
     with pytest.raises(CapacityInputError, match="warmup_s=9.0 must leave at least 3 measured seconds"):
-        MeasureConfig.from_env({"HARNESS_CAPACITY_STEP_S": "10", "HARNESS_CAPACITY_WARMUP_S": "9"})
+        measure_config(settings(step_s="10", warmup_s="9"))
 
 
 class FakeReplica:

@@ -180,7 +180,7 @@ def env(monkeypatch, tmp_path, kubeconfig):
     monkeypatch.delenv("HARNESS_CONTEXT", raising=False)
     monkeypatch.setenv("HARNESS_FAULT_LOG", str(tmp_path / "faults.jsonl"))
     monkeypatch.setenv("HARNESS_KUBE_NAMESPACE", NS)
-    monkeypatch.setenv("HARNESS_KUBE_CONTEXT", OWN_CONTEXT)
+    monkeypatch.setenv("HARNESS_KUBE_RUN_CONTEXT", OWN_CONTEXT)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     return tmp_path / "faults.jsonl"
 
@@ -258,7 +258,7 @@ def test_undo_all_in_a_process_without_the_kube_env_repoints_from_the_fault_reco
     assert [f["fault"] for f in safety.active_faults(RUN)] == ["database-primary-killed"]
     assert world.kube.writes() == []
 
-    for var in ("HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_CONTEXT", "KUBECONFIG"):  # the harness's pytest process
+    for var in ("HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_RUN_CONTEXT", "KUBECONFIG"):  # the harness's pytest process
         monkeypatch.delenv(var)
     del world.timeline[:]
     done = safety.undo_all(RUN)
@@ -356,7 +356,7 @@ ACTIONS = {
     ("ghost", "ghost", "context 'ghost' is not in kubeconfig"),           # named, but not defined in the file
 ], ids=["foreign context", "undefined context"])
 def test_a_foreign_context_is_refused_before_any_call(env, world, monkeypatch, action, context, named, expect):
-    monkeypatch.setenv("HARNESS_KUBE_CONTEXT", context)
+    monkeypatch.setenv("HARNESS_KUBE_RUN_CONTEXT", context)
     if named:
         monkeypatch.setenv("HARNESS_CONTEXT", named)
     with pytest.raises(UnsafeTarget) as err:
@@ -412,7 +412,7 @@ def test_tier_redeploy_waits_for_the_rollout(env, world):
 def test_tier_rollback_from_undo_all_uses_the_recorded_replica_count(env, world, monkeypatch):
     world.kube.objects[DEP]["spec"]["replicas"] = 3
     backups.lose_application_tier(RUN)
-    for var in ("HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_CONTEXT", "KUBECONFIG"):
+    for var in ("HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_RUN_CONTEXT", "KUBECONFIG"):
         monkeypatch.delenv(var)
     assert [d["status"] for d in safety.undo_all(RUN)] == ["rolled back"]
     assert [r.body["spec"]["replicas"] for r in world.kube.writes()] == [0, 3]
@@ -435,7 +435,7 @@ def test_redeploying_a_tier_at_zero_without_a_record_names_the_fix(env, world):
 # -- the docker path ------------------------------------------------------------------------------------
 @pytest.fixture
 def docker_env(monkeypatch, tmp_path):
-    for var in ("HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_CONTEXT", "HARNESS_CONTEXT"):
+    for var in ("HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_RUN_CONTEXT", "HARNESS_CONTEXT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "does-not-exist"))
     monkeypatch.setenv("HARNESS_FAULT_LOG", str(tmp_path / "faults.jsonl"))
@@ -478,8 +478,8 @@ def test_the_scenarios_tell_the_chaos_process_whether_it_is_on_kind(platform_nam
                                endpoints=lambda: ["http://127.0.0.1:30880"])
     env = _experiment_env(settings, platform, SimpleNamespace(dir=tmp_path))
     if platform_name == "kind":
-        assert (env["HARNESS_KUBE_NAMESPACE"], env["HARNESS_KUBE_CONTEXT"], env["KUBECONFIG"]) == (
+        assert (env["HARNESS_KUBE_NAMESPACE"], env["HARNESS_KUBE_RUN_CONTEXT"], env["KUBECONFIG"]) == (
             NS, OWN_CONTEXT, str(kubeconfig))
     else:
-        assert env["HARNESS_KUBE_NAMESPACE"] == "" and env["HARNESS_KUBE_CONTEXT"] == ""
+        assert env["HARNESS_KUBE_NAMESPACE"] == "" and env["HARNESS_KUBE_RUN_CONTEXT"] == ""
         assert "KUBECONFIG" not in env

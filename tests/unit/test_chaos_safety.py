@@ -30,12 +30,23 @@ def _isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("HARNESS_FAULT_LOG", str(tmp_path / "faults.jsonl"))
 
 
+def write_kubeconfig(path, contexts):
+    """A real kubeconfig file defining ``contexts`` (read by harness.kube.client.read_kubeconfig)."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": n, "context": {"cluster": "c", "user": "u"}} for n in contexts]}))
+    return path
+
+
 @pytest.fixture
-def kube(monkeypatch):
-    """Every way into a cluster, mocked: kubeconfig reading, client construction, chaosk8s."""
+def kube(monkeypatch, tmp_path):
+    """Every way into a cluster, mocked: client construction, chaosk8s. The kubeconfig is a real file."""
     calls = mock.MagicMock()
-    contexts = [{"name": OWN_CONTEXT}, {"name": "prod-eks"}, {"name": "staging-explicit"}]
-    calls.list_kube_config_contexts.return_value = (contexts, contexts[0])
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig",
+                                                          [OWN_CONTEXT, "prod-eks", "staging-explicit"])))
     node = types.SimpleNamespace(metadata=types.SimpleNamespace(name=f"{kind_cluster_name(RUN)}-worker"))
     calls.CoreV1Api.return_value.list_node.return_value = types.SimpleNamespace(items=[node])
     calls.drain_nodes.return_value = [node.metadata.name]
@@ -43,7 +54,6 @@ def kube(monkeypatch):
     import chaosk8s.node.actions as k8s_node
     import kubernetes
 
-    monkeypatch.setattr(kubernetes.config, "list_kube_config_contexts", calls.list_kube_config_contexts)
     monkeypatch.setattr(kubernetes.config, "new_client_from_config", calls.new_client_from_config)
     monkeypatch.setattr(kubernetes.config, "load_kube_config", calls.load_kube_config)
     monkeypatch.setattr(kubernetes.client, "CoreV1Api", calls.CoreV1Api)
@@ -97,9 +107,9 @@ def test_an_explicitly_named_context_is_accepted(kube, monkeypatch):
     assert kube.drain_nodes.call_args.kwargs["secrets"] == {"KUBERNETES_CONTEXT": "staging-explicit"}
 
 
-def test_a_context_missing_from_the_kubeconfig_is_refused_before_chaosk8s(kube, monkeypatch):
+def test_a_context_missing_from_the_kubeconfig_is_refused_before_chaosk8s(kube, monkeypatch, tmp_path):
     # chaosk8s would fall back to KUBERNETES_HOST / in-cluster config: the check must not let it.
-    kube.list_kube_config_contexts.return_value = ([{"name": "other"}], {"name": "other"})
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "other", ["other"])))
     with pytest.raises(UnsafeTarget, match="not in the kubeconfig"):
         zones.drain_zone(RUN, "us-east-1a")
     kube.drain_nodes.assert_not_called()

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from harness.config import Settings
-from harness.errors import HarnessError, UnsafeTarget, UsageError
+from harness.errors import HarnessError, UsageError
 from harness.platforms.base import Fault
 from harness.platforms.context import ContextPlatform, preflight
 from tests.unit.kube_fakes import FakeKube, RecordingRunner, deployment, node, pod
@@ -47,7 +47,7 @@ def test_unknown_context_is_refused_before_any_call(tmp_path):
     factory = Recorder(kube)
     p = ContextPlatform(settings_for("staging", tmp_path), None, runner=runner, apis_factory=factory,
                         kubeconfig=kubeconfig)
-    with pytest.raises(UnsafeTarget) as err:
+    with pytest.raises(UsageError) as err:  # the user's input names no such context: usage, before any call
         p.up()
     msg = str(err.value)
     assert "\n" not in msg
@@ -58,7 +58,7 @@ def test_unknown_context_is_refused_before_any_call(tmp_path):
 
 
 def test_preflight_reads_only_the_file(tmp_path):
-    with pytest.raises(UnsafeTarget, match="it has: none"):
+    with pytest.raises(UsageError, match="missing-config does not exist"):
         preflight(settings_for("prod", tmp_path), tmp_path / "missing-config")
     preflight(settings_for("staging-eks", tmp_path), write_kubeconfig(tmp_path / "config", ["staging-eks"]))
     with pytest.raises(UsageError, match="needs the cluster named"):
