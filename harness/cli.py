@@ -12,21 +12,27 @@ import subprocess
 import sys
 from typing import Sequence
 
-from harness.config import PROJECT_ROOT, Settings, load_settings
+from harness.config import (PROJECT_ROOT, Settings, describe_settings, load_settings, plumbing_markdown,
+                            settings_markdown, update_readme)
 from harness.errors import EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UsageError
 
-__all__ = ["main", "preflight"]
+__all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS"]
 
 SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
+FLAG_SETTINGS = ("platform", "context", "report_dir", "run_id", "replicas", "keep")  # settings with a flag
 
 
 def preflight(settings: Settings, tools_only: bool = False) -> None:
-    """Refuse at once, in one line, when the chosen platform cannot run here.
+    """Refuse at once, in one line, when a setting is unusable or the chosen platform cannot run here.
 
-    ``tools_only`` checks what needs no running service (binaries, kubeconfig), so ``make`` can
-    stop before it starts a Docker engine for a run that cannot happen.
+    Settings first (files, directories, kubeconfig: ``harness.preflight``), then the platform.
+    ``tools_only`` checks what needs no running service (settings, binaries, kubeconfig), so ``make``
+    can stop before it starts a Docker engine for a run that cannot happen.
     """
     from harness.docker_env import docker_client
+    from harness.preflight import check_settings
+
+    check_settings(settings)
 
     if settings.platform == "kind":
         if shutil.which("kind") is None:
@@ -49,9 +55,40 @@ def preflight(settings: Settings, tools_only: bool = False) -> None:
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
-    return load_settings({"platform": args.platform, "context": getattr(args, "context", None),
-                          "report_dir": getattr(args, "report_dir", None), "keep": getattr(args, "keep", None),
-                          "run_id": getattr(args, "run_id", None)})
+    return load_settings({name: getattr(args, name, None) for name in FLAG_SETTINGS})
+
+
+def show_settings(args: argparse.Namespace) -> int:
+    """``harness settings``: every setting's effective value and its source; ``--markdown``: the
+    README's table; ``--plumbing``: the variables the harness passes to its own subprocesses."""
+    if args.update_readme:
+        readme = PROJECT_ROOT / "README.md"
+        readme.write_text(update_readme(readme.read_text()))
+        print(f"harness: regenerated the settings table in {readme}")
+        return 0
+    if args.markdown:
+        print(settings_markdown(), end="")
+        return 0
+    if args.plumbing:
+        print(plumbing_markdown(), end="")
+        return 0
+    rows = describe_settings(_settings_from(args))
+    width = max(len(r["name"]) for r in rows)
+    vwidth = min(40, max(len(r["value"]) for r in rows))
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['value'] or '-':<{vwidth}}  {r['source']:<9}  {r['env']}")
+    return 0
+
+
+def _add_setting_flags(p: argparse.ArgumentParser, keep: bool = True) -> None:
+    """The flags that set settings (each also has its HARNESS_* variable; `harness settings`)."""
+    p.add_argument("--platform", default=None, help="kind | docker | context")
+    p.add_argument("--context", default=None, help="an existing cluster, named explicitly")
+    p.add_argument("--report-dir", default=None)
+    p.add_argument("--run-id", default=None)
+    p.add_argument("--replicas", default=None, help="docker platform: conductor replicas")
+    if keep:
+        p.add_argument("--keep", action="store_true", default=None)
 
 
 def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int:
@@ -64,6 +101,8 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
         cmd += ["--context", settings.context]
     if settings.keep:
         cmd.append("--keep")
+    if settings.source("replicas") == "flag":
+        cmd += ["--replicas", str(settings.replicas)]
     cmd += list(extra)
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
     try:
@@ -119,15 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for suite in SUITES:
         s = sub.add_parser(suite, help=f"run the {suite} scenarios (extra args go to pytest)")
-        s.add_argument("--platform", default=None, help="kind | docker | context")
-        s.add_argument("--context", default=None, help="an existing cluster, named explicitly")
-        s.add_argument("--report-dir", default=None)
-        s.add_argument("--run-id", default=None)
-        s.add_argument("--keep", action="store_true", default=None)
-    pf = sub.add_parser("preflight", help="check that the platform can run here; one line if not")
-    pf.add_argument("--platform", default=None)
-    pf.add_argument("--context", default=None)
-    pf.add_argument("--tools-only", action="store_true", help="check binaries and kubeconfig only")
+        _add_setting_flags(s)
+    pf = sub.add_parser("preflight", help="check every setting and that the platform can run here; one line if not")
+    _add_setting_flags(pf, keep=False)
+    pf.add_argument("--tools-only", action="store_true", help="check settings, binaries and kubeconfig only")
+    st = sub.add_parser("settings", help="every setting's effective value and where it came from")
+    _add_setting_flags(st)
+    st.add_argument("--markdown", action="store_true", help="print the README's settings table")
+    st.add_argument("--update-readme", action="store_true", help="with --markdown: rewrite README's generated table")
+    st.add_argument("--plumbing", action="store_true", help="list the harness's process-to-process variables")
     sub.add_parser("clean", help="remove every container, network, volume and kind cluster the harness labeled")
     return p
 
@@ -142,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "clean":
             return clean(args)
+        if args.command == "settings":
+            return show_settings(args)
         if args.command == "preflight":
             preflight(_settings_from(args), tools_only=args.tools_only)
             return 0

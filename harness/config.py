@@ -18,6 +18,7 @@ Defaults the seed does not give are the harness's choices; each is named in the 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -32,7 +33,7 @@ from harness.labels import new_run_id, validate_run_id
 __all__ = [
     "Settings", "Knob", "knob", "KNOBS", "PLUMBING", "RENAMED", "SOURCES", "PLATFORMS", "PROJECT_ROOT",
     "STAGING_ZONES", "CHAOS_SETTINGS", "chaos_env", "refuse_renamed", "plumbing_markdown", "load_settings", "env_name", "check_image_reference", "describe_settings",
-    "settings_markdown",
+    "settings_markdown", "update_readme",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -188,6 +189,12 @@ class Settings:
         if self.platform == "context" and not self.context:
             raise UsageError("platform 'context' needs the cluster named",
                              "pass --context NAME (a kubeconfig context) or set HARNESS_CONTEXT")
+        if self.platform != "context" and self.context:
+            # kind and docker make their own target; a named cluster there would only widen what
+            # chaos may act on.
+            raise UsageError(f"context {self.context!r}{_where(KNOBS['context'], self.source('context'))} names an "
+                             f"existing cluster, but the platform is {self.platform}",
+                             "use --platform context with it, or unset HARNESS_CONTEXT / drop --context")
         if self.capacity_base_rps is not None and self.target_peak_rps and self.capacity_base_rps > self.target_peak_rps:
             raise UsageError(f"capacity_base_rps {self.capacity_base_rps:g} is above the target peak "
                              f"{self.target_peak_rps:g}", "set HARNESS_CAPACITY_BASE_RPS below HARNESS_TARGET_PEAK_RPS")
@@ -230,29 +237,18 @@ KNOBS: dict[str, Knob] = _knobs()
 
 # Old or overlapping names: refused with one line naming the one to use.
 RENAMED: dict[str, str] = {
-    "HARNESS_PROBE_REQUESTS": "HARNESS_PROBE_REQUESTS",
+    "HARNESS_SSH_REQUESTS": "HARNESS_PROBE_REQUESTS",
     "HARNESS_KUBE_CONTEXT": "HARNESS_CONTEXT",
     "HARNESS_CAPACITY_TARGET_PEAK_RPS": "HARNESS_TARGET_PEAK_RPS",
 }
 
 # Not settings: what the harness passes to its own subprocesses (set there, read there). A user sets
 # them only to run `chaos run` or `locust -f` by hand (chaos/README.md, loadtests/locustfile.py).
+# Settings are passed to `chaos run` under their own names too (CHAOS_SETTINGS, run_id, context).
 PLUMBING: dict[str, str] = {
-    "HARNESS_RUN_ID": "to `chaos run`: the run to act on (the run_id setting's value)",
     "HARNESS_FAULT_LOG": "to `chaos run`: the JSON-lines fault log",
     "HARNESS_S3_ENDPOINT": "to `chaos run` (cluster loss): the S3 endpoint (moto)",
     "HARNESS_SLO_SUCCESS_RANGE": "to `chaos run`: steady-state success range, from slo_error_ratio",
-    "HARNESS_RTO_TARGET_S": "to `chaos run`: how long recovery is waited for (the rto_target_s setting)",
-    "HARNESS_PROBE_REQUESTS": "to `chaos run`: requests per steady-state probe (the probe_requests setting)",
-    "HARNESS_OUTAGE_S": "to `chaos run`: the outage_s setting",
-    "HARNESS_REPLICATION_LAG_S": "to `chaos run`: the replication_lag_s setting",
-    "HARNESS_SETTLE_S": "to `chaos run`: the settle_s setting",
-    "HARNESS_KILL_SIGNAL": "to `chaos run`: the kill_signal setting",
-    "HARNESS_BACKUP_BUCKET": "to `chaos run`: the backup_bucket setting",
-    "HARNESS_DECISION_S": "to `chaos run`: the decision_s setting",
-    "HARNESS_DRAIN_TIMEOUT_S": "to `chaos run`: the drain_timeout_s setting",
-    "HARNESS_OBSERVE_S": "to `chaos run`: the observe_s setting",
-    "HARNESS_CONTEXT": "to `chaos run`: a context the user named (the context setting); allowed for faults",
     "HARNESS_ZONE": "to `chaos run` (zone loss): the zone to lose, one of the zones setting",
     "HARNESS_STANDBY_SYNCHRONOUS": "to `chaos run` (failover): set by chaos/vars/failover-*.json",
     "HARNESS_ENDPOINTS": "to `chaos run`: where users reach the service (kind/context platforms)",
@@ -264,11 +260,6 @@ PLUMBING: dict[str, str] = {
     "HARNESS_ATTRIBUTION_FILE": "to Locust: where per-second, per-replica counts go",
     "HARNESS_ALLOW_RDS_FAILOVER": "harness.dr.backup: a per-call confirmation naming a real RDS instance",
 }
-# Plumbing names that are also the value of a setting (the same name both ways, so no overlap).
-_PLUMBING_IS_SETTING = {"HARNESS_RUN_ID", "HARNESS_RTO_TARGET_S", "HARNESS_PROBE_REQUESTS", "HARNESS_OUTAGE_S",
-                        "HARNESS_REPLICATION_LAG_S", "HARNESS_SETTLE_S", "HARNESS_KILL_SIGNAL",
-                        "HARNESS_BACKUP_BUCKET", "HARNESS_DECISION_S", "HARNESS_DRAIN_TIMEOUT_S",
-                        "HARNESS_OBSERVE_S", "HARNESS_CONTEXT"}
 
 
 # -- grammar -------------------------------------------------------------------------------------------
@@ -399,10 +390,18 @@ def _read_pyproject(pyproject: Path) -> dict[str, Any]:
 
 
 def refuse_renamed(env: Mapping[str, str]) -> None:
-    """An old or overlapping name in the environment: one line naming the one to use."""
+    """An old, overlapping or misspelt ``HARNESS_*`` name in the environment: one line naming the one
+    to use (a typo must not silently leave a default in force)."""
     for old, new in RENAMED.items():
         if old in env:
             raise UsageError(f"{old} is not a setting (any more)", f"use {new} instead and unset {old}")
+    known = {k.env for k in KNOBS.values()} | set(PLUMBING)
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"{name} is not a harness setting",
+                             f"{hint}unset it (`harness settings` lists every setting)")
 
 
 def load_settings(
@@ -485,4 +484,17 @@ def settings_markdown(knobs: Iterable[Knob] | None = None) -> str:
 
 def plumbing_markdown() -> str:
     """The harness's process-to-process variables (not settings), as a Markdown list."""
-    return "\n".join(f"- `{name}`: {what}" for name, what in PLUMBING.items()) + "\n"
+    passed = ", ".join(f"`{env_name(n)}`" for n in ("run_id", "context", *CHAOS_SETTINGS))
+    return ("\n".join(f"- `{name}`: {what}" for name, what in PLUMBING.items())
+            + f"\n- settings passed to `chaos run` under their own names: {passed}\n")
+
+
+def update_readme(text: str) -> str:
+    """``text`` (the README) with its generated blocks replaced by the current ones."""
+    for marker, generated in (("settings-table", settings_markdown()), ("plumbing", plumbing_markdown())):
+        pattern = re.compile(rf"(<!-- {marker}:begin[^>]*-->\n)(.*?)(<!-- {marker}:end -->)", re.S)
+        if not pattern.search(text):
+            raise UsageError(f"the README has no <!-- {marker}:begin --> ... <!-- {marker}:end --> block",
+                             "restore the markers in the Settings section")
+        text = pattern.sub(lambda m: m.group(1) + generated + m.group(3), text)
+    return text

@@ -14,12 +14,15 @@ import yaml
 from harness.config import PROJECT_ROOT
 from harness.errors import UsageError
 
-__all__ = ["load_documents", "find_document", "ConductorSpec", "conductor_spec", "parse_quantity"]
+__all__ = ["REQUIRED_MANIFESTS", "DEPLOYMENT", "STAGING_HPA", "PRODUCTION_HPA", "ISTIO", "load_documents",
+           "find_document", "ConductorSpec", "conductor_spec", "parse_quantity"]
 
 DEPLOYMENT = "staging/conductor-deployment.yml"
 STAGING_HPA = "staging/conductor-hpa.yml"
 PRODUCTION_HPA = "autoscaling/custom-metrics-hpa.yml"
 ISTIO = "istio/gateway.yml"
+# Every file the harness reads through the manifests_dir setting (checked by harness.preflight).
+REQUIRED_MANIFESTS = (DEPLOYMENT, STAGING_HPA, PRODUCTION_HPA, ISTIO)
 
 
 def _dir(manifests_dir: str | Path) -> Path:
@@ -37,6 +40,8 @@ def load_documents(relpath: str, manifests_dir: str | Path = "k8s") -> list[dict
     except yaml.YAMLError as exc:
         raise UsageError(f"manifest {path} is not valid YAML ({str(exc).splitlines()[0]})",
                          "fix the file") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise UsageError(f"manifest {path} cannot be read as text ({type(exc).__name__})", "fix the file") from None
 
 
 def find_document(relpath: str, kind: str, name: str | None = None,

@@ -18,6 +18,7 @@ import pytest
 
 from harness.config import Settings, load_settings
 from harness.errors import HarnessError, Inconclusive
+from harness.preflight import check_settings
 from harness.report.writer import RunReport, ScenarioResult
 
 __all__ = ["ScenarioRecorder"]
@@ -55,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
                  "run_id": config.getoption("run_id"), "replicas": config.getoption("replicas")}
     try:
         config.stash[_SETTINGS] = load_settings(overrides)
+        check_settings(config.stash[_SETTINGS])  # preflight: files, directories, kubeconfig; nothing started
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     if threading.current_thread() is threading.main_thread():
