@@ -59,11 +59,16 @@ def check_report_dir(settings: Settings) -> None:
     target = settings.report_path
     fix = "set HARNESS_REPORT_DIR (or --report-dir) to a writable directory"
     existing = target
-    while not existing.exists() and not existing.is_symlink():
-        existing = existing.parent
-    if existing.is_symlink() and not existing.exists():
+    try:
+        while not existing.exists() and not existing.is_symlink():
+            existing = existing.parent
+        dangling = existing.is_symlink() and not existing.exists()
+        is_dir = existing.is_dir()
+    except OSError as exc:  # a parent that cannot be entered (EACCES) or looked into
+        raise UsageError(f"report directory {target.parent} cannot be reached ({exc.strerror})", fix) from None
+    if dangling:
         raise UsageError(f"report path {existing} is a dangling symlink", fix)
-    if not existing.is_dir():
+    if not is_dir:
         what = "the report directory" if existing in (target, target.parent) else "a parent of the report directory"
         raise UsageError(f"{what} {existing} is a file, not a directory", fix)
     try:
