@@ -77,7 +77,8 @@ class Knob:
             text = (text + ", or empty").lstrip(", ")
         return text or {"image": "a Docker image reference", "dir_in": "an existing directory",
                         "dir_out": "a writable directory", "zones": "comma-separated zone names",
-                        "run_id": "3-41 of a-z 0-9 -", "context": "a kubeconfig context name"}.get(self.kind, "")
+                        "run_id": "3-41 of a-z 0-9 -", "context": "a kubeconfig context name",
+                        "bucket": "an S3 bucket name"}.get(self.kind, "")
 
 
 def knob(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -146,7 +147,7 @@ class Settings:
     settle_s: float = knob(5.0, "database failover: wait after promotion before checking (s)", min=0, max=600)
     kill_signal: str = knob("SIGKILL", "database failover: how the primary dies",
                             choices=("SIGKILL", "SIGTERM", "SIGINT"))
-    backup_bucket: str = knob("i2s-backups", "cluster loss: the S3 bucket backups are restored from")
+    backup_bucket: str = knob("i2s-backups", "cluster loss: the S3 bucket backups are restored from", kind="bucket")
     decision_s: float = knob(5.0, "cluster loss: operator decision time before recovery starts (s)",
                              min=0, max=3600)
     drain_timeout_s: float = knob(120.0, "zone loss: how long a node drain may take (s)", above=0, max=3600)
@@ -272,6 +273,7 @@ _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}
 _REFERENCE = re.compile(rf"^(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$")
 _ZONE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 _CONTEXT = re.compile(r"^[^\s\x00-\x1f]{1,253}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3 bucket naming rules (general purpose)
 
 
 def check_image_reference(ref: str) -> str | None:
@@ -326,10 +328,9 @@ def _check_knob(k: Knob, value: Any, source: str) -> None:
                          "name an existing context exactly (kubectl config get-contexts -o name)")
     elif k.kind in ("dir_in", "dir_out") and (not str(value).strip() or "\x00" in str(value)):
         raise UsageError(f"{k.name} {value!r}{where} is not a path", f"{fix_set} to a directory")
-    elif k.type == "str" and not k.kind and not k.choices and k.name == "backup_bucket" and not re.match(
-            r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", value):
-        raise UsageError(f"backup_bucket {value!r}{where} is not an S3 bucket name",
-                         "set HARNESS_BACKUP_BUCKET to 3-63 lowercase letters, digits, '.', '-'")
+    elif k.kind == "bucket" and not _BUCKET.match(value):
+        raise UsageError(f"{k.name} {value!r}{where} is not an S3 bucket name",
+                         f"{fix_set} to 3-63 lowercase letters, digits, '.', '-'")
 
 
 def _where(k: Knob, source: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 from harness.config import Settings
 from harness.errors import HarnessError, UsageError
@@ -94,11 +93,3 @@ def check_capacity(settings: Settings) -> None:
 
     measure_config(settings)
 
-
-def writable_dir(path: Path) -> bool:
-    """True if ``path`` is a directory a file can be created in."""
-    try:
-        with tempfile.TemporaryFile(dir=path):
-            return True
-    except OSError:
-        return False
