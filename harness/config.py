@@ -99,6 +99,10 @@ def env_name(name: str) -> str:
 
 @dataclass
 class Settings:
+    """Every user-facing setting; one field each, declared with ``knob(...)`` (see the module doc).
+    Read a setting as an attribute (``settings.users``); ``settings.source(name)`` says where it came
+    from. Build with ``load_settings`` (all four sources), or directly in tests, then ``validate()``."""
+
     # -- run ------------------------------------------------------------------------------------------
     platform: str = knob("kind", "where the system runs: a kind cluster, Docker containers, or an existing "
                          "cluster", choices=PLATFORMS, flag="--platform")

@@ -144,6 +144,7 @@ def api_client(target: KubeTarget) -> Any:
     """A ``kubernetes.client.ApiClient`` for the target's context (one per platform; not the global default)."""
     from kubernetes import config
 
+    read_kubeconfig(target.kubeconfig)  # a malformed file is one line here, not the loader's traceback
     return config.new_client_from_config(config_file=kubeconfig_path(target.kubeconfig), context=target.context,
                                          persist_config=False)
 
