@@ -148,7 +148,7 @@ class Settings:
     outage_s: float = knob(10.0, "database outage: how long the primary stays stopped (s)", above=0, max=3600)
     replication_lag_s: float = knob(3.0, "database failover: how long the standby is partitioned before the "
                                     "kill (s)", min=0, max=600)
-    settle_s: float = knob(5.0, "database failover: wait after promotion before checking (s)", min=0, max=600)
+    settle_s: float = knob(5.0, "database failover: wait after the standby starts, before the partition (s)", min=0, max=600)
     kill_signal: str = knob("SIGKILL", "database failover: how the primary dies",
                             choices=("SIGKILL", "SIGTERM", "SIGINT"))
     backup_bucket: str = knob("i2s-backups", "cluster loss: the S3 bucket backups are restored from", kind="bucket")
