@@ -32,8 +32,8 @@ from harness.labels import new_run_id, validate_run_id
 
 __all__ = [
     "Settings", "Knob", "knob", "KNOBS", "PLUMBING", "RENAMED", "SOURCES", "PLATFORMS", "PROJECT_ROOT",
-    "STAGING_ZONES", "CHAOS_SETTINGS", "chaos_env", "refuse_renamed", "plumbing_markdown", "load_settings", "env_name", "check_image_reference", "describe_settings",
-    "settings_markdown", "update_readme",
+    "STAGING_ZONES", "CHAOS_SETTINGS", "chaos_env", "refuse_renamed", "plumbing_markdown", "load_settings",
+    "env_name", "check_image_reference", "describe_settings", "settings_markdown", "update_readme",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +148,8 @@ class Settings:
     outage_s: float = knob(10.0, "database outage: how long the primary stays stopped (s)", above=0, max=3600)
     replication_lag_s: float = knob(3.0, "database failover: how long the standby is partitioned before the "
                                     "kill (s)", min=0, max=600)
-    settle_s: float = knob(5.0, "database failover: wait after the standby starts, before the partition (s)", min=0, max=600)
+    settle_s: float = knob(5.0, "database failover: wait after the standby starts, before the partition (s)",
+                           min=0, max=600)
     kill_signal: str = knob("SIGKILL", "database failover: how the primary dies",
                             choices=("SIGKILL", "SIGTERM", "SIGINT"))
     backup_bucket: str = knob("i2s-backups", "cluster loss: the S3 bucket backups are restored from", kind="bucket")
@@ -200,7 +201,8 @@ class Settings:
             raise UsageError(f"context {self.context!r}{_where(KNOBS['context'], self.source('context'))} names an "
                              f"existing cluster, but the platform is {self.platform}",
                              "use --platform context with it, or unset HARNESS_CONTEXT / drop --context")
-        if self.capacity_base_rps is not None and self.target_peak_rps and self.capacity_base_rps > self.target_peak_rps:
+        base = self.capacity_base_rps
+        if base is not None and self.target_peak_rps and base > self.target_peak_rps:
             raise UsageError(f"capacity_base_rps {self.capacity_base_rps:g} is above the target peak "
                              f"{self.target_peak_rps:g}", "set HARNESS_CAPACITY_BASE_RPS below HARNESS_TARGET_PEAK_RPS")
         self.run_id = validate_run_id(self.run_id) if self.run_id else new_run_id()
@@ -326,7 +328,8 @@ def _check_knob(k: Knob, value: Any, source: str) -> None:
                 raise UsageError(f"zone {z!r}{where} is not a zone name (lowercase letters, digits, '-', '.')",
                                  "set HARNESS_ZONES to names like us-east-1a,us-east-1b")
         if len(set(value)) != len(value):
-            raise UsageError(f"zones {','.join(value)}{where} name a zone twice", "name each zone once in HARNESS_ZONES")
+            raise UsageError(f"zones {','.join(value)}{where} name a zone twice",
+                             "name each zone once in HARNESS_ZONES")
     elif k.kind == "context" and value and not _CONTEXT.match(value):
         raise UsageError(f"context {value!r}{where} is not a kubeconfig context name (no spaces)",
                          "name an existing context exactly (kubectl config get-contexts -o name)")

@@ -48,7 +48,8 @@ from harness.load.slo import evaluate_validity
 from harness.platforms.docker import DockerPlatform  # no Docker SDK import until a client is made
 
 __all__ = [
-    "MeasureConfig", "KUBE_STEP_DEFAULTS", "measure_config", "SloSpec", "UsageReading", "UsageSampler", "ReplicaUnderTest", "DockerReplica", "KubeReplica",
+    "MeasureConfig", "KUBE_STEP_DEFAULTS", "measure_config", "SloSpec", "UsageReading", "UsageSampler",
+    "ReplicaUnderTest", "DockerReplica", "KubeReplica",
     "SingleReplicaDockerPlatform", "replica_under_test", "StepResult", "RampResult", "CapacityMeasurement",
     "summarize_step", "cpu_cores_between", "docker_reading", "measure_capacity", "fit_cpu_line", "agreement",
 ]

@@ -12,7 +12,8 @@ from typing import Any
 
 from harness.errors import UnsafeTarget, UsageError
 
-__all__ = ["KubeTarget", "kubeconfig_path", "read_kubeconfig", "kubeconfig_contexts", "check_context", "require_context", "api_client", "Apis"]
+__all__ = ["KubeTarget", "kubeconfig_path", "read_kubeconfig", "kubeconfig_contexts", "check_context",
+           "require_context", "api_client", "Apis"]
 
 
 def kubeconfig_path(explicit: str | os.PathLike | None = None) -> str:
@@ -107,7 +108,8 @@ def check_context(context: str, kubeconfig: str | os.PathLike | None = None) -> 
     names = [c["name"] for c in doc.get("contexts") or []]
     if context not in names:
         raise UsageError(f"context {context!r} is not in kubeconfig {kubeconfig_path(kubeconfig)} "
-                         f"(it has: {_listed(names)})", "name an existing context exactly (kubectl config get-contexts -o name)")
+                         f"(it has: {_listed(names)})",
+                         "name an existing context exactly (kubectl config get-contexts -o name)")
 
 
 def _listed(names: list[str]) -> str:
