@@ -12,14 +12,14 @@ import subprocess
 import sys
 from typing import Sequence
 
-from harness.config import (PROJECT_ROOT, Settings, describe_settings, load_settings, plumbing_markdown,
+from harness.config import (KNOBS, PROJECT_ROOT, Settings, describe_settings, load_settings, plumbing_markdown,
                             settings_markdown, update_readme)
 from harness.errors import EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UsageError
 
 __all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS"]
 
 SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
-FLAG_SETTINGS = ("platform", "context", "report_dir", "run_id", "replicas", "keep")  # settings with a flag
+FLAG_SETTINGS = tuple(k.name for k in KNOBS.values() if k.flag)  # settings a flag can set
 
 
 def preflight(settings: Settings, tools_only: bool = False) -> None:
@@ -81,14 +81,14 @@ def show_settings(args: argparse.Namespace) -> int:
 
 
 def _add_setting_flags(p: argparse.ArgumentParser, keep: bool = True) -> None:
-    """The flags that set settings (each also has its HARNESS_* variable; `harness settings`)."""
-    p.add_argument("--platform", default=None, help="kind | docker | context")
-    p.add_argument("--context", default=None, help="an existing cluster, named explicitly")
-    p.add_argument("--report-dir", default=None)
-    p.add_argument("--run-id", default=None)
-    p.add_argument("--replicas", default=None, help="docker platform: conductor replicas")
-    if keep:
-        p.add_argument("--keep", action="store_true", default=None)
+    """The flags that set settings, from the settings model (each knob declared with ``flag=``)."""
+    for k in KNOBS.values():
+        if not k.flag or (k.name == "keep" and not keep):
+            continue
+        if k.type == "bool":
+            p.add_argument(k.flag, dest=k.name, action="store_true", default=None, help=k.help)
+        else:
+            p.add_argument(k.flag, dest=k.name, default=None, help=f"{k.help} (env {k.env})")
 
 
 def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int:
