@@ -69,6 +69,8 @@ class Knob:
         """The allowed values in words, for messages and the README table."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        if self.type == "bool":
+            return "true or false"
         lo = (f"> {self.above:g}" if self.above is not None else
               f">= {self.min:g}" if self.min is not None else "")
         hi = f"<= {self.max:g}" if self.max is not None else ""

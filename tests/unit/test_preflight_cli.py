@@ -278,3 +278,20 @@ def test_a_good_configuration_passes_the_same_checks(tmp_path):
     proc = _run(["preflight", "--tools-only"], env)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert not (tmp_path / "new").exists()  # checked, not created
+
+
+def test_settings_command_shows_each_value_and_its_source(tmp_path):
+    run_id = f"pf-{uuid.uuid4().hex[:10]}"
+    env = _clean_env(run_id, {"HARNESS_USERS": "7"})
+    env.pop("HARNESS_PLATFORM")
+    proc = _run(["settings", "--platform", "docker", "--replicas", "2"], env)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()}
+    assert rows["platform"] == ["docker", "flag", "HARNESS_PLATFORM"]
+    assert rows["replicas"] == ["2", "flag", "HARNESS_REPLICAS"]
+    assert rows["users"] == ["7", "env", "HARNESS_USERS"]
+    assert rows["run_id"] == [run_id, "env", "HARNESS_RUN_ID"]
+    assert rows["duration_s"] == ["60", "default", "HARNESS_DURATION_S"]
+    from harness.config import KNOBS
+
+    assert set(rows) == set(KNOBS)
