@@ -220,7 +220,10 @@ def _up(argv: list[str]) -> int:
     from harness.platforms.docker import DockerPlatform
     from harness.stack.services import Stack
 
+    from harness.preflight import check_settings
+
     settings = load_settings({"platform": "docker"})
+    check_settings(settings)  # before any container
     stack = Stack(settings, with_moto=True)
     try:
         stack.start()

@@ -295,3 +295,13 @@ def test_settings_command_shows_each_value_and_its_source(tmp_path):
     from harness.config import KNOBS
 
     assert set(rows) == set(KNOBS)
+
+
+@pytest.mark.parametrize("case", ["replicas-100000", "report-path-is-a-file"])
+def test_standalone_chaos_stack_refuses_before_starting_anything(tmp_path, case):
+    """``python -m harness.chaos_runner up`` (the stack for hand-run experiments) checks the same way."""
+    _, make, fragment = next(c for c in CASES if c[0] == case)
+    run_id = f"pf-{uuid.uuid4().hex[:10]}"
+    proc = subprocess.run([sys.executable, "-m", "harness.chaos_runner", "up"], cwd=PROJECT_ROOT,
+                          env=_clean_env(run_id, make(tmp_path)), capture_output=True, text=True, timeout=120)
+    _assert_refused(proc, fragment, run_id)
