@@ -50,6 +50,15 @@ class Settings:
     target_peak_rps: float = 0.0    # capacity verdict: the peak the release must carry
     ready_timeout_s: float = 180.0
     manifests_dir: str = "k8s"
+    # -- kind-hardening
+    mesh: bool = True                    # bool. kind: run the circuit-breaker scenarios (Istio via Helm);
+                                         # False (HARNESS_MESH=0): they skip and Helm is not required
+    kind_fixed_host_ports: bool = False  # bool. False: kind picks free host ports per run; True: use
+                                         # kind-config.yml's hostPorts, checked free in preflight
+    node_image_pull_timeout_s: float = 1200.0  # float > 0, seconds. The kind node image pull, timed
+                                               # apart from `kind create` (which keeps its own 600 s)
+    registry_mirror: str = ""            # str, empty or an http(s) URL. docker.io pulls by the kind
+                                         # nodes try this mirror first (e.g. https://mirror.gcr.io)
 
     def validate(self) -> "Settings":
         if self.platform not in PLATFORMS:
@@ -70,6 +79,12 @@ class Settings:
         if not 0 <= self.slo_error_ratio < 1:
             raise UsageError(f"slo_error_ratio must be in [0, 1) (got {self.slo_error_ratio})",
                              "set HARNESS_SLO_ERROR_RATIO, e.g. 0.01")
+        if self.node_image_pull_timeout_s <= 0:
+            raise UsageError(f"node_image_pull_timeout_s must be positive (got {self.node_image_pull_timeout_s})",
+                             "set HARNESS_NODE_IMAGE_PULL_TIMEOUT_S to a positive number of seconds")
+        if self.registry_mirror and not self.registry_mirror.startswith(("http://", "https://")):
+            raise UsageError(f"registry_mirror {self.registry_mirror!r} is not an http(s) URL",
+                             "set HARNESS_REGISTRY_MIRROR like https://mirror.gcr.io, or leave it empty")
         if not self.zones:
             raise UsageError("zones is empty", "set HARNESS_ZONES, e.g. us-east-1a,us-east-1b")
         self.run_id = validate_run_id(self.run_id) if self.run_id else new_run_id()

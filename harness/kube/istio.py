@@ -2,7 +2,12 @@
 Envoy's own statistics read back from the proxies.
 
 Install: the upstream Helm charts ``base``, ``istiod`` and ``gateway`` at a pinned version
-(:data:`ISTIO_VERSION`), straight from the chart repository (``--repo``, so the user's Helm repo
+(:data:`ISTIO_VERSION`, 1.29.2: Istio 1.29 supports Kubernetes 1.31-1.35, which holds the pinned
+kind node's 1.34 — see harness/kube/toolchain.py; its gateway chart keeps ``additionalProperties:
+false`` inside ``$defs.values``, the layout fixed in 1.26.4/1.27.1, so Helm >= 3.18.5 and Helm 4
+accept the values below, where 1.26.3's root-level ``additionalProperties: false`` rejected every
+value: istio/istio#57354, helm/helm#31160; tests/unit/test_istio_chart_schema.py checks them
+against the chart's own schema), straight from the chart repository (``--repo``, so the user's Helm repo
 list is never touched). Helm rather than istioctl: istioctl is a versioned binary users would have
 to download and match, the charts are addressed by version alone. The gateway release is named
 ``istio-ingressgateway`` because the chart labels its pods ``istio: <release minus "istio-">``,
@@ -35,7 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from harness.errors import HarnessError, PlatformUnavailable, ReadinessTimeout, UsageError
+from harness.errors import HarnessError, ReadinessTimeout, UsageError
 from harness.kube.client import Apis, KubeTarget
 from harness.kube.conductor import create_or_replace
 from harness.kube.kustomize import FIELD_MANAGER, stamp_run_labels, to_yaml
@@ -50,12 +55,13 @@ __all__ = [
     "TlsMaterial", "self_signed_tls", "tls_secret_body", "is_mesh_object", "mesh_objects",
     "envoy_cluster_name", "parse_envoy_stats", "cluster_stats", "outlier_snapshot", "EnvoyHost",
     "EnvoyCluster", "parse_clusters", "ApplyOutcome", "IstioMesh", "has_sidecar", "kind_node_name",
-    "kind_host_port",
+    "kind_host_port", "istio_images", "ISTIO_HUB",
 ]
 
 log = logging.getLogger(__name__)
 
-ISTIO_VERSION = "1.26.3"
+ISTIO_VERSION = "1.29.2"
+ISTIO_HUB = "docker.io/istio"     # the charts' default global.hub
 CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
 ISTIO_NAMESPACE = "istio-system"
 BASE_RELEASE, ISTIOD_RELEASE, GATEWAY_RELEASE = "istio-base", "istiod", "istio-ingressgateway"
@@ -70,6 +76,11 @@ HTTP_NODE_PORT, HTTPS_NODE_PORT = 30080, 30443            # kind-config.yml extr
 STATS_PREFIXES = ("cluster.outbound|8080||conductor.",)   # the conductor's Envoy cluster, any namespace
 MESH_GROUPS = ("networking.istio.io", "security.istio.io")
 INJECTION_LABEL = "istio-injection"
+
+
+def istio_images(version: str = ISTIO_VERSION) -> list[str]:
+    """What the charts run: istiod (``pilot``) and the gateway/sidecar proxy (``proxyv2``)."""
+    return [f"{ISTIO_HUB}/pilot:{version}", f"{ISTIO_HUB}/proxyv2:{version}"]
 
 
 # -- Helm ----------------------------------------------------------------------------------------------
@@ -378,15 +389,11 @@ class IstioMesh:
 
     # -- install ---------------------------------------------------------------------------------------
     def preflight(self) -> None:
-        if self._which("helm") is None:
-            raise PlatformUnavailable("installing Istio needs helm on PATH (not found)",
-                                      f"install Helm 3 (https://helm.sh/docs/intro/install/); the harness installs "
-                                      f"Istio {self.version} from its official charts")
-        out = self.runner.run(["helm", "version", "--short"], timeout=30, check=False)
-        m = re.search(r"v(\d+)\.(\d+)", out.stdout)
-        if not out.ok or m is None or (int(m.group(1)), int(m.group(2))) < (3, 8):
-            raise PlatformUnavailable(f"helm 3.8 or newer is needed (`helm version --short` said "
-                                      f"{(out.stdout or out.stderr).strip()[:80]!r})", "upgrade Helm")
+        """The same Helm check as the kind platform's preflight (one place: harness.kube.toolchain)."""
+        from harness.kube.toolchain import check_helm
+
+        check_helm(self.runner, self._which, f"installing Istio {self.version} from its official charts",
+                   "set HARNESS_MESH=0 to skip the circuit-breaker scenarios")
 
     def install(self) -> None:
         """base (CRDs) -> istiod -> ingress gateway, each waited for; then the rollouts checked."""

@@ -18,7 +18,7 @@ from harness.kube.runner import CommandRunner, SubprocessRunner
 from harness.labels import labels_for
 
 __all__ = ["render", "kustomize_argv", "load_yaml_documents", "stamp_run_labels", "apply", "to_yaml",
-           "FIELD_MANAGER", "object_key", "find_object"]
+           "FIELD_MANAGER", "object_key", "find_object", "hpa_targets", "release_hpa_replicas"]
 
 FIELD_MANAGER = "i2s-harness"
 
@@ -89,3 +89,34 @@ def apply(docs: Sequence[dict[str, Any]], target: KubeTarget, runner: CommandRun
     runner.run(target.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-"),
                input=to_yaml(docs), timeout=timeout,
                fix="see the conflict or validation error above; the objects were not (all) applied")
+
+
+def hpa_targets(docs: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(kind, namespace, name) of every workload an HPA among ``docs`` scales."""
+    out = set()
+    for d in docs:
+        if d.get("kind") == "HorizontalPodAutoscaler":
+            ref = (d.get("spec") or {}).get("scaleTargetRef") or {}
+            out.add((ref.get("kind", ""), (d.get("metadata") or {}).get("namespace", ""), ref.get("name", "")))
+    return out
+
+
+def release_hpa_replicas(docs: Sequence[dict[str, Any]], live: set[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Copies of ``docs`` without ``spec.replicas`` on each workload that an HPA among them scales and
+    that already exists (``live``: its ``object_key``).
+
+    Once the HPA has scaled a Deployment, the HPA controller owns ``.spec.replicas``; re-applying the
+    manifest's ``replicas: 2`` with server-side apply then conflicts (or, forced, would fight the
+    HPA). Kubernetes' own advice is to leave ``replicas`` out of the applied configuration when an HPA
+    manages it (kubernetes.io/docs/reference/using-api/server-side-apply/#transferring-ownership).
+    The seed's manifests are never edited: the first apply (object absent) keeps the field as
+    written, so the Deployment starts exactly as specified; only re-applies to a kept cluster drop it.
+    """
+    targets = hpa_targets(docs)
+    out = []
+    for d in docs:
+        c = copy.deepcopy(d)
+        if object_key(c) in live and object_key(c) in targets:
+            (c.get("spec") or {}).pop("replicas", None)
+        out.append(c)
+    return out
