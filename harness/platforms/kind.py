@@ -58,7 +58,7 @@ from harness.wait import wait_for
 
 __all__ = ["KindPlatform", "preflight", "OVERLAY_DIR", "METRICS_SERVER", "NODEPORT_SERVICE", "MIN_KIND_VERSION",
            "sweep_kind_clusters", "set_container_image", "check_host_ports", "run_images", "pull_images",
-           "MESH_SKIP_HINT", "is_pullable"]
+           "MESH_SKIP_HINT", "is_pullable", "conductor_image_name"]
 
 log = logging.getLogger(__name__)
 OVERLAY_DIR = PROJECT_ROOT / "k8s" / "overlays" / "kind"
@@ -553,6 +553,13 @@ class KindPlatform(Platform):
 def _overlay_image(docs: Sequence[dict[str, Any]]) -> str:
     dep = find_object(docs, "Deployment", "conductor")
     return next(c["image"] for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "conductor")
+
+
+def conductor_image_name(settings: Settings) -> str:
+    """The conductor image a run uses, without building it (for listings)."""
+    from harness.platforms.docker import REFERENCE_IMAGE
+
+    return settings.conductor_image or f"{REFERENCE_IMAGE}:dev"
 
 
 def _default_image(settings: Settings) -> str:
