@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import socket
 import sys
@@ -67,6 +68,7 @@ NODEPORT_SERVICE = "conductor-nodeport"          # k8s/overlays/kind/nodeport-se
 MIN_KIND_VERSION = MIN_KIND                      # the release that publishes the pinned node image
 DOCKER_FIX = "use `make e2e PLATFORM=docker` here"
 MESH_SKIP_HINT = "set HARNESS_MESH=0 to skip the circuit-breaker scenarios"
+_LAYER = re.compile(r"^[0-9a-f]{12,64}$")
 MESH_WHY = "the circuit-breaker scenarios (Istio from its official Helm charts)"
 
 
@@ -349,7 +351,7 @@ class KindPlatform(Platform):
             for line in proc.stdout or []:
                 tail = line.strip() or tail
                 layer, _, status = tail.partition(": ")
-                if status:
+                if status and _LAYER.match(layer):   # "<layer id>: Pulling fs layer" / "...: Pull complete"
                     layers.add(layer)
                     if status.startswith("Pull complete"):
                         done.add(layer)
@@ -368,7 +370,7 @@ class KindPlatform(Platform):
             raise PlatformUnavailable(f"`{format_argv(argv)}` failed (exit {code}): {tail[:200]}",
                                       "check the network or Docker Hub's rate limit; `harness images --pull` "
                                       "pre-pulls everything a run needs")
-        self._progress(f"node image pulled in {time.monotonic() - t0:.0f}s")
+        self._progress(f"node image pulled in {time.monotonic() - t0:.0f}s ({len(done)}/{len(layers)} layers)")
 
     def _addon_images(self, docs: Sequence[dict[str, Any]]) -> list[str]:
         images = _deployment_images(docs)

@@ -59,8 +59,8 @@ def docker_inspect(argv, _input):
     return json.dumps({f"i2s-{RUN}": {"IPAddress": IPS[argv[-1]]}, "bridge": {"IPAddress": "172.17.0.9"}})
 
 
-PULL_LINES = ["v1.34.0: Pulling from kindest/node\n", "a1b2: Pulling fs layer\n", "c3d4: Pulling fs layer\n",
-              "a1b2: Pull complete\n", "c3d4: Pull complete\n", "Digest: sha256:7416a61b...\n",
+PULL_LINES = ["v1.34.0: Pulling from kindest/node\n", "4f4fb700ef54: Pulling fs layer\n",
+              "a1b2c3d4e5f6: Pulling fs layer\n", "4f4fb700ef54: Pull complete\n", "a1b2c3d4e5f6: Pull complete\n", "Digest: sha256:7416a61b...\n",
               f"Status: Downloaded newer image for {NODE_IMAGE}\n"]
 
 
