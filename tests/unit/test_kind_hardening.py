@@ -363,7 +363,7 @@ def test_the_second_run_on_a_kept_cluster_applies_the_deployment_without_replica
         return find_object(list(yaml.safe_load_all(rest)), "Deployment", "conductor")
 
     assert run(kept=False)["spec"]["replicas"] == 2   # first run: the Deployment did not exist
-    live["spec"]["replicas"] = 5                        # the HPA scaled it meanwhile
+    live.update(deployment("conductor", "i2s-staging", replicas=5, ready=5))   # the HPA scaled it meanwhile
     assert "replicas" not in run(kept=True)["spec"]      # second run: the HPA's field is left alone
     reads = [r.path for r in kube.requests if r.method == "GET" and r.path == dep_path]
     assert len(reads) >= 2
