@@ -87,7 +87,11 @@ def istio_images(version: str = ISTIO_VERSION) -> list[str]:
 def helm_install_argv(target: KubeTarget, release: str, chart: str, *, version: str = ISTIO_VERSION,
                       namespace: str = ISTIO_NAMESPACE, values: str | Path | None = None,
                       create_namespace: bool = False, timeout_s: int = 300) -> list[str]:
-    """``helm upgrade --install`` pinned to ``target`` (idempotent, so a kept cluster is reused)."""
+    """``helm upgrade --install`` pinned to ``target`` (idempotent, so a kept cluster is reused).
+
+    A bare ``--wait`` works in both supported majors: a bool in Helm 3, and in Helm 4 a strategy
+    flag whose no-argument default is ``watcher`` (helm/helm pkg/cmd/flags.go ``AddWaitFlag``:
+    ``NoOptDefVal = string(kube.StatusWatcherStrategy)``)."""
     argv = ["helm", "upgrade", "--install", release, chart, "--repo", CHART_REPO, "--version", version,
             "--namespace", namespace]
     if create_namespace:
