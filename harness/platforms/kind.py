@@ -74,15 +74,17 @@ MESH_WHY = "the circuit-breaker scenarios (Istio from its official Helm charts)"
 
 def preflight(settings: Settings | None = None, runner: CommandRunner | None = None,
               which: Callable[[str], str | None] = shutil.which, *, tools_only: bool = False,
-              kind_config: str | Path = KIND_CONFIG) -> None:
+              kind_config: str | Path = KIND_CONFIG, helm: bool | None = None) -> None:
     """Refuse in one line when kind cannot run here: a missing binary, a kind older than the pinned
     node image's release, a missing or unsupported Helm while the circuit-breaker scenarios are
     selected (``settings.mesh``), no Docker engine, or (fixed host ports only) a port in use.
 
     Helm policy: ``make e2e`` on kind selects the circuit-breaker scenarios, so a run without Helm
     stops here unless the user deselects them with ``HARNESS_MESH=0``; run through plain pytest
-    instead, those scenarios skip with the reason (scenarios/test_circuit_breaker.py).
+    instead, those scenarios skip with the reason (scenarios/test_circuit_breaker.py): the platform's
+    own ``up`` passes ``helm=False`` (Helm is the mesh scenarios' need, not the cluster's).
     ``tools_only``: binaries and versions only (no engine, no ports), for ``make``'s first check.
+    ``helm``: check Helm; default ``settings.mesh``.
     """
     settings = settings or Settings()
     missing = [tool for tool in ("kind", "kubectl", "docker") if which(tool) is None]
@@ -91,7 +93,7 @@ def preflight(settings: Settings | None = None, runner: CommandRunner | None = N
                                   f"({' and '.join(missing)} not found)", DOCKER_FIX)
     runner = runner or SubprocessRunner()
     check_kind(runner, DOCKER_FIX)
-    if settings.mesh:
+    if settings.mesh if helm is None else helm:
         check_helm(runner, which, MESH_WHY, MESH_SKIP_HINT)
     if tools_only:
         return
@@ -240,7 +242,7 @@ class KindPlatform(Platform):
         return self._kind_cfg
 
     def preflight(self) -> None:
-        preflight(self.settings, self.runner, self._which, kind_config=self.kind_config_path)
+        preflight(self.settings, self.runner, self._which, kind_config=self.kind_config_path, helm=False)
 
     def up(self) -> None:
         self.preflight()

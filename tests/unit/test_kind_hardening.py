@@ -411,3 +411,12 @@ def test_docker_client_names_the_endpoint_and_where_it_came_from_when_nothing_an
     assert "\n" not in msg and f"unix://{tmp_path}/nothing.sock" in msg and "docker context 'rootless'" in msg
     assert "DOCKER_HOST" in msg and "docker context use" in msg
     assert "DOCKER_HOST" not in os.environ  # only an endpoint that answered is handed on
+
+
+def test_the_platform_itself_comes_up_without_helm_so_the_mesh_scenarios_can_skip(settings, tmp_path):
+    """Run through plain pytest, a machine without Helm still gets its cluster; only the circuit-breaker
+    scenarios skip (their fixture runs IstioMesh.preflight, which raises the same one line)."""
+    p = make_platform(settings, tmp_path)
+    p._which = lambda tool: None if tool == "helm" else f"/usr/bin/{tool}"
+    p.up()
+    assert not any(a[0] == "helm" for a in p.runner.argvs())
