@@ -549,7 +549,7 @@ class KindPlatform(Platform):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update({"cluster": self.cluster, "context": self.target.context, "image": self.image,
-                  "reused": self._reused, "node_image": self._kind_cfg and node_image(self._kind_cfg),
+                  "reused": self._reused, "node_image": node_image(self._kind_cfg) if self._kind_cfg else "",
                   "pulled_by_nodes": list(self.nodes_pull)})
         return d
 
