@@ -2,8 +2,10 @@
 Envoy's own statistics read back from the proxies.
 
 Install: the upstream Helm charts ``base``, ``istiod`` and ``gateway`` at a pinned version
-(:data:`ISTIO_VERSION`, 1.29.2: Istio 1.29 supports Kubernetes 1.31-1.35, which holds the pinned
-kind node's 1.34 — see harness/kube/toolchain.py; its gateway chart keeps ``additionalProperties:
+(:data:`ISTIO_VERSION`, 1.31.1 of 2026-09-21, the newest supported release: "Istio 1.31.0 is
+officially supported on Kubernetes versions 1.32 to 1.36" (istio.io announcing-1.31), which holds
+the pinned kind node's 1.34 — see harness/kube/toolchain.py; Istio >= 1.30 supports Helm 4
+(announcing-1.30); its gateway chart keeps ``additionalProperties:
 false`` inside ``$defs.values``, the layout fixed in 1.26.4/1.27.1, so Helm >= 3.18.5 and Helm 4
 accept the values below, where 1.26.3's root-level ``additionalProperties: false`` rejected every
 value: istio/istio#57354, helm/helm#31160; tests/unit/test_istio_chart_schema.py checks them
@@ -60,9 +62,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ISTIO_VERSION = "1.29.2"
-ISTIO_HUB = "docker.io/istio"     # the charts' default global.hub
-CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_VERSION = "1.31.1"
+# From 1.31 Istio publishes charts only at blob.istio.io (and OCI at ghcr.io/istio/release/charts);
+# istio-release.storage.googleapis.com is retired, with outage tests before its shutdown in
+# December 2026 (istio.io 1.31 upgrade notes, "Deprecation of GCP infrastructure and hosting").
+ISTIO_HUB = "docker.io/istio"     # images stay on Docker Hub (same notes); set explicitly in istiod's values
+CHART_REPO = "https://blob.istio.io/istio-release/charts"
 ISTIO_NAMESPACE = "istio-system"
 BASE_RELEASE, ISTIOD_RELEASE, GATEWAY_RELEASE = "istio-base", "istiod", "istio-ingressgateway"
 GATEWAY_LABELS = {"istio": "ingressgateway"}           # what the seed's Gateway selects
@@ -106,6 +111,9 @@ def helm_install_argv(target: KubeTarget, release: str, chart: str, *, version: 
 
 def istiod_values(stats_prefixes: Sequence[str] = STATS_PREFIXES) -> dict[str, Any]:
     return {
+        # The image registry, explicit: 1.30's charts defaulted to registry.istio.io, which 1.31 no
+        # longer publishes to; the images the harness side-loads are these.
+        "global": {"hub": ISTIO_HUB},
         # HA off: one small control plane on a laptop-sized cluster.
         "pilot": {"autoscaleEnabled": False, "replicaCount": 1,
                   "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}},

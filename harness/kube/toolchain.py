@@ -9,9 +9,10 @@ Every pin here was checked against the tool's own published source (the ``search
   version they were released with (and best effort with other releases)"
   (kind.sigs.k8s.io/docs/design/node-image), so kind >= v0.30.0 is required; newer kinds are
   accepted (best effort upstream) and kinds older than the image's release are refused.
-- Istio (harness.kube.istio.ISTIO_VERSION): 1.29 supports Kubernetes 1.31-1.35
-  (istio.io supported-releases table, as tracked by endoflife-date products/istio.md), so the
-  pinned node's Kubernetes 1.34 is inside its matrix.
+- Istio (harness.kube.istio.ISTIO_VERSION): 1.31 (and 1.30) "is officially supported on
+  Kubernetes versions 1.32 to 1.36" (istio/istio.io news/releases announcing-1.31 and -1.30), so the
+  pinned node's Kubernetes 1.34 is inside its matrix. (1.28: 1.30-1.34, 1.29: 1.31-1.35, per the
+  supported-releases table as tracked by endoflife-date products/istio.md.)
 - Helm: 3.18.5 and later validate the gateway chart's values.schema.json strictly, which broke
   Istio < 1.26.4 (istio/istio#57354, helm/helm#31160); the pinned Istio's schema passes them. Helm's
   version-skew policy (helm.sh/docs/topics/version_skew) lists 3.19.x for Kubernetes 1.34-1.31,
@@ -34,7 +35,8 @@ KIND_RELEASE_OF_IMAGE = (0, 30, 0)   # the kind release whose notes publish NODE
 MIN_KIND = KIND_RELEASE_OF_IMAGE
 MIN_HELM, MAX_HELM_EXCL = (3, 19, 0), (5, 0, 0)
 # Istio minor -> (oldest, newest) supported Kubernetes minor (istio.io supported releases).
-ISTIO_KUBERNETES_SUPPORT = {"1.28": ((1, 30), (1, 34)), "1.29": ((1, 31), (1, 35))}
+ISTIO_KUBERNETES_SUPPORT = {"1.28": ((1, 30), (1, 34)), "1.29": ((1, 31), (1, 35)), "1.30": ((1, 32), (1, 36)),
+                            "1.31": ((1, 32), (1, 36))}
 
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 

@@ -5,7 +5,7 @@ What was checked upstream (the ``search`` code corpus, istio/istio):
 - the pre-fix file (commit 0044e906..., the 1.26.3-era layout) puts ``"additionalProperties": false``
   at the ROOT, beside ``"$ref": "#/$defs/values"``, with root ``properties`` listing only
   ``_internal_defaults_do_not_set``, ``global``, ``profile``, ``revision`` and ``pilot``;
-- the fixed file (commit e7bf9af4..., the layout Istio ships since 1.26.4/1.27.1 and in 1.29) puts
+- the fixed file (commit e7bf9af4..., the layout Istio ships since 1.26.4/1.27.1) puts
   ``"additionalProperties": false`` INSIDE ``$defs.values``, whose ``properties`` declare
   ``replicaCount`` (integer|null), ``autoscaling`` ({enabled: boolean, ...}) and ``service``
   ({type: string, ports: [{name: string, port: integer, protocol: string, targetPort: integer}]}),
@@ -76,7 +76,7 @@ def test_the_check_fails_for_a_misspelled_or_mistyped_value():
 
 def test_the_pinned_istio_supports_the_pinned_node_kubernetes():
     minor = ".".join(ISTIO_VERSION.split(".")[:2])
-    assert ISTIO_VERSION == "1.29.2" and minor in ISTIO_KUBERNETES_SUPPORT
+    assert ISTIO_VERSION == "1.31.1" and minor in ISTIO_KUBERNETES_SUPPORT
     low, high = ISTIO_KUBERNETES_SUPPORT[minor]
     assert low <= NODE_KUBERNETES[:2] <= high
 
@@ -86,3 +86,12 @@ def test_the_readme_names_the_pinned_versions():
 
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert f"Istio {ISTIO_VERSION}" in readme and "kindest/node:v1.34.0@sha256:" in readme
+
+
+def test_the_images_side_loaded_are_the_ones_istiod_is_told_to_run():
+    from harness.kube.istio import CHART_REPO, istio_images, istiod_values
+
+    hub = istiod_values()["global"]["hub"]
+    assert istio_images() == [f"{hub}/pilot:{ISTIO_VERSION}", f"{hub}/proxyv2:{ISTIO_VERSION}"]
+    # 1.31's charts are not published to the retired GCS bucket (istio.io 1.31 upgrade notes)
+    assert CHART_REPO == "https://blob.istio.io/istio-release/charts"

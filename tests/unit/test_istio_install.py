@@ -196,7 +196,7 @@ def test_a_gateway_that_never_rolls_out_names_its_pod(tmp_path):
         "istio-ingressgateway", "istio-system", replicas=1, ready=0, match_labels=GATEWAY_LABELS)
     kube.objects["/api/v1/namespaces/istio-system/pods/istio-ingressgateway-5d8f"] = pod(
         "istio-ingressgateway-5d8f", "istio-system", "n1", ready=False,
-        waiting=("ImagePullBackOff", "docker.io/istio/proxyv2:1.29.2 not found"), labels=GATEWAY_LABELS)
+        waiting=("ImagePullBackOff", "docker.io/istio/proxyv2:1.31.1 not found"), labels=GATEWAY_LABELS)
     clock = iter(range(0, 1000, 10))
     m = IstioMesh(TARGET, RecordingRunner([HELM_OK]), kube.apis(), run_id="r1", work_dir=tmp_path,
                   which=lambda t: "/x", ready_timeout=15, interval=0, clock=lambda: next(clock), sleep=lambda s: None)
@@ -250,7 +250,7 @@ def test_injection_labels_restarts_and_checks_every_pod_has_the_sidecar(tmp_path
     kube.objects["/apis/apps/v1/namespaces/i2s-staging/deployments/conductor"] = deployment("conductor", "i2s-staging")
     for name in ("conductor-a", "conductor-b"):
         p = pod(name, "i2s-staging", "n1")
-        p["spec"]["containers"].append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.29.2"})
+        p["spec"]["containers"].append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.31.1"})
         kube.objects[f"/api/v1/namespaces/i2s-staging/pods/{name}"] = p
     runner = RecordingRunner()
     assert mesh(tmp_path, runner, kube).enable_injection("i2s-staging", "conductor", {"app": "conductor"}) == [
