@@ -420,3 +420,13 @@ def test_the_platform_itself_comes_up_without_helm_so_the_mesh_scenarios_can_ski
     p._which = lambda tool: None if tool == "helm" else f"/usr/bin/{tool}"
     p.up()
     assert not any(a[0] == "helm" for a in p.runner.argvs())
+
+
+def test_harness_images_lists_what_a_run_needs_through_the_real_cli(tmp_path):
+    env = {**os.environ, "HARNESS_REPORT_DIR": str(tmp_path)}
+    env.pop("HARNESS_MESH", None)
+    proc = subprocess.run([sys.executable, "-m", "harness", "images"], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    listed = [line.split("\t")[0] for line in proc.stdout.splitlines()]
+    assert listed == [NODE_IMAGE, METRICS, *istio_images(), "i2s-harness/conductor:dev"]
