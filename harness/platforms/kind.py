@@ -45,8 +45,8 @@ from harness.kube.conductor import (HARNESS_SECRET, ConductorOnCluster, create_o
                                     secret_body)
 from harness.kube.kind_config import (KIND_CONFIG, MIRRORED_REGISTRY, load_kind_config, mirror_hosts_toml, node_image,
                                       port_mappings, render_kind_config)
-from harness.kube.kustomize import (apply, find_object, hpa_targets, load_yaml_documents,
-                                    release_hpa_replicas, render, stamp_run_labels)
+from harness.kube.kustomize import (HANDOVER_MANAGER, apply, find_object, hpa_targets, load_yaml_documents,
+                                    release_hpa_replicas, render, replicas_handover, stamp_run_labels)
 from harness.kube.logs import kind_export_logs
 from harness.kube.portforward import PortForwards
 from harness.kube.rollout import wait_rollout
@@ -259,7 +259,11 @@ class KindPlatform(Platform):
         namespace_docs = [d for d in docs if d["kind"] == "Namespace"]
         apply(namespace_docs, self.target, self.runner)
         self._create_harness_objects(service_ips)
-        apply(release_hpa_replicas([d for d in docs if d["kind"] != "Namespace"], self._live_hpa_targets(docs)),
+        live = self._live_hpa_targets(docs) if self._reused else {}   # a new cluster has no objects yet
+        if live:  # a kept cluster: hand .spec.replicas over to the HPA before re-applying without it
+            apply(replicas_handover(live), self.target, self.runner, field_manager=HANDOVER_MANAGER,
+                  extra=("--validate=false",))   # a replicas-only object, as in the upstream example
+        apply(release_hpa_replicas([d for d in docs if d["kind"] != "Namespace"], set(live)),
               self.target, self.runner)
         dep = find_object(docs, "Deployment", "conductor")
         self.conductor = ConductorOnCluster(self.apis, self.namespace, "conductor",
@@ -283,22 +287,22 @@ class KindPlatform(Platform):
             set_container_image(docs, "conductor", "conductor", image)
         return stamp_run_labels(docs, self.settings.run_id)
 
-    def _live_hpa_targets(self, docs: Sequence[dict[str, Any]]) -> set[tuple[str, str, str]]:
-        """HPA-scaled workloads that already exist (a kept cluster): their replicas are the HPA's."""
+    def _live_hpa_targets(self, docs: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
+        """HPA-scaled workloads that already exist (a kept cluster) and their live replicas."""
         assert self.apis is not None
         from kubernetes.client.exceptions import ApiException
 
-        live = set()
+        live: dict[tuple[str, str, str], int] = {}
         for kind, ns, name in hpa_targets(docs):
             if kind != "Deployment":
                 continue
             try:
-                self.apis.apps.read_namespaced_deployment(name, ns)
+                dep = self.apis.apps.read_namespaced_deployment(name, ns)
             except ApiException as exc:
                 if exc.status == 404:
                     continue
                 raise
-            live.add((kind, ns, name))
+            live[(kind, ns, name)] = int(dep.spec.replicas or 1)
             log.info("Deployment %s/%s exists and HPA-scaled: applying it without spec.replicas", ns, name)
         return live
 

@@ -355,18 +355,30 @@ def test_the_second_run_on_a_kept_cluster_applies_the_deployment_without_replica
             kube.objects[dep_path] = live   # the API server now has it
         return ""
 
+    last_runner: list = []
+
     def run(kept: bool):
         over = {("kind", "get", "clusters"): f"{CLUSTER}\n" if kept else "", ("kubectl",): applied}
         p = make_platform(settings, tmp_path, runner=make_runner(over), kube=kube)
         p.up()
+        last_runner[:] = [p.runner]
         rest = [c.input for c in p.runner.calls if c.argv[-5:] == APPLY][2]
         return find_object(list(yaml.safe_load_all(rest)), "Deployment", "conductor")
 
     assert run(kept=False)["spec"]["replicas"] == 2   # first run: the Deployment did not exist
     live.update(deployment("conductor", "i2s-staging", replicas=5, ready=5))   # the HPA scaled it meanwhile
     assert "replicas" not in run(kept=True)["spec"]      # second run: the HPA's field is left alone
+    # ...after handing the live value to a second field manager (the upstream two-step hand-over), so
+    # leaving the field out cannot reset it to 1
+    calls = [c for c in last_runner[0].calls if c.argv[0] == "kubectl" and "apply" in c.argv]
+    handover = next(c for c in calls if "--field-manager=handover-to-hpa" in c.argv)
+    assert handover.argv[-3:] == ("--validate=false", "-f", "-")
+    assert list(yaml.safe_load_all(handover.input)) == [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "conductor", "namespace": "i2s-staging"},
+         "spec": {"replicas": 5}}]
+    assert calls.index(handover) == len(calls) - 2   # right before the overlay's re-apply
     reads = [r.path for r in kube.requests if r.method == "GET" and r.path == dep_path]
-    assert len(reads) >= 2
+    assert len(reads) == 1   # only the kept cluster is asked whether the Deployment exists
 
 
 # -- Docker endpoint from DOCKER_HOST or the docker context -------------------------------------------------
