@@ -8,7 +8,7 @@ OFFLINE := ../shared/offline-images
 WITH_ENV := $(if $(wildcard $(OFFLINE)/env.sh),. $(OFFLINE)/env.sh &&,)
 PYTEST_ARGS ?=
 
-.PHONY: help venv docker-ready test e2e chaos capacity bench clean lint
+.PHONY: help venv docker-ready test e2e chaos capacity bench clean lint images
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -46,6 +46,9 @@ capacity: venv ## pre-release capacity verification (TARGET_PEAK_RPS=...)
 
 bench: venv docker-ready ## print benchmark figures (load generator, oracles)
 	@$(WITH_ENV) for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+images: venv ## list and pre-pull every image a kind run needs (runs side-load them; avoids Hub rate limits)
+	@$(PY) -m harness images --pull
 
 clean: venv ## remove leftovers of earlier runs (containers, networks, volumes, kind clusters)
 	@$(PY) -m harness clean

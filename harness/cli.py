@@ -39,12 +39,11 @@ def preflight(settings: Settings, tools_only: bool = False) -> None:
             raise PlatformUnavailable(
                 "kind is not installed, so no Kubernetes cluster can be created on this machine",
                 "install kind (and Docker) for the kind platform, or run `make e2e PLATFORM=docker` here")
-        if tools_only:
-            return
-        docker_client()
-        from harness.platforms.kind import preflight as kind_preflight  # image, node, kubectl checks
+        from harness.platforms.kind import preflight as kind_preflight  # kind/Helm versions, kubectl, ports
 
-        kind_preflight(settings)
+        if not tools_only:
+            docker_client()
+        kind_preflight(settings, tools_only=tools_only)
     elif settings.platform == "docker":
         if not tools_only:
             docker_client()
@@ -139,6 +138,21 @@ def _sweep_quietly(run_id: str) -> None:
         pass
 
 
+def images(args: argparse.Namespace) -> int:
+    """List every image a kind run needs; with ``--pull``, pull what is not local (runs side-load them)."""
+    from harness.kube.runner import SubprocessRunner
+    from harness.platforms.kind import conductor_image_name, pull_images, run_images
+
+    settings = _settings_from(args)
+    listed = run_images(settings, conductor_image_name(settings))
+    for image, why in listed:
+        print(f"{image}\t{why}")
+    if args.pull:
+        pulled = pull_images([i for i, _ in listed], SubprocessRunner(), lambda m: print(f"harness: {m}", file=sys.stderr))
+        print(f"harness: pulled {len(pulled)} image(s); later kind runs side-load them into the nodes", file=sys.stderr)
+    return 0
+
+
 def clean(args: argparse.Namespace) -> int:
     from harness.docker_env import sweep
 
@@ -167,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--markdown", action="store_true", help="print the README's settings table")
     st.add_argument("--update-readme", action="store_true", help="with --markdown: rewrite README's generated table")
     st.add_argument("--plumbing", action="store_true", help="list the harness's process-to-process variables")
+    im = sub.add_parser("images", help="list (and with --pull, pre-pull) every image a kind run needs")
+    _add_setting_flags(im, keep=False)
+    im.add_argument("--pull", action="store_true", help="docker pull what is not local yet")
     sub.add_parser("clean", help="remove every container, network, volume and kind cluster the harness labeled")
     return p
 
@@ -183,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return clean(args)
         if args.command == "settings":
             return show_settings(args)
+        if args.command == "images":
+            return images(args)
         if args.command == "preflight":
             preflight(_settings_from(args), tools_only=args.tools_only)
             return 0

@@ -185,6 +185,15 @@ class Settings:
                                            "the peak)", min=0, max=1000000)
     capacity_queue_drain_rps: float | None = knob(None, "capacity projection: queue consumers' rate (empty: "
                                                   "from the peak)", min=0, max=1000000)
+    # -- kind platform ---------------------------------------------------------------------------------
+    mesh: bool = knob(True, "kind: run the circuit-breaker scenarios (Istio via Helm); off: they skip and Helm "
+                      "is not required")
+    kind_fixed_host_ports: bool = knob(False, "kind: use kind-config.yml's fixed hostPorts (checked free in "
+                                       "preflight) instead of free ports chosen per run")
+    node_image_pull_timeout_s: float = knob(1200.0, "kind: how long the node image pull may take, apart from "
+                                            "`kind create`'s own 600 s (s)", above=0, max=86400)
+    registry_mirror: str = knob("", "kind: an http(s) registry mirror the nodes try first for docker.io "
+                                "(e.g. https://mirror.gcr.io); empty: none", kind="url")
 
     def __post_init__(self) -> None:
         self._sources: dict[str, str] = {}
@@ -337,6 +346,9 @@ def _check_knob(k: Knob, value: Any, source: str) -> None:
                          "name an existing context exactly (kubectl config get-contexts -o name)")
     elif k.kind in ("dir_in", "dir_out") and (not str(value).strip() or "\x00" in str(value)):
         raise UsageError(f"{k.name} {value!r}{where} is not a path", f"{fix_set} to a directory")
+    elif k.kind == "url" and value and not str(value).startswith(("http://", "https://")):
+        raise UsageError(f"{k.name} {value!r}{where} is not an http(s) URL",
+                         f"{fix_set} to a URL like https://mirror.gcr.io, or leave it empty")
     elif k.kind == "bucket" and not _BUCKET.match(value):
         raise UsageError(f"{k.name} {value!r}{where} is not an S3 bucket name",
                          f"{fix_set} to 3-63 lowercase letters, digits, '.', '-'")

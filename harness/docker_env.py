@@ -4,31 +4,75 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
+import os
 from pathlib import Path
+from typing import Mapping
 
 from harness.errors import DockerUnavailable, HarnessError
 from harness.labels import MANAGED_LABEL, RUN_ID_LABEL
 
-__all__ = ["docker_client", "ensure_image", "context_digest", "sweep", "export_container_logs"]
+__all__ = ["docker_client", "docker_endpoint", "ensure_image", "context_digest", "sweep", "export_container_logs"]
 
 log = logging.getLogger(__name__)
 
 
+def docker_endpoint(env: Mapping[str, str] | None = None, home: Path | None = None) -> tuple[str, str]:
+    """(endpoint, where it came from) the way the docker CLI picks it; ("", ...) for the SDK default.
+
+    The Docker SDK for Python reads only DOCKER_HOST; the docker CLI also honours ``docker context``
+    (Colima, OrbStack, rootless Docker and Docker Desktop set one). Order as in docker/cli: DOCKER_HOST,
+    then the context named by DOCKER_CONTEXT or config.json's ``currentContext`` (config dir
+    ``$DOCKER_CONFIG`` or ``~/.docker``), whose endpoint is ``Endpoints.docker.Host`` in
+    ``contexts/meta/<sha256 of the name>/meta.json`` (docker/cli context store; docker-py's
+    docker/context/config.py ``get_context_id`` uses the same digest). ``default`` means the SDK default.
+    """
+    env = os.environ if env is None else env
+    if env.get("DOCKER_HOST"):
+        return env["DOCKER_HOST"], "DOCKER_HOST"
+    cfg_dir = Path(env.get("DOCKER_CONFIG") or (home or Path.home()) / ".docker")
+    name, source = env.get("DOCKER_CONTEXT", ""), "DOCKER_CONTEXT"
+    if not name:
+        try:
+            name = json.loads((cfg_dir / "config.json").read_text()).get("currentContext") or ""
+        except (OSError, ValueError):
+            name = ""
+        source = f"currentContext in {cfg_dir / 'config.json'}"
+    if not name or name == "default":
+        return "", "DOCKER_HOST unset, no docker context"
+    meta = cfg_dir / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    try:
+        host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DockerUnavailable(f"docker context {name!r} ({source}) has no readable endpoint in {meta}",
+                                "run `docker context ls` and `docker context use` an existing one, or set DOCKER_HOST") from None
+    return host, f"docker context {name!r} ({source})"
+
+
 @functools.lru_cache(maxsize=1)
 def docker_client():
+    """A pinged client for the engine the docker CLI would use (DOCKER_HOST, else the current context)."""
     import docker  # local: importing the harness must not need a Docker engine
 
+    base_url, source = docker_endpoint()
     try:
-        client = docker.from_env(timeout=120)
+        if base_url and source != "DOCKER_HOST":
+            client = docker.DockerClient(base_url=base_url, timeout=120)
+        else:
+            client = docker.from_env(timeout=120)
         client.ping()
-        return client
     except Exception as exc:  # noqa: BLE001 - whatever the cause, the fix is the same
         raise DockerUnavailable(
-            f"Docker is not reachable ({type(exc).__name__})",
-            "start the Docker engine (on a machine without a registry: ../shared/offline-images/build.sh) "
-            "or set DOCKER_HOST",
+            f"Docker is not reachable at {base_url or 'the default socket'} (from {source}; {type(exc).__name__})",
+            "start the Docker engine (on a machine without a registry: ../shared/offline-images/build.sh), "
+            "or point DOCKER_HOST or `docker context use` at it (Colima, OrbStack, rootless)",
         ) from None
+    if base_url and source != "DOCKER_HOST":
+        # testcontainers and the Docker SDK elsewhere read DOCKER_HOST only: hand them the same engine.
+        os.environ["DOCKER_HOST"] = base_url
+        log.info("using the Docker engine of %s: %s", source, base_url)
+    return client
 
 
 def context_digest(context_dir: Path) -> str:

@@ -19,7 +19,7 @@ from harness.oracles import hpa
 from harness.oracles.hpa_trajectory import ReactionAllowance, TrajectoryResult
 
 __all__ = ["UPSTREAM_E2E_ALLOWANCE", "ORACLE_WORKLOAD", "HpaLoadPlan", "plan_hpa_load", "HpaSampler",
-           "observed_samples", "distinct_readings", "load_series", "hpa_has_metrics", "scaled_back_down", "hpa_verdict", "plot_hpa",
+           "observed_samples", "distinct_readings", "load_series", "hpa_has_metrics", "scaled_back_down", "hpa_verdict", "hpa_unmeasured", "plot_hpa",
            "write_samples"]
 
 # Upstream's e2e reaction time (kubernetes test/e2e/autoscaling/horizontal_pod_autoscaling_behavior.go):
@@ -285,6 +285,19 @@ def scaled_back_down(observed: Sequence[Mapping[str, Any]], spec: hpa.HPASpec, a
 
 def _first(observed: Sequence[Mapping[str, Any]], pred: Callable[[Mapping[str, Any]], bool]) -> float | None:
     return next((o["t"] for o in observed if pred(o)), None)
+
+
+def hpa_unmeasured(result: TrajectoryResult | None, observed: Sequence[Mapping[str, Any]], spec: hpa.HPASpec,
+                   plan: HpaLoadPlan, stop_at: float, first_error: str = "") -> str:
+    """Why the run could not judge the HPA at all ("" when it could): no HPA status was read, or the
+    harness's load never demanded ``maxReplicas``. Both are the harness's shortfall (inconclusive,
+    exit 11), not the system's; :func:`hpa_verdict` words the same cases for callers that want one
+    verdict."""
+    if not observed or result is None:
+        return hpa_verdict(result, observed, spec, plan, stop_at, first_error)[1]
+    if result.ok and _first(observed, lambda o: o["desired"] >= spec.max_replicas) is None:
+        return hpa_verdict(result, observed, spec, plan, stop_at, first_error)[1]   # a deviation stays a fail
+    return ""
 
 
 def hpa_verdict(result: TrajectoryResult | None, observed: Sequence[Mapping[str, Any]], spec: hpa.HPASpec,

@@ -2,7 +2,14 @@
 Envoy's own statistics read back from the proxies.
 
 Install: the upstream Helm charts ``base``, ``istiod`` and ``gateway`` at a pinned version
-(:data:`ISTIO_VERSION`), straight from the chart repository (``--repo``, so the user's Helm repo
+(:data:`ISTIO_VERSION`, 1.31.1 of 2026-09-21, the newest supported release: "Istio 1.31.0 is
+officially supported on Kubernetes versions 1.32 to 1.36" (istio.io announcing-1.31), which holds
+the pinned kind node's 1.34 — see harness/kube/toolchain.py; Istio >= 1.30 supports Helm 4
+(announcing-1.30); its gateway chart keeps ``additionalProperties:
+false`` inside ``$defs.values``, the layout fixed in 1.26.4/1.27.1, so Helm >= 3.18.5 and Helm 4
+accept the values below, where 1.26.3's root-level ``additionalProperties: false`` rejected every
+value: istio/istio#57354, helm/helm#31160; tests/unit/test_istio_chart_schema.py checks them
+against the chart's own schema), straight from the chart repository (``--repo``, so the user's Helm repo
 list is never touched). Helm rather than istioctl: istioctl is a versioned binary users would have
 to download and match, the charts are addressed by version alone. The gateway release is named
 ``istio-ingressgateway`` because the chart labels its pods ``istio: <release minus "istio-">``,
@@ -35,7 +42,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from harness.errors import HarnessError, PlatformUnavailable, ReadinessTimeout, UsageError
+from harness.errors import HarnessError, ReadinessTimeout, UsageError
 from harness.kube.client import Apis, KubeTarget
 from harness.kube.conductor import create_or_replace
 from harness.kube.kustomize import FIELD_MANAGER, stamp_run_labels, to_yaml
@@ -50,13 +57,17 @@ __all__ = [
     "TlsMaterial", "self_signed_tls", "tls_secret_body", "is_mesh_object", "mesh_objects",
     "envoy_cluster_name", "parse_envoy_stats", "cluster_stats", "outlier_snapshot", "EnvoyHost",
     "EnvoyCluster", "parse_clusters", "ApplyOutcome", "IstioMesh", "has_sidecar", "kind_node_name",
-    "kind_host_port",
+    "kind_host_port", "istio_images", "ISTIO_HUB",
 ]
 
 log = logging.getLogger(__name__)
 
-ISTIO_VERSION = "1.26.3"
-CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_VERSION = "1.31.1"
+# From 1.31 Istio publishes charts only at blob.istio.io (and OCI at ghcr.io/istio/release/charts);
+# istio-release.storage.googleapis.com is retired, with outage tests before its shutdown in
+# December 2026 (istio.io 1.31 upgrade notes, "Deprecation of GCP infrastructure and hosting").
+ISTIO_HUB = "docker.io/istio"     # images stay on Docker Hub (same notes); set explicitly in istiod's values
+CHART_REPO = "https://blob.istio.io/istio-release/charts"
 ISTIO_NAMESPACE = "istio-system"
 BASE_RELEASE, ISTIOD_RELEASE, GATEWAY_RELEASE = "istio-base", "istiod", "istio-ingressgateway"
 GATEWAY_LABELS = {"istio": "ingressgateway"}           # what the seed's Gateway selects
@@ -72,11 +83,20 @@ MESH_GROUPS = ("networking.istio.io", "security.istio.io")
 INJECTION_LABEL = "istio-injection"
 
 
+def istio_images(version: str = ISTIO_VERSION) -> list[str]:
+    """What the charts run: istiod (``pilot``) and the gateway/sidecar proxy (``proxyv2``)."""
+    return [f"{ISTIO_HUB}/pilot:{version}", f"{ISTIO_HUB}/proxyv2:{version}"]
+
+
 # -- Helm ----------------------------------------------------------------------------------------------
 def helm_install_argv(target: KubeTarget, release: str, chart: str, *, version: str = ISTIO_VERSION,
                       namespace: str = ISTIO_NAMESPACE, values: str | Path | None = None,
                       create_namespace: bool = False, timeout_s: int = 300) -> list[str]:
-    """``helm upgrade --install`` pinned to ``target`` (idempotent, so a kept cluster is reused)."""
+    """``helm upgrade --install`` pinned to ``target`` (idempotent, so a kept cluster is reused).
+
+    A bare ``--wait`` works in both supported majors: a bool in Helm 3, and in Helm 4 a strategy
+    flag whose no-argument default is ``watcher`` (helm/helm pkg/cmd/flags.go ``AddWaitFlag``:
+    ``NoOptDefVal = string(kube.StatusWatcherStrategy)``)."""
     argv = ["helm", "upgrade", "--install", release, chart, "--repo", CHART_REPO, "--version", version,
             "--namespace", namespace]
     if create_namespace:
@@ -91,6 +111,9 @@ def helm_install_argv(target: KubeTarget, release: str, chart: str, *, version: 
 
 def istiod_values(stats_prefixes: Sequence[str] = STATS_PREFIXES) -> dict[str, Any]:
     return {
+        # The image registry, explicit: 1.30's charts defaulted to registry.istio.io, which 1.31 no
+        # longer publishes to; the images the harness side-loads are these.
+        "global": {"hub": ISTIO_HUB},
         # HA off: one small control plane on a laptop-sized cluster.
         "pilot": {"autoscaleEnabled": False, "replicaCount": 1,
                   "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}},
@@ -378,15 +401,11 @@ class IstioMesh:
 
     # -- install ---------------------------------------------------------------------------------------
     def preflight(self) -> None:
-        if self._which("helm") is None:
-            raise PlatformUnavailable("installing Istio needs helm on PATH (not found)",
-                                      f"install Helm 3 (https://helm.sh/docs/intro/install/); the harness installs "
-                                      f"Istio {self.version} from its official charts")
-        out = self.runner.run(["helm", "version", "--short"], timeout=30, check=False)
-        m = re.search(r"v(\d+)\.(\d+)", out.stdout)
-        if not out.ok or m is None or (int(m.group(1)), int(m.group(2))) < (3, 8):
-            raise PlatformUnavailable(f"helm 3.8 or newer is needed (`helm version --short` said "
-                                      f"{(out.stdout or out.stderr).strip()[:80]!r})", "upgrade Helm")
+        """The same Helm check as the kind platform's preflight (one place: harness.kube.toolchain)."""
+        from harness.kube.toolchain import check_helm
+
+        check_helm(self.runner, self._which, f"installing Istio {self.version} from its official charts",
+                   "set HARNESS_MESH=0 to skip the circuit-breaker scenarios")
 
     def install(self) -> None:
         """base (CRDs) -> istiod -> ingress gateway, each waited for; then the rollouts checked."""

@@ -1,7 +1,13 @@
 """The kind cluster config (kind-config.yml): read it, check it, and render it for one run.
 
 Rendering adds the run's labels to every node (kind allows labels on nodes, not on its Docker
-containers, whose names carry the run id through the cluster name) and applies host-port overrides.
+containers, whose names carry the run id through the cluster name), sets the host ports (0 by
+default: kind picks a free port for ``hostPort: 0`` — ``common.PortOrGetFreePort`` in kind's
+provider code — so runs never collide), and optionally points the nodes' containerd at a registry
+mirror. The mirror uses containerd's ``hosts.toml`` layout under ``/etc/containerd/certs.d`` (the
+only registry configuration containerd 2.x keeps: containerd docs/hosts.md; kind v0.30 nodes run
+containerd 2.1), enabled with a ``containerdConfigPatches`` entry and mounted into each node with
+``extraMounts`` (kind v1alpha4 config fields).
 """
 from __future__ import annotations
 
@@ -17,7 +23,11 @@ from harness.errors import UsageError
 from harness.labels import labels_for
 
 __all__ = ["KIND_CONFIG", "ZONE_LABEL", "NODE_TYPE_LABEL", "AGENTS_TAINT", "PortMapping", "load_kind_config",
-           "render_kind_config", "port_mappings", "node_taints", "agents_zones"]
+           "render_kind_config", "port_mappings", "node_taints", "agents_zones", "node_image", "mirror_hosts_toml",
+           "CERTS_DIR", "MIRRORED_REGISTRY"]
+
+CERTS_DIR = "/etc/containerd/certs.d"
+MIRRORED_REGISTRY = "docker.io"      # anonymous pulls there are rate-limited; the others are not
 
 KIND_CONFIG = PROJECT_ROOT / "kind-config.yml"
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -47,6 +57,7 @@ def load_kind_config(path: str | Path = KIND_CONFIG) -> dict[str, Any]:
                          "start it with `kind: Cluster` and `apiVersion: kind.x-k8s.io/v1alpha4`")
     if not cfg.get("nodes"):
         raise UsageError(f"{p} defines no nodes", "list a control-plane and the workers under `nodes:`")
+    node_image(cfg, str(p))
     for i, n in enumerate(cfg["nodes"]):
         for m in n.get("extraPortMappings") or []:
             if m.get("listenAddress") != "127.0.0.1":
@@ -54,6 +65,23 @@ def load_kind_config(path: str | Path = KIND_CONFIG) -> dict[str, Any]:
                                  f"{m.get('listenAddress', '0.0.0.0 (default)')}",
                                  "set listenAddress: 127.0.0.1 (traffic comes from this machine only)")
     return cfg
+
+
+def node_image(cfg: Mapping[str, Any], where: str = "kind-config.yml") -> str:
+    """The one node image every node names, pinned by digest (else the Kubernetes version would be
+    whatever the local kind defaults to)."""
+    images = {n.get("image") for n in cfg.get("nodes") or []}
+    if len(images) != 1 or None in images or "@sha256:" not in str(next(iter(images))):
+        raise UsageError(f"{where}: every node must name the same kindest/node image pinned by digest "
+                         f"(found {sorted(str(i) for i in images)})",
+                         "set `image: kindest/node:vX.Y.Z@sha256:...` from the kind release notes on every node")
+    return str(next(iter(images)))
+
+
+def mirror_hosts_toml(mirror: str, registry: str = MIRRORED_REGISTRY) -> str:
+    """containerd ``hosts.toml`` for ``registry``: try ``mirror`` first, then the registry itself."""
+    upstream = "https://registry-1.docker.io" if registry == "docker.io" else f"https://{registry}"
+    return (f'server = "{upstream}"\n\n[host."{mirror.rstrip("/")}"]\n  capabilities = ["pull", "resolve"]\n')
 
 
 def port_mappings(cfg: Mapping[str, Any]) -> list[PortMapping]:
@@ -81,10 +109,19 @@ def agents_zones(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def render_kind_config(cfg: Mapping[str, Any], run_id: str,
-                       host_ports: Mapping[int, int] | None = None) -> dict[str, Any]:
-    """A copy for one run: the run's labels on every node; ``host_ports`` maps a containerPort to
-    the host port to use instead (0: let kind choose)."""
+                       host_ports: Mapping[int, int] | None = None, *, fixed_host_ports: bool = False,
+                       mirror_dir: str | Path | None = None) -> dict[str, Any]:
+    """A copy for one run: the run's labels on every node; every hostPort 0 (kind picks a free
+    one) unless ``fixed_host_ports``; ``host_ports`` maps a containerPort to the host port to use
+    instead; ``mirror_dir`` (a host directory holding ``<registry>/hosts.toml``) is mounted at
+    containerd's certs.d on every node and enabled with a containerd config patch."""
     out = copy.deepcopy(dict(cfg))
+    if mirror_dir is not None:
+        out["containerdConfigPatches"] = list(out.get("containerdConfigPatches") or []) + [
+            f'[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "{CERTS_DIR}"\n']
+        for node in out["nodes"]:
+            node["extraMounts"] = list(node.get("extraMounts") or []) + [
+                {"hostPath": str(Path(mirror_dir).resolve()), "containerPath": CERTS_DIR, "readOnly": True}]
     known = {m.container_port for m in port_mappings(cfg)}
     for port in (host_ports or {}):
         if port not in known:
@@ -93,6 +130,8 @@ def render_kind_config(cfg: Mapping[str, Any], run_id: str,
     for node in out["nodes"]:
         node["labels"] = {**(node.get("labels") or {}), **labels_for(run_id)}
         for m in node.get("extraPortMappings") or []:
+            if not fixed_host_ports:
+                m["hostPort"] = 0
             if host_ports and int(m["containerPort"]) in host_ports:
                 m["hostPort"] = int(host_ports[int(m["containerPort"])])
     return out

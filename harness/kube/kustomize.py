@@ -18,9 +18,11 @@ from harness.kube.runner import CommandRunner, SubprocessRunner
 from harness.labels import labels_for
 
 __all__ = ["render", "kustomize_argv", "load_yaml_documents", "stamp_run_labels", "apply", "to_yaml",
-           "FIELD_MANAGER", "object_key", "find_object"]
+           "FIELD_MANAGER", "HANDOVER_MANAGER", "object_key", "find_object", "hpa_targets", "release_hpa_replicas",
+           "replicas_handover"]
 
 FIELD_MANAGER = "i2s-harness"
+HANDOVER_MANAGER = "handover-to-hpa"   # the name Kubernetes' own "Transferring ownership" example uses
 
 
 def kustomize_argv(overlay_dir: str | Path) -> list[str]:
@@ -78,7 +80,7 @@ def to_yaml(docs: Sequence[dict[str, Any]]) -> str:
 
 
 def apply(docs: Sequence[dict[str, Any]], target: KubeTarget, runner: CommandRunner, *,
-          timeout: float = 120) -> None:
+          timeout: float = 120, field_manager: str = FIELD_MANAGER, extra: Sequence[str] = ()) -> None:
     """Server-side apply through kubectl (documents on stdin, never in argv or logs).
 
     No ``--force-conflicts``: if another manager (a GitOps controller, a person) owns a field,
@@ -86,6 +88,47 @@ def apply(docs: Sequence[dict[str, Any]], target: KubeTarget, runner: CommandRun
     """
     if not docs:
         return
-    runner.run(target.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-"),
+    runner.run(target.kubectl("apply", "--server-side", f"--field-manager={field_manager}", *extra, "-f", "-"),
                input=to_yaml(docs), timeout=timeout,
                fix="see the conflict or validation error above; the objects were not (all) applied")
+
+
+def hpa_targets(docs: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(kind, namespace, name) of every workload an HPA among ``docs`` scales."""
+    out = set()
+    for d in docs:
+        if d.get("kind") == "HorizontalPodAutoscaler":
+            ref = (d.get("spec") or {}).get("scaleTargetRef") or {}
+            out.add((ref.get("kind", ""), (d.get("metadata") or {}).get("namespace", ""), ref.get("name", "")))
+    return out
+
+
+def replicas_handover(live: dict[tuple[str, str, str], int]) -> list[dict[str, Any]]:
+    """Replicas-only objects, applied under :data:`HANDOVER_MANAGER` before the manifests are
+    re-applied without ``replicas``: with a second owner holding the live value, dropping the field
+    from the harness's apply does not reset it to the default of 1 (a one-time collapse to one pod
+    while the HPA had not yet taken the field). Kubernetes' server-side-apply documentation,
+    "Transferring ownership", describes exactly this two-step hand-over."""
+    return [{"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": ns},
+             "spec": {"replicas": int(replicas)}} for (kind, ns, name), replicas in sorted(live.items())]
+
+
+def release_hpa_replicas(docs: Sequence[dict[str, Any]], live: set[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Copies of ``docs`` without ``spec.replicas`` on each workload that an HPA among them scales and
+    that already exists (``live``: its ``object_key``).
+
+    Once the HPA has scaled a Deployment, the HPA controller owns ``.spec.replicas``; re-applying the
+    manifest's ``replicas: 2`` with server-side apply then conflicts (or, forced, would fight the
+    HPA). Kubernetes' own advice is to leave ``replicas`` out of the applied configuration when an HPA
+    manages it (kubernetes.io/docs/reference/using-api/server-side-apply/#transferring-ownership).
+    The seed's manifests are never edited: the first apply (object absent) keeps the field as
+    written, so the Deployment starts exactly as specified; only re-applies to a kept cluster drop it.
+    """
+    targets = hpa_targets(docs)
+    out = []
+    for d in docs:
+        c = copy.deepcopy(d)
+        if object_key(c) in live and object_key(c) in targets:
+            (c.get("spec") or {}).pop("replicas", None)
+        out.append(c)
+    return out

@@ -27,9 +27,9 @@ class Call:
 
 
 class FakeProcess:
-    def __init__(self, lines: Sequence[str]):
+    def __init__(self, lines: Sequence[str], exit_code: int | None = None):
         self.stdout = io.StringIO("".join(lines))
-        self.returncode: int | None = None
+        self.returncode: int | None = exit_code
         self.terminated = False
 
     def poll(self) -> int | None:
@@ -53,12 +53,14 @@ class RecordingRunner:
     """
 
     def __init__(self, responses: Sequence[tuple[Sequence[str], Any]] = (), real_prefixes=(("kubectl", "kustomize"),),
-                 forward_port: int = 40001):
+                 forward_port: int = 40001, start_responses: Sequence[tuple[Sequence[str], Any]] = ()):
         self.calls: list[Call] = []
         self.started: list[tuple[tuple[str, ...], FakeProcess]] = []
         self.responses = [(tuple(p), r) for p, r in responses]
         self.real_prefixes = [tuple(p) for p in real_prefixes]
         self.forward_port = forward_port
+        # argv prefix -> a FakeProcess-like object, or a callable(argv) returning one (e.g. `docker pull`)
+        self.start_responses = [(tuple(p), r) for p, r in start_responses]
 
     def run(self, argv, *, input=None, timeout=None, check=True, fix=None) -> CommandResult:
         argv = tuple(argv)
@@ -81,6 +83,11 @@ class RecordingRunner:
         return result
 
     def start(self, argv) -> FakeProcess:
+        for prefix, resp in self.start_responses:
+            if tuple(argv)[:len(prefix)] == prefix:
+                proc = resp(tuple(argv)) if callable(resp) else resp
+                self.started.append((tuple(argv), proc))
+                return proc
         proc = FakeProcess([f"Forwarding from 127.0.0.1:{self.forward_port} -> 8080\n"])
         self.started.append((tuple(argv), proc))
         return proc

@@ -120,7 +120,7 @@ def mesh(tmp_path: Path, runner: RecordingRunner, kube: FakeKube, which=lambda t
                      interval=0, sleep=lambda s: None)
 
 
-HELM_OK = (("helm", "version"), "v3.15.4+gfa9efb0\n")
+HELM_OK = (("helm", "version"), "v3.19.0+g3d8990f\n")   # `helm version --short` of Helm 3.19.0
 
 
 def test_install_runs_the_pinned_charts_in_order_then_waits(tmp_path):
@@ -175,10 +175,13 @@ def test_install_without_helm_says_what_to_install(tmp_path):
     assert runner.calls == []
 
 
-def test_install_refuses_helm_2(tmp_path):
-    m = mesh(tmp_path, RecordingRunner([(("helm", "version"), "v2.17.0+ga690bad\n")]), fake_cluster())
-    with pytest.raises(PlatformUnavailable, match="helm 3.8 or newer"):
+@pytest.mark.parametrize("short", ["v2.17.0+ga690bad\n", "v3.18.4+gd80839c\n"])
+def test_install_refuses_helm_older_than_3_19(tmp_path, short):
+    runner = RecordingRunner([(("helm", "version"), short)])
+    m = mesh(tmp_path, runner, fake_cluster())
+    with pytest.raises(PlatformUnavailable, match=r"helm v\d+\.\d+\.\d+ is not supported .*needs Helm 3\.19\.0 or newer"):
         m.install()
+    assert runner.argvs() == [("helm", "version", "--short")]  # nothing installed
 
 
 def test_a_gateway_service_on_other_ports_is_an_error(tmp_path):
@@ -193,7 +196,7 @@ def test_a_gateway_that_never_rolls_out_names_its_pod(tmp_path):
         "istio-ingressgateway", "istio-system", replicas=1, ready=0, match_labels=GATEWAY_LABELS)
     kube.objects["/api/v1/namespaces/istio-system/pods/istio-ingressgateway-5d8f"] = pod(
         "istio-ingressgateway-5d8f", "istio-system", "n1", ready=False,
-        waiting=("ImagePullBackOff", "docker.io/istio/proxyv2:1.26.3 not found"), labels=GATEWAY_LABELS)
+        waiting=("ImagePullBackOff", "docker.io/istio/proxyv2:1.31.1 not found"), labels=GATEWAY_LABELS)
     clock = iter(range(0, 1000, 10))
     m = IstioMesh(TARGET, RecordingRunner([HELM_OK]), kube.apis(), run_id="r1", work_dir=tmp_path,
                   which=lambda t: "/x", ready_timeout=15, interval=0, clock=lambda: next(clock), sleep=lambda s: None)
@@ -247,7 +250,7 @@ def test_injection_labels_restarts_and_checks_every_pod_has_the_sidecar(tmp_path
     kube.objects["/apis/apps/v1/namespaces/i2s-staging/deployments/conductor"] = deployment("conductor", "i2s-staging")
     for name in ("conductor-a", "conductor-b"):
         p = pod(name, "i2s-staging", "n1")
-        p["spec"]["containers"].append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.26.3"})
+        p["spec"]["containers"].append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.31.1"})
         kube.objects[f"/api/v1/namespaces/i2s-staging/pods/{name}"] = p
     runner = RecordingRunner()
     assert mesh(tmp_path, runner, kube).enable_injection("i2s-staging", "conductor", {"app": "conductor"}) == [

@@ -97,10 +97,13 @@ def test_ports_listen_on_loopback_only(cfg):
 
 
 def test_render_labels_every_node_with_the_run_and_overrides_host_ports(cfg):
-    out = render_kind_config(cfg, "run-123", host_ports={30880: 0, 30443: 18443})
+    out = render_kind_config(cfg, "run-123", host_ports={30880: 0, 30443: 18443}, fixed_host_ports=True)
     assert all(n["labels"][RUN_ID_LABEL] == "run-123" and n["labels"][MANAGED_LABEL] == "true" for n in out["nodes"])
     ports = {m.container_port: m.host_port for m in port_mappings(out)}
     assert ports == {30880: 0, 30080: 30080, 30443: 18443}
+    # the default: every host port 0, so kind picks free ones and two runs never collide
+    free = render_kind_config(cfg, "run-123")
+    assert {m.container_port: m.host_port for m in port_mappings(free)} == {30880: 0, 30080: 0, 30443: 0}
     assert agents_zones(out) == agents_zones(cfg)
     assert RUN_ID_LABEL not in yaml.safe_dump(cfg)  # the file's config is not modified in place
     with pytest.raises(UsageError, match="no extraPortMapping for container port 31000"):

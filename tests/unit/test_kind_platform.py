@@ -22,8 +22,10 @@ from harness.errors import PlatformUnavailable, ReadinessTimeout, UsageError
 from harness.kube.runner import CommandFailed
 from harness.labels import RUN_ID_LABEL
 from harness.platforms.base import Fault, Replica
+from harness.kube.istio import istio_images
+from harness.kube.toolchain import NODE_IMAGE
 from harness.platforms.kind import OVERLAY_DIR, KindPlatform, preflight, sweep_kind_clusters
-from tests.unit.kube_fakes import FakeKube, RecordingRunner, deployment, event, node, pod
+from tests.unit.kube_fakes import FakeKube, FakeProcess, RecordingRunner, deployment, event, node, pod
 
 RUN = "test-run-1"
 CLUSTER = f"i2s-harness-{RUN}"
@@ -57,17 +59,25 @@ def docker_inspect(argv, _input):
     return json.dumps({f"i2s-{RUN}": {"IPAddress": IPS[argv[-1]]}, "bridge": {"IPAddress": "172.17.0.9"}})
 
 
-def make_runner(overrides: dict | None = None) -> RecordingRunner:
+PULL_LINES = ["v1.34.0: Pulling from kindest/node\n", "4f4fb700ef54: Pulling fs layer\n",
+              "a1b2c3d4e5f6: Pulling fs layer\n", "4f4fb700ef54: Pull complete\n", "a1b2c3d4e5f6: Pull complete\n", "Digest: sha256:7416a61b...\n",
+              f"Status: Downloaded newer image for {NODE_IMAGE}\n"]
+
+
+def make_runner(overrides: dict | None = None, pull=None) -> RecordingRunner:
     responses = {
-        ("kind", "version"): "kind v0.23.0 go1.22.2 linux/amd64\n",
+        ("kind", "version"): "kind v0.30.0 go1.24.6 linux/amd64\n",
+        ("helm", "version"): "v3.19.0+g3d8990f\n",
         ("docker", "info"): "28.2.2\n",
+        ("docker", "image", "inspect", "i2s-harness/conductor:dev"): "[{}]",
         ("docker", "image", "inspect"): (1, "", "Error: No such image"),
         ("kind", "get", "nodes"): "\n".join(NODES) + "\n",
         ("kind", "get", "clusters"): "",
         ("docker", "inspect"): docker_inspect,
         ("docker", "port"): "127.0.0.1:30880\n",
     }
-    return RecordingRunner(list((overrides or {}).items()) + list(responses.items()))  # overrides match first
+    return RecordingRunner(list((overrides or {}).items()) + list(responses.items()),  # overrides match first
+                           start_responses=[(("docker", "pull"), pull or (lambda argv: FakeProcess(PULL_LINES, 0)))])
 
 
 def make_kube(conductor_ready: bool = True) -> FakeKube:
@@ -95,9 +105,12 @@ def settings(tmp_path: Path) -> Settings:
 
 def make_platform(settings, tmp_path, runner=None, kube=None, image="i2s-harness/conductor:dev", **kw) -> KindPlatform:
     kube = kube or make_kube()
+    progress: list[str] = []
     p = KindPlatform(settings, FakeStack(), runner=runner or make_runner(), apis_factory=lambda target: kube.apis(),
                      which=lambda tool: f"/usr/bin/{tool}", image_builder=lambda s: image,
-                     http_get=lambda url: 200, state_dir=tmp_path / "state", ready_interval=0.01, **kw)
+                     http_get=lambda url: 200, state_dir=tmp_path / "state", ready_interval=0.01,
+                     progress=progress.append, **kw)
+    p._progress_seen = progress  # for assertions
     p._kube = kube  # for assertions
     return p
 
@@ -121,7 +134,7 @@ def test_preflight_names_the_missing_tool_in_one_line():
 
 
 def test_preflight_refuses_old_kind_and_a_stopped_docker_engine():
-    with pytest.raises(PlatformUnavailable, match=r"kind v0\.11 is older than the v0\.20"):
+    with pytest.raises(PlatformUnavailable, match=r"kind v0\.11\.1 is older than v0\.30\.0, the release that publishes"):
         preflight(None, make_runner({("kind", "version"): "kind v0.11.1 go1.16 linux/amd64"}), which=lambda t: t)
     with pytest.raises(PlatformUnavailable, match="Docker engine is not reachable") as err:
         preflight(None, make_runner({("docker", "info"): (1, "", "Cannot connect to the Docker daemon")}),
@@ -134,12 +147,15 @@ def test_up_runs_these_commands_in_this_order(settings, tmp_path):
     p.up()
     rendered_cfg = settings.report_path / "kind" / "kind-config.yml"
     expected = [
-        ("kind", "version"),
+        ("kind", "version"),             # no Helm check here: only the mesh scenarios need it (they skip)
         ("docker", "info", "--format", "{{.ServerVersion}}"),
         ("kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(OVERLAY_DIR)),
+        ("docker", "image", "inspect", NODE_IMAGE),          # not local: pulled apart from `kind create`
         ("kind", "create", "cluster", "--name", CLUSTER, "--config", str(rendered_cfg), "--kubeconfig",
          str(tmp_path / "state" / f"{CLUSTER}.kubeconfig"), "--wait", "180s"),
         ("docker", "image", "inspect", "registry.k8s.io/metrics-server/metrics-server:v0.7.2"),
+        *[("docker", "image", "inspect", i) for i in istio_images()],
+        ("docker", "image", "inspect", "i2s-harness/conductor:dev"),
         ("kind", "load", "docker-image", "i2s-harness/conductor:dev", "--name", CLUSTER),
         ("kind", "get", "nodes", "--name", CLUSTER),
         *[("docker", "network", "connect", f"i2s-{RUN}", n) for n in NODES],
@@ -150,9 +166,14 @@ def test_up_runs_these_commands_in_this_order(settings, tmp_path):
         ("docker", "port", f"{CLUSTER}-control-plane", "30880/tcp"),
     ]
     assert p.runner.argvs() == expected
+    assert [argv for argv, _proc in p.runner.started] == [("docker", "pull", NODE_IMAGE)]
     assert p.endpoints() == ["http://127.0.0.1:30880"]
     cfg = yaml.safe_load(rendered_cfg.read_text())
     assert all(n["labels"][RUN_ID_LABEL] == RUN for n in cfg["nodes"])
+    assert {n["image"] for n in cfg["nodes"]} == {NODE_IMAGE}
+    # free host ports: kind picks them (hostPort 0), the endpoint is read back from `docker port`
+    assert {m["hostPort"] for n in cfg["nodes"] for m in n.get("extraPortMappings") or []} == {0}
+    assert p.nodes_pull == ["registry.k8s.io/metrics-server/metrics-server:v0.7.2", *istio_images()]
 
 
 def test_up_applies_the_overlay_labeled_and_creates_secrets_through_the_api(settings, tmp_path, caplog):
@@ -323,7 +344,7 @@ def test_faults_reach_one_pod_through_a_port_forward(settings, tmp_path):
         p = make_platform(settings, tmp_path, runner=runner)
         p.up()
         assert p.set_fault(Replica("conductor-1", "us-east-1b", True), Fault(cpu_cost_ms=20)) == {"ok": True}
-        argv, proc = runner.started[0]
+        argv, proc = runner.started[-1]  # [0] is the node image pull
         assert argv == kubectl("-n", "i2s-staging", "port-forward", "--address", "127.0.0.1", "pod/conductor-1",
                                ":8080", tmp_path=tmp_path)
         assert seen == [("/admin/faults", f"Bearer {p.admin_token}", b'{"cpu_cost_ms": 20}')]
