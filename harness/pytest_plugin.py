@@ -101,7 +101,8 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
-    if _CONFIG:
+    # pytest calls this for pytest.exit too; only a real Ctrl-C / SIGTERM is an interruption.
+    if _CONFIG and isinstance(excinfo.value, KeyboardInterrupt):
         _CONFIG[0].stash[_INTERRUPTED] = True
 
 
@@ -187,6 +188,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             print(f"\nharness: report {path / 'index.html'}", file=sys.stderr)
         except OSError as exc:  # the directory went away or filled up during the run
             print(f"harness: could not write the report in {report.root} ({exc})", file=sys.stderr)
+        tr = config.pluginmanager.getplugin("terminalreporter")
+        if tr is not None and int(exitstatus) not in _PYTEST_SUMMARY_STATUSES:
+            _print_table(tr, report, exitstatus)
     if getattr(config, "_harness_used_docker", False) and not settings.keep:
         # Last line of defence: anything still labeled with this run goes, whatever happened above.
         from harness.docker_env import sweep
@@ -199,13 +203,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             pass
 
 
+# pytest runs pytest_terminal_summary only for these statuses (OK, TESTS_FAILED, INTERRUPTED,
+# USAGE_ERROR, NO_TESTS_COLLECTED: _pytest/terminal.py); after pytest.exit(returncode=11/13/14) the
+# harness prints its table from pytest_sessionfinish instead.
+_PYTEST_SUMMARY_STATUSES = (0, 1, 2, 4, 5)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    report: RunReport | None = config.stash.get(_REPORT, None)
+    if report is not None:
+        _print_table(terminalreporter, report, exitstatus)
+
+
+def _print_table(tr: Any, report: RunReport, exitstatus: int) -> None:
     """The run contract at the end of every run: each scenario's outcome and one-line reason, then
     the run's outcome and what its exit code means."""
-    report: RunReport | None = config.stash.get(_REPORT, None)
-    if report is None:
-        return
-    tr = terminalreporter
     tr.section(f"harness run {report.run_id} on {report.platform}")
     width = max([len(s.name) for s in report.scenarios] + [8])
     tr.write_line(f"{'scenario':<{width}}  {'outcome':<12}  reason")
