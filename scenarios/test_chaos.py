@@ -302,7 +302,7 @@ def test_planted_loss_is_caught(settings, platform, scenario, moto, dr_secrets):
         # Assess
         scenario.progress("restoring A (older than the newest) and B into scratch servers")
         restored_old = backup.restore_backup(older["key"], run_id, s3, target_container=targets[0])
-        restored_new = backup.restore_backup(newest["key"], run_id, s3, target_container=targets[1])
+        backup.restore_backup(newest["key"], run_id, s3, target_container=targets[1])
         planted = verify(entries, replication.host_database_url(targets[0]))
         control_new = verify(entries, replication.host_database_url(targets[1]))
         from harness.faults.postgres import primary_database_url
