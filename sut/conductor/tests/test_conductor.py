@@ -107,7 +107,9 @@ def test_app_without_dependencies(monkeypatch):
             started = time.monotonic()
             r = await client.post("/api/v1/pipeline", data=json.dumps({"name": "x"}))
             assert r.status == 503 and (await r.json())["dependency"] == "postgres"
-            assert time.monotonic() - started < 5
+            # Refused at once, not after waiting: within the conductor's own connect + statement
+            # timeouts (what the code decided), whatever the machine's load.
+            assert time.monotonic() - started < settings.db_connect_timeout_s + settings.db_timeout_s
             assert (await client.get("/admin/faults")).status == 404
             text = await (await client.get("/metrics")).text()
             assert "active_pipeline_executions" in text and 'conductor_replica_info{' in text
