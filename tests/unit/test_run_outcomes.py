@@ -216,3 +216,20 @@ def test_junit_escapes_and_counts():
     suite = ET.fromstring(text.split("\n", 1)[1]).find("testsuite")
     assert suite.find("testcase/failure").attrib["message"] == "p95 <900> & \"more\""
     assert (suite.attrib["tests"], suite.attrib["failures"], suite.attrib["skipped"]) == ("2", "1", "1")
+
+
+def test_an_unwritable_report_directory_is_a_usage_error_not_an_internalerror(tmp_path):
+    """pytest run directly on scenarios with --report-dir pointing at a file: one line, exit 12."""
+    (tmp_path / "test_scenarios.py").write_text(textwrap.dedent(SCENARIOS))
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
+         "--platform", "docker", "--report-dir", str(not_a_dir), str(tmp_path / "test_scenarios.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == EXIT_USAGE, proc.stdout[-2000:]
+    out = proc.stdout + proc.stderr
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    assert "cannot be written" in out and "--report-dir" in out
