@@ -80,7 +80,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                                     "has none: run with --platform kind or --context NAME"))
         if settings.platform != "docker" and item.get_closest_marker("docker"):
             item.add_marker(pytest.mark.skip(reason="runs on the docker platform only (--platform docker)"))
-    if any(_is_scenario(item) for item in items):
+    if any(_is_scenario(item) for item in items) and not config.option.collectonly:  # a listing is no run
         try:
             report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public())
         except HarnessError as exc:  # e.g. the report directory cannot be written: one line, its own code
