@@ -93,11 +93,14 @@ def test_usage_errors_are_one_line_exit_12(tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and named in lines[0], (what, proc.stderr)
         assert "Traceback" not in proc.stderr and "INTERNALERROR" not in proc.stdout + proc.stderr
-    # Reaches pytest: its own usage error (pytest's 4) comes out as the harness's 12.
-    proc = _harness("e2e", "--platform", "docker", "--report-dir", str(tmp_path), "--", "--no-such-pytest-flag",
-                    env=_env(), timeout=120)
-    assert proc.returncode == 12, proc.stderr[-2000:]
-    assert _last_line(proc).endswith(f"exit 12 ({EXIT_CODES[12]})")
+    # Reaching pytest: a flag pytest rejects (its own usage error, 4), and a bad value the harness's
+    # plugin rejects with pytest.UsageError: both come out as the harness's 12.
+    for what, extra in {"pytest flag": ["--no-such-pytest-flag"], "plugin setting": ["--replicas", "abc"]}.items():
+        proc = _harness("e2e", "--platform", "docker", "--report-dir", str(tmp_path), "--", *extra,
+                        env=_env(), timeout=120)
+        assert proc.returncode == 12, (what, proc.stderr[-2000:])
+        assert _last_line(proc).endswith(f"exit 12 ({EXIT_CODES[12]})"), (what, proc.stderr)
+        assert "Traceback" not in proc.stderr and "INTERNALERROR" not in proc.stdout + proc.stderr
 
 
 def test_kind_missing_is_exit_13_from_the_run_too(tmp_path):
