@@ -66,7 +66,8 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
     stderr names the outcome, the code and its meaning.
     """
     settings = _settings_from(args)
-    ensure_writable(settings.report_path)  # one line, exit 12, before anything starts
+    # One line, exit 12, before anything starts; the run's own directory is made by the run.
+    ensure_writable(settings.report_path.parent)
     preflight(settings)
     (settings.report_path / "summary.json").unlink(missing_ok=True)  # a reused run id's old verdict is not this run's
     cmd = [sys.executable, "-m", "pytest", str(PROJECT_ROOT / "scenarios"), "-m", SUITES[suite],
