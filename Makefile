@@ -7,19 +7,28 @@ OFFLINE := ../shared/offline-images
 # On a machine without a registry, testcontainers needs the offline environment (no reaper, loopback).
 WITH_ENV := $(if $(wildcard $(OFFLINE)/env.sh),. $(OFFLINE)/env.sh &&,)
 PYTEST_ARGS ?=
+REPORTS := $(or $(HARNESS_REPORT_DIR),reports)
+# GNU make can only exit 0 or 2. A harness target keeps the harness's own code (README "Exit codes")
+# in $(REPORTS)/exit-code and, on failure, names it and its meaning as its last line before make's
+# own "*** Error" line. Scripts that need the code call `.venv/bin/python -m harness ...` directly.
+define harness_run
+	@code=0; ( $(1) ) || code=$$?; mkdir -p $(REPORTS) && echo $$code > $(REPORTS)/exit-code; \
+	if [ $$code -ne 0 ]; then echo "make $@: harness exit $$code: $$($(PY) -c 'import sys; from harness.errors import EXIT_CODES; print(EXIT_CODES.get(int(sys.argv[1]), "not a harness code"))' $$code) (also in $(REPORTS)/exit-code)" >&2; exit $$code; fi
+endef
+TARGET_ARGS = --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT))
 
-.PHONY: help venv docker-ready test e2e chaos capacity bench clean lint images
+.PHONY: help venv docker-ready test lint e2e chaos capacity bench clean images
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  PLATFORM=kind|docker|context (default kind); CONTEXT=NAME for an existing cluster"
 
 venv: $(VENV)/.installed ## create the virtual environment (first use only)
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "setting up $(VENV) (first use, or pyproject.toml changed)" >&2
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@( $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -c constraints.txt -e '.[sut]' ) \
+	@( $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -c constraints.txt -e '.[sut,dev]' ) \
 	  > $(VENV)/install.log 2>&1 || { tail -n 20 $(VENV)/install.log >&2; echo "pip install failed; see $(VENV)/install.log" >&2; exit 1; }
 	@touch $@
 
@@ -29,20 +38,17 @@ docker-ready: ## start Docker / build the offline images where needed
 test: venv docker-ready ## run the harness's own tests (unit and real-container integration)
 	@$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
+lint: venv ## ruff over the harness, scenarios and tests (rules in pyproject.toml)
+	@$(VENV)/bin/ruff check --no-cache .
+
 e2e: venv ## the main job: stack + platform + scenarios, report in reports/latest
-	@$(PY) -m harness preflight --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT)) --tools-only
-	@$(MAKE) --no-print-directory docker-ready
-	@$(WITH_ENV) $(PY) -m harness e2e --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT)) -- $(PYTEST_ARGS)
+	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(PY) -m harness e2e $(TARGET_ARGS) -- $(PYTEST_ARGS))
 
 chaos: venv ## chaos experiments with RTO/RPO against the targets
-	@$(PY) -m harness preflight --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT)) --tools-only
-	@$(MAKE) --no-print-directory docker-ready
-	@$(WITH_ENV) $(PY) -m harness chaos --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT)) -- $(PYTEST_ARGS)
+	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(PY) -m harness chaos $(TARGET_ARGS) -- $(PYTEST_ARGS))
 
 capacity: venv ## pre-release capacity verification (TARGET_PEAK_RPS=...)
-	@$(PY) -m harness preflight --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT)) --tools-only
-	@$(MAKE) --no-print-directory docker-ready
-	@$(WITH_ENV) $(if $(TARGET_PEAK_RPS),HARNESS_TARGET_PEAK_RPS=$(TARGET_PEAK_RPS)) $(PY) -m harness capacity --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT)) -- $(PYTEST_ARGS)
+	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(if $(TARGET_PEAK_RPS),HARNESS_TARGET_PEAK_RPS=$(TARGET_PEAK_RPS)) $(PY) -m harness capacity $(TARGET_ARGS) -- $(PYTEST_ARGS))
 
 bench: venv docker-ready ## print benchmark figures (load generator, oracles)
 	@$(WITH_ENV) for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -6,15 +6,19 @@ User mistakes end in one line on stderr and a distinct exit code (see harness/er
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import subprocess
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import NoReturn, Sequence
 
 from harness.config import (KNOBS, PROJECT_ROOT, Settings, describe_settings, load_settings, plumbing_markdown,
                             settings_markdown, update_readme)
-from harness.errors import EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UsageError
+from harness.errors import EXIT_CODES, EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UsageError
+from harness.report.outcome import exit_code_for, exit_meaning
+from harness.report.writer import ensure_writable
 
 __all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS"]
 
@@ -91,8 +95,17 @@ def _add_setting_flags(p: argparse.ArgumentParser, keep: bool = True) -> None:
 
 
 def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int:
+    """Run one suite's scenarios under pytest and return the harness's exit code (never pytest's).
+
+    The code comes from the run's summary.json (written by the plugin with the run's outcome and
+    code), else from how pytest ended (``harness.report.outcome.exit_code_for``). The last line on
+    stderr names the outcome, the code and its meaning.
+    """
     settings = _settings_from(args)
+    # One line, exit 12, before anything starts; the run's own directory is made by the run.
+    ensure_writable(settings.report_path.parent)
     preflight(settings)
+    (settings.report_path / "summary.json").unlink(missing_ok=True)  # a reused run id's old verdict is not this run's
     cmd = [sys.executable, "-m", "pytest", str(PROJECT_ROOT / "scenarios"), "-m", SUITES[suite],
            "-p", "no:cacheprovider", "--platform", settings.platform, "--run-id", settings.run_id,
            "--report-dir", settings.report_dir, "-o", "console_output_style=classic", "-rs"]
@@ -103,23 +116,40 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
     if settings.source("replicas") == "flag":
         cmd += ["--replicas", str(settings.replicas)]
     cmd += list(extra)
+    interrupted = False
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
     try:
-        code = proc.wait()
+        status = proc.wait()
     except KeyboardInterrupt:
+        interrupted = True
         # pytest got the same SIGINT and is tearing down; give it time, then make sure.
         try:
-            code = proc.wait(timeout=120)
+            status = proc.wait(timeout=120)
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             proc.kill()
-            code = EXIT_INTERRUPTED
-        code = EXIT_INTERRUPTED if code in (0, 2) else code
+            status = EXIT_INTERRUPTED
     finally:
         if not settings.keep:
             _sweep_quietly(settings.run_id)
-    if code == 5:  # pytest: nothing selected
-        print(f"harness: no {suite} scenario ran on the {settings.platform} platform", file=sys.stderr)
+    summary = _read_summary(settings.report_path / "summary.json")
+    outcome = summary.get("verdict") if summary else None
+    if interrupted or status == EXIT_INTERRUPTED:
+        code = EXIT_INTERRUPTED
+    elif summary and isinstance(summary.get("exit_code"), int):
+        code = summary["exit_code"]
+    else:  # pytest ended before writing the summary (bad pytest argument, killed, a usage error)
+        code = exit_code_for(outcome, status)
+    print(f"harness: run {settings.run_id} {outcome or 'ended without a report'}: exit {code} "
+          f"({exit_meaning(code)})", file=sys.stderr)
     return code
+
+
+def _read_summary(path: Path) -> dict | None:
+    """The run's summary.json, or None if the run ended before writing it."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _sweep_quietly(run_id: str) -> None:
@@ -167,8 +197,17 @@ def clean(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is the harness's usage error (exit 12, one line), not argparse's 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, f"see `{self.prog} --help`")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    p = _Parser(prog="harness", description=__doc__.splitlines()[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="exit codes:\n" + "\n".join(f"  {c:>3}  {m}" for c, m in EXIT_CODES.items()))
     sub = p.add_subparsers(dest="command", required=True)
     for suite in SUITES:
         s = sub.add_parser(suite, help=f"run the {suite} scenarios (extra args go to pytest)")

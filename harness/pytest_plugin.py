@@ -19,6 +19,7 @@ import pytest
 from harness.config import Settings, load_settings
 from harness.errors import HarnessError, Inconclusive
 from harness.preflight import check_settings
+from harness.report.outcome import Ending, exit_code_for, exit_meaning, one_line, scenario_outcome
 from harness.report.writer import RunReport, ScenarioResult
 
 __all__ = ["ScenarioRecorder"]
@@ -34,7 +35,12 @@ MARKERS = {
 SCENARIO_MARKERS = ("e2e", "chaos", "capacity")
 _SETTINGS = pytest.StashKey[Settings]()
 _REPORT = pytest.StashKey[RunReport]()
-_PHASE_REPORTS = pytest.StashKey[dict]()
+_PHASE_REPORTS = pytest.StashKey[dict]()       # item: {when: (TestReport, exception or None)}
+_RECORDER = pytest.StashKey["ScenarioRecorder"]()  # item: its scenario fixture, if it used one
+_RECORDED = pytest.StashKey[bool]()             # item: its outcome is in the run report
+_STOPPED = pytest.StashKey[str]()               # config: why the run stopped early (pytest.exit, Ctrl-C)
+_INTERRUPTED = pytest.StashKey[bool]()          # config: Ctrl-C / SIGTERM seen
+_COLLECT_ERRORS = pytest.StashKey[list]()      # config: test files that failed to import
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,24 +82,95 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                                     "has none: run with --platform kind or --context NAME"))
         if settings.platform != "docker" and item.get_closest_marker("docker"):
             item.add_marker(pytest.mark.skip(reason="runs on the docker platform only (--platform docker)"))
-    if any(item.get_closest_marker(m) for item in items for m in SCENARIO_MARKERS):
-        report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public())
+    if any(_is_scenario(item) for item in items) and not config.option.collectonly:  # a listing is no run
+        try:
+            report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public())
+        except HarnessError as exc:  # e.g. the report directory cannot be written: one line, its own code
+            pytest.exit(str(exc), returncode=exc.exit_code)
         config.stash[_REPORT] = report
-        if not config.option.xmlpath:  # junit.xml beside summary.json unless the user chose a path
-            from _pytest.junitxml import LogXML
-
-            xml = LogXML(str(report.root / "junit.xml"), None, "harness", "no", "total", "xunit2", False)
-            config.pluginmanager.register(xml, "harness-junitxml")
-            xml.pytest_sessionstart()
         print(f"\nharness: run {settings.run_id} on {settings.platform}; report in {report.root}",
               file=sys.stderr)
+
+
+def _is_scenario(item: pytest.Item) -> bool:
+    return any(item.get_closest_marker(m) for m in SCENARIO_MARKERS)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.failed and _CONFIG:  # a scenario file that does not import is a harness error, not a finding
+        errors = _CONFIG[0].stash.setdefault(_COLLECT_ERRORS, [])
+        errors.append(f"{report.nodeid or 'collection'}: {one_line(str(report.longrepr))}")
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
+    # pytest calls this for pytest.exit too; only a real Ctrl-C / SIGTERM is an interruption.
+    if _CONFIG and isinstance(excinfo.value, KeyboardInterrupt):
+        _CONFIG[0].stash[_INTERRUPTED] = True
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[Any]:
     rep = yield
-    item.stash.setdefault(_PHASE_REPORTS, {})[rep.when] = rep
+    item.stash.setdefault(_PHASE_REPORTS, {})[rep.when] = (rep, call.excinfo.value if call.excinfo else None)
     return rep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
+    """Every scenario ends in exactly one recorded outcome, however it ended: including a skip at
+    collection (no fixture ran), a setup error, and ``pytest.exit``/Ctrl-C raised inside it."""
+    try:
+        result = yield
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            item.config.stash[_INTERRUPTED] = True
+            why = "interrupted (Ctrl-C or SIGTERM) while it ran"
+        else:
+            why = f"the run stopped here: {one_line(str(getattr(exc, 'msg', '') or exc))}"
+        item.config.stash[_STOPPED] = why
+        _record(item, stopped=why)
+        raise
+    _record(item)
+    return result
+
+
+def _ending(entry: tuple[Any, BaseException | None] | None) -> Ending | None:
+    """A phase's report and exception as an ``Ending`` (harness.report.outcome)."""
+    if entry is None:
+        return None
+    rep, exc = entry
+    if rep.skipped:
+        longrepr = rep.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        return Ending("skipped", "", reason.removeprefix("Skipped: "))
+    if rep.passed:
+        return Ending("passed")
+    kind = ("inconclusive" if isinstance(exc, Inconclusive)
+            else "assertion" if isinstance(exc, (AssertionError, pytest.fail.Exception)) else "error")
+    message = str(exc) if exc is not None and str(exc) else one_line(str(rep.longrepr))
+    if kind == "error" and exc is not None and not isinstance(exc, HarnessError):
+        message = f"{type(exc).__name__}: {message}"
+    return Ending("failed", kind, message)
+
+
+def _record(item: pytest.Item, stopped: str = "") -> None:
+    """Add ``item``'s outcome to the run report (scenarios, and any test using the ``scenario`` fixture)."""
+    rec: ScenarioRecorder | None = item.stash.get(_RECORDER, None)
+    report = item.config.stash.get(_REPORT, None)
+    if report is None or (rec is None and not _is_scenario(item)):
+        return
+    phases = item.stash.get(_PHASE_REPORTS, {})
+    result = rec.result if rec is not None else ScenarioResult(name=item.name)
+    result.nodeid = item.nodeid
+    result.verdict, result.explanation = scenario_outcome(
+        _ending(phases.get("setup")), _ending(phases.get("call")), _ending(phases.get("teardown")),
+        result.verdict, result.explanation, stopped)
+    if rec is not None:
+        result.duration_s = round(time.monotonic() - rec._t0, 1)
+    else:
+        result.duration_s = round(sum(r.duration for r, _ in phases.values()), 1)
+    item.stash[_RECORDED] = True
+    report.add(result)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -101,8 +178,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = config.stash.get(_REPORT, None)
     settings = config.stash[_SETTINGS]
     if report is not None:
-        path = report.write()
-        print(f"\nharness: report {path / 'index.html'}", file=sys.stderr)
+        stopped = config.stash.get(_STOPPED, "")
+        for item in session.items:  # scenarios the run never reached
+            if _is_scenario(item) and not item.stash.get(_RECORDED, False):
+                report.add(ScenarioResult(name=item.name, nodeid=item.nodeid, verdict="inconclusive",
+                                          explanation=f"not run: {stopped or 'the run ended before it'}"))
+        report.errors.extend(config.stash.get(_COLLECT_ERRORS, []))
+        report.exit_code = exit_code_for(report.verdict(), int(exitstatus), config.stash.get(_INTERRUPTED, False))
+        try:
+            path = report.write()
+            print(f"\nharness: report {path / 'index.html'}", file=sys.stderr)
+        except OSError as exc:  # the directory went away or filled up during the run
+            print(f"harness: could not write the report in {report.root} ({exc})", file=sys.stderr)
+        tr = config.pluginmanager.getplugin("terminalreporter")
+        if tr is not None and int(exitstatus) not in _PYTEST_SUMMARY_STATUSES:
+            _print_table(tr, report, exitstatus)
     if getattr(config, "_harness_used_docker", False) and not settings.keep:
         # Last line of defence: anything still labeled with this run goes, whatever happened above.
         from harness.docker_env import sweep
@@ -113,6 +203,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 log.warning("swept leftovers of run %s: %s", settings.run_id, left)
         except HarnessError:
             pass
+
+
+# pytest runs pytest_terminal_summary only for these statuses (OK, TESTS_FAILED, INTERRUPTED,
+# USAGE_ERROR, NO_TESTS_COLLECTED: _pytest/terminal.py); after pytest.exit(returncode=11/13/14) the
+# harness prints its table from pytest_sessionfinish instead.
+_PYTEST_SUMMARY_STATUSES = (0, 1, 2, 4, 5)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    report: RunReport | None = config.stash.get(_REPORT, None)
+    if report is not None:
+        _print_table(terminalreporter, report, exitstatus)
+
+
+def _print_table(tr: Any, report: RunReport, exitstatus: int) -> None:
+    """The run contract at the end of every run: each scenario's outcome and one-line reason, then
+    the run's outcome and what its exit code means."""
+    tr.section(f"harness run {report.run_id} on {report.platform}")
+    width = max([len(s.name) for s in report.scenarios] + [8])
+    tr.write_line(f"{'scenario':<{width}}  {'outcome':<12}  reason")
+    for s in report.scenarios:
+        tr.write_line(f"{s.name:<{width}}  {s.verdict:<12}  {one_line(s.explanation, 160)}")
+    for err in report.errors:
+        tr.write_line(f"harness error: {err}")
+    code = report.exit_code if report.exit_code is not None else exit_code_for(report.verdict(), int(exitstatus))
+    tr.write_line(f"run outcome: {report.verdict()} -> exit {code} ({exit_meaning(code)})", bold=True)
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
@@ -238,23 +354,9 @@ class ScenarioRecorder:
 
 
 @pytest.fixture
-def scenario(request: pytest.FixtureRequest, run_report: RunReport) -> Iterator[ScenarioRecorder]:
+def scenario(request: pytest.FixtureRequest, run_report: RunReport) -> ScenarioRecorder:
+    """The scenario's recorder; its outcome is decided and added to the report when the scenario
+    has ended (``_record``), from the verdict it recorded and how each phase ended."""
     rec = ScenarioRecorder(request.node.name, run_report.root)
-    try:
-        yield rec
-    finally:
-        call = request.node.stash.get(_PHASE_REPORTS, {}).get("call")
-        if call is None:  # setup failed: the scenario never reached its assessment
-            rec.result.verdict = "inconclusive"
-            rec.result.explanation = rec.result.explanation or "the scenario's setup failed"
-        elif call.skipped:
-            rec.result.verdict = "skip"
-        elif call.failed and rec.result.verdict not in ("fail", "inconclusive"):
-            # Failed without a recorded verdict: an assertion is a fail, anything else means the
-            # harness could not measure (inconclusive).
-            crash = getattr(getattr(call, "longrepr", None), "reprcrash", None)
-            message = getattr(crash, "message", "") or str(call.longrepr)
-            rec.result.verdict = "fail" if message.startswith("AssertionError") else "inconclusive"
-            rec.result.explanation = message.strip().splitlines()[0][:300]
-        rec.result.duration_s = round(time.monotonic() - rec._t0, 1)
-        run_report.add(rec.result)
+    request.node.stash[_RECORDER] = rec
+    return rec

@@ -8,7 +8,6 @@ the harness tests the system as written, it never fixes it.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 __all__ = ["extract_files", "SEED_FILE_PREFIXES"]
 

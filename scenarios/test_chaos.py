@@ -51,7 +51,8 @@ class Outcome:
     faults: list
     rto: RtoResult | None = None
     rpo: RpoResult | None = None
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)    # the system missed a target (fail)
+    unmeasured: list[str] = field(default_factory=list)  # the harness could not measure (inconclusive)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -135,11 +136,11 @@ def _assess(out: Outcome, *, settings, scenario, require_outage: bool, rpo_sourc
     """RTO, RPO, experiment status; measurements, plot and table. Returns ``out`` with problems."""
     run = out.run
     if run is None:
-        out.problems.append("the experiment did not run")
+        out.unmeasured.append("the experiment did not run")
         return out
     fault_at = out.faults[0]["injected_t"] if out.faults else None
     if fault_at is None:
-        out.problems.append("no fault was injected (see the journal: the method failed before its first fault)")
+        out.unmeasured.append("no fault was injected (see the journal: the method failed before its first fault)")
     out.rto = compute_rto(out.samples, fault_at=fault_at, target_s=settings.rto_target_s)
     if rpo_source is None:
         from harness.errors import HarnessError
@@ -148,32 +149,35 @@ def _assess(out: Outcome, *, settings, scenario, require_outage: bool, rpo_sourc
         try:
             rpo_source = primary_database_url(settings.run_id)  # whichever server is primary now
         except HarnessError as exc:
-            out.problems.append(f"no database to verify the canary writes against: {exc}")
+            out.unmeasured.append(f"no database to verify the canary writes against: {exc}")
             rpo_source = set()  # nothing survived where nothing answers
     out.rpo = verify(out.entries, rpo_source)
     rpo_figure = max(out.rpo.rpo_s, out.rpo.loss_window_s)
-    if run.status != "completed" or run.deviated:
-        out.problems.append(f"experiment {run.status}{' and deviated from the steady state' if run.deviated else ''}"
-                            f" (steady state before={run.steady_state('before')}, after={run.steady_state('after')})")
+    if run.deviated:  # the steady state did not hold afterwards: the system's failure
+        out.problems.append(f"experiment {run.status} and deviated from the steady state (steady state "
+                            f"before={run.steady_state('before')}, after={run.steady_state('after')})")
+    elif run.status != "completed":  # aborted or failed without a deviation: the experiment broke
+        out.unmeasured.append(f"experiment {run.status} (steady state before={run.steady_state('before')}, "
+                              f"after={run.steady_state('after')})")
     failed = [a["name"] for a in run.activities() if a["status"] != "succeeded"]
     if failed:
-        out.problems.append(f"activities failed: {', '.join(failed)}")
+        out.unmeasured.append(f"activities failed (the fault may not be in place): {', '.join(failed)}")
     bad_rollbacks = [r["name"] for r in run.rollbacks if r["status"] != "succeeded"]
     if bad_rollbacks:
-        out.problems.append(f"rollbacks failed: {', '.join(bad_rollbacks)}")
+        out.unmeasured.append(f"rollbacks failed: {', '.join(bad_rollbacks)}")
     if not out.rto.verdict_ok:
         out.problems.append(out.rto.explanation)
     if require_outage and out.rto.sustained_failures == 0:
-        out.problems.append("the prober saw no outage although the fault takes the database away: it does not "
+        out.unmeasured.append("the prober saw no outage although the fault takes the database away: it does not "
                             "measure what users need")
     if out.rpo.acknowledged == 0:
-        out.problems.append("the canary ledger got no write acknowledged: there is no RPO to measure")
+        out.unmeasured.append("the canary ledger got no write acknowledged: there is no RPO to measure")
     if rpo_figure > settings.rpo_target_s:
         out.problems.append(f"RPO {rpo_figure:.1f}s exceeds the target {settings.rpo_target_s:g}s "
                             f"({out.rpo.lost_writes} acknowledged writes lost)")
     unrolled = [f["fault"] for f in out.faults if f["rolled_back_at"] is None]
     if unrolled:
-        out.problems.append(f"faults never rolled back: {', '.join(unrolled)}")
+        out.unmeasured.append(f"faults never rolled back: {', '.join(unrolled)}")
 
     scenario.measure("rto_s", out.rto.rto_s)
     scenario.measure("rpo_s", out.rpo.rpo_s)
@@ -209,6 +213,8 @@ def _finish(out: Outcome, scenario, title: str) -> None:
     rto = out.rto.explanation if out.rto else "no RTO"
     rpo = (f"{out.rpo.lost_writes} of {out.rpo.acknowledged} acknowledged writes lost, RPO "
            f"{max(out.rpo.rpo_s, out.rpo.loss_window_s):.1f}s") if out.rpo else "no RPO"
+    if out.unmeasured:  # fault not injected, experiment broken, nothing to measure against: not the system's
+        scenario.inconclusive("; ".join(out.unmeasured + out.problems))
     ok = scenario.verdict(not out.problems, "; ".join(out.problems) if out.problems else f"{rto}; {rpo}")
     assert ok, scenario.result.explanation
 
@@ -250,7 +256,7 @@ def test_database_failover(mode, settings, platform, scenario, run_report):
     if mode == "async" and out.rpo is not None and not out.rpo.lost_writes:
         # The partition before the kill makes lag real; no loss means the experiment did not
         # exercise asynchronous replication at all, so it cannot vouch for the RPO it reports.
-        out.problems.append("the standby partition produced no lost write: the experiment did not create "
+        out.unmeasured.append("the standby partition produced no lost write: the experiment did not create "
                             "replication lag, so it shows nothing about asynchronous RPO")
     if out.run is not None:
         fo = next((a for a in out.run.journal.get("run", []) if a.get("activity", {}).get("name")
@@ -297,7 +303,7 @@ def test_planted_loss_is_caught(settings, platform, scenario, moto, dr_secrets):
         # Assess
         scenario.progress("restoring A (older than the newest) and B into scratch servers")
         restored_old = backup.restore_backup(older["key"], run_id, s3, target_container=targets[0])
-        restored_new = backup.restore_backup(newest["key"], run_id, s3, target_container=targets[1])
+        backup.restore_backup(newest["key"], run_id, s3, target_container=targets[1])
         planted = verify(entries, replication.host_database_url(targets[0]))
         control_new = verify(entries, replication.host_database_url(targets[1]))
         from harness.faults.postgres import primary_database_url

@@ -25,6 +25,7 @@ from harness.kube.hpa_sampler import (ORACLE_WORKLOAD, UPSTREAM_E2E_ALLOWANCE, H
                                       plan_hpa_load, plot_hpa, scaled_back_down, write_samples)
 from harness.kube.sampling import take_sample
 from harness.load.runner import run_locust
+from harness.load.slo import evaluate_validity
 from harness.manifests import STAGING_HPA, conductor_spec, find_document
 from harness.oracles import hpa
 from harness.oracles.hpa_trajectory import check_trajectory
@@ -97,7 +98,15 @@ def test_staging_hpa_scales_to_max_under_load_and_back(settings, platform, scena
     scenario.measure("load", load.to_dict())
     scenario.measure("max_desired", max((o["desired"] for o in observed), default=None))
     scenario.measure("sample_errors", sum(1 for s in samples if s.get("errors")))
+    validity = evaluate_validity(load)
+    scenario.measure("load_validity", validity.to_dict())
+    # What the harness could not measure is not the HPA's failure: no status read at all, or a miss
+    # under load the saturated generator may never have delivered.
+    if not readings:
+        scenario.inconclusive(f"no HPA status was read during the run: {first_error or 'the sampler recorded nothing'}")
     if unmeasured:
         scenario.inconclusive(unmeasured)
+    if not ok and not validity.ok:
+        scenario.inconclusive(f"{explanation}; but {validity.explanation}")
     scenario.verdict(ok, explanation)
     assert ok, explanation

@@ -543,6 +543,9 @@ class BackupScheduler:
         self.backup_kwargs = backup_kwargs
         self.backups: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
+        # The schedule as decided: one entry per backup started, ``at_s`` its planned start after
+        # the first, ``late`` when the previous one overran and this one started as soon as it ended.
+        self.fires: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -554,15 +557,18 @@ class BackupScheduler:
         return self
 
     def _loop(self) -> None:
-        next_at = time.monotonic()
+        first = next_at = time.monotonic()
+        late = False
         while not self._stop.is_set():
+            self.fires.append({"at_s": next_at - first, "late": late})
             try:
                 self.backups.append(run_backup(self.run_id, self.s3_endpoint, **self.backup_kwargs))
             except Exception as exc:  # noqa: BLE001 - a failed backup is a finding, not the end of the schedule
                 self.failures.append({"at": time.time(), "error": str(exc)[:400]})
                 log.warning("scheduled backup failed: %s", exc)
             next_at += self.interval_s
-            if next_at < time.monotonic():  # overran the interval: start the next one now, skip missed slots
+            late = next_at < time.monotonic()
+            if late:  # overran the interval: start the next one now, skip missed slots
                 next_at = time.monotonic()
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -586,7 +592,7 @@ class BackupScheduler:
 
     def to_dict(self) -> dict[str, Any]:
         return {"interval_s": self.interval_s, "backups": list(self.backups), "failures": list(self.failures),
-                "implied_rpo_s": self.implied_rpo_s()}
+                "fires": list(self.fires), "implied_rpo_s": self.implied_rpo_s()}
 
 
 # -- RDS -----------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.load.runner import LoadResult
 
-__all__ = ["SloResult", "ValidityResult", "evaluate_slo", "evaluate_validity"]
+__all__ = ["SloResult", "ValidityResult", "LoadVerdict", "evaluate_slo", "evaluate_validity", "steady_verdict"]
 
 
 @dataclass
@@ -77,3 +77,33 @@ def evaluate_validity(result: LoadResult, *, cpu_limit_pct: float = 90.0, busy_m
     return ValidityResult(ok, len(cpu), len(hot), max(cpu),
                           expl + ("" if ok else "; its latencies are not the system's — "
                                   "use fewer users per process or a bigger load machine"))
+
+
+@dataclass(frozen=True)
+class LoadVerdict:
+    """A load run's outcome: ``pass``, ``fail`` (the system missed its SLO or left a replica idle)
+    or ``inconclusive`` (the load generator cannot vouch for the figures), with one explanation."""
+
+    outcome: str
+    explanation: str
+
+
+def steady_verdict(slo: SloResult, validity: ValidityResult, idle_replicas: list[str] | None = None) -> LoadVerdict:
+    """The outcome of a steady-load run.
+
+    A saturated (or unsampled) load generator makes the run inconclusive whatever the SLO says:
+    its latencies include its own queueing and its offered load fell short, so neither a pass nor a
+    miss is the system's. Otherwise a missed SLO or an idle replica is the system's failure.
+    """
+    idle = list(idle_replicas or [])
+    if not validity.ok:
+        seen = "" if slo.ok and not idle else f" (it also saw: {'; '.join(_problems(slo, idle))})"
+        return LoadVerdict("inconclusive", f"{validity.explanation}{seen}")
+    problems = _problems(slo, idle)
+    if problems:
+        return LoadVerdict("fail", "; ".join(problems))
+    return LoadVerdict("pass", f"{slo.explanation}; {validity.explanation}")
+
+
+def _problems(slo: SloResult, idle: list[str]) -> list[str]:
+    return ([] if slo.ok else [slo.explanation]) + ([f"replicas {', '.join(idle)} served nothing"] if idle else [])

@@ -282,8 +282,8 @@ def compute_rto(samples: Iterable[Sample], *, fault_at: float | None = None, sus
                   failed=len(window) - n_ok, baseline_failed=sum(1 for s in baseline if not s.ok),
                   sustained_failures=len(sustained), blips=blips, longest_failure_s=round(longest, 3),
                   sustain_failure_s=sustain_failure_s, sustain_recovery_s=sustain_recovery_s, target_s=target_s,
-                  episodes=[{"start": window[f].t, "end": run_end(l), "duration_s": round(d, 3)}
-                            for f, l, d in sustained])
+                  episodes=[{"start": window[f].t, "end": run_end(last), "duration_s": round(d, 3)}
+                            for f, last, d in sustained])
     if not sustained:
         res = RtoResult(0.0, True, None, None, detection_s=None, **common)
         res.explanation = (f"no sustained failure (>= {sustain_failure_s:g}s) in {len(window)} requests"

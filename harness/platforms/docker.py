@@ -8,7 +8,6 @@ replicas through the endpoint list, and the load generator spreads requests over
 from __future__ import annotations
 
 import logging
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -149,7 +148,7 @@ class DockerPlatform(Platform):
     # -- queries -------------------------------------------------------------------------------
     def endpoints(self) -> list[str]:
         out = []
-        for name, c in self._containers.items():
+        for name in self._containers:
             try:
                 out.append(self._url(name, self.spec.http_port))
             except Exception:  # noqa: BLE001 - a stopped replica has no endpoint

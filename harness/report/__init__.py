@@ -1,4 +1,4 @@
-"""Reports: summary.json, junit.xml (pytest's), Locust's HTML, and an HTML summary with plots."""
+"""Reports: summary.json, junit.xml (harness.report.junit), Locust's HTML, and an HTML summary with plots."""
 from harness.report.writer import RunReport, ScenarioResult
 
 __all__ = ["RunReport", "ScenarioResult"]

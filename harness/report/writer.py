@@ -10,7 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunReport", "ScenarioResult", "redact"]
+from harness.errors import UsageError
+from harness.report.junit import write_junit
+from harness.report.outcome import exit_meaning, run_outcome
+
+__all__ = ["RunReport", "ScenarioResult", "redact", "ensure_writable"]
 
 # Keys whose values never reach a report, whatever produced them.
 _SECRET_HINTS = ("password", "token", "secret", "_url", "credential", "passphrase")
@@ -37,12 +41,29 @@ class ScenarioResult:
     artifacts: list[str] = field(default_factory=list)
     tables: list[dict[str, Any]] = field(default_factory=list)      # {"title", "columns", "rows"}
     duration_s: float = 0.0
+    nodeid: str = ""                  # pytest's id (file::test[param]), for JUnit's classname
 
     def to_dict(self) -> dict[str, Any]:
         return redact(asdict(self))
 
 
+def ensure_writable(root: Path) -> Path:
+    """Create the run's report directory and prove a file can be written there, or ``UsageError``
+    (one line, exit 12) naming the path: before anything starts, not as a traceback at the end."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"the report directory {root} cannot be written ({exc.strerror or exc})",
+                         "pass --report-dir (or set HARNESS_REPORT_DIR) to a writable directory") from None
+    return root
+
+
 class RunReport:
+    """The run's results; ``write`` puts summary.json, junit.xml and index.html in ``root``."""
+
     def __init__(self, run_id: str, platform: str, root: Path, settings: dict[str, Any] | None = None):
         self.run_id, self.platform, self.root = run_id, platform, root
         self.settings = settings or {}
@@ -50,29 +71,36 @@ class RunReport:
         self.scenarios: list[ScenarioResult] = []
         self.environment: dict[str, Any] = {}
         self.faults: list[dict[str, Any]] = []   # every fault injected and its rollback
-        root.mkdir(parents=True, exist_ok=True)
+        self.errors: list[str] = []              # harness errors outside any scenario (collection, ...)
+        self.exit_code: int | None = None        # set by the plugin when the session ends
+        ensure_writable(root)
 
     def add(self, result: ScenarioResult) -> None:
         self.scenarios.append(result)
 
+    def verdict(self) -> str:
+        """The run's outcome (harness.report.outcome.run_outcome); harness errors make it inconclusive."""
+        outcome = run_outcome(s.verdict for s in self.scenarios)
+        return "inconclusive" if self.errors and outcome == "pass" else outcome
+
     def summary(self) -> dict[str, Any]:
-        verdicts = [s.verdict for s in self.scenarios]
-        # A measured failure is a finding about the system; otherwise anything unmeasured (or
-        # nothing run at all) leaves the run inconclusive, never a pass.
-        overall = ("fail" if "fail" in verdicts
-                   else "inconclusive" if "inconclusive" in verdicts or "pass" not in verdicts
-                   else "pass")
-        return redact({
-            "run_id": self.run_id, "platform": self.platform, "verdict": overall,
+        counts = {v: sum(1 for s in self.scenarios if s.verdict == v) for v in ("pass", "fail", "inconclusive", "skip")}
+        out = {
+            "run_id": self.run_id, "platform": self.platform, "verdict": self.verdict(), "counts": counts,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "duration_s": round(time.time() - self.started, 1),
             "settings": self.settings, "environment": self.environment, "faults": self.faults,
+            "errors": self.errors,
             "scenarios": [s.to_dict() for s in self.scenarios],
-        })
+        }
+        if self.exit_code is not None:
+            out["exit_code"], out["exit_meaning"] = self.exit_code, exit_meaning(self.exit_code)
+        return redact(out)
 
     def write(self) -> Path:
         summary = self.summary()
         (self.root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        write_junit(summary, self.root / "junit.xml")
         (self.root / "index.html").write_text(render_html(summary, self.root))
         latest = self.root.parent / "latest"
         try:
@@ -111,14 +139,20 @@ def render_html(summary: dict[str, Any], root: Path) -> str:
         f"<span class='v' style='background:{colour.get(summary['verdict'], '#57606a')}'>"
         f"{summary['verdict']}</span></h1>",
         f"<p>Started {summary['started']}, {summary['duration_s']} s. "
-        "<a href='summary.json'>summary.json</a> · <a href='junit.xml'>junit.xml</a></p>",
-        "<table><tr><th>scenario</th><th>verdict</th><th>explanation</th></tr>",
+        + (f"Exit code {summary['exit_code']} ({html.escape(summary['exit_meaning'])}). "
+           if "exit_code" in summary else "")
+        + "<a href='summary.json'>summary.json</a> · <a href='junit.xml'>junit.xml</a></p>",
+        "<p>" + html.escape(", ".join(f"{n} {v}" for v, n in summary.get("counts", {}).items())) + "</p>",
+        "<table><tr><th>scenario</th><th>verdict</th><th>explanation (for a skip: why it did not run)</th></tr>",
     ]
     for s in summary["scenarios"]:
         parts.append(f"<tr><td><a href='#{html.escape(s['name'])}'>{html.escape(s['name'])}</a></td>"
                      f"<td><span class='v' style='background:{colour.get(s['verdict'], '#57606a')}'>"
                      f"{s['verdict']}</span></td><td>{html.escape(s['explanation'])}</td></tr>")
     parts.append("</table>")
+    if summary.get("errors"):
+        parts.append("<h2>Harness errors</h2><ul>" + "".join(f"<li>{html.escape(e)}</li>" for e in summary["errors"])
+                     + "</ul>")
     dr_rows = [s for s in summary["scenarios"] if "rto_s" in s.get("measurements", {})
                or "rpo_s" in s.get("measurements", {})]
     if dr_rows:

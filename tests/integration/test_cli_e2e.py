@@ -39,6 +39,7 @@ def test_e2e_on_docker_writes_the_report_and_leaves_nothing(tmp_path):
     root = tmp_path / run_id
     summary = json.loads((root / "summary.json").read_text())
     assert summary["run_id"] == run_id and summary["platform"] == "docker" and summary["verdict"] == "pass"
+    assert summary["exit_code"] == 0 and "run outcome: pass -> exit 0" in proc.stdout
     steady = next(s for s in summary["scenarios"] if s["name"] == "test_steady_load_within_slo")
     assert steady["verdict"] == "pass" and steady["measurements"]["load"]["requests"] > 0
     assert set(steady["measurements"]["load"]["per_replica"]) == {"conductor-0-0", "conductor-0-1"}
@@ -84,6 +85,12 @@ def test_ctrl_c_during_load_leaves_nothing_behind(tmp_path):
                                 {"HARNESS_DURATION_S": "120", "HARNESS_USERS": "4", "HARNESS_REPLICAS": "1"})
     assert code == 130, out[-3000:]
     assert _leftovers(run_id) == ([], [])
+    # The report says so too: the scenario it interrupted is inconclusive, the run's code is 130.
+    summary = json.loads((tmp_path / run_id / "summary.json").read_text())
+    steady = next(s for s in summary["scenarios"] if s["name"] == "test_steady_load_within_slo")
+    assert steady["verdict"] == "inconclusive" and "interrupted" in steady["explanation"], steady
+    assert summary["verdict"] == "inconclusive" and summary["exit_code"] == 130
+    assert "run outcome: inconclusive -> exit 130" in out
 
 
 def test_ctrl_c_during_a_chaos_experiment_restores_and_leaves_nothing(tmp_path):

@@ -76,7 +76,8 @@ def test_asynchronous_failover_with_lag_loses_acknowledged_writes(env: SimpleNam
     assert (sb["state"], sb["sync_state"]) == ("streaming", "async")
     ledger = CanaryLedger(run_id, env.platform.endpoints, interval_s=0.2, start_seq=100_000).start()
     try:
-        _wait_acks(ledger, 0, 10, timeout=30)
+        # Enough writes (about 5 s) that some are older than the replication margin below.
+        _wait_acks(ledger, 0, 25, timeout=60)
         # Real lag: the standby loses the network (an inter-AZ partition). The asynchronous primary
         # keeps committing and acknowledging; its WAL no longer reaches the standby.
         net = docker_client().networks.get(network_name(run_id))
@@ -101,7 +102,9 @@ def test_asynchronous_failover_with_lag_loses_acknowledged_writes(env: SimpleNam
     lost = set(result.lost_seqs)
     # Exactly the right writes: everything acknowledged well before the cut was replicated and
     # survived; everything acknowledged after the cut and before the kill was never shipped.
-    assert not [e["seq"] for e in acked if e["ack_at"] < cut_at - 1.0 and e["seq"] in lost]
+    # "Well before": 3 s, the asynchronous shipping lag a busy 2-core box can build up.
+    settled = [e["seq"] for e in acked if e["ack_at"] < cut_at - 3.0]
+    assert settled and not [seq for seq in settled if seq in lost], (len(settled), sorted(lost)[:10])
     assert {e["seq"] for e in acked if cut_at + 0.5 < e["ack_at"] < fo["killed_at"]} <= lost
     assert not [e["seq"] for e in acked if e["sent_at"] > fo["alias_moved_at"] and e["seq"] in lost]
     assert fo["unshipped_bytes_lower_bound"] > 0

@@ -150,7 +150,9 @@ def test_ledger_round_robin_keys_and_refresh(servers: list[str]) -> None:
 
 def test_ledger_records_unreachable_endpoints() -> None:
     ledger = CanaryLedger("r1", lambda: ["http://127.0.0.1:9"], interval_s=0.02, timeout_s=0.5).start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30  # wait for attempts, not for a time a busy box may not keep
+    while len(ledger.snapshot()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
     entries = ledger.stop()
     assert entries and not any(e["acked"] for e in entries)
     assert all("Connection refused" in (e["error"] or "") and e["endpoint"] == "http://127.0.0.1:9"

@@ -1,7 +1,6 @@
 """The committed manifests and script are the seed's, unaltered: the harness tests the system as written."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import yaml

@@ -8,7 +8,7 @@ import pytest
 from harness.errors import UsageError
 from harness.load.runner import LoadResult
 from harness.load.shapes import Stage, stage_at, stages_from_spec, total_duration
-from harness.load.slo import evaluate_slo, evaluate_validity
+from harness.load.slo import evaluate_slo, evaluate_validity, steady_verdict
 
 
 def test_step_shape_expands_to_increasing_stages():
@@ -65,3 +65,19 @@ def test_validity_flags_a_saturated_generator():
     assert not starved.ok and "3 of 4 seconds" in starved.explanation
     assert evaluate_validity(_result(1, 0, 1, [80, 80, 80, 80], machine=[60, 60, 60, 60])).ok
     assert not evaluate_validity(_result(1, 0, 1, [])).ok  # no evidence is no vouching
+
+
+def test_steady_verdict_a_saturated_generator_is_inconclusive_never_a_fail():
+    """Saturation makes the steady run inconclusive even when the SLO was missed (its latencies include
+    the generator's own queueing); with a valid generator a miss or an idle replica is a fail."""
+    fast = evaluate_slo(_result(1000, 0, 40, []), p95_limit_ms=200, error_ratio_limit=0.01)
+    slow = evaluate_slo(_result(1000, 0, 900, []), p95_limit_ms=200, error_ratio_limit=0.01)
+    valid = evaluate_validity(_result(1, 0, 1, [20, 30, 40, 50]))
+    hot = evaluate_validity(_result(1, 0, 1, [95, 97, 99, 40]))
+    assert steady_verdict(fast, valid).outcome == "pass"
+    assert steady_verdict(slow, valid).outcome == "fail"
+    assert steady_verdict(fast, valid, ["conductor-0-2"]).outcome == "fail"
+    saturated = steady_verdict(slow, hot, ["conductor-0-2"])
+    assert saturated.outcome == "inconclusive"
+    assert "saturated in 3 of 4 seconds" in saturated.explanation and "p95 900" in saturated.explanation
+    assert steady_verdict(fast, hot).outcome == "inconclusive"  # a saturated pass vouches for nothing either
