@@ -16,9 +16,8 @@ from typing import NoReturn, Sequence
 
 from harness.config import (KNOBS, PROJECT_ROOT, Settings, describe_settings, load_settings, plumbing_markdown,
                             settings_markdown, update_readme)
-from harness.errors import EXIT_CODES, EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UsageError
+from harness.errors import EXIT_CODES, EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UnsafeTarget, UsageError
 from harness.report.outcome import exit_code_for, exit_meaning
-from harness.report.writer import ensure_writable
 
 __all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS"]
 
@@ -102,9 +101,13 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
     stderr names the outcome, the code and its meaning.
     """
     settings = _settings_from(args)
-    # One line, exit 12, before anything starts; the run's own directory is made by the run.
-    ensure_writable(settings.report_path.parent)
-    preflight(settings)
+    preflight(settings)  # every setting, the report directory included: one line, exit 12, before anything starts
+    if suite == "capacity" and settings.platform == "context":
+        # The measurement pins the HPA and the Deployment to one pod: on a cluster the harness did not
+        # create that would change a real environment, so it is refused before anything starts.
+        raise UnsafeTarget(f"the capacity measurement would pin the HPA of context {settings.context!r} to one pod, "
+                           "and the harness changes nothing on a cluster it did not create",
+                           "measure with --platform kind or docker")
     (settings.report_path / "summary.json").unlink(missing_ok=True)  # a reused run id's old verdict is not this run's
     cmd = [sys.executable, "-m", "pytest", str(PROJECT_ROOT / "scenarios"), "-m", SUITES[suite],
            "-p", "no:cacheprovider", "--platform", settings.platform, "--run-id", settings.run_id,

@@ -518,5 +518,5 @@ def update_readme(text: str) -> str:
         if not pattern.search(text):
             raise UsageError(f"the README has no <!-- {marker}:begin --> ... <!-- {marker}:end --> block",
                              "restore the markers in the Settings section")
-        text = pattern.sub(lambda m: m.group(1) + generated + m.group(3), text)
+        text = pattern.sub(lambda m, new=generated: m.group(1) + new + m.group(3), text)
     return text

@@ -85,7 +85,7 @@ def test_usage_errors_are_one_line_exit_12(tmp_path):
     cases = {
         "setting": (["e2e", "--platform", "docker"], {"HARNESS_USERS": "many"}, "many"),
         "flag": (["e2e", "--platfrom", "docker"], {}, "--platfrom"),
-        "report dir": (["e2e", "--platform", "docker", "--report-dir", str(not_a_dir)], {}, "cannot be written"),
+        "report dir": (["e2e", "--platform", "docker", "--report-dir", str(not_a_dir)], {}, "is a file, not a directory"),
     }
     for what, (args, extra, named) in cases.items():
         proc = _harness(*args, env=_env(**extra), timeout=120)
@@ -112,19 +112,23 @@ def test_kind_missing_is_exit_13_from_the_run_too(tmp_path):
     assert len(lines) == 1 and "kind is not installed" in lines[0]
 
 
-def test_a_context_the_harness_was_not_given_is_refused_exit_14(tmp_path):
-    """A context that is not in the kubeconfig (a typo must never fall through to whatever the
-    current context is): refused before any API call, exit 14. The kubeconfig is a real file with one
-    other context; no cluster is contacted (its server is a closed loopback port)."""
+def test_capacity_on_a_cluster_the_harness_did_not_create_is_refused_exit_14(tmp_path):
+    """The capacity measurement pins the HPA to one pod; on an existing cluster (named with --context,
+    present in a real kubeconfig) that would change a real environment: refused before anything
+    starts, exit 14. No cluster is contacted (its server is a closed loopback port), and a typo'd
+    context is a usage error (12) instead, never a fall-through to the current context."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: team-prod\n"
         "clusters: [{name: prod, cluster: {server: 'https://127.0.0.1:1'}}]\n"
         "users: [{name: me, user: {token: x}}]\n"
         "contexts: [{name: team-prod, context: {cluster: prod, user: me}}]\n")
-    proc = _harness("chaos", "--platform", "context", "--context", "team-prd", "--report-dir", str(tmp_path),
+    proc = _harness("capacity", "--platform", "context", "--context", "team-prod", "--report-dir", str(tmp_path),
                     env=_env(KUBECONFIG=str(kubeconfig)), timeout=60)
     assert proc.returncode == 14, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "team-prd" in lines[0] and "team-prod" in lines[0], proc.stderr
+    assert len(lines) == 1 and "team-prod" in lines[0] and "--platform kind or docker" in lines[0], proc.stderr
+    typo = _harness("chaos", "--platform", "context", "--context", "team-prd", "--report-dir", str(tmp_path),
+                    env=_env(KUBECONFIG=str(kubeconfig)), timeout=60)
+    assert typo.returncode == 12 and "team-prod" in typo.stderr, typo.stderr
     assert not (tmp_path / Path("summary.json")).exists()
