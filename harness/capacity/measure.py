@@ -33,19 +33,26 @@ import datetime as _dt
 import logging
 import math
 import os
-import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from harness.capacity import CapacityInputError
 from harness.capacity.project import ReplicaModel
 from harness.errors import HarnessError, UnsafeTarget
 from harness.load.runner import LoadResult, run_locust
 from harness.load.slo import evaluate_validity
+from harness.config import Settings
+from harness.manifests import ConductorSpec
+from harness.platforms.base import Fault, Platform, Replica
 from harness.platforms.docker import DockerPlatform  # no Docker SDK import until a client is made
+from harness.sampling import Sampler
+
+if TYPE_CHECKING:  # the Kubernetes client is imported only where a cluster is used
+    from harness.kube.client import Apis
+    from harness.platforms.kind import KindPlatform
 
 __all__ = [
     "MeasureConfig", "SloSpec", "UsageReading", "UsageSampler", "ReplicaUnderTest", "DockerReplica", "KubeReplica",
@@ -250,39 +257,33 @@ def host_busy_pct(counters: Sequence[tuple[float, float, float]], t0: float, t1:
 
 
 class UsageSampler:
-    """Calls ``read()`` on a daemon thread until ``stop()``; a failed read is logged and skipped.
-    Host-wide CPU counters are taken with every reading (``host``)."""
+    """Calls ``read()`` every ``interval`` seconds on a background :class:`harness.sampling.Sampler`
+    until ``stop()``; a failed read is counted in ``errors`` and skipped (a missed reading narrows
+    the window, nothing more). Host-wide CPU counters are taken with every reading (``host``)."""
 
     def __init__(self, read: Callable[[], UsageReading], interval: float = 1.0,
                  host: Callable[[], tuple[float, float, float] | None] = host_cpu_counters):
         self._read, self.interval, self._host = read, interval, host
-        self._readings: list[UsageReading] = []
         self.host: list[tuple[float, float, float]] = []
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="capacity-usage", daemon=True)
+        self._sampler: Sampler[UsageReading] = Sampler(self._tick, interval, name="capacity-usage")
+
+    def _tick(self) -> UsageReading:
+        h = self._host()
+        if h is not None:
+            self.host.append(h)
+        return self._read()
+
+    @property
+    def errors(self) -> int:
+        """Readings that failed so far."""
+        return len(self._sampler.errors)
 
     def start(self) -> "UsageSampler":
-        self._thread.start()
+        self._sampler.start()
         return self
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            h = self._host()
-            if h is not None:
-                self.host.append(h)
-            try:
-                self._readings.append(self._read())
-            except Exception as exc:  # noqa: BLE001 - a missed reading narrows the window, nothing more
-                self.errors += 1
-                log.debug("usage reading failed: %s", exc)
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
-
     def stop(self) -> list[UsageReading]:
-        self._stop.set()
-        self._thread.join(timeout=15)
-        return list(self._readings)
+        return self._sampler.stop(15)
 
 
 # -- the replica under test -------------------------------------------------------------------------------
@@ -298,31 +299,30 @@ class ReplicaUnderTest(ABC):
     def read_usage(self) -> UsageReading:
         """One reading of the replica's CPU and memory."""
 
-    def __init__(self, platform: Any):
+    def __init__(self, platform: Platform):
         self.platform = platform
 
-    def _replica(self) -> Any:
+    def _replica(self) -> Replica:
         return next(r for r in self.platform.replicas() if r.name == self.name)
 
     def set_cpu_cost(self, ms: float) -> None:
         """The conductor's CPU work per request, at runtime (its fault endpoint)."""
-        from harness.platforms.base import Fault
-
         self.platform.set_fault(self._replica(), Fault(cpu_cost_ms=ms))
 
     def clear_faults(self) -> None:
         self.platform.clear_fault(self._replica())
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "platform": getattr(self.platform, "name", "?"),
+        return {"name": self.name, "platform": self.platform.name,
                 "cpu_limit_cores": self.cpu_limit_cores, "memory_limit_bytes": self.memory_limit_bytes}
 
 
 class DockerReplica(ReplicaUnderTest):
     """A conductor container; its limits are the container's (``nano_cpus``/``mem_limit``)."""
 
-    def __init__(self, platform: Any, replica: str | None = None):
+    def __init__(self, platform: DockerPlatform, replica: str | None = None):
         super().__init__(platform)
+        self.platform: DockerPlatform = platform
         names = [r.name for r in platform.replicas()]
         if not names:
             raise HarnessError("the docker platform runs no conductor", "bring the platform up first")
@@ -348,12 +348,12 @@ class KubeReplica(ReplicaUnderTest):
     ``restore()`` puts the bounds back. The pod keeps the manifest's requests and limits.
     """
 
-    def __init__(self, platform: Any, *, apis: Any = None, namespace: str | None = None, hpa_name: str = "conductor-hpa",
+    def __init__(self, platform: KindPlatform, *, apis: Apis | None = None, namespace: str | None = None, hpa_name: str = "conductor-hpa",
                  deployment: str = "conductor", selector: str = "app=conductor", endpoint: str | None = None,
                  cpu_limit_cores: float | None = None, memory_limit_bytes: float | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
         super().__init__(platform)
-        spec = getattr(platform, "spec", None)
+        spec = platform.spec
         self.apis = apis if apis is not None else platform.apis
         self.namespace = namespace or spec.namespace
         self.hpa_name, self.deployment, self.selector = hpa_name, deployment, selector
@@ -406,24 +406,24 @@ class SingleReplicaDockerPlatform(DockerPlatform):
     """The docker platform with one conductor, named ``capacity-0-0`` so it never collides with the
     session platform's ``conductor-<generation>-<i>`` containers of the same run."""
 
-    def __init__(self, settings: Any, stack: Any, spec: Any = None):
+    def __init__(self, settings: Settings, stack: Any, spec: ConductorSpec | None = None):
         super().__init__(dataclasses.replace(settings, replicas=1), stack, spec, name_prefix="capacity")
 
 
-def replica_under_test(platform: Any, **kube_kwargs: Any) -> ReplicaUnderTest:
+def replica_under_test(platform: Platform, **kube_kwargs: Any) -> ReplicaUnderTest:
     """The platform's single replica: a container on docker, the pinned Deployment on kind.
 
     Refused on an existing cluster (``context``): pinning its HPA would change a real environment.
     """
-    if getattr(platform, "name", "") == "context":
+    if platform.name == "context":
         raise UnsafeTarget("the capacity measurement pins the HPA and the Deployment to one pod, and the context "
                            "platform changes nothing on an existing cluster",
                            "measure on --platform kind or docker")
-    if getattr(platform, "needs_kubernetes", False):
-        return KubeReplica(platform, **kube_kwargs)
-    if hasattr(platform, "container"):
+    if platform.needs_kubernetes:
+        return KubeReplica(platform, **kube_kwargs)  # type: ignore[arg-type] - kind: the one cluster it may pin
+    if isinstance(platform, DockerPlatform):
         return DockerReplica(platform)
-    raise HarnessError(f"the {getattr(platform, 'name', '?')} platform cannot run a single measured replica",
+    raise HarnessError(f"the {platform.name} platform cannot run a single measured replica",
                        "use --platform docker or kind")
 
 
