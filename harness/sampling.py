@@ -72,9 +72,9 @@ class Sampler(Generic[T]):
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> "Sampler[T]":
-        """Start the thread; the first tick fires at once. A sampler starts once."""
-        if self._thread is not None:
-            raise UsageError(f"sampler {self.name} already started", "create a new sampler for a new series")
+        """Start the thread; the first tick fires at once. A sampler starts once (not after ``stop()``)."""
+        if self._thread is not None or self._stop.is_set():
+            raise UsageError(f"sampler {self.name} already started or stopped", "create a new sampler for a new series")
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
         return self

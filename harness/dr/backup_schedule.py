@@ -62,8 +62,7 @@ class BackupScheduler:
         log.warning("scheduled backup failed: %s", err.message)
 
     def start(self) -> "BackupScheduler":
-        if self._sampler.running or self._sampler.stopped:
-            raise UsageError("BackupScheduler already started", "create a new one")
+        """Take the first backup now and then one every ``interval_s``; a scheduler starts once."""
         self._sampler.start()
         return self
 

@@ -58,8 +58,7 @@ class CanaryLedger:
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> "CanaryLedger":
-        if self._sampler.running or self._sampler.stopped:
-            raise UsageError("CanaryLedger already started", "create a new ledger (with a new start_seq)")
+        """Start writing; a ledger starts once (a second one of the run takes a new ``start_seq``)."""
         self._refresh()
         self._sampler.start()
         return self

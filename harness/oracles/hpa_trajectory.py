@@ -205,23 +205,6 @@ def _value_at(samples: Sequence[ObservedSample], times: List[float], at: float, 
     return pick(samples[j].desired, samples[j + 1].desired)
 
 
-def _policy_limit(rules: ScalingRules, start_for, up: bool) -> Tuple[int, Optional[hpa.ScalingPolicy]]:
-    """Policy limit (max replicas up / min replicas down) and the policy that binds it."""
-    chosen: Optional[hpa.ScalingPolicy] = None
-    result: Optional[int] = None
-    for p in rules.policies:
-        start = start_for(p.period_seconds)
-        if up:
-            proposed = start + p.value if p.type == "Pods" else int(math.ceil(start * (1 + p.value / 100)))
-        else:
-            proposed = start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
-        # Max picks the largest change (highest up-limit, lowest down-floor), Min the smallest
-        wants_high = up == (rules.select_policy != "Min")
-        if result is None or (proposed > result if wants_high else proposed < result):
-            result, chosen = proposed, p
-    return (result if result is not None else 0), chosen
-
-
 @dataclass(frozen=True)
 class Trajectory:
     """The observed samples, sorted, with the rules that apply to them: what every check reads.
@@ -328,7 +311,7 @@ def check_scale_up_rate(tr: Trajectory) -> CheckOutcome:
         elif up_rules.select_policy == "Disabled":
             allowed, rule, until = a, "scaleUp selectPolicy Disabled", math.inf
         else:
-            limit, pol = _policy_limit(up_rules, lambda P: _value_at(obs, times, tau - P, max), True)
+            limit, pol = hpa.policy_limit(up_rules, lambda P: _value_at(obs, times, tau - P, max), up=True)
             allowed = max(limit, a)
             period = pol.period_seconds if pol else 0
             burst = [obs[j].t for j in range(1, i + 1) if obs[j].desired > obs[j - 1].desired and obs[j].t > tau - period]
@@ -357,7 +340,7 @@ def check_scale_down_rate(tr: Trajectory) -> CheckOutcome:
         if down_rules.select_policy == "Disabled":
             floor, rule = a, "scaleDown selectPolicy Disabled"
         else:
-            limit, pol = _policy_limit(down_rules, lambda P: _value_at(obs, times, tau - P, min), False)
+            limit, pol = hpa.policy_limit(down_rules, lambda P: _value_at(obs, times, tau - P, min), up=False)
             floor = min(a, max(spec.min_replicas, limit))
             rule = f"the scaleDown policy {pol.describe()}" if pol else "the scaleDown policies"
             if len(down_rules.policies) > 1:

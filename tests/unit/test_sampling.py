@@ -62,6 +62,10 @@ def test_bad_interval_and_double_start_are_usage_errors() -> None:
             s.start()
     finally:
         s.stop()
+    stopped = Sampler(lambda: 1, 1.0, name="t-stopped")
+    stopped.stop()
+    with pytest.raises(UsageError):  # stopped is final: a new series takes a new sampler
+        stopped.start()
 
 
 def test_planned_cadence_does_not_drift_and_skips_missed_slots() -> None:

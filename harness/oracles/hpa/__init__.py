@@ -46,7 +46,7 @@ from harness.oracles.hpa.spec import (MetricTarget, MetricSpec, ScalingPolicy, S
                                       generate_scale_down_rules)
 from harness.oracles.hpa.behavior import (SCALE_UP_LIMIT_FACTOR, SCALE_UP_LIMIT_MINIMUM, Recommendation,
                                           ScaleEvent, NormalizationResult, get_replicas_change_per_period,
-                                          calculate_scale_up_limit_with_scaling_rules,
+                                          policy_limit, calculate_scale_up_limit_with_scaling_rules,
                                           calculate_scale_down_limit_with_behaviors,
                                           convert_desired_replicas_with_behavior_rate,
                                           stabilize_recommendation_with_behaviors, stabilize_recommendation,
@@ -74,7 +74,7 @@ __all__ = [
     "MetricSpec", "ScalingPolicy", "ScalingRules", "Behavior", "HPASpec", "metric_key", "parse_hpa_manifest",
     "parse_behavior", "generate_scale_up_rules", "generate_scale_down_rules", "SCALE_UP_LIMIT_FACTOR",
     "SCALE_UP_LIMIT_MINIMUM", "Recommendation", "ScaleEvent", "NormalizationResult",
-    "get_replicas_change_per_period", "calculate_scale_up_limit_with_scaling_rules",
+    "get_replicas_change_per_period", "policy_limit", "calculate_scale_up_limit_with_scaling_rules",
     "calculate_scale_down_limit_with_behaviors", "convert_desired_replicas_with_behavior_rate",
     "stabilize_recommendation_with_behaviors", "stabilize_recommendation", "calculate_scale_up_limit",
     "convert_desired_replicas_with_rules", "mark_scale_events_outdated", "store_scale_event",

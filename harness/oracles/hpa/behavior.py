@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
 
 from harness.oracles.hpa.flags import DEFAULT_DOWNSCALE_STABILIZATION_WINDOW
 from harness.oracles.hpa.gomath import INT32_MAX, INT32_MIN
-from harness.oracles.hpa.spec import Behavior, ScalingRules, parse_behavior
+from harness.oracles.hpa.spec import Behavior, ScalingPolicy, ScalingRules, parse_behavior
 
 __all__ = [
     "SCALE_UP_LIMIT_FACTOR", "SCALE_UP_LIMIT_MINIMUM", "Recommendation", "ScaleEvent", "NormalizationResult",
-    "get_replicas_change_per_period", "calculate_scale_up_limit_with_scaling_rules",
+    "get_replicas_change_per_period", "policy_limit", "calculate_scale_up_limit_with_scaling_rules",
     "calculate_scale_down_limit_with_behaviors", "convert_desired_replicas_with_behavior_rate",
     "stabilize_recommendation_with_behaviors", "stabilize_recommendation", "calculate_scale_up_limit",
     "convert_desired_replicas_with_rules", "mark_scale_events_outdated", "store_scale_event",
@@ -59,6 +59,32 @@ def get_replicas_change_per_period(period_seconds: float, events: Sequence[Scale
     return sum(e.replica_change for e in events if e.timestamp > cutoff)
 
 
+def policy_limit(rules: ScalingRules, start_for: Callable[[float], int], up: bool) -> Tuple[int, Optional[ScalingPolicy]]:
+    """The policies' limit and the policy that sets it: up, the most replicas (``start + value`` for
+    Pods, Percent rounded up); down, the fewest (``start - value``, Percent truncated toward zero as
+    ``int32()`` does). ``start_for(period)`` is the replica count at the start of a policy's period.
+    selectPolicy Max takes the largest change (highest up-limit, lowest down-floor), Min the smallest.
+    """
+    wants_high = up == (rules.select_policy != "Min")
+    result, chosen = (INT32_MIN if wants_high else INT32_MAX), None
+    for p in rules.policies:
+        start = start_for(p.period_seconds)
+        if up:
+            proposed = start + p.value if p.type == "Pods" else int(math.ceil(start * (1 + p.value / 100)))
+        else:
+            proposed = start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
+        if chosen is None or (proposed > result if wants_high else proposed < result):
+            result, chosen = proposed, p
+    return result, chosen
+
+
+def _replicas_at_period_start(current_replicas: int, period_seconds: float, scale_up_events: Sequence[ScaleEvent],
+                              scale_down_events: Sequence[ScaleEvent], now: float) -> int:
+    """The replicas at the start of a policy's period: ``current - added + deleted`` within it."""
+    return (current_replicas - get_replicas_change_per_period(period_seconds, scale_up_events, now)
+            + get_replicas_change_per_period(period_seconds, scale_down_events, now))
+
+
 def calculate_scale_up_limit_with_scaling_rules(current_replicas: int, scale_up_events: Sequence[ScaleEvent],
                                                 scale_down_events: Sequence[ScaleEvent], rules: ScalingRules,
                                                 now: float) -> int:
@@ -70,16 +96,8 @@ def calculate_scale_up_limit_with_scaling_rules(current_replicas: int, scale_up_
     """
     if rules.select_policy == "Disabled":
         return current_replicas
-    pick, result = (min, INT32_MAX) if rules.select_policy == "Min" else (max, INT32_MIN)
-    for p in rules.policies:
-        start = (current_replicas - get_replicas_change_per_period(p.period_seconds, scale_up_events, now)
-                 + get_replicas_change_per_period(p.period_seconds, scale_down_events, now))
-        if p.type == "Pods":
-            proposed = start + p.value
-        else:
-            proposed = int(math.ceil(start * (1 + p.value / 100)))
-        result = pick(result, proposed)
-    return result
+    start = lambda period: _replicas_at_period_start(current_replicas, period, scale_up_events, scale_down_events, now)  # noqa: E731
+    return policy_limit(rules, start, up=True)[0]
 
 
 def calculate_scale_down_limit_with_behaviors(current_replicas: int, scale_up_events: Sequence[ScaleEvent],
@@ -92,16 +110,8 @@ def calculate_scale_down_limit_with_behaviors(current_replicas: int, scale_up_ev
     """
     if rules.select_policy == "Disabled":
         return current_replicas
-    pick, result = (max, INT32_MIN) if rules.select_policy == "Min" else (min, INT32_MAX)
-    for p in rules.policies:
-        start = (current_replicas - get_replicas_change_per_period(p.period_seconds, scale_up_events, now)
-                 + get_replicas_change_per_period(p.period_seconds, scale_down_events, now))
-        if p.type == "Pods":
-            proposed = start - p.value
-        else:
-            proposed = int(start * (1 - p.value / 100))  # int32() truncates toward zero
-        result = pick(result, proposed)
-    return result
+    start = lambda period: _replicas_at_period_start(current_replicas, period, scale_up_events, scale_down_events, now)  # noqa: E731
+    return policy_limit(rules, start, up=False)[0]
 
 
 def convert_desired_replicas_with_behavior_rate(current_replicas: int, desired_replicas: int, min_replicas: int,
@@ -132,6 +142,18 @@ def convert_desired_replicas_with_behavior_rate(current_replicas: int, desired_r
     return desired_replicas, "DesiredWithinRange"
 
 
+def _recorded(recommendations: Sequence[Recommendation], old_index: Optional[int],
+              new: Recommendation) -> Tuple[Recommendation, ...]:
+    """The history with ``new`` in the slot of the last sample older than the window(s), else appended
+    (upstream reuses the slot rather than growing the slice)."""
+    history = list(recommendations)
+    if old_index is not None:
+        history[old_index] = new
+    else:
+        history.append(new)
+    return tuple(history)
+
+
 def stabilize_recommendation_with_behaviors(current_replicas: int, desired_replicas: int,
                                             scale_up_window: float, scale_down_window: float,
                                             recommendations: Sequence[Recommendation],
@@ -158,14 +180,9 @@ def stabilize_recommendation_with_behaviors(current_replicas: int, desired_repli
         rec = up_rec
     if rec > down_rec:
         rec = down_rec
-    history = list(recommendations)
-    new = Recommendation(desired_replicas, now)
-    if old_index is not None:
-        history[old_index] = new
-    else:
-        history.append(new)
+    history = _recorded(recommendations, old_index, Recommendation(desired_replicas, now))
     reason = "ScaleUpStabilized" if desired_replicas >= current_replicas else "ScaleDownStabilized"
-    return rec, tuple(history), reason
+    return rec, history, reason
 
 
 def stabilize_recommendation(desired_replicas: int, recommendations: Sequence[Recommendation], now: float,
@@ -180,13 +197,8 @@ def stabilize_recommendation(desired_replicas: int, recommendations: Sequence[Re
             old_index = i
         elif r.replicas > best:
             best = r.replicas
-    history = list(recommendations)
-    new = Recommendation(desired_replicas, now)
-    if old_index is not None:
-        history[old_index] = new
-    else:
-        history.append(new)
-    return best, tuple(history)
+    history = _recorded(recommendations, old_index, Recommendation(desired_replicas, now))
+    return best, history
 
 
 def calculate_scale_up_limit(current_replicas: int, factor: float = SCALE_UP_LIMIT_FACTOR,

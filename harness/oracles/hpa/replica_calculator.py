@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 from harness.oracles.hpa.errors import MetricUnavailable
 from harness.oracles.hpa.flags import (DEFAULT_CPU_INITIALIZATION_PERIOD, DEFAULT_INITIAL_READINESS_DELAY,
@@ -181,6 +181,47 @@ def _require_pods(pods: Sequence[PodInput]) -> None:
                                 "check the scale target's selector matches running pods")
 
 
+def _drop_unusable(pods: Sequence[PodInput], metrics: Dict[str, PodMetric], resource: str, *, now: float,
+                   config: CalculatorConfig) -> GroupedPods:
+    """``groupPods`` then ``removeMetricsForPods`` of the ignored and unready pods (in place); an error
+    when no metric is left."""
+    g = group_pods(pods, metrics, resource, now=now, cpu_initialization_period=config.cpu_initialization_period,
+                   delay_of_initial_readiness_status=config.delay_of_initial_readiness_status)
+    for name in g.ignored_pods | g.unready_pods:
+        metrics.pop(name, None)
+    if not metrics:
+        raise MetricUnavailable("did not receive metrics for targeted pods (pods might be unready)",
+                                "wait for pods to become ready or check the metrics pipeline")
+    return g
+
+
+def _fill_in(metrics: Dict[str, PodMetric], g: GroupedPods, usage_ratio: float, scale_up_with_unready: bool,
+             scale_down_value: Callable[[str], int]) -> None:
+    """Upstream's rebalancing, in place: a missing pod counts ``scale_down_value(pod)`` on a scale-down
+    and 0 on a scale-up; on a scale-up an unready pod counts 0."""
+    if g.missing_pods:
+        if usage_ratio < 1.0:
+            for name in g.missing_pods:
+                metrics[name] = PodMetric(scale_down_value(name))
+        elif usage_ratio > 1.0:
+            for name in g.missing_pods:
+                metrics[name] = PodMetric(0)
+    if scale_up_with_unready:
+        for name in g.unready_pods:
+            metrics[name] = PodMetric(0)
+
+
+def _rebalanced(current_replicas: int, usage_ratio: float, new_ratio: float, n_metrics: int, tol: Tolerances) -> int:
+    """The proposal after missing/unready pods were filled in: ``current`` when the new ratio is within
+    tolerance or flips direction, or when the new count would move against the ratio."""
+    if tol.is_within(new_ratio) or (usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio):
+        return current_replicas
+    new_replicas = int32_ceil(new_ratio * n_metrics)
+    if (new_ratio < 1.0 and new_replicas > current_replicas) or (new_ratio > 1.0 and new_replicas < current_replicas):
+        return current_replicas
+    return new_replicas
+
+
 def get_resource_replicas(current_replicas: int, target_utilization: int, resource: str,
                           pods: Sequence[PodInput], *, now: float,
                           metrics: Optional[Mapping[str, PodMetric]] = None,
@@ -198,13 +239,7 @@ def get_resource_replicas(current_replicas: int, target_utilization: int, resour
             f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API",
             "check metrics-server is running and reports the target's pods")
     _require_pods(pods)
-    g = group_pods(pods, metrics, resource, now=now, cpu_initialization_period=config.cpu_initialization_period,
-                   delay_of_initial_readiness_status=config.delay_of_initial_readiness_status)
-    for name in g.ignored_pods | g.unready_pods:
-        metrics.pop(name, None)
-    if not metrics:
-        raise MetricUnavailable("did not receive metrics for targeted pods (pods might be unready)",
-                                "wait for pods to become ready or check the metrics pipeline")
+    g = _drop_unusable(pods, metrics, resource, now=now, config=config)
     requests = calculate_pod_requests(pods, resource)
     tol = config.tolerances
     usage_ratio, utilization, raw = get_resource_utilization_ratio(metrics, requests, target_utilization)
@@ -215,25 +250,11 @@ def get_resource_replicas(current_replicas: int, target_utilization: int, resour
             return ReplicaCalculation(current_replicas, utilization, raw)
         return ReplicaCalculation(int32_ceil(usage_ratio * g.ready_pod_count), utilization, raw)
 
-    if g.missing_pods:
-        if usage_ratio < 1.0:
-            fallback = max(100, target_utilization)  # targets above 100% fall back to the target
-            for name in g.missing_pods:
-                metrics[name] = PodMetric(go_div(requests[name] * fallback, 100))
-        elif usage_ratio > 1.0:
-            for name in g.missing_pods:
-                metrics[name] = PodMetric(0)
-    if scale_up_with_unready:
-        for name in g.unready_pods:
-            metrics[name] = PodMetric(0)
+    fallback = max(100, target_utilization)  # targets above 100% fall back to the target
+    _fill_in(metrics, g, usage_ratio, scale_up_with_unready, lambda name: go_div(requests[name] * fallback, 100))
 
     new_ratio, _, _ = get_resource_utilization_ratio(metrics, requests, target_utilization)
-    if tol.is_within(new_ratio) or (usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio):
-        return ReplicaCalculation(current_replicas, utilization, raw)
-    new_replicas = int32_ceil(new_ratio * len(metrics))
-    if (new_ratio < 1.0 and new_replicas > current_replicas) or (new_ratio > 1.0 and new_replicas < current_replicas):
-        return ReplicaCalculation(current_replicas, utilization, raw)
-    return ReplicaCalculation(new_replicas, utilization, raw)
+    return ReplicaCalculation(_rebalanced(current_replicas, usage_ratio, new_ratio, len(metrics), tol), utilization, raw)
 
 
 def calc_plain_metric_replicas(metrics: Mapping[str, PodMetric], current_replicas: int, target_usage: int,
@@ -245,13 +266,7 @@ def calc_plain_metric_replicas(metrics: Mapping[str, PodMetric], current_replica
     """
     _require_pods(pods)
     metrics = dict(metrics)
-    g = group_pods(pods, metrics, resource, now=now, cpu_initialization_period=config.cpu_initialization_period,
-                   delay_of_initial_readiness_status=config.delay_of_initial_readiness_status)
-    for name in g.ignored_pods | g.unready_pods:
-        metrics.pop(name, None)
-    if not metrics:
-        raise MetricUnavailable("did not receive metrics for targeted pods (pods might be unready)",
-                                "wait for pods to become ready or check the metrics pipeline")
+    g = _drop_unusable(pods, metrics, resource, now=now, config=config)
     tol = config.tolerances
     usage_ratio, usage = get_metric_usage_ratio(metrics, target_usage)
     scale_up_with_unready = bool(g.unready_pods) and usage_ratio > 1.0
@@ -259,23 +274,9 @@ def calc_plain_metric_replicas(metrics: Mapping[str, PodMetric], current_replica
         if tol.is_within(usage_ratio):
             return ReplicaCalculation(current_replicas, usage)
         return ReplicaCalculation(int32_ceil(usage_ratio * g.ready_pod_count), usage)
-    if g.missing_pods:
-        if usage_ratio < 1.0:
-            for name in g.missing_pods:
-                metrics[name] = PodMetric(target_usage)
-        elif usage_ratio > 1.0:
-            for name in g.missing_pods:
-                metrics[name] = PodMetric(0)
-    if scale_up_with_unready:
-        for name in g.unready_pods:
-            metrics[name] = PodMetric(0)
+    _fill_in(metrics, g, usage_ratio, scale_up_with_unready, lambda name: target_usage)
     new_ratio, _ = get_metric_usage_ratio(metrics, target_usage)
-    if tol.is_within(new_ratio) or (usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio):
-        return ReplicaCalculation(current_replicas, usage)
-    new_replicas = int32_ceil(new_ratio * len(metrics))
-    if (new_ratio < 1.0 and new_replicas > current_replicas) or (new_ratio > 1.0 and new_replicas < current_replicas):
-        return ReplicaCalculation(current_replicas, usage)
-    return ReplicaCalculation(new_replicas, usage)
+    return ReplicaCalculation(_rebalanced(current_replicas, usage_ratio, new_ratio, len(metrics), tol), usage)
 
 
 def get_raw_resource_replicas(current_replicas: int, target_average_value: int, resource: str,
