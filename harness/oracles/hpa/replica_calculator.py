@@ -6,6 +6,10 @@
 
 ``groupPods`` only applies the readiness / CPU-initialization rules to the ``cpu`` resource; for
 memory and custom metrics an unready pod that reports a value counts (as upstream).
+
+External metrics are summed as Go sums int64 values: capped at MaxInt64 on overflow, and the
+per-pod usage reported as MaxInt64 once ``float64(usage)`` reaches 2^63 (kubernetes PRs #127050 and
+#133888; checked against the current replica_calculator.go).
 """
 from __future__ import annotations
 
