@@ -229,7 +229,7 @@ def _up(argv: list[str]) -> int:
         stack.start()
         platform = DockerPlatform(settings, stack)
         platform.up()
-        from harness.dr.backup import seed_secrets
+        from harness.dr.secret_store import seed_secrets
 
         # The secret store the backups and the cluster-loss recovery read (names only are printed).
         seed_secrets(settings.run_id, stack.moto.host_url())

@@ -6,13 +6,16 @@ import re
 import secrets
 
 __all__ = [
-    "MANAGED_LABEL", "RUN_ID_LABEL", "KIND_CLUSTER_PREFIX", "new_run_id", "labels_for",
+    "MANAGED_LABEL", "RUN_ID_LABEL", "ZONE_LABEL", "KIND_CLUSTER_PREFIX", "new_run_id", "labels_for",
     "validate_run_id", "kind_cluster_name",
 ]
 
 MANAGED_LABEL = "i2s-harness.managed"
 RUN_ID_LABEL = "i2s-harness.run-id"
 KIND_CLUSTER_PREFIX = "i2s-harness-"
+# The well-known zone label (kubernetes.io): on kind nodes and pods, and on the docker platform's
+# conductor containers, so zone faults find their targets the same way on every platform.
+ZONE_LABEL = "topology.kubernetes.io/zone"
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,40}$")
 
 

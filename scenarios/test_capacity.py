@@ -24,8 +24,8 @@ import pytest
 
 from harness.capacity.calibrate import (calibrate, observed_trajectory, offered_from_seconds, project_observed_load,
                                         read_hpa_run)
-from harness.capacity.measure import (SingleReplicaDockerPlatform, SloSpec, measure_capacity, measure_config,
-                                      replica_under_test)
+from harness.capacity.measure import SloSpec, measure_capacity, measure_config
+from harness.capacity.replica import SingleReplicaDockerPlatform, replica_under_test
 from harness.capacity.plots import calibration_png, projection_png, steps_png, zone_loss_png
 from harness.capacity.project import (ReplicaModel, load_infrastructure, pod_resources, profile_from_settings,
                                       project_all, static_capacity)

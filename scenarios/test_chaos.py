@@ -268,15 +268,16 @@ def test_database_failover(mode, settings, platform, scenario, run_report):
 @pytest.fixture
 def dr_secrets(settings, stack, moto):
     """The database credentials and the backup passphrase in moto's Secrets Manager (the seed's names)."""
-    from harness.dr import backup
+    from harness.dr import secret_store
 
-    return backup.seed_secrets(settings.run_id, moto.host_url())
+    return secret_store.seed_secrets(settings.run_id, moto.host_url())
 
 
 def test_planted_loss_is_caught(settings, platform, scenario, moto, dr_secrets):
     """Restoring a backup OLDER than the newest must show up as lost acknowledged writes: the RPO
     check catches a restore that silently drops data. Controls: the live primary loses nothing, and
     the newest backup loses fewer writes than the older one."""
+    from harness.containers import run_container
     from harness.dr import backup, replication
 
     run_id, s3 = settings.run_id, moto.host_url()
@@ -313,7 +314,7 @@ def test_planted_loss_is_caught(settings, platform, scenario, moto, dr_secrets):
         ledger.stop()
         for name in targets:
             try:
-                replication._get(name, run_id).remove(force=True, v=True)
+                run_container(name, run_id).remove(force=True, v=True)
             except Exception:  # noqa: BLE001 - not created; the sweep removes leftovers anyway
                 pass
     by_seq = {e["seq"]: e for e in entries}
@@ -358,7 +359,7 @@ def test_cluster_loss(settings, platform, scenario, run_report, moto, dr_secrets
     """Application tier and database lost; recovery into a fresh secondary region from the newest backup
     (backups every ``backup_interval_s``). The measured RPO must be within the target and within what
     the backup cadence implies."""
-    from harness.dr.backup import BackupScheduler, implied_rpo_s
+    from harness.dr.backup_schedule import BackupScheduler, implied_rpo_s
 
     _run_owns_the_database(settings)
     s3 = moto.host_url()

@@ -24,34 +24,32 @@ Validity: a step whose load generator was CPU-saturated (``evaluate_validity``: 
 would be the load generator's, not the replica's. Repeats
 (``repeats``) must agree within ``tolerance`` ((max − min) / mean of their capacities); the reported
 capacity is the lowest valid repeat's (conservative).
+
+The replica is ``harness.capacity.replica``; the usage readings and their sampler ``harness.capacity.usage``.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as _dt
 import logging
 import math
 import os
-import threading
 import time
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from harness.capacity import CapacityInputError
 from harness.capacity.project import ReplicaModel
-from harness.errors import HarnessError, UnsafeTarget
+from harness.capacity.replica import ReplicaUnderTest
+from harness.capacity.usage import (UsageReading, UsageSampler, cpu_cores_between, host_busy_pct,
+                                    throttled_pct_between)
 from harness.load.runner import LoadResult, run_locust
 from harness.load.slo import evaluate_validity
-from harness.platforms.docker import DockerPlatform  # no Docker SDK import until a client is made
 
 __all__ = [
-    "MeasureConfig", "KUBE_STEP_DEFAULTS", "measure_config", "SloSpec", "UsageReading", "UsageSampler",
-    "ReplicaUnderTest", "DockerReplica", "KubeReplica",
-    "SingleReplicaDockerPlatform", "replica_under_test", "StepResult", "RampResult", "CapacityMeasurement",
-    "summarize_step", "cpu_cores_between", "docker_reading", "measure_capacity", "fit_cpu_line", "agreement",
+    "MeasureConfig", "KUBE_STEP_DEFAULTS", "measure_config", "SloSpec", "StepResult", "RampResult",
+    "CapacityMeasurement", "summarize_step", "measure_ramp", "measure_capacity", "fit_cpu_line", "agreement",
 ]
 
 log = logging.getLogger(__name__)
@@ -143,296 +141,6 @@ class SloSpec:
         if self.p95_ms <= 0 or not 0 <= self.error_ratio < 1:
             raise CapacityInputError(f"SLO p95 {self.p95_ms} ms / error ratio {self.error_ratio} is not usable",
                                      "set HARNESS_SLO_P95_MS > 0 and HARNESS_SLO_ERROR_RATIO in [0, 1)")
-
-
-# -- resource readings ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class UsageReading:
-    """One reading of the replica. Docker: cumulative CPU counters; Kubernetes: a windowed rate."""
-
-    t: float                          # wall clock (s) the reading describes
-    memory_bytes: float | None = None
-    cpu_total_ns: float | None = None  # container CPU time, cumulative
-    system_ns: float | None = None     # host CPU time over all CPUs, cumulative
-    online_cpus: int | None = None
-    cpu_cores: float | None = None     # a rate (metrics.k8s.io)
-    periods: float | None = None       # CFS periods, cumulative (docker)
-    throttled_periods: float | None = None  # of which the quota ran out, cumulative
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _docker_time(text: str | None) -> float | None:
-    if not text or text.startswith("0001-"):
-        return None
-    s = text.rstrip("Z")
-    if "." in s:
-        head, frac = s.split(".", 1)
-        s = f"{head}.{frac[:6]}"
-    try:
-        return _dt.datetime.fromisoformat(s).replace(tzinfo=_dt.timezone.utc).timestamp()
-    except ValueError:
-        return None
-
-
-def docker_reading(stats: Mapping[str, Any], fallback_t: float) -> UsageReading:
-    """A ``container.stats(stream=False)`` answer as a reading (working set = usage - inactive file)."""
-    cpu = stats.get("cpu_stats") or {}
-    mem = stats.get("memory_stats") or {}
-    detail = mem.get("stats") or {}
-    usage = mem.get("usage")
-    inactive = detail.get("inactive_file", detail.get("total_inactive_file", 0)) or 0
-    throttling = cpu.get("throttling_data") or {}
-    return UsageReading(
-        periods=throttling.get("periods"), throttled_periods=throttling.get("throttled_periods"),
-        t=_docker_time(stats.get("read")) or fallback_t,
-        memory_bytes=None if usage is None else float(max(0, usage - inactive)),
-        cpu_total_ns=(cpu.get("cpu_usage") or {}).get("total_usage"),
-        system_ns=cpu.get("system_cpu_usage"),
-        online_cpus=cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or None)
-
-
-def cpu_cores_between(readings: Sequence[UsageReading], t0: float, t1: float) -> float | None:
-    """Mean cores the replica used in [t0, t1].
-
-    Cumulative readings (docker): the counter difference between the first reading at or after
-    ``t0`` and the last at or before ``t1`` (at least one second apart). Rate readings
-    (metrics.k8s.io): the mean of the readings taken in the window.
-    """
-    cum = [r for r in readings if r.cpu_total_ns is not None and r.system_ns is not None and r.online_cpus]
-    if cum:
-        inside = [r for r in cum if t0 - 0.5 <= r.t <= t1 + 0.5]
-        if len(inside) < 2 or inside[-1].t - inside[0].t < 1.0:
-            return None
-        a, b = inside[0], inside[-1]
-        if b.system_ns <= a.system_ns:
-            return None
-        return (b.cpu_total_ns - a.cpu_total_ns) / (b.system_ns - a.system_ns) * b.online_cpus
-    rates = [r.cpu_cores for r in readings if r.cpu_cores is not None and t0 <= r.t <= t1 + 1.0]
-    return sum(rates) / len(rates) if rates else None
-
-
-def throttled_pct_between(readings: Sequence[UsageReading], t0: float, t1: float) -> float | None:
-    """Share of CFS periods in [t0, t1] in which the container's CPU quota ran out (docker only).
-
-    A replica throttled in many periods is held at its limit in bursts even when its average CPU
-    is below the limit: requests then wait out the rest of each 100 ms period.
-    """
-    inside = [r for r in readings if r.periods is not None and r.throttled_periods is not None
-              and t0 - 0.5 <= r.t <= t1 + 0.5]
-    if len(inside) < 2 or inside[-1].periods <= inside[0].periods:  # type: ignore[operator]
-        return None
-    a, b = inside[0], inside[-1]
-    return 100.0 * (b.throttled_periods - a.throttled_periods) / (b.periods - a.periods)  # type: ignore[operator]
-
-
-def cpu_series(readings: Sequence[UsageReading]) -> list[tuple[float, float]]:
-    """(t, cores) between consecutive readings, for plots."""
-    out = []
-    for a, b in zip(readings, readings[1:]):
-        if None not in (a.cpu_total_ns, b.cpu_total_ns, a.system_ns, b.system_ns) and b.system_ns > a.system_ns:
-            out.append((b.t, (b.cpu_total_ns - a.cpu_total_ns) / (b.system_ns - a.system_ns) * (b.online_cpus or 1)))
-        elif b.cpu_cores is not None:
-            out.append((b.t, b.cpu_cores))
-    return out
-
-
-def host_cpu_counters() -> tuple[float, float, float] | None:
-    """(wall t, busy jiffies, total jiffies) of the whole host from /proc/stat; None elsewhere."""
-    try:
-        with open("/proc/stat") as fh:
-            parts = [float(x) for x in fh.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0.0)  # idle + iowait
-    return time.time(), sum(parts) - idle, sum(parts)
-
-
-def host_busy_pct(counters: Sequence[tuple[float, float, float]], t0: float, t1: float) -> float | None:
-    inside = [c for c in counters if t0 - 0.5 <= c[0] <= t1 + 0.5]
-    if len(inside) < 2 or inside[-1][2] <= inside[0][2]:
-        return None
-    a, b = inside[0], inside[-1]
-    return 100.0 * (b[1] - a[1]) / (b[2] - a[2])
-
-
-class UsageSampler:
-    """Calls ``read()`` on a daemon thread until ``stop()``; a failed read is logged and skipped.
-    Host-wide CPU counters are taken with every reading (``host``)."""
-
-    def __init__(self, read: Callable[[], UsageReading], interval: float = 1.0,
-                 host: Callable[[], tuple[float, float, float] | None] = host_cpu_counters):
-        self._read, self.interval, self._host = read, interval, host
-        self._readings: list[UsageReading] = []
-        self.host: list[tuple[float, float, float]] = []
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="capacity-usage", daemon=True)
-
-    def start(self) -> "UsageSampler":
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            h = self._host()
-            if h is not None:
-                self.host.append(h)
-            try:
-                self._readings.append(self._read())
-            except Exception as exc:  # noqa: BLE001 - a missed reading narrows the window, nothing more
-                self.errors += 1
-                log.debug("usage reading failed: %s", exc)
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
-
-    def stop(self) -> list[UsageReading]:
-        self._stop.set()
-        self._thread.join(timeout=15)
-        return list(self._readings)
-
-
-# -- the replica under test -------------------------------------------------------------------------------
-class ReplicaUnderTest(ABC):
-    """One conductor replica, limited as its manifest says, that load goes to and usage is read from."""
-
-    name: str
-    endpoint: str
-    cpu_limit_cores: float
-    memory_limit_bytes: float
-
-    @abstractmethod
-    def read_usage(self) -> UsageReading:
-        """One reading of the replica's CPU and memory."""
-
-    def __init__(self, platform: Any):
-        self.platform = platform
-
-    def _replica(self) -> Any:
-        return next(r for r in self.platform.replicas() if r.name == self.name)
-
-    def set_cpu_cost(self, ms: float) -> None:
-        """The conductor's CPU work per request, at runtime (its fault endpoint)."""
-        from harness.platforms.base import Fault
-
-        self.platform.set_fault(self._replica(), Fault(cpu_cost_ms=ms))
-
-    def clear_faults(self) -> None:
-        self.platform.clear_fault(self._replica())
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "platform": getattr(self.platform, "name", "?"),
-                "cpu_limit_cores": self.cpu_limit_cores, "memory_limit_bytes": self.memory_limit_bytes}
-
-
-class DockerReplica(ReplicaUnderTest):
-    """A conductor container; its limits are the container's (``nano_cpus``/``mem_limit``)."""
-
-    def __init__(self, platform: Any, replica: str | None = None):
-        super().__init__(platform)
-        names = [r.name for r in platform.replicas()]
-        if not names:
-            raise HarnessError("the docker platform runs no conductor", "bring the platform up first")
-        self.name = replica or names[0]
-        self.container = platform.container(self.name)
-        host = self.container.attrs.get("HostConfig", {})
-        nano = host.get("NanoCpus") or 0
-        if not nano:
-            raise HarnessError(f"container {self.container.name} has no CPU limit, so its capacity would be the "
-                               "host's", "give the Deployment a CPU limit (resources.limits.cpu)")
-        self.cpu_limit_cores = nano / 1e9
-        self.memory_limit_bytes = float(host.get("Memory") or 0)
-        self.endpoint = platform.endpoints()[names.index(self.name)]
-
-    def read_usage(self) -> UsageReading:
-        return docker_reading(self.container.stats(stream=False), time.time())
-
-
-class KubeReplica(ReplicaUnderTest):
-    """The conductor Deployment pinned to one pod (its HPA held at 1..1), read through metrics.k8s.io.
-
-    ``pin()`` records the HPA's bounds and sets min = max = 1 and the Deployment's scale to 1;
-    ``restore()`` puts the bounds back. The pod keeps the manifest's requests and limits.
-    """
-
-    def __init__(self, platform: Any, *, apis: Any = None, namespace: str | None = None, hpa_name: str = "conductor-hpa",
-                 deployment: str = "conductor", selector: str = "app=conductor", endpoint: str | None = None,
-                 cpu_limit_cores: float | None = None, memory_limit_bytes: float | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
-        super().__init__(platform)
-        spec = getattr(platform, "spec", None)
-        self.apis = apis if apis is not None else platform.apis
-        self.namespace = namespace or spec.namespace
-        self.hpa_name, self.deployment, self.selector = hpa_name, deployment, selector
-        self.endpoint = endpoint or platform.endpoints()[0]
-        self.cpu_limit_cores = cpu_limit_cores if cpu_limit_cores is not None else spec.cpu_limit
-        self.memory_limit_bytes = memory_limit_bytes if memory_limit_bytes is not None else spec.memory_limit
-        self._clock, self._sleep = clock, sleep
-        self._saved: tuple[int, int] | None = None
-        self.name = ""
-
-    def pin(self, timeout: float = 180.0) -> None:
-        h = self.apis.autoscaling.read_namespaced_horizontal_pod_autoscaler(self.hpa_name, self.namespace)
-        self._saved = (h.spec.min_replicas, h.spec.max_replicas)
-        self.apis.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-            self.hpa_name, self.namespace, {"spec": {"minReplicas": 1, "maxReplicas": 1}})
-        self.apis.apps.patch_namespaced_deployment_scale(self.deployment, self.namespace, {"spec": {"replicas": 1}})
-        deadline = self._clock() + timeout
-        while True:
-            st = self.apis.apps.read_namespaced_deployment_status(self.deployment, self.namespace).status
-            if (st.replicas or 0) == 1 and (st.ready_replicas or 0) == 1:
-                break
-            if self._clock() > deadline:
-                raise HarnessError(f"Deployment {self.deployment} did not settle at one ready pod within {timeout:.0f}s "
-                                   f"(replicas {st.replicas}, ready {st.ready_replicas})",
-                                   "see the pod events in the report's logs")
-            self._sleep(2.0)
-        pods = self.apis.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
-        running = [p.metadata.name for p in pods if getattr(p.metadata, "deletion_timestamp", None) is None]
-        self.name = running[0] if running else ""
-
-    def restore(self) -> None:
-        if self._saved is None:
-            return
-        lo, hi = self._saved
-        self.apis.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-            self.hpa_name, self.namespace, {"spec": {"minReplicas": lo, "maxReplicas": hi}})
-        self._saved = None
-
-    def read_usage(self) -> UsageReading:
-        from harness.kube.sampling import pod_usage
-
-        usage = pod_usage(self.apis, self.namespace, self.selector)
-        if not usage:
-            raise HarnessError("metrics.k8s.io reports no conductor pod", "is metrics-server Ready?")
-        u = usage.get(self.name) or next(iter(usage.values()))
-        return UsageReading(t=self._clock(), memory_bytes=u["memory_bytes"], cpu_cores=u["cpu_cores"])
-
-
-class SingleReplicaDockerPlatform(DockerPlatform):
-    """The docker platform with one conductor, named ``capacity-0-0`` so it never collides with the
-    session platform's ``conductor-<generation>-<i>`` containers of the same run."""
-
-    def __init__(self, settings: Any, stack: Any, spec: Any = None):
-        super().__init__(dataclasses.replace(settings, replicas=1), stack, spec, name_prefix="capacity")
-
-
-def replica_under_test(platform: Any, **kube_kwargs: Any) -> ReplicaUnderTest:
-    """The platform's single replica: a container on docker, the pinned Deployment on kind.
-
-    Refused on an existing cluster (``context``): pinning its HPA would change a real environment.
-    """
-    if getattr(platform, "name", "") == "context":
-        raise UnsafeTarget("the capacity measurement pins the HPA and the Deployment to one pod, and the context "
-                           "platform changes nothing on an existing cluster",
-                           "measure on --platform kind or docker")
-    if getattr(platform, "needs_kubernetes", False):
-        return KubeReplica(platform, **kube_kwargs)
-    if hasattr(platform, "container"):
-        return DockerReplica(platform)
-    raise HarnessError(f"the {getattr(platform, 'name', '?')} platform cannot run a single measured replica",
-                       "use --platform docker or kind")
 
 
 # -- one step ---------------------------------------------------------------------------------------------

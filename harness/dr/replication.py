@@ -21,17 +21,18 @@ Secret values (passwords) never appear in arguments of processes, logs or return
 """
 from __future__ import annotations
 
-import io
 import logging
 import re
 import secrets
 import shlex
-import tarfile
 import time
 from typing import Any
 
+from harness.containers import (container_env, exec_in, is_connected, is_running, network_aliases, put_files,
+                                remove_quietly, run_container, run_containers, run_network)
 from harness.docker_env import docker_client
-from harness.errors import HarnessError, ReadinessTimeout, UnsafeTarget, UsageError
+from harness.dr.pg_container import in_recovery, psql, psql_file, wait_accepting
+from harness.errors import HarnessError, ReadinessTimeout, UsageError
 from harness.labels import MANAGED_LABEL, RUN_ID_LABEL, labels_for, validate_run_id
 from harness.wait import wait_for
 
@@ -39,7 +40,7 @@ __all__ = [
     "start_standby", "fail_over", "restore_primary", "stop_database", "start_database",
     "replication_lag", "remove_standby", "cleanup_dr", "current_primary", "move_alias",
     "host_database_url", "credentials", "primary_name", "standby_name", "network_name", "lsn_to_int",
-    "ROLE_LABEL", "DR_LABEL", "REPLICA_OF_LABEL", "REPLICATION_ROLE",
+    "standby_for", "ROLE_LABEL", "DR_LABEL", "REPLICA_OF_LABEL", "REPLICATION_ROLE",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ REPLICA_OF_LABEL = "i2s-harness.replica-of"  # the container a standby was clone
 REPLICATION_ROLE = "replicator"
 _SECRET_DIR = "/run/i2s"                     # where secret files are placed inside containers
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_PSQL_ENV = {"PGOPTIONS": "-c statement_timeout=20000", "PGCONNECT_TIMEOUT": "5"}
 
 
 # -- names ----------------------------------------------------------------------------------------
@@ -82,164 +82,12 @@ def lsn_to_int(lsn: str | None) -> int | None:
     return (int(hi, 16) << 32) + int(lo, 16)
 
 
-# -- docker helpers --------------------------------------------------------------------------------
-def _get(name: str, run_id: str, what: str = "container") -> Any:
-    """The run's container ``name``; refuses containers that are not labeled with this run."""
-    import docker.errors
-
-    try:
-        c = docker_client().containers.get(name)
-    except docker.errors.NotFound:
-        raise UsageError(f"{what} {name} does not exist",
-                         "start the stack first (Stack(settings)) or pass the right container name") from None
-    if c.labels.get(RUN_ID_LABEL) != run_id:
-        raise UnsafeTarget(f"container {name} is not labeled as part of run {run_id}",
-                           "the harness acts only on containers it created for this run")
-    return c
-
-
-def _network(name: str, run_id: str) -> Any:
-    import docker.errors
-
-    try:
-        n = docker_client().networks.get(name)
-    except docker.errors.NotFound:
-        raise UsageError(f"network {name} does not exist", "start the stack first or pass network=") from None
-    if n.attrs.get("Labels", {}).get(RUN_ID_LABEL) != run_id:
-        raise UnsafeTarget(f"network {name} is not labeled as part of run {run_id}",
-                           "the harness acts only on networks it created for this run")
-    return n
-
-
-def _env(container: Any) -> dict[str, str]:
-    out = {}
-    for item in container.attrs["Config"].get("Env") or []:
-        k, _, v = item.partition("=")
-        out[k] = v
-    return out
-
-
-def _aliases(container: Any, network: str) -> list[str]:
-    container.reload()
-    ep = (container.attrs["NetworkSettings"]["Networks"] or {}).get(network)
-    if ep is None:
-        return []
-    return list(ep.get("Aliases") or []) + list(ep.get("DNSNames") or [])
-
-
-def _connected(container: Any, network: str) -> bool:
-    container.reload()
-    return network in (container.attrs["NetworkSettings"]["Networks"] or {})
-
-
-def _put_files(container: Any, files: dict[str, tuple[bytes, int]], uid: int = 0, gid: int = 0) -> None:
-    """Copy in-memory files into a (created or running) container; secrets never touch the host disk."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        dirs = sorted({p.rsplit("/", 1)[0] for p in files})
-        for d in dirs:
-            parts = d.strip("/").split("/")
-            for i in range(1, len(parts) + 1):
-                info = tarfile.TarInfo("/".join(parts[:i]))
-                info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, 0, 0
-                tar.addfile(info)
-        for path, (data, mode) in files.items():
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), mode, uid, gid, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    if not container.put_archive("/", buf.getvalue()):
-        raise HarnessError(f"could not copy files into container {container.name}", "check the Docker engine")
-
-
-def _mask(text: str, secret_values: list[str]) -> str:
-    for s in secret_values:
-        if s:
-            text = text.replace(s, "***")
-    return text
-
-
-def _exec(container: Any, cmd: list[str], *, user: str = "postgres", env: dict[str, str] | None = None,
-          check: bool = True, secret_values: list[str] | None = None) -> tuple[int, str, str]:
-    code, (out, err) = container.exec_run(cmd, user=user, demux=True, environment=env or {})
-    out_s, err_s = (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
-    if check and code != 0:
-        detail = _mask((err_s or out_s).strip().splitlines()[-1] if (err_s or out_s).strip() else f"exit {code}",
-                       secret_values or [])
-        raise HarnessError(f"{' '.join(cmd[:2])} in {container.name} failed: {detail[:300]}",
-                           "see the container's log")
-    return code, out_s, err_s
-
-
-def _psql(container: Any, *statements: str, db: str = "postgres") -> list[list[str]]:
-    """Run each statement as its own command (ALTER SYSTEM refuses transaction blocks); rows of the last."""
-    user = _env(container).get("POSTGRES_USER", "postgres")
-    cmd = ["psql", "-XAtq", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", db]
-    for s in statements:
-        cmd += ["-c", s]
-    _, out, _ = _exec(container, cmd, env=_PSQL_ENV)
-    return [line.split("\t") for line in out.splitlines() if line.strip()]
-
-
-def _psql_file(container: Any, sql: str, secret_values: list[str]) -> None:
-    """Run SQL that carries a secret: from a file (not the command line, which ``ps`` and the exec
-    record show), removed afterwards."""
-    user = _env(container).get("POSTGRES_USER", "postgres")
-    path = f"/tmp/i2s-{secrets.token_hex(6)}.sql"
-    uid = _uid(container)
-    _put_files(container, {path: (sql.encode(), 0o600)}, uid=uid, gid=0)
-    try:
-        _exec(container, ["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", "postgres", "-f", path],
-              env=_PSQL_ENV, secret_values=secret_values)
-    finally:
-        container.exec_run(["rm", "-f", path], user="root")
-
-
-def _uid(container: Any) -> int:
-    _, out, _ = _exec(container, ["id", "-u", "postgres"], user="root")
-    return int(out.strip())
-
-
-def _is_running(container: Any) -> bool:
-    container.reload()
-    return container.status == "running"
-
-
-def _in_recovery(container: Any) -> bool:
-    return _psql(container, "SELECT pg_is_in_recovery()")[0][0] == "t"
-
-
-def _wait_accepting(container: Any, timeout: float, writable: bool | None = None) -> None:
-    """Until the server answers over TCP (not the entrypoint's socket-only init server) and, if asked,
-    is writable (``True``) or in recovery (``False``). Fails at once if the container exits."""
-    deadline, last = time.monotonic() + timeout, "nothing yet"
-    while True:
-        if not _is_running(container):
-            tail = container.logs(tail=6).decode(errors="replace").strip().replace("\n", " | ")
-            raise HarnessError(f"{container.name} is {container.status} (last log lines: {tail[-400:]})",
-                               f"see `docker logs {container.name}`")
-        try:
-            _exec(container, ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"])
-            if writable is None or _in_recovery(container) != writable:
-                return
-            last = "in recovery" if writable else "not in recovery"
-        except HarnessError as exc:
-            last = str(exc)
-        if time.monotonic() >= deadline:
-            raise ReadinessTimeout(f"timed out after {timeout:.0f}s waiting for postgres in {container.name} "
-                                   f"(last seen: {last[:200]})", f"see `docker logs {container.name}`")
-        time.sleep(0.3)
-
-
-def _run_containers(run_id: str) -> list[Any]:
-    return docker_client().containers.list(all=True, filters={"label": [f"{RUN_ID_LABEL}={run_id}"]})
-
-
 # -- queries ----------------------------------------------------------------------------------------
 def current_primary(run_id: str, network: str = "", alias: str = "postgres") -> str:
     """The name of the run's container that holds ``alias`` on ``network`` (running or stopped);
     ``""`` if none does (e.g. the primary was fenced and nothing was promoted yet)."""
     network = network or network_name(run_id)
-    holders = [c for c in _run_containers(run_id) if alias in _aliases(c, network)]
+    holders = [c for c in run_containers(run_id) if alias in network_aliases(c, network)]
     running = [c for c in holders if c.status == "running"]
     if len(running) > 1:
         raise HarnessError(f"{len(running)} containers hold the alias {alias!r} on {network}: "
@@ -256,10 +104,10 @@ def credentials(container_name: str) -> dict[str, str]:
     """
     client = docker_client()
     src = client.containers.get(container_name)
-    env, hops = _env(src), 0
+    env, hops = container_env(src), 0
     while "POSTGRES_PASSWORD" not in env and src.labels.get(REPLICA_OF_LABEL) and hops < 10:
         src = client.containers.get(src.labels[REPLICA_OF_LABEL])
-        env, hops = _env(src), hops + 1
+        env, hops = container_env(src), hops + 1
     if "POSTGRES_PASSWORD" not in env:
         raise UsageError(f"no credentials known for {container_name}", "pass a database URL explicitly")
     user = env.get("POSTGRES_USER") or "postgres"
@@ -292,11 +140,11 @@ def replication_lag(run_id: str, primary_container: str = "", standby_container:
     WAL position minus the standby's replay position), ``flush_lag_bytes``, and the primary's own
     time-based ``write_lag_s``/``flush_lag_s``/``replay_lag_s`` (``None`` while idle: Postgres clears them).
     """
-    primary = _get(primary_container or current_primary(run_id) or primary_name(run_id), run_id)
-    app = standby_container or _standby_for(run_id, primary.name, required=False) or standby_name(run_id)
+    primary = run_container(primary_container or current_primary(run_id) or primary_name(run_id), run_id)
+    app = standby_container or standby_for(run_id, primary.name, required=False) or standby_name(run_id)
     if not _NAME.match(app):
         raise UsageError(f"{app!r} is not a container name", "pass a name like i2s-<run_id>-postgres-standby")
-    rows = _psql(primary,
+    rows = psql(primary,
                  "SELECT pg_current_wal_lsn(), coalesce(state, ''), coalesce(sync_state, ''), "
                  "coalesce(sent_lsn::text, ''), coalesce(flush_lsn::text, ''), coalesce(replay_lsn::text, ''), "
                  "coalesce(extract(epoch FROM write_lag)::text, ''), "
@@ -317,10 +165,10 @@ def replication_lag(run_id: str, primary_container: str = "", standby_container:
     }
 
 
-def _standby_for(run_id: str, primary: str, required: bool = True) -> str:
+def standby_for(run_id: str, primary: str, required: bool = True) -> str:
     """The running standby cloned from ``primary`` (the default name first)."""
     default = standby_name(run_id)
-    cands = [c for c in _run_containers(run_id)
+    cands = [c for c in run_containers(run_id)
              if c.labels.get(ROLE_LABEL) == "postgres-standby" and c.labels.get(REPLICA_OF_LABEL) == primary
              and c.status == "running"]
     cands.sort(key=lambda c: (c.name != default, c.name))
@@ -364,15 +212,15 @@ def start_standby(run_id: str, synchronous: bool = False, primary_container: str
     failover made the first standby the primary). The standby runs the primary's image.
     """
     t0 = time.time()
-    primary = _get(primary_container or primary_name(run_id), run_id, "primary container")
+    primary = run_container(primary_container or primary_name(run_id), run_id, "primary container")
     network = network or network_name(run_id)
-    _network(network, run_id)
+    run_network(network, run_id)
     name = standby_container or standby_name(run_id)
     if not _NAME.match(name):
         raise UsageError(f"{name!r} is not a usable container name", "use letters, digits, '-', '_', '.'")
-    if not _is_running(primary):
+    if not is_running(primary):
         raise UsageError(f"primary {primary.name} is {primary.status}", "start it (start_database) first")
-    if _in_recovery(primary):
+    if in_recovery(primary):
         raise UsageError(f"{primary.name} is itself a standby", "pass the current primary as primary_container")
     client = docker_client()
     import docker.errors
@@ -387,10 +235,10 @@ def start_standby(run_id: str, synchronous: bool = False, primary_container: str
     repl_password = secrets.token_urlsafe(24)
 
     # 1. Prepare the primary (idempotent): role, slot, pg_hba entry. wal_level must allow streaming.
-    wal_level = _psql(primary, "SHOW wal_level")[0][0]
+    wal_level = psql(primary, "SHOW wal_level")[0][0]
     if wal_level not in ("replica", "logical"):
         raise UsageError(f"{primary.name} runs with wal_level={wal_level}", "set wal_level=replica and restart it")
-    _psql_file(primary, f"""
+    psql_file(primary, f"""
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{REPLICATION_ROLE}') THEN
     CREATE ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN;
@@ -398,21 +246,21 @@ DO $$ BEGIN
 END $$;
 ALTER ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{repl_password}';
 """, [repl_password])
-    if not _psql(primary, f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}'"):
-        _psql(primary, f"SELECT pg_create_physical_replication_slot('{slot}')")
-    hba_ok = _psql(primary, "SELECT count(*) FROM pg_hba_file_rules WHERE type = 'host' "
+    if not psql(primary, f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}'"):
+        psql(primary, f"SELECT pg_create_physical_replication_slot('{slot}')")
+    hba_ok = psql(primary, "SELECT count(*) FROM pg_hba_file_rules WHERE type = 'host' "
                             "AND 'replication' = ANY(database) "
                             f"AND (user_name && ARRAY['all', '{REPLICATION_ROLE}']) "
                             "AND address = 'all' AND auth_method <> 'reject'")[0][0]
     if hba_ok == "0":
         # "all" in the database column does not cover replication connections: add an entry.
-        hba_file = _psql(primary, "SHOW hba_file")[0][0]
-        _exec(primary, ["sh", "-c", f"echo 'host replication {REPLICATION_ROLE} all scram-sha-256' >> "
+        hba_file = psql(primary, "SHOW hba_file")[0][0]
+        exec_in(primary, user="postgres", cmd=["sh", "-c", f"echo 'host replication {REPLICATION_ROLE} all scram-sha-256' >> "
                                     f"{shlex.quote(hba_file)}"])
-        _psql(primary, "SELECT pg_reload_conf()")
+        psql(primary, "SELECT pg_reload_conf()")
 
     # 2. The standby container; the replication password goes in as a file (not env: inspect shows env).
-    env = _env(primary)
+    env = container_env(primary)
     image = primary.attrs["Config"]["Image"]
     container = client.containers.create(
         image, entrypoint=["bash", "-c", _STANDBY_SCRIPT], command=[], name=name, detach=True,
@@ -425,18 +273,18 @@ ALTER ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{repl_password}';
         network=network, ports={"5432/tcp": ("127.0.0.1", None)}, stop_signal="SIGINT",
     )
     try:
-        _put_files(container, {f"{_SECRET_DIR}/pgpass":
+        put_files(container, {f"{_SECRET_DIR}/pgpass":
                                (f"*:5432:*:{REPLICATION_ROLE}:{repl_password}\n".encode(), 0o600)})
         container.start()
-        _wait_accepting(container, timeout_s, writable=False)
+        wait_accepting(container, timeout_s, writable=False)
 
         # 3. Synchronous or not: set only now, after the base backup, so the standby's copy of
         # postgresql.auto.conf does not carry it (a promoted standby would wait for itself).
         if synchronous:
-            _psql(primary, f"ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (\"{app}\")'",
+            psql(primary, f"ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (\"{app}\")'",
                   "ALTER SYSTEM SET synchronous_commit = 'on'", "SELECT pg_reload_conf()")
         else:
-            _psql(primary, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
+            psql(primary, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
         want = "sync" if synchronous else "async"
 
         def streaming() -> dict[str, Any]:
@@ -449,7 +297,7 @@ ALTER ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{repl_password}';
                        describe=f"{name} to stream from {primary.name} ({want})",
                        hint=f"see `docker logs {name}`")
     except BaseException:
-        _remove_quietly(container)
+        remove_quietly(container)
         raise
     t1 = time.time()
     log.info("standby %s streaming from %s (%s) after %.1fs", name, primary.name, want, t1 - t0)
@@ -458,27 +306,20 @@ ALTER ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{repl_password}';
             "image": image, "started_at": t0, "streaming_at": t1, "setup_s": round(t1 - t0, 3)}
 
 
-def _remove_quietly(container: Any) -> None:
-    try:
-        container.remove(force=True, v=True)
-    except Exception as exc:  # noqa: BLE001 - already gone is fine
-        log.debug("remove %s: %s", getattr(container, "name", container), exc)
-
-
 # -- failover ------------------------------------------------------------------------------------
 def move_alias(run_id: str, container: str, network: str = "", alias: str = "postgres") -> dict[str, Any]:
     """Point ``alias`` on the run's network at ``container`` (the DNS-name move of RDS, or of a DR
     restore): every other holder is disconnected and re-attached without it. Returns the time."""
     network = network or network_name(run_id)
-    net = _network(network, run_id)
-    target = _get(container, run_id)
-    for c in _run_containers(run_id):
-        if c.id != target.id and alias in _aliases(c, network):
+    net = run_network(network, run_id)
+    target = run_container(container, run_id)
+    for c in run_containers(run_id):
+        if c.id != target.id and alias in network_aliases(c, network):
             net.disconnect(c, force=True)
             if c.status == "running":
                 net.connect(c)  # still reachable by its own name, no longer by the alias
-    if _connected(target, network):
-        if alias in _aliases(target, network):
+    if is_connected(target, network):
+        if alias in network_aliases(target, network):
             return {"container": target.name, "alias": alias, "network": network, "moved_at": time.time(),
                     "changed": False}
         net.disconnect(target, force=True)
@@ -503,22 +344,22 @@ def fail_over(run_id: str, network: str = "", alias: str = "postgres", kill_sign
     if kill_signal.upper() not in {s.name for s in _signal.Signals} | {s.name[3:] for s in _signal.Signals}:
         raise UsageError(f"kill_signal {kill_signal!r} is not a signal name", "use e.g. SIGKILL or SIGTERM")
     network = network or network_name(run_id)
-    _network(network, run_id)
-    primary = _get(primary_container or current_primary(run_id, network, alias) or primary_name(run_id),
+    run_network(network, run_id)
+    primary = run_container(primary_container or current_primary(run_id, network, alias) or primary_name(run_id),
                    run_id, "primary container")
-    standby = _get(standby_container or _standby_for(run_id, primary.name), run_id, "standby container")
+    standby = run_container(standby_container or standby_for(run_id, primary.name), run_id, "standby container")
     if primary.id == standby.id:
         raise UsageError(f"{primary.name} is both primary and standby", "pass standby_container=")
-    if not _is_running(standby):
+    if not is_running(standby):
         raise UsageError(f"standby {standby.name} is {standby.status}",
                          "unpause/start it before failing over (a paused standby cannot be promoted)")
-    if not _in_recovery(standby):
+    if not in_recovery(standby):
         raise UsageError(f"{standby.name} is not in recovery (already promoted?)",
                          "start a new standby with start_standby(..., standby_container=...)")
     primary_lsn = None
-    if _is_running(primary):
+    if is_running(primary):
         try:
-            primary_lsn = _psql(primary, "SELECT pg_current_wal_lsn()")[0][0]
+            primary_lsn = psql(primary, "SELECT pg_current_wal_lsn()")[0][0]
         except HarnessError:
             pass  # a hung primary: the kill goes ahead, the figure stays unknown
 
@@ -528,29 +369,29 @@ def fail_over(run_id: str, network: str = "", alias: str = "postgres", kill_sign
     except Exception as exc:  # noqa: BLE001 - an already stopped primary is lost all the same
         log.info("kill %s: %s", primary.name, exc)
     try:
-        wait_for(lambda: not _is_running(primary), timeout=30, interval=0.1,
+        wait_for(lambda: not is_running(primary), timeout=30, interval=0.1,
                  describe=f"{primary.name} to stop after {kill_signal}")
     except ReadinessTimeout:
         primary.kill(signal="SIGKILL")
     net = docker_client().networks.get(network)
-    if _connected(primary, network):
+    if is_connected(primary, network):
         net.disconnect(primary, force=True)
     fenced_at = time.time()
 
     promote_started = time.time()
-    receive_lsn, replay_lsn = _psql(standby, "SELECT coalesce(pg_last_wal_receive_lsn()::text, ''), "
+    receive_lsn, replay_lsn = psql(standby, "SELECT coalesce(pg_last_wal_receive_lsn()::text, ''), "
                                              "coalesce(pg_last_wal_replay_lsn()::text, '')")[0]
-    promoted = _psql(standby, f"SELECT pg_promote(true, {int(timeout_s)})")[0][0]
+    promoted = psql(standby, f"SELECT pg_promote(true, {int(timeout_s)})")[0][0]
     if promoted != "t":
         raise HarnessError(f"{standby.name} did not finish promotion within {timeout_s:.0f}s",
                            f"see `docker logs {standby.name}`")
     promoted_at = time.time()
     # Inherited synchronous_standby_names would make the new primary wait for a standby it has not
     # got (RDS runs without one until it has built a new standby): clear it.
-    _psql(standby, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
-    promoted_lsn, walfile = _psql(standby, "SELECT pg_current_wal_lsn(), pg_walfile_name(pg_current_wal_lsn())")[0]
+    psql(standby, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
+    promoted_lsn, walfile = psql(standby, "SELECT pg_current_wal_lsn(), pg_walfile_name(pg_current_wal_lsn())")[0]
     moved = move_alias(run_id, standby.name, network, alias)
-    _wait_accepting(standby, timeout_s, writable=True)
+    wait_accepting(standby, timeout_s, writable=True)
 
     # On promotion the standby replays all it received: what it never received is what is lost.
     p_i, r_i = lsn_to_int(primary_lsn), lsn_to_int(receive_lsn or replay_lsn)
@@ -577,28 +418,28 @@ def restore_primary(run_id: str, network: str = "", alias: str = "postgres", tim
     failover) is promoted. Returns what was done (``actions``) and who the primary is.
     """
     network = network or network_name(run_id)
-    _network(network, run_id)
+    run_network(network, run_id)
     actions: list[str] = []
     holder_name = current_primary(run_id, network, alias)
     if not holder_name:
-        holder = _get(primary_name(run_id), run_id)
+        holder = run_container(primary_name(run_id), run_id)
         move_alias(run_id, holder.name, network, alias)
         actions.append(f"attached {holder.name} with alias {alias}")
     else:
-        holder = _get(holder_name, run_id)
+        holder = run_container(holder_name, run_id)
     holder.reload()
     if holder.status == "paused":
         holder.unpause()
         actions.append(f"unpaused {holder.name}")
-    if not _is_running(holder):
+    if not is_running(holder):
         holder.start()
         actions.append(f"started {holder.name}")
-    _wait_accepting(holder, timeout_s)
-    if _in_recovery(holder):
-        _psql(holder, f"SELECT pg_promote(true, {int(timeout_s)})")
-        _psql(holder, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
+    wait_accepting(holder, timeout_s)
+    if in_recovery(holder):
+        psql(holder, f"SELECT pg_promote(true, {int(timeout_s)})")
+        psql(holder, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
         actions.append(f"promoted {holder.name}")
-    _wait_accepting(holder, timeout_s, writable=True)
+    wait_accepting(holder, timeout_s, writable=True)
     return {"primary": holder.name, "alias": alias, "network": network, "writable": True,
             "failed_over": holder.name != primary_name(run_id), "actions": actions, "restored_at": time.time()}
 
@@ -606,7 +447,7 @@ def restore_primary(run_id: str, network: str = "", alias: str = "postgres", tim
 def stop_database(run_id: str, timeout_s: int = 10) -> dict[str, Any]:
     """Stop the current primary (``docker stop``: the image's SIGINT, a fast shutdown). The alias stays
     with it, so ``start_database`` brings the same name back."""
-    c = _get(current_primary(run_id) or primary_name(run_id), run_id)
+    c = run_container(current_primary(run_id) or primary_name(run_id), run_id)
     t = time.time()
     c.stop(timeout=timeout_s)
     return {"container": c.name, "stopped_at": t, "stop_s": round(time.time() - t, 3)}
@@ -614,11 +455,11 @@ def stop_database(run_id: str, timeout_s: int = 10) -> dict[str, Any]:
 
 def start_database(run_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
     """Start the current primary again and wait until it accepts writes."""
-    c = _get(current_primary(run_id) or primary_name(run_id), run_id)
+    c = run_container(current_primary(run_id) or primary_name(run_id), run_id)
     t = time.time()
-    if not _is_running(c):
+    if not is_running(c):
         c.start()
-    _wait_accepting(c, timeout_s, writable=True)
+    wait_accepting(c, timeout_s, writable=True)
     return {"container": c.name, "started_at": t, "ready_at": time.time(), "ready_s": round(time.time() - t, 3)}
 
 
@@ -628,26 +469,26 @@ def remove_standby(run_id: str, standby_container: str = "", force: bool = False
     back to asynchronous, otherwise every commit there would wait forever; its slot is dropped, so
     the primary does not keep WAL for it."""
     name = standby_container or standby_name(run_id)
-    c = _get(name, run_id)
+    c = run_container(name, run_id)
     if c.name == current_primary(run_id) and not force:
         raise UsageError(f"{name} holds the alias: it is the primary now",
                          "keep it (restore_primary) or pass force=True to delete the data it holds")
     upstream = c.labels.get(REPLICA_OF_LABEL, "")
     cleaned = []
     try:
-        up = _get(upstream, run_id) if upstream else None
+        up = run_container(upstream, run_id) if upstream else None
     except HarnessError:
         up = None
-    if up is not None and _is_running(up) and not _in_recovery(up):
-        names = _psql(up, "SHOW synchronous_standby_names")[0]
+    if up is not None and is_running(up) and not in_recovery(up):
+        names = psql(up, "SHOW synchronous_standby_names")[0]
         if names and name in names[0]:
-            _psql(up, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
+            psql(up, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
             cleaned.append("synchronous_standby_names")
-    _remove_quietly(c)
-    if up is not None and _is_running(up):
+    remove_quietly(c)
+    if up is not None and is_running(up):
         slot = _slot_name(name)
         try:
-            _psql(up, f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            psql(up, f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                       f"WHERE slot_name = '{slot}' AND NOT active")
             cleaned.append(f"slot {slot}")
         except HarnessError as exc:
@@ -662,6 +503,6 @@ def cleanup_dr(run_id: str) -> list[str]:
     for c in docker_client().containers.list(all=True, filters={"label": [f"{RUN_ID_LABEL}={run_id}",
                                                                           f"{DR_LABEL}=true",
                                                                           f"{MANAGED_LABEL}=true"]}):
-        _remove_quietly(c)
+        remove_quietly(c)
         gone.append(c.name)
     return gone

@@ -110,16 +110,18 @@ def _db_credentials(s3_endpoint: str) -> dict[str, Any]:
 
 def _writable_primary(run_id: str) -> str:
     """The container holding ``postgres`` if it is running and writable, else ''."""
+    from harness.containers import run_container
     from harness.dr import replication
+    from harness.dr.pg_container import in_recovery
 
     name = replication.current_primary(run_id)
     if not name:
         return ""
     try:
-        c = replication._get(name, run_id)
+        c = run_container(name, run_id)
         if c.status != "running":
             return ""
-        return name if not replication._in_recovery(c) else ""
+        return name if not in_recovery(c) else ""
     except HarnessError:
         return ""
 
@@ -134,7 +136,9 @@ def recover_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups",
     point at it)."""
     safety.require_run_id(run_id)
     kube = _kube_target(run_id, kube_namespace, kube_context, kubeconfig)
+    from harness.containers import run_container
     from harness.dr import backup, replication
+    from harness.dr.pg_container import wait_accepting
 
     current = _writable_primary(run_id)
     if current:
@@ -144,7 +148,7 @@ def recover_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups",
                 **({"endpoint_slice": slice_} if slice_ else {})}
     t0 = time.time()
     creds = _db_credentials(s3_endpoint)
-    image = replication._get(replication.primary_name(run_id), run_id).attrs["Config"]["Image"]
+    image = run_container(replication.primary_name(run_id), run_id).attrs["Config"]["Image"]
     taken = {c.name for c in safety.run_containers(run_id, all=True)}
     n = 1
     while f"i2s-{run_id}-postgres-region{n}" in taken:
@@ -160,7 +164,7 @@ def recover_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups",
         labels=labels_for(run_id, **{ROLE_LABEL: "postgres-dr", replication.DR_LABEL: "true"}),
         network=f"i2s-{run_id}", ports={"5432/tcp": ("127.0.0.1", None)})
     try:
-        replication._wait_accepting(container, timeout_s, writable=True)
+        wait_accepting(container, timeout_s, writable=True)
         created_s = time.time() - t0
         restored = (backup.restore_backup(key, run_id, s3_endpoint, target_container=name, bucket=bucket,
                                           timeout_s=timeout_s) if key else

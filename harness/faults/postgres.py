@@ -78,10 +78,11 @@ def _kube_apis(kube: dict) -> Any:
 
 def _container_ip(run_id: str, container: str) -> str:
     """``container``'s IPv4 address on the run's network (where the kind nodes reach it)."""
+    from harness.containers import run_container
     from harness.dr import replication
 
     network = replication.network_name(run_id)
-    c = replication._get(container, run_id)  # refuses a container that is not the run's
+    c = run_container(container, run_id)  # refuses a container that is not the run's
     ip = (((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}).get("IPAddress") or ""
     try:
         return str(ipaddress.IPv4Address(ip))
@@ -175,7 +176,7 @@ def start_standby(run_id: str, synchronous: bool = False) -> dict:
 
     synchronous = _as_bool(synchronous)
     primary = replication.current_primary(run_id) or replication.primary_name(run_id)
-    existing = replication._standby_for(run_id, primary, required=False)
+    existing = replication.standby_for(run_id, primary, required=False)
     if existing:
         lag = replication.replication_lag(run_id, primary, existing)
         if lag["streaming"] and lag["sync_state"] == ("sync" if synchronous else "async"):
@@ -226,7 +227,7 @@ def partition_standby(run_id: str) -> dict:
     from harness.dr import replication
 
     primary = replication.current_primary(run_id) or replication.primary_name(run_id)
-    standby = replication._standby_for(run_id, primary)
+    standby = replication.standby_for(run_id, primary)
     network = replication.network_name(run_id)
     safety.record_injected(run_id, "standby-partitioned", standby,
                            rollback="harness.faults.postgres.heal_standby_partition", arguments={"run_id": run_id},
@@ -242,6 +243,7 @@ def partition_standby(run_id: str) -> dict:
 def heal_standby_partition(run_id: str) -> dict:
     """Re-attach every partitioned standby of the run to its network (idempotent)."""
     safety.require_run_id(run_id)
+    from harness.containers import is_connected
     from harness.dr import replication
     from harness.docker_env import docker_client
 
@@ -253,7 +255,7 @@ def heal_standby_partition(run_id: str) -> dict:
             continue
         container = docker_client().containers.get(fault["target"])
         safety.ensure_labeled(container, run_id)
-        if not replication._connected(container, network):
+        if not is_connected(container, network):
             net.connect(container)
             healed.append(fault["target"])
         safety.record_rolled_back(run_id, "standby-partitioned", fault["target"])

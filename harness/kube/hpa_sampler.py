@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 from harness.errors import UsageError
 from harness.oracles import hpa
 from harness.oracles.hpa_trajectory import ReactionAllowance, TrajectoryResult
+from harness.sampling import Sampler, TickError
 
 __all__ = ["UPSTREAM_E2E_ALLOWANCE", "ORACLE_WORKLOAD", "HpaLoadPlan", "plan_hpa_load", "HpaSampler",
            "observed_samples", "distinct_readings", "load_series", "hpa_has_metrics", "scaled_back_down", "hpa_verdict", "hpa_unmeasured", "plot_hpa",
@@ -158,62 +158,29 @@ def plan_hpa_load(spec: hpa.HPASpec, *, cpu_request_cores: float, cpu_limit_core
 
 
 # -- sampling -----------------------------------------------------------------------------------------
-class HpaSampler:
-    """Calls ``sample()`` every ``interval`` seconds on a daemon thread until ``stop()``.
+class HpaSampler(Sampler[dict[str, Any]]):
+    """Calls ``sample()`` every ``interval`` seconds on a daemon thread until ``stop()``
+    (:class:`harness.sampling.Sampler`); ``samples`` is the series so far.
 
     A sample that raises is recorded as ``{"t_wall": ..., "errors": {"sample": ...}}`` so a gap is
-    visible rather than silent; the loop keeps its cadence from a monotonic clock.
+    visible rather than silent; the cadence is kept on a monotonic clock.
     """
 
     def __init__(self, sample: Callable[[], dict[str, Any]], interval: float = 5.0,
                  wall: Callable[[], float] = time.time, clock: Callable[[], float] = time.monotonic):
-        if interval <= 0:
-            raise UsageError(f"sampling interval {interval} is not positive", "use e.g. 5 seconds")
-        self._sample, self.interval, self._wall, self._clock = sample, interval, wall, clock
-        self._samples: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(sample, interval, name="hpa-sampler", on_error=self._gap, clock=clock, wall=wall)
 
-    def start(self) -> "HpaSampler":
-        if self._thread is not None:
-            raise RuntimeError("sampler already started")
-        self._thread = threading.Thread(target=self._loop, name="hpa-sampler", daemon=True)
-        self._thread.start()
-        return self
+    @staticmethod
+    def _gap(err: TickError) -> dict[str, Any]:
+        return {"t_wall": err.at, "errors": {"sample": str(err)[:200]}}
 
-    def _loop(self) -> None:
-        next_at = self._clock()
-        while not self._stop.is_set():
-            self.sample_once()
-            next_at += self.interval
-            self._stop.wait(max(0.0, next_at - self._clock()))
-
-    def sample_once(self) -> dict[str, Any]:
-        try:
-            s = self._sample()
-        except Exception as exc:  # noqa: BLE001 - keep sampling; the gap is recorded
-            s = {"t_wall": self._wall(), "errors": {"sample": f"{type(exc).__name__}: {exc}"[:200]}}
-        with self._lock:
-            self._samples.append(s)
-        return s
-
-    def stop(self, timeout: float = 30.0) -> list[dict[str, Any]]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.samples
+    @property
+    def interval(self) -> float:
+        return self.interval_s
 
     @property
     def samples(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._samples)
-
-    def __enter__(self) -> "HpaSampler":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.results
 
 
 def observed_samples(samples: Sequence[Mapping[str, Any]], t0_wall: float,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from harness.errors import UsageError
+from harness.sampling import Sampler
 
 __all__ = ["CanaryLedger", "RpoResult", "verify", "canary_key"]
 
@@ -53,25 +53,19 @@ class CanaryLedger:
         self._endpoints: list[str] = []
         self._next_seq = int(start_seq)
         self._rr = 0
-        self.entries: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # one write per tick, one at a time: the ledger's order is the sequence order
+        self._sampler: Sampler[dict[str, Any]] = Sampler(self._tick, self.interval_s, name=f"canary-{run_id}")
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> "CanaryLedger":
-        if self._thread is not None:
-            raise UsageError("CanaryLedger already started", "create a new ledger (with a new start_seq)")
+        """Start writing; a ledger starts once (a second one of the run takes a new ``start_seq``)."""
         self._refresh()
-        self._thread = threading.Thread(target=self._loop, name=f"canary-{self.run_id}", daemon=True)
-        self._thread.start()
+        self._sampler.start()
         return self
 
     def stop(self) -> list[dict[str, Any]]:
         """Stop after the request in flight; returns ``entries``."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.timeout_s + 5)
+        self._sampler.stop(self.timeout_s + 5)
         return self.snapshot()
 
     def __enter__(self) -> "CanaryLedger":
@@ -80,12 +74,16 @@ class CanaryLedger:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        """The writes so far, in sequence order."""
+        return self._sampler.results
+
     def snapshot(self) -> list[dict[str, Any]]:
         """A copy of the entries so far (safe while the thread runs)."""
-        with self._lock:
-            return [dict(e) for e in self.entries]
+        return [dict(e) for e in self._sampler.results]
 
-    # -- the loop ------------------------------------------------------------------------------------
+    # -- one tick ------------------------------------------------------------------------------------
     def _refresh(self) -> None:
         try:
             self._endpoints = list(self._endpoints_fn())
@@ -93,18 +91,11 @@ class CanaryLedger:
             log.debug("endpoints(): %s", exc)
             self._endpoints = []
 
-    def _loop(self) -> None:
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            entry = self._write_one()
-            with self._lock:
-                self.entries.append(entry)
-            if not entry["acked"]:
-                self._refresh()
-            next_at += self.interval_s
-            if next_at < time.monotonic():
-                next_at = time.monotonic()
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
+    def _tick(self) -> dict[str, Any]:
+        entry = self._write_one()
+        if not entry["acked"]:
+            self._refresh()  # replicas may have been replaced
+        return entry
 
     def _write_one(self) -> dict[str, Any]:
         seq = self._next_seq

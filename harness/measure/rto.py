@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from harness.errors import UsageError
+from harness.sampling import Sampler
 
 __all__ = ["Sample", "Prober", "RtoResult", "compute_rto", "plot_timeline", "PROBE_PATH"]
 
@@ -77,8 +78,9 @@ class Prober:
         self._prefix = f"{name}-{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
         self._samples: list[Sample] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # each tick only hands a request to the pool, so a request stuck until its timeout never
+        # delays the schedule; the pool's workers record the samples
+        self._schedule: Sampler[None] = Sampler(self._submit, interval_s, name="prober")
         # Enough workers that requests stuck until their timeout never delay the schedule.
         self._pool = ThreadPoolExecutor(max_workers=int(math.ceil(timeout_s / interval_s)) + 2,
                                         thread_name_prefix=f"{name}-req")
@@ -90,16 +92,11 @@ class Prober:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "Prober":
-        if self._thread is not None:
-            raise RuntimeError("prober already started")
-        self._thread = threading.Thread(target=self._run, name="prober", daemon=True)
-        self._thread.start()
+        self._schedule.start()
         return self
 
     def stop(self) -> list[Sample]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._schedule.stop(5)
         self._pool.shutdown(wait=True, cancel_futures=True)
         return self.samples
 
@@ -115,16 +112,8 @@ class Prober:
             return sorted(self._samples, key=lambda s: s.t)
 
     # -- the schedule ---------------------------------------------------------------------------
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            self._pool.submit(self._probe_once)
-            next_at += self.interval_s
-            delay = next_at - time.monotonic()
-            if delay < 0:  # fell behind (a slow docker call): skip ahead, don't burst
-                next_at = time.monotonic()
-                delay = 0
-            self._stop.wait(delay)
+    def _submit(self) -> None:
+        self._pool.submit(self._probe_once)
 
     def _endpoint(self) -> str | None:
         now = time.monotonic()

@@ -35,7 +35,9 @@ from harness.oracles import hpa
 from harness.oracles.hpa import HPAOracleError, HPASpec, ScalingRules
 
 __all__ = ["ObservedSample", "ReactionAllowance", "Deviation", "TrajectoryResult", "check_trajectory",
-           "load_from_samples", "recommendation_from_sample", "CHECKS"]
+           "load_from_samples", "recommendation_from_sample", "CHECKS", "Trajectory", "observe", "CheckOutcome",
+           "check_bounds", "check_scale_up_rate", "check_scale_down_rate", "check_scale_down_stabilization",
+           "check_stuck_below_target", "faithful_band", "check_late", "check_envelope"]
 
 CHECKS = ("bounds", "scale_up_rate", "scale_down_stabilization", "scale_down_rate", "stuck_below_target",
           "late", "envelope")
@@ -203,57 +205,77 @@ def _value_at(samples: Sequence[ObservedSample], times: List[float], at: float, 
     return pick(samples[j].desired, samples[j + 1].desired)
 
 
-def _policy_limit(rules: ScalingRules, start_for, up: bool) -> Tuple[int, Optional[hpa.ScalingPolicy]]:
-    """Policy limit (max replicas up / min replicas down) and the policy that binds it."""
-    chosen: Optional[hpa.ScalingPolicy] = None
-    result: Optional[int] = None
-    for p in rules.policies:
-        start = start_for(p.period_seconds)
-        if up:
-            proposed = start + p.value if p.type == "Pods" else int(math.ceil(start * (1 + p.value / 100)))
-        else:
-            proposed = start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
-        # Max picks the largest change (highest up-limit, lowest down-floor), Min the smallest
-        wants_high = up == (rules.select_policy != "Min")
-        if result is None or (proposed > result if wants_high else proposed < result):
-            result, chosen = proposed, p
-    return (result if result is not None else 0), chosen
+@dataclass(frozen=True)
+class Trajectory:
+    """The observed samples, sorted, with the rules that apply to them: what every check reads.
 
-
-def check_trajectory(manifest: Union[Mapping[str, Any], HPASpec],
-                     samples: Sequence[Union[ObservedSample, Mapping[str, Any]]], *,
-                     allowance: ReactionAllowance = ReactionAllowance(),
-                     tolerance: float = hpa.DEFAULT_TOLERANCE,
-                     workload: Optional[hpa.WorkloadModel] = None,
-                     load: Optional[hpa.LoadSource] = None,
-                     downscale_stabilization_window: float = hpa.DEFAULT_DOWNSCALE_STABILIZATION_WINDOW,
-                     use_envelope: bool = True) -> TrajectoryResult:
-    """Check ``samples`` against the upstream HPA rules for ``manifest``.
-
-    ``workload`` sets the pod start-up time and per-metric load models for the envelope
-    (requests do not matter: the envelope works in utilization units); ``load`` replaces
-    the load implied by the observed metrics. Without observed metrics and ``load`` the
-    metric-based checks (envelope, late, stuck, metric-based stabilization) are skipped.
+    ``recs`` holds per sample the controller's unstabilized recommendation implied by its metrics
+    (``recommendation_from_sample``); ``reaction`` is the allowance's total (metrics lag + sync).
     """
+
+    spec: HPASpec
+    obs: Tuple[ObservedSample, ...]
+    allowance: ReactionAllowance
+    tolerance: float
+    tolerances: hpa.Tolerances
+    downscale_stabilization_window: float
+    recs: Tuple[Tuple[Optional[int], str], ...]
+
+    @property
+    def times(self) -> List[float]:
+        return [s.t for s in self.obs]
+
+    @property
+    def up_rules(self) -> Optional[ScalingRules]:
+        return self.spec.behavior.scale_up if self.spec.behavior else None
+
+    @property
+    def down_rules(self) -> Optional[ScalingRules]:
+        return self.spec.behavior.scale_down if self.spec.behavior else None
+
+    @property
+    def up_window(self) -> float:
+        return self.up_rules.window(0) if self.up_rules else 0.0
+
+    @property
+    def down_window(self) -> float:
+        d = self.downscale_stabilization_window
+        return self.down_rules.window(d) if self.down_rules else d
+
+    @property
+    def reaction(self) -> float:
+        return self.allowance.total
+
+    @property
+    def have_metrics(self) -> bool:
+        return any(r is not None for r, _ in self.recs)
+
+
+def observe(manifest: Union[Mapping[str, Any], HPASpec], samples: Sequence[Union[ObservedSample, Mapping[str, Any]]],
+            *, allowance: ReactionAllowance = ReactionAllowance(), tolerance: float = hpa.DEFAULT_TOLERANCE,
+            downscale_stabilization_window: float = hpa.DEFAULT_DOWNSCALE_STABILIZATION_WINDOW) -> Trajectory:
+    """Parse the manifest, validate and sort the samples, and derive each sample's recommendation."""
     spec = manifest if isinstance(manifest, HPASpec) else hpa.parse_hpa_manifest(manifest)
-    obs = sorted((ObservedSample.coerce(s, i) for i, s in enumerate(samples)), key=lambda s: s.t)
+    obs = tuple(sorted((ObservedSample.coerce(s, i) for i, s in enumerate(samples)), key=lambda s: s.t))
     if not obs:
         raise HPAOracleError("no samples to check", "pass at least one observed sample")
-    times = [s.t for s in obs]
     tol = hpa.tolerances_for_hpa(spec, tolerance)
-    b = spec.behavior
-    up_rules = b.scale_up if b else None
-    down_rules = b.scale_down if b else None
-    down_window = down_rules.window(downscale_stabilization_window) if down_rules else downscale_stabilization_window
-    up_window = up_rules.window(0) if up_rules else 0.0
-    A = allowance.total
-    devs: List[Deviation] = []
-    checks: Dict[str, str] = {c: "passed" for c in CHECKS}
-    recs = [recommendation_from_sample(spec, s, tol) for s in obs]
-    have_metrics = any(r is not None for r, _ in recs)
+    recs = tuple(recommendation_from_sample(spec, s, tol) for s in obs)
+    return Trajectory(spec, obs, allowance, tolerance, tol, downscale_stabilization_window, recs)
 
-    # (iii) bounds
-    for s in obs:  # one deviation per sample: desired first, else current
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What one check found; ``status`` is reported when it found nothing ("passed", "skipped: why")."""
+
+    deviations: Tuple[Deviation, ...] = ()
+    status: str = "passed"
+
+
+def check_bounds(tr: Trajectory) -> CheckOutcome:
+    """(iii) Never above maxReplicas nor below minReplicas; one deviation per sample, desired first."""
+    spec, devs = tr.spec, []
+    for s in tr.obs:
         for label, v in (("desired", s.desired), ("current", s.current)):
             if v is None:
                 continue
@@ -265,60 +287,85 @@ def check_trajectory(manifest: Union[Mapping[str, Any], HPASpec],
                 devs.append(Deviation("bounds", s.t, f"{label} replicas were {v} at t={_fmt_t(s.t)}, below minReplicas "
                                       f"{spec.min_replicas}", v, spec.min_replicas, spec.max_replicas))
                 break
+    return CheckOutcome(tuple(devs))
 
-    # (iv) scale-up rate and (v) scale-down rate
+
+def check_scale_up_rate(tr: Trajectory) -> CheckOutcome:
+    """(iv) No scale-up faster than the scaleUp policies allow (``calculateScaleUpLimitWithScalingRules``
+    over the observed history), or than ``max(2×current, 4)`` per sync on the legacy path."""
+    spec, obs, times, up_rules, sync = tr.spec, tr.obs, tr.times, tr.up_rules, tr.allowance.sync_period
+    devs = []
     for i in range(1, len(obs)):
         a, bv, tau = obs[i - 1].desired, obs[i].desired, obs[i].t
-        if bv > a and a >= spec.min_replicas and a <= spec.max_replicas:
-            if up_rules is None:
-                # legacy path: max(2*current, 4) per sync, compounded over the syncs in the gap
-                # a gap of length g holds at most ceil(g / period) syncs of a periodic loop
-                syncs = max(1, math.ceil((tau - obs[i - 1].t) / allowance.sync_period - 1e-9))
-                allowed = a
-                for _ in range(syncs):
-                    allowed = hpa.calculate_scale_up_limit(allowed)
-                rule = f"the default limit max(2×current, 4) per {allowance.sync_period:g}s sync"
-                until = tau + allowance.sync_period
-            elif up_rules.select_policy == "Disabled":
-                allowed, rule, until = a, "scaleUp selectPolicy Disabled", math.inf
-            else:
-                limit, pol = _policy_limit(up_rules, lambda P: _value_at(obs, times, tau - P, max), True)
-                allowed = max(limit, a)
-                burst = [obs[j].t for j in range(1, i + 1)
-                         if obs[j].desired > obs[j - 1].desired and obs[j].t > tau - (pol.period_seconds if pol else 0)]
-                until = (burst[0] if burst else tau) + (pol.period_seconds if pol else 0)
-                rule = f"the scaleUp policy {pol.describe()}" if pol else "the scaleUp policies"
-                if len(up_rules.policies) > 1:
-                    rule += f" (select {up_rules.select_policy})"
-            allowed = min(allowed, spec.max_replicas) if bv <= spec.max_replicas else allowed
-            if bv > allowed:
-                until_s = "" if until == math.inf else f" until t={_fmt_t(until)}"
-                devs.append(Deviation("scale_up_rate", tau, f"replicas went {a}→{bv} at t={_fmt_t(tau)}, but {rule} "
-                                      f"allows at most {allowed}{until_s}", bv, None, allowed))
-        elif bv < a and a <= spec.max_replicas:
-            if down_rules is None:
-                continue  # legacy path: no scale-down rate limit
-            if down_rules.select_policy == "Disabled":
-                floor, rule = a, "scaleDown selectPolicy Disabled"
-            else:
-                limit, pol = _policy_limit(down_rules, lambda P: _value_at(obs, times, tau - P, min), False)
-                floor = min(a, max(spec.min_replicas, limit))
-                rule = f"the scaleDown policy {pol.describe()}" if pol else "the scaleDown policies"
-                if len(down_rules.policies) > 1:
-                    rule += f" (select {down_rules.select_policy})"
-            if bv < floor:
-                devs.append(Deviation("scale_down_rate", tau, f"replicas went {a}→{bv} at t={_fmt_t(tau)}, but {rule} "
-                                      f"allows no fewer than {floor}", bv, floor, None))
+        if not (bv > a and spec.min_replicas <= a <= spec.max_replicas):
+            continue
+        if up_rules is None:
+            # legacy path: max(2*current, 4) per sync, compounded over the syncs in the gap;
+            # a gap of length g holds at most ceil(g / period) syncs of a periodic loop
+            syncs = max(1, math.ceil((tau - obs[i - 1].t) / sync - 1e-9))
+            allowed = a
+            for _ in range(syncs):
+                allowed = hpa.calculate_scale_up_limit(allowed)
+            rule = f"the default limit max(2×current, 4) per {sync:g}s sync"
+            until = tau + sync
+        elif up_rules.select_policy == "Disabled":
+            allowed, rule, until = a, "scaleUp selectPolicy Disabled", math.inf
+        else:
+            limit, pol = hpa.policy_limit(up_rules, lambda P: _value_at(obs, times, tau - P, max), up=True)
+            allowed = max(limit, a)
+            period = pol.period_seconds if pol else 0
+            burst = [obs[j].t for j in range(1, i + 1) if obs[j].desired > obs[j - 1].desired and obs[j].t > tau - period]
+            until = (burst[0] if burst else tau) + period
+            rule = f"the scaleUp policy {pol.describe()}" if pol else "the scaleUp policies"
+            if len(up_rules.policies) > 1:
+                rule += f" (select {up_rules.select_policy})"
+        allowed = min(allowed, spec.max_replicas) if bv <= spec.max_replicas else allowed
+        if bv > allowed:
+            until_s = "" if until == math.inf else f" until t={_fmt_t(until)}"
+            devs.append(Deviation("scale_up_rate", tau, f"replicas went {a}→{bv} at t={_fmt_t(tau)}, but {rule} "
+                                  f"allows at most {allowed}{until_s}", bv, None, allowed))
+    return CheckOutcome(tuple(devs))
 
-    # (v) scale-down stabilization: a scale-up to v records a recommendation >= v, which
-    # forbids going below v for one scale-down window; metric recommendations likewise
+
+def check_scale_down_rate(tr: Trajectory) -> CheckOutcome:
+    """(v) No scale-down faster than the scaleDown policies allow (the legacy path has no limit)."""
+    spec, obs, times, down_rules = tr.spec, tr.obs, tr.times, tr.down_rules
+    if down_rules is None:
+        return CheckOutcome()
+    devs = []
+    for i in range(1, len(obs)):
+        a, bv, tau = obs[i - 1].desired, obs[i].desired, obs[i].t
+        if not (bv < a <= spec.max_replicas):
+            continue
+        if down_rules.select_policy == "Disabled":
+            floor, rule = a, "scaleDown selectPolicy Disabled"
+        else:
+            limit, pol = hpa.policy_limit(down_rules, lambda P: _value_at(obs, times, tau - P, min), up=False)
+            floor = min(a, max(spec.min_replicas, limit))
+            rule = f"the scaleDown policy {pol.describe()}" if pol else "the scaleDown policies"
+            if len(down_rules.policies) > 1:
+                rule += f" (select {down_rules.select_policy})"
+        if bv < floor:
+            devs.append(Deviation("scale_down_rate", tau, f"replicas went {a}→{bv} at t={_fmt_t(tau)}, but {rule} "
+                                  f"allows no fewer than {floor}", bv, floor, None))
+    return CheckOutcome(tuple(devs))
+
+
+def check_scale_down_stabilization(tr: Trajectory) -> CheckOutcome:
+    """(v) No scale-down while a recommendation inside the stabilization window was higher.
+
+    A scale-up to v records a recommendation >= v, which forbids going below v for one
+    scale-down window; the recommendations implied by observed metrics likewise.
+    """
+    spec, obs, recs, down_window, A = tr.spec, tr.obs, tr.recs, tr.down_window, tr.reaction
     ups = [(obs[j - 1].t, obs[j].desired) for j in range(1, len(obs))
            if obs[j].desired > obs[j - 1].desired and obs[j - 1].desired >= spec.min_replicas]
+    devs = []
     for i in range(1, len(obs)):
         a, bv, tau = obs[i - 1].desired, obs[i].desired, obs[i].t
         if bv >= a or a > spec.max_replicas:
             continue
-        blocking = [(u, v) for u, v in ups if v > bv and u < tau and tau < u + down_window]
+        blocking = [(u, v) for u, v in ups if v > bv and u < tau < u + down_window]
         if blocking:
             u, v = blocking[-1]
             devs.append(Deviation("scale_down_stabilization", tau,
@@ -330,7 +377,7 @@ def check_trajectory(manifest: Union[Mapping[str, Any], HPASpec],
         # sample: count it only if even its earliest possible time is inside the window
         window = [(obs[j].t, recs[j]) for j in range(len(obs))
                   if recs[j][0] is not None and obs[j].t <= tau - A
-                  and (obs[j - 1].t if j else obs[0].t - allowance.sync_period) > tau - down_window]
+                  and (obs[j - 1].t if j else obs[0].t - tr.allowance.sync_period) > tau - down_window]
         if window:
             tj, (rj, why) = max(window, key=lambda x: (x[1][0], x[0]))  # the latest highest binds longest
             need = min(a, rj)  # type: ignore[type-var]
@@ -340,90 +387,161 @@ def check_trajectory(manifest: Union[Mapping[str, Any], HPASpec],
                                       f"recommended {rj}, inside the scaleDown stabilization window of "
                                       f"{down_window:g}s (no scale-down below {need} before t={_fmt_t(tj + down_window)})",
                                       bv, need, None))
-    if not have_metrics:
-        checks["scale_down_stabilization"] = "passed (event-based only: no metrics observed)"
+    status = "passed" if tr.have_metrics else "passed (event-based only: no metrics observed)"
+    return CheckOutcome(tuple(devs), status)
 
-    # (vi) stuck below target
-    if not have_metrics:
-        checks["stuck_below_target"] = "skipped: no metrics observed"
-    elif up_rules is not None and up_rules.select_policy == "Disabled":
-        checks["stuck_below_target"] = "skipped: scaleUp selectPolicy Disabled"
-    else:
-        longest = up_rules.longest_period() if up_rules else allowance.sync_period
-        threshold = up_window + longest + A + allowance.sync_period
-        run_start: Optional[int] = None
-        reported = False
-        for i, s in enumerate(obs):
-            rec, _ = recs[i]
-            below = rec is not None and rec > s.desired and s.desired < spec.max_replicas
-            raised = i > 0 and s.desired > obs[i - 1].desired
-            if not below:
-                run_start, reported = None, False
-                continue
-            if raised or run_start is None:  # a scale-up restarts the clock
-                run_start, reported = i, False
-                continue
-            if not reported and s.t - obs[run_start].t > threshold:
-                _, why = recs[run_start]
-                devs.append(Deviation("stuck_below_target", obs[run_start].t,
-                                      f"replicas stuck at {s.desired} from t={_fmt_t(obs[run_start].t)} to "
-                                      f"t={_fmt_t(s.t)} while {why} demanded {rec}, longer than the "
-                                      f"{threshold:g}s a faithful controller needs to react", s.desired, rec, None))
-                reported = True
 
-    # (i) envelope and (ii) late
-    expected: List[Tuple[float, int, int, int]] = []
+def check_stuck_below_target(tr: Trajectory) -> CheckOutcome:
+    """(vi) Not held below what the metric demands for longer than the scale-up window, the longest
+    policy period and the reaction allowance allow (a scale-up restarts the clock)."""
+    spec, obs, recs, up_rules, sync = tr.spec, tr.obs, tr.recs, tr.up_rules, tr.allowance.sync_period
+    if not tr.have_metrics:
+        return CheckOutcome(status="skipped: no metrics observed")
+    if up_rules is not None and up_rules.select_policy == "Disabled":
+        return CheckOutcome(status="skipped: scaleUp selectPolicy Disabled")
+    longest = up_rules.longest_period() if up_rules else sync
+    threshold = tr.up_window + longest + tr.reaction + sync
+    devs = []
+    run_start: Optional[int] = None
+    reported = False
+    for i, s in enumerate(obs):
+        rec, _ = recs[i]
+        below = rec is not None and rec > s.desired and s.desired < spec.max_replicas
+        raised = i > 0 and s.desired > obs[i - 1].desired
+        if not below:
+            run_start, reported = None, False
+            continue
+        if raised or run_start is None:
+            run_start, reported = i, False
+            continue
+        if not reported and s.t - obs[run_start].t > threshold:
+            _, why = recs[run_start]
+            devs.append(Deviation("stuck_below_target", obs[run_start].t,
+                                  f"replicas stuck at {s.desired} from t={_fmt_t(obs[run_start].t)} to "
+                                  f"t={_fmt_t(s.t)} while {why} demanded {rec}, longer than the "
+                                  f"{threshold:g}s a faithful controller needs to react", s.desired, rec, None))
+            reported = True
+    return CheckOutcome(tuple(devs))
+
+
+def faithful_band(tr: Trajectory, *, workload: Optional[hpa.WorkloadModel] = None,
+                  load: Optional[hpa.LoadSource] = None, use_envelope: bool = True
+                  ) -> Tuple[Optional[hpa.Envelope], str]:
+    """The envelope (i)/(ii) compare against, or ``(None, why it was skipped)``.
+
+    Without ``load`` the load implied by the observed metrics is used (requests taken as 1 per
+    pod: the envelope works in utilization units). The observed metric of a sample may be up to
+    one sample interval older than the value the controller acted on, hence the negative lag;
+    the phases cover sync alignment and the band's window (the allowance) a later reaction.
+    """
     if not use_envelope:
-        checks["envelope"] = checks["late"] = "skipped: envelope disabled"
-    elif load is None and not have_metrics:
-        checks["envelope"] = checks["late"] = "skipped: no metrics observed and no load given"
-    else:
-        wl = workload or hpa.WorkloadModel(pod_startup_seconds=allowance.pod_startup,
-                                           metric_resolution_seconds=allowance.metrics_lag)
-        if load is None:
-            wl = hpa.WorkloadModel(requests={m.name: 1 for m in spec.metrics if m.type in ("Resource", "ContainerResource")},
-                                   pod_startup_seconds=wl.pod_startup_seconds,
-                                   metric_resolution_seconds=wl.metric_resolution_seconds,
-                                   metric_models=wl.metric_models)
-            load = load_from_samples(spec, obs, wl)
-        # the observed metric of a sample may be up to one sample interval older than the
-        # value the controller acted on, hence the negative lag; phases cover sync alignment
-        # and the band's window (the allowance) covers a controller reacting later
-        gaps = sorted(b2.t - a2.t for a2, b2 in zip(obs, obs[1:])) or [0.0]
-        dt = gaps[len(gaps) // 2]
-        sp = allowance.sync_period
-        env = hpa.envelope(spec, obs[0].desired, load, start=obs[0].t, end=obs[-1].t, workload=wl,
-                           sync_period=sp, reaction_allowance=A, phase_offsets=(0.0, sp / 3, 2 * sp / 3),
-                           lags=sorted({-dt, 0.0}),
-                           config=hpa.CalculatorConfig(tolerances=hpa.Tolerances(tolerance, tolerance)),
-                           downscale_stabilization_window=downscale_stabilization_window)
-        highest = 0
-        for i, s in enumerate(obs):
-            highest = max(highest, s.desired)
-            p = env.at(s.t)
-            expected.append((s.t, p.expected, p.lo, p.hi))
-            if p.lo <= s.desired <= p.hi:
-                continue
-            # "late" = never got as high as a faithful controller is by now (not a premature drop)
-            if s.desired < p.lo and p.expected > s.desired and highest < p.lo:
-                devs.append(Deviation("late", s.t, f"replicas were {s.desired} at t={_fmt_t(s.t)}, but a faithful "
-                                      f"controller reaches {p.lo} by then (expected {p.expected}, allowance {A:g}s)",
-                                      s.desired, p.lo, p.hi))
-            else:
-                side = "below" if s.desired < p.lo else "above"
-                devs.append(Deviation("envelope", s.t, f"replicas were {s.desired} at t={_fmt_t(s.t)}, {side} the "
-                                      f"band {p.lo}..{p.hi} a faithful controller could show (expected {p.expected})",
-                                      s.desired, p.lo, p.hi))
+        return None, "skipped: envelope disabled"
+    if load is None and not tr.have_metrics:
+        return None, "skipped: no metrics observed and no load given"
+    obs, spec, allowance = tr.obs, tr.spec, tr.allowance
+    wl = workload or hpa.WorkloadModel(pod_startup_seconds=allowance.pod_startup,
+                                       metric_resolution_seconds=allowance.metrics_lag)
+    if load is None:
+        wl = hpa.WorkloadModel(requests={m.name: 1 for m in spec.metrics if m.type in ("Resource", "ContainerResource")},
+                               pod_startup_seconds=wl.pod_startup_seconds,
+                               metric_resolution_seconds=wl.metric_resolution_seconds,
+                               metric_models=wl.metric_models)
+        load = load_from_samples(spec, obs, wl)
+    gaps = sorted(b2.t - a2.t for a2, b2 in zip(obs, obs[1:])) or [0.0]
+    dt = gaps[len(gaps) // 2]
+    sp = allowance.sync_period
+    env = hpa.envelope(spec, obs[0].desired, load, start=obs[0].t, end=obs[-1].t, workload=wl,
+                       sync_period=sp, reaction_allowance=tr.reaction, phase_offsets=(0.0, sp / 3, 2 * sp / 3),
+                       lags=sorted({-dt, 0.0}),
+                       config=hpa.CalculatorConfig(tolerances=hpa.Tolerances(tr.tolerance, tr.tolerance)),
+                       downscale_stabilization_window=tr.downscale_stabilization_window)
+    return env, "passed"
 
-    for d in devs:
-        checks[d.kind] = "failed"
-    devs.sort(key=lambda d: (d.t, CHECKS.index(d.kind)))
+
+def _late_samples(tr: Trajectory, band: hpa.Envelope) -> List[bool]:
+    """Per sample: outside the band because it never got as high as a faithful controller is by
+    now ("late"), as opposed to any other excursion (a premature drop, an overshoot)."""
+    out, highest = [], 0
+    for s in tr.obs:
+        highest = max(highest, s.desired)
+        p = band.at(s.t)
+        out.append(s.desired < p.lo and p.expected > s.desired and highest < p.lo)
+    return out
+
+
+def check_late(tr: Trajectory, band: Optional[hpa.Envelope], skipped: str = "") -> CheckOutcome:
+    """(ii) The expected replicas are reached in time: below the band while the nominal controller
+    is above the observed value, and never yet as high as the band."""
+    if band is None:
+        return CheckOutcome(status=skipped)
+    devs = []
+    for s, late in zip(tr.obs, _late_samples(tr, band)):
+        if late:
+            p = band.at(s.t)
+            devs.append(Deviation("late", s.t, f"replicas were {s.desired} at t={_fmt_t(s.t)}, but a faithful "
+                                  f"controller reaches {p.lo} by then (expected {p.expected}, allowance "
+                                  f"{tr.reaction:g}s)", s.desired, p.lo, p.hi))
+    return CheckOutcome(tuple(devs))
+
+
+def check_envelope(tr: Trajectory, band: Optional[hpa.Envelope], skipped: str = "") -> CheckOutcome:
+    """(i) The replicas stay inside the band a faithful controller could show (excursions that are
+    only lateness are ``check_late``'s)."""
+    if band is None:
+        return CheckOutcome(status=skipped)
+    devs = []
+    for s, late in zip(tr.obs, _late_samples(tr, band)):
+        p = band.at(s.t)
+        if p.lo <= s.desired <= p.hi or late:
+            continue
+        side = "below" if s.desired < p.lo else "above"
+        devs.append(Deviation("envelope", s.t, f"replicas were {s.desired} at t={_fmt_t(s.t)}, {side} the "
+                              f"band {p.lo}..{p.hi} a faithful controller could show (expected {p.expected})",
+                              s.desired, p.lo, p.hi))
+    return CheckOutcome(tuple(devs))
+
+
+def _explain(tr: Trajectory, devs: Sequence[Deviation]) -> str:
+    """The first deviation of the most basic kind, or a one-sentence pass."""
+    obs, spec = tr.obs, tr.spec
     if devs:
         first = min(devs, key=lambda d: (CHECKS.index(d.kind), d.t))
         more = len(devs) - 1
-        explanation = first.message + (f" (and {more} more deviation{'s' if more > 1 else ''})" if more else "") + "."
-    else:
-        explanation = (f"The {len(obs)} samples from t={_fmt_t(obs[0].t)} to t={_fmt_t(obs[-1].t)} follow the upstream "
-                       f"HPA rules for {spec.name or 'the HPA'} (bounds {spec.min_replicas}..{spec.max_replicas}, "
-                       f"policies and stabilization windows, reaction allowance {A:g}s).")
-    return TrajectoryResult(not devs, devs, explanation, checks, len(obs), expected)
+        return first.message + (f" (and {more} more deviation{'s' if more > 1 else ''})" if more else "") + "."
+    return (f"The {len(obs)} samples from t={_fmt_t(obs[0].t)} to t={_fmt_t(obs[-1].t)} follow the upstream "
+            f"HPA rules for {spec.name or 'the HPA'} (bounds {spec.min_replicas}..{spec.max_replicas}, "
+            f"policies and stabilization windows, reaction allowance {tr.reaction:g}s).")
+
+
+def check_trajectory(manifest: Union[Mapping[str, Any], HPASpec],
+                     samples: Sequence[Union[ObservedSample, Mapping[str, Any]]], *,
+                     allowance: ReactionAllowance = ReactionAllowance(),
+                     tolerance: float = hpa.DEFAULT_TOLERANCE,
+                     workload: Optional[hpa.WorkloadModel] = None,
+                     load: Optional[hpa.LoadSource] = None,
+                     downscale_stabilization_window: float = hpa.DEFAULT_DOWNSCALE_STABILIZATION_WINDOW,
+                     use_envelope: bool = True) -> TrajectoryResult:
+    """Check ``samples`` against the upstream HPA rules for ``manifest``: every check in ``CHECKS``.
+
+    ``workload`` sets the pod start-up time and per-metric load models for the envelope
+    (requests do not matter: the envelope works in utilization units); ``load`` replaces
+    the load implied by the observed metrics. Without observed metrics and ``load`` the
+    metric-based checks (envelope, late, stuck, metric-based stabilization) are skipped.
+    """
+    tr = observe(manifest, samples, allowance=allowance, tolerance=tolerance,
+                 downscale_stabilization_window=downscale_stabilization_window)
+    band, skipped = faithful_band(tr, workload=workload, load=load, use_envelope=use_envelope)
+    outcomes = {
+        "bounds": check_bounds(tr),
+        "scale_up_rate": check_scale_up_rate(tr),
+        "scale_down_stabilization": check_scale_down_stabilization(tr),
+        "scale_down_rate": check_scale_down_rate(tr),
+        "stuck_below_target": check_stuck_below_target(tr),
+        "late": check_late(tr, band, skipped),
+        "envelope": check_envelope(tr, band, skipped),
+    }
+    devs = sorted((d for o in outcomes.values() for d in o.deviations), key=lambda d: (d.t, CHECKS.index(d.kind)))
+    checks = {kind: ("failed" if o.deviations else o.status) for kind, o in outcomes.items()}
+    expected = ([(s.t, band.at(s.t).expected, band.at(s.t).lo, band.at(s.t).hi) for s in tr.obs]
+                if band is not None else [])
+    return TrajectoryResult(not devs, devs, _explain(tr, devs), {c: checks[c] for c in CHECKS}, len(tr.obs), expected)

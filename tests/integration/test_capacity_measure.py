@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from harness.capacity.measure import (MeasureConfig, SingleReplicaDockerPlatform, SloSpec, measure_capacity,
-                                      replica_under_test)
+from harness.capacity.measure import MeasureConfig, SloSpec, measure_capacity
+from harness.capacity.replica import SingleReplicaDockerPlatform, replica_under_test
 from harness.config import load_settings
 from harness.docker_env import docker_client
 from harness.labels import RUN_ID_LABEL

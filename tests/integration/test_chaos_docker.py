@@ -57,10 +57,12 @@ def docker_settings(tmp_path_factory):
 
 
 def _db_running(env: SimpleNamespace) -> bool:
+    from harness.containers import run_container
     from harness.dr import replication
+    from harness.dr.pg_container import in_recovery
 
-    c = replication._get(replication.current_primary(env.settings.run_id), env.settings.run_id)
-    return c.status == "running" and not replication._in_recovery(c)
+    c = run_container(replication.current_primary(env.settings.run_id), env.settings.run_id)
+    return c.status == "running" and not in_recovery(c)
 
 
 def _serving(env: SimpleNamespace) -> bool:

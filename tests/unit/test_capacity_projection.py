@@ -16,9 +16,10 @@ import yaml
 from harness.capacity import CapacityInputError
 from harness.capacity.calibrate import (ObservedPoint, calibrate, observed_trajectory, offered_from_seconds,
                                         project_observed_load)
-from harness.capacity.measure import (CapacityMeasurement, KubeReplica, MeasureConfig, RampResult, measure_config, SloSpec,
-                                      UsageReading, agreement, cpu_cores_between, docker_reading, fit_cpu_line,
-                                      measure_ramp, replica_under_test, summarize_step)
+from harness.capacity.measure import (CapacityMeasurement, MeasureConfig, RampResult, SloSpec, measure_config, agreement,
+                                      fit_cpu_line, measure_ramp, summarize_step)
+from harness.capacity.replica import KubeReplica, replica_under_test
+from harness.capacity.usage import UsageReading, cpu_cores_between, docker_reading
 from harness.capacity.project import (NODE_GROUPS_FILE, ReplicaModel, TrafficProfile, allocatable,
                                       load_infrastructure, nodes_for_pods, pod_resources, pods_per_node,
                                       profile_from_settings, project_all, project_environment, static_capacity)

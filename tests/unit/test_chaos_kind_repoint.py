@@ -188,7 +188,8 @@ def env(monkeypatch, tmp_path, kubeconfig):
 @pytest.fixture
 def world(monkeypatch):
     """The fake cluster and Docker side on one timeline; ``targets``: every client that was built."""
-    from harness.dr import backup, replication
+    from harness import containers
+    from harness.dr import backup, pg_container, replication
     from harness.kube import client as kube_client
 
     timeline: list = []
@@ -200,9 +201,10 @@ def world(monkeypatch):
         return world.kube.apis().client  # a fresh ApiClient on the (possibly replaced) fake
 
     monkeypatch.setattr(kube_client, "api_client", api_client)
-    for name in ("current_primary", "_get", "fail_over", "restore_primary", "stop_database", "move_alias"):
+    for name in ("current_primary", "fail_over", "restore_primary", "stop_database", "move_alias"):
         monkeypatch.setattr(replication, name, getattr(docker, name))
-    monkeypatch.setattr(replication, "_wait_accepting", lambda c, timeout, writable=None: None)
+    monkeypatch.setattr(containers, "run_container", docker._get)
+    monkeypatch.setattr(pg_container, "wait_accepting", lambda c, timeout, writable=None: None)
     monkeypatch.setattr(safety, "_docker", docker.client)
     monkeypatch.setattr(backup, "restore_latest", lambda run_id, s3, target_container, bucket, timeout_s: (
         timeline.append(("docker", "restore_latest", target_container))

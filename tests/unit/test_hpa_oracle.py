@@ -787,3 +787,45 @@ def test_envelope_contains_nominal_and_widens_with_allowance():
     assert all(p.lo <= p.expected <= p.hi for p in env.points)
     assert env.at(120).lo == 2 and env.at(120).hi == 4  # 2->4 at t=105s: a lagging controller may still show 2
     assert env.at(500).lo == env.at(500).hi == 6
+
+
+# ---------------------------------------------------------------------------------------
+# int64 overflow of the summed External metric (replica_calculator.go after kubernetes PRs
+# #127050 "Fix int overflow in GetExternalPerPodMetricReplicas" and #133888 "prevent integer
+# overflow in external metrics sum"): Go sums int64 series values; upstream caps the sum at
+# MaxInt64 and reports MaxInt64 as the per-pod usage once float64(usage) reaches 2^63.
+# ---------------------------------------------------------------------------------------
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+
+def test_external_per_pod_usage_at_int64_overflow_is_capped_at_max_int64():
+    out = hpa.get_external_per_pod_metric_replicas(1, 1000, [INT64_MAX, 1], TESTING)
+    assert out.usage == INT64_MAX  # Python's unbounded sum reported 2**63 here: one above MaxInt64
+    assert out.replicas == INT32_MAX  # ceil(usage / target) clamped to int32
+
+
+def test_external_per_pod_usage_reports_max_int64_once_float64_rounds_to_2_63():
+    # float64(MaxInt64 - 100) == 2**63, so upstream's ">= float64(MaxInt64)" guard reports MaxInt64
+    # instead of ceil(usage / statusReplicas).
+    out = hpa.get_external_per_pod_metric_replicas(2, 1000, [INT64_MAX - 100], TESTING)
+    assert out.usage == INT64_MAX
+
+
+def test_external_per_pod_negative_running_sum_is_taken_for_overflow_as_upstream_does():
+    # upstream: "usage < 0: the only way we would ever get here is because of an Int64 overflow"
+    out = hpa.get_external_per_pod_metric_replicas(2, 1000, [-5], TESTING)
+    assert out.usage == INT64_MAX and out.replicas == INT32_MAX
+
+
+def test_external_value_sum_is_capped_at_max_int64():
+    pods = [PodInput(f"p{i}") for i in range(3)]
+    out = hpa.get_external_metric_replicas(3, 1000, [INT64_MAX, 5], pods, TESTING)
+    assert out.usage == INT64_MAX
+    assert out.replicas == INT32_MAX  # usage ratio x 3 ready pods, clamped to int32
+
+
+def test_external_sums_without_overflow_are_unchanged():
+    assert hpa.get_external_per_pod_metric_replicas(3, 1000, [4000, 5000], TESTING).usage == 3000
+    pods = [PodInput(f"p{i}") for i in range(3)]
+    assert hpa.get_external_metric_replicas(3, 1000, [4000, -1000], pods, TESTING).usage == 3000

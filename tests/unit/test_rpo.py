@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness.dr.backup import implied_rpo_s
+from harness.dr.backup_schedule import implied_rpo_s
 from harness.errors import UsageError
 from harness.measure.rpo import CanaryLedger, canary_key, verify
 

@@ -1,0 +1,163 @@
+"""The replica under test: one conductor, limited as its manifest says, that load goes to and usage is
+read from -- a container on the docker platform (``DockerReplica``), the Deployment pinned to one pod on
+kind (``KubeReplica``). ``replica_under_test`` picks the one the platform allows; an existing cluster
+(``context``) is refused, because pinning its HPA would change a real environment."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Callable
+
+from harness.capacity.usage import UsageReading, docker_reading
+from harness.config import Settings
+from harness.errors import HarnessError, UnsafeTarget
+from harness.manifests import ConductorSpec
+from harness.platforms.base import Fault, Platform, Replica
+from harness.platforms.docker import DockerPlatform  # no Docker SDK import until a client is made
+
+if TYPE_CHECKING:  # the Kubernetes client is imported only where a cluster is used
+    from harness.kube.client import Apis
+    from harness.platforms.kind import KindPlatform
+
+__all__ = ["ReplicaUnderTest", "DockerReplica", "KubeReplica", "SingleReplicaDockerPlatform", "replica_under_test"]
+
+
+class ReplicaUnderTest(ABC):
+    """One conductor replica, limited as its manifest says, that load goes to and usage is read from."""
+
+    name: str
+    endpoint: str
+    cpu_limit_cores: float
+    memory_limit_bytes: float
+
+    @abstractmethod
+    def read_usage(self) -> UsageReading:
+        """One reading of the replica's CPU and memory."""
+
+    def __init__(self, platform: Platform):
+        self.platform = platform
+
+    def _replica(self) -> Replica:
+        return next(r for r in self.platform.replicas() if r.name == self.name)
+
+    def set_cpu_cost(self, ms: float) -> None:
+        """The conductor's CPU work per request, at runtime (its fault endpoint)."""
+        self.platform.set_fault(self._replica(), Fault(cpu_cost_ms=ms))
+
+    def clear_faults(self) -> None:
+        self.platform.clear_fault(self._replica())
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "platform": self.platform.name,
+                "cpu_limit_cores": self.cpu_limit_cores, "memory_limit_bytes": self.memory_limit_bytes}
+
+
+class DockerReplica(ReplicaUnderTest):
+    """A conductor container; its limits are the container's (``nano_cpus``/``mem_limit``)."""
+
+    def __init__(self, platform: DockerPlatform, replica: str | None = None):
+        super().__init__(platform)
+        self.platform: DockerPlatform = platform
+        names = [r.name for r in platform.replicas()]
+        if not names:
+            raise HarnessError("the docker platform runs no conductor", "bring the platform up first")
+        self.name = replica or names[0]
+        self.container = platform.container(self.name)
+        host = self.container.attrs.get("HostConfig", {})
+        nano = host.get("NanoCpus") or 0
+        if not nano:
+            raise HarnessError(f"container {self.container.name} has no CPU limit, so its capacity would be the "
+                               "host's", "give the Deployment a CPU limit (resources.limits.cpu)")
+        self.cpu_limit_cores = nano / 1e9
+        self.memory_limit_bytes = float(host.get("Memory") or 0)
+        self.endpoint = platform.endpoints()[names.index(self.name)]
+
+    def read_usage(self) -> UsageReading:
+        return docker_reading(self.container.stats(stream=False), time.time())
+
+
+class KubeReplica(ReplicaUnderTest):
+    """The conductor Deployment pinned to one pod (its HPA held at 1..1), read through metrics.k8s.io.
+
+    ``pin()`` records the HPA's bounds and sets min = max = 1 and the Deployment's scale to 1;
+    ``restore()`` puts the bounds back. The pod keeps the manifest's requests and limits.
+    """
+
+    def __init__(self, platform: KindPlatform, *, apis: Apis | None = None, namespace: str | None = None, hpa_name: str = "conductor-hpa",
+                 deployment: str = "conductor", selector: str = "app=conductor", endpoint: str | None = None,
+                 cpu_limit_cores: float | None = None, memory_limit_bytes: float | None = None,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+        super().__init__(platform)
+        spec = platform.spec
+        self.apis = apis if apis is not None else platform.apis
+        self.namespace = namespace or spec.namespace
+        self.hpa_name, self.deployment, self.selector = hpa_name, deployment, selector
+        self.endpoint = endpoint or platform.endpoints()[0]
+        self.cpu_limit_cores = cpu_limit_cores if cpu_limit_cores is not None else spec.cpu_limit
+        self.memory_limit_bytes = memory_limit_bytes if memory_limit_bytes is not None else spec.memory_limit
+        self._clock, self._sleep = clock, sleep
+        self._saved: tuple[int, int] | None = None
+        self.name = ""
+
+    def pin(self, timeout: float = 180.0) -> None:
+        h = self.apis.autoscaling.read_namespaced_horizontal_pod_autoscaler(self.hpa_name, self.namespace)
+        self._saved = (h.spec.min_replicas, h.spec.max_replicas)
+        self.apis.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+            self.hpa_name, self.namespace, {"spec": {"minReplicas": 1, "maxReplicas": 1}})
+        self.apis.apps.patch_namespaced_deployment_scale(self.deployment, self.namespace, {"spec": {"replicas": 1}})
+        deadline = self._clock() + timeout
+        while True:
+            st = self.apis.apps.read_namespaced_deployment_status(self.deployment, self.namespace).status
+            if (st.replicas or 0) == 1 and (st.ready_replicas or 0) == 1:
+                break
+            if self._clock() > deadline:
+                raise HarnessError(f"Deployment {self.deployment} did not settle at one ready pod within {timeout:.0f}s "
+                                   f"(replicas {st.replicas}, ready {st.ready_replicas})",
+                                   "see the pod events in the report's logs")
+            self._sleep(2.0)
+        pods = self.apis.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
+        running = [p.metadata.name for p in pods if getattr(p.metadata, "deletion_timestamp", None) is None]
+        self.name = running[0] if running else ""
+
+    def restore(self) -> None:
+        if self._saved is None:
+            return
+        lo, hi = self._saved
+        self.apis.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+            self.hpa_name, self.namespace, {"spec": {"minReplicas": lo, "maxReplicas": hi}})
+        self._saved = None
+
+    def read_usage(self) -> UsageReading:
+        from harness.kube.sampling import pod_usage
+
+        usage = pod_usage(self.apis, self.namespace, self.selector)
+        if not usage:
+            raise HarnessError("metrics.k8s.io reports no conductor pod", "is metrics-server Ready?")
+        u = usage.get(self.name) or next(iter(usage.values()))
+        return UsageReading(t=self._clock(), memory_bytes=u["memory_bytes"], cpu_cores=u["cpu_cores"])
+
+
+class SingleReplicaDockerPlatform(DockerPlatform):
+    """The docker platform with one conductor, named ``capacity-0-0`` so it never collides with the
+    session platform's ``conductor-<generation>-<i>`` containers of the same run."""
+
+    def __init__(self, settings: Settings, stack: Any, spec: ConductorSpec | None = None):
+        super().__init__(dataclasses.replace(settings, replicas=1), stack, spec, name_prefix="capacity")
+
+
+def replica_under_test(platform: Platform, **kube_kwargs: Any) -> ReplicaUnderTest:
+    """The platform's single replica: a container on docker, the pinned Deployment on kind.
+
+    Refused on an existing cluster (``context``): pinning its HPA would change a real environment.
+    """
+    if platform.name == "context":
+        raise UnsafeTarget("the capacity measurement pins the HPA and the Deployment to one pod, and the context "
+                           "platform changes nothing on an existing cluster",
+                           "measure on --platform kind or docker")
+    if platform.needs_kubernetes:
+        return KubeReplica(platform, **kube_kwargs)  # type: ignore[arg-type] - kind: the one cluster it may pin
+    if isinstance(platform, DockerPlatform):
+        return DockerReplica(platform)
+    raise HarnessError(f"the {platform.name} platform cannot run a single measured replica",
+                       "use --platform docker or kind")
