@@ -37,7 +37,7 @@ from harness.faults import safety
 from harness.faults.control import events_of
 from harness.process_watch import stop_process, watch_process
 
-__all__ = ["ChaosRun", "run_experiment", "experiment_path", "chaos_binary", "describe_event", "EXPERIMENTS_DIR"]
+__all__ = ["ChaosRun", "run_experiment", "experiment_path", "chaos_binary", "describe_progress", "EXPERIMENTS_DIR"]
 
 log = logging.getLogger(__name__)
 EXPERIMENTS_DIR = PROJECT_ROOT / "chaos"
@@ -128,21 +128,28 @@ def experiment_path(name_or_path: str | Path) -> Path:
     raise UsageError(f"no experiment {str(name_or_path)!r}", f"use one of: {', '.join(known)} or a file path")
 
 
-def describe_event(event: dict[str, Any] | None) -> str:
-    """One progress line's worth of the newest control event."""
-    if not event:
+def describe_progress(events: list[dict[str, Any]]) -> str:
+    """One progress line from the control's events: the method's (or rollbacks') current activity,
+    the latest steady-state result and, once the method runs, how many of its checks failed."""
+    if not events:
         return "starting"
-    kind = event.get("event", "")
-    if kind.startswith("activity-"):
-        done = f" {event.get('status')} in {event.get('duration_s')}s" if kind == "activity-ended" else " running"
-        return f"{event.get('phase') or 'hypothesis'}: {event.get('type')} {event.get('activity')}{done}"
-    if kind == "hypothesis-ended":
-        return f"steady state {'met' if event.get('met') else 'NOT met'} ({event.get('phase') or 'before'})"
-    if kind in ("fault-injected", "fault-rolled-back"):
-        return f"{kind.replace('-', ' ')}: {event.get('fault')} {event.get('target', '')}".rstrip()
-    if kind == "refused":
-        return f"refused: {event.get('reason')}"
-    return kind.replace("-", " ")
+    parts = []
+    step = next((e for e in reversed(events) if e["event"].startswith("activity-") and not e.get("hypothesis")), None)
+    if step is not None:
+        state = (f"{step.get('status')} in {step.get('duration_s')}s" if step["event"] == "activity-ended"
+                 else "running")
+        parts.append(f"{step.get('phase') or 'hypothesis'}: {step.get('type')} {step.get('activity')} {state}")
+    checks = [e for e in events if e["event"] == "hypothesis-ended"]
+    if checks:
+        during = [e for e in checks if e.get("phase") == "method"]
+        failed = f", {sum(1 for e in during if not e.get('met'))} of {len(during)} checks during the method failed" \
+            if during else ""
+        parts.append(f"steady state {'met' if checks[-1].get('met') else 'NOT met'}{failed}")
+    last = events[-1]
+    if last["event"] in ("refused", "fault-injected", "fault-rolled-back", "experiment-ended"):
+        parts.append(last["event"].replace("-", " ") + ": " + str(last.get("reason") or last.get("fault")
+                                                                   or last.get("status")))
+    return "; ".join(parts) or last["event"].replace("-", " ")
 
 
 def run_experiment(experiment: str | Path, report_dir: Path, *, run_id: str,
@@ -189,8 +196,7 @@ def run_experiment(experiment: str | Path, report_dir: Path, *, run_id: str,
     undo: list[dict[str, Any]] = []
 
     def status(elapsed: float) -> str:
-        seen = events_of(events)
-        return f"[chaos {name}] {elapsed:4.0f}s {describe_event(seen[-1] if seen else None)}"
+        return f"[chaos {name}] {elapsed:4.0f}s {describe_progress(events_of(events))}"
 
     def stop(proc: Any) -> None:
         say(f"[chaos {name}] stopping chaos ({signal.Signals(stop_signal).name}: rollbacks), then undo_all")

@@ -36,7 +36,7 @@ from chaoslib.exceptions import InterruptExecution
 from harness.errors import HarnessError
 from harness.faults import safety
 
-__all__ = ["configure_control", "cleanup_control", "before_experiment_control", "after_experiment_control",
+__all__ = ["events_of", "configure_control", "cleanup_control", "before_experiment_control", "after_experiment_control",
            "before_hypothesis_control", "after_hypothesis_control", "before_method_control",
            "after_method_control", "before_rollback_control", "after_rollback_control",
            "before_activity_control", "after_activity_control", "shared_configuration", "SHARED_CONFIGURATION"]
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 SHARED_CONFIGURATION = Path(__file__).resolve().parents[2] / "chaos" / "shared" / "configuration.json"
 
 _lock = threading.Lock()   # the continuous hypothesis runs in a thread next to the method
-_state: Dict[str, Any] = {"problem": None, "phase": "", "events": None}
+_state: Dict[str, Any] = {"problem": None, "phase": "", "events": None, "hypothesis_probes": ()}
 
 
 def shared_configuration(path: Path = SHARED_CONFIGURATION) -> Dict[str, Any]:
@@ -76,8 +76,11 @@ def _refuse(message: str) -> None:
 def configure_control(configuration: Optional[Dict[str, Any]] = None, experiment: Optional[Dict] = None,
                       **_: Any) -> None:
     """Merge the shared configuration into the run's and open the events file. Never raises."""
-    _state.update(problem=None, phase="", events=None)
+    _state.update(problem=None, phase="", events=None, hypothesis_probes=())
     try:
+        # Progress tells the hypothesis's probes from the method's (they run at once when continuous).
+        _state["hypothesis_probes"] = tuple(p.get("name") for p in ((experiment or {}).get(
+            "steady-state-hypothesis") or {}).get("probes") or [])
         if configuration is None:
             raise HarnessError("the experiment has no configuration", "declare one, even empty")
         for key, value in shared_configuration().items():
@@ -151,7 +154,7 @@ def _spec(activity: Dict) -> safety.FaultSpec:
 def before_activity_control(context: Dict, configuration: Optional[Dict] = None, **_: Any) -> None:
     """The safety check, then the fault record (before the action acts)."""
     name, kind = context.get("name"), context.get("type")
-    _emit("activity-started", activity=name, type=kind)
+    _emit("activity-started", activity=name, type=kind, hypothesis=name in _state["hypothesis_probes"])
     spec = _spec(context)
     cfg = configuration if configuration is not None else {}
     try:
@@ -176,7 +179,8 @@ def after_activity_control(context: Dict, state: Optional[Dict] = None, configur
     run = state or {}
     status = run.get("status")
     _emit("activity-ended", activity=context.get("name"), type=context.get("type"), status=status,
-          duration_s=round(run.get("duration") or 0.0, 2))
+          duration_s=round(run.get("duration") or 0.0, 2),
+          hypothesis=context.get("name") in _state["hypothesis_probes"])
     spec = _spec(context)
     if status != "succeeded" or not spec.reverses:
         return
