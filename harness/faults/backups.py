@@ -80,7 +80,7 @@ def lose_database(configuration: Dict = None) -> dict:
     safety.add_details(run_id, "database-lost", {"containers": [c.name for c in servers],
                                                  "newest_backup": newest["key"]},
                        path=safety.fault_log_path(run_id, configuration))
-    net = safety._docker().networks.get(network)
+    net = safety.engine().networks.get(network)
     for c in servers:
         c.kill(signal="SIGKILL")
         try:
@@ -150,7 +150,7 @@ def recover_database(key: str = "", timeout_s: float = 300.0, configuration: Dic
     name = f"i2s-{run_id}-postgres-region{n}"
     from harness.labels import labels_for
 
-    client = safety._docker()
+    client = safety.engine()
     container = client.containers.run(
         image, name=name, detach=True,
         environment={"POSTGRES_USER": creds["username"], "POSTGRES_PASSWORD": creds["password"],

@@ -81,7 +81,7 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
         raise HarnessError(f"no removed application tier of run {run_id} is known to this process",
                            "the tier's configuration lives only in the process that removed it; "
                            "redeploy with the platform (DockerPlatform.redeploy)")
-    client = safety._docker()
+    client = safety.engine()
     gen = _GENERATION[run_id] = _GENERATION.get(run_id, 0) + 1
     created = []
     t0 = time.monotonic()

@@ -37,7 +37,7 @@ from harness.errors import UnsafeTarget, UsageError
 from harness.labels import RUN_ID_LABEL, kind_cluster_name, validate_run_id
 
 __all__ = [
-    "KIND_CLUSTER_LABEL", "require_run_id", "allowed_contexts", "check_kube_context", "run_containers", "ensure_labeled",
+    "KIND_CLUSTER_LABEL", "engine", "require_run_id", "allowed_contexts", "check_kube_context", "run_containers", "ensure_labeled",
     "FaultSpec", "fault", "fault_spec", "run_id_of", "kube_target", "check_target", "rollback_configuration",
     "fault_log_path", "record_injected", "record_rolled_back", "add_details", "read_faults", "active_faults",
     "undo_all", "faults_for_report", "windows",
@@ -87,7 +87,8 @@ def check_kube_context(run_id: str, context: str = "", named: str | None = None)
 
 
 # -- Docker -------------------------------------------------------------------------------------
-def _docker():
+def engine() -> Any:
+    """The Docker engine the faults act on (tests replace it with a fake)."""
     from harness.docker_env import docker_client
 
     return docker_client()
@@ -97,7 +98,7 @@ def run_containers(run_id: str, labels: dict[str, str] | None = None, *, all: bo
                    client: Any = None) -> list[Any]:
     """The run's containers, filtered by extra labels (``{"app": "conductor"}``). Only the run's."""
     require_run_id(run_id)
-    client = client or _docker()
+    client = client or engine()
     selector = [f"{RUN_ID_LABEL}={run_id}"] + [f"{k}={v}" for k, v in (labels or {}).items()]
     found = client.containers.list(all=all, filters={"label": selector})
     # Belt and braces: the engine filtered, but a fault must never act on a filter mistake.

@@ -154,7 +154,7 @@ class Docker:
         self.holder = container
         return {"moved_at": time.time()}
 
-    # the engine (safety._docker())
+    # the engine (safety.engine())
     def run(self, image, name, **kw):
         self.timeline.append(("docker", "run", name))
         assert kw["environment"]["POSTGRES_PASSWORD"] == DB_PASSWORD  # from the secret store, in memory only
@@ -216,7 +216,7 @@ def world(monkeypatch):
     for name in ("current_primary", "_get", "fail_over", "restore_primary", "stop_database", "move_alias"):
         monkeypatch.setattr(replication, name, getattr(docker, name))
     monkeypatch.setattr(replication, "_wait_accepting", lambda c, timeout, writable=None: None)
-    monkeypatch.setattr(safety, "_docker", docker.client)
+    monkeypatch.setattr(safety, "engine", docker.client)
     monkeypatch.setattr(backup, "restore_latest", lambda run_id, s3, target_container, bucket, timeout_s: (
         timeline.append(("docker", "restore_latest", target_container))
         or {"key": "backups/k2.dump.gpg", "snapshot_at": time.time() - 30, "duration_s": 1.5}))
