@@ -149,6 +149,8 @@ def describe_progress(events: list[dict[str, Any]]) -> str:
     if last["event"] in ("refused", "fault-injected", "fault-rolled-back", "experiment-ended"):
         parts.append(last["event"].replace("-", " ") + ": " + str(last.get("reason") or last.get("fault")
                                                                    or last.get("status")))
+    if not parts and (last["event"].startswith("hypothesis") or last.get("hypothesis")):
+        parts.append("checking the steady state")
     return "; ".join(parts) or last["event"].replace("-", " ")
 
 

@@ -100,7 +100,8 @@ def _exercise(experiment: str, *, settings, platform, scenario, run_report, var_
         time.sleep(BASELINE_S)
         scenario.progress(f"running chaos/{experiment} (prober every {settings.probe_interval_s}s, canary ledger)")
         run = run_experiment(experiment, scenario.dir, run_id=run_id, env=env or {}, var_files=var_files,
-                             progress=scenario.progress)
+                             progress=scenario.progress,
+                             hypothesis_frequency_s=settings.chaos_hypothesis_frequency_s)
         time.sleep(TAIL_S)
     finally:
         samples, entries = prober.stop(), ledger.stop()
