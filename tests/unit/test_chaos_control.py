@@ -141,3 +141,21 @@ def test_without_a_run_id_the_experiment_stops_before_anything_runs(service, tmp
     journal = json.loads((tmp_path / "j.json").read_text())
     assert journal["status"] == "interrupted" and service.requests == 0
     assert "export HARNESS_RUN_ID" in (tmp_path / "events.jsonl").read_text()
+
+
+def test_the_progress_line_names_the_step_and_the_checks_during_the_method():
+    from harness.chaos_runner import describe_progress
+
+    assert describe_progress([]) == "starting"
+    events = [{"event": "experiment-started", "phase": ""},
+              {"event": "activity-started", "phase": "", "activity": "all-replicas-ready", "type": "probe",
+               "hypothesis": True}]
+    assert describe_progress(events) == "checking the steady state"
+    events += [{"event": "hypothesis-ended", "phase": "", "met": True},
+               {"event": "activity-started", "phase": "method", "activity": "drain-zone", "type": "action",
+                "hypothesis": False},
+               {"event": "fault-injected", "phase": "method", "fault": "zone-drained", "target": "us-east-1a"},
+               {"event": "hypothesis-ended", "phase": "method", "met": True},
+               {"event": "hypothesis-ended", "phase": "method", "met": False}]
+    assert describe_progress(events) == ("method: action drain-zone running; steady state NOT met, "
+                                         "1 of 2 checks during the method failed")
