@@ -15,7 +15,9 @@
   the same ``check_target`` — so after Ctrl-C, a crashed experiment or a failed rollback, the
   system is put back from any process.
 
-The log holds names, zones and timestamps; never a URL, password or environment.
+The log holds names, zones, timestamps and the experiment's configuration (run id, kube namespace,
+context, kubeconfig *path*, 127.0.0.1 endpoints, the S3 endpoint and bucket): never a password,
+a token or the process's environment.
 """
 from __future__ import annotations
 
