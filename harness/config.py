@@ -160,6 +160,9 @@ class Settings:
     drain_timeout_s: float = knob(120.0, "zone loss: how long a node drain may take (s)", above=0, max=3600)
     observe_s: float = knob(30.0, "zone loss: how long the zone stays lost before the check (s)",
                             min=0, max=3600)
+    chaos_hypothesis_frequency_s: float = knob(1.0, "chaos: pause between two checks of a steady state held "
+                                               "continuously during a fault (chaos run --hypothesis-frequency)",
+                                               above=0, max=600)
     # -- capacity -------------------------------------------------------------------------------------
     target_peak_rps: float = knob(0.0, "capacity verdict: the peak the release must carry (0: report only)",
                                   min=0, max=1000000)
@@ -265,6 +268,7 @@ RENAMED: dict[str, str] = {
 # Settings are passed to `chaos run` under their own names too (CHAOS_SETTINGS, run_id, context).
 PLUMBING: dict[str, str] = {
     "HARNESS_FAULT_LOG": "to `chaos run`: the JSON-lines fault log",
+    "HARNESS_CHAOS_EVENTS": "to `chaos run`: where the harness control writes its JSON-lines progress events",
     "HARNESS_S3_ENDPOINT": "to `chaos run` (cluster loss): the S3 endpoint (moto)",
     "HARNESS_SLO_SUCCESS_RANGE": "to `chaos run`: steady-state success range, from slo_error_ratio",
     "HARNESS_ZONE": "to `chaos run` (zone loss): the zone to lose, one of the zones setting",
@@ -276,7 +280,6 @@ PLUMBING: dict[str, str] = {
     "HARNESS_USER_RPS": "to Locust: requests/s each user offers",
     "HARNESS_SHAPE": "to Locust: a JSON load shape",
     "HARNESS_ATTRIBUTION_FILE": "to Locust: where per-second, per-replica counts go",
-    "HARNESS_ALLOW_RDS_FAILOVER": "harness.dr.backup: a per-call confirmation naming a real RDS instance",
 }
 
 
