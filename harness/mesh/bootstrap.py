@@ -47,7 +47,6 @@ Every function returns JSON-able dicts; ``envoy --mode validate`` accepts each b
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping, Sequence
 
 from harness.errors import UsageError
@@ -484,7 +483,7 @@ def rbac_filter(mesh: Mesh) -> dict[str, Any] | None:
                                           for p in src["principals"]], "ids"))
                 if src.get("namespaces"):
                     ids.append(_or_rules([{"authenticated": {"principal_name": {"safe_regex": {
-                        "regex": f".*/ns/{re.escape(n).replace(chr(92) + '*', '.*')}/.*"}}}}
+                        "regex": f".*/ns/{n.replace('*', '.*')}/.*"}}}}
                         for n in src["namespaces"]], "ids"))
                 unsupported = set(src) - {"principals", "namespaces"}
                 if unsupported:

@@ -103,15 +103,21 @@ class Agreement:
 
 
 def _predicted(sim: SimulationResult, t0: float) -> list[ObservedEvent]:
-    """The oracle's events in the same shape (sim times are seconds after ``t0``)."""
+    """The oracle's events in the same shape (sim times are seconds after ``t0``), in the detector's
+    own order: detections (enforced or not, as Envoy logs them) and un-ejections; at equal times an
+    un-ejection (interval tick) comes first, as ticks run before results of the same instant."""
+    ejections = iter(e for e in sim.events if e["event"] == "eject")
     out = []
-    for e in sim.events:
-        out.append(ObservedEvent(t0 + e["t"], e["host"], e["event"], e.get("reason") if e["event"] == "eject" else None,
-                                 True, int(e.get("ejection_count", 0))))
     for d in sim.detections:
-        if d.get("outcome") == "not_enforced":  # Envoy logs these as EJECT with enforced=false
+        if d.get("outcome") == "ejected":
+            e = next(ejections)
+            out.append(ObservedEvent(t0 + e["t"], e["host"], "eject", e["reason"], True, int(e["ejection_count"])))
+        elif d.get("outcome") == "not_enforced":  # Envoy logs these as EJECT with enforced=false
             out.append(ObservedEvent(t0 + d["t"], d["host"], "eject", d["type"], False, 0))
-    return sorted(out, key=lambda x: x.t)
+    for e in sim.events:
+        if e["event"] == "uneject":
+            out.append(ObservedEvent(t0 + e["t"], e["host"], "uneject", None, True, int(e.get("ejection_count", 0))))
+    return sorted(out, key=lambda x: (x.t, x.action != "uneject"))
 
 
 def compare_events(sim: SimulationResult, observed: Sequence[ObservedEvent], *, t0: float, end: float,
