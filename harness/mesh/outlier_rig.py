@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from harness.errors import UsageError
 from harness.kube.istio import parse_clusters, parse_envoy_stats
-from harness.mesh.bootstrap import outbound_cluster_name, plain_proxy_bootstrap
+from harness.mesh.bootstrap import plain_proxy_bootstrap
 from harness.mesh.local import LocalEnvoy, free_port
 from harness.mesh.objects import Endpoint, Mesh
 
@@ -205,7 +205,3 @@ class OutlierRig:
                 s.shutdown()
                 s.server_close()
 
-
-def cluster_name(mesh: Mesh) -> str:
-    """The conductor's outbound cluster name in ``mesh`` (what the rig's Envoy reports)."""
-    return outbound_cluster_name("conductor", mesh.workload_namespace, 8080)
