@@ -48,7 +48,7 @@ def _variant(mesh):
 
 
 @pytest.mark.parametrize("what_if", [False, True], ids=["seed", "what-if"])
-def test_every_generated_configuration_is_accepted_by_envoy(what_if):
+def test_every_generated_configuration_is_accepted_by_envoy(what_if, tmp_path):
     mesh = load_mesh("k8s", what_if=what_if)
     ca = CertificateAuthority("validate")
     eps = [Endpoint(f"conductor-{i}", f"10.0.0.{i + 2}", 15006, z) for i, z in enumerate(ZONES)]
@@ -59,6 +59,17 @@ def test_every_generated_configuration_is_accepted_by_envoy(what_if):
         assert "OK" in validate(sidecar_bootstrap(m, eps[0], _tls(ca, m.conductor_identity),
                                                   admin_port=15001, inbound_port=15006, app_port=8080))
         assert "OK" in validate(plain_proxy_bootstrap(m, eps, admin_port=15000, listen_port=8080))
+    # The same with the certificates as files (how containers get them): paths, not inline PEM.
+    pem = _tls(ca, mesh.gateway_identity, mesh.gateway_hosts)
+    files = {}
+    for field_name in ("ca", "cert", "key", "server_cert", "server_key"):
+        path = tmp_path / f"{field_name}.pem"
+        path.write_text(getattr(pem, field_name))
+        files[field_name] = str(path)
+    cfg = gateway_bootstrap(mesh, eps, TlsBundle(**files), admin_port=15000, listen_port=8443)
+    assert cfg["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]["common_tls_context"][
+        "tls_certificates"][0]["private_key"] == {"filename": files["key"]}
+    assert "OK" in validate(cfg)
 
 
 def test_validation_refuses_a_broken_configuration():
