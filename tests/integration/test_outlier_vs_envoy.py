@@ -128,7 +128,8 @@ def _expected_behaviour(case: Case, sim: SimulationResult) -> None:
         assert any(d["outcome"] == "not_enforced" for d in sim.detections)
 
 
-AGREEMENT: dict[str, list[str]] = {}
+#: case name -> its agreements (read by tests/conftest.py's terminal summary: the figure for the report).
+AGREEMENT: dict[str, list[Agreement]] = {}
 RUNS: dict[str, RigRun] = {}   # kept for the wrong-oracle check, so it needs no run of its own
 
 
@@ -150,7 +151,7 @@ def test_oracle_agrees_with_real_envoy(case: Case, tmp_path, record_property):
     (phase, lag), sim, results = tried[-1] if all(r.ok for r in tried[-1][2]) else tried[0]
     _expected_behaviour(case, sim)
     figures = [r.figure() for r in results]
-    AGREEMENT[case.name] = figures
+    AGREEMENT[case.name] = results
     grid = f"tick phase {phase * 1000:+.0f} ms, tick lag {lag * 1000:.0f} ms"
     record_property("agreement", "; ".join(figures) + f"; {grid}")
     print(f"\n[oracle vs Envoy] {case.name}: " + "; ".join(figures)
