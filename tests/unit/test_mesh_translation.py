@@ -172,6 +172,24 @@ def test_what_if_outlier_detection_comes_from_the_oracles_mapping(what_if):
     assert c["common_lb_config"] == {"healthy_panic_threshold": {"value": 0.0}}
 
 
+def test_locality_failover_priorities_follow_the_gateways_zone(seed, what_if):
+    def priorities(mesh, zone):
+        cfg = gateway_bootstrap(mesh, EPS, TLS, admin_port=15000, listen_port=8443, zone=zone)
+        assert cfg["node"]["locality"] == ({"region": "us-east-1", "zone": zone} if zone else {})
+        groups = {c["name"]: c for c in cfg["static_resources"]["clusters"]}[CONDUCTOR]["load_assignment"]["endpoints"]
+        return {g["locality"]["zone"]: g.get("priority", 0) for g in groups}
+
+    # With outlier detection istiod's default failover puts the gateway's own zone first ...
+    assert priorities(what_if, "us-east-1a") == {"us-east-1a": 0, "us-east-1b": 1}
+    assert priorities(what_if, "us-east-1b") == {"us-east-1a": 1, "us-east-1b": 0}
+    # ... a gateway without a zone sees every zone alike, and without outlier detection nothing changes.
+    assert priorities(what_if, "") == {"us-east-1a": 0, "us-east-1b": 0}
+    assert priorities(seed, "us-east-1a") == {"us-east-1a": 0, "us-east-1b": 0}
+    dr = copy.deepcopy(what_if.object("DestinationRule"))
+    dr["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"] = {"enabled": False}
+    assert priorities(replace_object(what_if, dr, "locality off"), "us-east-1a") == {"us-east-1a": 0, "us-east-1b": 0}
+
+
 def test_subset_cluster_merges_the_port_level_load_balancer(seed):
     clusters = _clusters(seed)
     assert set(clusters) == {CONDUCTOR, SUBSET}
