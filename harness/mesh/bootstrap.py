@@ -15,8 +15,10 @@ checked against the upstream source):
   Envoy answers 503 with flag NC. Static route configs default to ``validate_clusters: true``
   (RDS to false), so the translation sets it to false to keep istiod's behaviour.
 * retries: ``route/retry/retry.go`` ``ConvertPolicy``: default ``retry_on``
-  ``connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`` with
-  ``retriable_status_codes [503]``, ``host_selection_retry_max_attempts 5`` and the
+  ``connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes``; ``retriable_status_codes
+  [503]`` only with EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY off (``features``: on by default since
+  Istio 1.24, so by default a 503 answer is *not* retried; ``Mesh.exclude_503_from_default_retries``),
+  ``host_selection_retry_max_attempts 5`` and the
   ``envoy.retry_host_predicates.previous_hosts`` predicate; ``attempts`` -> ``num_retries``,
   ``perTryTimeout`` -> ``per_try_timeout``; a route without ``retries`` gets the default policy
   (2 retries); ``attempts: 0`` disables retries.
@@ -128,14 +130,18 @@ def _istio_sni(cluster_name: str) -> str:
 
 
 # -- routes (route.go, retry.go) ---------------------------------------------------------------------------
-def _retry_policy(retries: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``retry.ConvertPolicy`` (not consistent-hash): None when ``attempts`` <= 0."""
+def _retry_policy(retries: Mapping[str, Any] | None, *, exclude_503: bool = True) -> dict[str, Any] | None:
+    """``retry.ConvertPolicy`` (not consistent-hash): None when ``attempts`` <= 0. ``defaultPolicy``
+    adds ``retriable_status_codes [503]`` only when EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY is off
+    (it is on by default since Istio 1.24)."""
     policy: dict[str, Any] = {
-        "retry_on": DEFAULT_RETRY_ON, "num_retries": 2, "retriable_status_codes": [503],
+        "retry_on": DEFAULT_RETRY_ON, "num_retries": 2,
         "host_selection_retry_max_attempts": 5,
         "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
             "@type": _T + "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
     }
+    if not exclude_503:
+        policy["retriable_status_codes"] = [503]
     if retries is None:
         return policy
     attempts = int(retries.get("attempts", 0) or 0)
@@ -147,11 +153,11 @@ def _retry_policy(retries: Mapping[str, Any] | None) -> dict[str, Any] | None:
         codes = [int(p) for p in parts if p.isdigit() and 100 <= int(p) <= 599]
         words = [p for p in parts if not (p.isdigit() and 100 <= int(p) <= 599)]
         policy["retry_on"] = ",".join(words)
-        policy["retriable_status_codes"] = codes
-        if codes and "retriable-status-codes" not in policy["retry_on"]:
-            policy["retry_on"] += ",retriable-status-codes"
-        if not codes:
-            del policy["retriable_status_codes"]
+        policy.pop("retriable_status_codes", None)
+        if codes:
+            policy["retriable_status_codes"] = codes
+            if "retriable-status-codes" not in policy["retry_on"]:
+                policy["retry_on"] += ",retriable-status-codes"
     if retries.get("perTryTimeout") is not None:
         policy["per_try_timeout"] = _duration(retries["perTryTimeout"], "retries.perTryTimeout")
     if retries.get("retryRemoteLocalities") is True:
@@ -210,7 +216,7 @@ def _http_routes(mesh: Mesh, vs: Mapping[str, Any]) -> list[dict[str, Any]]:
         if http.get("timeout") is not None:
             action["timeout"] = _duration(http["timeout"], f"http[{i}].timeout")
             action["max_grpc_timeout"] = action["timeout"]
-        retry = _retry_policy(http.get("retries"))
+        retry = _retry_policy(http.get("retries"), exclude_503=mesh.exclude_503_from_default_retries)
         if retry is not None:
             action["retry_policy"] = retry
         for match in (http.get("match") or [None]):

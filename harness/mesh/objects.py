@@ -123,6 +123,10 @@ class Mesh:
     destination_rule: DestinationRuleMapping
     findings: list[Finding] = field(default_factory=list)
     what_if_changes: list[str] = field(default_factory=list)
+    #: istiod's EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY (pilot/pkg/features): true by default since
+    #: Istio 1.24 (the kind path installs 1.26), so the default retry policy has no retriable 503;
+    #: False reproduces Istio <= 1.23 (retriable_status_codes [503]).
+    exclude_503_from_default_retries: bool = True
 
     def object(self, kind: str) -> dict[str, Any] | None:
         """The first object of ``kind`` (the seed has one of each)."""
@@ -275,6 +279,16 @@ def _translation_findings(mesh: Mesh) -> list[Finding]:
                         f"principal {p} is no workload of the mesh (gateway: {mesh.gateway_identity}, conductor: "
                         f"{mesh.conductor_identity}): the rule admits nobody; the gateway's requests it was meant for "
                         "get 403 'RBAC: access denied' from the conductor's sidecar"))
+    for i, rule in enumerate((vs.get("spec") or {}).get("http", [])):
+        retries = rule.get("retries")
+        if mesh.exclude_503_from_default_retries and (retries is None or (retries.get("attempts", 0) > 0
+                                                                          and not retries.get("retryOn"))):
+            out.append(Finding(
+                "info", "default_retry_excludes_503", f"VirtualService.spec.http[{i}].retries",
+                f"retries use Istio's default retryOn ({'attempts ' + str(retries['attempts']) if retries else '2 retries'}"
+                "): since Istio 1.24 (EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY) it lists no retriable status code, so "
+                "a replica's 503 (or 502/504) answer is returned to the client, not retried; only connection "
+                "failures and resets are retried"))
     pool = mesh.destination_rule.circuit_breakers
     if pool.max_requests_per_connection:
         out.append(Finding("info", "max_requests_per_connection", "DestinationRule.spec.trafficPolicy.connectionPool.http",

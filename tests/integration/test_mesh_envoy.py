@@ -89,12 +89,14 @@ class _App(http.server.BaseHTTPRequestHandler):
 
     name = "app"
     protocol_version = "HTTP/1.1"
+    hits: list[str] = []   # every request any app served (shared: the test counts attempts)
 
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))  # keep the connection reusable
+        _App.hits.append(self.name)
         body = json.dumps({"served_by": self.name, "path": self.path,
                            "xfcc": self.headers.get("x-forwarded-client-cert", "")}).encode()
-        self.send_response(200)
+        self.send_response(int(self.headers.get("x-answer-status") or 200))
         self.send_header("content-type", "application/json")
         self.send_header("x-served-by", self.name)
         self.send_header("content-length", str(len(body)))
@@ -114,7 +116,8 @@ def _serve(name: str) -> tuple[http.server.ThreadingHTTPServer, int]:
     return server, server.server_address[1]
 
 
-def _https(port: int, ca_pem: str, sni: str, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+def _https(port: int, ca_pem: str, sni: str, method: str, path: str,
+           extra: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     ctx = ssl.create_default_context(cadata=ca_pem)
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=15)
     # SNI and Host are the seed's host name while the socket goes to 127.0.0.1.
@@ -122,15 +125,16 @@ def _https(port: int, ca_pem: str, sni: str, method: str, path: str) -> tuple[in
     sock = socket.create_connection(("127.0.0.1", port), timeout=15)
     conn.sock = ctx.wrap_socket(sock, server_hostname=sni)
     try:
-        conn.request(method, path, body=b"{}" if method == "POST" else None, headers={"Host": sni})
+        conn.request(method, path, body=b"{}" if method == "POST" else None, headers={"Host": sni, **(extra or {})})
         r = conn.getresponse()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
     finally:
         conn.close()
 
 
-def _run_mesh(tmp_path, what_if: bool, gateway_zone: str = ""):
+def _run_mesh(tmp_path, what_if: bool, gateway_zone: str = "", exclude_503: bool = True):
     mesh = load_mesh("k8s", what_if=what_if)
+    mesh.exclude_503_from_default_retries = exclude_503
     ca = CertificateAuthority(f"local-{what_if}")
     apps, sidecars, eps = [], [], []
     try:
@@ -216,6 +220,26 @@ def test_what_if_sends_everything_to_the_gateways_zone(tmp_path):
             assert status == 200, body
             served.add(json.loads(body)["served_by"])
         assert served == {eps[0].name}, served
+    finally:
+        for e in envoys:
+            e.stop()
+        for a in apps:
+            a.shutdown()
+
+
+@pytest.mark.parametrize("exclude_503", [True, False], ids=["istio-1.24+", "istio-1.23"])
+def test_a_replicas_503_is_retried_only_by_old_istio(tmp_path, exclude_503):
+    """The VirtualService's ``retries: attempts: 3`` with Istio's default retryOn: since Istio 1.24 a
+    503 answer goes back to the client after one attempt; Istio 1.23 retried it three times."""
+    mesh, ca, gw_port, eps, envoys, apps = _run_mesh(tmp_path, True, exclude_503=exclude_503)
+    try:
+        _App.hits.clear()
+        status, _, _ = _https(gw_port, ca.ca_pem, "api.i2s.studio", "POST", "/api/v1/pipeline",
+                              {"x-answer-status": "503"})
+        assert status == 503
+        assert len(_App.hits) == (1 if exclude_503 else 4), _App.hits
+        if not exclude_503:  # retry_host_predicate previous_hosts: the retries avoid the host that failed
+            assert _App.hits[0] != _App.hits[1]
     finally:
         for e in envoys:
             e.stop()

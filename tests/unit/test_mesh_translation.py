@@ -108,7 +108,13 @@ def test_retries_follow_istiods_convert_policy(seed):
     r = routes["/api/v1/pipeline"]["route"]["retry_policy"]
     assert r["num_retries"] == 3 and r["per_try_timeout"] == "30s"
     assert r["retry_on"] == DEFAULT_RETRY_ON == "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
-    assert r["retriable_status_codes"] == [503]
+    # Istio >= 1.24: EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY is on, the default lists no status code ...
+    assert "retriable_status_codes" not in r
+    assert "default_retry_excludes_503" in seed.codes
+    # ... Istio <= 1.23 retried 503.
+    old = copy.copy(seed)
+    old.exclude_503_from_default_retries = False
+    assert _routes(old)[1]["/api/v1/pipeline"]["route"]["retry_policy"]["retriable_status_codes"] == [503]
     assert r["host_selection_retry_max_attempts"] == 5
     assert [p["name"] for p in r["retry_host_predicate"]] == ["envoy.retry_host_predicates.previous_hosts"]
     # A route without retries gets DefaultPolicy (2 retries); attempts: 0 disables retries.
