@@ -577,8 +577,11 @@ def sidecar_bootstrap(mesh: Mesh, replica: Endpoint, tls: TlsBundle, *, admin_po
     route = {"name": cluster, "validate_clusters": False, "virtual_hosts": [{
         "name": f"inbound|http|{service_port}", "domains": ["*"],
         "routes": [{"name": "default", "match": {"prefix": "/"}, "decorator": {"operation": f"{cluster}:{service_port}/*"},
+                    # BuildDefaultHTTPInboundRoute: no timeout; ENABLE_INBOUND_RETRY_POLICY (on by
+                    # default since Istio 1.24) retries requests reset before the app saw them.
                     "route": {"cluster": cluster, "timeout": "0s", "max_stream_duration": {
-                        "max_stream_duration": "0s", "grpc_timeout_header_max": "0s"}}}]}]}
+                        "max_stream_duration": "0s", "grpc_timeout_header_max": "0s"},
+                        "retry_policy": {"retry_on": "reset-before-request", "num_retries": 2}}}]}]}
     rbac = rbac_filter(mesh)
     hcm = _hcm(f"inbound_0.0.0.0_{service_port}", route, [rbac] if rbac else [], gateway=False)
     mode = _mtls_mode(mesh)

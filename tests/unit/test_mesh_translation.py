@@ -232,6 +232,8 @@ def test_strict_mtls_has_only_a_client_certificate_chain(seed):
     chain = listener["filter_chains"][0]
     assert chain["filter_chain_match"] == {"transport_protocol": "tls"}
     assert chain["transport_socket"]["typed_config"]["require_client_certificate"] is True
+    route = _hcm(listener)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    assert route["retry_policy"] == {"retry_on": "reset-before-request", "num_retries": 2}
     app = _sidecar(seed)["static_resources"]["clusters"][0]
     assert app["name"] == "inbound|8080||"
     assert app["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
