@@ -55,7 +55,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from harness.errors import UsageError
-from harness.mesh.objects import (GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT, Endpoint, Mesh, TlsBundle, fqdn)
+from harness.mesh.objects import (GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT, Endpoint, Mesh, TlsBundle, fqdn,
+                                  region_of)
 from harness.oracles.outlier import map_istio_connection_pool, map_istio_outlier_detection, parse_duration_ms
 
 __all__ = ["gateway_bootstrap", "sidecar_bootstrap", "outbound_cluster_name", "outbound_clusters", "route_config",
@@ -95,8 +96,8 @@ def _check_port(port: int, what: str) -> int:
 
 
 def _locality(zone: str) -> dict[str, str]:
-    ep = Endpoint("x", "x", 1, zone)
-    return {k: v for k, v in (("region", ep.region), ("zone", zone)) if v}
+    """Envoy locality of a zone (istiod copies the node's topology region/zone labels)."""
+    return {k: v for k, v in (("region", region_of(zone)), ("zone", zone)) if v}
 
 
 def _access_log() -> list[dict[str, Any]]:

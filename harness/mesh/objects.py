@@ -35,7 +35,7 @@ from harness.mesh.certs import TRUST_DOMAIN, spiffe_id
 from harness.oracles.outlier import DestinationRuleMapping, Finding, map_destination_rule
 
 __all__ = ["Endpoint", "TlsBundle", "Mesh", "load_mesh", "GATEWAY_NAMESPACE", "GATEWAY_SERVICE_ACCOUNT",
-           "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "apply_json_patch", "replace_object"]
+           "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "region_of", "apply_json_patch", "replace_object"]
 
 GATEWAY_NAMESPACE = "istio-system"
 #: The ingress gateway's ServiceAccount as the harness installs it on kind (Istio's Helm ``gateway``
@@ -47,6 +47,12 @@ GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway"
 WHAT_IF_OVERLAY = "overlays/kind-istio-intended/kustomization.yaml"
 MESH_KINDS = ("Gateway", "VirtualService", "DestinationRule", "PeerAuthentication", "AuthorizationPolicy")
 _SERVICES = "staging/conductor-service.yml"
+
+
+def region_of(zone: str) -> str:
+    """A cloud zone's region: the zone name without its trailing letter (``us-east-1a`` -> ``us-east-1``);
+    a name not built that way is its own region."""
+    return zone[:-1] if len(zone) > 1 and zone[-1].isalpha() and zone[-2].isdigit() else zone
 
 
 def fqdn(host: str, namespace: str) -> str:
@@ -78,8 +84,7 @@ class Endpoint:
 
     @property
     def region(self) -> str:
-        return self.zone[:-1] if len(self.zone) > 1 and self.zone[-1].isalpha() and self.zone[-2].isdigit() \
-            else self.zone
+        return region_of(self.zone)
 
 
 @dataclass(frozen=True)
