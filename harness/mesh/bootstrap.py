@@ -514,9 +514,10 @@ def _or_rules(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 def rbac_filter(mesh: Mesh) -> dict[str, Any] | None:
-    """The AuthorizationPolicy selecting the conductor as Envoy's RBAC HTTP filter (ALLOW); None when no
-    policy selects it (then every authenticated request passes, as in Istio)."""
+    """The AuthorizationPolicies selecting the conductor as Envoy's RBAC HTTP filter (ALLOW); None when
+    none selects it (then every authenticated request passes, as in Istio)."""
     policies: dict[str, Any] = {}
+    selected = False
     for ap in (d for d in mesh.objects if d.get("kind") == "AuthorizationPolicy"):
         meta, spec = ap.get("metadata") or {}, ap.get("spec") or {}
         if meta.get("namespace", mesh.workload_namespace) != mesh.workload_namespace:
@@ -524,6 +525,7 @@ def rbac_filter(mesh: Mesh) -> dict[str, Any] | None:
         selector = ((spec.get("selector") or {}).get("matchLabels")) or {}
         if any(mesh.workload_labels.get(k) != v for k, v in selector.items()):
             continue
+        selected = True
         action = spec.get("action", "ALLOW")
         if action != "ALLOW":
             raise UsageError(f"AuthorizationPolicy action {action} is not translated", "the seed uses ALLOW")
@@ -558,11 +560,12 @@ def rbac_filter(mesh: Mesh) -> dict[str, Any] | None:
                 permissions.append({"and_rules": {"rules": rules or [{"any": True}]}})
             policies[f"ns[{meta.get('namespace')}]-policy[{meta.get('name')}]-rule[{i}]"] = {
                 "permissions": permissions or [{"any": True}], "principals": principals or [{"any": True}]}
-    if not policies and not any(d.get("kind") == "AuthorizationPolicy" for d in mesh.objects):
+    if not selected:
         return None
+    # An ALLOW policy without rules selects the workload and admits nothing (Envoy: no policy matches).
     return {"name": RBAC_FILTER, "typed_config": {
         "@type": _T + "envoy.extensions.filters.http.rbac.v3.RBAC",
-        "rules": {"action": "ALLOW", "policies": policies}}} if policies else None
+        "rules": {"action": "ALLOW", "policies": policies}}}
 
 
 def sidecar_bootstrap(mesh: Mesh, replica: Endpoint, tls: TlsBundle, *, admin_port: int, inbound_port: int,

@@ -272,6 +272,9 @@ def test_a_policy_selecting_other_pods_adds_no_rbac(seed):
     ap = copy.deepcopy(seed.object("AuthorizationPolicy"))
     ap["spec"]["selector"]["matchLabels"] = {"app": "someone-else"}
     assert rbac_filter(replace_object(seed, ap, "other selector")) is None
+    ap["spec"] = {"selector": {"matchLabels": {"app": "conductor"}}}  # ALLOW without rules: denies all
+    assert rbac_filter(replace_object(seed, ap, "no rules"))["typed_config"]["rules"] == {"action": "ALLOW",
+                                                                                         "policies": {}}
 
 
 # -- certificates -------------------------------------------------------------------------------------------
