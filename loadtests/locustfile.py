@@ -10,12 +10,16 @@ Environment (all optional):
   HARNESS_SHAPE             a JSON load shape (harness/load/shapes.py); absent: -u/-r/-t apply
   HARNESS_USER_RPS          requests/s each user offers (constant throughput); 0 = as fast as possible
   HARNESS_ATTRIBUTION_FILE  where per-second, per-replica counts and Locust's CPU usage are written
+  HARNESS_TLS_SNI           for an https target on 127.0.0.1 behind a gateway that routes by name:
+                            the name sent as TLS SNI and Host, and the name the certificate must carry
+  HARNESS_TLS_CA_FILE       the CA (PEM) the gateway's certificate is verified against (with SNI)
 """
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import ssl
 import time
 import uuid
 from collections import defaultdict
@@ -30,6 +34,25 @@ TARGETS = [t.strip().rstrip("/") for t in os.environ.get("HARNESS_TARGETS", "").
 _target_cycle = itertools.cycle(TARGETS) if TARGETS else None
 USER_RPS = float(os.environ.get("HARNESS_USER_RPS", "2"))
 SERVED_BY = "X-Served-By"
+TLS_SNI = os.environ.get("HARNESS_TLS_SNI", "")
+TLS_CA_FILE = os.environ.get("HARNESS_TLS_CA_FILE", "")
+
+
+class _SniContext(ssl.SSLContext):
+    """Connects to the target's address (127.0.0.1) but presents ``TLS_SNI`` and checks the
+    certificate against that name: the gateway picks its server by SNI, as for a real client."""
+
+    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):  # noqa: ANN001 - ssl's signature
+        return super().wrap_socket(sock, *args, server_hostname=TLS_SNI, **kwargs)
+
+
+def sni_context(cafile: str | None = None) -> ssl.SSLContext:
+    """geventhttpclient's ``ssl_context_factory``: the run's CA only (its ``cafile``, the public
+    bundle, is ignored), hostname checked against ``TLS_SNI``."""
+    ctx = _SniContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=TLS_CA_FILE)
+    ctx.check_hostname = True
+    return ctx
 
 
 def _url(path: str) -> str:
@@ -42,6 +65,10 @@ class PipelineUser(FastHttpUser):
 
     host = TARGETS[0] if TARGETS else None
     wait_time = constant_throughput(USER_RPS) if USER_RPS > 0 else constant(0)
+    if TLS_SNI:
+        insecure = False
+        ssl_context_factory = staticmethod(sni_context)
+        default_headers = {"Host": TLS_SNI}
 
     def on_start(self) -> None:
         self.created: list[str] = []
