@@ -32,7 +32,7 @@ from harness.mesh.certs import TRUST_DOMAIN, spiffe_id
 from harness.oracles.outlier import DestinationRuleMapping, Finding, map_destination_rule
 
 __all__ = ["Endpoint", "TlsBundle", "Mesh", "load_mesh", "GATEWAY_NAMESPACE", "GATEWAY_SERVICE_ACCOUNT",
-           "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "apply_json_patch"]
+           "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "apply_json_patch", "replace_object"]
 
 GATEWAY_NAMESPACE = "istio-system"
 #: The ingress gateway's ServiceAccount as the harness installs it on kind (Istio's Helm ``gateway``
@@ -280,6 +280,33 @@ def _translation_findings(mesh: Mesh) -> list[Finding]:
     return out
 
 
+def _derive(mesh: Mesh) -> Mesh:
+    dr = next(d for d in mesh.objects if d["kind"] == "DestinationRule")
+    mesh.destination_rule = map_destination_rule(dr)
+    mesh.findings = list(mesh.destination_rule.findings) + _translation_findings(mesh)
+    if mesh.what_if:
+        mesh.findings.append(Finding("info", "what_if", WHAT_IF_OVERLAY,
+                                     "WHAT-IF, not the system's configuration: " + "; ".join(mesh.what_if_changes)))
+    return mesh
+
+
+def replace_object(mesh: Mesh, doc: Mapping[str, Any], label: str) -> Mesh:
+    """A copy of ``mesh`` with the object of ``doc``'s kind replaced by ``doc`` (moved to the workload
+    namespace), labeled what-if with ``label``: for variants such as the oracle-vs-Envoy test's
+    DestinationRules. The seed stays as written."""
+    kind = doc.get("kind")
+    if kind not in MESH_KINDS:
+        raise UsageError(f"cannot replace a {kind!r}", f"pass one of {', '.join(MESH_KINDS)}")
+    new = copy.deepcopy(dict(doc))
+    new.setdefault("metadata", {})["namespace"] = mesh.workload_namespace
+    objects = [new if d.get("kind") == kind else copy.deepcopy(d) for d in mesh.objects]
+    return _derive(Mesh(what_if=True, seed=mesh.seed, objects=objects, workload_namespace=mesh.workload_namespace,
+                        conductor_service_account=mesh.conductor_service_account,
+                        workload_labels=dict(mesh.workload_labels), services=list(mesh.services),
+                        destination_rule=mesh.destination_rule,
+                        what_if_changes=mesh.what_if_changes + [f"{kind} replaced: {label}"]))
+
+
 def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False) -> Mesh:
     """Read k8s/istio/gateway.yml, the conductor Deployment and Services; ``what_if`` applies the
     kind-istio-intended overlay's patches, labeled as such (see the module docstring)."""
@@ -311,12 +338,7 @@ def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False) -> Mesh:
                 changes += [f"{target.get('kind')}/{target.get('name')}: {op['op']} {op.get('path')}"
                             for op in ops if op.get("op") != "test" and not str(op.get("path")).startswith("/metadata")]
     dr = next(d for d in objects if d["kind"] == "DestinationRule")
-    mesh = Mesh(what_if=what_if, seed=seed, objects=objects, workload_namespace=namespace,
-                conductor_service_account=service_account,
-                workload_labels=dict((pod.get("metadata") or {}).get("labels") or {}), services=services,
-                destination_rule=map_destination_rule(dr), what_if_changes=changes)
-    mesh.findings = list(mesh.destination_rule.findings) + _translation_findings(mesh)
-    if what_if:
-        mesh.findings.append(Finding("info", "what_if", WHAT_IF_OVERLAY,
-                                     "WHAT-IF, not the system's configuration: " + "; ".join(changes)))
-    return mesh
+    return _derive(Mesh(what_if=what_if, seed=seed, objects=objects, workload_namespace=namespace,
+                        conductor_service_account=service_account,
+                        workload_labels=dict((pod.get("metadata") or {}).get("labels") or {}), services=services,
+                        destination_rule=map_destination_rule(dr), what_if_changes=changes))
