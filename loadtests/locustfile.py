@@ -28,6 +28,7 @@ import gevent
 import psutil
 from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, events, task
 
+from harness.analysis.circuit_breaker.series import classify_response
 from harness.load.shapes import stage_at, stages_from_spec
 
 TARGETS = [t.strip().rstrip("/") for t in os.environ.get("HARNESS_TARGETS", "").split(",") if t.strip()]
@@ -108,19 +109,24 @@ if os.environ.get("HARNESS_SHAPE"):
 
 # -- per-second attribution, written as JSON lines (cheap: counters only on the hot path) ------------
 _second: dict[int, dict] = defaultdict(lambda: {"replicas": defaultdict(lambda: [0, 0]), "ok": 0, "fail": 0,
-                                               "lat": []})
+                                               "lat": [], "codes": defaultdict(int)})
 
 
 @events.request.add_listener
 def _on_request(request_type, name, response_time, response_length, response=None, exception=None,
                 **_kw) -> None:
     bucket = _second[int(time.time())]
-    replica = "-"
+    replica, status, flag = "-", 0, ""
     if response is not None:
         try:
             replica = response.headers.get(SERVED_BY) or "-"
+            status = int(response.status_code or 0)
+            if status >= 400:  # who answered an error: Envoy's RBAC/overflow reply or the app's fault
+                _, flag = classify_response(status, dict(response.headers), response.text or "")
         except Exception:  # noqa: BLE001 - a failed connection has no headers
             replica = "-"
+    # "<status>|<flag>|<replica>" -> count; status 0 = no HTTP answer
+    bucket["codes"][f"{status}|{flag}|{replica}"] += 1
     counts = bucket["replicas"][replica]
     if exception is None:
         bucket["ok"] += 1
@@ -154,6 +160,7 @@ def _flush(path: str, environment, final: bool = False) -> None:
             p50 = lat[len(lat) // 2] if lat else None
             fh.write(json.dumps({"t": s, "ok": b["ok"], "fail": b["fail"], "p50_ms": p50, "p95_ms": p95,
                                  "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
+                                 "codes": dict(b["codes"]),
                                  "locust_cpu": cpu, "machine_cpu": machine, "users": users}) + "\n")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.circuit_breaker.series import records_from_seconds
 from harness.errors import UsageError
 from harness.load.runner import run_locust
 from harness.mesh.certs import CertificateAuthority
@@ -79,6 +80,10 @@ def test_locust_sends_sni_and_host_and_verifies_the_run_ca(gateway, tmp_path):
     assert result.requests >= 4 and result.failures_count == 0
     assert seen["sni"] == {HOST} and seen["host"] == {HOST}
     assert set(result.per_replica()) == {"conductor-tls-0"}
+    records = records_from_seconds(result.seconds)   # per-response codes for the analysis
+    assert len(records) == sum(s["ok"] + s["fail"] for s in result.seconds) >= result.requests
+    assert {r.status for r in records} <= {200, 201}
+    assert {r.pod for r in records} == {"conductor-tls-0"}
 
 
 def test_a_name_the_certificate_does_not_carry_fails_every_request(gateway, tmp_path):
@@ -86,6 +91,7 @@ def test_a_name_the_certificate_does_not_carry_fails_every_request(gateway, tmp_
     result = run_locust([url], tmp_path, name="badsni", users=1, spawn_rate=1, duration_s=3,
                         progress=lambda _m: None, tls_sni="app.other.example", tls_ca_file=ca_file)
     assert result.requests >= 1 and result.failures_count == result.requests
+    assert {r.status for r in records_from_seconds(result.seconds)} == {0}   # no HTTP answer at all
 
 
 def test_tls_without_a_ca_file_is_refused_before_anything_starts(tmp_path):

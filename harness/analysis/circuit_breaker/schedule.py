@@ -11,7 +11,8 @@ from harness.errors import UsageError
 from harness.oracles.outlier import OutlierDetectionSettings, SimulationResult, max_ejectable_hosts, simulate
 from harness.platforms.base import Fault
 
-__all__ = ["FaultPhase", "phase_at", "default_schedule", "oracle_inputs", "expected_ejections", "cap_for"]
+__all__ = ["FaultPhase", "phase_at", "default_schedule", "compact_schedule", "oracle_inputs", "expected_ejections",
+           "cap_for"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,37 @@ def default_schedule(pods: Sequence[str], *, warmup_s: float = 20.0, fault_s: fl
     out.append(FaultPhase("latency", t, t + latency_s, t + latency_s + 10.0, (pods[1 % len(pods)],),
                           latency_ms=latency_ms))
     return out
+
+
+def compact_schedule(pods: Sequence[str], settings: OutlierDetectionSettings, *, warmup_s: float = 6.0,
+                     fault_s: float = 6.0, gap_s: float = 2.0, return_margin_s: float = 4.0, latency_s: float = 10.0,
+                     latency_ms: float = 1500.0) -> list[FaultPhase]:
+    """The same behaviours as :func:`default_schedule` in about 100 s (CI), for two or more pods:
+
+    1. ``gateway-503`` on pod 0: ejected at once (consecutive gateway errors);
+    2. ``gateway-502-capped`` on pod 1 while pod 0 is still out: the max-ejection cap must hold it in;
+    3. ``5xx-500`` on pod 1 once pod 0 is surely back (its ejection + ``baseEjectionTime`` + one
+       ``interval``, the latest tick that returns it, + ``return_margin_s``): a non-gateway 5xx,
+       ejected by ``consecutive_5xx`` (which Istio leaves at Envoy's default);
+    4. ``all-pods-503``: every pod failing (retries exhausted, the cap again);
+    5. ``latency`` on pod 0: slow but answering, never ejected.
+
+    Phase times come from the outlier settings, so the return of pod 0 after ``baseEjectionTime``
+    is inside the run.
+    """
+    pods = list(pods)
+    if len(pods) < 2:
+        raise UsageError(f"{len(pods)} pod(s); the compact schedule needs two", "run at least two conductor replicas")
+    back = warmup_s + (settings.base_ejection_time_ms + settings.interval_ms) / 1000.0 + return_margin_s
+    t1, t2 = warmup_s, warmup_s + fault_s + gap_s
+    t3 = max(back, t2 + fault_s + gap_s)
+    t4 = t3 + fault_s + gap_s
+    t5 = t4 + fault_s + gap_s
+    return [FaultPhase("gateway-503", t1, t1 + fault_s, t3, (pods[0],), error_status=503),
+            FaultPhase("gateway-502-capped", t2, t2 + fault_s, t3, (pods[1],), error_status=502),
+            FaultPhase("5xx-500", t3, t3 + fault_s, t4, (pods[1],), error_status=500),
+            FaultPhase("all-pods-503", t4, t4 + fault_s, t5, tuple(pods), error_status=503),
+            FaultPhase("latency", t5, t5 + latency_s, t5 + latency_s + 4.0, (pods[0],), latency_ms=latency_ms)]
 
 
 # -- the oracle's expectation -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from harness.analysis.circuit_breaker.schedule import FaultPhase
 from harness.errors import HarnessError, UsageError
 from harness.oracles.outlier import is_gateway_error
 
-__all__ = ["RBAC_DENIED", "ResponseRecord", "classify_response", "client_series", "ClusterSample", "cluster_sample",
+__all__ = ["RBAC_DENIED", "ResponseRecord", "classify_response", "records_from_seconds", "client_series", "ClusterSample", "cluster_sample",
            "attempt_series", "flag_windows", "first_ejected_order", "stat_delta", "overload_samples", "until_time"]
 
 RBAC_DENIED = "RBAC: access denied"   # Envoy's RBAC filter's local reply body
@@ -43,6 +43,21 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes | str
     if h.get("x-fault-injected"):
         return pod, "fault"
     return pod, ""
+
+
+def records_from_seconds(seconds: Iterable[Mapping[str, Any]]) -> list[ResponseRecord]:
+    """Locust's per-second attribution lines (loadtests/locustfile.py, ``codes``:
+    ``"<status>|<flag>|<replica>" -> count``) as :class:`ResponseRecord` s, each at the middle of
+    its second (Locust keeps counts, not single responses: times are exact to the second)."""
+    out: list[ResponseRecord] = []
+    for line in seconds:
+        t = float(line["t"]) + 0.5
+        for key, n in (line.get("codes") or {}).items():
+            status, flag, pod = key.split("|", 2)
+            if int(n) < 0:
+                raise UsageError(f"negative count {n} for {key} at {line['t']}", "pass Locust's attribution lines")
+            out.extend(ResponseRecord(t, int(status), pod, flag) for _ in range(int(n)))
+    return sorted(out, key=lambda r: r.t)
 
 
 def _bucket(t: float) -> float:
