@@ -46,7 +46,7 @@ from harness.mesh import load_mesh, outbound_cluster_name
 from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import envoy_version
 from harness.mesh.pods import DockerMesh
-from harness.oracles.ejection_analysis import evaluate_pool_overflow
+from harness.oracles.ejection_analysis import AnalysisInputError, evaluate_pool_overflow
 from harness.report.artifacts import write_json
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -308,7 +308,7 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     try:
         ejections = ejection_analysis(until_time(series, end), sim, before_latency, pods.cluster, t0,
                                       n_pods=len(names), tolerance_s=TOLERANCE_S)
-    except HarnessError as exc:
+    except (HarnessError, AnalysisInputError) as exc:
         scenario.inconclusive(f"the ejection analysis could not run on what was sampled: {exc}")
     flag_devs = compare_flag_windows({p: [w for w in ws if w[0] < end] for p, ws in flags.items()}, sim,
                                      tolerance_s=TOLERANCE_S, cap=cap_for(sim, len(names)), series_end=end)

@@ -51,3 +51,13 @@ def test_locust_codes_become_response_records():
 def test_negative_counts_are_refused():
     with pytest.raises(UsageError):
         records_from_seconds([{"t": 1, "codes": {"200||a": -1}}])
+
+
+def test_errors_answered_after_their_send_interval_do_not_make_negative_successes():
+    """Seen on real Envoy: a host ejected right after its attempts were sent shows more rq_error
+    than rq_total in the next read (errors are counted on answer, attempts on send)."""
+    from harness.analysis.circuit_breaker.series import ClusterSample, attempt_series
+
+    a = ClusterSample(10.0, {"10.0.0.2": {"rq_total": 100, "rq_error": 0, "ejected": False}})
+    b = ClusterSample(11.0, {"10.0.0.2": {"rq_total": 101, "rq_error": 5, "ejected": True}})
+    assert attempt_series([a, b], {"10.0.0.2": "cb-0-0"}, 9.0) == {2.0: {"cb-0-0": {"ok": 0, "5xx": 5, "gw": 0}}}

@@ -120,7 +120,8 @@ def attempt_series(samples: Sequence[ClusterSample], ip_to_pod: Mapping[str, str
     Each delta is put in the second its interval ends in (a read takes a fraction of a second);
     ``rq_error`` (5xx) is split into ``gw``/``5xx`` by the fault that pod had then (the counters do
     not keep codes); the split is for the report only, the ejection analysis uses the totals.
-    A counter that goes down (a proxy restart) ends the comparison with a one-line error.
+    A counter that goes down (a proxy restart) ends the comparison with a one-line error. Found on
+    real Envoy (docker): an interval's ``rq_error`` delta can exceed its ``rq_total`` delta.
     """
     if len(samples) < 2:
         raise UsageError(f"{len(samples)} proxy sample(s); need at least two to count attempts",
@@ -143,7 +144,10 @@ def attempt_series(samples: Sequence[ClusterSample], ip_to_pod: Mapping[str, str
             counts = row.setdefault(pod, {"ok": 0, "5xx": 0, "gw": 0})
             phase = next((p for p in schedule if p.active(t) and pod in p.pods), None)
             gw = phase is not None and phase.error_status is not None and is_gateway_error(phase.error_status)
-            counts["ok"] += total - errors
+            # rq_total counts an attempt when it is sent, rq_error when its 5xx comes back: a
+            # read can see a second's errors for attempts sent the second before (a host just
+            # ejected gets none new), so the successes are never below zero
+            counts["ok"] += max(0, total - errors)
             counts["gw" if gw else "5xx"] += errors
     return dict(sorted(out.items()))
 
