@@ -61,3 +61,19 @@ def test_errors_answered_after_their_send_interval_do_not_make_negative_successe
     a = ClusterSample(10.0, {"10.0.0.2": {"rq_total": 100, "rq_error": 0, "ejected": False}})
     b = ClusterSample(11.0, {"10.0.0.2": {"rq_total": 101, "rq_error": 5, "ejected": True}})
     assert attempt_series([a, b], {"10.0.0.2": "cb-0-0"}, 9.0) == {2.0: {"cb-0-0": {"ok": 0, "5xx": 5, "gw": 0}}}
+
+
+def test_overload_steps_are_placed_inside_each_step():
+    from harness.analysis.circuit_breaker.series import step_windows
+
+    # launched at 0 (t0=100); Locust started 1 s later, so steps ran 1-11 and 11-21; answers (the
+    # lines) appear 3 s into step 1 under latency; 240 users shown from the line of second 111
+    lines = [{"t": 104, "users": 80}, {"t": 105, "users": 80}, {"t": 111, "users": 240}, {"t": 112, "users": 240}]
+    windows = step_windows(lines, (80, 240), 10.0, 0.0, 100.0)
+    assert windows == [(6.0, 10.0, 80), (13.0, 20.0, 240)]
+    assert all(1 <= a and b <= 11 for a, b, c in windows if c == 80)      # inside step 1 (1-11)
+    assert all(11 <= a and b <= 21 for a, b, c in windows if c == 240)    # inside step 2 (11-21)
+    with pytest.raises(UsageError):
+        step_windows(lines, (80, 400), 10.0, 0.0, 100.0)                  # never reached
+    with pytest.raises(UsageError):
+        step_windows([{"t": 109, "users": 80}], (80,), 10.0, 0.0, 100.0)  # too late to place

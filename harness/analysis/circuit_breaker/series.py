@@ -10,7 +10,7 @@ from harness.analysis.circuit_breaker.schedule import FaultPhase
 from harness.errors import HarnessError, UsageError
 from harness.oracles.outlier import is_gateway_error
 
-__all__ = ["RBAC_DENIED", "ResponseRecord", "classify_response", "records_from_seconds", "client_series", "ClusterSample", "cluster_sample",
+__all__ = ["RBAC_DENIED", "ResponseRecord", "classify_response", "records_from_seconds", "step_windows", "client_series", "ClusterSample", "cluster_sample",
            "attempt_series", "flag_windows", "first_ejected_order", "stat_delta", "overload_samples", "until_time"]
 
 RBAC_DENIED = "RBAC: access denied"   # Envoy's RBAC filter's local reply body
@@ -58,6 +58,32 @@ def records_from_seconds(seconds: Iterable[Mapping[str, Any]]) -> list[ResponseR
                 raise UsageError(f"negative count {n} for {key} at {line['t']}", "pass Locust's attribution lines")
             out.extend(ResponseRecord(t, int(status), pod, flag) for _ in range(int(n)))
     return sorted(out, key=lambda r: r.t)
+
+
+def step_windows(seconds: Sequence[Mapping[str, Any]], levels: Sequence[int], step_s: float, launched: float,
+                 t0: float, *, fill_s: float = 1.0, min_s: float = 2.0) -> list[tuple[float, float, int]]:
+    """``(start, end, concurrency)`` per concurrency step of a Locust stages run that was launched at
+    ``launched`` (seconds since ``t0``), each window surely inside its step.
+
+    Locust starts its stages a moment after launch, and under injected latency its first answers
+    (the attribution lines) come seconds after a step began, so neither alone places a step. Step
+    ``i`` starts no earlier than ``launched + i * step_s`` (hence ends no earlier than one step
+    later) and no later than one second after the first attribution line showing ``c`` users (the
+    count is read when the second is written). The window runs from that upper bound plus
+    ``fill_s`` (users spawned, pool filled) to the lower bound's end; shorter than ``min_s``: the
+    step cannot be placed (one line: what to change).
+    """
+    out = []
+    for i, c in enumerate(levels):
+        shown = min((float(line["t"]) for line in seconds if int(line.get("users") or 0) >= c), default=None)
+        if shown is None:
+            raise UsageError(f"Locust never ran {c} users", "the overload step did not happen; see its Locust log")
+        start, end = shown + 1.0 - t0 + fill_s, launched + (i + 1) * step_s
+        if end - start < min_s:
+            raise UsageError(f"overload step {c}: only {end - start:.1f}s surely inside it",
+                             "lengthen the overload steps (Locust started late or answered slowly)")
+        out.append((round(start, 3), round(end, 3), c))
+    return out
 
 
 def _bucket(t: float) -> float:
