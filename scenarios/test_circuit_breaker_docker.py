@@ -334,9 +334,7 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
                       client_series(records, t0), flags, actual, ylabel="responses per second")
     scenario.add_plot("What clients saw (X-Served-By; '-' = Envoy's own replies)", png)
     scenario.add_table("Ejections: Envoy vs oracle", ["replica", "Envoy failed_outlier_check", "oracle"],
-                       [[p, ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in flags.get(p, [])) or "-",
-                         ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in sim.ejected_intervals.get(p, []))
-                         or "-"] for p in names])
+                       [[p, _windows(flags.get(p, [])), _windows(sim.ejected_intervals.get(p, []))] for p in names])
     over_rows = overload_samples(steps, samples, t0)
     scenario.add_table("Overload steps", ["concurrency", "503 UO (Envoy)"], [[s["concurrency"], s["uo_503"]]
                                                                              for s in over_rows])
@@ -357,6 +355,11 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
     scenario.verdict(ok, sentence)
     assert ok, sentence
+
+
+def _windows(ws) -> str:
+    """Ejection windows as ``7-60.3, 71-end`` for the report table."""
+    return ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in ws) or "-"
 
 
 def _median(values) -> float | None:
