@@ -257,7 +257,10 @@ class DockerPlatform(Platform):
         container = self._containers.get(replica)
         if container is None:
             return "absent"
-        container.reload()
+        try:
+            container.reload()
+        except Exception:  # noqa: BLE001 - removed behind our back (a sweep, an interrupted run)
+            return "absent"
         if container.status != "running":
             return container.status
         url = self._url(replica, self.spec.http_port) + self.spec.readiness_path
