@@ -60,6 +60,25 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return load_settings({name: getattr(args, name, None) for name in FLAG_SETTINGS})
 
 
+def expect(args: argparse.Namespace) -> int:
+    """``harness expect BASELINE``: the run's outcomes against a baseline of expected ones
+    (harness.report.baseline). 0 when they match, 10 when they differ, 11 when there is no report."""
+    from harness.errors import EXIT_FAIL, EXIT_INCONCLUSIVE
+    from harness.report.baseline import compare_with_baseline, load_baseline
+
+    baseline = load_baseline(Path(args.baseline))
+    summary = _read_summary(Path(args.summary))
+    if summary is None:
+        print(f"harness: no readable summary at {args.summary}: the run wrote no report", file=sys.stderr)
+        return EXIT_INCONCLUSIVE
+    problems = compare_with_baseline(summary, baseline)
+    for line in problems:
+        print(f"harness: baseline mismatch: {line}", file=sys.stderr)
+    print(f"harness: run {summary.get('run_id')} {'matches' if not problems else 'differs from'} the baseline "
+          f"{args.baseline} ({len(baseline)} scenarios)", file=sys.stderr)
+    return EXIT_FAIL if problems else 0
+
+
 def show_settings(args: argparse.Namespace) -> int:
     """``harness settings``: every setting's effective value and its source; ``--markdown``: the
     README's table; ``--plumbing``: the variables the harness passes to its own subprocesses."""
@@ -226,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     im = sub.add_parser("images", help="list (and with --pull, pre-pull) every image a kind run needs")
     _add_setting_flags(im, keep=False)
     im.add_argument("--pull", action="store_true", help="docker pull what is not local yet")
+    ex = sub.add_parser("expect", help="compare a run's outcomes with a baseline of expected ones (0 match, 10 differ)")
+    ex.add_argument("baseline", help="JSON baseline: {\"scenarios\": {name: {\"outcome\": ..., \"why\": ...}}}")
+    ex.add_argument("--summary", default=str(PROJECT_ROOT / "reports" / "latest" / "summary.json"),
+                    help="the run's summary.json (default: reports/latest/summary.json)")
     sub.add_parser("clean", help="remove every container, network, volume and kind cluster the harness labeled")
     return p
 
@@ -244,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return show_settings(args)
         if args.command == "images":
             return images(args)
+        if args.command == "expect":
+            return expect(args)
         if args.command == "preflight":
             preflight(_settings_from(args), tools_only=args.tools_only)
             return 0
