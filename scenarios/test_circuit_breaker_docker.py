@@ -44,6 +44,7 @@ from harness.load.gateway_client import GatewayClient
 from harness.load.runner import LoadResult, run_locust
 from harness.measure.envoy_admin import ProxySampler, sample_reader
 from harness.mesh import load_mesh, outbound_cluster_name
+from harness.mesh.bootstrap import retries_for_status, route_retry_policy
 from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import envoy_version
 from harness.mesh.pods import DockerMesh
@@ -56,7 +57,7 @@ USERS, USER_RPS = 12, 5.0                       # 60 requests/s through the gate
 TOLERANCE_S = 3.0                               # 1 s sampling + Locust's 1 s buckets + the fault's latency
 OVERLOAD_STEPS = (80, 240)                      # concurrent requests; the limits put the edge at 150
 OVERLOAD_STEP_S, OVERLOAD_LATENCY_MS = 12.0, 2500.0
-RETRY_ATTEMPTS = 3                              # k8s/istio/gateway.yml VirtualService retries.attempts
+PIPELINE = "/api/v1/pipeline"                   # the VirtualService route the load and the faults use
 
 
 @dataclass
@@ -317,7 +318,8 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     flag_devs = compare_flag_windows({p: [w for w in ws if w[0] < end] for p, ws in flags.items()}, sim,
                                      tolerance_s=TOLERANCE_S, cap=cap_for(sim, len(names)), series_end=end)
     all_fail = next(p for p in actual if len(p.pods) == len(names))
-    retry_devs, retry_info = retry_check(samples, records, all_fail, t0, attempts=RETRY_ATTEMPTS,
+    retry_devs, retry_info = retry_check(samples, records, all_fail, t0,
+                                         attempts=retries_for_status(route_retry_policy(what_if, PIPELINE), 503),
                                          slack=int(USERS * USER_RPS))   # Locust's counts are per second
     overflow = evaluate_pool_overflow(overload_samples(steps, samples, t0), mapping.circuit_breakers,
                                       protocol="http1", hosts=len(names), client_proxies=1)

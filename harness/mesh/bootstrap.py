@@ -201,6 +201,35 @@ def _route_match(match: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+# Envoy's retry_on words that cover an upstream status code (router/retry_state_impl.cc).
+_RETRY_ON_STATUS = {"5xx": range(500, 600), "gateway-error": (502, 503, 504)}
+
+
+def retries_for_status(policy: Mapping[str, Any] | None, status: int) -> int:
+    """How many retries Envoy makes for a request whose every attempt is answered ``status``, under
+    the route's ``retry_policy`` (None: none). ``retriable-status-codes`` counts only with the codes
+    listed in ``retriable_status_codes`` (Envoy's RetryStateImpl::wouldRetryFromHeaders)."""
+    if not policy:
+        return 0
+    words = {w.strip() for w in str(policy.get("retry_on", "")).split(",")}
+    if "retriable-status-codes" in words and status in policy.get("retriable_status_codes", ()):
+        return int(policy.get("num_retries", 1))
+    if any(status in _RETRY_ON_STATUS.get(w, ()) for w in words):
+        return int(policy.get("num_retries", 1))
+    return 0
+
+
+def route_retry_policy(mesh: Mesh, path: str) -> dict[str, Any] | None:
+    """The retry policy of the gateway route that ``path`` matches first (None: no retries), as
+    ``gateway_bootstrap`` builds it from the mesh's VirtualService."""
+    vs = mesh.object("VirtualService")
+    for route in (_http_routes(mesh, vs) if vs else []):
+        match = route["match"]
+        if ("prefix" in match and path.startswith(match["prefix"])) or match.get("path") == path:
+            return route["route"].get("retry_policy")
+    return None
+
+
 def _http_routes(mesh: Mesh, vs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``buildHTTPRoutesForVirtualService`` for one VirtualService (matches in order, catch-all stops)."""
     ns = (vs.get("metadata") or {}).get("namespace", mesh.workload_namespace)

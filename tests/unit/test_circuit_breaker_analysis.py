@@ -493,3 +493,13 @@ def test_proxy_sampler_keeps_going_after_a_failed_read():
     assert [x.t for x in samples] == [T0, T0 + 1]
     assert s.errors[0].split(": ", 1)[1].startswith("HarnessError: exec failed")
     assert math.isfinite(samples[0].t)
+
+
+def test_a_route_that_does_not_retry_503_expects_no_retries():
+    """Istio >= 1.24 does not retry a 503 by default: with attempts 0 the counters must stay flat."""
+    phase, records, samples = _retry_fixture(600, 0, limit_exceeded=0)
+    devs, info = retry_check(samples, records, phase, T0, attempts=0, slack=12)
+    assert devs == [] and info["attempts"] == 0 and info["upstream_rq_retry"] == 0
+    phase, records, samples = _retry_fixture(600, 3)   # ... and retries seen anyway are a deviation
+    devs, _ = retry_check(samples, records, phase, T0, attempts=0, slack=12)
+    assert [d.code for d in devs] == ["retry_count_mismatch"] and "does not retry a 503" in devs[0].message

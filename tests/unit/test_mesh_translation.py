@@ -16,7 +16,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from harness.errors import EnvironmentMissing, UsageError
 from harness.mesh import Endpoint, TlsBundle, gateway_bootstrap, load_mesh, sidecar_bootstrap
-from harness.mesh.bootstrap import DEFAULT_RETRY_ON, outbound_cluster_name, rbac_filter
+from harness.mesh.bootstrap import (DEFAULT_RETRY_ON, outbound_cluster_name, rbac_filter, retries_for_status,
+                                    route_retry_policy)
 from harness.mesh.certs import CertificateAuthority, spiffe_id
 from harness.mesh.objects import apply_json_patch, replace_object
 from harness.oracles.outlier import MAX_UINT32
@@ -126,6 +127,20 @@ def test_retries_follow_istiods_convert_policy(seed):
     assert "retry_policy" not in routes["/api/v1/pipeline"]["route"]
     custom = routes["/api/v1/health"]["route"]["retry_policy"]
     assert custom["retry_on"] == "5xx,retriable-status-codes" and custom["retriable_status_codes"] == [502]
+
+
+def test_retries_expected_per_upstream_status(seed):
+    """What the circuit-breaker scenarios expect of Envoy's retry counters, from the translated route."""
+    policy = route_retry_policy(seed, "/api/v1/pipeline/run")
+    assert policy is not None and policy["num_retries"] == 3
+    assert retries_for_status(policy, 503) == 0    # Istio >= 1.24: a 503 answer is not retried
+    assert retries_for_status(policy, 502) == 0    # nor a 502: no 5xx/gateway-error in the default retry_on
+    old = copy.copy(seed)
+    old.exclude_503_from_default_retries = False
+    assert retries_for_status(route_retry_policy(old, "/api/v1/pipeline"), 503) == 3   # Istio <= 1.23
+    assert retries_for_status({"retry_on": "gateway-error", "num_retries": 2}, 502) == 2
+    assert retries_for_status({"retry_on": "5xx", "num_retries": 2}, 500) == 2
+    assert retries_for_status(None, 503) == 0 and route_retry_policy(seed, "/elsewhere") is None
 
 
 def test_fault_delay_is_a_per_million_fraction(seed):

@@ -66,11 +66,14 @@ def compare_flag_windows(flags: Mapping[str, Sequence[tuple[float, float | None]
 
 def retry_check(samples: Sequence[ClusterSample], records: Sequence[ResponseRecord], phase: FaultPhase, t0: float,
                 *, attempts: int, slack: int) -> tuple[list[Deviation], dict[str, Any]]:
-    """``retries.attempts`` against Envoy's retry counters in a phase where every pod answers 503.
+    """The route's retries against Envoy's retry counters in a phase where every pod answers 503.
 
-    Every request that still failed was tried ``1 + attempts`` times, so ``upstream_rq_retry``
-    rose by at least ``attempts`` x failures and ``upstream_rq_retry_limit_exceeded`` by the
-    failures; ``slack`` absorbs requests in flight at the phase edges.
+    ``attempts`` is how many retries the route's policy makes for a 503 (harness.mesh.bootstrap
+    ``retries_for_status``): the VirtualService's ``retries.attempts`` when 503 is retriable, 0 when it
+    is not (istiod's default since Istio 1.24, EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY). With retries,
+    every request that still failed was tried ``1 + attempts`` times, so ``upstream_rq_retry`` rose
+    by at least ``attempts`` x failures and ``upstream_rq_retry_limit_exceeded`` by the failures;
+    without, neither counter moves. ``slack`` absorbs requests in flight at the phase edges.
     """
     failed = [r for r in records if phase.start <= r.t - t0 < phase.end and r.status == 503 and r.flag != "UO"]
     total = [r for r in records if phase.start <= r.t - t0 < phase.end and r.status]
@@ -88,6 +91,13 @@ def retry_check(samples: Sequence[ClusterSample], records: Sequence[ResponseReco
         devs.append(Deviation("retry_no_failures", None, phase.start,
                               f"no request failed with 503 during {phase.name} ({phase.start:g}s-{phase.end:g}s) "
                               "although every pod answered 503; the fault did not reach the pods"))
+        return devs, info
+    if attempts == 0:
+        if retries > slack or exceeded > slack:
+            devs.append(Deviation("retry_count_mismatch", None, phase.end,
+                                  f"the route does not retry a 503, yet upstream_rq_retry rose by {retries} and "
+                                  f"upstream_rq_retry_limit_exceeded by {exceeded} in {phase.start:g}s-{phase.end:g}s "
+                                  f"(slack {slack})"))
         return devs, info
     if abs(exceeded - len(failed)) > slack:
         devs.append(Deviation("retry_limit_mismatch", None, phase.end,
