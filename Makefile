@@ -38,17 +38,18 @@ docker-ready: ## start Docker / build the offline images where needed
 test: venv docker-ready ## run the harness's own tests (unit and real-container integration)
 	@$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: venv ## ruff over the harness, scenarios and tests (rules in pyproject.toml)
+lint: venv ## ruff over the Python (rules in pyproject.toml), shellcheck over the harness's shell scripts
 	@$(VENV)/bin/ruff check --no-cache .
+	@$(VENV)/bin/shellcheck .ci/run tools/*.sh
 
 e2e: venv ## the main job: stack + platform + scenarios, report in reports/latest
-	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(PY) -m harness e2e $(TARGET_ARGS) -- $(PYTEST_ARGS))
+	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --suite e2e --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(PY) -m harness e2e $(TARGET_ARGS) -- $(PYTEST_ARGS))
 
 chaos: venv ## chaos experiments with RTO/RPO against the targets
-	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(PY) -m harness chaos $(TARGET_ARGS) -- $(PYTEST_ARGS))
+	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --suite chaos --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(PY) -m harness chaos $(TARGET_ARGS) -- $(PYTEST_ARGS))
 
 capacity: venv ## pre-release capacity verification (TARGET_PEAK_RPS=...)
-	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(if $(TARGET_PEAK_RPS),HARNESS_TARGET_PEAK_RPS=$(TARGET_PEAK_RPS)) $(PY) -m harness capacity $(TARGET_ARGS) -- $(PYTEST_ARGS))
+	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --suite capacity --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(if $(TARGET_PEAK_RPS),HARNESS_TARGET_PEAK_RPS=$(TARGET_PEAK_RPS)) $(PY) -m harness capacity $(TARGET_ARGS) -- $(PYTEST_ARGS))
 
 bench: venv docker-ready ## print benchmark figures (load generator, oracles)
 	@$(WITH_ENV) for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

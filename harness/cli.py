@@ -25,12 +25,13 @@ SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
 FLAG_SETTINGS = tuple(k.name for k in KNOBS.values() if k.flag)  # settings a flag can set
 
 
-def preflight(settings: Settings, tools_only: bool = False) -> None:
+def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") -> None:
     """Refuse at once, in one line, when a setting is unusable or the chosen platform cannot run here.
 
     Settings first (files, directories, kubeconfig: ``harness.preflight``), then the platform.
     ``tools_only`` checks what needs no running service (settings, binaries, kubeconfig), so ``make``
-    can stop before it starts a Docker engine for a run that cannot happen.
+    can stop before it starts a Docker engine for a run that cannot happen. ``suite``: Helm is needed
+    only where the circuit-breaker scenarios run (the e2e suite on kind, unless HARNESS_MESH=0).
     """
     from harness.docker_env import docker_client
     from harness.preflight import check_settings
@@ -46,7 +47,7 @@ def preflight(settings: Settings, tools_only: bool = False) -> None:
 
         if not tools_only:
             docker_client()
-        kind_preflight(settings, tools_only=tools_only)
+        kind_preflight(settings, tools_only=tools_only, helm=settings.mesh and suite == "e2e")
     elif settings.platform == "docker":
         if not tools_only:
             docker_client()
@@ -120,7 +121,7 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
     stderr names the outcome, the code and its meaning.
     """
     settings = _settings_from(args)
-    preflight(settings)  # every setting, the report directory included: one line, exit 12, before anything starts
+    preflight(settings, suite=suite)  # every setting, the report dir included: one line, exit 12, before anything starts
     if suite == "capacity" and settings.platform == "context":
         # The measurement pins the HPA and the Deployment to one pod: on a cluster the harness did not
         # create that would change a real environment, so it is refused before anything starts.
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf = sub.add_parser("preflight", help="check every setting and that the platform can run here; one line if not")
     _add_setting_flags(pf, keep=False)
     pf.add_argument("--tools-only", action="store_true", help="check settings, binaries and kubeconfig only")
+    pf.add_argument("--suite", choices=tuple(SUITES), default="e2e", help="the suite about to run (default e2e)")
     st = sub.add_parser("settings", help="every setting's effective value and where it came from")
     _add_setting_flags(st)
     st.add_argument("--markdown", action="store_true", help="print the README's settings table")
@@ -270,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "expect":
             return expect(args)
         if args.command == "preflight":
-            preflight(_settings_from(args), tools_only=args.tools_only)
+            preflight(_settings_from(args), tools_only=args.tools_only, suite=args.suite)
             return 0
         return run_suite(args.command, args, extra)
     except HarnessError as exc:

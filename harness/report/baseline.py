@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness.errors import UsageError
-from harness.report.outcome import OUTCOMES
+from harness.report.outcome import OUTCOMES, run_outcome
 
 __all__ = ["Expectation", "load_baseline", "compare_with_baseline"]
 
@@ -72,4 +72,8 @@ def compare_with_baseline(summary: Mapping[str, Any], baseline: Mapping[str, Exp
     for name, (outcome, why) in seen.items():
         if name not in baseline:
             problems.append(f"{name}: not in the baseline, got {outcome}: {why}")
+    expected_run = run_outcome(e.outcome for e in baseline.values())
+    if summary.get("verdict") != expected_run:  # e.g. a harness error outside any scenario
+        problems.append(f"the run: expected {expected_run}, got {summary.get('verdict')} "
+                        f"(exit {summary.get('exit_code')})")
     return problems

@@ -11,7 +11,7 @@ from harness.config import PROJECT_ROOT
 from harness.errors import UsageError
 from harness.report.baseline import Expectation, compare_with_baseline, load_baseline
 
-SUMMARY = {"run_id": "r1", "scenarios": [
+SUMMARY = {"run_id": "r1", "verdict": "fail", "exit_code": 10, "scenarios": [
     {"name": "test_steady", "verdict": "pass", "explanation": "p95 80 ms"},
     {"name": "test_seed_mesh", "verdict": "fail", "explanation": "403 RBAC for every request"},
 ]}
@@ -23,10 +23,11 @@ def test_a_run_equal_to_the_baseline_has_no_mismatch():
 
 
 @pytest.mark.parametrize("change, expected", [
-    (lambda s: s["scenarios"][1].update(verdict="pass"), "test_seed_mesh: expected fail"),       # the seed changed
+    (lambda s: s["scenarios"][1].update(verdict="pass") or s.update(verdict="fail"), "test_seed_mesh: expected fail"),  # the seed changed
     (lambda s: s["scenarios"][0].update(verdict="inconclusive"), "test_steady: expected pass"),  # could not measure
     (lambda s: s["scenarios"].pop(0), "test_steady: expected pass, but it is not in the run"),
     (lambda s: s["scenarios"].append({"name": "test_new", "verdict": "pass"}), "test_new: not in the baseline"),
+    (lambda s: s.update(verdict="inconclusive", exit_code=11), "the run: expected fail, got inconclusive"),
 ])
 def test_every_difference_is_named(change, expected):
     summary = json.loads(json.dumps(SUMMARY))

@@ -124,6 +124,11 @@ def test_the_real_cli_stops_in_preflight_with_one_line_and_exit_13(tmp_path, kin
         assert proc.returncode == EXIT_ENVIRONMENT, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and expect in lines[0], proc.stderr
+    # The chaos and capacity suites run no circuit-breaker scenario: Helm is not asked for there.
+    for suite in ("chaos", "capacity"):
+        proc = subprocess.run([sys.executable, "-m", "harness", "preflight", "--platform", "kind", "--suite", suite,
+                               "--tools-only"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == (0 if not helm else EXIT_ENVIRONMENT), (suite, proc.stderr)
     env["HARNESS_MESH"] = "0"   # deselecting the circuit-breaker scenarios lifts the Helm requirement
     proc = subprocess.run([sys.executable, "-m", "harness", "preflight", "--platform", "kind", "--tools-only"],
                           env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
