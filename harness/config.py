@@ -50,6 +50,11 @@ class Settings:
     target_peak_rps: float = 0.0    # capacity verdict: the peak the release must carry
     ready_timeout_s: float = 180.0
     manifests_dir: str = "k8s"
+    # -- zone-loss
+    # str, one of harness.placement.PLACEMENTS: how the docker platform places conductor replicas over
+    # `zones` — "even" (round-robin) or "one-zone" (all in the first zone: the worst placement the
+    # seed's Deployment permits). The database pair and Redis/RabbitMQ follow harness.placement.
+    zone_placement: str = "even"
 
     def validate(self) -> "Settings":
         if self.platform not in PLATFORMS:
@@ -72,6 +77,9 @@ class Settings:
                              "set HARNESS_SLO_ERROR_RATIO, e.g. 0.01")
         if not self.zones:
             raise UsageError("zones is empty", "set HARNESS_ZONES, e.g. us-east-1a,us-east-1b")
+        if self.zone_placement not in ("even", "one-zone"):  # harness.placement.PLACEMENTS
+            raise UsageError(f"zone_placement {self.zone_placement!r} is unknown",
+                             "set HARNESS_ZONE_PLACEMENT to even or one-zone")
         self.run_id = validate_run_id(self.run_id) if self.run_id else new_run_id()
         return self
 

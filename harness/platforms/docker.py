@@ -16,15 +16,15 @@ from typing import Any
 
 from harness.config import PROJECT_ROOT, Settings
 from harness.docker_env import docker_client, ensure_image, export_container_logs
-from harness.labels import RUN_ID_LABEL, labels_for
+from harness.labels import RUN_ID_LABEL, ZONE_LABEL, labels_for
 from harness.manifests import ConductorSpec, conductor_spec
+from harness.placement import Placement, placement_for
 from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
 
 __all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "ZONE_LABEL", "REPLICA_LABEL"]
 
 log = logging.getLogger(__name__)
-ZONE_LABEL = "topology.kubernetes.io/zone"
 REPLICA_LABEL = "i2s-harness.replica"
 REFERENCE_IMAGE = "i2s-harness/conductor"  # tagged by build-context digest, and :dev
 
@@ -62,11 +62,14 @@ class DockerPlatform(Platform):
         self._containers: dict[str, Any] = {}   # replica name -> docker container
         self._zones: dict[str, str] = {}
         self._generation = 0
+        self.placement: Placement = getattr(stack, "placement", None) or placement_for(settings)
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self) -> None:
         image = conductor_image(self.settings)
         names = [self._replica_name(i) for i in range(self.settings.replicas)]
+        # Zones fixed before the parallel start, so the placement does not depend on thread order.
+        self._zones.update({n: self.placement.replica_zone(i) for i, n in enumerate(names)})
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             list(pool.map(lambda n: self.start_replica(n, image), names))
         self.wait_ready(names)
@@ -88,7 +91,7 @@ class DockerPlatform(Platform):
     def start_replica(self, replica: str, image: str | None = None, zone: str | None = None) -> Any:
         client = docker_client()
         index = len(self._zones)
-        zone = zone or self._zones.get(replica) or self.settings.zones[index % len(self.settings.zones)]
+        zone = zone or self._zones.get(replica) or self.placement.replica_zone(index)
         self._zones[replica] = zone
         spec = self.spec
         container = client.containers.run(
