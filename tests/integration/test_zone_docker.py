@@ -1,0 +1,283 @@
+"""Zone failures on the docker platform, for real: the stack placed over three zones (harness.placement),
+two conductors, a streaming standby; power loss and network partition of a zone and their rollbacks,
+with and without the database primary in it, and Ctrl-C / a crash during the fault.
+
+Placement (even, 2 replicas over us-east-1a/b/c): conductor-0 and the primary in 1a, conductor-1
+and the standby in 1b, Redis and RabbitMQ in 1c. The tests run in file order and each leaves the
+stack whole (every container running, Multi-AZ pair rebuilt), which the next one checks first.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import threading
+import time
+import urllib.request
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import pytest
+
+from tests.conftest import docker_available
+
+pytestmark = pytest.mark.skipif(not docker_available(), reason="needs a Docker engine")
+
+A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, request: pytest.FixtureRequest) -> Iterator[SimpleNamespace]:
+    import os
+
+    from harness.config import load_settings
+    from harness.docker_env import export_container_logs, sweep
+    from harness.dr import replication
+    from harness.platforms.docker import DockerPlatform
+    from harness.stack.services import Stack
+
+    s = load_settings({"platform": "docker", "report_dir": str(tmp_path_factory.mktemp("reports")), "replicas": 2,
+                       "zone_placement": "even"},
+                      env={k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")})
+    s = dataclasses.replace(s, run_id=f"{s.run_id[:36]}-zl")
+    stack, platform = Stack(s), None
+    try:
+        stack.start()
+        platform = DockerPlatform(s, stack)
+        platform.up()
+        replication.start_standby(s.run_id, synchronous=True)
+        yield SimpleNamespace(settings=s, stack=stack, platform=platform, run_id=s.run_id,
+                              config={"run_id": s.run_id})
+    finally:
+        if request.session.testsfailed:
+            export_container_logs(s.run_id, s.report_path / "logs" / "zone_docker")
+        if platform is not None:
+            platform.down()
+        replication.cleanup_dr(s.run_id)
+        stack.stop()
+        sweep(s.run_id)
+
+
+@pytest.fixture(autouse=True)
+def fault_log(tmp_path, monkeypatch):
+    path = tmp_path / "faults.jsonl"
+    monkeypatch.setenv("HARNESS_FAULT_LOG", str(path))
+    return path
+
+
+def _containers(env: SimpleNamespace) -> list[Any]:
+    from harness.faults import safety
+
+    return safety.run_containers(env.run_id, all=True)
+
+
+def _zones(env: SimpleNamespace) -> dict[str, str]:
+    from harness.labels import ZONE_LABEL
+
+    return {c.name: c.labels.get(ZONE_LABEL, "") for c in _containers(env)}
+
+
+def _all_running(env: SimpleNamespace) -> list[str]:
+    """Names of the run's containers that are not running (must be empty)."""
+    return [f"{c.name}={c.status}" for c in _containers(env) if c.status != "running"]
+
+
+def _serving(env: SimpleNamespace) -> bool:
+    from harness.faults.probes import all_replicas_ready, service_success_ratio
+
+    return service_success_ratio(env.run_id, requests=10) == 1.0 and all_replicas_ready(env.run_id)
+
+
+def _wait(cond, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health/live", timeout=2) as resp:
+            return resp.status == 200
+    except Exception:  # noqa: BLE001 - refused, reset or timed out: not answering
+        return False
+
+
+def _db(env: SimpleNamespace) -> tuple[str, str, str]:
+    """(primary, its standby, the standby's sync state)."""
+    from harness.dr import replication
+    from harness.faults.zone_docker import database_roles
+
+    roles = database_roles(env.run_id)
+    assert roles["primary"] == replication.current_primary(env.run_id)
+    return roles["primary"], roles["standby"], roles["standby_sync_state"]
+
+
+def _healthy(env: SimpleNamespace) -> None:
+    assert _all_running(env) == []
+    primary, standby, sync = _db(env)
+    assert primary and standby and sync == "sync", (primary, standby, sync)
+    _wait(lambda: _serving(env), "users to be served by every replica")
+
+
+def test_every_container_carries_the_placements_zone(env):
+    from harness.labels import STANDBY_ZONE_LABEL
+
+    zones = _zones(env)
+    run = env.run_id
+    assert zones[f"i2s-{run}-postgres"] == A
+    assert zones[f"i2s-{run}-postgres-standby"] == B
+    assert zones[f"i2s-{run}-redis"] == C and zones[f"i2s-{run}-rabbitmq"] == C
+    conductors = sorted(z for n, z in zones.items() if "conductor" in n)
+    assert conductors == [A, B]
+    assert all(zones.values()), zones  # nothing without a zone
+    standby = next(c for c in _containers(env) if c.name.endswith("postgres-standby"))
+    assert standby.labels[STANDBY_ZONE_LABEL] == A  # the next standby goes back to the primary's zone
+    _healthy(env)
+
+
+def test_partition_cuts_the_zone_off_users_and_heals_with_aliases(env, fault_log):
+    """Zone 1c holds Redis and RabbitMQ: cut off (running, unreachable by their names and ports),
+    then reconnected under the names ``redis`` and ``rabbitmq`` again."""
+    from harness.faults import safety, zone_docker
+
+    _healthy(env)
+    redis = env.stack.redis.get_wrapped_container()
+    url = f"http://127.0.0.1:{env.stack.redis.host_port}"
+    out = zone_docker.partition_zone(C, configuration=env.config)
+    assert sorted(out["partitioned"]) == sorted([f"i2s-{env.run_id}-redis", f"i2s-{env.run_id}-rabbitmq"])
+    assert out["failover"] is None
+    redis.reload()
+    assert redis.status == "running" and not redis.attrs["NetworkSettings"]["Networks"]
+    assert not (redis.attrs["NetworkSettings"]["Ports"] or {}), "published ports must stop answering"
+    assert not _answers(url)
+    assert [f["fault"] for f in safety.active_faults(env.run_id, path=fault_log)] == ["zone-partitioned"]
+
+    back = zone_docker.heal_zone_partition(C, configuration=env.config)
+    assert len(back["actions"]) == 2, back
+    redis.reload()
+    net = redis.attrs["NetworkSettings"]["Networks"][f"i2s-{env.run_id}"]
+    assert "redis" in net["Aliases"]
+    assert safety.active_faults(env.run_id, path=fault_log) == []
+    _healthy(env)
+
+
+def test_power_loss_of_the_primarys_zone_fails_over_and_rebuilds_the_pair(env, fault_log):
+    from harness.dr import replication
+    from harness.faults import safety, zone_docker
+    from harness.labels import ZONE_LABEL
+
+    _healthy(env)
+    old_primary, standby, _ = _db(env)
+    conductor_a = next(c for c in _containers(env) if "conductor" in c.name and c.labels[ZONE_LABEL] == A)
+    out = zone_docker.lose_zone_power(A, configuration=env.config)
+    assert sorted(out["killed"]) == sorted([old_primary, conductor_a.name])
+    assert out["database_primary_lost"] and out["failover"]["new_primary"] == standby
+    assert out["failover"]["promoted_at"] >= out["killed_at"]
+    assert replication.current_primary(env.run_id) == standby
+    conductor_a.reload()
+    assert conductor_a.status == "exited"
+    # The other zone's replica serves users on the promoted standby meanwhile.
+    _wait(lambda: any(_answers(u) for u in __import__("harness.platforms.docker", fromlist=["x"])
+                      .discover_endpoints(env.run_id).values()), "the surviving replica to answer")
+
+    back = zone_docker.restore_zone_power(A, configuration=env.config)
+    assert f"removed the fenced ex-primary {old_primary}" in back["actions"], back
+    assert f"started {conductor_a.name}" in back["actions"]
+    names = {c.name for c in _containers(env)}
+    assert old_primary not in names
+    new_standby = next(c for c in _containers(env) if c.name.startswith(f"i2s-{env.run_id}-postgres-standby-"))
+    assert new_standby.labels[ZONE_LABEL] == A  # RDS rebuilds the standby in the recovered zone
+    assert safety.active_faults(env.run_id, path=fault_log) == []
+    _healthy(env)
+
+
+def test_partition_of_the_primarys_zone_fails_over_and_the_fenced_primary_never_takes_the_name_back(env, fault_log):
+    from harness.dr import replication
+    from harness.faults import safety, zone_docker
+    from harness.labels import ZONE_LABEL
+    from harness.platforms.docker import discover_endpoints
+
+    _healthy(env)
+    primary, standby, _ = _db(env)
+    zone = next(c for c in _containers(env) if c.name == primary).labels[ZONE_LABEL]
+    assert zone == B  # the previous test's failover moved the primary
+    urls = discover_endpoints(env.run_id)
+    conductor_b = next(c for c in _containers(env) if "conductor" in c.name and c.labels[ZONE_LABEL] == B)
+    url_b = urls[conductor_b.labels["i2s-harness.replica"]]
+    out = zone_docker.partition_zone(B, configuration=env.config)
+    assert primary in out["partitioned"] and conductor_b.name in out["partitioned"]
+    assert out["failover"]["new_primary"] == standby
+    conductor_b.reload()
+    assert conductor_b.status == "running" and not _answers(url_b)
+
+    back = zone_docker.heal_zone_partition(B, configuration=env.config)
+    assert f"removed the fenced ex-primary {primary}" in back["actions"], back
+    assert replication.current_primary(env.run_id) == standby
+    assert safety.active_faults(env.run_id, path=fault_log) == []
+    _healthy(env)
+
+
+def _experiment(tmp_path, action: str, rollback: str, zone: str) -> Any:
+    """A minimal experiment: the zone fault, a long pause (interrupted), its rollback."""
+    def provider(func: str) -> dict:
+        return {"type": "python", "module": "harness.faults.zone_docker", "func": func,
+                "arguments": {"zone": zone}}
+
+    doc = {"version": "1.0.0", "title": f"{action} of {zone}, interrupted", "description": "test",
+           "runtime": {"rollbacks": {"strategy": "always"}},
+           "configuration": {"run_id": {"type": "env", "key": "HARNESS_RUN_ID", "default": ""}},
+           "method": [{"type": "action", "name": action, "provider": provider(action), "pauses": {"after": 120}}],
+           "rollbacks": [{"type": "action", "name": rollback, "provider": provider(rollback)}]}
+    path = tmp_path / f"{action}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("action, rollback, how", [
+    ("lose_zone_power", "restore_zone_power", signal.SIGINT),
+    ("partition_zone", "heal_zone_partition", signal.SIGKILL),
+], ids=["power-sigint", "partition-sigkill"])
+def test_interrupted_during_the_fault_leaves_every_container_running_or_removed(env, tmp_path, fault_log,
+                                                                               action, rollback, how):
+    """Ctrl-C (SIGINT: Chaos Toolkit plays the rollback) or a crash (SIGKILL: only undo_all) while the
+    primary's zone is down: afterwards every container of the run runs (or was removed as replaced)."""
+    from harness.chaos_runner import run_experiment
+    from harness.faults import safety
+
+    _healthy(env)
+    primary, _, _ = _db(env)
+    from harness.labels import ZONE_LABEL
+
+    zone = next(c for c in _containers(env) if c.name == primary).labels[ZONE_LABEL]
+    stop, result = threading.Event(), {}
+
+    def go() -> None:
+        try:
+            result["run"] = run_experiment(_experiment(tmp_path, action, rollback, zone), tmp_path,
+                                           run_id=env.run_id, interrupt=stop, stop_signal=how, grace_s=90,
+                                           env={"HARNESS_FAULT_LOG": str(fault_log)})
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            result["error"] = exc
+
+    t = threading.Thread(target=go)
+    t.start()
+    deadline = time.monotonic() + 90
+    # Mid-fault: the zone fault is recorded and the failover has promoted the standby.
+    while not any(f["fault"] == "zone-power-lost" or f["fault"] == "zone-partitioned"
+                  for f in safety.active_faults(env.run_id, path=fault_log)) or _db(env)[0] == primary:
+        assert time.monotonic() < deadline and t.is_alive(), f"the fault never took effect: {result}"
+        time.sleep(0.2)
+    stop.set()
+    t.join(timeout=180)
+    assert not t.is_alive() and "error" not in result, result
+    run = result["run"]
+    assert run.interrupted, run.to_dict()
+    if how == signal.SIGINT:
+        assert [(r["name"], r["status"]) for r in run.rollbacks] == [(rollback, "succeeded")]
+    else:
+        assert [u["status"] for u in run.undo] == ["rolled back"], run.undo
+    assert safety.active_faults(env.run_id, path=fault_log) == []
+    faults = safety.read_faults(fault_log, env.run_id)
+    assert primary not in {c.name for c in _containers(env)}, (run.undo, run.rollbacks, faults)  # replaced
+    _healthy(env)
