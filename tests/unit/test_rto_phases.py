@@ -130,3 +130,13 @@ def test_goodput_counts_seconds_outside_the_slo_as_zero():
     assert cap.before_rps == 40 and cap.after_rps == 20 and cap.left == 0.5
     assert capacity_left(seconds, ev, None, p95_limit_ms=500, error_ratio_limit=0.01, replicas_before=2,
                          replicas_after=0).after_rps is None
+
+
+def test_zone_loss_plot_is_written(tmp_path):
+    from harness.report.zone_loss_plot import zone_loss_png
+
+    p = split_phases(OUTAGE, EVENTS)
+    out = zone_loss_png(tmp_path / "z.png", OUTAGE, EVENTS, p, zone="us-east-1a", placement="even",
+                        failure="power loss")
+    assert out.exists() and out.stat().st_size > 10_000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
