@@ -250,7 +250,8 @@ def test_interrupted_during_the_fault_leaves_every_container_running_or_removed(
     primary, _, _ = _db(env)
     from harness.labels import ZONE_LABEL
 
-    zone = next(c for c in _containers(env) if c.name == primary).labels[ZONE_LABEL]
+    primary_c = next(c for c in _containers(env) if c.name == primary)
+    zone = primary_c.labels[ZONE_LABEL]
     stop, result = threading.Event(), {}
 
     def go() -> None:
@@ -284,5 +285,6 @@ def test_interrupted_during_the_fault_leaves_every_container_running_or_removed(
         assert run.rollbacks == [] and [u["status"] for u in run.undo] == ["rolled back"], done
     assert safety.active_faults(env.run_id, path=fault_log) == []
     faults = safety.read_faults(fault_log, env.run_id)
-    assert primary not in {c.name for c in _containers(env)}, (run.undo, run.rollbacks, faults)  # replaced
+    # The fenced primary was replaced (a new standby may reuse its name: compare ids).
+    assert primary_c.id not in {c.id for c in _containers(env)}, (run.undo, run.rollbacks, faults)
     _healthy(env)
