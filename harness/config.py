@@ -50,6 +50,10 @@ class Settings:
     target_peak_rps: float = 0.0    # capacity verdict: the peak the release must carry
     ready_timeout_s: float = 180.0
     manifests_dir: str = "k8s"
+    # -- chaos-control
+    # float > 0, seconds: pause between two checks of a steady state checked continuously during a
+    # fault (chaos run --hypothesis-frequency; zone loss declares the `continuously` strategy).
+    chaos_hypothesis_frequency_s: float = 1.0
     # -- zone-loss
     # str, one of harness.placement.PLACEMENTS: how the docker platform places conductor replicas over
     # `zones` — "even" (round-robin) or "one-zone" (all in the first zone: the worst placement the
@@ -68,7 +72,7 @@ class Settings:
                 raise UsageError(f"{name} must be at least 1 (got {getattr(self, name)})",
                                  f"set HARNESS_{name.upper()} to a positive number")
         for name in ("spawn_rate", "slo_p95_ms", "probe_interval_s", "ready_timeout_s",
-                     "rto_target_s", "rpo_target_s", "backup_interval_s"):
+                     "rto_target_s", "rpo_target_s", "backup_interval_s", "chaos_hypothesis_frequency_s"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"{name} must be positive (got {getattr(self, name)})",
                                  f"set HARNESS_{name.upper()} to a positive number")

@@ -3,11 +3,17 @@
 Experiments call them as python providers (``"module": "harness.faults.postgres"``). Modules:
 
 * ``postgres``  stop/start the database, kill the primary and promote the standby (harness.dr)
-* ``backups``   back up to S3, lose the database, recover into a fresh "secondary region"
-* ``docker``    pause a zone's conductors, lose and redeploy the application tier
-* ``zones``     Kubernetes zone loss: drain (chaosk8s) or pause the zone's kind nodes
+* ``backups``   lose the database, recover it into a fresh "secondary region" from S3; the tier
+* ``docker``    the docker platform's application tier lost and redeployed
+* ``zones``     Kubernetes zone loss: drain (chaosk8s) and uncordon
 * ``probes``    the SLO-based steady state, readiness, waiting for recovery
-* ``safety``    context and label checks, the fault log, ``undo_all``
+* ``control``   the Chaos Toolkit control every experiment declares: shared configuration
+                (chaos/shared/configuration.json), the safety check before every activity, the fault
+                log, progress events
+* ``safety``    the checks, the fault declarations (``@fault``), the fault log, ``undo_all``
+
+Activities take Chaos Toolkit's ``configuration`` (injected by chaoslib when a function declares
+the parameter), never a run id argument.
 
 ``discover()`` is what ``chaos discover`` calls. The activity modules do not use
 ``from __future__ import annotations``: discovery reads their annotations as types, and strings

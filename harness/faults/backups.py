@@ -20,40 +20,29 @@ The application tier, per platform (``lose_application_tier`` / ``deploy_applica
   tier stays lost until the recovery; redeploying scales it back to the replica count recorded at
   the loss and waits for the rollout. Pods get the same Secrets, i.e. the same configuration, as a
   secondary region deployed from the same manifests would. The count is in the fault log, so
-  ``undo_all`` can redeploy from any process. Same safety as every Kubernetes fault: the context is
-  checked before any call, and only a Deployment labeled with the run id is scaled.
+  ``undo_all`` can redeploy from any process. Same safety as every Kubernetes fault: the control
+  checks the context before the activity runs, and only a Deployment labeled with the run id is scaled.
+
+Activities take Chaos Toolkit's ``configuration`` (``s3_endpoint``, ``backup_bucket`` and the kube
+target come from chaos/shared/configuration.json); the control records the faults they declare.
 """
 
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Dict
 
 from harness.errors import HarnessError, UnsafeTarget, UsageError
 from harness.faults import safety
-from harness.faults.postgres import _follow_on_kind, _kube_apis, _kube_target, _verify_stand_in
+from harness.faults.postgres import follow_on_kind, kube_apis, public, verify_stand_in
 
-__all__ = ["take_backup", "lose_database", "recover_database", "lose_application_tier", "deploy_application_tier"]
+__all__ = ["lose_database", "recover_database", "lose_application_tier", "deploy_application_tier"]
 
 log = logging.getLogger(__name__)
 DB_ROLES = ("postgres", "postgres-standby", "postgres-dr")
 ROLE_LABEL = "i2s-harness.role"
 APP_DEPLOYMENT = "conductor"          # the application tier on kind (k8s/overlays/kind)
 TIER_LOST = "application-tier-lost"
-
-
-def _public(result: Any) -> Any:
-    from harness.faults.postgres import _public as public
-
-    return public(result)
-
-
-def take_backup(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups") -> dict:
-    """Take one backup of the run's database now (pg_dump, gpg, S3; see harness.dr.backup)."""
-    safety.require_run_id(run_id)
-    from harness.dr import backup
-
-    return _public(backup.run_backup(run_id, s3_endpoint, bucket=bucket))
 
 
 def _newest(s3_endpoint: str, bucket: str) -> dict | None:
@@ -63,25 +52,35 @@ def _newest(s3_endpoint: str, bucket: str) -> dict | None:
     return found[-1] if found else None
 
 
-def lose_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups") -> dict:
+def _s3(configuration: Dict) -> tuple[str, str]:
+    """The configuration's S3 endpoint and bucket (the backups), or one line saying how to set them."""
+    endpoint = str((configuration or {}).get("s3_endpoint") or "").strip()
+    if not endpoint:
+        raise UsageError("no S3 endpoint configured for the backups", "export HARNESS_S3_ENDPOINT=<moto or S3 URL>")
+    return endpoint, str((configuration or {}).get("backup_bucket") or "i2s-backups")
+
+
+@safety.fault("database-lost", target="postgres", rollback="harness.faults.backups.recover_database")
+def lose_database(configuration: Dict = None) -> dict:
     """Lose every database server of the run (primary and standbys: the whole cluster): each is
     killed and disconnected from the network. Refuses when S3 holds no backup to recover from.
     Rollback: ``recover_database``."""
-    safety.require_run_id(run_id)
-    kube = _kube_target(run_id)  # a foreign cluster is refused before anything is lost
-    _verify_stand_in(run_id, kube)
+    run_id = safety.run_id_of(configuration)
+    kube = safety.kube_target(configuration)
+    verify_stand_in(run_id, kube)
+    s3_endpoint, bucket = _s3(configuration)
     newest = _newest(s3_endpoint, bucket)
     if newest is None:
         raise UsageError(f"no backup in s3://{bucket}/ to recover from: losing the database would lose everything",
-                         "schedule backups first (BackupScheduler / take_backup)")
+                         "schedule backups first (harness.dr.backup.BackupScheduler)")
     servers = [c for c in safety.run_containers(run_id) if c.labels.get(ROLE_LABEL) in DB_ROLES]
     if not servers:
         raise UsageError(f"run {run_id} has no running database server", "bring the stack up first")
     network = f"i2s-{run_id}"
-    safety.record_injected(run_id, "database-lost", "postgres", rollback="harness.faults.backups.recover_database",
-                           arguments={"run_id": run_id, "s3_endpoint": s3_endpoint, "bucket": bucket, **kube},
-                           details={"containers": [c.name for c in servers], "newest_backup": newest["key"]})
-    net = safety._docker().networks.get(network)
+    safety.add_details(run_id, "database-lost", {"containers": [c.name for c in servers],
+                                                 "newest_backup": newest["key"]},
+                       path=safety.fault_log_path(run_id, configuration))
+    net = safety.engine().networks.get(network)
     for c in servers:
         c.kill(signal="SIGKILL")
         try:
@@ -124,22 +123,21 @@ def _writable_primary(run_id: str) -> str:
         return ""
 
 
-def recover_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups", key: str = "",
-                     timeout_s: float = 300.0, kube_namespace: str = "", kube_context: str = "",
-                     kubeconfig: str = "") -> dict:
+@safety.fault(reverses=("database-lost",))
+def recover_database(key: str = "", timeout_s: float = 300.0, configuration: Dict = None) -> dict:
     """Recover the database into a fresh server ("secondary region") from the newest backup in S3
-    (or ``key``), then move the name ``postgres`` to it (on kind also the Service ``postgres``;
-    ``kube_*``: the fault record's cluster, empty: from the environment). Idempotent: while a
-    writable server holds the name nothing is restored (on kind the Service is still made to
-    point at it)."""
-    safety.require_run_id(run_id)
-    kube = _kube_target(run_id, kube_namespace, kube_context, kubeconfig)
+    (or ``key``), then move the name ``postgres`` to it (on kind also the Service ``postgres`` of
+    the configuration's cluster: the fault record's, when ``undo_all`` replays it). Idempotent:
+    while a writable server holds the name nothing is restored (on kind the Service is still made
+    to point at it)."""
+    run_id = safety.run_id_of(configuration)
+    kube = safety.kube_target(configuration)
+    s3_endpoint, bucket = _s3(configuration)
     from harness.dr import backup, replication
 
     current = _writable_primary(run_id)
     if current:
-        slice_ = _follow_on_kind(run_id, kube, current)
-        safety.record_rolled_back(run_id, "database-lost", "postgres", note=f"{current} already serves")
+        slice_ = follow_on_kind(run_id, kube, current)
         return {"recovered": False, "primary": current, "note": "a writable database already holds the name",
                 **({"endpoint_slice": slice_} if slice_ else {})}
     t0 = time.time()
@@ -152,7 +150,7 @@ def recover_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups",
     name = f"i2s-{run_id}-postgres-region{n}"
     from harness.labels import labels_for
 
-    client = safety._docker()
+    client = safety.engine()
     container = client.containers.run(
         image, name=name, detach=True,
         environment={"POSTGRES_USER": creds["username"], "POSTGRES_PASSWORD": creds["password"],
@@ -175,9 +173,8 @@ def recover_database(run_id: str, s3_endpoint: str, bucket: str = "i2s-backups",
         raise
     # Outside the clean-up above: if this fails the restored server stays, holding the name, and the
     # rollback (the idempotent path) re-points the Service at it without restoring again.
-    slice_ = _follow_on_kind(run_id, kube, name)
-    safety.record_rolled_back(run_id, "database-lost", "postgres", note=f"restored {restored['key']} into {name}")
-    return _public({"recovered": True, "primary": name, "backup": restored["key"],
+    slice_ = follow_on_kind(run_id, kube, name)
+    return public({"recovered": True, "primary": name, "backup": restored["key"],
                     "backup_snapshot_at": restored.get("snapshot_at"),
                     "backup_age_s": round(t0 - restored["snapshot_at"], 1) if restored.get("snapshot_at") else None,
                     "create_s": round(created_s, 2), "restore_s": restored.get("duration_s"),
@@ -218,36 +215,37 @@ def _spec_replicas(dep: Any) -> int:
     return 1 if dep.spec.replicas is None else int(dep.spec.replicas)  # the API's default is 1
 
 
-def _recorded_replicas(run_id: str) -> int:
+def _recorded_replicas(run_id: str, configuration: Dict) -> int:
     """The replica count recorded when the tier was lost (newest active loss), 0 if none."""
-    for f in reversed(safety.active_faults(run_id)):
-        if f["fault"] == TIER_LOST and int(f["arguments"].get("replicas") or 0) > 0:
-            return int(f["arguments"]["replicas"])
+    for f in reversed(safety.active_faults(run_id, path=safety.fault_log_path(run_id, configuration))):
+        if f["fault"] == TIER_LOST and int(f["details"].get("replicas") or 0) > 0:
+            return int(f["details"]["replicas"])
     return 0
 
 
-def lose_application_tier(run_id: str) -> dict:
+@safety.fault(TIER_LOST, target="application tier", rollback="harness.faults.backups.deploy_application_tier")
+def lose_application_tier(configuration: Dict = None) -> dict:
     """Lose the whole application tier (the cluster running it is gone). Docker: every conductor
     container is removed (harness.faults.docker.remove_application_tier). Kind: the Deployment
     ``conductor`` is scaled to 0 (the HPA leaves it there), its replica count recorded for the
     recovery. Rollback: ``deploy_application_tier``."""
-    safety.require_run_id(run_id)
-    kube = _kube_target(run_id)
+    run_id = safety.run_id_of(configuration)
+    kube = safety.kube_target(configuration)
     if not kube:
         from harness.faults import docker
 
-        return docker.remove_application_tier(run_id)
-    ns, target = kube["kube_namespace"], f"deployment/{APP_DEPLOYMENT}"
-    apis = _kube_apis(kube)
+        return docker.remove_application_tier(configuration=configuration)
+    ns = kube["kube_namespace"]
+    apis = kube_apis(kube)
     try:
         dep = _own_deployment(apis, ns, run_id)
         replicas = _spec_replicas(dep)
         if replicas < 1:
             raise UsageError(f"Deployment {ns}/{APP_DEPLOYMENT} already has 0 replicas: there is no tier to lose",
                              "redeploy it first (deploy_application_tier, or kubectl scale --replicas=N)")
-        safety.record_injected(run_id, TIER_LOST, target, rollback="harness.faults.backups.deploy_application_tier",
-                               arguments={"run_id": run_id, "replicas": replicas, **kube},
-                               details={"namespace": ns, "replicas": replicas})
+        # Before scaling: the redeployment (also undo_all's, from another process) reads it here.
+        safety.add_details(run_id, TIER_LOST, {"deployment": f"{ns}/{APP_DEPLOYMENT}", "replicas": replicas},
+                           path=safety.fault_log_path(run_id, configuration))
         t = time.time()
         _scale(apis, ns, 0)
     finally:
@@ -255,30 +253,30 @@ def lose_application_tier(run_id: str) -> dict:
     return {"scaled_to_zero": f"{ns}/{APP_DEPLOYMENT}", "replicas_before": replicas, "lost_at": t}
 
 
-def deploy_application_tier(run_id: str, timeout_s: float = 180.0, replicas: int = 0, kube_namespace: str = "",
-                            kube_context: str = "", kubeconfig: str = "") -> dict:
+@safety.fault(reverses=(TIER_LOST,))
+def deploy_application_tier(timeout_s: float = 180.0, replicas: int = 0, configuration: Dict = None) -> dict:
     """A fresh application tier, as in a secondary region, ready when this returns. Docker: new
     containers from the removed tier's configuration (harness.faults.docker.deploy_application_tier).
     Kind: the Deployment ``conductor`` scaled back to ``replicas`` (0: the count recorded when it was
     lost) and rolled out within ``timeout_s``. Idempotent: a Deployment that has replicas is only
     waited for; on docker, running conductors are left as they are."""
-    safety.require_run_id(run_id)
-    kube = _kube_target(run_id, kube_namespace, kube_context, kubeconfig)
+    run_id = safety.run_id_of(configuration)
+    kube = safety.kube_target(configuration)
     if not kube:
         from harness.faults import docker
 
-        return docker.deploy_application_tier(run_id, timeout_s=timeout_s)
+        return docker.deploy_application_tier(timeout_s=timeout_s, configuration=configuration)
     from harness.kube.rollout import wait_rollout
 
-    ns, target = kube["kube_namespace"], f"deployment/{APP_DEPLOYMENT}"
+    ns = kube["kube_namespace"]
     t0 = time.monotonic()
-    apis = _kube_apis(kube)
+    apis = kube_apis(kube)
     try:
         current = _spec_replicas(_own_deployment(apis, ns, run_id))
         if current > 0:
             action = f"already at {current} replicas"
         else:
-            want = int(replicas or 0) or _recorded_replicas(run_id)
+            want = int(replicas or 0) or _recorded_replicas(run_id, configuration)
             if want < 1:
                 raise HarnessError(f"no replica count is known for Deployment {ns}/{APP_DEPLOYMENT} at 0 replicas "
                                    f"(no active {TIER_LOST} fault in the fault log)",
@@ -290,6 +288,5 @@ def deploy_application_tier(run_id: str, timeout_s: float = 180.0, replicas: int
                              hint="see the conductor pods' events; is the database reachable as 'postgres'?")
     finally:
         apis.close()
-    safety.record_rolled_back(run_id, TIER_LOST, target, note=action)
     return {"deployment": f"{ns}/{APP_DEPLOYMENT}", "action": action, "rollout": state,
             "ready_s": round(time.monotonic() - t0, 1)}

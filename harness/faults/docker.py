@@ -1,4 +1,4 @@
-"""Docker-platform faults on the application tier: a zone paused, the whole tier lost and redeployed.
+"""Docker-platform faults on the application tier: the whole tier lost and redeployed.
 
 Only containers labeled with the run id are touched (see ``safety``). The removed tier's
 configuration (image, environment — which holds the database password and the admin token —,
@@ -9,49 +9,20 @@ use the same image and settings; it never reaches the journal, the fault log or 
 import logging
 import time
 import urllib.request
-from typing import Any
+from typing import Any, Dict
 
 from harness.errors import HarnessError, UsageError
 from harness.faults import safety
+from harness.platforms.docker import ZONE_LABEL
 
-__all__ = ["pause_zone", "unpause_zone", "remove_application_tier", "deploy_application_tier"]
+__all__ = ["remove_application_tier", "deploy_application_tier"]
 
 log = logging.getLogger(__name__)
-ZONE_LABEL = "topology.kubernetes.io/zone"
 REPLICA_LABEL = "i2s-harness.replica"
 APP = {"app": "conductor"}
 # run id -> what the removed conductors were (in memory only: the environment holds secrets)
 _REMOVED: dict[str, list[dict[str, Any]]] = {}
 _GENERATION: dict[str, int] = {}
-
-
-def pause_zone(run_id: str, zone: str) -> dict:
-    """Pause (freeze) every conductor of the run in ``zone``: the zone's application tier is lost.
-
-    Requests to a paused container hang rather than being refused, as with a lost availability
-    zone. Rollback: ``unpause_zone``.
-    """
-    targets = [c for c in safety.run_containers(run_id, {**APP, ZONE_LABEL: zone}) if c.status == "running"]
-    if not targets:
-        raise UsageError(f"no running conductor of run {run_id} in zone {zone!r}",
-                         "name a zone the replicas run in (HARNESS_ZONES)")
-    safety.record_injected(run_id, "zone-paused", zone, rollback="harness.faults.docker.unpause_zone",
-                           arguments={"run_id": run_id, "zone": zone},
-                           details={"containers": [c.name for c in targets]})
-    for c in targets:
-        c.pause()
-    return {"zone": zone, "paused": [c.name for c in targets]}
-
-
-def unpause_zone(run_id: str, zone: str) -> dict:
-    """Unpause the run's paused containers in ``zone``. Idempotent."""
-    resumed = []
-    for c in safety.run_containers(run_id, {ZONE_LABEL: zone}, all=True):
-        if c.status == "paused":
-            c.unpause()
-            resumed.append(c.name)
-    safety.record_rolled_back(run_id, "zone-paused", zone)
-    return {"zone": zone, "unpaused": resumed}
 
 
 def _capture(c: Any) -> dict[str, Any]:
@@ -64,11 +35,14 @@ def _capture(c: Any) -> dict[str, Any]:
             "nano_cpus": host.get("NanoCpus") or None, "mem_limit": host.get("Memory") or None}
 
 
-def remove_application_tier(run_id: str) -> dict:
+@safety.fault("application-tier-lost", target="application tier",
+              rollback="harness.faults.backups.deploy_application_tier")
+def remove_application_tier(configuration: Dict = None) -> dict:
     """Remove every conductor of the run (the cluster running the application is lost).
 
     The tier's configuration stays in this process's memory for ``deploy_application_tier``.
     """
+    run_id = safety.run_id_of(configuration)
     found = safety.run_containers(run_id, APP, all=True)
     if not found:
         raise UsageError(f"run {run_id} has no conductor containers", "bring the platform up first")
@@ -76,9 +50,8 @@ def remove_application_tier(run_id: str) -> dict:
         c.reload()
     specs = [_capture(c) for c in found]
     _REMOVED[run_id] = specs
-    safety.record_injected(run_id, "application-tier-lost", "conductors",
-                           rollback="harness.faults.docker.deploy_application_tier",
-                           arguments={"run_id": run_id}, details={"containers": [c.name for c in found]})
+    safety.add_details(run_id, "application-tier-lost", {"containers": [c.name for c in found]},
+                       path=safety.fault_log_path(run_id, configuration))
     for c in found:
         c.remove(force=True)
     return {"removed": [c.name for c in found], "zones": sorted({s["labels"].get(ZONE_LABEL, "") for s in specs})}
@@ -92,22 +65,23 @@ def _ready(url: str) -> bool:
         return False
 
 
-def deploy_application_tier(run_id: str, timeout_s: float = 180.0) -> dict:
+@safety.fault(reverses=("application-tier-lost",))
+def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None) -> dict:
     """A fresh application tier, as in a secondary region: new containers from the removed tier's
     image and configuration, one per removed replica, in the same zones. Waits until each is ready.
 
     Idempotent: if conductors of the run are already running, nothing is created.
     """
+    run_id = safety.run_id_of(configuration)
     running = [c for c in safety.run_containers(run_id, APP) if c.status == "running"]
     if running:
-        safety.record_rolled_back(run_id, "application-tier-lost", "conductors", note="a tier was already running")
         return {"deployed": [], "already_running": [c.name for c in running]}
     specs = _REMOVED.get(run_id)
     if not specs:
         raise HarnessError(f"no removed application tier of run {run_id} is known to this process",
                            "the tier's configuration lives only in the process that removed it; "
                            "redeploy with the platform (DockerPlatform.redeploy)")
-    client = safety._docker()
+    client = safety.engine()
     gen = _GENERATION[run_id] = _GENERATION.get(run_id, 0) + 1
     created = []
     t0 = time.monotonic()
@@ -140,5 +114,4 @@ def deploy_application_tier(run_id: str, timeout_s: float = 180.0) -> dict:
                                f"({len(ready)}/{len(created)} ready)",
                                "see the new conductors' logs; is the database reachable as 'postgres'?")
         time.sleep(1.0)
-    safety.record_rolled_back(run_id, "application-tier-lost", "conductors", note="redeployed")
     return {"deployed": [c.name for c in created], "ready_s": round(time.monotonic() - t0, 1)}

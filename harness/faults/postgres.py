@@ -8,34 +8,30 @@ through the selector-less Service ``postgres`` whose EndpointSlice holds a conta
 harness.platforms.kind), so after every alias move the slice is re-pointed at the new holder's IP
 too (``harness.kube.conductor.repoint_backing_service``) — the same DNS-name move, as pods see it.
 
-The chaos process is on kind when ``HARNESS_KUBE_NAMESPACE`` is set (the harness sets it, with
-``HARNESS_KUBE_CONTEXT`` and ``KUBECONFIG``, for kind runs only). The context is checked
-(``safety.check_kube_context``, then the kubeconfig file) before anything is done, so a foreign
-cluster is refused before the database is touched and before any call to a cluster. The kube target
-is written into each fault's rollback arguments, so ``undo_all`` — which runs in the harness's
-process, without that environment — re-points the same Service.
+The run is on kind when the configuration's ``kube_namespace`` is set (``HARNESS_KUBE_NAMESPACE``; the
+harness sets it, with ``HARNESS_KUBE_CONTEXT`` and ``KUBECONFIG``, for kind runs only). The harness
+control (``harness.faults.control``) checks that target before every activity and records each
+fault with the configuration its rollback needs, so ``undo_all`` — which runs in the harness's
+process, without that environment — re-points the same Service. Activities take Chaos Toolkit's
+``configuration`` (shared keys from chaos/shared/configuration.json) instead of a run id argument.
 """
 
 import ipaddress
 import logging
-import os
-import re
-from typing import Any
+from typing import Any, Dict
 
-from harness.errors import HarnessError, UsageError
+from harness.errors import HarnessError
 from harness.faults import safety
 
 __all__ = ["stop_database", "start_database", "restore_database", "start_standby", "fail_over_database",
            "partition_standby", "heal_standby_partition"]
 
 log = logging.getLogger(__name__)
-KUBE_NAMESPACE_ENV = "HARNESS_KUBE_NAMESPACE"
-KUBE_CONTEXT_ENV = "HARNESS_KUBE_CONTEXT"
 POSTGRES_PORT = 5432                  # inside every Postgres container of the run
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+RESTORE = "harness.faults.postgres.restore_database"
 
 
-def _public(result: Any) -> Any:
+def public(result: Any) -> Any:
     """A JSON-friendly copy with anything secret-looking removed (it goes into the journal)."""
     from harness.report.writer import redact
 
@@ -47,30 +43,8 @@ def _public(result: Any) -> Any:
 
 
 # -- kind: the Service `postgres` follows the alias ---------------------------------------------------
-def _kube_target(run_id: str, kube_namespace: str = "", kube_context: str = "", kubeconfig: str = "") -> dict:
-    """Where the database's stand-in Service lives when the run is on kind, checked; ``{}`` otherwise.
-
-    Explicit arguments (a fault record's) win over the environment. The context must be allowed for
-    the run (``safety.check_kube_context``) and defined in the kubeconfig file (read locally); both
-    are checked here, before any client exists. The result is JSON and names no secret (the
-    kubeconfig's *path*), so it can go into the fault log as rollback arguments.
-    """
-    namespace = (kube_namespace or os.environ.get(KUBE_NAMESPACE_ENV, "")).strip()
-    if not namespace:
-        return {}
-    if not _NAMESPACE.match(namespace):
-        raise UsageError(f"{KUBE_NAMESPACE_ENV}={namespace!r} is not a namespace name",
-                                "set it to the conductor's namespace (e.g. i2s-staging) or unset it on docker")
-    ctx = safety.check_kube_context(run_id, kube_context or os.environ.get(KUBE_CONTEXT_ENV, ""))
-    from harness.kube.client import kubeconfig_path, require_context
-
-    path = kubeconfig_path(kubeconfig or None)
-    require_context(ctx, path)
-    return {"kube_namespace": namespace, "kube_context": ctx, "kubeconfig": path}
-
-
-def _kube_apis(kube: dict) -> Any:
-    """API clients for a target ``_kube_target`` returned (that check has been made)."""
+def kube_apis(kube: dict) -> Any:
+    """API clients for a kube target the control checked (``safety.check_target``)."""
     from harness.kube import client as kc
 
     return kc.Apis(kc.api_client(kc.KubeTarget(kube["kube_context"], kube["kubeconfig"])))
@@ -91,21 +65,21 @@ def _container_ip(run_id: str, container: str) -> str:
                            ) from None
 
 
-def _verify_stand_in(run_id: str, kube: dict, alias: str = "postgres") -> None:
+def verify_stand_in(run_id: str, kube: dict, alias: str = "postgres") -> None:
     """On kind, check (read-only) that the Service ``alias`` and its slice are this run's, before a
     fault that will need them re-pointed: a wrong target is refused while the database is whole."""
     if not kube:
         return
     from harness.kube.conductor import backing_service_slice
 
-    apis = _kube_apis(kube)
+    apis = kube_apis(kube)
     try:
         backing_service_slice(apis, kube["kube_namespace"], alias, run_id)
     finally:
         apis.close()
 
 
-def _follow_on_kind(run_id: str, kube: dict, container: str, alias: str = "postgres") -> dict:
+def follow_on_kind(run_id: str, kube: dict, container: str, alias: str = "postgres") -> dict:
     """On kind, the Service ``alias`` re-pointed at ``container``'s address on the run's network;
     ``{}`` on docker (no call at all)."""
     if not kube:
@@ -113,64 +87,61 @@ def _follow_on_kind(run_id: str, kube: dict, container: str, alias: str = "postg
     from harness.kube.conductor import repoint_backing_service
 
     ip = _container_ip(run_id, container)
-    apis = _kube_apis(kube)
+    apis = kube_apis(kube)
     try:
         return repoint_backing_service(apis, kube["kube_namespace"], alias, ip, POSTGRES_PORT, run_id)
     finally:
         apis.close()
 
 
-def stop_database(run_id: str) -> dict:
+@safety.fault("database-stopped", target="postgres", rollback=RESTORE)
+def stop_database(configuration: Dict = None) -> dict:
     """Stop the run's primary Postgres (the database fails). Rollback: ``restore_database``."""
-    safety.require_run_id(run_id)
-    kube = _kube_target(run_id)
-    _verify_stand_in(run_id, kube)
+    run_id = safety.run_id_of(configuration)
+    kube = safety.kube_target(configuration)
+    verify_stand_in(run_id, kube)
     from harness.dr import replication
 
-    safety.record_injected(run_id, "database-stopped", "postgres", rollback="harness.faults.postgres.restore_database",
-                           arguments={"run_id": run_id, **kube})
-    return _public(replication.stop_database(run_id))
+    return public(replication.stop_database(run_id))
 
 
-def start_database(run_id: str) -> dict:
+@safety.fault(reverses=("database-stopped",))
+def start_database(configuration: Dict = None) -> dict:
     """Start the run's primary Postgres again and wait until it accepts writes. On kind, the Service
     ``postgres`` then points at its address (a restart may give it another one)."""
-    safety.require_run_id(run_id)
-    kube = _kube_target(run_id)
+    run_id = safety.run_id_of(configuration)
+    kube = safety.kube_target(configuration)
     from harness.dr import replication
 
     result = replication.start_database(run_id)
-    slice_ = _follow_on_kind(run_id, kube, result["container"])
-    safety.record_rolled_back(run_id, "database-stopped", "postgres")
-    return _public({**result, **({"endpoint_slice": slice_} if slice_ else {})})
+    slice_ = follow_on_kind(run_id, kube, result["container"])
+    return public({**result, **({"endpoint_slice": slice_} if slice_ else {})})
 
 
-def restore_database(run_id: str, kube_namespace: str = "", kube_context: str = "", kubeconfig: str = "") -> dict:
+@safety.fault(reverses=("database-stopped", "database-primary-killed"))
+def restore_database(configuration: Dict = None) -> dict:
     """Rollback for every database fault: make ``postgres`` resolve to a running, writable server
     (start the stopped primary, or keep/promote the standby after a failover; no fail-back). On kind
-    the Service ``postgres`` is pointed at that server too (``kube_*``: the fault record's cluster;
-    empty: ``HARNESS_KUBE_NAMESPACE``/``HARNESS_KUBE_CONTEXT``/``KUBECONFIG``). Idempotent."""
-    safety.require_run_id(run_id)
-    kube = _kube_target(run_id, kube_namespace, kube_context, kubeconfig)
+    the Service ``postgres`` is pointed at that server too (the configuration's cluster: the fault
+    record's, when ``undo_all`` replays it). Idempotent."""
+    run_id = safety.run_id_of(configuration)
+    kube = safety.kube_target(configuration)
     from harness.dr import replication
 
     result = replication.restore_primary(run_id)
-    slice_ = _follow_on_kind(run_id, kube, result["primary"])
+    slice_ = follow_on_kind(run_id, kube, result["primary"])
     if slice_:
         result = {**result, "endpoint_slice": slice_,
                   "actions": result.get("actions", []) + ([f"Service postgres re-pointed at {slice_['ip']}"]
                                                           if slice_["changed"] else [])}
-    result = _public(result)
-    for fault in ("database-stopped", "database-primary-killed"):
-        safety.record_rolled_back(run_id, fault, "postgres", note="; ".join(result.get("actions", [])))
-    return result
+    return public(result)
 
 
-def start_standby(run_id: str, synchronous: bool = False) -> dict:
+def start_standby(synchronous: bool = False, configuration: Dict = None) -> dict:
     """Make sure the current primary has a streaming standby in the requested mode (``synchronous``:
     commits wait for it). A standby in the other mode is replaced. Not a fault: the setup the
     failover experiments need; the run's cleanup removes it."""
-    safety.require_run_id(run_id)
+    run_id = safety.run_id_of(configuration)
     from harness.dr import replication
 
     synchronous = _as_bool(synchronous)
@@ -179,58 +150,55 @@ def start_standby(run_id: str, synchronous: bool = False) -> dict:
     if existing:
         lag = replication.replication_lag(run_id, primary, existing)
         if lag["streaming"] and lag["sync_state"] == ("sync" if synchronous else "async"):
-            return _public({"standby": existing, "primary": primary, "synchronous": synchronous, "reused": True,
-                            "sync_state": lag["sync_state"]})
+            return public({"standby": existing, "primary": primary, "synchronous": synchronous, "reused": True,
+                           "sync_state": lag["sync_state"]})
         replication.remove_standby(run_id, existing)
     taken = {c.name for c in safety.run_containers(run_id, all=True)}
     name, n = replication.standby_name(run_id), 1
     while name in taken:  # after a failover the first standby is the primary: take the next name
         n += 1
         name = f"{replication.standby_name(run_id)}-{n}"
-    return _public(replication.start_standby(run_id, synchronous=synchronous, primary_container=primary,
-                                             standby_container=name))
+    return public(replication.start_standby(run_id, synchronous=synchronous, primary_container=primary,
+                                            standby_container=name))
 
 
-def fail_over_database(run_id: str, kill_signal: str = "SIGKILL") -> dict:
+@safety.fault("database-primary-killed", target="postgres", rollback=RESTORE,
+              reverses=("database-primary-killed", "standby-partitioned"))
+def fail_over_database(kill_signal: str = "SIGKILL", configuration: Dict = None) -> dict:
     """Kill the primary (``kill_signal``: an AZ loss) and promote its standby; the name ``postgres``
     then points at the new primary, as RDS moves its DNS name (on kind: the network alias and the
     Service ``postgres``'s EndpointSlice). The fault counts as recovered when the promotion and the
-    name move complete; if they do not, the rollback (``restore_database``) repairs the tier."""
-    safety.require_run_id(run_id)
-    kube = _kube_target(run_id)
+    name move complete (the promotion also re-attaches a partitioned standby: it is the new
+    primary); if they do not, the rollback (``restore_database``) repairs the tier."""
+    run_id = safety.run_id_of(configuration)
+    kube = safety.kube_target(configuration)
     from harness.dr import replication
 
-    _verify_stand_in(run_id, kube)
+    verify_stand_in(run_id, kube)
     primary = replication.current_primary(run_id) or replication.primary_name(run_id)
-    safety.record_injected(run_id, "database-primary-killed", "postgres",
-                           rollback="harness.faults.postgres.restore_database", arguments={"run_id": run_id, **kube},
-                           details={"signal": kill_signal, "container": primary})
+    safety.add_details(run_id, "database-primary-killed", {"signal": kill_signal, "container": primary},
+                       path=safety.fault_log_path(run_id, configuration))
     result = replication.fail_over(run_id, kill_signal=kill_signal)
-    slice_ = _follow_on_kind(run_id, kube, result["new_primary"])
-    result = _public({**result, **({"endpoint_slice": slice_} if slice_ else {})})
-    safety.record_rolled_back(run_id, "database-primary-killed", "postgres", by="promotion",
-                              note=f"{result.get('new_primary')} promoted and took over the name 'postgres'")
-    # The promotion re-attached a partitioned standby (it is the new primary now).
-    safety.record_rolled_back(run_id, "standby-partitioned", by="promotion")
-    return result
+    slice_ = follow_on_kind(run_id, kube, result["new_primary"])
+    return public({**result, **({"endpoint_slice": slice_} if slice_ else {})})
 
 
-def partition_standby(run_id: str) -> dict:
+@safety.fault("standby-partitioned", target="standby", rollback="harness.faults.postgres.heal_standby_partition")
+def partition_standby(configuration: Dict = None) -> dict:
     """Cut the standby off the run's network (an inter-AZ partition) while the primary keeps serving.
 
     This is how replication lag becomes real: an asynchronous primary keeps acknowledging writes
     the standby never receives; a synchronous one makes commits wait for the standby, so users see
     errors instead of losing data. Rollback: ``heal_standby_partition`` (``fail_over_database``
     re-attaches the standby too, with the name ``postgres``)."""
-    safety.require_run_id(run_id)
+    run_id = safety.run_id_of(configuration)
     from harness.dr import replication
 
     primary = replication.current_primary(run_id) or replication.primary_name(run_id)
     standby = replication._standby_for(run_id, primary)
     network = replication.network_name(run_id)
-    safety.record_injected(run_id, "standby-partitioned", standby,
-                           rollback="harness.faults.postgres.heal_standby_partition", arguments={"run_id": run_id},
-                           details={"network": network})
+    safety.add_details(run_id, "standby-partitioned", {"container": standby, "network": network},
+                       path=safety.fault_log_path(run_id, configuration))
     from harness.docker_env import docker_client
 
     container = docker_client().containers.get(standby)
@@ -239,24 +207,21 @@ def partition_standby(run_id: str) -> dict:
     return {"standby": standby, "primary": primary, "network": network}
 
 
-def heal_standby_partition(run_id: str) -> dict:
-    """Re-attach every partitioned standby of the run to its network (idempotent)."""
-    safety.require_run_id(run_id)
+@safety.fault(reverses=("standby-partitioned",))
+def heal_standby_partition(configuration: Dict = None) -> dict:
+    """Re-attach every standby of the run that is cut off its network (idempotent)."""
+    run_id = safety.run_id_of(configuration)
     from harness.dr import replication
-    from harness.docker_env import docker_client
 
     network = replication.network_name(run_id)
+    from harness.docker_env import docker_client
+
     net = docker_client().networks.get(network)
     healed = []
-    for fault in safety.active_faults(run_id):
-        if fault.get("fault") != "standby-partitioned":
-            continue
-        container = docker_client().containers.get(fault["target"])
-        safety.ensure_labeled(container, run_id)
+    for container in safety.run_containers(run_id, {replication.ROLE_LABEL: "postgres-standby"}, all=True):
         if not replication._connected(container, network):
             net.connect(container)
-            healed.append(fault["target"])
-        safety.record_rolled_back(run_id, "standby-partitioned", fault["target"])
+            healed.append(container.name)
     return {"healed": healed}
 
 

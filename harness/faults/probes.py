@@ -1,29 +1,28 @@
 """Probes: what users get from the service (the steady-state hypothesis) and whether replicas are ready.
 
-Endpoints are, in order: the ``endpoints`` argument (comma-separated), ``HARNESS_ENDPOINTS``, or the
-run's running conductors found by label (docker platform). Only loopback addresses are accepted:
+Endpoints are the configuration's ``endpoints`` (comma-separated; ``HARNESS_ENDPOINTS``, set by the
+harness from the platform) or else the run's running conductors found by label (docker platform). Only loopback addresses are accepted:
 traffic goes to 127.0.0.1 published ports and nowhere else.
 """
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
 import uuid
+from typing import Dict
 
 from harness.errors import UsageError
+from harness.faults import safety
 
 __all__ = ["service_success_ratio", "all_replicas_ready", "wait_until_serving"]
 
 PIPELINE = "/api/v1/pipeline"
 
 
-def _endpoints(run_id: str, endpoints: str = "") -> list[str]:
-    from harness.faults.safety import require_run_id
-
-    require_run_id(run_id)
-    raw = endpoints or os.environ.get("HARNESS_ENDPOINTS", "")
+def _endpoints(configuration: Dict) -> list[str]:
+    run_id = safety.run_id_of(configuration)
+    raw = str((configuration or {}).get("endpoints") or "")
     if raw:
         urls = [u.strip().rstrip("/") for u in raw.split(",") if u.strip()]
     else:
@@ -48,25 +47,27 @@ def _request_ok(url: str, timeout_s: float) -> bool:
         return False
 
 
-def service_success_ratio(run_id: str, requests: int = 100, timeout_s: float = 2.0, endpoints: str = "") -> float:
+def service_success_ratio(requests: int = 0, timeout_s: float = 2.0, configuration: Dict = None) -> float:
     """Share of ``requests`` user requests (``POST /api/v1/pipeline``, which needs the database)
-    that succeed, spread over the run's replicas. 0.0 when no replica is running.
+    that succeed, spread over the run's replicas (0: the configuration's ``probe_requests``).
+    0.0 when no replica is running.
 
     Use it with a tolerance range from the SLO, e.g. ``[0.99, 1.0]`` for a 1 % error budget.
     """
+    requests = int(requests or (configuration or {}).get("probe_requests") or 100)
     if requests < 1:
-        raise UsageError(f"requests must be at least 1 (got {requests})", "use e.g. 100")
-    urls = _endpoints(run_id, endpoints)
+        raise UsageError(f"requests must be at least 1 (got {requests})", "use e.g. 100 (HARNESS_SSH_REQUESTS)")
+    urls = _endpoints(configuration)
     if not urls:
         return 0.0
     ok = sum(_request_ok(urls[i % len(urls)], timeout_s) for i in range(requests))
     return round(ok / requests, 4)
 
 
-def all_replicas_ready(run_id: str, expected: int = 0, endpoints: str = "") -> bool:
+def all_replicas_ready(expected: int = 0, configuration: Dict = None) -> bool:
     """True when every running replica answers 200 on /health/ready and there are at least
     ``expected`` of them (0: any number, but at least one)."""
-    urls = _endpoints(run_id, endpoints)
+    urls = _endpoints(configuration)
     if len(urls) < max(expected, 1):
         return False
     for u in urls:
@@ -79,11 +80,10 @@ def all_replicas_ready(run_id: str, expected: int = 0, endpoints: str = "") -> b
     return True
 
 
-def wait_until_serving(run_id: str, timeout_s: float = 900.0, consecutive: int = 20,
-                       endpoints: str = "") -> dict:
+def wait_until_serving(timeout_s: float = 0.0, consecutive: int = 20, configuration: Dict = None) -> dict:
     """Wait until the service is back: ``consecutive`` user requests in a row succeed and every
-    replica reports ready again, at most ``timeout_s`` (use the RTO target). Raises when it is not
-    back in time.
+    replica reports ready again, at most ``timeout_s`` (0: the configuration's RTO target,
+    ``rto_target_s``). Raises when it is not back in time.
 
     Readiness is part of recovery: a replica that serves but still reports not ready would be taken
     out of a Kubernetes Service. This only ends the method at recovery; the RTO itself is measured
@@ -91,11 +91,12 @@ def wait_until_serving(run_id: str, timeout_s: float = 900.0, consecutive: int =
     """
     from chaoslib.exceptions import ActivityFailed
 
+    timeout_s = float(timeout_s or (configuration or {}).get("rto_target_s") or 900.0)
     t0 = time.monotonic()
     streak, serving_after = 0, None
     while time.monotonic() - t0 < timeout_s:
         try:
-            urls = _endpoints(run_id, endpoints)
+            urls = _endpoints(configuration)
         except UsageError:
             raise
         except Exception:  # noqa: BLE001 - docker hiccup: try again
@@ -107,7 +108,7 @@ def wait_until_serving(run_id: str, timeout_s: float = 900.0, consecutive: int =
                     serving_after = time.monotonic() - t0
                 continue
             streak = 0
-        elif all_replicas_ready(run_id, endpoints=endpoints):
+        elif all_replicas_ready(configuration=configuration):
             return {"serving_after_s": round(serving_after, 1), "ready_after_s": round(time.monotonic() - t0, 1),
                     "consecutive_ok": streak}
         time.sleep(0.25)

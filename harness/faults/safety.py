@@ -5,10 +5,15 @@
   or ``--context``). Anything else raises ``UnsafeTarget`` before a client is even built.
 * Docker: only containers labeled with the run id are touched (kind node containers carry kind's
   cluster label, whose value holds the run id, and are accepted by that label).
-* Every injected fault is appended to a JSON-lines fault log (``HARNESS_FAULT_LOG``) with the
-  rollback that reverses it, and every rollback appends its completion. ``undo_all(run_id)``
-  replays the rollbacks of whatever is still recorded as injected: after Ctrl-C, a crashed
-  experiment or a failed rollback, the system is put back.
+* Every injected fault is appended to a JSON-lines fault log (configuration ``fault_log``,
+  ``HARNESS_FAULT_LOG``) with the rollback that reverses it, and every rollback appends its
+  completion. Activities declare what they inject and reverse with ``@fault`` (a ``FaultSpec``);
+  the harness's Chaos Toolkit control (``harness.faults.control``) does the recording and the
+  ``check_target`` safety check around every activity, so the activities do neither themselves.
+  ``undo_all(run_id)`` replays the rollbacks of whatever is still recorded as injected — with the
+  configuration stored in the record (run id, kube namespace, context and kubeconfig *path*), after
+  the same ``check_target`` — so after Ctrl-C, a crashed experiment or a failed rollback, the
+  system is put back from any process.
 
 The log holds names, zones and timestamps; never a URL, password or environment.
 """
@@ -21,18 +26,21 @@ import importlib
 import json
 import logging
 import os
+import re
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from harness.errors import UnsafeTarget, UsageError
 from harness.labels import RUN_ID_LABEL, kind_cluster_name, validate_run_id
 
 __all__ = [
-    "KIND_CLUSTER_LABEL", "require_run_id", "allowed_contexts", "check_kube_context", "run_containers", "ensure_labeled",
-    "fault_log_path", "record_injected", "record_rolled_back", "read_faults", "active_faults", "undo_all",
-    "faults_for_report", "windows",
+    "KIND_CLUSTER_LABEL", "engine", "require_run_id", "allowed_contexts", "check_kube_context", "run_containers", "ensure_labeled",
+    "FaultSpec", "fault", "fault_spec", "run_id_of", "kube_target", "check_target", "rollback_configuration",
+    "fault_log_path", "record_injected", "record_rolled_back", "add_details", "read_faults", "active_faults",
+    "undo_all", "faults_for_report", "windows",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,23 +58,25 @@ def require_run_id(run_id: str) -> str:
 
 
 # -- Kubernetes ---------------------------------------------------------------------------------
-def allowed_contexts(run_id: str) -> set[str]:
+def allowed_contexts(run_id: str, named: str | None = None) -> set[str]:
+    """The run's own kind context and the one the user named (``named``; ``None``: ``HARNESS_CONTEXT``)."""
     allowed = {f"kind-{kind_cluster_name(run_id)}"}
-    named = os.environ.get("HARNESS_CONTEXT", "").strip()
+    named = (os.environ.get("HARNESS_CONTEXT", "") if named is None else named).strip()
     if named:
         allowed.add(named)
     return allowed
 
 
-def check_kube_context(run_id: str, context: str = "") -> str:
+def check_kube_context(run_id: str, context: str = "", named: str | None = None) -> str:
     """The context a Kubernetes action may use, or ``UnsafeTarget``. Makes no call to any cluster.
 
     An empty ``context`` means the harness's own kind cluster for ``run_id`` — never the
-    kubeconfig's current context, which could be anyone's production cluster.
+    kubeconfig's current context, which could be anyone's production cluster. ``named`` is the
+    context the user named explicitly (``None``: read ``HARNESS_CONTEXT``).
     """
     require_run_id(run_id)
     ctx = (context or "").strip() or f"kind-{kind_cluster_name(run_id)}"
-    allowed = allowed_contexts(run_id)
+    allowed = allowed_contexts(run_id, named)
     if ctx not in allowed:
         raise UnsafeTarget(
             f"refusing to act on kube context {ctx!r}: the harness neither created it for run {run_id} "
@@ -77,7 +87,8 @@ def check_kube_context(run_id: str, context: str = "") -> str:
 
 
 # -- Docker -------------------------------------------------------------------------------------
-def _docker():
+def engine() -> Any:
+    """The Docker engine the faults act on (tests replace it with a fake)."""
     from harness.docker_env import docker_client
 
     return docker_client()
@@ -87,7 +98,7 @@ def run_containers(run_id: str, labels: dict[str, str] | None = None, *, all: bo
                    client: Any = None) -> list[Any]:
     """The run's containers, filtered by extra labels (``{"app": "conductor"}``). Only the run's."""
     require_run_id(run_id)
-    client = client or _docker()
+    client = client or engine()
     selector = [f"{RUN_ID_LABEL}={run_id}"] + [f"{k}={v}" for k, v in (labels or {}).items()]
     found = client.containers.list(all=all, filters={"label": selector})
     # Belt and braces: the engine filtered, but a fault must never act on a filter mistake.
@@ -104,10 +115,131 @@ def ensure_labeled(container: Any, run_id: str) -> bool:
                        "faults act only on containers the harness created for this run")
 
 
+# -- what an activity declares, and the check made before it runs -----------------------------------
+@dataclass(frozen=True)
+class FaultSpec:
+    """What an activity does to the system, declared next to it (``@fault``) for the control.
+
+    ``injects``: the fault it injects (recorded *before* it runs); ``target``: the record's target,
+    a ``str.format`` template over the configuration (``"{zone}"``); ``rollback``: the
+    ``harness.faults`` function that reverses it, called with the recorded configuration;
+    ``reverses``: faults it ends when it succeeds (marked rolled back after it ran); ``kube``: it
+    always talks to a cluster (the context is checked even on the docker platform).
+    """
+
+    injects: str | None = None
+    target: str = ""
+    rollback: str | None = None
+    reverses: tuple[str, ...] = ()
+    kube: bool = False
+
+
+def fault(injects: str | None = None, *, target: str = "", rollback: str | None = None,
+          reverses: Iterable[str] = (), kube: bool = False) -> Callable[[Callable], Callable]:
+    """Declare an activity's ``FaultSpec`` (an attribute: the function itself is unchanged, so
+    Chaos Toolkit's discovery and validation see its real signature)."""
+    if rollback is not None and not rollback.startswith(_UNDO_PREFIX):
+        raise UsageError(f"rollback {rollback!r} is not a harness.faults function", "name one of the extension's")
+    spec = FaultSpec(injects, target, rollback, tuple(reverses), kube)
+
+    def mark(fn: Callable) -> Callable:
+        fn.harness_fault = spec
+        return fn
+
+    return mark
+
+
+def fault_spec(module: str, func: str) -> FaultSpec:
+    """The spec of ``module.func`` (an empty one for probes and set-up steps). Only the extension's own."""
+    if not module.startswith(_UNDO_PREFIX):
+        return FaultSpec()
+    return getattr(getattr(importlib.import_module(module), func, None), "harness_fault", None) or FaultSpec()
+
+
+def run_id_of(configuration: Mapping[str, Any] | None) -> str:
+    """The run id from the experiment's configuration (``run_id``, set from ``HARNESS_RUN_ID``)."""
+    return require_run_id(str((configuration or {}).get("run_id") or ""))
+
+
+def kube_target(configuration: Mapping[str, Any] | None, *, kube: bool = False) -> dict[str, str]:
+    """Where the run's Kubernetes side is, resolved from the configuration without any check;
+    ``{}`` when the run is not on Kubernetes (no ``kube_namespace``) and ``kube`` is false.
+
+    The context is ``kube_context`` (the harness's kind context), else the one named explicitly
+    (``context``), else the run's own kind cluster — never the kubeconfig's current context.
+    """
+    cfg = configuration or {}
+    namespace = str(cfg.get("kube_namespace") or "").strip()
+    if not namespace and not kube:
+        return {}
+    from harness.kube.client import kubeconfig_path
+
+    run_id = run_id_of(cfg)
+    ctx = (str(cfg.get("kube_context") or "").strip() or str(cfg.get("context") or "").strip()
+           or f"kind-{kind_cluster_name(run_id)}")
+    return {"kube_namespace": namespace, "kube_context": ctx,
+            # KUBECONFIG may be a list; kubectl's first file is the one the harness writes.
+            "kubeconfig": kubeconfig_path(str(cfg.get("kubeconfig") or "").split(os.pathsep)[0] or None)}
+
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def check_target(configuration: Mapping[str, Any] | None, *, kube: bool = False) -> dict[str, str]:
+    """The safety check made before every activity (by the control) and every undo (by ``undo_all``).
+
+    A run id must be configured; a configured ``zone`` must be one zone name. When the activity reaches a cluster (``kube``, or the run is on
+    Kubernetes), the context must be the run's own or the one named explicitly, and be defined in
+    the kubeconfig file (read locally: no cluster is contacted). Returns the checked kube target
+    (``{}`` for docker). Raises ``UsageError``/``UnsafeTarget`` with the fix.
+    """
+    cfg = configuration or {}
+    run_id = run_id_of(cfg)
+    zone = cfg.get("zone")
+    if zone is not None and (not str(zone) or any(ch in str(zone) for ch in ",=! ")):
+        # It becomes a label selector: a selector injection would widen the fault.
+        raise UsageError(f"zone {zone!r} is not a single zone name", "use e.g. us-east-1a (HARNESS_ZONE)")
+    target = kube_target(cfg, kube=kube)
+    if not target:
+        return {}
+    if target["kube_namespace"] and not _NAMESPACE.match(target["kube_namespace"]):
+        raise UsageError(f"kube_namespace {target['kube_namespace']!r} is not a namespace name",
+                         "set HARNESS_KUBE_NAMESPACE to the conductor's namespace (e.g. i2s-staging), "
+                         "or empty on docker")
+    check_kube_context(run_id, target["kube_context"], named=str(cfg.get("context") or ""))
+    from harness.kube.client import require_context
+
+    require_context(target["kube_context"], target["kubeconfig"])
+    return target
+
+
+# Configuration keys that are never stored with a fault (the control's own plumbing).
+_NOT_STORED = ("events_path",)
+
+
+def rollback_configuration(configuration: Mapping[str, Any], target: Mapping[str, str] | None = None
+                           ) -> dict[str, Any]:
+    """The configuration a rollback needs later, in any process: the JSON-able entries (names,
+    numbers, paths — the experiments configure no secret) with the checked kube target."""
+    out: dict[str, Any] = {}
+    for k, v in configuration.items():
+        if k.startswith("_") or k in _NOT_STORED:
+            continue
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            continue
+        out[k] = v
+    out.update(target or {})
+    return out
+
+
 # -- the fault log --------------------------------------------------------------------------------
-def fault_log_path(run_id: str) -> Path:
-    """``HARNESS_FAULT_LOG`` or, for a standalone ``chaos run``, ``reports/<run-id>/faults.jsonl``."""
-    env = os.environ.get("HARNESS_FAULT_LOG", "").strip()
+def fault_log_path(run_id: str, configuration: Mapping[str, Any] | None = None) -> Path:
+    """The configuration's ``fault_log``, else ``HARNESS_FAULT_LOG``, else (a standalone
+    ``chaos run``) ``reports/<run-id>/faults.jsonl``."""
+    configured = str((configuration or {}).get("fault_log") or "").strip()
+    env = configured or os.environ.get("HARNESS_FAULT_LOG", "").strip()
     if env:
         return Path(env)
     from harness.config import PROJECT_ROOT
@@ -174,6 +306,17 @@ def record_rolled_back(run_id: str, fault: str, target: str | None = None, *, by
     return marked
 
 
+def add_details(run_id: str, fault: str, details: dict[str, Any], *, path: Path | None = None) -> list[str]:
+    """Add what an action learnt while acting (a container name, a replica count) to its newest
+    still-active ``fault`` record; undo and the report see it. Names and numbers only, never a secret."""
+    path = path or fault_log_path(run_id)
+    for f in reversed(active_faults(run_id, path=path)):
+        if f["fault"] == fault:
+            _append(path, {"event": "details", "id": f["id"], "run_id": run_id, "details": details})
+            return [f["id"]]
+    return []
+
+
 def read_faults(path: Path | str, run_id: str | None = None) -> list[dict[str, Any]]:
     """One dict per injected fault, merged with its rollback: fault, target, injected_at, rolled_back_at…
 
@@ -199,6 +342,8 @@ def read_faults(path: Path | str, run_id: str | None = None) -> list[dict[str, A
                                "injected_at": e["injected_at"], "injected_t": e["t"], "rolled_back_at": None,
                                "rolled_back_t": None, "rolled_back_by": None, "rollback": e.get("rollback"),
                                "arguments": e.get("arguments", {}), "details": e.get("details", {})}
+        elif e.get("event") == "details" and e.get("id") in faults:
+            faults[e["id"]]["details"] = {**faults[e["id"]]["details"], **(e.get("details") or {})}
         elif e.get("event") == "rolled_back" and e.get("id") in faults and faults[e["id"]]["rolled_back_at"] is None:
             faults[e["id"]].update(rolled_back_at=e["rolled_back_at"], rolled_back_t=e["t"],
                                    rolled_back_by=e.get("by"), note=e.get("note", ""))
@@ -219,10 +364,12 @@ def _resolve(ref: str):
 def undo_all(run_id: str, *, path: Path | None = None) -> list[dict[str, Any]]:
     """Run the rollback of every fault of ``run_id`` still recorded as injected, newest first.
 
-    Each rollback is idempotent and marks its faults rolled back; a rollback that fails is
-    reported and the rest still run. Faults without a rollback (e.g. a removed application tier)
-    are marked with a note saying so, and the run's final sweep removes what is left.
-    Returns what was done, one dict per fault.
+    Each rollback gets the configuration stored in its record (run id, kube namespace, context,
+    kubeconfig path, …: nothing from this process's environment), after the same ``check_target``
+    the control makes before every activity. Rollbacks are idempotent; this marks each fault
+    rolled back; one that fails is reported and the rest still run. Faults without a rollback
+    (e.g. a removed application tier) are marked with a note saying so, and the run's final sweep
+    removes what is left. Returns what was done, one dict per fault.
     """
     path = path or fault_log_path(run_id)
     done = []
@@ -234,15 +381,12 @@ def undo_all(run_id: str, *, path: Path | None = None) -> list[dict[str, Any]]:
             outcome["status"] = "no rollback"
         else:
             try:
-                prev = os.environ.get("HARNESS_FAULT_LOG")
-                os.environ["HARNESS_FAULT_LOG"] = str(path)  # the rollback marks the same log
-                try:
-                    _resolve(f["rollback"])(**f["arguments"])
-                finally:
-                    if prev is None:
-                        os.environ.pop("HARNESS_FAULT_LOG", None)
-                    else:
-                        os.environ["HARNESS_FAULT_LOG"] = prev
+                rollback = _resolve(f["rollback"])
+                args = dict(f["arguments"])
+                cfg = {**(args.pop("configuration", None) or {}), "run_id": run_id, "fault_log": str(path)}
+                module, _, func = f["rollback"].rpartition(".")
+                check_target(cfg, kube=fault_spec(module, func).kube)
+                rollback(configuration=cfg, **args)
                 # A rollback that matched nothing (already undone by other means) still closes it.
                 record_rolled_back(run_id, f["fault"], f["target"], by="undo_all", path=path)
                 outcome["status"] = "rolled back"

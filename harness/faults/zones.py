@@ -1,122 +1,73 @@
-"""Zone loss on Kubernetes (kind or a cluster named explicitly).
-
-Two ways to lose a zone, both reversible:
+"""Zone loss on Kubernetes (kind or a cluster named explicitly): drain a zone, and undo it.
 
 * ``drain_zone``: chaostoolkit-kubernetes' ``drain_nodes`` on the nodes labeled
-  ``topology.kubernetes.io/zone=<zone>`` (cordon + evict); rollback ``uncordon_zone``.
-* ``pause_zone_nodes``: freeze the zone's kind node containers (docker pause): the nodes stop
-  answering as a lost zone's machines would; rollback ``unpause_zone_nodes``. Only for the
-  harness's own kind cluster, whose node containers carry kind's cluster label.
+  ``topology.kubernetes.io/zone=<zone>`` (cordon + evict). Rollback: ``uncordon_zone``.
+* ``uncordon_zone``: the nodes made schedulable again (``spec.unschedulable: false``, what
+  ``kubectl uncordon`` does) through the harness's own client for the configuration's kubeconfig
+  *file* and context. chaosk8s' ``uncordon_node`` cannot be used for it: its client reads the
+  kubeconfig from ``KUBECONFIG`` of the process (``chaosk8s.get_config_path``, then
+  ``kubernetes.config.load_kube_config`` with that module's default path), which in the harness's
+  process — where ``undo_all`` replays the rollback after Ctrl-C or a crash — is the user's
+  default kubeconfig, not the kind cluster's.
 
-Every function checks the kube context (``safety.check_kube_context``) and that the kubeconfig
-names it, before any Kubernetes client is created: a context the harness did not create and the
-user did not name is refused without a single call to it.
+The harness control checks the context (the run's own kind cluster or the one named explicitly,
+defined in the kubeconfig file) before either runs (``safety.check_target`` with ``kube=True``)
+and records the drain with that kubeconfig path and context, so ``undo_all`` uncordons the same
+cluster from any process.
 """
 
 import logging
-from typing import Any
+import os
+from typing import Dict, List
 
 from harness.errors import UnsafeTarget, UsageError
 from harness.faults import safety
-from harness.labels import kind_cluster_name
+from harness.platforms.docker import ZONE_LABEL
 
-__all__ = ["drain_zone", "uncordon_zone", "pause_zone_nodes", "unpause_zone_nodes"]
+__all__ = ["drain_zone", "uncordon_zone"]
 
 log = logging.getLogger(__name__)
-ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
-def _safe_context(run_id: str, context: str) -> str:
-    """The checked context, also present in the kubeconfig (read locally; no cluster is contacted).
-
-    chaosk8s falls back to ``KUBERNETES_HOST`` or in-cluster credentials when the kubeconfig is
-    missing, which would bypass the context check: refuse that case too.
-    """
-    ctx = safety.check_kube_context(run_id, context)
-    from kubernetes import config
-
-    try:
-        contexts, _ = config.list_kube_config_contexts()
-    except Exception as exc:  # noqa: BLE001 - no kubeconfig, unreadable: same fix
-        raise UsageError(f"no usable kubeconfig to find context {ctx!r} in ({type(exc).__name__})",
-                         "create the kind cluster first (make chaos PLATFORM=kind) or set KUBECONFIG") from None
-    if ctx not in {c.get("name") for c in contexts or []}:
-        raise UnsafeTarget(f"kube context {ctx!r} is not in the kubeconfig",
-                           "the harness acts only through a context the kubeconfig names")
-    return ctx
-
-
-def _selector(zone: str) -> str:
+def _selector(configuration: Dict) -> str:
+    zone = str((configuration or {}).get("zone") or "")
     if not zone or any(ch in zone for ch in ",=! "):
-        raise UsageError(f"zone {zone!r} is not a single zone name", "use e.g. us-east-1a")
+        raise UsageError(f"zone {zone!r} is not a single zone name", "use e.g. us-east-1a (HARNESS_ZONE)")
     return f"{ZONE_LABEL}={zone}"
 
 
-def zone_nodes(run_id: str, zone: str, context: str = "") -> list[str]:
-    """Names of the nodes labeled with ``zone``."""
-    selector = _selector(zone)
-    ctx = _safe_context(run_id, context)
-    from kubernetes import client, config
-
-    api = config.new_client_from_config(context=ctx)
-    return [n.metadata.name for n in client.CoreV1Api(api).list_node(label_selector=selector).items]
-
-
-def drain_zone(run_id: str, zone: str, context: str = "", timeout: int = 120) -> list:
-    """Cordon and drain every node of ``zone`` (chaosk8s ``drain_nodes``). Rollback: ``uncordon_zone``."""
-    selector = _selector(zone)
-    ctx = _safe_context(run_id, context)
+@safety.fault("zone-drained", target="{zone}", rollback="harness.faults.zones.uncordon_zone", kube=True)
+def drain_zone(timeout: int = 120, configuration: Dict = None) -> List[str]:
+    """Cordon and drain every node of the configuration's ``zone`` (chaosk8s ``drain_nodes``).
+    Rollback: ``uncordon_zone``."""
+    selector = _selector(configuration)
+    kube = safety.kube_target(configuration, kube=True)
+    from chaosk8s import get_config_path
     from chaosk8s.node.actions import drain_nodes
 
-    safety.record_injected(run_id, "zone-drained", zone, rollback="harness.faults.zones.uncordon_zone",
-                           arguments={"run_id": run_id, "zone": zone, "context": context})
-    return drain_nodes(label_selector=selector, timeout=timeout, secrets={"KUBERNETES_CONTEXT": ctx})
+    # chaosk8s reads the kubeconfig from this process's KUBECONFIG: it must be the file checked.
+    if os.path.realpath(get_config_path()) != os.path.realpath(kube["kubeconfig"]):
+        raise UnsafeTarget(f"chaostoolkit-kubernetes would read kubeconfig {get_config_path()}, not the checked "
+                           f"{kube['kubeconfig']}", "export KUBECONFIG=<the cluster's kubeconfig file> (one file)")
+    return drain_nodes(label_selector=selector, timeout=int(timeout),
+                       secrets={"KUBERNETES_CONTEXT": kube["kube_context"]})
 
 
-def uncordon_zone(run_id: str, zone: str, context: str = "") -> list:
-    """Make the zone's nodes schedulable again (chaosk8s ``uncordon_node``). Idempotent."""
-    selector = _selector(zone)
-    ctx = _safe_context(run_id, context)
-    from chaosk8s.node.actions import uncordon_node
+@safety.fault(reverses=("zone-drained",), kube=True)
+def uncordon_zone(configuration: Dict = None) -> List[str]:
+    """Make the zone's nodes schedulable again (``kubectl uncordon``), in the configuration's
+    kubeconfig file and context. Idempotent: a schedulable node is left alone."""
+    selector = _selector(configuration)
+    kube = safety.kube_target(configuration, kube=True)
+    from harness.kube import client as kc
 
-    done = uncordon_node(label_selector=selector, secrets={"KUBERNETES_CONTEXT": ctx})
-    safety.record_rolled_back(run_id, "zone-drained", zone)
+    apis = kc.Apis(kc.api_client(kc.KubeTarget(kube["kube_context"], kube["kubeconfig"])))
+    done = []
+    try:
+        for node in apis.core.list_node(label_selector=selector).items:
+            if node.spec and node.spec.unschedulable:
+                apis.core.patch_node(node.metadata.name, {"spec": {"unschedulable": False}})
+                done.append(node.metadata.name)
+    finally:
+        apis.close()
     return done
-
-
-def _kind_node_containers(run_id: str, names: list[str] | None = None, *, all: bool = False) -> list[Any]:
-    client = safety._docker()
-    cluster = kind_cluster_name(run_id)
-    found = client.containers.list(all=all, filters={"label": [f"{safety.KIND_CLUSTER_LABEL}={cluster}"]})
-    return [c for c in found if safety.ensure_labeled(c, run_id) and (names is None or c.name in names)]
-
-
-def pause_zone_nodes(run_id: str, zone: str, context: str = "") -> dict:
-    """Pause the kind node containers of ``zone``: the zone's machines stop. Rollback: ``unpause_zone_nodes``."""
-    if (context or "").strip() and context.strip() != f"kind-{kind_cluster_name(run_id)}":
-        raise UsageError("pausing node containers works only on the harness's own kind cluster",
-                         "use drain_zone on a cluster named with --context")
-    nodes = zone_nodes(run_id, zone, context)
-    targets = [c for c in _kind_node_containers(run_id, nodes) if c.status == "running"]
-    if not targets:
-        raise UsageError(f"no running kind node of run {run_id} in zone {zone!r}",
-                         "label the kind nodes with topology.kubernetes.io/zone (k8s/overlays/kind)")
-    if any(c.name.endswith("control-plane") for c in targets):
-        raise UsageError(f"zone {zone!r} holds the control plane; pausing it stops the whole cluster",
-                         "choose a zone with worker nodes only")
-    safety.record_injected(run_id, "zone-nodes-paused", zone, rollback="harness.faults.zones.unpause_zone_nodes",
-                           arguments={"run_id": run_id, "zone": zone}, details={"nodes": [c.name for c in targets]})
-    for c in targets:
-        c.pause()
-    return {"zone": zone, "paused": [c.name for c in targets]}
-
-
-def unpause_zone_nodes(run_id: str, zone: str) -> dict:
-    """Unpause every paused kind node container of the run (needs no API: the API may be what is down)."""
-    resumed = []
-    for c in _kind_node_containers(run_id, all=True):
-        if c.status == "paused":
-            c.unpause()
-            resumed.append(c.name)
-    safety.record_rolled_back(run_id, "zone-nodes-paused", zone)
-    return {"zone": zone, "unpaused": resumed}

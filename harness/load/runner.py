@@ -10,10 +10,7 @@ import csv
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +18,7 @@ from typing import Any, Callable
 from harness.config import PROJECT_ROOT
 from harness.errors import HarnessError, UsageError
 from harness.load.shapes import stages_from_spec, total_duration
+from harness.process_watch import watch_process
 
 __all__ = ["LoadResult", "run_locust", "LOCUSTFILE"]
 
@@ -143,41 +141,21 @@ def run_locust(
     cmd += extra_args or []
     deadline = planned + 60  # Locust stops itself; this bounds a hung process
     say = progress or (lambda msg: log.info("%s", msg))
-    t0 = time.monotonic()
     stderr_path = out_dir / f"{name}_locust.log"
-    with stderr_path.open("wb") as err:
-        # Own session: Ctrl-C reaches the harness, which stops Locust in order (stats get written).
-        proc = subprocess.Popen(cmd, env=env, stdout=err, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                start_new_session=True)
-        try:
-            next_report = t0 + progress_every_s
-            while proc.poll() is None:
-                time.sleep(0.2)
-                now = time.monotonic()
-                if now - t0 > deadline:
-                    raise HarnessError(f"Locust run {name!r} did not stop after {deadline:.0f}s",
-                                       f"see {stderr_path}")
-                if now >= next_report:
-                    next_report = now + progress_every_s
-                    say(_progress_line(name, now - t0, planned, attribution))
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-    result = LoadResult(name=name, out_dir=out_dir, exit_code=proc.returncode, wall_s=time.monotonic() - t0,
+    # Stopped with SIGTERM (Locust writes its stats on it), then killed: the watcher's default.
+    watched = watch_process(cmd, stderr_path, name=f"Locust run {name!r}", env=env, cwd=PROJECT_ROOT,
+                            timeout_s=deadline, progress=say, progress_every_s=progress_every_s,
+                            status=lambda elapsed: _progress_line(name, elapsed, planned, attribution))
+    result = LoadResult(name=name, out_dir=out_dir, exit_code=watched.returncode, wall_s=watched.elapsed_s,
                         html=html if html.exists() else None)
     rows = [_num(r) for r in _read_csv(Path(f"{prefix}_stats.csv"))]
     result.totals = next((r for r in rows if r.get("Name") == "Aggregated"), {})
     result.endpoints = [r for r in rows if r.get("Name") != "Aggregated"]
     result.failures = _read_csv(Path(f"{prefix}_failures.csv"))
     result.seconds = _read_lines(attribution)
-    if proc.returncode not in (0, None) and not result.totals:
+    if watched.returncode not in (0, None) and not result.totals:
         tail = stderr_path.read_text(errors="replace").strip().splitlines()[-3:]
-        raise HarnessError(f"Locust run {name!r} failed (exit {proc.returncode}): {' | '.join(tail)[:300]}",
+        raise HarnessError(f"Locust run {name!r} failed (exit {watched.returncode}): {' | '.join(tail)[:300]}",
                            f"see {stderr_path}")
     return result
 

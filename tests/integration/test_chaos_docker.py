@@ -67,7 +67,8 @@ def _serving(env: SimpleNamespace) -> bool:
     """Users served and every replica ready again (readiness lags the database by about a second)."""
     from harness.faults.probes import all_replicas_ready, service_success_ratio
 
-    return service_success_ratio(env.settings.run_id, requests=10) == 1.0 and all_replicas_ready(env.settings.run_id)
+    cfg = {"run_id": env.settings.run_id}
+    return service_success_ratio(requests=10, configuration=cfg) == 1.0 and all_replicas_ready(configuration=cfg)
 
 
 def test_database_outage_experiment_measures_rto_and_recovers(env, tmp_path):
@@ -89,6 +90,10 @@ def test_database_outage_experiment_measures_rto_and_recovers(env, tmp_path):
     assert run.steady_state("before") is True and run.steady_state("after") is True
     assert [a["name"] for a in run.activities()] == ["stop-database", "start-database", "wait-until-users-are-served"]
     assert [(r["name"], r["status"]) for r in run.rollbacks] == [("restore-database", "succeeded")]
+    # The control reported every step as structured events (no log text parsed).
+    ended = [(e["activity"], e["status"]) for e in run.events if e["event"] == "activity-ended" and not e["hypothesis"]]
+    assert ended == [("stop-database", "succeeded"), ("start-database", "succeeded"),
+                     ("wait-until-users-are-served", "succeeded"), ("restore-database", "succeeded")]
 
     faults = safety.read_faults(tmp_path / "faults.jsonl", run_id)
     assert [(f["fault"], f["target"]) for f in faults] == [("database-stopped", "postgres")]

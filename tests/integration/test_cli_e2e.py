@@ -90,7 +90,8 @@ def test_ctrl_c_during_a_chaos_experiment_restores_and_leaves_nothing(tmp_path):
     """Interrupted while the database is stopped: the rollback runs, the fault log shows it rolled
     back, and nothing of the run remains."""
     run_id = "t-chaos-int-" + str(int(time.time()))
-    code, out = _interrupt_when("chaos", "Pausing after activity", run_id, tmp_path,
+    # The control's progress event: the fault is recorded and the action runs (then pauses 60 s).
+    code, out = _interrupt_when("chaos", "fault injected: database-stopped", run_id, tmp_path,
                                 {"HARNESS_REPLICAS": "1", "HARNESS_OUTAGE_S": "60"},
                                 pytest_args=("-k", "database_outage"))
     assert code == 130, out[-3000:]

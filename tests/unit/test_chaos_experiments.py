@@ -15,6 +15,8 @@ from harness.config import PROJECT_ROOT
 
 CHAOS_DIR = PROJECT_ROOT / "chaos"
 EXPERIMENTS = sorted(CHAOS_DIR.glob("*.json"))
+SHARED = json.loads((CHAOS_DIR / "shared" / "configuration.json").read_text())
+CONTROL = {"name": "i2s-harness", "provider": {"type": "python", "module": "harness.faults.control"}}
 CHAOS = str(Path(sys.executable).parent / "chaos")
 EXPECTED = {"database-outage", "database-failover", "cluster-loss", "zone-loss"}
 
@@ -60,10 +62,12 @@ def test_experiment_is_built_from_the_slo_and_always_rolls_back(path):
     probes = exp["steady-state-hypothesis"]["probes"]
     slo = [p for p in probes if p["provider"]["func"] == "service_success_ratio"]
     assert slo and slo[0]["tolerance"] == "${slo_success_range}"
-    cfg = exp["configuration"]
-    assert cfg["run_id"] == {"type": "env", "key": "HARNESS_RUN_ID", "default": ""}
-    assert cfg["slo_success_range"]["env_var_type"] == "json"
-    assert json.loads(cfg["slo_success_range"]["default"]) == [0.99, 1.0]  # the settings' default 1 % error budget
+    # The shared configuration comes through the harness control, declared by every experiment.
+    assert exp["controls"] == [CONTROL]
+    assert not set(exp["configuration"]) & set(SHARED), "shared keys live in chaos/shared/configuration.json only"
+    assert SHARED["run_id"] == {"type": "env", "key": "HARNESS_RUN_ID", "default": ""}
+    assert SHARED["slo_success_range"]["env_var_type"] == "json"
+    assert json.loads(SHARED["slo_success_range"]["default"]) == [0.99, 1.0]  # the settings' default 1 % error budget
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
@@ -79,9 +83,11 @@ def test_every_activity_calls_an_exported_function_with_its_parameters(path):
         required = {n for n, p in sig.parameters.items() if p.default is inspect.Parameter.empty}
         assert args <= set(sig.parameters), f"{act['name']}: unknown arguments {args - set(sig.parameters)}"
         assert required <= args, f"{act['name']}: missing arguments {required - args}"
-        for value in prov.get("arguments", {}).values():
+        # Chaos Toolkit injects the configuration; no activity takes the run id as an argument.
+        assert "configuration" in sig.parameters and "run_id" not in sig.parameters, act["name"]
+        for value in list(prov.get("arguments", {}).values()) + list(act.get("pauses", {}).values()):
             if isinstance(value, str) and value.startswith("${"):
-                assert value[2:-1] in exp["configuration"], f"{act['name']}: {value} is not configured"
+                assert value[2:-1] in {**exp["configuration"], **SHARED}, f"{act['name']}: {value} is not configured"
 
 
 def test_failover_var_files_switch_the_standby_mode():
@@ -108,13 +114,14 @@ def test_discover_payload_lists_the_extensions_actions_and_probes():
     assert kinds[("postgres", "fail_over_database")] == "action"
     assert kinds[("backups", "recover_database")] == "action"
     assert kinds[("zones", "drain_zone")] == "action"
-    assert kinds[("docker", "pause_zone")] == "action"
+    assert kinds[("docker", "remove_application_tier")] == "action"
+    assert kinds[("zones", "uncordon_zone")] == "action"
     assert kinds[("probes", "service_success_ratio")] == "probe"
     assert kinds[("probes", "all_replicas_ready")] == "probe"
     assert not any(name.startswith("_") or name == "primary_database_url" for _, name in kinds)
     assert all(a["doc"] for a in d["activities"]), "every activity needs a docstring"
     ratio = next(a for a in d["activities"] if a["name"] == "service_success_ratio")
-    assert ratio["return_type"] == "number" and {x["name"] for x in ratio["arguments"]} >= {"run_id", "requests"}
+    assert ratio["return_type"] == "number" and {x["name"] for x in ratio["arguments"]} >= {"requests", "configuration"}
     assert d["extension"]["name"] == "i2s-harness" and d["system"] is None
 
 
@@ -132,13 +139,15 @@ def test_chaos_discover_cli_lists_the_extension(tmp_path):
     assert out.exists(), (res.stdout + res.stderr)[-2000:]  # chaos exits 0 even when discovery fails
     names = {a["name"] for a in json.loads(out.read_text())["activities"]}
     assert {"stop_database", "fail_over_database", "lose_database", "recover_database", "remove_application_tier",
-            "drain_zone", "uncordon_zone", "pause_zone", "service_success_ratio", "all_replicas_ready"} <= names
+            "drain_zone", "uncordon_zone", "service_success_ratio", "all_replicas_ready"} <= names
+    assert not names & {"pause_zone", "unpause_zone", "pause_zone_nodes", "take_backup"}  # dead code is gone
 
 
 def test_experiments_take_no_secret_from_the_environment():
     # Static: the experiments take only names (run id, zone, bucket, endpoints) from the environment.
-    for path in EXPERIMENTS:
-        cfg = json.loads(path.read_text())["configuration"]
+    for name, cfg in [(p.name, json.loads(p.read_text())["configuration"]) for p in EXPERIMENTS] + [
+            ("shared/configuration.json", SHARED)]:
+        path = Path(name)
         for key, spec in cfg.items():
             assert not any(h in key.lower() for h in ("password", "token", "secret", "url")), f"{path.name}: {key}"
             assert not any(h in spec["key"].lower() for h in ("password", "token", "secret")), f"{path.name}: {key}"

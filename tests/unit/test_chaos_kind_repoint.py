@@ -12,6 +12,9 @@ scale subresource and a Deployment controller that is ready as soon as it is sca
 recorded, in order, on one timeline with the Docker-side steps. The Docker side (harness.dr's
 Postgres work, which tests/integration/test_dr_failover.py runs for real) is replaced by recorders.
 The kubeconfig file and the fault log are real files; the context checks read the file for real.
+Activities run inside the harness control with chaoslib's own control machinery
+(tests/unit/chaos_activity.py), as in ``chaos run``: the control checks the target and records the
+fault before the activity runs.
 """
 from __future__ import annotations
 
@@ -22,12 +25,14 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
+from chaoslib.exceptions import InterruptExecution
 
 from harness.errors import HarnessError, UnsafeTarget
 from harness.faults import backups, postgres, safety
 from harness.kube.client import KubeTarget
 from harness.kube.conductor import external_service_bodies, repoint_backing_service
 from harness.labels import RUN_ID_LABEL, kind_cluster_name, labels_for
+from tests.unit.chaos_activity import call
 from tests.unit.kube_fakes import FakeKube, Request, _Resp, deployment
 
 RUN = "20260101-000000-abcd"
@@ -43,6 +48,14 @@ SLICE = f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices/postgres-harn
 DEP = f"/apis/apps/v1/namespaces/{NS}/deployments/conductor"
 SCALE = DEP + "/scale"
 STATUS = DEP + "/status"
+C = {"run_id": RUN}
+S3 = {**C, "s3_endpoint": "http://127.0.0.1:1"}
+KUBE_KEYS = ("kube_namespace", "kube_context", "kubeconfig")
+
+
+def stored(fault: dict) -> dict:
+    """The kube target stored with a fault for its rollback."""
+    return {k: fault["arguments"]["configuration"][k] for k in KUBE_KEYS}
 
 
 # -- fakes -------------------------------------------------------------------------------------------
@@ -141,7 +154,7 @@ class Docker:
         self.holder = container
         return {"moved_at": time.time()}
 
-    # the engine (safety._docker())
+    # the engine (safety.engine())
     def run(self, image, name, **kw):
         self.timeline.append(("docker", "run", name))
         assert kw["environment"]["POSTGRES_PASSWORD"] == DB_PASSWORD  # from the secret store, in memory only
@@ -203,7 +216,7 @@ def world(monkeypatch):
     for name in ("current_primary", "_get", "fail_over", "restore_primary", "stop_database", "move_alias"):
         monkeypatch.setattr(replication, name, getattr(docker, name))
     monkeypatch.setattr(replication, "_wait_accepting", lambda c, timeout, writable=None: None)
-    monkeypatch.setattr(safety, "_docker", docker.client)
+    monkeypatch.setattr(safety, "engine", docker.client)
     monkeypatch.setattr(backup, "restore_latest", lambda run_id, s3, target_container, bucket, timeout_s: (
         timeline.append(("docker", "restore_latest", target_container))
         or {"key": "backups/k2.dump.gpg", "snapshot_at": time.time() - 30, "duration_s": 1.5}))
@@ -223,7 +236,7 @@ def slice_write(kube: Kube) -> dict:
 
 # -- failover -----------------------------------------------------------------------------------------
 def test_failover_on_kind_repoints_the_postgres_slice_after_the_alias_moves(env, world, kubeconfig):
-    out = postgres.fail_over_database(RUN)
+    out = call(postgres.fail_over_database, C)
 
     assert world.timeline == [
         ("kube", "GET", SVC), ("kube", "GET", SLICE),                        # the stand-in checked, read-only
@@ -240,9 +253,9 @@ def test_failover_on_kind_repoints_the_postgres_slice_after_the_alias_moves(env,
     assert out["endpoint_slice"]["ip"] == IPS[STANDBY] and out["endpoint_slice"]["previous"] == [IPS[PRIMARY]]
     assert out["endpoint_slice"]["changed"] is True
     [fault] = safety.read_faults(env, RUN)
-    assert fault["fault"] == "database-primary-killed" and fault["rolled_back_by"] == "promotion"
-    assert fault["arguments"] == {"run_id": RUN, "kube_namespace": NS, "kube_context": OWN_CONTEXT,
-                                  "kubeconfig": str(kubeconfig)}
+    assert fault["fault"] == "database-primary-killed" and fault["rolled_back_by"] == "fail-over-database"
+    assert stored(fault) == {"kube_namespace": NS, "kube_context": OWN_CONTEXT, "kubeconfig": str(kubeconfig)}
+    assert fault["details"]["container"] == PRIMARY
 
 
 def test_undo_all_in_a_process_without_the_kube_env_repoints_from_the_fault_record(env, world, monkeypatch,
@@ -254,7 +267,7 @@ def test_undo_all_in_a_process_without_the_kube_env_repoints_from_the_fault_reco
 
     monkeypatch.setattr("harness.dr.replication.fail_over", promotion_then_crash)
     with pytest.raises(HarnessError):
-        postgres.fail_over_database(RUN)
+        call(postgres.fail_over_database, C)
     assert [f["fault"] for f in safety.active_faults(RUN)] == ["database-primary-killed"]
     assert world.kube.writes() == []
 
@@ -273,8 +286,8 @@ def test_undo_all_in_a_process_without_the_kube_env_repoints_from_the_fault_reco
 
 def test_restore_is_idempotent_and_writes_nothing_when_the_slice_already_points_there(env, world):
     world.docker.holder = STANDBY
-    postgres.restore_database(RUN)
-    postgres.restore_database(RUN)
+    call(postgres.restore_database, C)
+    call(postgres.restore_database, C)
     assert [r.method for r in world.kube.writes()] == ["PUT"]  # the second restore only reads
     assert world.timeline[-3:] == [("docker", "restore_primary"), ("kube", "GET", SVC), ("kube", "GET", SLICE)]
 
@@ -325,28 +338,31 @@ def test_repoint_refuses_a_stand_in_that_is_not_the_runs_before_any_write(tamper
 def test_an_unlabeled_slice_stops_the_failover_before_the_primary_is_killed(env, world):
     _unlabel_slice(world.kube)
     with pytest.raises(UnsafeTarget, match="postgres-harness"):
-        postgres.fail_over_database(RUN)
+        call(postgres.fail_over_database, C)
     assert world.timeline == [("kube", "GET", SVC), ("kube", "GET", SLICE)]  # no docker step, no write
-    assert not env.exists()  # nothing recorded as injected
+    # Recorded before it acted (so undo would replay the idempotent restore), but it never acted.
+    assert [f["details"] for f in safety.read_faults(env, RUN)] == [{"activity": "fail-over-database"}]
 
 
 def test_an_unlabeled_deployment_is_not_scaled(env, world):
     del world.kube.objects[DEP]["metadata"]["labels"][RUN_ID_LABEL]
     with pytest.raises(UnsafeTarget, match="Deployment i2s-staging/conductor"):
-        backups.lose_application_tier(RUN)
+        call(backups.lose_application_tier, C)
     assert world.timeline == [("kube", "GET", DEP)] and world.kube.writes() == []
-    assert not env.exists()
+    assert [f["details"] for f in safety.read_faults(env, RUN)] == [{"activity": "lose-application-tier"}]
 
 
 ACTIONS = {
-    "fail_over_database": lambda: postgres.fail_over_database(RUN),
-    "stop_database": lambda: postgres.stop_database(RUN),
-    "start_database": lambda: postgres.start_database(RUN),
-    "restore_database": lambda: postgres.restore_database(RUN),
-    "lose_database": lambda: backups.lose_database(RUN, "http://127.0.0.1:1"),
-    "recover_database": lambda: backups.recover_database(RUN, "http://127.0.0.1:1"),
-    "lose_application_tier": lambda: backups.lose_application_tier(RUN),
-    "deploy_application_tier": lambda: backups.deploy_application_tier(RUN),
+    "fail_over_database": lambda: call(postgres.fail_over_database, C),
+    "stop_database": lambda: call(postgres.stop_database, C),
+    "start_database": lambda: call(postgres.start_database, C),
+    "restore_database": lambda: call(postgres.restore_database, C),
+    "lose_database": lambda: call(backups.lose_database, S3),
+    "recover_database": lambda: call(backups.recover_database, S3),
+    "lose_application_tier": lambda: call(backups.lose_application_tier, C),
+    "deploy_application_tier": lambda: call(backups.deploy_application_tier, C),
+    "service_success_ratio": lambda: call(__import__("harness.faults.probes").faults.probes.service_success_ratio, C,
+                                          kind="probe"),
 }
 
 
@@ -359,7 +375,7 @@ def test_a_foreign_context_is_refused_before_any_call(env, world, monkeypatch, a
     monkeypatch.setenv("HARNESS_KUBE_CONTEXT", context)
     if named:
         monkeypatch.setenv("HARNESS_CONTEXT", named)
-    with pytest.raises(UnsafeTarget) as err:
+    with pytest.raises(InterruptExecution) as err:  # the control's refusal, before the activity runs
         action()
     assert expect in str(err.value) and "\n" not in str(err.value)
     assert world.timeline == [] and world.targets == []  # no cluster call, no client built, no docker step
@@ -368,12 +384,11 @@ def test_a_foreign_context_is_refused_before_any_call(env, world, monkeypatch, a
 
 # -- cluster loss ---------------------------------------------------------------------------------------
 def test_cluster_loss_on_kind_in_order(env, world, kubeconfig):
-    s3 = "http://127.0.0.1:1"
-    lost = backups.lose_database(RUN, s3)
-    tier = backups.lose_application_tier(RUN)
+    lost = call(backups.lose_database, S3)
+    tier = call(backups.lose_application_tier, C)
     assert world.kube.objects[DEP]["spec"]["replicas"] == 0
-    rec = backups.recover_database(RUN, s3)
-    up = backups.deploy_application_tier(RUN)
+    rec = call(backups.recover_database, S3)
+    up = call(backups.deploy_application_tier, C)
 
     assert world.timeline == [
         ("kube", "GET", SVC), ("kube", "GET", SLICE),                        # lose_database: stand-in checked
@@ -393,16 +408,17 @@ def test_cluster_loss_on_kind_in_order(env, world, kubeconfig):
     faults = {f["fault"]: f for f in safety.read_faults(env, RUN)}
     assert set(faults) == {"database-lost", "application-tier-lost"}
     assert all(f["rolled_back_at"] for f in faults.values())
-    assert faults["application-tier-lost"]["target"] == "deployment/conductor"
-    assert faults["application-tier-lost"]["arguments"] == {
-        "run_id": RUN, "replicas": 2, "kube_namespace": NS, "kube_context": OWN_CONTEXT, "kubeconfig": str(kubeconfig)}
+    assert faults["application-tier-lost"]["details"]["deployment"] == f"{NS}/conductor"
+    assert faults["application-tier-lost"]["details"]["replicas"] == 2  # what undo_all redeploys to
+    for f in faults.values():
+        assert stored(f) == {"kube_namespace": NS, "kube_context": OWN_CONTEXT, "kubeconfig": str(kubeconfig)}
     assert DB_PASSWORD not in json.dumps([lost, tier, rec, up]) + env.read_text()
 
 
 def test_tier_redeploy_waits_for_the_rollout(env, world):
     world.kube = make_kube(world.timeline, lag_reads=1)  # the first status read still shows 0 ready
-    backups.lose_application_tier(RUN)
-    out = backups.deploy_application_tier(RUN, timeout_s=30)
+    call(backups.lose_application_tier, C)
+    out = call(backups.deploy_application_tier, C, timeout_s=30)
     assert world.timeline == [("kube", "GET", DEP), ("kube", "PUT", SCALE),                      # lost
                               ("kube", "GET", DEP), ("kube", "PUT", SCALE),                      # scaled back
                               ("kube", "GET", STATUS), ("kube", "GET", DEP), ("kube", "GET", STATUS)]  # waited
@@ -411,7 +427,7 @@ def test_tier_redeploy_waits_for_the_rollout(env, world):
 
 def test_tier_rollback_from_undo_all_uses_the_recorded_replica_count(env, world, monkeypatch):
     world.kube.objects[DEP]["spec"]["replicas"] = 3
-    backups.lose_application_tier(RUN)
+    call(backups.lose_application_tier, C)
     for var in ("HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_CONTEXT", "KUBECONFIG"):
         monkeypatch.delenv(var)
     assert [d["status"] for d in safety.undo_all(RUN)] == ["rolled back"]
@@ -420,14 +436,14 @@ def test_tier_rollback_from_undo_all_uses_the_recorded_replica_count(env, world,
 
 
 def test_tier_redeploy_is_idempotent(env, world):
-    out = backups.deploy_application_tier(RUN)  # nothing was lost: only waits for the rollout
+    out = call(backups.deploy_application_tier, C)  # nothing was lost: only waits for the rollout
     assert out["action"] == "already at 2 replicas" and world.kube.writes() == []
 
 
 def test_redeploying_a_tier_at_zero_without_a_record_names_the_fix(env, world):
     world.kube.objects[DEP]["spec"]["replicas"] = 0
     with pytest.raises(HarnessError) as err:
-        backups.deploy_application_tier(RUN)
+        call(backups.deploy_application_tier, C)
     assert "no replica count is known" in str(err.value) and "--replicas=N" in str(err.value)
     assert world.kube.writes() == []
 
@@ -443,25 +459,26 @@ def docker_env(monkeypatch, tmp_path):
 
 
 def test_on_docker_the_database_faults_make_no_kubernetes_call(docker_env, world):
-    out = postgres.fail_over_database(RUN)
-    postgres.restore_database(RUN)
-    backups.recover_database(RUN, "http://127.0.0.1:1")
+    out = call(postgres.fail_over_database, C)
+    call(postgres.restore_database, C)
+    call(backups.recover_database, S3)
     assert world.kube.requests == [] and world.targets == []
     assert [e for e in world.timeline if e[0] == "docker"] == world.timeline
     assert "endpoint_slice" not in out
     [fault] = safety.read_faults(docker_env, RUN)
-    assert fault["arguments"] == {"run_id": RUN}  # the record is what it was before kind support
+    assert fault["arguments"]["configuration"]["kube_namespace"] == ""  # no cluster for undo to call
 
 
 def test_on_docker_the_application_tier_is_the_docker_modules(docker_env, world, monkeypatch):
     from harness.faults import docker as docker_faults
 
     calls = []
-    monkeypatch.setattr(docker_faults, "remove_application_tier", lambda run_id: calls.append(("remove", run_id)) or {})
-    monkeypatch.setattr(docker_faults, "deploy_application_tier",
-                        lambda run_id, timeout_s=180.0: calls.append(("deploy", run_id, timeout_s)) or {})
-    backups.lose_application_tier(RUN)
-    backups.deploy_application_tier(RUN, timeout_s=60)
+    monkeypatch.setattr(docker_faults, "remove_application_tier",
+                        lambda configuration: calls.append(("remove", configuration["run_id"])) or {})
+    monkeypatch.setattr(docker_faults, "deploy_application_tier", lambda timeout_s=180.0, configuration=None: (
+        calls.append(("deploy", configuration["run_id"], timeout_s)) or {}))
+    call(backups.lose_application_tier, C)
+    call(backups.deploy_application_tier, C, timeout_s=60)
     assert calls == [("remove", RUN), ("deploy", RUN, 60)]
     assert world.kube.requests == [] and world.targets == []
 

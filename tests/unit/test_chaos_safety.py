@@ -1,71 +1,119 @@
 """The chaos extension's safety rails, at their boundaries.
 
-Kubernetes is not available on this machine, so the zone-loss actions are tested with a mocked
-kubernetes client and mocked chaosk8s functions: the tests assert which calls they would make — and,
-for a context the harness did not create and nobody named, that no call is made at all. Docker
-actions are tested with fake containers: only those labeled with the run id are touched. The fault
-log and ``undo_all`` are tested for real on a temporary file.
+Kubernetes is not available on this machine, so the live API is mocked: tests/unit/kube_fakes.FakeKube
+(an in-memory server behind a real ``kubernetes.client.ApiClient``) stands in for the cluster, and
+chaostoolkit-kubernetes' ``drain_nodes`` is replaced by a recorder. The kubeconfig is a real file and
+is read for real by the context checks. The tests assert which calls the zone actions make — and,
+for a context the harness did not create and nobody named, that no call is made and no client built.
+Activities run inside the harness control with chaoslib's own control machinery
+(tests/unit/chaos_activity.py), as in ``chaos run``. Docker actions are tested with fake containers:
+only those labeled with the run id are touched. The fault log and ``undo_all`` are tested for real on
+a temporary file.
 """
 from __future__ import annotations
 
 import json
 import sys
-import types
+from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from chaoslib.exceptions import InterruptExecution
 
 from harness.errors import UnsafeTarget, UsageError
 from harness.faults import docker as docker_faults
 from harness.faults import safety, zones
+from harness.kube.client import KubeTarget
 from harness.labels import RUN_ID_LABEL, kind_cluster_name
+from tests.unit.chaos_activity import call
+from tests.unit.kube_fakes import FakeKube, Request, _Resp, node
 
 RUN = "20260101-000000-abcd"
 OWN_CONTEXT = f"kind-{kind_cluster_name(RUN)}"
+ZONE_SELECTOR = "topology.kubernetes.io/zone=us-east-1a"
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
-    monkeypatch.delenv("HARNESS_CONTEXT", raising=False)
+    for var in ("HARNESS_CONTEXT", "HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_CONTEXT", "HARNESS_RUN_ID",
+                "HARNESS_CHAOS_EVENTS"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HARNESS_FAULT_LOG", str(tmp_path / "faults.jsonl"))
 
 
-@pytest.fixture
-def kube(monkeypatch):
-    """Every way into a cluster, mocked: kubeconfig reading, client construction, chaosk8s."""
-    calls = mock.MagicMock()
-    contexts = [{"name": OWN_CONTEXT}, {"name": "prod-eks"}, {"name": "staging-explicit"}]
-    calls.list_kube_config_contexts.return_value = (contexts, contexts[0])
-    node = types.SimpleNamespace(metadata=types.SimpleNamespace(name=f"{kind_cluster_name(RUN)}-worker"))
-    calls.CoreV1Api.return_value.list_node.return_value = types.SimpleNamespace(items=[node])
-    calls.drain_nodes.return_value = [node.metadata.name]
-    calls.uncordon_node.return_value = [node.metadata.name]
-    import chaosk8s.node.actions as k8s_node
-    import kubernetes
+def write_kubeconfig(path: Path, contexts=(OWN_CONTEXT, "prod-eks", "staging-explicit")) -> Path:
+    """A kubeconfig file whose *current* context is a foreign one (it must never be used)."""
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "prod-eks" if "prod-eks" in contexts else contexts[0],
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": c, "context": {"cluster": "c", "user": "u"}} for c in contexts]}))
+    return path
 
-    monkeypatch.setattr(kubernetes.config, "list_kube_config_contexts", calls.list_kube_config_contexts)
-    monkeypatch.setattr(kubernetes.config, "new_client_from_config", calls.new_client_from_config)
-    monkeypatch.setattr(kubernetes.config, "load_kube_config", calls.load_kube_config)
-    monkeypatch.setattr(kubernetes.client, "CoreV1Api", calls.CoreV1Api)
-    monkeypatch.setattr(k8s_node, "drain_nodes", calls.drain_nodes)
-    monkeypatch.setattr(k8s_node, "uncordon_node", calls.uncordon_node)
-    return calls
+
+class Nodes(FakeKube):
+    """FakeKube with nodes that honour the label selector and take the uncordon PATCH."""
+
+    def __init__(self):
+        super().__init__()
+        for name, zone in ((f"{kind_cluster_name(RUN)}-worker", "us-east-1a"),
+                           (f"{kind_cluster_name(RUN)}-worker2", "us-east-1b")):
+            n = node(name, zone)
+            n["spec"] = {"unschedulable": True}  # as drain_nodes left them
+            self.objects[f"/api/v1/nodes/{name}"] = n
+
+    def request(self, method, url, body=None, **kw):
+        parts = urlsplit(url)
+        if method == "GET" and parts.path == "/api/v1/nodes":
+            self.requests.append(Request(method, parts.path, {}, None))
+            key, _, value = parse_qs(parts.query).get("labelSelector", [""])[0].partition("=")
+            items = [n for n in self.objects.values() if n["metadata"]["labels"].get(key) == value]
+            return _Resp(200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": items})
+        if method == "PATCH":
+            self.requests.append(Request(method, parts.path, {}, json.loads(body)))
+            obj = self.objects[parts.path]
+            obj["spec"].update(json.loads(body)["spec"])
+            return _Resp(200, obj)
+        return super().request(method, url, body, **kw)
+
+
+@pytest.fixture
+def kube(monkeypatch, tmp_path):
+    """The kubeconfig file (KUBECONFIG), the fake API behind the harness's client, chaosk8s' drain."""
+    import chaosk8s.node.actions as k8s_node
+
+    from harness.kube import client as kube_client
+
+    path = write_kubeconfig(tmp_path / "kind.kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    fake = Nodes()
+    world = SimpleNamespace(path=path, fake=fake, targets=[], drain=mock.MagicMock(return_value=["w"]))
+
+    def api_client(target):
+        world.targets.append(target)
+        return fake.apis().client
+
+    monkeypatch.setattr(kube_client, "api_client", api_client)
+    monkeypatch.setattr(k8s_node, "drain_nodes", world.drain)
+    world.calls = lambda: world.targets + fake.requests + world.drain.mock_calls
+    return world
+
+
+def zone_cfg(**extra):
+    return {"run_id": RUN, "zone": "us-east-1a", **extra}
 
 
 # -- kube context --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("action", [
-    lambda: zones.drain_zone(RUN, "us-east-1a", context="prod-eks"),
-    lambda: zones.uncordon_zone(RUN, "us-east-1a", context="prod-eks"),
-    lambda: zones.pause_zone_nodes(RUN, "us-east-1a", context="prod-eks"),
-    lambda: zones.zone_nodes(RUN, "us-east-1a", context="prod-eks"),
-])
-def test_unknown_context_is_refused_before_any_kubernetes_call(kube, action, tmp_path):
-    with pytest.raises((UnsafeTarget, UsageError)) as err:
-        action()
-    assert kube.mock_calls == [], f"a call reached Kubernetes: {kube.mock_calls}"
+@pytest.mark.parametrize("action", [zones.drain_zone, zones.uncordon_zone], ids=["drain", "uncordon"])
+def test_unknown_context_is_refused_before_any_kubernetes_call(kube, action, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_KUBE_CONTEXT", "prod-eks")  # in the kubeconfig, but not the run's
+    with pytest.raises(InterruptExecution) as err:
+        call(action, zone_cfg())
+    assert kube.calls() == [], f"a call reached Kubernetes: {kube.calls()}"
     assert not (tmp_path / "faults.jsonl").exists()  # nothing recorded as injected either
-    if isinstance(err.value, UnsafeTarget):
-        assert "prod-eks" in str(err.value) and "HARNESS_CONTEXT" in str(err.value)
+    assert "prod-eks" in str(err.value) and "HARNESS_CONTEXT" in str(err.value)
 
 
 def test_check_kube_context_defaults_to_the_runs_own_cluster_never_the_current_context():
@@ -77,38 +125,81 @@ def test_check_kube_context_defaults_to_the_runs_own_cluster_never_the_current_c
         safety.check_kube_context("", OWN_CONTEXT)
 
 
-def test_drain_on_the_harness_cluster_goes_through_chaosk8s_with_that_context(kube, tmp_path):
-    out = zones.drain_zone(RUN, "us-east-1a", timeout=30)
-    assert out == [f"{kind_cluster_name(RUN)}-worker"]
-    kube.drain_nodes.assert_called_once_with(label_selector="topology.kubernetes.io/zone=us-east-1a", timeout=30,
-                                             secrets={"KUBERNETES_CONTEXT": OWN_CONTEXT})
+def test_drain_on_the_harness_cluster_goes_through_chaosk8s_with_that_context(kube):
+    out = call(zones.drain_zone, zone_cfg(), timeout=30)
+    assert out == ["w"]
+    kube.drain.assert_called_once_with(label_selector=ZONE_SELECTOR, timeout=30,
+                                       secrets={"KUBERNETES_CONTEXT": OWN_CONTEXT})
     active = safety.active_faults(RUN)
     assert [(f["fault"], f["target"], f["rollback"]) for f in active] == [
         ("zone-drained", "us-east-1a", "harness.faults.zones.uncordon_zone")]
-    zones.uncordon_zone(RUN, "us-east-1a")
-    kube.uncordon_node.assert_called_once_with(label_selector="topology.kubernetes.io/zone=us-east-1a",
-                                               secrets={"KUBERNETES_CONTEXT": OWN_CONTEXT})
+    stored = active[0]["arguments"]["configuration"]
+    assert (stored["kube_context"], stored["kubeconfig"], stored["zone"]) == (OWN_CONTEXT, str(kube.path), "us-east-1a")
+    assert call(zones.uncordon_zone, zone_cfg()) == [f"{kind_cluster_name(RUN)}-worker"]
+    assert [(r.method, r.path, r.body) for r in kube.fake.writes()] == [
+        ("PATCH", f"/api/v1/nodes/{kind_cluster_name(RUN)}-worker", {"spec": {"unschedulable": False}})]
+    assert kube.targets == [KubeTarget(OWN_CONTEXT, str(kube.path))]
     assert safety.active_faults(RUN) == []
+    assert call(zones.uncordon_zone, zone_cfg()) == []  # idempotent: nothing cordoned is left
 
 
 def test_an_explicitly_named_context_is_accepted(kube, monkeypatch):
     monkeypatch.setenv("HARNESS_CONTEXT", "staging-explicit")
-    zones.drain_zone(RUN, "us-east-1b", context="staging-explicit")
-    assert kube.drain_nodes.call_args.kwargs["secrets"] == {"KUBERNETES_CONTEXT": "staging-explicit"}
+    call(zones.drain_zone, zone_cfg(zone="us-east-1b"))
+    assert kube.drain.call_args.kwargs["secrets"] == {"KUBERNETES_CONTEXT": "staging-explicit"}
 
 
-def test_a_context_missing_from_the_kubeconfig_is_refused_before_chaosk8s(kube, monkeypatch):
+def test_a_context_missing_from_the_kubeconfig_is_refused_before_chaosk8s(kube, tmp_path, monkeypatch):
     # chaosk8s would fall back to KUBERNETES_HOST / in-cluster config: the check must not let it.
-    kube.list_kube_config_contexts.return_value = ([{"name": "other"}], {"name": "other"})
-    with pytest.raises(UnsafeTarget, match="not in the kubeconfig"):
-        zones.drain_zone(RUN, "us-east-1a")
-    kube.drain_nodes.assert_not_called()
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "other.kubeconfig", contexts=("other",))))
+    with pytest.raises(InterruptExecution, match="not in kubeconfig"):
+        call(zones.drain_zone, zone_cfg())
+    kube.drain.assert_not_called()
 
 
-def test_a_selector_injection_in_the_zone_is_refused(kube):
-    with pytest.raises(UsageError, match="single zone"):
-        zones.drain_zone(RUN, "us-east-1a,topology.kubernetes.io/zone!=x")
-    assert kube.mock_calls == []
+def test_drain_refuses_when_chaosk8s_would_read_another_kubeconfig(kube, monkeypatch, tmp_path):
+    other = write_kubeconfig(tmp_path / "user-default.kubeconfig")
+    monkeypatch.setattr("chaosk8s.get_config_path", lambda: str(other))
+    with pytest.raises(UnsafeTarget, match="would read kubeconfig"):
+        call(zones.drain_zone, zone_cfg())
+    kube.drain.assert_not_called()
+
+
+def test_a_selector_injection_in_the_zone_is_refused(kube, tmp_path):
+    with pytest.raises(InterruptExecution, match="single zone"):
+        call(zones.drain_zone, zone_cfg(zone="us-east-1a,topology.kubernetes.io/zone!=x"))
+    assert kube.calls() == [] and not (tmp_path / "faults.jsonl").exists()
+
+
+def test_undo_all_uncordons_with_the_stored_kubeconfig_and_context_from_another_process(kube, monkeypatch, tmp_path):
+    """Issue 12, point 4: the chaos process drained the zone and died (Ctrl-C, a crash) before its
+    rollback. The harness's process has neither KUBECONFIG nor the kube variables — its default
+    kubeconfig is someone else's — and ``undo_all`` must still uncordon the right cluster, from the
+    kubeconfig path and context stored in the fault record. (The kube API is FakeKube: no cluster here.)"""
+    call(zones.drain_zone, zone_cfg())
+    foreign = write_kubeconfig(tmp_path / "home-default.kubeconfig", contexts=("prod-eks",))
+    monkeypatch.setenv("KUBECONFIG", str(foreign))  # what the harness's own process would read
+    done = safety.undo_all(RUN)
+    assert [(d["fault"], d["status"]) for d in done] == [("zone-drained", "rolled back")]
+    assert kube.targets == [KubeTarget(OWN_CONTEXT, str(kube.path))]  # the stored file, not $KUBECONFIG
+    assert [r.path for r in kube.fake.writes()] == [f"/api/v1/nodes/{kind_cluster_name(RUN)}-worker"]
+    assert kube.fake.objects[f"/api/v1/nodes/{kind_cluster_name(RUN)}-worker"]["spec"]["unschedulable"] is False
+    assert kube.fake.objects[f"/api/v1/nodes/{kind_cluster_name(RUN)}-worker2"]["spec"]["unschedulable"] is True
+    assert safety.undo_all(RUN) == []  # idempotent
+    faults = safety.read_faults(tmp_path / "faults.jsonl", RUN)
+    assert len(faults) == 1 and faults[0]["rolled_back_by"] == "undo_all"
+    assert faults[0]["injected_at"] <= faults[0]["rolled_back_at"]
+    report = safety.faults_for_report(tmp_path / "faults.jsonl", RUN)
+    assert set(report[0]) >= {"fault", "target", "injected_at", "rolled_back_at"}
+
+
+def test_undo_all_refuses_a_stored_context_that_is_no_longer_safe(kube, tmp_path):
+    """A tampered record (or a kubeconfig that lost the context) is refused like a live activity."""
+    call(zones.drain_zone, zone_cfg())
+    write_kubeconfig(kube.path, contexts=("prod-eks",))  # the kind cluster's context is gone from the file
+    done = safety.undo_all(RUN)
+    assert done[0]["status"].startswith("failed: UnsafeTarget") and kube.targets == []
+    assert [f["fault"] for f in safety.active_faults(RUN)] == ["zone-drained"]  # still shown as active
 
 
 # -- docker labels -------------------------------------------------------------------------------------
@@ -116,14 +207,14 @@ class FakeContainer:
     def __init__(self, name, labels, status="running"):
         self.name, self.labels, self.status = name, labels, status
         self.actions: list[str] = []
+        self.attrs = {"Config": {"Image": "conductor:test", "Env": ["A=1"], "ExposedPorts": {"8080/tcp": {}}},
+                      "HostConfig": {}, "NetworkSettings": {"Networks": {f"i2s-{RUN}": {}}}}
 
-    def pause(self):
-        self.actions.append("pause")
-        self.status = "paused"
+    def reload(self):
+        pass
 
-    def unpause(self):
-        self.actions.append("unpause")
-        self.status = "running"
+    def remove(self, force=False):
+        self.actions.append("remove")
 
 
 class FakeDocker:
@@ -147,21 +238,20 @@ def zone_labels(run, zone):
     return {RUN_ID_LABEL: run, "app": "conductor", "topology.kubernetes.io/zone": zone}
 
 
-def test_docker_zone_pause_touches_only_the_runs_labeled_containers(monkeypatch):
+def test_losing_the_docker_tier_touches_only_the_runs_labeled_containers(monkeypatch, tmp_path):
     mine_a = FakeContainer("mine-a", zone_labels(RUN, "us-east-1a"))
     mine_b = FakeContainer("mine-b", zone_labels(RUN, "us-east-1b"))
     other_run = FakeContainer("other", zone_labels("20990101-000000-ffff", "us-east-1a"))
     unlabeled = FakeContainer("unlabeled", {"app": "conductor", "topology.kubernetes.io/zone": "us-east-1a"})
-    fake = FakeDocker([mine_a, mine_b, other_run, unlabeled])
-    monkeypatch.setattr(safety, "_docker", lambda: fake)
+    monkeypatch.setattr(safety, "engine", lambda: FakeDocker([mine_a, mine_b, other_run, unlabeled]))
 
-    out = docker_faults.pause_zone(RUN, "us-east-1a")
-    assert out["paused"] == ["mine-a"]
-    assert (mine_a.actions, mine_b.actions, other_run.actions, unlabeled.actions) == (["pause"], [], [], [])
-    docker_faults.unpause_zone(RUN, "us-east-1a")
-    docker_faults.unpause_zone(RUN, "us-east-1a")  # idempotent
-    assert mine_a.actions == ["pause", "unpause"] and other_run.actions == []
-    assert safety.active_faults(RUN) == []
+    out = call(docker_faults.remove_application_tier, {"run_id": RUN})
+    assert sorted(out["removed"]) == ["mine-a", "mine-b"] and out["zones"] == ["us-east-1a", "us-east-1b"]
+    assert (mine_a.actions, mine_b.actions, other_run.actions, unlabeled.actions) == (["remove"], ["remove"], [], [])
+    [f] = safety.active_faults(RUN)
+    assert (f["fault"], f["rollback"]) == ("application-tier-lost", "harness.faults.backups.deploy_application_tier")
+    assert sorted(f["details"]["containers"]) == ["mine-a", "mine-b"]  # added by the action while acting
+    assert "A=1" not in (tmp_path / "faults.jsonl").read_text()  # the tier's environment stays in memory
 
 
 def test_a_container_the_engine_returned_by_mistake_is_still_refused():
@@ -174,39 +264,23 @@ def test_a_container_the_engine_returned_by_mistake_is_still_refused():
         safety.run_containers(RUN, client=SloppyEngine([stranger]))
 
 
-def test_pausing_an_empty_zone_is_one_clear_error(monkeypatch):
-    monkeypatch.setattr(safety, "_docker", lambda: FakeDocker([]))
-    with pytest.raises(UsageError, match="no running conductor .* zone 'us-east-1z'"):
-        docker_faults.pause_zone(RUN, "us-east-1z")
-    assert safety.active_faults(RUN) == []
+def test_losing_an_empty_tier_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(safety, "engine", lambda: FakeDocker([]))
+    with pytest.raises(UsageError, match=f"run {RUN} has no conductor containers"):
+        docker_faults.remove_application_tier(configuration={"run_id": RUN})
 
 
 # -- the fault log and undo_all --------------------------------------------------------------------------
-def test_undo_all_reverses_what_is_still_injected_and_is_idempotent(monkeypatch, tmp_path):
-    mine = FakeContainer("mine-a", zone_labels(RUN, "us-east-1a"))
-    monkeypatch.setattr(safety, "_docker", lambda: FakeDocker([mine]))
-    docker_faults.pause_zone(RUN, "us-east-1a")  # e.g. Ctrl-C before the experiment's rollback
-    assert mine.status == "paused"
-
-    done = safety.undo_all(RUN)
-    assert [d["status"] for d in done] == ["rolled back"] and mine.status == "running"
-    assert safety.undo_all(RUN) == []  # nothing left to undo
-    faults = safety.read_faults(tmp_path / "faults.jsonl", RUN)
-    assert len(faults) == 1 and faults[0]["rolled_back_at"] and faults[0]["injected_at"] <= faults[0]["rolled_back_at"]
-    report = safety.faults_for_report(tmp_path / "faults.jsonl", RUN)
-    assert set(report[0]) >= {"fault", "target", "injected_at", "rolled_back_at"}
-
-
 def test_undo_all_reports_a_failing_rollback_and_goes_on(tmp_path):
     log = tmp_path / "faults.jsonl"
-    safety.record_injected(RUN, "zone-paused", "us-east-1a", rollback="harness.faults.docker.unpause_zone",
-                           arguments={"run_id": RUN, "zone": "us-east-1a", "bogus": 1}, path=log)
+    safety.record_injected(RUN, "database-stopped", "postgres", rollback="harness.faults.postgres.restore_database",
+                           arguments={"configuration": {"run_id": RUN}, "bogus": 1}, path=log)
     safety.record_injected(RUN, "application-tier-lost", "conductors", rollback=None, path=log)
     done = safety.undo_all(RUN, path=log)
     statuses = {d["fault"]: d["status"] for d in done}
-    assert statuses["zone-paused"].startswith("failed: TypeError")
+    assert statuses["database-stopped"].startswith("failed: TypeError")
     assert statuses["application-tier-lost"] == "no rollback"
-    assert [f["fault"] for f in safety.active_faults(RUN, path=log)] == ["zone-paused"]
+    assert [f["fault"] for f in safety.active_faults(RUN, path=log)] == ["database-stopped"]
 
 
 def test_the_fault_log_only_calls_the_extensions_own_rollbacks(tmp_path):
@@ -228,26 +302,28 @@ def test_the_fault_log_survives_a_torn_line(tmp_path):
     assert [f["fault"] for f in safety.read_faults(log, RUN)] == ["database-stopped"]
 
 
-def test_activities_refuse_an_empty_run_id_with_the_fix():
+def test_activities_refuse_an_empty_run_id_with_the_fix(tmp_path):
     from harness.faults import postgres, probes
 
-    for call in (lambda: postgres.stop_database(""), lambda: probes.service_success_ratio(""),
-                 lambda: docker_faults.remove_application_tier("")):
-        with pytest.raises(UsageError, match="export HARNESS_RUN_ID"):
-            call()
+    for func in (postgres.stop_database, probes.service_success_ratio, docker_faults.remove_application_tier):
+        with pytest.raises(InterruptExecution, match="export HARNESS_RUN_ID"):  # the control, before it runs
+            call(func, {})
+        with pytest.raises(UsageError, match="export HARNESS_RUN_ID"):  # and the function itself, called bare
+            func(configuration={})
+    assert not (tmp_path / "faults.jsonl").exists()
 
 
 def test_probes_refuse_non_loopback_endpoints():
     from harness.faults import probes
 
     with pytest.raises(UsageError, match="loopback"):
-        probes.service_success_ratio(RUN, requests=1, endpoints="http://10.0.0.5:8080")
+        probes.service_success_ratio(requests=1, configuration={"run_id": RUN, "endpoints": "http://10.0.0.5:8080"})
 
 
 def test_secret_looking_fields_never_leave_an_action():
-    from harness.faults.postgres import _public
+    from harness.faults.postgres import public
 
-    out = _public({"container": "c", "database_url": "postgresql://u:hunter2@h/db", "password": "pw",
+    out = public({"container": "c", "database_url": "postgresql://u:hunter2@h/db", "password": "pw",
                    "_private": "x"})
     text = json.dumps(out)
     assert "hunter2" not in text and '"pw"' not in text and "_private" not in text and out["container"] == "c"
@@ -258,7 +334,7 @@ def test_the_extension_imports_without_docker_or_kubernetes():
     import subprocess
 
     code = ("import sys, harness.faults as f, importlib\n"
-            "[importlib.import_module(m) for m in f.ACTION_MODULES + f.PROBE_MODULES]\n"
+            "[importlib.import_module(m) for m in f.ACTION_MODULES + f.PROBE_MODULES + ('harness.faults.control',)]\n"
             "print(sorted(m for m in ('docker', 'kubernetes', 'chaosk8s', 'boto3') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out

@@ -1,0 +1,74 @@
+"""The subprocess watcher the chaos and Locust runners share, with real child processes.
+
+The children are small Python programs; the tests assert what the watcher decided (stopped, which
+signal the child saw, the error raised), not how fast it happened, beyond generous bounds.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.process_watch import stop_process, watch_process
+
+# Prints which signal it got, then exits 0 on it (as chaostoolkit and Locust end on theirs).
+CHILD = ("import signal, sys, time\n"
+         "def on(sig, _f):\n"
+         "    print('got', signal.Signals(sig).name, flush=True); sys.exit(0)\n"
+         "signal.signal(signal.SIGINT, on); signal.signal(signal.SIGTERM, on)\n"
+         "print('up', flush=True)\n"
+         "for i in range(600): print('tick', i, flush=True); time.sleep(0.1)\n")
+STUBBORN = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
+
+
+def test_progress_lines_come_from_the_status_callback_and_the_exit_code_is_kept(tmp_path):
+    out, lines = tmp_path / "out.log", []
+    w = watch_process([sys.executable, "-c", "import time; print('hello'); time.sleep(1.5); raise SystemExit(3)"],
+                      out, name="child", timeout_s=60, progress=lines.append, progress_every_s=0.5,
+                      status=lambda elapsed: f"status at {elapsed:.1f}s")
+    assert w.returncode == 3 and not w.interrupted
+    assert lines and all(line.startswith("status at ") for line in lines)
+    assert "hello" in out.read_text()
+
+
+def test_interrupt_stops_the_child_with_the_callers_stop(tmp_path):
+    out, stop = tmp_path / "out.log", threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    w = watch_process([sys.executable, "-c", CHILD], out, name="child", timeout_s=60, progress=lambda _l: None,
+                      status=str, interrupt=stop, stop=lambda p: stop_process(p, first=signal.SIGINT, grace_s=30))
+    assert w.interrupted and w.returncode == 0
+    assert "got SIGINT" in out.read_text()
+
+
+def test_timeout_stops_the_child_and_names_its_output(tmp_path):
+    out = tmp_path / "out.log"
+    with pytest.raises(HarnessError, match=r"child did not finish in 1s.*out\.log"):
+        watch_process([sys.executable, "-c", CHILD], out, name="child", timeout_s=1, progress=lambda _l: None,
+                      status=str)
+    assert "got SIGTERM" in out.read_text()  # the default stop: SIGTERM first (Locust writes its stats)
+
+
+def test_an_exception_in_the_watcher_stops_the_child_before_it_propagates(tmp_path):
+    """Ctrl-C arrives in the harness as KeyboardInterrupt wherever it is waiting."""
+    out = tmp_path / "out.log"
+
+    def ctrl_c(_elapsed: float) -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        watch_process([sys.executable, "-c", CHILD], out, name="child", timeout_s=60, progress=lambda _l: None,
+                      status=ctrl_c, progress_every_s=0.5)
+    text = out.read_text()
+    assert "up" in text and "got SIGTERM" in text
+
+
+def test_a_child_ignoring_its_signals_is_killed(tmp_path):
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN])
+    time.sleep(0.5)
+    assert stop_process(proc, first=signal.SIGINT, grace_s=0.5, term_grace_s=0.5) == -signal.SIGKILL
