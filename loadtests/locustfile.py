@@ -10,12 +10,16 @@ Environment (all optional):
   HARNESS_SHAPE             a JSON load shape (harness/load/shapes.py); absent: -u/-r/-t apply
   HARNESS_USER_RPS          requests/s each user offers (constant throughput); 0 = as fast as possible
   HARNESS_ATTRIBUTION_FILE  where per-second, per-replica counts and Locust's CPU usage are written
+  HARNESS_TLS_SNI           for an https target on 127.0.0.1 behind a gateway that routes by name:
+                            the name sent as TLS SNI and Host, and the name the certificate must carry
+  HARNESS_TLS_CA_FILE       the CA (PEM) the gateway's certificate is verified against (with SNI)
 """
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import ssl
 import time
 import uuid
 from collections import defaultdict
@@ -24,12 +28,32 @@ import gevent
 import psutil
 from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, events, task
 
+from harness.analysis.circuit_breaker.series import classify_response
 from harness.load.shapes import stage_at, stages_from_spec
 
 TARGETS = [t.strip().rstrip("/") for t in os.environ.get("HARNESS_TARGETS", "").split(",") if t.strip()]
 _target_cycle = itertools.cycle(TARGETS) if TARGETS else None
 USER_RPS = float(os.environ.get("HARNESS_USER_RPS", "2"))
 SERVED_BY = "X-Served-By"
+TLS_SNI = os.environ.get("HARNESS_TLS_SNI", "")
+TLS_CA_FILE = os.environ.get("HARNESS_TLS_CA_FILE", "")
+
+
+class _SniContext(ssl.SSLContext):
+    """Connects to the target's address (127.0.0.1) but presents ``TLS_SNI`` and checks the
+    certificate against that name: the gateway picks its server by SNI, as for a real client."""
+
+    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):  # noqa: ANN001 - ssl's signature
+        return super().wrap_socket(sock, *args, server_hostname=TLS_SNI, **kwargs)
+
+
+def sni_context(cafile: str | None = None) -> ssl.SSLContext:
+    """geventhttpclient's ``ssl_context_factory``: the run's CA only (its ``cafile``, the public
+    bundle, is ignored), hostname checked against ``TLS_SNI``."""
+    ctx = _SniContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=TLS_CA_FILE)
+    ctx.check_hostname = True
+    return ctx
 
 
 def _url(path: str) -> str:
@@ -42,6 +66,10 @@ class PipelineUser(FastHttpUser):
 
     host = TARGETS[0] if TARGETS else None
     wait_time = constant_throughput(USER_RPS) if USER_RPS > 0 else constant(0)
+    if TLS_SNI:
+        insecure = False
+        ssl_context_factory = staticmethod(sni_context)
+        default_headers = {"Host": TLS_SNI}
 
     def on_start(self) -> None:
         self.created: list[str] = []
@@ -81,19 +109,24 @@ if os.environ.get("HARNESS_SHAPE"):
 
 # -- per-second attribution, written as JSON lines (cheap: counters only on the hot path) ------------
 _second: dict[int, dict] = defaultdict(lambda: {"replicas": defaultdict(lambda: [0, 0]), "ok": 0, "fail": 0,
-                                               "lat": []})
+                                               "lat": [], "codes": defaultdict(int)})
 
 
 @events.request.add_listener
 def _on_request(request_type, name, response_time, response_length, response=None, exception=None,
                 **_kw) -> None:
     bucket = _second[int(time.time())]
-    replica = "-"
+    replica, status, flag = "-", 0, ""
     if response is not None:
         try:
             replica = response.headers.get(SERVED_BY) or "-"
+            status = int(response.status_code or 0)
+            if status >= 400:  # who answered an error: Envoy's RBAC/overflow reply or the app's fault
+                _, flag = classify_response(status, dict(response.headers), response.text or "")
         except Exception:  # noqa: BLE001 - a failed connection has no headers
             replica = "-"
+    # "<status>|<flag>|<replica>" -> count; status 0 = no HTTP answer
+    bucket["codes"][f"{status}|{flag}|{replica}"] += 1
     counts = bucket["replicas"][replica]
     if exception is None:
         bucket["ok"] += 1
@@ -127,6 +160,7 @@ def _flush(path: str, environment, final: bool = False) -> None:
             p50 = lat[len(lat) // 2] if lat else None
             fh.write(json.dumps({"t": s, "ok": b["ok"], "fail": b["fail"], "p50_ms": p50, "p95_ms": p95,
                                  "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
+                                 "codes": dict(b["codes"]),
                                  "locust_cpu": cpu, "machine_cpu": machine, "users": users}) + "\n")
 
 

@@ -29,9 +29,18 @@ from typing import Any
 import pytest
 
 from harness.config import PROJECT_ROOT
-from harness.kube import circuit_breaker as cb
-from harness.kube.istio import (GATEWAY_HOSTS, HTTPS_NODE_PORT, IstioMesh, TlsMaterial, envoy_cluster_name,
-                                kind_gateway_ports, kind_host_port)
+from harness.analysis.circuit_breaker.checks import (IntendedResult, compare_flag_windows, ejection_analysis,
+                                                     intended_verdict, latency_check, retry_check, threshold_check)
+from harness.analysis.circuit_breaker.findings import seed_findings, seed_verdict
+from harness.analysis.circuit_breaker.plot import plot_series
+from harness.analysis.circuit_breaker.schedule import FaultPhase, cap_for, default_schedule, expected_ejections
+from harness.analysis.circuit_breaker.series import (ResponseRecord, attempt_series, client_series,
+                                                     first_ejected_order, flag_windows, overload_samples, until_time)
+from harness.load.gateway_client import GatewayClient, LoadDriver
+from harness.measure.envoy_admin import PilotAgentAdmin, ProxySampler, sample_reader
+from harness.report.artifacts import write_json
+from harness.kube.istio import (GATEWAY_HOSTS, HTTPS_NODE_PORT, ISTIO_NAMESPACE, IstioMesh, TlsMaterial,
+                                envoy_cluster_name, kind_gateway_ports, kind_host_port)
 from harness.kube.kustomize import find_object, render
 from harness.manifests import ISTIO, load_documents
 from harness.oracles.ejection_analysis import evaluate_pool_overflow
@@ -53,7 +62,7 @@ RETRY_ATTEMPTS = 3                               # k8s/istio/gateway.yml Virtual
 class Mesh:
     istio: IstioMesh
     tls: TlsMaterial
-    client: cb.GatewayClient
+    client: GatewayClient
     cluster: str
     namespace: str
     selector: dict[str, str]
@@ -79,7 +88,7 @@ def mesh(settings, platform, run_report):
         (settings.report_path / "istio" / "gateway-cert.pem").write_text(tls.cert_pem)  # public half only
         istio.enable_injection(ns, "conductor", selector)
         port = kind_host_port(platform.runner, platform.cluster, platform.kind_config, HTTPS_NODE_PORT)
-        client = cb.GatewayClient(port, host_header=GATEWAY_HOSTS[0], ca_pem=tls.cert_pem)
+        client = GatewayClient(port, host_header=GATEWAY_HOSTS[0], ca_pem=tls.cert_pem)
         m = Mesh(istio, tls, client, envoy_cluster_name("conductor", ns), ns, selector)
         m.gateway_pod = istio.gateway_pod()
         run_report.environment["istio"] = {"version": istio.version, "gateway": f"https://{GATEWAY_HOSTS[0]} via "
@@ -107,17 +116,13 @@ def _pods(platform, mesh: Mesh) -> tuple[list[Any], dict[str, str]]:
 
 
 def _read(mesh: Mesh):
-    def read() -> cb.ClusterSample:
-        t = time.time()
-        clusters = mesh.istio.clusters(mesh.gateway_pod, only=mesh.cluster)
-        stats = mesh.istio.stats(mesh.gateway_pod)
-        return cb.cluster_sample(t, clusters, stats, mesh.cluster)
-    return read
+    """The gateway proxy's admin API through ``pilot-agent request`` (the kind transport)."""
+    return sample_reader(PilotAgentAdmin(mesh.istio, mesh.gateway_pod, ISTIO_NAMESPACE), mesh.cluster)
 
 
-def _wait_routed(mesh: Mesh, accept, describe: str) -> cb.ResponseRecord:
+def _wait_routed(mesh: Mesh, accept, describe: str) -> ResponseRecord:
     """Poll through the gateway until an answer satisfies ``accept`` (istiod pushes config async)."""
-    last: list[cb.ResponseRecord] = []
+    last: list[ResponseRecord] = []
 
     def probe():
         _, rec = mesh.client.request(None)
@@ -129,7 +134,7 @@ def _wait_routed(mesh: Mesh, accept, describe: str) -> cb.ResponseRecord:
                          "secret i2s-tls-cert, route for api.i2s.studio)")
 
 
-def _inject(platform, run_report, replicas, phase: cb.FaultPhase) -> None:
+def _inject(platform, run_report, replicas, phase: FaultPhase) -> None:
     by_name = {r.name: r for r in replicas}
     for pod in phase.pods:
         platform.set_fault(by_name[pod], phase.fault())
@@ -162,11 +167,11 @@ def test_seed_istio_config_under_load(settings, platform, mesh, scenario, run_re
                  "https://api.i2s.studio through the ingress gateway on 127.0.0.1 to reach a conductor pod")
 
     # Assess: steady load, and a 503 fault on one pod that outlier detection should act on.
-    sampler = cb.ProxySampler(_read(mesh)).start()
-    driver = cb.LoadDriver(mesh.client, rate=RATE_PER_WORKER)
+    sampler = ProxySampler(_read(mesh)).start()
+    driver = LoadDriver(mesh.client, rate=RATE_PER_WORKER)
     t0 = time.time()
     driver.set_workers(WORKERS)
-    phase = cb.FaultPhase("gateway-503", 10.0, 25.0, 45.0, (replicas[0].name,), error_status=503)
+    phase = FaultPhase("gateway-503", 10.0, 25.0, 45.0, (replicas[0].name,), error_status=503)
     try:
         time.sleep(phase.start)
         _inject(platform, run_report, replicas, phase)
@@ -180,11 +185,11 @@ def test_seed_istio_config_under_load(settings, platform, mesh, scenario, run_re
     stats = mesh.istio.stats(mesh.gateway_pod)
     has_outlier = any(k.startswith(f"cluster.{mesh.cluster}.outlier_detection.") for k in stats)
     services = [s.metadata.name for s in platform.apis.core.list_namespaced_service(mesh.namespace).items]
-    findings = cb.seed_findings(seed_docs=seed_docs, workload_namespace=mesh.namespace, mapping=mapping,
+    findings = seed_findings(seed_docs=seed_docs, workload_namespace=mesh.namespace, mapping=mapping,
                                 strict_message=outcome.strict_message, envoy_outlier_stats=has_outlier,
                                 envoy_cluster=mesh.cluster, records=records, t0=t0, existing_services=services)
-    thresholds = cb.threshold_check(samples, mapping)
-    ok, sentence = cb.seed_verdict(findings)
+    thresholds = threshold_check(samples, mapping)
+    ok, sentence = seed_verdict(findings)
     if thresholds:
         ok, sentence = False, sentence.rstrip(".") + f"; and {thresholds[0].message}."
 
@@ -192,14 +197,14 @@ def test_seed_istio_config_under_load(settings, platform, mesh, scenario, run_re
     scenario.measure("responses", _status_counts(records))
     scenario.measure("envoy_outlier_stats_present", has_outlier)
     scenario.measure("sampler_errors", sampler.errors[:20])
-    cb.write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
-    cb.write_json(scenario.dir / "responses.json", [dataclasses.asdict(r) for r in records])
+    write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
+    write_json(scenario.dir / "responses.json", [dataclasses.asdict(r) for r in records])
     scenario.add_table("Seed findings", ["code", "blocks", "evidence"],
                        [[f.code, f.blocks or "-", f.message] for f in findings])
     if len(samples) >= 2:
-        series = cb.attempt_series(samples, ip_to_pod, t0, [phase])
-        png = cb.plot_series(scenario.dir / "seed_attempts.png", "Seed config: gateway attempts per pod "
-                             f"(run {settings.run_id})", series, cb.flag_windows(samples, ip_to_pod, t0), [phase])
+        series = attempt_series(samples, ip_to_pod, t0, [phase])
+        png = plot_series(scenario.dir / "seed_attempts.png", "Seed config: gateway attempts per pod "
+                             f"(run {settings.run_id})", series, flag_windows(samples, ip_to_pod, t0), [phase])
         scenario.add_plot("Seed config: attempts per pod (no ejection can happen)", png)
     scenario.verdict(ok, sentence)
     assert ok, sentence
@@ -228,16 +233,16 @@ def test_intended_outlier_detection_matches_oracle(settings, platform, mesh, sce
     scenario.progress("waiting for the gateway to route to the conductor (2xx with X-Served-By)")
     _wait_routed(mesh, lambda r: 200 <= r.status < 300 and r.pod != "-",
                  "a 2xx from a conductor pod through the gateway (authz now allows the gateway's identity)")
-    schedule = cb.default_schedule(pods)
+    schedule = default_schedule(pods)
     scenario.measure("schedule", [p.to_dict() for p in schedule])
     scenario.progress(f"fault schedule over {schedule[-1].settle_until:.0f}s on {', '.join(pods)}")
 
     # Assess 1: steady load and the fault schedule; the actual fault times are what the oracle gets.
-    sampler = cb.ProxySampler(_read(mesh)).start()
-    driver = cb.LoadDriver(mesh.client, rate=RATE_PER_WORKER)
+    sampler = ProxySampler(_read(mesh)).start()
+    driver = LoadDriver(mesh.client, rate=RATE_PER_WORKER)
     t0 = time.time()
     driver.set_workers(WORKERS)
-    actual: list[cb.FaultPhase] = []
+    actual: list[FaultPhase] = []
     try:
         for phase in schedule:
             time.sleep(max(0.0, t0 + phase.start - time.time()))
@@ -257,8 +262,8 @@ def test_intended_outlier_detection_matches_oracle(settings, platform, mesh, sce
 
     # Assess 2: overload with every pod slow, concurrency stepped across the pool's limit.
     steps: list[tuple[float, float, int]] = []
-    overload = cb.LoadDriver(mesh.client, rate=None)
-    slow = cb.FaultPhase("overload-latency", 0.0, 1.0, 1.0, tuple(pods), latency_ms=OVERLOAD_LATENCY_MS)
+    overload = LoadDriver(mesh.client, rate=None)
+    slow = FaultPhase("overload-latency", 0.0, 1.0, 1.0, tuple(pods), latency_ms=OVERLOAD_LATENCY_MS)
     _inject(platform, run_report, replicas, slow)
     try:
         for c in OVERLOAD_STEPS:
@@ -276,32 +281,32 @@ def test_intended_outlier_detection_matches_oracle(settings, platform, mesh, sce
     error_phases = [p for p in actual if p.error_status is not None]
     latency_phase = next(p for p in actual if p.latency_ms)
     end = latency_phase.start
-    flags = cb.flag_windows(samples, ip_to_pod, t0)
+    flags = flag_windows(samples, ip_to_pod, t0)
     rate_per_pod = WORKERS * RATE_PER_WORKER / len(pods)
-    sim = cb.expected_ejections(od.settings, pods, error_phases, rate_per_pod=rate_per_pod, until=end,
+    sim = expected_ejections(od.settings, pods, error_phases, rate_per_pod=rate_per_pod, until=end,
                                 healthy_panic_threshold=od.healthy_panic_threshold or 0.0,
-                                tie_order=cb.first_ejected_order(flags, error_phases))
-    series = cb.attempt_series(samples, ip_to_pod, t0, actual)
+                                tie_order=first_ejected_order(flags, error_phases))
+    series = attempt_series(samples, ip_to_pod, t0, actual)
     before_latency = [s for s in samples if s.t - t0 < end]
-    ejections = cb.ejection_analysis(cb.until_time(series, end), sim, before_latency, mesh.cluster, t0,
+    ejections = ejection_analysis(until_time(series, end), sim, before_latency, mesh.cluster, t0,
                                      n_pods=len(pods), tolerance_s=TOLERANCE_S)
-    flag_devs = cb.compare_flag_windows({p: [w for w in ws if w[0] < end] for p, ws in flags.items()}, sim,
-                                        tolerance_s=TOLERANCE_S, cap=cb.cap_for(sim, len(pods)), series_end=end)
+    flag_devs = compare_flag_windows({p: [w for w in ws if w[0] < end] for p, ws in flags.items()}, sim,
+                                        tolerance_s=TOLERANCE_S, cap=cap_for(sim, len(pods)), series_end=end)
     all_fail = next(p for p in actual if len(p.pods) == len(pods))
-    retry_devs, retry_info = cb.retry_check(samples, records, all_fail, t0, attempts=RETRY_ATTEMPTS, slack=WORKERS)
-    overflow = evaluate_pool_overflow(cb.overload_samples(steps, samples, t0), mapping.circuit_breakers,
+    retry_devs, retry_info = retry_check(samples, records, all_fail, t0, attempts=RETRY_ATTEMPTS, slack=WORKERS)
+    overflow = evaluate_pool_overflow(overload_samples(steps, samples, t0), mapping.circuit_breakers,
                                       protocol="http1", hosts=len(pods), client_proxies=1)
-    result = cb.IntendedResult(ejections, flag_devs, retry_devs, cb.threshold_check(samples, mapping), overflow,
-                               cb.latency_check(samples, flags, latency_phase, t0))
-    ok, sentence = cb.intended_verdict(result)
+    result = IntendedResult(ejections, flag_devs, retry_devs, threshold_check(samples, mapping), overflow,
+                               latency_check(samples, flags, latency_phase, t0))
+    ok, sentence = intended_verdict(result)
 
     # Report
     label = f"what-if config, run {settings.run_id}"
-    png = cb.plot_series(scenario.dir / "attempts_per_pod.png", f"Gateway attempts per pod ({label})", series,
+    png = plot_series(scenario.dir / "attempts_per_pod.png", f"Gateway attempts per pod ({label})", series,
                          flags, actual)
     scenario.add_plot("Upstream attempts per pod, Envoy's ejection windows shaded", png)
-    users = cb.client_series(records, t0)
-    png = cb.plot_series(scenario.dir / "responses_per_pod.png", f"Responses by X-Served-By ({label})", users,
+    users = client_series(records, t0)
+    png = plot_series(scenario.dir / "responses_per_pod.png", f"Responses by X-Served-By ({label})", users,
                          flags, actual, ylabel="responses per second")
     scenario.add_plot("What clients saw (X-Served-By; '-' = Envoy's own replies)", png)
     scenario.add_table("Ejections: Envoy vs oracle", ["pod", "Envoy failed_outlier_check", "oracle"],
@@ -309,7 +314,7 @@ def test_intended_outlier_detection_matches_oracle(settings, platform, mesh, sce
                          ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in sim.ejected_intervals.get(p, []))
                          or "-"] for p in pods])
     scenario.add_table("Overload steps", ["concurrency", "503 UO (Envoy)"],
-                       [[s["concurrency"], s["uo_503"]] for s in cb.overload_samples(steps, samples, t0)])
+                       [[s["concurrency"], s["uo_503"]] for s in overload_samples(steps, samples, t0)])
     scenario.measure("oracle", sim.to_dict())
     scenario.measure("ejection_analysis", ejections.to_dict())
     scenario.measure("retries", retry_info)
@@ -319,8 +324,8 @@ def test_intended_outlier_detection_matches_oracle(settings, platform, mesh, sce
     scenario.measure("responses", _status_counts(records))
     scenario.measure("overload_responses", _status_counts(overload_records))
     scenario.measure("sampler_errors", sampler.errors[:20])
-    cb.write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
-    cb.write_json(scenario.dir / "responses.json", [dataclasses.asdict(r) for r in records])
+    write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
+    write_json(scenario.dir / "responses.json", [dataclasses.asdict(r) for r in records])
     scenario.verdict(ok, sentence)
     assert ok, sentence
 

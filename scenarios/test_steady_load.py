@@ -22,7 +22,8 @@ def test_steady_load_within_slo(settings, platform, scenario):
     scenario.progress(f"steady load: {settings.users} users for {settings.duration_s}s")
 
     # Assess
-    result = run_locust(platform.endpoints(), scenario.dir, name="steady", shape=shape,
+    # through the Service (docker: the readiness-gated entry Envoy); X-Served-By attributes replicas
+    result = run_locust([platform.service_url()], scenario.dir, name="steady", shape=shape,
                         progress=scenario.progress)
     slo = evaluate_slo(result, p95_limit_ms=settings.slo_p95_ms, error_ratio_limit=settings.slo_error_ratio,
                        min_requests=settings.duration_s)  # at least ~1 request/s, or the run proved nothing

@@ -23,18 +23,18 @@ removed and a new streaming standby is built from the new primary in the recover
 does when the AZ returns — so the pair is Multi-AZ again.
 
 Functions take ``configuration``/``secrets`` as chaostoolkit-kubernetes' activities do
-(``chaosk8s.node.actions.drain_nodes(..., secrets=None)``); the run id is
-``configuration["run_id"]``. Every fault is recorded in the fault log before it acts, with its
-rollback and the names and aliases needed to reverse it, so ``safety.undo_all`` restores the zone
-after Ctrl-C or a crash. The log holds container names, zones and aliases only.
+(``chaosk8s.node.actions.drain_nodes(..., secrets=None)``); the run id and the zone are the
+configuration's ``run_id`` and ``zone``. The harness control records each fault (``safety.fault``)
+before the action runs; the action adds the names and aliases its rollback needs
+(``safety.add_details``) before it touches anything, so ``safety.undo_all`` restores the zone after
+Ctrl-C or a crash. Should an interruption fall between the two, the rollbacks fall back to the
+zone's label (and a service's role as its alias). The log holds container names, zones and aliases only.
 """
 
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List
-
-from chaoslib.types import Configuration, Secrets
 
 from harness.docker_env import docker_client
 from harness.errors import UsageError
@@ -48,17 +48,26 @@ POWER_FAULT = "zone-power-lost"
 PARTITION_FAULT = "zone-partitioned"
 _ROLE_LABEL = "i2s-harness.role"          # harness.dr.replication.ROLE_LABEL
 _REPLICA_LABEL = "i2s-harness.replica"    # harness.platforms.docker.REPLICA_LABEL
-_POSTGRES_ROLES = ("postgres", "postgres-standby")
+# The Stack's services answer to their role's name on the run's network (harness.stack.services).
+_SERVICE_ALIASES = ("postgres", "redis", "rabbitmq", "moto")
 
 
-def _run_id(configuration: Configuration) -> str:
-    return safety.require_run_id(str((configuration or {}).get("run_id", "")))
+def _stack_network(run_id: str) -> str:
+    """The run's stack network (``harness.dr.replication.network_name``)."""
+    from harness.dr import replication
+
+    return replication.network_name(run_id)
 
 
-def _zone(zone: str) -> str:
+def _zone(configuration: Dict) -> str:
+    zone = str((configuration or {}).get("zone") or "")
     if not zone or any(ch in zone for ch in ",=! "):
         raise UsageError(f"zone {zone!r} is not a single zone name", "use e.g. us-east-1a (HARNESS_ZONE)")
     return zone
+
+
+def _log(run_id: str, configuration: Dict) -> Any:
+    return safety.fault_log_path(run_id, configuration)
 
 
 def _shares_network_of(c: Any) -> str:
@@ -67,10 +76,10 @@ def _shares_network_of(c: Any) -> str:
     return mode.split(":", 1)[1] if mode.startswith("container:") else ""
 
 
-def zone_members(zone: str, configuration: Configuration = None, secrets: Secrets = None) -> List[str]:
-    """Names of the run's containers labeled with ``zone`` (any state)."""
-    run_id = _run_id(configuration)
-    return sorted(c.name for c in safety.run_containers(run_id, {ZONE_LABEL: _zone(zone)}, all=True))
+def zone_members(configuration: Dict = None, secrets: Dict = None) -> List[str]:
+    """Names of the run's containers labeled with the configuration's ``zone`` (any state)."""
+    run_id = safety.run_id_of(configuration)
+    return sorted(c.name for c in safety.run_containers(run_id, {ZONE_LABEL: _zone(configuration)}, all=True))
 
 
 def database_roles(run_id: str) -> Dict[str, Any]:
@@ -91,14 +100,14 @@ def database_roles(run_id: str) -> Dict[str, Any]:
     return {"primary": primary, "standby": standby, "standby_sync_state": sync_state}
 
 
-def _record(run_id: str, fault: str, zone: str, rollback: str, targets: List[Any], db: Dict[str, Any],
-            extra: Dict[str, Any] | None = None) -> str:
+def _record(run_id: str, configuration: Dict, fault: str, targets: List[Any], db: Dict[str, Any],
+            extra: Dict[str, Any] | None = None) -> None:
+    """What the rollback needs, added to the record the control made before the action ran."""
     names = [c.name for c in targets]
-    return safety.record_injected(
-        run_id, fault, zone, rollback=f"harness.faults.zone_docker.{rollback}",
-        arguments={"zone": zone, "configuration": {"run_id": run_id}},
-        details={"containers": names, "database_primary": db["primary"] if db["primary"] in names else "",
-                 "standby": db["standby"], "standby_sync_state": db["standby_sync_state"], **(extra or {})})
+    safety.add_details(run_id, fault, {
+        "containers": names, "database_primary": db["primary"] if db["primary"] in names else "",
+        "standby": db["standby"], "standby_sync_state": db["standby_sync_state"], **(extra or {})},
+        path=_log(run_id, configuration))
 
 
 def _fail_over_if_primary_lost(run_id: str, db: Dict[str, Any], primary_lost: bool) -> Dict[str, Any] | None:
@@ -116,22 +125,24 @@ def _fail_over_if_primary_lost(run_id: str, db: Dict[str, Any], primary_lost: bo
 
 
 # -- power loss ----------------------------------------------------------------------------------
-def lose_zone_power(zone: str, configuration: Configuration = None, secrets: Secrets = None) -> Dict[str, Any]:
-    """Kill every running container of the run in ``zone`` at once (SIGKILL), as a zone's power loss.
+@safety.fault(POWER_FAULT, target="{zone}", rollback="harness.faults.zone_docker.restore_zone_power")
+def lose_zone_power(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+    """Kill every running container of the run in the configuration's ``zone`` at once (SIGKILL), as
+    a zone's power loss.
 
     If the database primary was among them, RDS Multi-AZ's failover follows (the standby in another
     zone is promoted and takes the name ``postgres``). Returns the containers killed, ``killed_at``
     (epoch s) and the failover's own timeline (``killed_at``, ``promoted_at``, ``alias_moved_at``…)
     or ``None``. Rollback: ``restore_zone_power``.
     """
-    run_id, zone = _run_id(configuration), _zone(zone)
+    run_id, zone = safety.run_id_of(configuration), _zone(configuration)
     targets = [c for c in safety.run_containers(run_id, {ZONE_LABEL: zone}) if c.status in ("running", "paused")]
     if not targets:
         raise UsageError(f"no running container of run {run_id} in zone {zone!r}",
                          "name a zone the run's containers are placed in (harness.placement, HARNESS_ZONES)")
     db = database_roles(run_id)
     primary_lost = bool(db["primary"]) and db["primary"] in {c.name for c in targets}
-    _record(run_id, POWER_FAULT, zone, "restore_zone_power", targets, db)
+    _record(run_id, configuration, POWER_FAULT, targets, db)
     killed_at = time.time()
     errors = []
 
@@ -196,8 +207,17 @@ def _settle_database(run_id: str, details: Dict[str, Any]) -> List[str]:
     return [f"interrupted failover settled: {target} holds the name postgres"] + done.get("actions", [])
 
 
-def _faults(run_id: str, fault: str, zone: str) -> List[Dict[str, Any]]:
-    return [f for f in safety.active_faults(run_id) if f["fault"] == fault and f["target"] == zone]
+def _faults(run_id: str, configuration: Dict, fault: str, zone: str) -> List[Dict[str, Any]]:
+    """The zone's active ``fault`` records; their ``containers`` default to the zone's label (an
+    interruption between the control's record and the action's details)."""
+    out = []
+    for f in safety.active_faults(run_id, path=_log(run_id, configuration)):
+        if f["fault"] == fault and f["target"] == zone:
+            details = dict(f.get("details") or {})
+            if "containers" not in details:
+                details["containers"] = [c.name for c in safety.run_containers(run_id, {ZONE_LABEL: zone}, all=True)]
+            out.append({**f, "details": details})
+    return out
 
 
 def _replaced(run_id: str, c: Any, fault: Dict[str, Any]) -> bool:
@@ -225,13 +245,14 @@ def _start_order(containers: List[Any]) -> List[Any]:
     return sorted(containers, key=lambda c: bool(_shares_network_of(c)))
 
 
-def restore_zone_power(zone: str, configuration: Configuration = None, secrets: Secrets = None) -> Dict[str, Any]:
+@safety.fault(reverses=(POWER_FAULT,))
+def restore_zone_power(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
     """Power back: start every container the zone's power loss killed, unless a replacement took its
     place (then it is removed; a fenced ex-primary is replaced by a new standby in its zone).
     Idempotent; safe after an interrupted fault."""
-    run_id, zone = _run_id(configuration), _zone(zone)
+    run_id, zone = safety.run_id_of(configuration), _zone(configuration)
     actions: List[str] = []
-    for fault in _faults(run_id, POWER_FAULT, zone):
+    for fault in _faults(run_id, configuration, POWER_FAULT, zone):
         details = fault.get("details") or {}
         actions += _settle_database(run_id, details)
         for c in _start_order(_existing(run_id, details.get("containers", []))):
@@ -248,7 +269,6 @@ def restore_zone_power(zone: str, configuration: Configuration = None, secrets: 
             elif c.status != "running":
                 c.start()
                 actions.append(f"started {c.name}")
-        safety.record_rolled_back(run_id, POWER_FAULT, zone, note="; ".join(actions)[:500])
     return {"zone": zone, "actions": actions, "restored_at": time.time()}
 
 
@@ -261,13 +281,15 @@ def _endpoints(c: Any) -> Dict[str, List[str]]:
     return {n: [a for a in (ep.get("Aliases") or []) if a not in auto] for n, ep in nets.items()}
 
 
-def partition_zone(zone: str, configuration: Configuration = None, secrets: Secrets = None) -> Dict[str, Any]:
-    """Cut the run's containers in ``zone`` off every network, leaving them running: other zones and
+@safety.fault(PARTITION_FAULT, target="{zone}", rollback="harness.faults.zone_docker.heal_zone_partition")
+def partition_zone(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+    """Cut the run's containers in the configuration's ``zone`` off every network, leaving them
+    running: other zones and
     users (their published ports) no longer reach them. Sidecars sharing a replica's network
     namespace are cut with it. If the database primary is among them, RDS Multi-AZ's failover follows
     (the fenced primary is killed by it, as RDS fences the old instance). Rollback: ``heal_zone_partition``.
     """
-    run_id, zone = _run_id(configuration), _zone(zone)
+    run_id, zone = safety.run_id_of(configuration), _zone(configuration)
     members = [c for c in safety.run_containers(run_id, {ZONE_LABEL: zone}) if c.status == "running"]
     targets = [c for c in members if not _shares_network_of(c)]
     if not targets:
@@ -276,7 +298,7 @@ def partition_zone(zone: str, configuration: Configuration = None, secrets: Secr
     db = database_roles(run_id)
     primary_lost = bool(db["primary"]) and db["primary"] in {c.name for c in targets}
     networks = {c.name: _endpoints(c) for c in targets}
-    _record(run_id, PARTITION_FAULT, zone, "heal_zone_partition", targets, db, {"networks": networks})
+    _record(run_id, configuration, PARTITION_FAULT, targets, db, {"networks": networks})
     cut_at = time.time()
     client = docker_client()
     for c in targets:
@@ -304,16 +326,19 @@ def _holders(network: Any, alias: str, exclude_id: str) -> bool:
     return False
 
 
-def heal_zone_partition(zone: str, configuration: Configuration = None, secrets: Secrets = None) -> Dict[str, Any]:
-    """Reconnect the partitioned containers of ``zone`` with the aliases they had, except an alias a
-    running container holds now (the name ``postgres`` after a failover); the ex-primary a failover
-    replaced is removed and a new standby built in its zone instead. Idempotent."""
-    run_id, zone = _run_id(configuration), _zone(zone)
+@safety.fault(reverses=(PARTITION_FAULT,))
+def heal_zone_partition(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+    """Reconnect the partitioned containers of the configuration's ``zone`` with the aliases they
+    had, except an alias a running container holds now (the name ``postgres`` after a failover);
+    the ex-primary a failover replaced is removed and a new standby built in its zone instead.
+    Idempotent."""
+    run_id, zone = safety.run_id_of(configuration), _zone(configuration)
     client = docker_client()
     actions: List[str] = []
-    for fault in _faults(run_id, PARTITION_FAULT, zone):
+    for fault in _faults(run_id, configuration, PARTITION_FAULT, zone):
         details = fault.get("details") or {}
         networks: Dict[str, Dict[str, List[str]]] = details.get("networks") or {}
+        fallback = {_stack_network(run_id): []}  # no details recorded: the run's network
         actions += _settle_database(run_id, details)
         for c in _existing(run_id, details.get("containers", [])):
             c.reload()
@@ -325,12 +350,15 @@ def heal_zone_partition(zone: str, configuration: Configuration = None, secrets:
                     actions.append(f"removed {c.name} (replaced)")
                 continue
             attached = _endpoints(c)
-            for net_name, aliases in (networks.get(c.name) or {}).items():
+            if _shares_network_of(c):
+                continue  # it has the network of the container it shares, reconnected with that one
+            role = (c.labels or {}).get(_ROLE_LABEL, "")
+            mine = networks.get(c.name) or {n: ([role] if role in _SERVICE_ALIASES else []) for n in fallback}
+            for net_name, aliases in mine.items():
                 if net_name in attached:
                     continue
                 net = client.networks.get(net_name)
                 keep = [a for a in aliases if not _holders(net, a, c.id)]
                 net.connect(c, aliases=keep or None)
                 actions.append(f"reconnected {c.name} to {net_name}" + (f" as {', '.join(keep)}" if keep else ""))
-        safety.record_rolled_back(run_id, PARTITION_FAULT, zone, note="; ".join(actions)[:500])
     return {"zone": zone, "actions": actions, "healed_at": time.time()}

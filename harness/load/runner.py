@@ -109,11 +109,18 @@ def run_locust(
     progress: Callable[[str], None] | None = None,
     progress_every_s: float = 5.0,
     extra_args: list[str] | None = None,
+    tls_sni: str = "",
+    tls_ca_file: Path | None = None,
 ) -> LoadResult:
     """Run Locust against ``targets`` (127.0.0.1 URLs) and return what it measured.
 
     With ``shape`` the shape drives users over time; otherwise ``users``/``spawn_rate``/``duration_s``.
+    ``tls_sni``/``tls_ca_file``: for an https gateway on 127.0.0.1 that routes by name, the name sent
+    as SNI and Host and the CA (public PEM) its certificate is verified against.
     """
+    if tls_sni and (tls_ca_file is None or not Path(tls_ca_file).is_file()):
+        raise UsageError(f"TLS to {tls_sni} needs the CA file its certificate is verified against",
+                         "pass tls_ca_file (the run CA's public PEM)")
     if not targets:
         raise UsageError("no load targets", "bring the platform up first; it has no ready endpoint")
     for t in targets:
@@ -126,7 +133,8 @@ def run_locust(
     attribution.unlink(missing_ok=True)
     html = out_dir / f"{name}_locust.html"
     env = dict(os.environ, HARNESS_TARGETS=",".join(targets), HARNESS_USER_RPS=str(user_rps),
-               HARNESS_ATTRIBUTION_FILE=str(attribution), PYTHONUNBUFFERED="1")
+               HARNESS_ATTRIBUTION_FILE=str(attribution), PYTHONUNBUFFERED="1",
+               HARNESS_TLS_SNI=tls_sni, HARNESS_TLS_CA_FILE=str(tls_ca_file or ""))
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", targets[0],
            "--csv", str(prefix), "--csv-full-history", "--html", str(html), "--only-summary",
            "--stop-timeout", "5", "--exit-code-on-error", "0", "--loglevel", "WARNING",

@@ -67,6 +67,14 @@ class Platform(ABC):
     def endpoints(self) -> list[str]:
         """Base URLs users reach the service by (127.0.0.1 only)."""
 
+    def service_url(self) -> str:
+        """The one URL users reach the conductor by, as through its Kubernetes Service (127.0.0.1).
+
+        kind and an existing cluster already expose the Service (a NodePort, a port-forward to the
+        Service) as their only endpoint; the docker platform overrides this with its entry Envoy.
+        """
+        return self.endpoints()[0]
+
     @abstractmethod
     def replicas(self) -> list[Replica]:
         """The conductor replicas as they are now."""

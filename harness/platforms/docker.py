@@ -2,8 +2,18 @@
 
 Each replica runs as the Deployment specifies it (ports, readiness path, CPU and memory limits,
 the three URLs it reads from Secrets), is labeled with a zone (round-robin over the configured
-zones) and publishes its ports on 127.0.0.1 only. There is no Service here: users reach the
-replicas through the endpoint list, and the load generator spreads requests over it.
+zones) and publishes its ports on 127.0.0.1 only (``endpoints()``: each replica directly, as a
+``kubectl port-forward`` would reach a pod).
+
+Users reach the conductor as they would through its Service: ``service_url()`` is a real Envoy
+(harness.mesh.service) load-balancing over the replicas, which join the network under the
+Service's name as a DNS alias, with active health checks that are the Deployment's
+readinessProbe. Replaced or redeployed replicas are picked up through DNS; nothing is re-registered.
+
+A pod's sidecar: with ``sidecar`` set (a function giving a replica's Envoy bootstrap and files),
+every replica, also one started later, gets an Envoy container in its network namespace
+(``network_mode=container:<conductor>``); the ports it serves to the host (its admin API) are
+published by the conductor container (``pod_ports``), because the namespace's owner publishes them.
 """
 from __future__ import annotations
 
@@ -12,7 +22,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.config import PROJECT_ROOT, Settings
 from harness.docker_env import docker_client, ensure_image, export_container_logs
@@ -22,7 +32,8 @@ from harness.placement import Placement, placement_for
 from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
 
-__all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "ZONE_LABEL", "REPLICA_LABEL"]
+__all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "discover_service_url", "SidecarConfig",
+           "ZONE_LABEL", "REPLICA_LABEL"]
 
 log = logging.getLogger(__name__)
 REPLICA_LABEL = "i2s-harness.replica"
@@ -51,6 +62,24 @@ def discover_endpoints(run_id: str, http_port: int = 8080) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def discover_service_url(run_id: str) -> str:
+    """The run's entry point (``service_url()``) found by label, from any process that knows only
+    the run id (a chaos experiment, a prober); "" when the run has none running."""
+    from harness.mesh.containers import MESH_ROLE_LABEL
+    from harness.mesh.service import SERVICE_PORT
+
+    for c in docker_client().containers.list(filters={"label": [f"{RUN_ID_LABEL}={run_id}",
+                                                               f"{MESH_ROLE_LABEL}=service"], "status": "running"}):
+        bindings = (c.attrs["NetworkSettings"]["Ports"] or {}).get(f"{SERVICE_PORT}/tcp") or []
+        if bindings:
+            return f"http://127.0.0.1:{bindings[0]['HostPort']}"
+    return ""
+
+
+# (replica name, zone, its IP on the stack network) -> (Envoy bootstrap, files for the container)
+SidecarConfig = Callable[[str, str, str], tuple[dict[str, Any], tuple[Any, ...]]]
+
+
 class DockerPlatform(Platform):
     name = "docker"
 
@@ -63,6 +92,11 @@ class DockerPlatform(Platform):
         self._zones: dict[str, str] = {}
         self._generation = 0
         self.placement: Placement = getattr(stack, "placement", None) or placement_for(settings)
+        self.service_alias = name_prefix          # the Service's name on the network, as DNS alias
+        self._service: Any = None                 # the entry point's RunningEnvoy
+        self._sidecars: dict[str, Any] = {}       # replica -> its sidecar's RunningEnvoy
+        self.sidecar: SidecarConfig | None = None
+        self.pod_ports: tuple[int, ...] = ()      # published by the conductor for its sidecar
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self) -> None:
@@ -73,6 +107,8 @@ class DockerPlatform(Platform):
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             list(pool.map(lambda n: self.start_replica(n, image), names))
         self.wait_ready(names)
+        self.start_service()
+        self.wait_routable(names)
 
     def _replica_name(self, index: int) -> str:
         return f"{self.name_prefix}-{self._generation}-{index}"
@@ -102,13 +138,108 @@ class DockerPlatform(Platform):
             labels=labels_for(self.settings.run_id, **{ZONE_LABEL: zone, REPLICA_LABEL: replica,
                                                        "app": "conductor"}),
             network=self.stack.network.name,
-            ports={f"{spec.http_port}/tcp": ("127.0.0.1", None), f"{spec.metrics_port}/tcp": ("127.0.0.1", None)},
+            # the Service's name as an alias: the entry point resolves it to every running replica
+            networking_config={self.stack.network.name: client.api.create_endpoint_config(
+                aliases=[self.service_alias])},
+            ports={f"{p}/tcp": ("127.0.0.1", None) for p in (spec.http_port, spec.metrics_port, *self.pod_ports)},
             # The manifest's limits: one CPU, 1 GiB; the requests have no docker equivalent.
             nano_cpus=int(spec.cpu_limit * 1e9) if spec.cpu_limit else None,
             mem_limit=int(spec.memory_limit) if spec.memory_limit else None,
         )
         self._containers[replica] = container
+        if self.sidecar is not None:
+            self.attach_sidecar(replica)
         return container
+
+    # -- the pod's sidecar and the Service -------------------------------------------------------
+    def ip_of(self, replica: str) -> str:
+        """The replica's address on the stack network (its pod IP)."""
+        c = self._containers[replica]
+        c.reload()
+        return c.attrs["NetworkSettings"]["Networks"][self.stack.network.name]["IPAddress"]
+
+    def attach_sidecar(self, replica: str) -> Any:
+        """Start ``replica``'s Envoy sidecar in its network namespace (``self.sidecar`` gives the config)."""
+        from harness.mesh.containers import start_envoy
+
+        if self.sidecar is None:
+            raise RuntimeError("no sidecar configuration set on the platform")
+        old = self._sidecars.pop(replica, None)
+        if old is not None:
+            old.remove()
+        zone = self._zones[replica]
+        bootstrap, files = self.sidecar(replica, zone, self.ip_of(replica))
+        envoy = start_envoy(self.settings, name=f"{self.container_name(replica)}-envoy", role="sidecar",
+                            bootstrap=bootstrap, files=tuple(files), netns_of=self._containers[replica],
+                            labels={ZONE_LABEL: zone, REPLICA_LABEL: replica, "app": "conductor-sidecar"},
+                            ready_timeout=self.settings.ready_timeout_s)
+        self._sidecars[replica] = envoy
+        return envoy
+
+    def sidecar_admin(self, replica: str) -> Any:
+        """The replica's sidecar admin API (harness.measure.envoy_admin.HttpAdmin)."""
+        return self._sidecars[replica].admin
+
+    def start_service(self) -> Any:
+        """The Service-like entry point (once per platform; replicas come and go through DNS)."""
+        from harness.mesh.containers import start_envoy
+        from harness.mesh.service import SERVICE_PORT, service_bootstrap
+
+        if self._service is not None:
+            return self._service
+        probe = self.spec.readiness
+        if probe is None:
+            raise RuntimeError("the Deployment has no readinessProbe; the entry point mirrors it")
+        self._service = start_envoy(self.settings, name=f"i2s-{self.settings.run_id}-{self.name_prefix}-service",
+                                    role="service", bootstrap=service_bootstrap(self.service_alias, probe),
+                                    network=self.stack.network.name, ports=(SERVICE_PORT,),
+                                    labels={"app": f"{self.name_prefix}-service"},
+                                    ready_timeout=self.settings.ready_timeout_s)
+        return self._service
+
+    def service_admin(self) -> Any:
+        """The entry point's admin API (its ``/clusters`` health flags are the Service's endpoints)."""
+        if self._service is None:
+            raise RuntimeError("the entry point is not running; call up() first")
+        return self._service.admin
+
+    def service_health(self) -> dict[str, tuple[str, ...]]:
+        """``{replica: Envoy health flags}`` at the entry point (``()`` = routable); replicas the
+        entry point does not know are absent; addresses of no current replica keep their IP."""
+        from harness.mesh.service import SERVICE_CLUSTER
+
+        by_ip = {}
+        for name in self._containers:
+            try:
+                by_ip[self.ip_of(name)] = name
+            except Exception:  # noqa: BLE001 - a removed replica has no address
+                continue
+        cluster = self.service_admin().clusters(only=SERVICE_CLUSTER).get(SERVICE_CLUSTER)
+        hosts = cluster.hosts.values() if cluster else ()
+        return {by_ip.get(h.ip, h.ip): h.health_flags for h in hosts}
+
+    def wait_routable(self, names: list[str] | None = None, timeout: float | None = None) -> None:
+        """Wait until the entry point routes to every replica in ``names`` (health checks passed)."""
+        names = names or list(self._containers)
+
+        def routable() -> bool:
+            health = self.service_health()
+            missing = {n: health.get(n, "unknown to the entry point") for n in names if health.get(n) != ()}
+            if missing:
+                raise RuntimeError(", ".join(f"{n}: {f}" for n, f in missing.items()))
+            return True
+
+        wait_for(routable, timeout=timeout or self.settings.ready_timeout_s, interval=0.5,
+                 describe=f"the entry point to route to {', '.join(names)}",
+                 hint="see the service Envoy's log in the report (DNS alias, health check path)")
+
+    def service_url(self) -> str:
+        from harness.mesh.containers import published_url
+        from harness.mesh.service import SERVICE_PORT
+
+        if self._service is None:
+            raise RuntimeError("the entry point is not running; call up() first")
+        return published_url(self._service.container, SERVICE_PORT)
 
     def wait_ready(self, names: list[str] | None = None, timeout: float | None = None) -> None:
         names = names or list(self._containers)
@@ -178,14 +309,22 @@ class DockerPlatform(Platform):
 
     # -- what chaos needs -------------------------------------------------------------------------
     def stop_replica(self, replica: str, timeout: int = 10) -> None:
+        sidecar = self._sidecars.pop(replica, None)
+        if sidecar is not None:  # the pod goes as a whole
+            sidecar.remove()
         self._containers[replica].stop(timeout=timeout)
 
     def resume_replica(self, replica: str) -> None:
         self._containers[replica].start()
+        if self.sidecar is not None:  # a restarted container has a new network namespace
+            self.attach_sidecar(replica)
 
     def remove_all(self) -> list[str]:
         """Remove every conductor (a lost application tier); returns their names."""
         gone = list(self._containers)
+        for envoy in self._sidecars.values():  # a sidecar cannot outlive its pod's namespace
+            envoy.remove()
+        self._sidecars.clear()
         for c in self._containers.values():
             try:
                 c.remove(force=True)
@@ -206,8 +345,12 @@ class DockerPlatform(Platform):
     def down(self) -> None:
         if not self.settings.keep:
             self.remove_all()
+            if self._service is not None:
+                self._service.remove()
+                self._service = None
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d["limits"] = {"cpu": self.spec.cpu_limit, "memory_bytes": self.spec.memory_limit}
+        d["service_url"] = self.service_url() if self._service is not None else ""
         return d

@@ -49,7 +49,7 @@ def test_everything_is_labeled_and_published_on_loopback_only(settings, deployed
     client = docker_client()
     containers = client.containers.list(filters={"label": f"{RUN_ID_LABEL}={settings.run_id}"})
     roles = sorted(c.labels.get("i2s-harness.role", c.labels.get("app")) for c in containers)
-    assert roles == ["conductor", "conductor", "postgres", "rabbitmq", "redis"]
+    assert roles == ["conductor", "conductor", "conductor-service", "postgres", "rabbitmq", "redis"]
     for c in containers:
         for bindings in (c.attrs["NetworkSettings"]["Ports"] or {}).values():
             assert all(b["HostIp"] == "127.0.0.1" for b in bindings or []), c.name

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.conftest import docker_available
+from tests.unit.chaos_activity import call
 
 pytestmark = pytest.mark.skipif(not docker_available(), reason="needs a Docker engine")
 
@@ -47,7 +48,7 @@ def env(tmp_path_factory, request: pytest.FixtureRequest) -> Iterator[SimpleName
         platform.up()
         replication.start_standby(s.run_id, synchronous=True)
         yield SimpleNamespace(settings=s, stack=stack, platform=platform, run_id=s.run_id,
-                              config={"run_id": s.run_id})
+                              config=lambda zone: {"run_id": s.run_id, "zone": zone})
     finally:
         if request.session.testsfailed:
             export_container_logs(s.run_id, s.report_path / "logs" / "zone_docker")
@@ -144,7 +145,7 @@ def test_partition_cuts_the_zone_off_users_and_heals_with_aliases(env, fault_log
     _healthy(env)
     redis = env.stack.redis.get_wrapped_container()
     url = f"http://127.0.0.1:{env.stack.redis.host_port}"
-    out = zone_docker.partition_zone(C, configuration=env.config)
+    out = call(zone_docker.partition_zone, env.config(C))
     assert sorted(out["partitioned"]) == sorted([f"i2s-{env.run_id}-redis", f"i2s-{env.run_id}-rabbitmq"])
     assert out["failover"] is None
     redis.reload()
@@ -153,7 +154,7 @@ def test_partition_cuts_the_zone_off_users_and_heals_with_aliases(env, fault_log
     assert not _answers(url)
     assert [f["fault"] for f in safety.active_faults(env.run_id, path=fault_log)] == ["zone-partitioned"]
 
-    back = zone_docker.heal_zone_partition(C, configuration=env.config)
+    back = call(zone_docker.heal_zone_partition, env.config(C))
     assert len(back["actions"]) == 2, back
     redis.reload()
     net = redis.attrs["NetworkSettings"]["Networks"][f"i2s-{env.run_id}"]
@@ -170,7 +171,7 @@ def test_power_loss_of_the_primarys_zone_fails_over_and_rebuilds_the_pair(env, f
     _healthy(env)
     old_primary, standby, _ = _db(env)
     conductor_a = next(c for c in _containers(env) if "conductor" in c.name and c.labels[ZONE_LABEL] == A)
-    out = zone_docker.lose_zone_power(A, configuration=env.config)
+    out = call(zone_docker.lose_zone_power, env.config(A))
     assert sorted(out["killed"]) == sorted([old_primary, conductor_a.name])
     assert out["database_primary_lost"] and out["failover"]["new_primary"] == standby
     assert out["failover"]["promoted_at"] >= out["killed_at"]
@@ -181,7 +182,7 @@ def test_power_loss_of_the_primarys_zone_fails_over_and_rebuilds_the_pair(env, f
     _wait(lambda: any(_answers(u) for u in __import__("harness.platforms.docker", fromlist=["x"])
                       .discover_endpoints(env.run_id).values()), "the surviving replica to answer")
 
-    back = zone_docker.restore_zone_power(A, configuration=env.config)
+    back = call(zone_docker.restore_zone_power, env.config(A))
     assert f"removed the fenced ex-primary {old_primary}" in back["actions"], back
     assert f"started {conductor_a.name}" in back["actions"]
     names = {c.name for c in _containers(env)}
@@ -205,13 +206,13 @@ def test_partition_of_the_primarys_zone_fails_over_and_the_fenced_primary_never_
     urls = discover_endpoints(env.run_id)
     conductor_b = next(c for c in _containers(env) if "conductor" in c.name and c.labels[ZONE_LABEL] == B)
     url_b = urls[conductor_b.labels["i2s-harness.replica"]]
-    out = zone_docker.partition_zone(B, configuration=env.config)
+    out = call(zone_docker.partition_zone, env.config(B))
     assert primary in out["partitioned"] and conductor_b.name in out["partitioned"]
     assert out["failover"]["new_primary"] == standby
     conductor_b.reload()
     assert conductor_b.status == "running" and not _answers(url_b)
 
-    back = zone_docker.heal_zone_partition(B, configuration=env.config)
+    back = call(zone_docker.heal_zone_partition, env.config(B))
     assert f"removed the fenced ex-primary {primary}" in back["actions"], back
     assert replication.current_primary(env.run_id) == standby
     assert safety.active_faults(env.run_id, path=fault_log) == []
@@ -221,12 +222,12 @@ def test_partition_of_the_primarys_zone_fails_over_and_the_fenced_primary_never_
 def _experiment(tmp_path, action: str, rollback: str, zone: str) -> Any:
     """A minimal experiment: the zone fault, a long pause (interrupted), its rollback."""
     def provider(func: str) -> dict:
-        return {"type": "python", "module": "harness.faults.zone_docker", "func": func,
-                "arguments": {"zone": zone}}
+        return {"type": "python", "module": "harness.faults.zone_docker", "func": func}
 
     doc = {"version": "1.0.0", "title": f"{action} of {zone}, interrupted", "description": "test",
            "runtime": {"rollbacks": {"strategy": "always"}},
-           "configuration": {"run_id": {"type": "env", "key": "HARNESS_RUN_ID", "default": ""}},
+           "controls": [{"name": "i2s-harness", "provider": {"type": "python", "module": "harness.faults.control"}}],
+           "configuration": {"zone": zone},
            "method": [{"type": "action", "name": action, "provider": provider(action), "pauses": {"after": 120}}],
            "rollbacks": [{"type": "action", "name": rollback, "provider": provider(rollback)}]}
     path = tmp_path / f"{action}.json"

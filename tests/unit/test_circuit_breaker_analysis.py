@@ -25,7 +25,17 @@ import pytest
 import yaml
 
 from harness.errors import HarnessError, UsageError
-from harness.kube import circuit_breaker as cb
+from harness.analysis.circuit_breaker.checks import (IntendedResult, compare_flag_windows, ejection_analysis,
+                                                     intended_verdict, latency_check, retry_check, threshold_check)
+from harness.analysis.circuit_breaker.findings import seed_findings, seed_verdict
+from harness.analysis.circuit_breaker.plot import plot_series
+from harness.analysis.circuit_breaker.schedule import (FaultPhase, cap_for, default_schedule, expected_ejections,
+                                                       oracle_inputs)
+from harness.analysis.circuit_breaker.series import (ClusterSample, ResponseRecord, attempt_series, classify_response,
+                                                     client_series, first_ejected_order, flag_windows,
+                                                     overload_samples, until_time)
+from harness.load.gateway_client import GatewayClient, LoadDriver
+from harness.measure.envoy_admin import ProxySampler
 from harness.kube.istio import self_signed_tls
 from harness.oracles.ejection_analysis import evaluate_pool_overflow
 from harness.oracles.outlier import map_destination_rule, simulate
@@ -42,7 +52,7 @@ CLUSTER = "outbound|8080||conductor.i2s-staging.svc.cluster.local"
 T0 = 1_764_130_000.0
 RATE = 60            # attempts/s through the gateway
 READ_AT = 0.37       # where in each second the sampler's read lands
-SCHEDULE = cb.default_schedule(PODS)
+SCHEDULE = default_schedule(PODS)
 END = next(p for p in SCHEDULE if p.latency_ms).start   # the error phases end here
 
 
@@ -53,12 +63,12 @@ def faulty(pod: str, t: float) -> int | None:
 
 def envoy_windows(detector_start: float = 7.0) -> dict[str, list[tuple[float, float | None]]]:
     """What a real Envoy did: the same detector, with its interval timer at another phase."""
-    inputs = cb.oracle_inputs(SCHEDULE, PODS, rate_per_pod=RATE / len(PODS), until=END)
+    inputs = oracle_inputs(SCHEDULE, PODS, rate_per_pod=RATE / len(PODS), until=END)
     shifted = [i for i in inputs if i["t"] >= detector_start]
     return simulate(WHAT_IF, PODS, shifted, until=END, detector_start=detector_start).ejected_intervals
 
 
-def record(windows, *, until: float = END, retry_factor: int = 3, dt: float = 0.05) -> list[cb.ClusterSample]:
+def record(windows, *, until: float = END, retry_factor: int = 3, dt: float = 0.05) -> list[ClusterSample]:
     """Proxy samples as the scenario records them, for an Envoy whose ejections were ``windows``:
     attempts spread over the live pods every ``dt``, read once a second at ``READ_AT``."""
     totals = {ip: [0.0, 0.0] for ip in IPS}
@@ -87,22 +97,22 @@ def record(windows, *, until: float = END, retry_factor: int = 3, dt: float = 0.
             1 for ws in windows.values() for a, _ in ws if a <= t)
         hosts = {ip: {"rq_total": round(v[0]), "rq_error": round(v[1]), "ejected": ejected[IPS[ip]]}
                  for ip, v in totals.items()}
-        samples.append(cb.ClusterSample(T0 + t, hosts, {k2: round(v) for k2, v in stats.items()},
+        samples.append(ClusterSample(T0 + t, hosts, {k2: round(v) for k2, v in stats.items()},
                                         {"max_connections": 100, "max_pending_requests": 50, "max_requests": 100,
                                          "max_retries": 4294967295}))
     return samples
 
 
 def analyse(samples, settings=WHAT_IF):
-    flags = cb.flag_windows(samples, IPS, T0)
+    flags = flag_windows(samples, IPS, T0)
     errors = [p for p in SCHEDULE if p.error_status]
-    sim = cb.expected_ejections(settings, PODS, errors, rate_per_pod=RATE / len(PODS), until=END,
-                                tie_order=cb.first_ejected_order(flags, errors))
-    series = cb.attempt_series(samples, IPS, T0, SCHEDULE)
-    ej = cb.ejection_analysis(cb.until_time(series, END), sim, [s for s in samples if s.t - T0 < END], CLUSTER, T0,
+    sim = expected_ejections(settings, PODS, errors, rate_per_pod=RATE / len(PODS), until=END,
+                                tie_order=first_ejected_order(flags, errors))
+    series = attempt_series(samples, IPS, T0, SCHEDULE)
+    ej = ejection_analysis(until_time(series, END), sim, [s for s in samples if s.t - T0 < END], CLUSTER, T0,
                               n_pods=len(PODS), tolerance_s=3.0)
-    fl = cb.compare_flag_windows({p: [w for w in ws if w[0] < END] for p, ws in flags.items()}, sim,
-                                 tolerance_s=3.0, cap=cb.cap_for(sim, len(PODS)), series_end=END)
+    fl = compare_flag_windows({p: [w for w in ws if w[0] < END] for p, ws in flags.items()}, sim,
+                                 tolerance_s=3.0, cap=cap_for(sim, len(PODS)), series_end=END)
     return sim, ej, fl
 
 
@@ -122,11 +132,11 @@ def test_default_schedule_alternates_pods_and_ends_with_latency():
 def test_bad_fault_phases_say_what_to_fix(kw, msg):
     base = {"name": "x", "start": 10.0, "end": 20.0, "settle_until": 30.0, "pods": ("a",), "error_status": 503}
     with pytest.raises(UsageError, match=msg):
-        cb.FaultPhase(**{**base, **kw})
+        FaultPhase(**{**base, **kw})
 
 
 def test_oracle_ejects_at_each_error_phase_and_respects_the_cap():
-    sim = cb.expected_ejections(WHAT_IF, PODS, [p for p in SCHEDULE if p.error_status], rate_per_pod=RATE / 2,
+    sim = expected_ejections(WHAT_IF, PODS, [p for p in SCHEDULE if p.error_status], rate_per_pod=RATE / 2,
                                 until=END)
     starts = {p.name: p.start for p in SCHEDULE}
     got = sorted((a, h) for h, ivs in sim.ejected_intervals.items() for a, _ in ivs)
@@ -145,14 +155,14 @@ def test_oracle_ejects_at_each_error_phase_and_respects_the_cap():
 
 
 def test_no_outlier_detection_means_no_expected_ejection():
-    sim = cb.expected_ejections(None, PODS, SCHEDULE, rate_per_pod=30, until=END)
+    sim = expected_ejections(None, PODS, SCHEDULE, rate_per_pod=30, until=END)
     assert not sim.configured and all(v == [] for v in sim.ejected_intervals.values())
 
 
 def test_tie_order_decides_which_of_two_failing_pods_is_ejected():
     phase = [p for p in SCHEDULE if p.name == "all-pods-503"]
-    a = cb.expected_ejections(WHAT_IF, PODS, phase, rate_per_pod=30, until=END)
-    b = cb.expected_ejections(WHAT_IF, PODS, phase, rate_per_pod=30, until=END,
+    a = expected_ejections(WHAT_IF, PODS, phase, rate_per_pod=30, until=END)
+    b = expected_ejections(WHAT_IF, PODS, phase, rate_per_pod=30, until=END,
                               tie_order={"all-pods-503": [PODS[1], PODS[0]]})
     assert [e["host"] for e in a.ejections()] == [PODS[0]] and [e["host"] for e in b.ejections()] == [PODS[1]]
 
@@ -160,19 +170,19 @@ def test_tie_order_decides_which_of_two_failing_pods_is_ejected():
 # -- series from what the gateway recorded ----------------------------------------------------------------
 def test_attempt_series_counts_per_pod_per_second_and_splits_by_fault():
     samples = record(envoy_windows())
-    series = cb.attempt_series(samples, IPS, T0, SCHEDULE)
+    series = attempt_series(samples, IPS, T0, SCHEDULE)
     assert series[5.0] == {PODS[0]: {"ok": 30, "5xx": 0, "gw": 0}, PODS[1]: {"ok": 30, "5xx": 0, "gw": 0}}
     t = SCHEDULE[0].start   # the 503 phase: pod 0 is ejected at once, then gets nothing
     assert series[t + 1][PODS[0]] == {"ok": 0, "5xx": 0, "gw": 0} and series[t + 1][PODS[1]]["ok"] == 60
     # the split follows the fault the pod had: rq_error of a 502 pod is "gw", of a 500 pod "5xx"
     p502 = next(p for p in SCHEDULE if p.error_status == 502)
     p500 = next(p for p in SCHEDULE if p.error_status == 500)
-    a = cb.ClusterSample(T0 + 1, {"10.244.3.9": {"rq_total": 10, "rq_error": 0}, "10.244.1.5": {"rq_total": 10, "rq_error": 0}})
-    b = cb.ClusterSample(T0 + p502.start + 0.5, {"10.244.3.9": {"rq_total": 17, "rq_error": 5},
+    a = ClusterSample(T0 + 1, {"10.244.3.9": {"rq_total": 10, "rq_error": 0}, "10.244.1.5": {"rq_total": 10, "rq_error": 0}})
+    b = ClusterSample(T0 + p502.start + 0.5, {"10.244.3.9": {"rq_total": 17, "rq_error": 5},
                                                   "10.244.1.5": {"rq_total": 20, "rq_error": 0}})
-    c = cb.ClusterSample(T0 + p500.start + 0.5, {"10.244.3.9": {"rq_total": 30, "rq_error": 5},
+    c = ClusterSample(T0 + p500.start + 0.5, {"10.244.3.9": {"rq_total": 30, "rq_error": 5},
                                                   "10.244.1.5": {"rq_total": 26, "rq_error": 4}})
-    s = cb.attempt_series([a, b, c], IPS, T0, SCHEDULE)
+    s = attempt_series([a, b, c], IPS, T0, SCHEDULE)
     assert s[math.floor(p502.start)] == {PODS[1]: {"ok": 2, "5xx": 0, "gw": 5}, PODS[0]: {"ok": 10, "5xx": 0, "gw": 0}}
     assert s[math.floor(p500.start)] == {PODS[1]: {"ok": 13, "5xx": 0, "gw": 0}, PODS[0]: {"ok": 2, "5xx": 4, "gw": 0}}
 
@@ -181,17 +191,17 @@ def test_attempt_series_refuses_counters_that_go_down():
     samples = record(envoy_windows(), until=10)
     samples[5] = dataclasses.replace(samples[5], hosts={ip: {**h, "rq_total": 0} for ip, h in samples[5].hosts.items()})
     with pytest.raises(HarnessError, match="counters for .* went down .*proxy restarted"):
-        cb.attempt_series(samples, IPS, T0)
+        attempt_series(samples, IPS, T0)
     with pytest.raises(UsageError, match="need at least two"):
-        cb.attempt_series(samples[:1], IPS, T0)
+        attempt_series(samples[:1], IPS, T0)
 
 
 def test_client_view_hides_retried_503s_behind_the_healthy_pod():
     """Why the analysis reads the gateway's attempts: clients see the retried answer, not the failure."""
-    recs = [cb.ResponseRecord(T0 + 21.2, 201, PODS[1]), cb.ResponseRecord(T0 + 21.4, 201, PODS[1]),
-            cb.ResponseRecord(T0 + 21.6, 403, "-", "RBAC"), cb.ResponseRecord(T0 + 22.1, 502, PODS[1], "fault"),
-            cb.ResponseRecord(T0 + 22.5, 0, "-", "conn")]
-    assert cb.client_series(recs, T0) == {21.0: {PODS[1]: {"ok": 2, "5xx": 0, "gw": 0}, "-": {"ok": 1, "5xx": 0, "gw": 0}},
+    recs = [ResponseRecord(T0 + 21.2, 201, PODS[1]), ResponseRecord(T0 + 21.4, 201, PODS[1]),
+            ResponseRecord(T0 + 21.6, 403, "-", "RBAC"), ResponseRecord(T0 + 22.1, 502, PODS[1], "fault"),
+            ResponseRecord(T0 + 22.5, 0, "-", "conn")]
+    assert client_series(recs, T0) == {21.0: {PODS[1]: {"ok": 2, "5xx": 0, "gw": 0}, "-": {"ok": 1, "5xx": 0, "gw": 0}},
                                           22.0: {PODS[1]: {"ok": 0, "5xx": 0, "gw": 1}}}
 
 
@@ -205,7 +215,7 @@ def test_client_view_hides_retried_503s_behind_the_healthy_pod():
     (503, {"X-Served-By": "conductor-a"}, b'{"error": "overloaded"}', ("conductor-a", "")),
 ])
 def test_classify_response(status, headers, body, expected):
-    assert cb.classify_response(status, headers, body) == expected
+    assert classify_response(status, headers, body) == expected
 
 
 # -- the ejection verdict: must pass ----------------------------------------------------------------------
@@ -214,7 +224,7 @@ def test_envoy_with_another_timer_phase_matches_the_oracle():
     assert ej.ok, ej.explanation
     assert flags == []
     assert len(ej.observed[PODS[0]]) == 3 and len(ej.observed[PODS[1]]) == 1
-    ok, sentence = cb.intended_verdict(cb.IntendedResult(ej, flags, [], [], None))
+    ok, sentence = intended_verdict(IntendedResult(ej, flags, [], [], None))
     assert ok and sentence.startswith("OK on the what-if config") and "4 expected ejection(s) matched" in sentence
     assert "at most 1 of 2 pods out at once (cap 1)" in sentence
 
@@ -224,7 +234,7 @@ def test_seed_like_envoy_that_never_ejects_fails_as_missing_ejection():
     _, ej, flags = analyse(record({}))
     assert not ej.ok and ej.reasons[0] in ("missing_ejection", "ejected_pod_still_gets_traffic")
     assert {d.code for d in flags} == {"flag_missing"}
-    ok, sentence = cb.intended_verdict(cb.IntendedResult(ej, flags, [], [], None))
+    ok, sentence = intended_verdict(IntendedResult(ej, flags, [], [], None))
     t = SCHEDULE[0].start
     assert not ok and f"{PODS[0]} should be ejected from {t:g}s" in sentence and "(+" in sentence
 
@@ -248,7 +258,7 @@ def test_both_pods_ejected_breaks_the_cap():
     # judge; Envoy's own flags show the cap broken.
     (cap,) = [d for d in flags if d.code == "flag_cap_exceeded"]
     assert cap.t == start + 1 + READ_AT and "2 pods ejected" in cap.message and "allows 1" in cap.message
-    assert not cb.intended_verdict(cb.IntendedResult(ej, flags, [], [], None))[0]
+    assert not intended_verdict(IntendedResult(ej, flags, [], [], None))[0]
 
 
 def test_return_before_the_base_ejection_time_fails():
@@ -262,20 +272,20 @@ def test_return_before_the_base_ejection_time_fails():
 def test_latency_phase_must_not_eject():
     lat = next(p for p in SCHEDULE if p.latency_ms)
     samples = record(envoy_windows(), until=lat.settle_until + 2)
-    assert cb.latency_check(samples, cb.flag_windows(samples, IPS, T0), lat, T0) == []
+    assert latency_check(samples, flag_windows(samples, IPS, T0), lat, T0) == []
     bad = {PODS[1]: [(lat.start + 4.0, lat.start + 40.0)]}
     samples = record({**envoy_windows(), **{PODS[1]: envoy_windows()[PODS[1]] + bad[PODS[1]]}},
                      until=lat.settle_until + 2)
-    devs = cb.latency_check(samples, cb.flag_windows(samples, IPS, T0), lat, T0)
+    devs = latency_check(samples, flag_windows(samples, IPS, T0), lat, T0)
     assert [d.code for d in devs] == ["latency_ejected", "latency_ejected"] and "only slow" in devs[1].message
 
 
 def _retry_fixture(failed: int, retries_per_failure: int, limit_exceeded: int | None = None):
-    phase = cb.FaultPhase("all-pods-503", 100.0, 112.0, 150.0, tuple(PODS), error_status=503)
-    records = [cb.ResponseRecord(T0 + 100.5 + i * 0.01, 503, PODS[i % 2], "fault") for i in range(failed)]
-    records += [cb.ResponseRecord(T0 + 95.0, 201, PODS[0])]
-    before = cb.ClusterSample(T0 + 99.4, {}, {"upstream_rq_retry": 1000, "upstream_rq_retry_limit_exceeded": 7})
-    after = cb.ClusterSample(T0 + 112.4, {}, {
+    phase = FaultPhase("all-pods-503", 100.0, 112.0, 150.0, tuple(PODS), error_status=503)
+    records = [ResponseRecord(T0 + 100.5 + i * 0.01, 503, PODS[i % 2], "fault") for i in range(failed)]
+    records += [ResponseRecord(T0 + 95.0, 201, PODS[0])]
+    before = ClusterSample(T0 + 99.4, {}, {"upstream_rq_retry": 1000, "upstream_rq_retry_limit_exceeded": 7})
+    after = ClusterSample(T0 + 112.4, {}, {
         "upstream_rq_retry": 1000 + retries_per_failure * failed,
         "upstream_rq_retry_limit_exceeded": 7 + (failed if limit_exceeded is None else limit_exceeded)})
     return phase, records, [before, after]
@@ -283,44 +293,44 @@ def _retry_fixture(failed: int, retries_per_failure: int, limit_exceeded: int | 
 
 def test_three_retries_per_failed_request_pass():
     phase, records, samples = _retry_fixture(600, 3)
-    devs, info = cb.retry_check(samples, records, phase, T0, attempts=3, slack=12)
+    devs, info = retry_check(samples, records, phase, T0, attempts=3, slack=12)
     assert devs == [] and info["upstream_rq_retry"] == 1800 and info["failed_503"] == 600
 
 
 def test_two_retries_per_failed_request_fail_the_attempts_3_check():
     phase, records, samples = _retry_fixture(600, 2)
-    devs, _ = cb.retry_check(samples, records, phase, T0, attempts=3, slack=12)
+    devs, _ = retry_check(samples, records, phase, T0, attempts=3, slack=12)
     assert [d.code for d in devs] == ["retry_count_mismatch"] and "attempts: 3" in devs[0].message
 
 
 def test_retry_limit_counter_must_match_the_failures():
     phase, records, samples = _retry_fixture(600, 3, limit_exceeded=100)
-    devs, _ = cb.retry_check(samples, records, phase, T0, attempts=3, slack=12)
+    devs, _ = retry_check(samples, records, phase, T0, attempts=3, slack=12)
     assert [d.code for d in devs] == ["retry_limit_mismatch"]
     phase, _, samples = _retry_fixture(0, 3)
-    assert [d.code for d in cb.retry_check(samples, [], phase, T0, attempts=3, slack=12)[0]] == ["retry_no_failures"]
-    bare = [cb.ClusterSample(s.t, {}, {}) for s in samples]
-    assert [d.code for d in cb.retry_check(bare, [], phase, T0, attempts=3, slack=12)[0]] == ["retry_stats_missing"]
+    assert [d.code for d in retry_check(samples, [], phase, T0, attempts=3, slack=12)[0]] == ["retry_no_failures"]
+    bare = [ClusterSample(s.t, {}, {}) for s in samples]
+    assert [d.code for d in retry_check(bare, [], phase, T0, attempts=3, slack=12)[0]] == ["retry_stats_missing"]
 
 
 def test_envoy_thresholds_are_compared_with_the_connection_pool():
     samples = record({}, until=3)
-    assert cb.threshold_check(samples, MAPPING) == []
+    assert threshold_check(samples, MAPPING) == []
     off = [dataclasses.replace(s, thresholds={**s.thresholds, "max_pending_requests": 1024}) for s in samples]
-    (dev,) = cb.threshold_check(off, MAPPING)
+    (dev,) = threshold_check(off, MAPPING)
     assert dev.code == "threshold_mismatch" and "max_pending_requests is 1024" in dev.message and "50" in dev.message
 
 
 def _overload(uo_per_step):
     steps, samples, total, t = [], [], 0, 400.0
-    samples.append(cb.ClusterSample(T0 + t - 0.6, {}, {"upstream_rq_pending_overflow": 0}))
+    samples.append(ClusterSample(T0 + t - 0.6, {}, {"upstream_rq_pending_overflow": 0}))
     for c, uo in zip((60, 120, 220, 320), uo_per_step):
         steps.append((t + 2.0, t + 12.0, c))
-        samples.append(cb.ClusterSample(T0 + t + 1.4, {}, {"upstream_rq_pending_overflow": total}))
+        samples.append(ClusterSample(T0 + t + 1.4, {}, {"upstream_rq_pending_overflow": total}))
         total += uo
-        samples.append(cb.ClusterSample(T0 + t + 12.4, {}, {"upstream_rq_pending_overflow": total}))
+        samples.append(ClusterSample(T0 + t + 12.4, {}, {"upstream_rq_pending_overflow": total}))
         t += 12.0
-    return cb.overload_samples(steps, samples, T0)
+    return overload_samples(steps, samples, T0)
 
 
 def test_overflow_only_above_the_pool_limit_passes():
@@ -335,25 +345,25 @@ def test_overflow_below_the_limit_or_none_above_it_fails():
     none = evaluate_pool_overflow(_overload([0, 0, 0, 0]), MAPPING.circuit_breakers, protocol="http1", hosts=2)
     assert low.reasons == ["overflow_below_limit"] and set(none.reasons) == {"no_overflow_above_limit"}
     with pytest.raises(HarnessError, match="no upstream_rq_pending_overflow"):
-        cb.overload_samples([(1.0, 2.0, 10)], [cb.ClusterSample(T0, {}, {})], T0)
+        overload_samples([(1.0, 2.0, 10)], [ClusterSample(T0, {}, {})], T0)
 
 
 # -- the seed's findings and their sentence -----------------------------------------------------------------
 def rbac_records(n=120, start=10.0):
-    return [cb.ResponseRecord(T0 + start + i * 0.25, 403, "-", "RBAC") for i in range(n)]
+    return [ResponseRecord(T0 + start + i * 0.25, 403, "-", "RBAC") for i in range(n)]
 
 
 def test_seed_findings_and_the_verdict_sentence():
     refusal = ('Error from server (BadRequest): error when creating "STDIN": DestinationRule in version "v1beta1" '
                'cannot be handled as a DestinationRule: strict decoding error: unknown field '
                '"spec.trafficPolicy.circuitBreaker"')
-    findings = cb.seed_findings(seed_docs=SEED, workload_namespace="i2s-staging", mapping=MAPPING,
+    findings = seed_findings(seed_docs=SEED, workload_namespace="i2s-staging", mapping=MAPPING,
                                 strict_message=refusal, envoy_outlier_stats=False, envoy_cluster=CLUSTER,
                                 records=rbac_records(), t0=T0, existing_services=["conductor", "conductor-nodeport",
                                                                                   "postgres", "redis", "rabbitmq"])
     assert [f.code for f in findings] == ["namespace_mismatch", "no_outlier_detection", "authz_rejects_gateway",
                                           "missing_route_destination"]
-    ok, sentence = cb.seed_verdict(findings)
+    ok, sentence = seed_verdict(findings)
     assert not ok
     assert sentence.startswith("The seed's circuit breaker cannot work as configured: (1) all 5 Istio objects are "
                                "declared in i2s-production while the conductor runs in i2s-staging")
@@ -372,18 +382,18 @@ def test_a_seed_with_the_fixes_has_no_blocking_finding():
         d["metadata"]["namespace"] = "i2s-staging"
     dr = next(d for d in fixed if d["kind"] == "DestinationRule")
     dr["spec"]["trafficPolicy"]["outlierDetection"] = dr["spec"]["trafficPolicy"].pop("circuitBreaker")
-    ok_records = [cb.ResponseRecord(T0 + i, 201, PODS[i % 2]) for i in range(50)]
-    findings = cb.seed_findings(seed_docs=fixed, workload_namespace="i2s-staging", mapping=map_destination_rule(dr),
+    ok_records = [ResponseRecord(T0 + i, 201, PODS[i % 2]) for i in range(50)]
+    findings = seed_findings(seed_docs=fixed, workload_namespace="i2s-staging", mapping=map_destination_rule(dr),
                                 strict_message="", envoy_outlier_stats=True, envoy_cluster=CLUSTER,
                                 records=ok_records, t0=T0, existing_services=["conductor", "health-service"])
     assert findings == []
-    assert cb.seed_verdict(findings) == (True, "The seed's Istio settings allow outlier detection.")
+    assert seed_verdict(findings) == (True, "The seed's Istio settings allow outlier detection.")
 
 
 def test_plot_shades_envoys_ejection_windows(tmp_path):
     samples = record(envoy_windows())
-    png = cb.plot_series(tmp_path / "p.png", "attempts (run r1)", cb.attempt_series(samples, IPS, T0, SCHEDULE),
-                         cb.flag_windows(samples, IPS, T0), SCHEDULE)
+    png = plot_series(tmp_path / "p.png", "attempts (run r1)", attempt_series(samples, IPS, T0, SCHEDULE),
+                         flag_windows(samples, IPS, T0), SCHEDULE)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
@@ -440,22 +450,22 @@ def tls_server(tmp_path):
 
 def test_gateway_client_sends_the_seed_host_as_sni_and_host_and_pins_the_cert(tls_server):
     port, tls = tls_server
-    client = cb.GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem)
+    client = GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem)
     conn, rec = client.request(None)
     assert (rec.status, rec.pod, rec.flag) == (201, "conductor-a", "")
     conn, rec = client.request(conn, path="/denied")
     assert (rec.status, rec.pod, rec.flag) == (403, "-", "RBAC")
     assert _Handler.seen[0] == ("api.i2s.studio", "api.i2s.studio")
     other = self_signed_tls(["api.i2s.studio"])  # a different certificate for the same name: refused
-    _, rec = cb.GatewayClient(port, host_header="api.i2s.studio", ca_pem=other.cert_pem).request(None)
+    _, rec = GatewayClient(port, host_header="api.i2s.studio", ca_pem=other.cert_pem).request(None)
     assert (rec.status, rec.flag) == (0, "conn")
     with pytest.raises(UsageError, match="not loopback"):
-        cb.GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem, address="10.0.0.1")
+        GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem, address="10.0.0.1")
 
 
 def test_load_driver_paces_workers_and_records_every_response(tls_server):
     port, tls = tls_server
-    driver = cb.LoadDriver(cb.GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem), rate=10.0)
+    driver = LoadDriver(GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem), rate=10.0)
     driver.set_workers(3)
     threading.Event().wait(1.05)
     records = driver.stop()
@@ -467,7 +477,7 @@ def test_load_driver_paces_workers_and_records_every_response(tls_server):
 
 
 def test_proxy_sampler_keeps_going_after_a_failed_read():
-    calls = iter([HarnessError("exec failed", "retry"), cb.ClusterSample(T0, {}, {}), cb.ClusterSample(T0 + 1, {}, {})])
+    calls = iter([HarnessError("exec failed", "retry"), ClusterSample(T0, {}, {}), ClusterSample(T0 + 1, {}, {})])
 
     def read():
         item = next(calls, None)
@@ -477,7 +487,7 @@ def test_proxy_sampler_keeps_going_after_a_failed_read():
             raise StopIteration
         return item
 
-    s = cb.ProxySampler(read, interval=0.01).start()
+    s = ProxySampler(read, interval=0.01).start()
     threading.Event().wait(0.3)
     samples = s.stop()
     assert [x.t for x in samples] == [T0, T0 + 1]

