@@ -86,7 +86,8 @@ def _all_running(env: SimpleNamespace) -> list[str]:
 def _serving(env: SimpleNamespace) -> bool:
     from harness.faults.probes import all_replicas_ready, service_success_ratio
 
-    return service_success_ratio(env.run_id, requests=10) == 1.0 and all_replicas_ready(env.run_id)
+    cfg = {"run_id": env.run_id}
+    return service_success_ratio(10, configuration=cfg) == 1.0 and all_replicas_ready(configuration=cfg)
 
 
 def _wait(cond, what: str, timeout: float = 90.0) -> None:
@@ -129,9 +130,11 @@ def test_every_container_carries_the_placements_zone(env):
     assert zones[f"i2s-{run}-postgres"] == A
     assert zones[f"i2s-{run}-postgres-standby"] == B
     assert zones[f"i2s-{run}-redis"] == C and zones[f"i2s-{run}-rabbitmq"] == C
-    conductors = sorted(z for n, z in zones.items() if "conductor" in n)
+    by_app = {c.name: c.labels.get("app", "") for c in _containers(env)}
+    conductors = sorted(z for n, z in zones.items() if by_app[n] == "conductor")
     assert conductors == [A, B]
-    assert all(zones.values()), zones  # nothing without a zone
+    # Only the Service-like entry point is regional (no zone), as a Service/NLB spans the zones.
+    assert {n for n, z in zones.items() if not z} == {n for n, a in by_app.items() if a == "conductor-service"}
     standby = next(c for c in _containers(env) if c.name.endswith("postgres-standby"))
     assert standby.labels[STANDBY_ZONE_LABEL] == A  # the next standby goes back to the primary's zone
     _healthy(env)
@@ -170,7 +173,7 @@ def test_power_loss_of_the_primarys_zone_fails_over_and_rebuilds_the_pair(env, f
 
     _healthy(env)
     old_primary, standby, _ = _db(env)
-    conductor_a = next(c for c in _containers(env) if "conductor" in c.name and c.labels[ZONE_LABEL] == A)
+    conductor_a = next(c for c in _containers(env) if c.labels.get("app") == "conductor" and c.labels[ZONE_LABEL] == A)
     out = call(zone_docker.lose_zone_power, env.config(A))
     assert sorted(out["killed"]) == sorted([old_primary, conductor_a.name])
     assert out["database_primary_lost"] and out["failover"]["new_primary"] == standby
@@ -204,7 +207,7 @@ def test_partition_of_the_primarys_zone_fails_over_and_the_fenced_primary_never_
     zone = next(c for c in _containers(env) if c.name == primary).labels[ZONE_LABEL]
     assert zone == B  # the previous test's failover moved the primary
     urls = discover_endpoints(env.run_id)
-    conductor_b = next(c for c in _containers(env) if "conductor" in c.name and c.labels[ZONE_LABEL] == B)
+    conductor_b = next(c for c in _containers(env) if c.labels.get("app") == "conductor" and c.labels[ZONE_LABEL] == B)
     url_b = urls[conductor_b.labels["i2s-harness.replica"]]
     out = call(zone_docker.partition_zone, env.config(B))
     assert primary in out["partitioned"] and conductor_b.name in out["partitioned"]
