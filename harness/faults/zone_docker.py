@@ -125,8 +125,7 @@ def _fail_over_if_primary_lost(run_id: str, db: Dict[str, Any], primary_lost: bo
 
 
 # -- power loss ----------------------------------------------------------------------------------
-@safety.fault(POWER_FAULT, target="{zone}", rollback="harness.faults.zone_docker.restore_zone_power")
-def lose_zone_power(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     """Kill every running container of the run in the configuration's ``zone`` at once (SIGKILL), as
     a zone's power loss.
 
@@ -142,7 +141,7 @@ def lose_zone_power(configuration: Dict = None, secrets: Dict = None) -> Dict[st
                          "name a zone the run's containers are placed in (harness.placement, HARNESS_ZONES)")
     db = database_roles(run_id)
     primary_lost = bool(db["primary"]) and db["primary"] in {c.name for c in targets}
-    _record(run_id, configuration, POWER_FAULT, targets, db)
+    _record(run_id, configuration, fault, targets, db)
     killed_at = time.time()
     errors = []
 
@@ -245,19 +244,18 @@ def _start_order(containers: List[Any]) -> List[Any]:
     return sorted(containers, key=lambda c: bool(_shares_network_of(c)))
 
 
-@safety.fault(reverses=(POWER_FAULT,))
-def restore_zone_power(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+def power_on(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     """Power back: start every container the zone's power loss killed, unless a replacement took its
     place (then it is removed; a fenced ex-primary is replaced by a new standby in its zone).
     Idempotent; safe after an interrupted fault."""
     run_id, zone = safety.run_id_of(configuration), _zone(configuration)
     actions: List[str] = []
-    for fault in _faults(run_id, configuration, POWER_FAULT, zone):
-        details = fault.get("details") or {}
+    for record in _faults(run_id, configuration, fault, zone):
+        details = record.get("details") or {}
         actions += _settle_database(run_id, details)
         for c in _start_order(_existing(run_id, details.get("containers", []))):
             c.reload()
-            if _replaced(run_id, c, fault):
+            if _replaced(run_id, c, record):
                 if c.name == details.get("database_primary"):
                     actions += _replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
                 else:
@@ -281,8 +279,7 @@ def _endpoints(c: Any) -> Dict[str, List[str]]:
     return {n: [a for a in (ep.get("Aliases") or []) if a not in auto] for n, ep in nets.items()}
 
 
-@safety.fault(PARTITION_FAULT, target="{zone}", rollback="harness.faults.zone_docker.heal_zone_partition")
-def partition_zone(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+def cut_off(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, Any]:
     """Cut the run's containers in the configuration's ``zone`` off every network, leaving them
     running: other zones and
     users (their published ports) no longer reach them. Sidecars sharing a replica's network
@@ -298,7 +295,7 @@ def partition_zone(configuration: Dict = None, secrets: Dict = None) -> Dict[str
     db = database_roles(run_id)
     primary_lost = bool(db["primary"]) and db["primary"] in {c.name for c in targets}
     networks = {c.name: _endpoints(c) for c in targets}
-    _record(run_id, configuration, PARTITION_FAULT, targets, db, {"networks": networks})
+    _record(run_id, configuration, fault, targets, db, {"networks": networks})
     cut_at = time.time()
     client = docker_client()
     for c in targets:
@@ -326,8 +323,7 @@ def _holders(network: Any, alias: str, exclude_id: str) -> bool:
     return False
 
 
-@safety.fault(reverses=(PARTITION_FAULT,))
-def heal_zone_partition(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+def reconnect(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, Any]:
     """Reconnect the partitioned containers of the configuration's ``zone`` with the aliases they
     had, except an alias a running container holds now (the name ``postgres`` after a failover);
     the ex-primary a failover replaced is removed and a new standby built in its zone instead.
@@ -335,14 +331,14 @@ def heal_zone_partition(configuration: Dict = None, secrets: Dict = None) -> Dic
     run_id, zone = safety.run_id_of(configuration), _zone(configuration)
     client = docker_client()
     actions: List[str] = []
-    for fault in _faults(run_id, configuration, PARTITION_FAULT, zone):
-        details = fault.get("details") or {}
+    for record in _faults(run_id, configuration, fault, zone):
+        details = record.get("details") or {}
         networks: Dict[str, Dict[str, List[str]]] = details.get("networks") or {}
         fallback = {_stack_network(run_id): []}  # no details recorded: the run's network
         actions += _settle_database(run_id, details)
         for c in _existing(run_id, details.get("containers", [])):
             c.reload()
-            if _replaced(run_id, c, fault):
+            if _replaced(run_id, c, record):
                 if c.name == details.get("database_primary"):
                     actions += _replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
                 else:
@@ -362,3 +358,34 @@ def heal_zone_partition(configuration: Dict = None, secrets: Dict = None) -> Dic
                 net.connect(c, aliases=keep or None)
                 actions.append(f"reconnected {c.name} to {net_name}" + (f" as {', '.join(keep)}" if keep else ""))
     return {"zone": zone, "actions": actions, "healed_at": time.time()}
+
+
+# -- the activities ------------------------------------------------------------------------------------
+@safety.fault(POWER_FAULT, target="{zone}", rollback="harness.faults.zone_docker.restore_zone_power")
+def lose_zone_power(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+    """Kill every running container of the run in the configuration's ``zone`` at once (SIGKILL), as
+    a zone's power loss; the database fails over if its primary was there. Rollback:
+    ``restore_zone_power``. (The work: ``power_off``.)"""
+    return power_off(configuration)
+
+
+@safety.fault(reverses=(POWER_FAULT,))
+def restore_zone_power(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+    """Power back in the configuration's ``zone``: its containers started again, or removed where a
+    replacement took their place (a fenced ex-primary: a new standby instead). Idempotent."""
+    return power_on(configuration)
+
+
+@safety.fault(PARTITION_FAULT, target="{zone}", rollback="harness.faults.zone_docker.heal_zone_partition")
+def partition_zone(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+    """Cut the run's containers in the configuration's ``zone`` off every network while they keep
+    running (their published ports stop answering); the database fails over if its primary was
+    there. Rollback: ``heal_zone_partition``. (The work: ``cut_off``.)"""
+    return cut_off(configuration)
+
+
+@safety.fault(reverses=(PARTITION_FAULT,))
+def heal_zone_partition(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
+    """Reconnect the partitioned containers of the configuration's ``zone`` with their aliases (not
+    one another container holds now). Idempotent."""
+    return reconnect(configuration)

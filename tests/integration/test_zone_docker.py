@@ -292,3 +292,28 @@ def test_interrupted_during_the_fault_leaves_every_container_running_or_removed(
     # The fenced primary was replaced (a new standby may reuse its name: compare ids).
     assert primary_c.id not in {c.id for c in _containers(env)}, (run.undo, run.rollbacks, faults)
     _healthy(env)
+
+
+def test_the_zone_loss_experiment_runs_on_docker(env, tmp_path, fault_log):
+    """chaos/zone-loss.json itself, on the docker platform (partition of the primary's zone): the
+    control records ``zone-lost`` with the failure mode, the rollback restores the zone."""
+    from harness.chaos_runner import run_experiment
+    from harness.faults import safety
+    from harness.labels import ZONE_LABEL
+
+    _healthy(env)
+    primary, standby, _ = _db(env)
+    zone = next(c for c in _containers(env) if c.name == primary).labels[ZONE_LABEL]
+    run = run_experiment("zone-loss", tmp_path, run_id=env.run_id,
+                         env={"HARNESS_FAULT_LOG": str(fault_log), "HARNESS_PLATFORM": "docker",
+                              "HARNESS_ZONE": zone, "HARNESS_ZONE_FAILURE": "partition", "HARNESS_OBSERVE_S": "4",
+                              "HARNESS_SSH_REQUESTS": "10"})
+    assert run.status in ("completed", "failed"), run.to_dict()  # "failed": the SLO broke during the failover
+    assert [(r["name"], r["status"]) for r in run.rollbacks] == [("restore-zone", "succeeded")], run.to_dict()
+    faults = safety.read_faults(fault_log, env.run_id)
+    assert [(f["fault"], f["target"]) for f in faults] == [("zone-lost", zone)]
+    assert faults[0]["details"]["failure"] == "partition" and faults[0]["details"]["database_primary"] == primary
+    assert faults[0]["rolled_back_at"] is not None
+    out = next(a for a in run.journal["run"] if a["activity"]["name"] == "lose-zone")["output"]
+    assert out["failover"]["new_primary"] == standby
+    _healthy(env)

@@ -1,0 +1,36 @@
+"""chaos/zone-loss.json's dispatch: which zone failure runs on which platform, and bad input."""
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import UsageError
+from harness.faults import safety
+from harness.faults.zone_loss import _mode, lose_zone, restore_zone
+
+
+@pytest.mark.parametrize("cfg, expected", [
+    ({"platform": "docker"}, ("docker", "power-loss")),
+    ({"platform": "docker", "zone_failure": "partition"}, ("docker", "partition")),
+    ({"platform": "kind"}, ("kind", "drain")),
+    ({}, ("docker", "power-loss")),                                   # nothing names a cluster
+    ({"kube_namespace": "i2s-staging"}, ("kind", "drain")),           # the harness on kind
+    ({"context": "staging"}, ("kind", "drain")),                      # a cluster named explicitly
+])
+def test_platform_and_failure_mode(cfg, expected):
+    assert _mode(cfg) == expected
+
+
+@pytest.mark.parametrize("cfg", [{"platform": "docker", "zone_failure": "drain"},
+                                 {"platform": "kind", "zone_failure": "partition"},
+                                 {"platform": "docker", "zone_failure": "meteor"}])
+def test_a_failure_the_platform_cannot_do_is_one_line(cfg):
+    with pytest.raises(UsageError) as exc:
+        _mode(cfg)
+    assert "HARNESS_ZONE_FAILURE" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_declared_for_the_control():
+    spec = safety.fault_spec("harness.faults.zone_loss", "lose_zone")
+    assert (spec.injects, spec.target, spec.rollback) == ("zone-lost", "{zone}", "harness.faults.zone_loss.restore_zone")
+    assert safety.fault_spec("harness.faults.zone_loss", "restore_zone").reverses == ("zone-lost",)
+    assert lose_zone.__doc__ and restore_zone.__doc__
