@@ -389,3 +389,29 @@ def heal_zone_partition(configuration: Dict = None, secrets: Dict = None) -> Dic
     """Reconnect the partitioned containers of the configuration's ``zone`` with their aliases (not
     one another container holds now). Idempotent."""
     return reconnect(configuration)
+
+
+# -- set-up between zone-loss runs (not an activity) ---------------------------------------------------
+def place_primary(run_id: str, zone: str) -> List[str]:
+    """Make the database primary the server in ``zone`` again, with its standby in another zone, so
+    each zone-loss run starts from the placement's layout (RDS has no fail-back; a previous run's
+    failover left the primary elsewhere). A clean switchover with the existing failover
+    (``replication.fail_over`` with SIGINT: Postgres' fast shutdown sends all WAL to the standby
+    before it stops, so nothing acknowledged is lost), then the old primary replaced by a new
+    standby in its zone. Returns what was done ([] when the layout is already right)."""
+    from harness.dr import replication
+
+    roles = database_roles(run_id)
+    containers = {c.name: c for c in safety.run_containers(run_id, all=True)}
+    primary, standby = containers.get(roles["primary"]), containers.get(roles["standby"])
+    if primary is None or standby is None:
+        raise UsageError(f"run {run_id} has no streaming primary/standby pair to place",
+                         "start a standby first (harness.dr.replication.start_standby)")
+    if primary.labels.get(ZONE_LABEL) == zone:
+        return []
+    if standby.labels.get(ZONE_LABEL) != zone:
+        raise UsageError(f"neither the primary nor the standby of run {run_id} is in zone {zone!r}",
+                         "place the database pair with harness.placement")
+    replication.fail_over(run_id, kill_signal="SIGINT", primary_container=primary.name, standby_container=standby.name)
+    return [f"switchover {primary.name} -> {standby.name}"] + _replace_fenced_primary(
+        run_id, primary.name, roles["standby_sync_state"])

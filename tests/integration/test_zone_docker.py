@@ -47,6 +47,7 @@ def env(tmp_path_factory, request: pytest.FixtureRequest) -> Iterator[SimpleName
         platform = DockerPlatform(s, stack)
         platform.up()
         replication.start_standby(s.run_id, synchronous=True)
+        _attach_sidecars(s, platform)
         yield SimpleNamespace(settings=s, stack=stack, platform=platform, run_id=s.run_id,
                               config=lambda zone: {"run_id": s.run_id, "zone": zone})
     finally:
@@ -57,6 +58,20 @@ def env(tmp_path_factory, request: pytest.FixtureRequest) -> Iterator[SimpleName
         replication.cleanup_dr(s.run_id)
         stack.stop()
         sweep(s.run_id)
+
+
+def _attach_sidecars(settings: Any, platform: Any) -> None:
+    """A stand-in sidecar per replica: a container in the replica's network namespace, labeled with
+    its zone (as harness.platforms.docker's Envoy sidecars are), so zone faults must handle pods."""
+    from harness.docker_env import docker_client
+    from harness.labels import ZONE_LABEL, labels_for
+
+    for replica in platform.replicas():
+        app = platform.container(replica.name)
+        docker_client().containers.run(
+            settings.python_image, ["sleep", "infinity"], name=f"{app.name}-sidecar", detach=True,
+            network_mode=f"container:{app.id}", labels=labels_for(settings.run_id, **{
+                ZONE_LABEL: replica.zone, "app": "conductor-sidecar"}))
 
 
 @pytest.fixture(autouse=True)
@@ -175,7 +190,7 @@ def test_power_loss_of_the_primarys_zone_fails_over_and_rebuilds_the_pair(env, f
     old_primary, standby, _ = _db(env)
     conductor_a = next(c for c in _containers(env) if c.labels.get("app") == "conductor" and c.labels[ZONE_LABEL] == A)
     out = call(zone_docker.lose_zone_power, env.config(A))
-    assert sorted(out["killed"]) == sorted([old_primary, conductor_a.name])
+    assert sorted(out["killed"]) == sorted([old_primary, conductor_a.name, f"{conductor_a.name}-sidecar"])
     assert out["database_primary_lost"] and out["failover"]["new_primary"] == standby
     assert out["failover"]["promoted_at"] >= out["killed_at"]
     assert replication.current_primary(env.run_id) == standby
@@ -187,7 +202,9 @@ def test_power_loss_of_the_primarys_zone_fails_over_and_rebuilds_the_pair(env, f
 
     back = call(zone_docker.restore_zone_power, env.config(A))
     assert f"removed the fenced ex-primary {old_primary}" in back["actions"], back
-    assert f"started {conductor_a.name}" in back["actions"]
+    # The pod comes back in order: the replica, then the sidecar that shares its network namespace.
+    started = [a for a in back["actions"] if a.startswith("started ")]
+    assert started == [f"started {conductor_a.name}", f"started {conductor_a.name}-sidecar"], back
     names = {c.name for c in _containers(env)}
     assert old_primary not in names
     new_standby = next(c for c in _containers(env) if c.name.startswith(f"i2s-{env.run_id}-postgres-standby-"))
@@ -210,7 +227,8 @@ def test_partition_of_the_primarys_zone_fails_over_and_the_fenced_primary_never_
     conductor_b = next(c for c in _containers(env) if c.labels.get("app") == "conductor" and c.labels[ZONE_LABEL] == B)
     url_b = urls[conductor_b.labels["i2s-harness.replica"]]
     out = call(zone_docker.partition_zone, env.config(B))
-    assert primary in out["partitioned"] and conductor_b.name in out["partitioned"]
+    assert sorted(out["partitioned"]) == sorted([primary, conductor_b.name])
+    assert out["sharing_network"] == [f"{conductor_b.name}-sidecar"]  # cut off with its replica
     assert out["failover"]["new_primary"] == standby
     conductor_b.reload()
     assert conductor_b.status == "running" and not _answers(url_b)
