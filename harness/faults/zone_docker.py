@@ -7,7 +7,8 @@ label (``safety.run_containers``); users' entry points carry no zone (a regional
 
 * ``lose_zone_power``: every container of the zone is killed (SIGKILL: no shutdown, as when a
   zone's power goes). Rollback ``restore_zone_power``: each is started again (sidecars after the
-  container whose network they share), or removed when a replacement took its place.
+  container whose network they share), or removed when a replacement took its place (a conductor
+  whose replica name a newer container carries); a fenced ex-primary stays stopped (below).
 * ``partition_zone``: the zone's containers are disconnected from every network they are on, while
   still running: no other zone reaches them and their published ports stop answering users (docker
   removes a container's port mappings with its last network endpoint). The zone's containers are
@@ -18,9 +19,10 @@ label (``safety.run_containers``); users' entry points carry no zone (a regional
 If the database primary is in the failed zone, the existing Multi-AZ failover runs, as RDS starts it
 by itself: ``harness.dr.replication.fail_over`` (kill/fence the primary, promote the standby in the
 other zone, move the name ``postgres``; the one ``harness.faults.postgres.fail_over_database``
-uses). RDS has no fail-back; in the rollback the fenced ex-primary (its timeline diverged) is
-removed and a new streaming standby is built from the new primary in the recovered zone — what RDS
-does when the AZ returns — so the pair is Multi-AZ again.
+uses). RDS has no fail-back; in the rollback the fenced ex-primary (its timeline diverged) stays stopped
+and off the network (``fenced_databases``; the run's cleanup removes it), and a new streaming
+standby is built from the new primary in the recovered zone — what RDS does when the AZ returns —
+so the pair is Multi-AZ again.
 
 Functions take ``configuration``/``secrets`` as chaostoolkit-kubernetes' activities do
 (``chaosk8s.node.actions.drain_nodes(..., secrets=None)``); the run id and the zone are the
@@ -160,16 +162,22 @@ def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
 
 
 def _replace_fenced_primary(run_id: str, name: str, sync_state: str | None) -> List[str]:
-    """The ex-primary lost to a failover: removed (its timeline diverged, RDS replaces the instance),
-    and a new standby of the current primary started in its zone. Returns what was done."""
+    """The ex-primary lost to a failover stays fenced — stopped and off every network (its timeline
+    diverged; RDS takes the old instance out of service too) — and a new standby of the current
+    primary is started in its zone. It is not removed: the run's credentials are found through the
+    standbys' ``replica-of`` labels back to it (``replication.credentials``); the run's cleanup
+    removes it. Returns what was done."""
     from harness.dr import replication
 
     actions = []
     current = replication.current_primary(run_id)
     for c in safety.run_containers(run_id, all=True):
         if c.name == name:
-            c.remove(force=True, v=True)
-            actions.append(f"removed the fenced ex-primary {name}")
+            if c.status in ("running", "paused"):
+                c.kill(signal="SIGKILL")  # a fenced server must not run (split brain)
+            for net in list((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
+                docker_client().networks.get(net).disconnect(c, force=True)
+            actions.append(f"kept the fenced ex-primary {name} stopped and off the network")
     if not current:
         return actions  # nothing to replicate from: the database rollback (restore_database) decides
     existing = [c for c in safety.run_containers(run_id, {_ROLE_LABEL: "postgres-standby",
@@ -187,6 +195,18 @@ def _replace_fenced_primary(run_id: str, name: str, sync_state: str | None) -> L
                               standby_container=new)
     actions.append(f"new {'synchronous' if sync_state == 'sync' else 'asynchronous'} standby {new} of {current}")
     return actions
+
+
+def fenced_databases(run_id: str) -> List[str]:
+    """The run's fenced ex-primaries: Postgres containers that are stopped and on no network (what a
+    failover leaves; restarting one would be a split brain). Every other container of a restored
+    zone runs."""
+    out = []
+    for c in safety.run_containers(run_id, all=True):
+        if (c.labels or {}).get(_ROLE_LABEL) in ("postgres", "postgres-standby") and c.status != "running" \
+                and not ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
+            out.append(c.name)
+    return sorted(out)
 
 
 def _settle_database(run_id: str, details: Dict[str, Any]) -> List[str]:
@@ -246,8 +266,8 @@ def _start_order(containers: List[Any]) -> List[Any]:
 
 def power_on(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     """Power back: start every container the zone's power loss killed, unless a replacement took its
-    place (then it is removed; a fenced ex-primary is replaced by a new standby in its zone).
-    Idempotent; safe after an interrupted fault."""
+    place (then it is removed; a fenced ex-primary stays stopped and a new standby is built in its
+    zone). Idempotent; safe after an interrupted fault."""
     run_id, zone = safety.run_id_of(configuration), _zone(configuration)
     actions: List[str] = []
     for record in _faults(run_id, configuration, fault, zone):
@@ -326,8 +346,8 @@ def _holders(network: Any, alias: str, exclude_id: str) -> bool:
 def reconnect(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, Any]:
     """Reconnect the partitioned containers of the configuration's ``zone`` with the aliases they
     had, except an alias a running container holds now (the name ``postgres`` after a failover);
-    the ex-primary a failover replaced is removed and a new standby built in its zone instead.
-    Idempotent."""
+    the ex-primary a failover replaced stays fenced (stopped, off the network) and a new standby is
+    built in its zone. Idempotent."""
     run_id, zone = safety.run_id_of(configuration), _zone(configuration)
     client = docker_client()
     actions: List[str] = []
@@ -372,7 +392,7 @@ def lose_zone_power(configuration: Dict = None, secrets: Dict = None) -> Dict[st
 @safety.fault(reverses=(POWER_FAULT,))
 def restore_zone_power(configuration: Dict = None, secrets: Dict = None) -> Dict[str, Any]:
     """Power back in the configuration's ``zone``: its containers started again, or removed where a
-    replacement took their place (a fenced ex-primary: a new standby instead). Idempotent."""
+    replacement took their place (a fenced ex-primary stays stopped: a new standby instead). Idempotent."""
     return power_on(configuration)
 
 

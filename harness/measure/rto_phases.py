@@ -188,11 +188,12 @@ class Capacity:
 
 def capacity_left(seconds: Sequence[Mapping[str, Any]], events: ZoneEvents, users_back_at: float | None, *,
                   p95_limit_ms: float, error_ratio_limit: float, replicas_before: int,
-                  replicas_after: int) -> Capacity:
-    """Goodput within the SLO before the fault and after users recovered (until the zone returned)."""
+                  replicas_after: int, warmup_s: float = 0.0) -> Capacity:
+    """Goodput within the SLO before the fault (after the load's first ``warmup_s``) and after users
+    recovered (until the zone returned)."""
     if events.fault_at is None:
         return Capacity(None, None, replicas_before, replicas_after)
-    first = min((s["t"] for s in seconds), default=events.fault_at)
+    first = min((s["t"] for s in seconds), default=events.fault_at) + warmup_s
     before = goodput_within_slo(seconds, start=first, end=events.fault_at, p95_limit_ms=p95_limit_ms,
                                 error_ratio_limit=error_ratio_limit)
     after = None

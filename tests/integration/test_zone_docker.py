@@ -94,8 +94,12 @@ def _zones(env: SimpleNamespace) -> dict[str, str]:
 
 
 def _all_running(env: SimpleNamespace) -> list[str]:
-    """Names of the run's containers that are not running (must be empty)."""
-    return [f"{c.name}={c.status}" for c in _containers(env) if c.status != "running"]
+    """Names of the run's containers that are not running (must be empty), but for the fenced
+    ex-primaries a failover leaves (stopped, on no network: restarting one would be a split brain)."""
+    from harness.faults.zone_docker import fenced_databases
+
+    fenced = set(fenced_databases(env.run_id))
+    return [f"{c.name}={c.status}" for c in _containers(env) if c.status != "running" and c.name not in fenced]
 
 
 def _serving(env: SimpleNamespace) -> bool:
@@ -201,12 +205,13 @@ def test_power_loss_of_the_primarys_zone_fails_over_and_rebuilds_the_pair(env, f
                       .discover_endpoints(env.run_id).values()), "the surviving replica to answer")
 
     back = call(zone_docker.restore_zone_power, env.config(A))
-    assert f"removed the fenced ex-primary {old_primary}" in back["actions"], back
+    assert f"kept the fenced ex-primary {old_primary} stopped and off the network" in back["actions"], back
     # The pod comes back in order: the replica, then the sidecar that shares its network namespace.
     started = [a for a in back["actions"] if a.startswith("started ")]
     assert started == [f"started {conductor_a.name}", f"started {conductor_a.name}-sidecar"], back
-    names = {c.name for c in _containers(env)}
-    assert old_primary not in names
+    from harness.faults.zone_docker import fenced_databases
+
+    assert fenced_databases(env.run_id) == [old_primary]  # stopped, on no network, never restarted
     new_standby = next(c for c in _containers(env) if c.name.startswith(f"i2s-{env.run_id}-postgres-standby-"))
     assert new_standby.labels[ZONE_LABEL] == A  # RDS rebuilds the standby in the recovered zone
     assert safety.active_faults(env.run_id, path=fault_log) == []
@@ -234,7 +239,7 @@ def test_partition_of_the_primarys_zone_fails_over_and_the_fenced_primary_never_
     assert conductor_b.status == "running" and not _answers(url_b)
 
     back = call(zone_docker.heal_zone_partition, env.config(B))
-    assert f"removed the fenced ex-primary {primary}" in back["actions"], back
+    assert f"kept the fenced ex-primary {primary} stopped and off the network" in back["actions"], back
     assert replication.current_primary(env.run_id) == standby
     assert safety.active_faults(env.run_id, path=fault_log) == []
     _healthy(env)
@@ -307,8 +312,10 @@ def test_interrupted_during_the_fault_leaves_every_container_running_or_removed(
         assert run.rollbacks == [] and [u["status"] for u in run.undo] == ["rolled back"], done
     assert safety.active_faults(env.run_id, path=fault_log) == []
     faults = safety.read_faults(fault_log, env.run_id)
-    # The fenced primary was replaced (a new standby may reuse its name: compare ids).
-    assert primary_c.id not in {c.id for c in _containers(env)}, (run.undo, run.rollbacks, faults)
+    # The fenced primary stays stopped and off the network; a new standby replaced it.
+    from harness.faults.zone_docker import fenced_databases
+
+    assert primary in fenced_databases(env.run_id), (run.undo, run.rollbacks, faults)
     _healthy(env)
 
 

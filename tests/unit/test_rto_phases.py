@@ -140,3 +140,12 @@ def test_zone_loss_plot_is_written(tmp_path):
                         failure="power loss")
     assert out.exists() and out.stat().st_size > 10_000
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_capacity_before_skips_the_loads_warmup():
+    seconds = [{"t": T0, "ok": 2, "fail": 0, "p95_ms": 100}] + [
+        {"t": T0 + i, "ok": 16, "fail": 0, "p95_ms": 100} for i in range(1, 10)]
+    ev = ZoneEvents(fault_at=T0 + 10, restored_at=T0 + 20)
+    kw = dict(p95_limit_ms=500, error_ratio_limit=0.01, replicas_before=2, replicas_after=1)
+    assert capacity_left(seconds, ev, None, **kw).before_rps == pytest.approx((2 + 16 * 9) / 10)
+    assert capacity_left(seconds, ev, None, warmup_s=1, **kw).before_rps == 16
