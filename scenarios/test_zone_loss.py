@@ -151,9 +151,11 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
     lost_ips = {name: platform.ip_of(name) for name in lost}
     url = platform.service_url()
     fault_log = scenario.dir / "faults.jsonl"
+    observe_s = OBSERVE_S + s.zone_failover_delay_s  # the zone stays down past a delayed failover
     scenario.measure("placement", placement.to_dict())
     scenario.measure("zone", zone)
     scenario.measure("failure", failure)
+    scenario.measure("failover_delay_s", s.zone_failover_delay_s)
 
     prober = Prober(lambda: [url], s.probe_interval_s, name=f"zl-{placement_mode}-{failure}")
     ledger = CanaryLedger(run_id, lambda: [url], interval_s=0.25, start_seq=next(_LEDGER_SEQ))
@@ -163,7 +165,7 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
     def drive() -> None:
         try:
             load["result"] = run_locust([url], scenario.dir, name="load", users=LOAD_USERS, spawn_rate=LOAD_USERS,
-                                        duration_s=BASELINE_S + OBSERVE_S + 12, user_rps=LOAD_USER_RPS)
+                                        duration_s=BASELINE_S + observe_s + 12, user_rps=LOAD_USER_RPS)
         except Exception as exc:  # noqa: BLE001 - reported with the capacity figures
             load["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -175,18 +177,19 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
     locust.start()
     try:
         time.sleep(BASELINE_S)
-        scenario.progress(f"zone {zone} {failure} for {OBSERVE_S:g}s, replicas {placement_mode} "
+        scenario.progress(f"zone {zone} {failure} for {observe_s:g}s, replicas {placement_mode} "
                           f"(prober every {s.probe_interval_s}s through the entry point, canary ledger, Locust)")
         run = run_experiment("zone-loss", scenario.dir, run_id=run_id, progress=scenario.progress, env={
             "HARNESS_FAULT_LOG": str(fault_log), "HARNESS_PLATFORM": "docker", "HARNESS_ZONE": zone,
-            "HARNESS_ZONE_FAILURE": failure, "HARNESS_OBSERVE_S": str(OBSERVE_S), "HARNESS_SSH_REQUESTS": "10",
+            "HARNESS_ZONE_FAILURE": failure, "HARNESS_OBSERVE_S": str(observe_s), "HARNESS_SSH_REQUESTS": "10",
+            "HARNESS_FAILOVER_DELAY_S": str(s.zone_failover_delay_s),
             "HARNESS_ENDPOINTS": url, "HARNESS_RTO_TARGET_S": str(s.rto_target_s),
             "HARNESS_SLO_SUCCESS_RANGE": json.dumps([round(1 - s.slo_error_ratio, 6), 1.0]),
             "HARNESS_KUBE_NAMESPACE": "", "HARNESS_KUBE_CONTEXT": "", "HARNESS_CONTEXT": ""})
         time.sleep(TAIL_S)
     finally:
         samples, entries, reads = prober.stop(), ledger.stop(), health.stop()
-        locust.join(timeout=BASELINE_S + OBSERVE_S + 60)
+        locust.join(timeout=BASELINE_S + observe_s + 60)
         undone = safety.undo_all(run_id, path=fault_log)
         if undone:
             scenario.progress(f"undo_all reversed: {undone}")
@@ -270,7 +273,8 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
              "database primary lost" if events.primary_in_zone else "database primary elsewhere"]]
     if phases is not None:
         rows += [["detection", fmt(phases.detection_s), "-", f"by {phases.detected_by}"],
-                 ["failover", fmt(phases.failover_s), "-", "database writable in the other zone"],
+                 ["failover", fmt(phases.failover_s), "-", "database writable in the other zone; started "
+                  f"{s.zone_failover_delay_s:g}s after the loss (HARNESS_ZONE_FAILOVER_DELAY_S; RDS: typically 60-120s)"],
                  ["reconnection", fmt(phases.reconnection_s), "-", "users served again, sustained"],
                  ["users' recovery (RTO)", fmt(phases.user_recovery_s), f"{s.rto_target_s:g}s",
                   "while the zone was down" if phases.recovered_before_restore else "not while the zone was down"]]

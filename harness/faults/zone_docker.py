@@ -112,7 +112,22 @@ def _record(run_id: str, configuration: Dict, fault: str, targets: List[Any], db
         path=_log(run_id, configuration))
 
 
-def _fail_over_if_primary_lost(run_id: str, db: Dict[str, Any], primary_lost: bool) -> Dict[str, Any] | None:
+def _failover_delay(configuration: Dict) -> float:
+    """Seconds between the zone's loss and the failover's start (configuration ``failover_delay_s``,
+    default 0: at once). RDS Multi-AZ instance failovers "are typically 60–120 seconds" (Amazon RDS
+    User Guide, "Failing over a Multi-AZ DB instance"); set it to model that detection time."""
+    try:
+        delay = float((configuration or {}).get("failover_delay_s") or 0)
+    except (TypeError, ValueError):
+        raise UsageError(f"failover_delay_s {configuration.get('failover_delay_s')!r} is not a number",
+                         "set HARNESS_FAILOVER_DELAY_S to seconds, e.g. 90") from None
+    if delay < 0:
+        raise UsageError(f"failover_delay_s {delay:g} is negative", "set HARNESS_FAILOVER_DELAY_S to 0 or more")
+    return delay
+
+
+def _fail_over_if_primary_lost(run_id: str, db: Dict[str, Any], primary_lost: bool,
+                               delay_s: float = 0.0) -> Dict[str, Any] | None:
     """RDS Multi-AZ's automatic failover: the existing one (``harness.dr.replication.fail_over``: kill
     and fence the primary, promote the standby, move the name ``postgres``), named explicitly because
     a partitioned primary no longer shows its alias. Without a standby (a single-AZ database, as the
@@ -123,6 +138,8 @@ def _fail_over_if_primary_lost(run_id: str, db: Dict[str, Any], primary_lost: bo
         return {"skipped": "no running standby: a single-AZ database stays down until its zone returns"}
     from harness.dr import replication
 
+    if delay_s:
+        time.sleep(delay_s)  # RDS's own detection of the lost primary (see _failover_delay)
     return replication.fail_over(run_id, primary_container=db["primary"], standby_container=db["standby"])
 
 
@@ -136,7 +153,7 @@ def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     (epoch s) and the failover's own timeline (``killed_at``, ``promoted_at``, ``alias_moved_at``…)
     or ``None``. Rollback: ``restore_zone_power``.
     """
-    run_id, zone = safety.run_id_of(configuration), _zone(configuration)
+    run_id, zone, delay = safety.run_id_of(configuration), _zone(configuration), _failover_delay(configuration)
     targets = [c for c in safety.run_containers(run_id, {ZONE_LABEL: zone}) if c.status in ("running", "paused")]
     if not targets:
         raise UsageError(f"no running container of run {run_id} in zone {zone!r}",
@@ -156,7 +173,7 @@ def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
         list(pool.map(kill, targets))
     log.info("zone %s: power lost, %d containers killed", zone, len(targets))
-    failover = _fail_over_if_primary_lost(run_id, db, primary_lost)
+    failover = _fail_over_if_primary_lost(run_id, db, primary_lost, delay)
     return {"zone": zone, "killed": [c.name for c in targets], "killed_at": killed_at,
             "database_primary_lost": primary_lost, "failover": failover, "kill_errors": errors}
 
@@ -306,7 +323,7 @@ def cut_off(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, Any]
     namespace are cut with it. If the database primary is among them, RDS Multi-AZ's failover follows
     (the fenced primary is killed by it, as RDS fences the old instance). Rollback: ``heal_zone_partition``.
     """
-    run_id, zone = safety.run_id_of(configuration), _zone(configuration)
+    run_id, zone, delay = safety.run_id_of(configuration), _zone(configuration), _failover_delay(configuration)
     members = [c for c in safety.run_containers(run_id, {ZONE_LABEL: zone}) if c.status == "running"]
     targets = [c for c in members if not _shares_network_of(c)]
     if not targets:
@@ -322,7 +339,7 @@ def cut_off(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, Any]
         for net in networks[c.name]:
             client.networks.get(net).disconnect(c, force=True)
     log.info("zone %s: partitioned, %d containers cut off", zone, len(targets))
-    failover = _fail_over_if_primary_lost(run_id, db, primary_lost)
+    failover = _fail_over_if_primary_lost(run_id, db, primary_lost, delay)
     return {"zone": zone, "partitioned": [c.name for c in targets], "partitioned_at": cut_at,
             "sharing_network": [c.name for c in members if _shares_network_of(c)],
             "database_primary_lost": primary_lost, "failover": failover}

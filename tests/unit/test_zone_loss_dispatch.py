@@ -34,3 +34,15 @@ def test_declared_for_the_control():
     assert (spec.injects, spec.target, spec.rollback) == ("zone-lost", "{zone}", "harness.faults.zone_loss.restore_zone")
     assert safety.fault_spec("harness.faults.zone_loss", "restore_zone").reverses == ("zone-lost",)
     assert lose_zone.__doc__ and restore_zone.__doc__
+
+
+@pytest.mark.parametrize("value, ok", [(None, 0.0), ("90", 90.0), ("-1", None), ("soon", None)])
+def test_failover_delay_is_checked_before_anything_is_touched(value, ok):
+    from harness.faults.zone_docker import _failover_delay
+
+    cfg = {} if value is None else {"failover_delay_s": value}
+    if ok is None:
+        with pytest.raises(UsageError, match="HARNESS_FAILOVER_DELAY_S"):
+            _failover_delay(cfg)
+    else:
+        assert _failover_delay(cfg) == ok
