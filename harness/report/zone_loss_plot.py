@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from harness.measure.rto import Sample, plot_timeline
+from harness.measure.rto import Sample, compute_rto, plot_timeline
 from harness.measure.rto_phases import Phases, ZoneEvents
 
 __all__ = ["zone_loss_png"]
@@ -19,7 +19,13 @@ def zone_loss_png(path: Path, samples: Sequence[Sample], events: ZoneEvents, pha
                                          (events.failover_promoted_at, "standby promoted"),
                                          (events.database_writable_at, "database writable"))
              if t is not None]
+    if events.restored_at is not None:
+        marks.append((events.restored_at, "zone restored (rollback)"))
     if phases is not None and phases.user_recovery_s is not None and events.fault_at is not None:
         marks.append((events.fault_at + phases.user_recovery_s, "users served again"))
+    # The outage band over the whole timeline (also after the zone's return), so a recovery that
+    # needed the zone back is drawn where it happened; the phases judge only the time before it.
+    whole = compute_rto(samples, fault_at=events.fault_at) if events.fault_at is not None and any(
+        x.t >= events.fault_at for x in samples) else None
     return plot_timeline(path, samples, title=f"Zone {zone} lost by {failure}, replicas placed {placement}",
-                         faults=faults, result=phases.rto if phases is not None else None, marks=marks)
+                         faults=faults, result=whole, marks=marks)
