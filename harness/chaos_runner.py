@@ -261,6 +261,7 @@ def _up(argv: list[str]) -> int:
         print(f"export HARNESS_RUN_ID={settings.run_id}\n"
               f"export HARNESS_S3_ENDPOINT={stack.moto.host_url()}\n"
               f"export HARNESS_FAULT_LOG={settings.report_path / 'faults.jsonl'}\n"
+              f"export HARNESS_CHAOS_EVENTS={settings.report_path / 'chaos-events.jsonl'}\n"
               "# then, in another shell: .venv/bin/chaos run chaos/database-outage.json  (see chaos/README.md)\n"
               "# Ctrl-C here undoes any fault still active and removes everything",
               flush=True)

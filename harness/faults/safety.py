@@ -15,7 +15,9 @@
   the same ``check_target`` — so after Ctrl-C, a crashed experiment or a failed rollback, the
   system is put back from any process.
 
-The log holds names, zones and timestamps; never a URL, password or environment.
+The log holds names, zones, timestamps and the experiment's configuration (run id, kube namespace,
+context, kubeconfig *path*, 127.0.0.1 endpoints, the S3 endpoint and bucket): never a password,
+a token or the process's environment.
 """
 from __future__ import annotations
 
@@ -188,9 +190,10 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 def check_target(configuration: Mapping[str, Any] | None, *, kube: bool = False) -> dict[str, str]:
     """The safety check made before every activity (by the control) and every undo (by ``undo_all``).
 
-    A run id must be configured; a configured ``zone`` must be one zone name. When the activity reaches a cluster (``kube``, or the run is on
-    Kubernetes), the context must be the run's own or the one named explicitly, and be defined in
-    the kubeconfig file (read locally: no cluster is contacted). Returns the checked kube target
+    A run id must be configured; a configured ``zone`` must be one zone name (it becomes a label
+    selector). When the activity reaches a cluster (``kube``, or the run is on Kubernetes), the
+    context must be the run's own or the one named explicitly, and be defined in the kubeconfig
+    file (read locally: no cluster is contacted). Returns the checked kube target
     (``{}`` for docker). Raises ``UsageError``/``UnsafeTarget`` with the fix.
     """
     cfg = configuration or {}

@@ -182,3 +182,21 @@ def test_runner_names_the_fix_for_an_unknown_experiment_or_var_file(tmp_path):
         run_experiment("database-failover", tmp_path, run_id="20260101-000000-abcd",
                        var_files=[tmp_path / "missing.json"])
     assert not list(tmp_path.glob("*journal*"))  # refused before anything ran
+
+
+def test_only_zone_loss_checks_its_steady_state_throughout_the_fault():
+    """Zone loss must hold its SLO during the fault: the runtime hypothesis strategy ``continuously``.
+    The database experiments take the database away on purpose, so their users *must* see errors
+    during the method: checking them continuously would report the fault itself as a deviation."""
+    strategies = {p.stem: json.loads(p.read_text())["runtime"].get("hypothesis", {}).get("strategy", "default")
+                  for p in EXPERIMENTS}
+    assert strategies == {"zone-loss": "continuously", "database-outage": "default",
+                          "database-failover": "default", "cluster-loss": "default"}
+
+
+def test_the_runner_passes_the_hypothesis_frequency_and_refuses_a_bad_one(tmp_path):
+    from harness.chaos_runner import run_experiment
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match="hypothesis frequency must be positive"):
+        run_experiment("zone-loss", tmp_path, run_id="20260101-000000-abcd", hypothesis_frequency_s=0)
