@@ -24,3 +24,23 @@ def docker_available() -> bool:
         return True
     except DockerUnavailable:
         return False
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The oracle-vs-real-Envoy agreement figure (tests/integration/test_outlier_vs_envoy.py), when it ran."""
+    import sys
+
+    module = sys.modules.get("tests.integration.test_outlier_vs_envoy")
+    runs = getattr(module, "AGREEMENT", None)
+    if not runs:
+        return
+    totals: dict[str, list[int]] = {}
+    for results in runs.values():
+        for r in results:
+            t = totals.setdefault(r.what, [0, 0])
+            t[0] += r.agreeing
+            t[1] += r.compared
+    terminalreporter.write_sep("-", f"outlier oracle vs real Envoy, {len(runs)} fault schedules")
+    for name, results in runs.items():
+        terminalreporter.write_line(f"{name}: " + "; ".join(r.figure() for r in results))
+    terminalreporter.write_line("total: " + "; ".join(f"{k} {a}/{c}" for k, (a, c) in totals.items()))

@@ -26,8 +26,11 @@ checked against the upstream source):
   ``applyOutlierDetection`` and the panic threshold (through
   :func:`harness.oracles.outlier.map_destination_rule`, not re-implemented here),
   ``applyLoadBalancer`` (``LEAST_CONN``/``LEAST_REQUEST`` -> ``LEAST_REQUEST``, default
-  ``LEAST_REQUEST``; ``ROUND_ROBIN``; ``RANDOM``), subsets -> one cluster each with the subset's
-  policy merged over the top-level one (port-level settings for the destination port win).
+  ``LEAST_REQUEST``; ``ROUND_ROBIN``; ``RANDOM``), ``loadbalancer.ApplyLocalityLoadBalancer`` /
+  ``applyLocalityFailover`` (mesh default ``localityLbSetting.enabled: true``; with outlier detection
+  the endpoints get priorities by ``util.LbPriority`` against the client proxy's locality), subsets
+  -> one cluster each with the subset's policy merged over the top-level one (port-level settings
+  for the destination port win).
 * gateway listener: ``gateway.go`` ``buildGatewayListeners`` / ``createGatewayHTTPFilterChainOpts``:
   an HTTPS server with ``tls.mode: SIMPLE`` is a filter chain matched on the server's hosts as SNI
   (``server_names``, with the TLS inspector), terminating TLS with the ``credentialName`` certificate
@@ -47,7 +50,6 @@ Every function returns JSON-able dicts; ``envoy --mode validate`` accepts each b
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping, Sequence
 
 from harness.errors import UsageError
@@ -279,14 +281,49 @@ def _lb_policy(lb: Mapping[str, Any] | None) -> str:
     return _LB.get(simple or "", "LEAST_REQUEST")  # applySimpleDefaultLoadBalancer: LEAST_REQUEST
 
 
-def _load_assignment(name: str, endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+def _lb_priority(proxy: Mapping[str, str], endpoint: Mapping[str, str]) -> int:
+    """istiod's ``util.LbPriority``: 0 same region/zone/subzone, 1 same region/zone, 2 same region, 3 none."""
+    if proxy.get("region", "") == endpoint.get("region", ""):
+        if proxy.get("zone", "") == endpoint.get("zone", ""):
+            return 0 if proxy.get("sub_zone", "") == endpoint.get("sub_zone", "") else 1
+        return 2
+    return 3
+
+
+def _load_assignment(name: str, endpoints: Sequence[Endpoint], *, proxy_zone: str = "",
+                     failover: bool = False) -> dict[str, Any]:
+    """One locality group per zone. With ``failover`` (istiod's ``applyLocalityFailover``, the default
+    when the mesh's locality LB is on (meshConfig.localityLbSetting.enabled, true by default) and the
+    cluster has outlier detection): each group's priority is ``LbPriority`` against the client
+    proxy's locality, renumbered 0..N without gaps, so Envoy sends everything to the proxy's own
+    zone and fails over to the next priority only as those hosts are ejected."""
     by_zone: dict[str, list[Endpoint]] = {}
     for ep in endpoints:
         by_zone.setdefault(ep.zone, []).append(ep)
-    return {"cluster_name": name, "endpoints": [
-        {"locality": _locality(zone), "lb_endpoints": [
-            {"endpoint": {"address": _address(ep.address, ep.port), "hostname": ep.name}} for ep in eps]}
-        for zone, eps in sorted(by_zone.items())]}
+    groups = [{"locality": _locality(zone), "lb_endpoints": [
+        {"endpoint": {"address": _address(ep.address, ep.port), "hostname": ep.name}} for ep in eps]}
+        for zone, eps in sorted(by_zone.items())]
+    if failover:
+        proxy = _locality(proxy_zone)
+        raw = [_lb_priority(proxy, g["locality"]) for g in groups]
+        rank = {p: i for i, p in enumerate(sorted(set(raw)))}
+        for g, p in zip(groups, raw):
+            if rank[p]:
+                g["priority"] = rank[p]
+    return {"cluster_name": name, "endpoints": groups}
+
+
+def _locality_failover(policy: Mapping[str, Any]) -> bool:
+    """``GetLocalityLbSetting`` with the default mesh config: on unless the rule disables it."""
+    setting = (policy.get("loadBalancer") or {}).get("localityLbSetting")
+    if setting is None:
+        return True
+    if setting.get("enabled") is False:
+        return False
+    if set(setting) - {"enabled"}:
+        raise UsageError(f"localityLbSetting {sorted(set(setting) - {'enabled'})} is not translated",
+                         "the seed sets none; use enabled only")
+    return True
 
 
 def _upstream_tls(name: str, tls: TlsBundle, sans: Sequence[str]) -> dict[str, Any]:
@@ -303,13 +340,12 @@ def _upstream_tls(name: str, tls: TlsBundle, sans: Sequence[str]) -> dict[str, A
 
 
 def _cluster(mesh: Mesh, name: str, policy: Mapping[str, Any], endpoints: Sequence[Endpoint],
-             tls: TlsBundle | None, what: str) -> dict[str, Any]:
+             tls: TlsBundle | None, what: str, proxy_zone: str = "") -> dict[str, Any]:
     pool, _ = map_istio_connection_pool(policy.get("connectionPool"), path=f"{what}.connectionPool")
     cluster: dict[str, Any] = {
         "name": name, "type": "STATIC", "connect_timeout": MESH_CONNECT_TIMEOUT,
         "lb_policy": _lb_policy(policy.get("loadBalancer")),
         "circuit_breakers": {"thresholds": [_thresholds(pool)]},
-        "load_assignment": _load_assignment(name, endpoints),
         "common_lb_config": {},
     }
     http_options: dict[str, Any] = {"@type": _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
@@ -324,6 +360,10 @@ def _cluster(mesh: Mesh, name: str, policy: Mapping[str, Any], endpoints: Sequen
             cluster["outlier_detection"] = dict(od.envoy_fields)
             if od.healthy_panic_threshold is not None:
                 cluster["common_lb_config"]["healthy_panic_threshold"] = {"value": od.healthy_panic_threshold}
+    # applyLoadBalancer runs after applyOutlierDetection: failover only with outlier detection.
+    cluster["load_assignment"] = _load_assignment(name, endpoints, proxy_zone=proxy_zone,
+                                                  failover="outlier_detection" in cluster
+                                                  and _locality_failover(policy))
     if tls is not None:
         cluster["transport_socket"] = _upstream_tls(name, tls, [mesh.conductor_identity])
     if not cluster["common_lb_config"]:
@@ -343,11 +383,13 @@ def _mtls_mode(mesh: Mesh) -> str:
 
 
 def outbound_clusters(mesh: Mesh, endpoints: Sequence[Endpoint], tls: TlsBundle | None, *,
-                      port: int = CONDUCTOR_PORT) -> list[dict[str, Any]]:
+                      port: int = CONDUCTOR_PORT, proxy_zone: str = "") -> list[dict[str, Any]]:
     """The conductor's outbound cluster and one per DestinationRule subset, STATIC over ``endpoints``.
 
     ``tls`` None means plaintext upstream (PeerAuthentication DISABLE); otherwise ISTIO_MUTUAL (auto
-    mTLS: the destination's sidecars carry Istio certificates)."""
+    mTLS: the destination's sidecars carry Istio certificates). ``proxy_zone``: the client proxy's
+    own zone ("" = none, as a pod on a node without a zone label); with outlier detection it sets
+    the endpoints' failover priorities (see ``_load_assignment``)."""
     dr = mesh.object("DestinationRule") or {}
     spec = dr.get("spec") or {}
     ns = (dr.get("metadata") or {}).get("namespace", mesh.workload_namespace)
@@ -359,13 +401,13 @@ def outbound_clusters(mesh: Mesh, endpoints: Sequence[Endpoint], tls: TlsBundle 
         raise UsageError("no conductor endpoints for the outbound cluster", "pass the replicas' sidecar addresses")
     top = spec.get("trafficPolicy") or {}
     clusters = [_cluster(mesh, outbound_cluster_name(host, ns, port), _merged_policy(top, None, port), endpoints, tls,
-                         "spec.trafficPolicy")]
+                         "spec.trafficPolicy", proxy_zone)]
     for i, subset in enumerate(spec.get("subsets") or []):
         labels = subset.get("labels") or {}
         members = list(endpoints) if all(mesh.workload_labels.get(k) == v for k, v in labels.items()) else []
         clusters.append(_cluster(mesh, outbound_cluster_name(host, ns, port, subset["name"]),
                                  _merged_policy(top, subset.get("trafficPolicy"), port), members, tls,
-                                 f"spec.subsets[{i}].trafficPolicy"))
+                                 f"spec.subsets[{i}].trafficPolicy", proxy_zone))
     return clusters
 
 
@@ -394,11 +436,13 @@ def _tls_inspector() -> dict[str, Any]:
 
 def gateway_bootstrap(mesh: Mesh, upstream: Sequence[Endpoint], tls: TlsBundle, *, admin_port: int,
                       listen_port: int, admin_address: str = "127.0.0.1",
-                      listen_address: str = "0.0.0.0") -> dict[str, Any]:
+                      listen_address: str = "0.0.0.0", zone: str = "") -> dict[str, Any]:
     """The ingress gateway: the Gateway's HTTPS server (SNI-matched filter chain, SIMPLE TLS with the
     ``credentialName`` certificate) on ``listen_port``, the VirtualService's routes, and one STATIC
     outbound cluster per destination with the DestinationRule's policy and ISTIO_MUTUAL upstream TLS
-    to ``upstream`` (the conductor replicas' sidecar inbound ports)."""
+    to ``upstream`` (the conductor replicas' sidecar inbound ports). ``zone``: the gateway's own
+    zone (its node's ``topology.kubernetes.io/zone``; "" = none). With outlier detection, istiod's
+    default locality failover puts the replicas of the gateway's zone first (priority 0)."""
     _check_port(listen_port, "listen_port")
     if not tls.server_cert or not tls.server_key:
         raise UsageError("the gateway needs the credentialName certificate (server_cert, server_key)",
@@ -434,9 +478,10 @@ def gateway_bootstrap(mesh: Mesh, upstream: Sequence[Endpoint], tls: TlsBundle, 
     upstream_tls = None if _mtls_mode(mesh) == "DISABLE" else tls
     return {
         "node": {"id": f"router~0.0.0.0~{GATEWAY_SERVICE_ACCOUNT}.{GATEWAY_NAMESPACE}~{GATEWAY_NAMESPACE}.svc.cluster.local",
-                 "cluster": f"{GATEWAY_SERVICE_ACCOUNT}.{GATEWAY_NAMESPACE}"},
+                 "cluster": f"{GATEWAY_SERVICE_ACCOUNT}.{GATEWAY_NAMESPACE}", "locality": _locality(zone)},
         "admin": _admin(admin_address, admin_port),
-        "static_resources": {"listeners": [listener], "clusters": outbound_clusters(mesh, upstream, upstream_tls)},
+        "static_resources": {"listeners": [listener],
+                             "clusters": outbound_clusters(mesh, upstream, upstream_tls, proxy_zone=zone)},
     }
 
 
@@ -484,7 +529,7 @@ def rbac_filter(mesh: Mesh) -> dict[str, Any] | None:
                                           for p in src["principals"]], "ids"))
                 if src.get("namespaces"):
                     ids.append(_or_rules([{"authenticated": {"principal_name": {"safe_regex": {
-                        "regex": f".*/ns/{re.escape(n).replace(chr(92) + '*', '.*')}/.*"}}}}
+                        "regex": f".*/ns/{n.replace('*', '.*')}/.*"}}}}
                         for n in src["namespaces"]], "ids"))
                 unsupported = set(src) - {"principals", "namespaces"}
                 if unsupported:

@@ -7,10 +7,13 @@ Two readings, both labeled:
   exactly as ``k8s/overlays/kind-istio`` moves them (its ``mesh/kustomization.yaml`` sets
   ``namespace:`` to the workload's; the namespace mismatch is reported by the scenario through
   ``seed_findings``). ``trafficPolicy.circuitBreaker`` is treated as Istio's DestinationRule CRD
-  treats an unknown field: strict field validation refuses the rule, a lenient apply prunes the
-  field; the translation takes the lenient reading (the rest of the rule applies), so Envoy gets no
-  ``outlier_detection`` — the finding ``circuit_breaker_field`` of
-  :func:`harness.oracles.outlier.map_destination_rule` says so.
+  treats an unknown field. The CRD's schema is structural (istio/istio
+  manifests/charts/base/files/crd-all.gen.yaml, generated from the API protos: ``spec`` and
+  ``trafficPolicy`` declare their properties, only ``status`` preserves unknown fields), so the API
+  server's strict field validation (kubectl's default) refuses the rule with ``unknown field
+  "spec.trafficPolicy.circuitBreaker"`` and a lenient apply prunes the field. The translation takes
+  the lenient reading (the rest of the rule applies), so Envoy gets no ``outlier_detection``; the
+  finding ``circuit_breaker_field`` of :func:`harness.oracles.outlier.map_destination_rule` says so.
 * **what-if** (``what_if=True``): additionally the JSON patches of
   ``k8s/overlays/kind-istio-intended/kustomization.yaml``, applied here in Python from that file
   (so the docker and kind what-ifs are one reading): ``circuitBreaker`` moved to

@@ -23,6 +23,7 @@ from harness.mesh.bootstrap import CONDUCTOR_PORT, gateway_bootstrap, sidecar_bo
 from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import CONFIG_DIR, EnvoyFile, RunningEnvoy, published_url, start_envoy
 from harness.mesh.objects import Endpoint, Mesh, TlsBundle
+from harness.platforms.docker import ZONE_LABEL
 
 __all__ = ["DockerMesh", "SIDECAR_ADMIN_PORT", "SIDECAR_INBOUND_PORT", "GATEWAY_HTTPS_PORT", "GATEWAY_ADMIN_PORT"]
 
@@ -49,8 +50,13 @@ def _tls_files(ca_pem: str, cert: str, key: str, server: Any = None) -> tuple[Tl
 class DockerMesh:
     """One translated mesh (seed as written, or the what-if) on one DockerPlatform."""
 
-    def __init__(self, settings: Settings, platform: Any, mesh: Mesh, ca: CertificateAuthority):
+    def __init__(self, settings: Settings, platform: Any, mesh: Mesh, ca: CertificateAuthority, *,
+                 gateway_zone: str = ""):
         self.settings, self.platform, self.mesh, self.ca = settings, platform, mesh, ca
+        # The gateway's own zone: with outlier detection istiod puts the replicas of that zone
+        # first (locality failover). "" = a gateway without a zone, every replica at one priority,
+        # which is what the outlier oracle models (the circuit-breaker scenario); zone loss sets it.
+        self.gateway_zone = gateway_zone
         self.gateway: RunningEnvoy | None = None
         self._workload = ca.issue_workload(mesh.conductor_identity)
 
@@ -88,11 +94,13 @@ class DockerMesh:
         server = self.ca.issue_server(self.mesh.gateway_hosts)
         bundle, files = _tls_files(self.ca.ca_pem, pem.cert, pem.key, server)
         boot = gateway_bootstrap(self.mesh, self.endpoints(), bundle, admin_port=GATEWAY_ADMIN_PORT,
-                                 listen_port=GATEWAY_HTTPS_PORT, admin_address="0.0.0.0")
+                                 listen_port=GATEWAY_HTTPS_PORT, admin_address="0.0.0.0", zone=self.gateway_zone)
         self.gateway = start_envoy(self.settings, name=f"i2s-{self.settings.run_id}-istio-ingressgateway",
                                    role="gateway", bootstrap=boot, files=files,
                                    network=self.platform.stack.network.name, ports=(GATEWAY_HTTPS_PORT,),
-                                   admin_port=GATEWAY_ADMIN_PORT, labels={"app": "istio-ingressgateway"},
+                                   admin_port=GATEWAY_ADMIN_PORT,
+                                   labels={"app": "istio-ingressgateway",
+                                           **({ZONE_LABEL: self.gateway_zone} if self.gateway_zone else {})},
                                    ready_timeout=self.settings.ready_timeout_s)
         return self.gateway
 

@@ -15,12 +15,13 @@ their readinessProbe passes. Each rule follows the Kubernetes behaviour it mirro
   ``unhealthy_threshold = failureThreshold``, ``healthy_threshold = successThreshold``, a fresh
   connection per probe (the kubelet does not reuse one: ``reuse_connection: false``), success for
   any status in [200, 400) (the kubelet's httpGet rule), every other status counted towards the
-  threshold (``retriable_statuses``; Envoy would otherwise drop the host on the first 503), and the same period whether or not the
-  cluster carries traffic (``no_traffic_interval``/``no_traffic_healthy_interval``; Envoy would
-  otherwise probe an idle cluster every 60 s). Jitter is zero, as the kubelet's period.
-  A new host is unhealthy until its first check passes (Envoy's ``PENDING_ACTIVE_HC``), as a new
-  pod is unready; Envoy does not wait ``initialDelaySeconds`` before that first check, so a replica
-  can become routable up to that long sooner than on Kubernetes (stated, not hidden).
+  threshold (``retriable_statuses``; Envoy would otherwise drop the host on the first 503), and
+  the same period whether or not the cluster carries traffic (``no_traffic_interval``,
+  ``no_traffic_healthy_interval``; Envoy would otherwise probe an idle cluster every 60 s).
+  Jitter is zero, as the kubelet's period. A new host is unhealthy until its first check passes
+  (Envoy's ``PENDING_ACTIVE_HC``), as a new pod is unready; Envoy does not wait
+  ``initialDelaySeconds`` before that first check, so a replica can become routable up to that
+  long sooner than on Kubernetes (stated, not hidden).
 * **No panic routing.** Envoy's default ``healthy_panic_threshold`` (50 %) would spread traffic
   over unhealthy hosts when most are down; a Service never sends to an unready pod, so it is 0.
 * **L4, per connection.** kube-proxy balances TCP connections (iptables: random choice per new

@@ -32,11 +32,12 @@ from harness.placement import Placement, placement_for
 from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
 
-__all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "discover_service_url", "SidecarConfig",
-           "ZONE_LABEL", "REPLICA_LABEL"]
+__all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "discover_service_url", "service_networking",
+           "SidecarConfig", "ZONE_LABEL", "REPLICA_LABEL", "SERVICE_LABEL"]
 
 log = logging.getLogger(__name__)
 REPLICA_LABEL = "i2s-harness.replica"
+SERVICE_LABEL = "i2s-harness.service"    # the Service (DNS alias) a replica serves behind
 REFERENCE_IMAGE = "i2s-harness/conductor"  # tagged by build-context digest, and :dev
 
 
@@ -60,6 +61,17 @@ def discover_endpoints(run_id: str, http_port: int = 8080) -> dict[str, str]:
         if bindings:
             out[c.labels.get(REPLICA_LABEL, c.name)] = f"http://127.0.0.1:{bindings[0]['HostPort']}"
     return dict(sorted(out.items()))
+
+
+def service_networking(labels: dict[str, str], network: str) -> dict[str, Any] | None:
+    """``networking_config`` that puts a replica behind its Service: the network alias named by its
+    :data:`SERVICE_LABEL` (None without one). Whoever starts a conductor container (the platform,
+    a chaos recovery re-creating the tier from a removed one's labels) passes this to
+    ``containers.run`` so the entry point's DNS finds it."""
+    alias = labels.get(SERVICE_LABEL)
+    if not alias:
+        return None
+    return {network: docker_client().api.create_endpoint_config(aliases=[alias])}
 
 
 def discover_service_url(run_id: str) -> str:
@@ -130,17 +142,17 @@ class DockerPlatform(Platform):
         zone = zone or self._zones.get(replica) or self.placement.replica_zone(index)
         self._zones[replica] = zone
         spec = self.spec
+        labels = labels_for(self.settings.run_id, **{ZONE_LABEL: zone, REPLICA_LABEL: replica, "app": "conductor",
+                                                     SERVICE_LABEL: self.service_alias})
         container = client.containers.run(
             image or conductor_image(self.settings),
             name=self.container_name(replica),
             detach=True,
             environment=self.app_env(replica, zone),
-            labels=labels_for(self.settings.run_id, **{ZONE_LABEL: zone, REPLICA_LABEL: replica,
-                                                       "app": "conductor"}),
+            labels=labels,
             network=self.stack.network.name,
             # the Service's name as an alias: the entry point resolves it to every running replica
-            networking_config={self.stack.network.name: client.api.create_endpoint_config(
-                aliases=[self.service_alias])},
+            networking_config=service_networking(labels, self.stack.network.name),
             ports={f"{p}/tcp": ("127.0.0.1", None) for p in (spec.http_port, spec.metrics_port, *self.pod_ports)},
             # The manifest's limits: one CPU, 1 GiB; the requests have no docker equivalent.
             nano_cpus=int(spec.cpu_limit * 1e9) if spec.cpu_limit else None,
@@ -260,7 +272,10 @@ class DockerPlatform(Platform):
         container = self._containers.get(replica)
         if container is None:
             return "absent"
-        container.reload()
+        try:
+            container.reload()
+        except Exception:  # noqa: BLE001 - removed behind our back (a sweep, an interrupted run)
+            return "absent"
         if container.status != "running":
             return container.status
         url = self._url(replica, self.spec.http_port) + self.spec.readiness_path

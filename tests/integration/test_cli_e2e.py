@@ -30,9 +30,11 @@ def _leftovers(run_id: str) -> tuple[list, list]:
 
 def test_e2e_on_docker_writes_the_report_and_leaves_nothing(tmp_path):
     run_id = "t-e2e-" + str(int(time.time()))
+    # the CLI's mechanics on the steady scenario; the circuit breaker (whose seed verdict fails by
+    # the seed's own settings) is run and interrupted below
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "e2e", "--platform", "docker", "--run-id", run_id,
-         "--report-dir", str(tmp_path)],
+         "--report-dir", str(tmp_path), "--", "-k", "steady_load"],
         cwd=PROJECT_ROOT, env=_env(HARNESS_DURATION_S="8", HARNESS_USERS="6", HARNESS_REPLICAS="2"),
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -81,9 +83,21 @@ def _interrupt_when(suite: str, marker: str, run_id: str, tmp_path: Path, env: d
 def test_ctrl_c_during_load_leaves_nothing_behind(tmp_path):
     run_id = "t-int-" + str(int(time.time()))
     code, out = _interrupt_when("e2e", "[load steady]", run_id, tmp_path,
-                                {"HARNESS_DURATION_S": "120", "HARNESS_USERS": "4", "HARNESS_REPLICAS": "1"})
+                                {"HARNESS_DURATION_S": "120", "HARNESS_USERS": "4", "HARNESS_REPLICAS": "1"},
+                                pytest_args=("-k", "steady_load"))
     assert code == 130, out[-3000:]
     assert _leftovers(run_id) == ([], [])
+
+
+def test_ctrl_c_during_the_circuit_breaker_faults_leaves_no_envoy_and_no_fault(tmp_path):
+    """Interrupted while the what-if's first fault is on a replica behind the gateway: the Envoy
+    gateway, sidecars and entry point go with the replicas, and nothing of the run remains."""
+    run_id = "t-cb-int-" + str(int(time.time()))
+    code, out = _interrupt_when("e2e", "gateway-503 on", run_id, tmp_path, {"HARNESS_REPLICAS": "1"},
+                                pytest_args=("-k", "what_if"))
+    assert code == 130, out[-3000:]
+    assert _leftovers(run_id) == ([], [])
+    assert "fault schedule over" in out   # it was interrupted during the faults, not before
 
 
 def test_ctrl_c_during_a_chaos_experiment_restores_and_leaves_nothing(tmp_path):

@@ -48,17 +48,30 @@ def _variant(mesh):
 
 
 @pytest.mark.parametrize("what_if", [False, True], ids=["seed", "what-if"])
-def test_every_generated_configuration_is_accepted_by_envoy(what_if):
+def test_every_generated_configuration_is_accepted_by_envoy(what_if, tmp_path):
     mesh = load_mesh("k8s", what_if=what_if)
     ca = CertificateAuthority("validate")
     eps = [Endpoint(f"conductor-{i}", f"10.0.0.{i + 2}", 15006, z) for i, z in enumerate(ZONES)]
     variants = [mesh, _variant(mesh)]
     for m in variants:
-        assert "OK" in validate(gateway_bootstrap(m, eps, _tls(ca, m.gateway_identity, m.gateway_hosts),
-                                                  admin_port=15000, listen_port=8443, admin_address="0.0.0.0"))
+        for zone in ("", ZONES[0]):
+            assert "OK" in validate(gateway_bootstrap(m, eps, _tls(ca, m.gateway_identity, m.gateway_hosts),
+                                                      admin_port=15000, listen_port=8443, admin_address="0.0.0.0",
+                                                      zone=zone))
         assert "OK" in validate(sidecar_bootstrap(m, eps[0], _tls(ca, m.conductor_identity),
                                                   admin_port=15001, inbound_port=15006, app_port=8080))
         assert "OK" in validate(plain_proxy_bootstrap(m, eps, admin_port=15000, listen_port=8080))
+    # The same with the certificates as files (how containers get them): paths, not inline PEM.
+    pem = _tls(ca, mesh.gateway_identity, mesh.gateway_hosts)
+    files = {}
+    for field_name in ("ca", "cert", "key", "server_cert", "server_key"):
+        path = tmp_path / f"{field_name}.pem"
+        path.write_text(getattr(pem, field_name))
+        files[field_name] = str(path)
+    cfg = gateway_bootstrap(mesh, eps, TlsBundle(**files), admin_port=15000, listen_port=8443)
+    assert cfg["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]["common_tls_context"][
+        "tls_certificates"][0]["private_key"] == {"filename": files["key"]}
+    assert "OK" in validate(cfg)
 
 
 def test_validation_refuses_a_broken_configuration():
@@ -78,6 +91,7 @@ class _App(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))  # keep the connection reusable
         body = json.dumps({"served_by": self.name, "path": self.path,
                            "xfcc": self.headers.get("x-forwarded-client-cert", "")}).encode()
         self.send_response(200)
@@ -115,7 +129,7 @@ def _https(port: int, ca_pem: str, sni: str, method: str, path: str) -> tuple[in
         conn.close()
 
 
-def _run_mesh(tmp_path, what_if: bool):
+def _run_mesh(tmp_path, what_if: bool, gateway_zone: str = ""):
     mesh = load_mesh("k8s", what_if=what_if)
     ca = CertificateAuthority(f"local-{what_if}")
     apps, sidecars, eps = [], [], []
@@ -130,7 +144,8 @@ def _run_mesh(tmp_path, what_if: bool):
             sidecars.append(LocalEnvoy(cfg, tmp_path, name=f"sidecar-{i}").__enter__())
         gw_port = free_port()
         gw_cfg = gateway_bootstrap(mesh, eps, _tls(ca, mesh.gateway_identity, mesh.gateway_hosts),
-                                   admin_port=free_port(), listen_port=gw_port, listen_address="127.0.0.1")
+                                   admin_port=free_port(), listen_port=gw_port, listen_address="127.0.0.1",
+                                   zone=gateway_zone)
         gateway = LocalEnvoy(gw_cfg, tmp_path, name="gateway").__enter__()
         sidecars.append(gateway)
         return mesh, ca, gw_port, eps, sidecars, apps
@@ -183,6 +198,24 @@ def test_local_mesh_answers_as_istio_would(tmp_path, what_if):
         stats = envoys[0].get("stats") + envoys[1].get("stats")
         key = "http.inbound_0.0.0.0_8080.rbac.allowed" if what_if else "http.inbound_0.0.0.0_8080.rbac.denied"
         assert any(line.startswith(key + ":") and int(line.split(":")[1]) > 0 for line in stats.splitlines()), key
+    finally:
+        for e in envoys:
+            e.stop()
+        for a in apps:
+            a.shutdown()
+
+
+def test_what_if_sends_everything_to_the_gateways_zone(tmp_path):
+    """istiod's default locality failover (outlier detection on, mesh locality LB on): a gateway in
+    zone a sends every request to the zone-a replica while it is healthy; zone b is the fallback."""
+    mesh, ca, gw_port, eps, envoys, apps = _run_mesh(tmp_path, True, gateway_zone=ZONES[0])
+    try:
+        served = set()
+        for _ in range(8):
+            status, _, body = _https(gw_port, ca.ca_pem, "api.i2s.studio", "POST", "/api/v1/pipeline")
+            assert status == 200, body
+            served.add(json.loads(body)["served_by"])
+        assert served == {eps[0].name}, served
     finally:
         for e in envoys:
             e.stop()

@@ -10,8 +10,8 @@ from harness.analysis.circuit_breaker.schedule import FaultPhase
 from harness.errors import HarnessError, UsageError
 from harness.oracles.outlier import is_gateway_error
 
-__all__ = ["RBAC_DENIED", "ResponseRecord", "classify_response", "records_from_seconds", "step_windows", "client_series", "ClusterSample", "cluster_sample",
-           "attempt_series", "flag_windows", "first_ejected_order", "stat_delta", "overload_samples", "until_time"]
+__all__ = ["RBAC_DENIED", "ResponseRecord", "classify_response", "records_from_seconds", "step_windows",
+           "client_series", "ClusterSample", "cluster_sample", "attempt_series", "flag_windows", "first_ejected_order", "stat_delta", "overload_samples", "until_time"]
 
 RBAC_DENIED = "RBAC: access denied"   # Envoy's RBAC filter's local reply body
 

@@ -1,0 +1,207 @@
+"""A real Envoy's outlier detector driven on 127.0.0.1, for holding the oracle against it.
+
+N tiny HTTP backends (threads in this process) answer with the status a fault schedule gives them
+at that moment and record every request they serve (time, backend, status): that log is exactly
+the stream of results Envoy's detector saw, since Envoy sent those requests. One Envoy
+(:func:`harness.mesh.bootstrap.plain_proxy_bootstrap`: the DestinationRule's translated cluster)
+balances a bounded sequential client loop over them, with its outlier-detection event log on, while
+a sampler reads ``/clusters`` (``failed_outlier_check``) and ``/stats`` (``outlier_detection.*``).
+
+Everything binds 127.0.0.1 on free ports; :meth:`OutlierRig.run` stops Envoy, the backends and the
+threads in a ``finally``.
+"""
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from harness.errors import UsageError
+from harness.kube.istio import parse_clusters, parse_envoy_stats
+from harness.mesh.bootstrap import plain_proxy_bootstrap
+from harness.mesh.local import LocalEnvoy, free_port
+from harness.mesh.objects import Endpoint, Mesh
+
+__all__ = ["FaultWindow", "Attempt", "RigRun", "OutlierRig"]
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """Backend ``host`` answers ``status`` from ``start`` to ``end`` seconds after the load starts."""
+
+    host: str
+    status: int
+    start: float
+    end: float = float("inf")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request a backend served: epoch time, backend name, status it answered."""
+
+    t: float
+    host: str
+    status: int
+
+
+@dataclass
+class RigRun:
+    """What one run recorded (epoch seconds throughout)."""
+
+    hosts: list[str]
+    t0: float                      # load start
+    envoy_ready_at: float
+    detector_start: float          # when Envoy armed the detector's interval timer (its log)
+    attempts: list[Attempt]
+    events: list[dict[str, Any]]   # Envoy's outlier event log, one dict per line
+    flag_samples: list[tuple[float, frozenset[str]]]   # (t, hosts flagged failed_outlier_check)
+    stats: dict[str, float]        # the cluster's outlier_detection.* at the end
+    cluster: dict[str, Any] = field(default_factory=dict)   # the Envoy cluster the rig ran (translated)
+    host_of: dict[str, str] = field(default_factory=dict)   # "127.0.0.1:port" -> backend name
+    client_statuses: dict[int, int] = field(default_factory=dict)
+    envoy_log: str = ""
+
+
+class _Backend(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    rig: "OutlierRig"
+    name: str
+
+    def do_GET(self) -> None:  # noqa: N802
+        status = self.rig.status_of(self.name)
+        self.rig.record(self.name, status)
+        body = self.name.encode()
+        self.send_response(status)
+        self.send_header("x-served-by", self.name)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class OutlierRig:
+    """``hosts`` backends behind one Envoy configured from ``mesh``'s DestinationRule."""
+
+    def __init__(self, mesh: Mesh, hosts: Sequence[str], schedule: Sequence[FaultWindow], workdir: str | Path, *,
+                 request_gap_s: float = 0.005, sample_every_s: float = 0.1) -> None:
+        if not hosts or len(set(hosts)) != len(hosts):
+            raise UsageError("the rig needs distinct backend names", "pass e.g. ['a', 'b', 'c']")
+        unknown = {w.host for w in schedule} - set(hosts)
+        if unknown:
+            raise UsageError(f"fault schedule names unknown backends {sorted(unknown)}", "use the rig's host names")
+        self.mesh, self.hosts, self.schedule = mesh, list(hosts), list(schedule)
+        self.workdir = Path(workdir)
+        self.request_gap_s, self.sample_every_s = request_gap_s, sample_every_s
+        self._t0: float | None = None
+        self._lock = threading.Lock()
+        self._attempts: list[Attempt] = []
+
+    # backend side
+    def status_of(self, host: str) -> int:
+        if self._t0 is None:
+            return 200
+        now = time.time() - self._t0
+        for w in self.schedule:
+            if w.host == host and w.start <= now < w.end:
+                return w.status
+        return 200
+
+    def record(self, host: str, status: int) -> None:
+        with self._lock:
+            self._attempts.append(Attempt(time.time(), host, status))
+
+    def run(self, duration_s: float, progress: Callable[[str], None] | None = None) -> RigRun:
+        """Serve, start Envoy, send load for ``duration_s`` seconds, return what was recorded."""
+        servers: list[http.server.ThreadingHTTPServer] = []
+        envoy: LocalEnvoy | None = None
+        stop = threading.Event()
+        threads: list[threading.Thread] = []
+        try:
+            endpoints = []
+            for name in self.hosts:
+                handler = type(f"Backend_{name}", (_Backend,), {"rig": self, "name": name})
+                server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+                server.daemon_threads = True
+                servers.append(server)
+                threading.Thread(target=server.serve_forever, daemon=True, name=f"backend-{name}").start()
+                endpoints.append(Endpoint(name, "127.0.0.1", server.server_address[1], "local-1a"))
+            listen = free_port()
+            event_log = self.workdir / "outlier-events.jsonl"
+            cfg = plain_proxy_bootstrap(self.mesh, endpoints, admin_port=free_port(), listen_port=listen,
+                                        event_log_path=str(event_log))
+            cluster = cfg["static_resources"]["clusters"][0]["name"]
+            envoy = LocalEnvoy(cfg, self.workdir, name="oracle-envoy")
+            envoy.start()
+            by_port = {f"127.0.0.1:{e.port}": e.name for e in endpoints}
+            flags: list[tuple[float, frozenset[str]]] = []
+
+            def sample() -> None:
+                while not stop.is_set():
+                    try:
+                        c = parse_clusters(envoy.get("clusters"), only=cluster).get(cluster)
+                        if c is not None:
+                            flags.append((time.time(), frozenset(by_port.get(a, a) for a, h in c.hosts.items()
+                                                                 if h.ejected)))
+                    except OSError:
+                        pass
+                    stop.wait(self.sample_every_s)
+
+            client_statuses: dict[int, int] = {}
+
+            def load() -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=30)
+                while not stop.is_set():
+                    try:
+                        conn.request("GET", "/work")
+                        r = conn.getresponse()
+                        r.read()
+                        client_statuses[r.status] = client_statuses.get(r.status, 0) + 1
+                    except (OSError, http.client.HTTPException):
+                        conn.close()
+                        conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=30)
+                    stop.wait(self.request_gap_s)
+                conn.close()
+
+            self._t0 = time.time()
+            for target in (sample, load):
+                t = threading.Thread(target=target, daemon=True)
+                threads.append(t)
+                t.start()
+            end = self._t0 + duration_s
+            while time.time() < end:
+                time.sleep(min(1.0, max(0.0, end - time.time())))
+                if progress:
+                    progress(f"{time.time() - self._t0:.0f}/{duration_s:.0f}s, {len(self._attempts)} requests")
+            stop.set()
+            for t in threads:
+                t.join(30)
+            stats = {k.split(f"cluster.{cluster}.", 1)[1]: v for k, v in parse_envoy_stats(envoy.get("stats")).items()
+                     if k.startswith(f"cluster.{cluster}.outlier_detection.")}
+            log = envoy.log()
+            # DetectorImpl::initialize arms the interval timer while the cluster manager loads the
+            # static clusters, i.e. just before Envoy logs that it loads the listeners.
+            armed = envoy.log_line_time("loading 1 listener(s)") or envoy.ready_at or self._t0
+            envoy.stop()
+            events = [json.loads(line) for line in event_log.read_text().splitlines() if line.strip()] \
+                if event_log.exists() else []
+            with self._lock:
+                attempts = sorted(self._attempts, key=lambda a: a.t)
+            return RigRun(hosts=self.hosts, t0=self._t0, envoy_ready_at=envoy.ready_at or 0.0, detector_start=armed,
+                          attempts=attempts, events=events, flag_samples=flags, stats=stats,
+                          cluster=cfg["static_resources"]["clusters"][0], host_of=by_port,
+                          client_statuses=client_statuses, envoy_log=log)
+        finally:
+            stop.set()
+            if envoy is not None:
+                envoy.stop()
+            for s in servers:
+                s.shutdown()
+                s.server_close()
+
