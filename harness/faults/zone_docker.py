@@ -54,6 +54,16 @@ _REPLICA_LABEL = "i2s-harness.replica"    # harness.platforms.docker.REPLICA_LAB
 _SERVICE_ALIASES = ("postgres", "redis", "rabbitmq", "moto")
 
 
+def _conventional_aliases(c: Any) -> List[str]:
+    """The names a container answers to by convention, for a reconnect without recorded aliases: a
+    backing service its role (harness.stack.services), a conductor its Service (SERVICE_LABEL)."""
+    from harness.platforms.docker import SERVICE_LABEL
+
+    labels = c.labels or {}
+    role = labels.get(_ROLE_LABEL, "")
+    return [a for a in ((role if role in _SERVICE_ALIASES else ""), labels.get(SERVICE_LABEL, "")) if a]
+
+
 def _stack_network(run_id: str) -> str:
     """The run's stack network (``harness.dr.replication.network_name``)."""
     from harness.dr import replication
@@ -385,8 +395,7 @@ def reconnect(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, An
             attached = _endpoints(c)
             if _shares_network_of(c):
                 continue  # it has the network of the container it shares, reconnected with that one
-            role = (c.labels or {}).get(_ROLE_LABEL, "")
-            mine = networks.get(c.name) or {n: ([role] if role in _SERVICE_ALIASES else []) for n in fallback}
+            mine = networks.get(c.name) or {n: _conventional_aliases(c) for n in fallback}
             for net_name, aliases in mine.items():
                 if net_name in attached:
                     continue

@@ -185,6 +185,25 @@ def test_partition_cuts_the_zone_off_users_and_heals_with_aliases(env, fault_log
     _healthy(env)
 
 
+def test_heal_without_recorded_details_falls_back_to_the_zone_label(env, fault_log):
+    """Interrupted between the control's record and the action's details: the rollback still finds
+    the zone's containers by label and gives a service its conventional name back."""
+    from harness.docker_env import docker_client
+    from harness.faults import safety, zone_docker
+
+    _healthy(env)
+    safety.record_injected(env.run_id, zone_docker.PARTITION_FAULT, C, rollback=None, path=fault_log)
+    network = docker_client().networks.get(f"i2s-{env.run_id}")
+    redis = env.stack.redis.get_wrapped_container()
+    network.disconnect(redis, force=True)  # the action had begun cutting the zone off
+    back = call(zone_docker.heal_zone_partition, env.config(C))
+    assert back["actions"] == [f"reconnected {redis.name} to i2s-{env.run_id} as redis"], back
+    redis.reload()
+    assert "redis" in redis.attrs["NetworkSettings"]["Networks"][f"i2s-{env.run_id}"]["Aliases"]
+    assert safety.active_faults(env.run_id, path=fault_log) == []
+    _healthy(env)
+
+
 def test_power_loss_of_the_primarys_zone_fails_over_and_rebuilds_the_pair(env, fault_log):
     from harness.dr import replication
     from harness.faults import safety, zone_docker

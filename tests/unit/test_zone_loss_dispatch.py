@@ -46,3 +46,14 @@ def test_failover_delay_is_checked_before_anything_is_touched(value, ok):
             _failover_delay(cfg)
     else:
         assert _failover_delay(cfg) == ok
+
+
+def test_conventional_aliases_for_a_reconnect_without_records():
+    from types import SimpleNamespace
+
+    from harness.faults.zone_docker import _conventional_aliases
+    from harness.platforms.docker import SERVICE_LABEL
+
+    assert _conventional_aliases(SimpleNamespace(labels={"i2s-harness.role": "redis"})) == ["redis"]
+    assert _conventional_aliases(SimpleNamespace(labels={SERVICE_LABEL: "conductor"})) == ["conductor"]
+    assert _conventional_aliases(SimpleNamespace(labels={"i2s-harness.role": "postgres-standby"})) == []
