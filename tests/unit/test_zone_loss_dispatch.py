@@ -57,3 +57,41 @@ def test_conventional_aliases_for_a_reconnect_without_records():
     assert _conventional_aliases(SimpleNamespace(labels={"i2s-harness.role": "redis"})) == ["redis"]
     assert _conventional_aliases(SimpleNamespace(labels={SERVICE_LABEL: "conductor"})) == ["conductor"]
     assert _conventional_aliases(SimpleNamespace(labels={"i2s-harness.role": "postgres-standby"})) == []
+
+
+# -- the Kubernetes path, through the harness control (the cluster's API is faked: no Kubernetes here) --
+from tests.unit.test_chaos_safety import OWN_CONTEXT, RUN, ZONE_SELECTOR, kube  # noqa: E402,F401 - fixture
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    for var in ("HARNESS_CONTEXT", "HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_CONTEXT", "HARNESS_RUN_ID",
+                "HARNESS_CHAOS_EVENTS", "HARNESS_PLATFORM", "HARNESS_ZONE_FAILURE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HARNESS_FAULT_LOG", str(tmp_path / "faults.jsonl"))
+
+
+def test_on_kind_the_zone_is_drained_with_chaosk8s_and_restored_by_uncordon(isolated, kube):
+    from harness.labels import kind_cluster_name
+    from tests.unit.chaos_activity import call
+
+    cfg = {"run_id": RUN, "zone": "us-east-1a", "platform": "kind"}
+    assert call(lose_zone, cfg, drain_timeout=30) == ["w"]
+    kube.drain.assert_called_once_with(label_selector=ZONE_SELECTOR, timeout=30,
+                                       secrets={"KUBERNETES_CONTEXT": OWN_CONTEXT})
+    active = safety.active_faults(RUN)
+    assert [(f["fault"], f["target"], f["details"]["failure"]) for f in active] == [("zone-lost", "us-east-1a", "drain")]
+    assert call(restore_zone, cfg) == [f"{kind_cluster_name(RUN)}-worker"]
+    assert safety.active_faults(RUN) == []
+
+
+def test_on_kind_a_foreign_context_is_refused_before_the_drain(isolated, kube, monkeypatch):
+    from chaoslib.exceptions import InterruptExecution
+
+    from harness.errors import UnsafeTarget
+    from tests.unit.chaos_activity import call
+
+    monkeypatch.setenv("HARNESS_KUBE_CONTEXT", "prod-eks")
+    with pytest.raises((InterruptExecution, UnsafeTarget)):
+        call(lose_zone, {"run_id": RUN, "zone": "us-east-1a", "platform": "kind"})
+    kube.drain.assert_not_called()
