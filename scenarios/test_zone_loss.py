@@ -207,7 +207,8 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
                    if a.get("activity", {}).get("name") == "lose-zone"), {})
     failover = output.get("failover") or {}
     rollback = next(iter(run.journal.get("rollbacks") or []), {})
-    events = ZoneEvents(fault_at=fault["injected_t"], restored_at=_epoch(rollback.get("start")) or fault["rolled_back_t"],
+    restored_at = _epoch(rollback.get("start")) or fault["rolled_back_t"]  # the rollback's start: the zone is back
+    events = ZoneEvents(fault_at=fault["injected_t"], restored_at=restored_at,
                         lb_ejected_at=_lb_ejected_at(reads, lost_ips, fault["injected_t"]),
                         failover_promoted_at=failover.get("promoted_at"),
                         database_writable_at=failover.get("alias_moved_at"),
@@ -274,11 +275,13 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
     if phases is not None:
         rows += [["detection", fmt(phases.detection_s), "-", f"by {phases.detected_by}"],
                  ["failover", fmt(phases.failover_s), "-", "database writable in the other zone; started "
-                  f"{s.zone_failover_delay_s:g}s after the loss (HARNESS_ZONE_FAILOVER_DELAY_S; RDS: typically 60-120s)"],
+                  f"{s.zone_failover_delay_s:g}s after the loss (HARNESS_ZONE_FAILOVER_DELAY_S; "
+                  "RDS: typically 60-120s)"],
                  ["reconnection", fmt(phases.reconnection_s), "-", "users served again, sustained"],
                  ["users' recovery (RTO)", fmt(phases.user_recovery_s), f"{s.rto_target_s:g}s",
                   "while the zone was down" if phases.recovered_before_restore else "not while the zone was down"]]
-    rows += [["RPO", fmt(rpo_s), f"{s.rpo_target_s:g}s", f"{rpo.lost_writes} of {rpo.acknowledged} acknowledged writes lost"],
+    rows += [["RPO", fmt(rpo_s), f"{s.rpo_target_s:g}s",
+              f"{rpo.lost_writes} of {rpo.acknowledged} acknowledged writes lost"],
              ["error budget spent", f"{budget.failed} of {budget.requests} requests failed",
               f"{100 * s.slo_error_ratio:g}% errors", f"window {fmt(budget.window_spent, 'x')}, "
               f"{100 * (budget.period_spent or 0):.3f}% of a 30-day budget"],

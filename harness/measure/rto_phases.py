@@ -234,7 +234,7 @@ def judge(phases: Phases | None, events: ZoneEvents, *, rto_target_s: float, rpo
         return Verdict("inconclusive", ["no user request was probed while the zone was down"])
     reasons: list[str] = []
     if not phases.recovered_before_restore:
-        why = "; ".join(phases.notes)
+        why = "; ".join(n for n in phases.notes if not n.startswith("users were not served again"))
         reasons.append("users were not served again while the zone was down: recovery was not automatic"
                        + (f" ({why})" if why else ""))
     elif phases.user_recovery_s is not None and phases.user_recovery_s > rto_target_s:

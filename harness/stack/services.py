@@ -177,7 +177,8 @@ class Stack:
         # stands in for regional AWS services and has no zone.
         self.placement = placement_for(settings)
         p = self.placement
-        self.postgres = PostgresService(settings, self.network, zone=p.database_primary, standby_zone=p.database_standby)
+        self.postgres = PostgresService(settings, self.network, zone=p.database_primary,
+                                        standby_zone=p.database_standby)
         self.redis = RedisService(settings, self.network, zone=p.redis)
         self.rabbitmq = RabbitMqService(settings, self.network, zone=p.rabbitmq)
         self.moto = MotoService(settings, self.network) if with_moto else None

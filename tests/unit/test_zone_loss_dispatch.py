@@ -31,7 +31,8 @@ def test_a_failure_the_platform_cannot_do_is_one_line(cfg):
 
 def test_declared_for_the_control():
     spec = safety.fault_spec("harness.faults.zone_loss", "lose_zone")
-    assert (spec.injects, spec.target, spec.rollback) == ("zone-lost", "{zone}", "harness.faults.zone_loss.restore_zone")
+    assert (spec.injects, spec.target, spec.rollback) == ("zone-lost", "{zone}",
+                                                          "harness.faults.zone_loss.restore_zone")
     assert safety.fault_spec("harness.faults.zone_loss", "restore_zone").reverses == ("zone-lost",)
     assert lose_zone.__doc__ and restore_zone.__doc__
 
@@ -80,7 +81,8 @@ def test_on_kind_the_zone_is_drained_with_chaosk8s_and_restored_by_uncordon(isol
     kube.drain.assert_called_once_with(label_selector=ZONE_SELECTOR, timeout=30,
                                        secrets={"KUBERNETES_CONTEXT": OWN_CONTEXT})
     active = safety.active_faults(RUN)
-    assert [(f["fault"], f["target"], f["details"]["failure"]) for f in active] == [("zone-lost", "us-east-1a", "drain")]
+    assert [(f["fault"], f["target"], f["details"]["failure"]) for f in active] == [
+        ("zone-lost", "us-east-1a", "drain")]
     assert call(restore_zone, cfg) == [f"{kind_cluster_name(RUN)}-worker"]
     assert safety.active_faults(RUN) == []
 
