@@ -1,8 +1,8 @@
 """The docker platform: N conductor replicas as containers on the stack's network.
 
 Each replica runs as the Deployment specifies it (ports, readiness path, CPU and memory limits,
-the three URLs it reads from Secrets), is labeled with a zone (round-robin over the configured
-zones) and publishes its ports on 127.0.0.1 only (``endpoints()``: each replica directly, as a
+the three URLs it reads from Secrets), is labeled with a zone (harness.placement: ``even`` or
+``one-zone`` over the configured zones) and publishes its ports on 127.0.0.1 only (``endpoints()``: each replica directly, as a
 ``kubectl port-forward`` would reach a pod).
 
 Users reach the conductor as they would through its Service: ``service_url()`` is a real Envoy
