@@ -2,8 +2,8 @@
 
 Each replica runs as the Deployment specifies it (ports, readiness path, CPU and memory limits,
 the three URLs it reads from Secrets), is labeled with a zone (harness.placement: ``even`` or
-``one-zone`` over the configured zones) and publishes its ports on 127.0.0.1 only (``endpoints()``: each replica directly, as a
-``kubectl port-forward`` would reach a pod).
+``one-zone`` over the configured zones) and publishes its ports on 127.0.0.1 only
+(``endpoints()``: each replica directly, as a ``kubectl port-forward`` would reach a pod).
 
 Users reach the conductor as they would through its Service: ``service_url()`` is a real Envoy
 (harness.mesh.service) load-balancing over the replicas, which join the network under the
