@@ -41,15 +41,15 @@ from typing import Any, Dict, List
 from harness.docker_env import docker_client
 from harness.errors import UsageError
 from harness.faults import safety
+from harness.dr.replication import ROLE_LABEL
 from harness.labels import ZONE_LABEL
+from harness.platforms.docker import REPLICA_LABEL, SERVICE_LABEL
 
 __all__ = ["lose_zone_power", "restore_zone_power", "partition_zone", "heal_zone_partition", "zone_members"]
 
 log = logging.getLogger(__name__)
 POWER_FAULT = "zone-power-lost"
 PARTITION_FAULT = "zone-partitioned"
-_ROLE_LABEL = "i2s-harness.role"          # harness.dr.replication.ROLE_LABEL
-_REPLICA_LABEL = "i2s-harness.replica"    # harness.platforms.docker.REPLICA_LABEL
 # The Stack's services answer to their role's name on the run's network (harness.stack.services).
 _SERVICE_ALIASES = ("postgres", "redis", "rabbitmq", "moto")
 
@@ -57,10 +57,8 @@ _SERVICE_ALIASES = ("postgres", "redis", "rabbitmq", "moto")
 def _conventional_aliases(c: Any) -> List[str]:
     """The names a container answers to by convention, for a reconnect without recorded aliases: a
     backing service its role (harness.stack.services), a conductor its Service (SERVICE_LABEL)."""
-    from harness.platforms.docker import SERVICE_LABEL
-
     labels = c.labels or {}
-    role = labels.get(_ROLE_LABEL, "")
+    role = labels.get(ROLE_LABEL, "")
     return [a for a in ((role if role in _SERVICE_ALIASES else ""), labels.get(SERVICE_LABEL, "")) if a]
 
 
@@ -101,7 +99,7 @@ def database_roles(run_id: str) -> Dict[str, Any]:
     primary = replication.current_primary(run_id)
     standby, sync_state = "", None
     if primary:
-        for c in safety.run_containers(run_id, {_ROLE_LABEL: "postgres-standby",
+        for c in safety.run_containers(run_id, {ROLE_LABEL: "postgres-standby",
                                                 replication.REPLICA_OF_LABEL: primary}):
             standby = c.name
             try:
@@ -207,7 +205,7 @@ def _replace_fenced_primary(run_id: str, name: str, sync_state: str | None) -> L
             actions.append(f"kept the fenced ex-primary {name} stopped and off the network")
     if not current:
         return actions  # nothing to replicate from: the database rollback (restore_database) decides
-    existing = [c for c in safety.run_containers(run_id, {_ROLE_LABEL: "postgres-standby",
+    existing = [c for c in safety.run_containers(run_id, {ROLE_LABEL: "postgres-standby",
                                                           replication.REPLICA_OF_LABEL: current})
                 if c.status == "running"]
     if existing:
@@ -230,7 +228,7 @@ def fenced_databases(run_id: str) -> List[str]:
     zone runs."""
     out = []
     for c in safety.run_containers(run_id, all=True):
-        if (c.labels or {}).get(_ROLE_LABEL) in ("postgres", "postgres-standby") and c.status != "running" \
+        if (c.labels or {}).get(ROLE_LABEL) in ("postgres", "postgres-standby") and c.status != "running" \
                 and not ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
             out.append(c.name)
     return sorted(out)
@@ -274,10 +272,10 @@ def _replaced(run_id: str, c: Any, fault: Dict[str, Any]) -> bool:
     details = fault.get("details") or {}
     if c.name == details.get("database_primary"):
         return replication.current_primary(run_id) != c.name
-    replica = (c.labels or {}).get(_REPLICA_LABEL)
+    replica = (c.labels or {}).get(REPLICA_LABEL)
     if replica:
         return any(o.id != c.id and o.status == "running"
-                   for o in safety.run_containers(run_id, {_REPLICA_LABEL: replica}))
+                   for o in safety.run_containers(run_id, {REPLICA_LABEL: replica}))
     return False
 
 
