@@ -128,9 +128,9 @@ def _failover_delay(configuration: Dict) -> float:
         delay = float((configuration or {}).get("failover_delay_s") or 0)
     except (TypeError, ValueError):
         raise UsageError(f"failover_delay_s {configuration.get('failover_delay_s')!r} is not a number",
-                         "set HARNESS_FAILOVER_DELAY_S to seconds, e.g. 90") from None
+                         "set HARNESS_ZONE_FAILOVER_DELAY_S to seconds, e.g. 90") from None
     if delay < 0:
-        raise UsageError(f"failover_delay_s {delay:g} is negative", "set HARNESS_FAILOVER_DELAY_S to 0 or more")
+        raise UsageError(f"failover_delay_s {delay:g} is negative", "set HARNESS_ZONE_FAILOVER_DELAY_S to 0 or more")
     return delay
 
 

@@ -43,7 +43,7 @@ def test_failover_delay_is_checked_before_anything_is_touched(value, ok):
 
     cfg = {} if value is None else {"failover_delay_s": value}
     if ok is None:
-        with pytest.raises(UsageError, match="HARNESS_FAILOVER_DELAY_S"):
+        with pytest.raises(UsageError, match="HARNESS_ZONE_FAILOVER_DELAY_S"):
             _failover_delay(cfg)
     else:
         assert _failover_delay(cfg) == ok
