@@ -123,6 +123,10 @@ class Settings:
                          min=1, max=50, flag="--replicas")
     zones: list[str] = knob(STAGING_ZONES, "zones the replicas are spread over (comma-separated)",
                             kind="zones")
+    zone_placement: str = knob("even", "docker platform: conductor replicas round-robin over the zones (even), or "
+                               "all in the first zone (one-zone: the worst placement the seed's Deployment "
+                               "permits); the database pair and Redis/RabbitMQ follow harness.placement",
+                               choices=("even", "one-zone"))
     # -- images ---------------------------------------------------------------------------------------
     postgres_image: str = knob("postgres:15-alpine", "Postgres image (a registry mirror may be named)",
                                kind="image")
@@ -163,6 +167,8 @@ class Settings:
     drain_timeout_s: float = knob(120.0, "zone loss: how long a node drain may take (s)", above=0, max=3600)
     observe_s: float = knob(30.0, "zone loss: how long the zone stays lost before the check (s)",
                             min=0, max=3600)
+    zone_failover_delay_s: float = knob(0.0, "zone loss on docker: the database fails over this long after the "
+                                        "zone is lost (RDS Multi-AZ: typically 60-120 s) (s)", min=0, max=3600)
     chaos_hypothesis_frequency_s: float = knob(1.0, "chaos: pause between two checks of a steady state held "
                                                "continuously during a fault (chaos run --hypothesis-frequency)",
                                                above=0, max=600)
@@ -275,6 +281,7 @@ PLUMBING: dict[str, str] = {
     "HARNESS_S3_ENDPOINT": "to `chaos run` (cluster loss): the S3 endpoint (moto)",
     "HARNESS_SLO_SUCCESS_RANGE": "to `chaos run`: steady-state success range, from slo_error_ratio",
     "HARNESS_ZONE": "to `chaos run` (zone loss): the zone to lose, one of the zones setting",
+    "HARNESS_ZONE_FAILURE": "to `chaos run` (zone loss): how the zone fails: drain (Kubernetes), power-loss or partition (docker)",
     "HARNESS_STANDBY_SYNCHRONOUS": "to `chaos run` (failover): set by chaos/vars/failover-*.json",
     "HARNESS_ENDPOINTS": "to `chaos run`: where users reach the service (kind/context platforms)",
     "HARNESS_KUBE_NAMESPACE": "to `chaos run` on kind: the namespace of Service postgres / Deployment conductor",
@@ -466,7 +473,7 @@ def load_settings(
 # Settings the chaos experiments read from their environment (chaos/*.json "configuration"), under the
 # setting's own variable name: the harness passes the effective value, so the precedence holds there too.
 CHAOS_SETTINGS = ("rto_target_s", "probe_requests", "outage_s", "replication_lag_s", "settle_s", "kill_signal",
-                  "backup_bucket", "decision_s", "drain_timeout_s", "observe_s")
+                  "backup_bucket", "decision_s", "drain_timeout_s", "observe_s", "zone_failover_delay_s")
 
 
 def chaos_env(settings: Settings) -> dict[str, str]:

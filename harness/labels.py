@@ -6,16 +6,17 @@ import re
 import secrets
 
 __all__ = [
-    "MANAGED_LABEL", "RUN_ID_LABEL", "ZONE_LABEL", "KIND_CLUSTER_PREFIX", "new_run_id", "labels_for",
-    "validate_run_id", "kind_cluster_name",
+    "MANAGED_LABEL", "RUN_ID_LABEL", "KIND_CLUSTER_PREFIX", "new_run_id", "labels_for",
+    "validate_run_id", "kind_cluster_name", "ZONE_LABEL", "STANDBY_ZONE_LABEL",
 ]
 
 MANAGED_LABEL = "i2s-harness.managed"
 RUN_ID_LABEL = "i2s-harness.run-id"
 KIND_CLUSTER_PREFIX = "i2s-harness-"
-# The well-known zone label (kubernetes.io): on kind nodes and pods, and on the docker platform's
-# conductor containers, so zone faults find their targets the same way on every platform.
+# The availability zone of a container, under Kubernetes' well-known node label (harness.placement).
 ZONE_LABEL = "topology.kubernetes.io/zone"
+# On a database container: the zone its streaming standby goes to (RDS Multi-AZ: another AZ).
+STANDBY_ZONE_LABEL = "i2s-harness.standby-zone"
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,40}$")
 
 

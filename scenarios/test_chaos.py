@@ -418,7 +418,8 @@ def test_zone_loss(settings, platform, scenario, run_report):
     experiment checks its steady state continuously during the drain; any failed check fails it)."""
     zone = settings.zones[0]
     out = _exercise("zone-loss", settings=settings, platform=platform, scenario=scenario, run_report=run_report,
-                    env=_experiment_env(settings, platform, scenario, HARNESS_ZONE=zone))
+                    env=_experiment_env(settings, platform, scenario, HARNESS_ZONE=zone,
+                                        HARNESS_PLATFORM=settings.platform))
     _assess(out, settings=settings, scenario=scenario, require_outage=False)
     if out.rto is not None:
         if out.rto.sustained_failures:

@@ -33,7 +33,7 @@ from harness.containers import (container_env, exec_in, is_connected, is_running
 from harness.docker_env import docker_client
 from harness.dr.pg_container import in_recovery, psql, psql_file, wait_accepting
 from harness.errors import HarnessError, ReadinessTimeout, UsageError
-from harness.labels import MANAGED_LABEL, RUN_ID_LABEL, labels_for, validate_run_id
+from harness.labels import MANAGED_LABEL, RUN_ID_LABEL, STANDBY_ZONE_LABEL, ZONE_LABEL, labels_for, validate_run_id
 from harness.wait import wait_for
 
 __all__ = [
@@ -262,6 +262,10 @@ ALTER ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{repl_password}';
     # 2. The standby container; the replication password goes in as a file (not env: inspect shows env).
     env = container_env(primary)
     image = primary.attrs["Config"]["Image"]
+    # The placement's standby zone (harness.placement, on the primary); its own next standby goes back
+    # to the primary's zone, as RDS rebuilds the standby in the old primary's AZ after a failover.
+    zone, back = primary.labels.get(STANDBY_ZONE_LABEL, ""), primary.labels.get(ZONE_LABEL, "")
+    zones = {k: v for k, v in ((ZONE_LABEL, zone), (STANDBY_ZONE_LABEL, back)) if v}
     container = client.containers.create(
         image, entrypoint=["bash", "-c", _STANDBY_SCRIPT], command=[], name=name, detach=True,
         environment={"PRIMARY_HOST": primary.name, "REPL_USER": REPLICATION_ROLE, "SLOT": slot,
@@ -269,7 +273,7 @@ ALTER ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{repl_password}';
                      "POSTGRES_USER": env.get("POSTGRES_USER", "postgres"),
                      "POSTGRES_DB": env.get("POSTGRES_DB", "")},
         labels=labels_for(run_id, **{ROLE_LABEL: "postgres-standby", DR_LABEL: "true",
-                                     REPLICA_OF_LABEL: primary.name}),
+                                     REPLICA_OF_LABEL: primary.name, **zones}),
         network=network, ports={"5432/tcp": ("127.0.0.1", None)}, stop_signal="SIGINT",
     )
     try:

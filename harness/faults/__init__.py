@@ -24,7 +24,7 @@ from __future__ import annotations
 __all__ = ["discover", "ACTION_MODULES", "PROBE_MODULES", "__version__"]
 
 ACTION_MODULES = ("harness.faults.postgres", "harness.faults.backups", "harness.faults.docker",
-                  "harness.faults.zones")
+                  "harness.faults.zones", "harness.faults.zone_docker", "harness.faults.zone_loss")
 PROBE_MODULES = ("harness.faults.probes",)
 
 try:

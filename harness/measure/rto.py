@@ -316,10 +316,11 @@ def _judge(res: RtoResult) -> RtoResult:
 # -- plot -----------------------------------------------------------------------------------------
 def plot_timeline(path: Path, samples: Sequence[Sample], *, title: str = "User requests around the fault",
                   faults: Iterable[tuple[float, float | None, str]] = (), result: RtoResult | None = None,
-                  t0: float | None = None) -> Path:
+                  t0: float | None = None, marks: Iterable[tuple[float, str]] = ()) -> Path:
     """Success ratio per second and p95 latency, fault windows and the measured outage shaded.
 
-    ``faults``: (injected_at, rolled_back_at or None, label) in epoch seconds.
+    ``faults``: (injected_at, rolled_back_at or None, label) in epoch seconds; ``marks``: (epoch
+    seconds, label) drawn as vertical lines (e.g. a failover's promotion).
     """
     from harness.report.plots import timeseries_png
 
@@ -343,4 +344,4 @@ def plot_timeline(path: Path, samples: Sequence[Sample], *, title: str = "User r
                       f"outage (RTO {result.rto_s:.1f}s)" if result.rto_s is not None else "outage (not recovered)"))
     return timeseries_png(path, title, {"success ratio": (xs, ratio)}, ylabel="successful requests (ratio)",
                           secondary={"p95 latency ms": (xs, p95)}, secondary_ylabel="latency (ms)",
-                          bands=bands, step=True)
+                          bands=bands, vlines=[(t - t0, label) for t, label in marks], step=True)

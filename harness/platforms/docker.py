@@ -1,9 +1,9 @@
 """The docker platform: N conductor replicas as containers on the stack's network.
 
 Each replica runs as the Deployment specifies it (ports, readiness path, CPU and memory limits,
-the three URLs it reads from Secrets), is labeled with a zone (round-robin over the configured
-zones) and publishes its ports on 127.0.0.1 only (``endpoints()``: each replica directly, as a
-``kubectl port-forward`` would reach a pod).
+the three URLs it reads from Secrets), is labeled with a zone (harness.placement: ``even`` or
+``one-zone`` over the configured zones) and publishes its ports on 127.0.0.1 only
+(``endpoints()``: each replica directly, as a ``kubectl port-forward`` would reach a pod).
 
 Users reach the conductor as they would through its Service: ``service_url()`` is a real Envoy
 (harness.mesh.service) load-balancing over the replicas, which join the network under the
@@ -25,8 +25,9 @@ from typing import Any, Callable
 
 from harness.config import PROJECT_ROOT, Settings
 from harness.docker_env import docker_client, ensure_image, export_container_logs
-from harness.labels import RUN_ID_LABEL, labels_for
+from harness.labels import RUN_ID_LABEL, ZONE_LABEL, labels_for
 from harness.manifests import ConductorSpec, conductor_spec
+from harness.placement import Placement, placement_for
 from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
 
@@ -34,7 +35,6 @@ __all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "discover_
            "SidecarConfig", "ZONE_LABEL", "REPLICA_LABEL", "SERVICE_LABEL"]
 
 log = logging.getLogger(__name__)
-ZONE_LABEL = "topology.kubernetes.io/zone"
 REPLICA_LABEL = "i2s-harness.replica"
 SERVICE_LABEL = "i2s-harness.service"    # the Service (DNS alias) a replica serves behind
 REFERENCE_IMAGE = "i2s-harness/conductor"  # tagged by build-context digest, and :dev
@@ -102,6 +102,7 @@ class DockerPlatform(Platform):
         self._containers: dict[str, Any] = {}   # replica name -> docker container
         self._zones: dict[str, str] = {}
         self._generation = 0
+        self.placement: Placement = getattr(stack, "placement", None) or placement_for(settings)
         self.service_alias = name_prefix          # the Service's name on the network, as DNS alias
         self._service: Any = None                 # the entry point's RunningEnvoy
         self._sidecars: dict[str, Any] = {}       # replica -> its sidecar's RunningEnvoy
@@ -112,6 +113,8 @@ class DockerPlatform(Platform):
     def up(self) -> None:
         image = conductor_image(self.settings)
         names = [self._replica_name(i) for i in range(self.settings.replicas)]
+        # Zones fixed before the parallel start, so the placement does not depend on thread order.
+        self._zones.update({n: self.placement.replica_zone(i) for i, n in enumerate(names)})
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             list(pool.map(lambda n: self.start_replica(n, image), names))
         self.wait_ready(names)
@@ -135,7 +138,7 @@ class DockerPlatform(Platform):
     def start_replica(self, replica: str, image: str | None = None, zone: str | None = None) -> Any:
         client = docker_client()
         index = len(self._zones)
-        zone = zone or self._zones.get(replica) or self.settings.zones[index % len(self.settings.zones)]
+        zone = zone or self._zones.get(replica) or self.placement.replica_zone(index)
         self._zones[replica] = zone
         spec = self.spec
         labels = labels_for(self.settings.run_id, **{ZONE_LABEL: zone, REPLICA_LABEL: replica, "app": "conductor",

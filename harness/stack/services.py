@@ -23,7 +23,8 @@ from testcontainers.core.network import Network
 
 from harness.config import Settings
 from harness.docker_env import docker_client, ensure_image
-from harness.labels import labels_for
+from harness.labels import STANDBY_ZONE_LABEL, ZONE_LABEL, labels_for
+from harness.placement import placement_for
 from harness.wait import wait_for
 
 __all__ = ["Stack", "PostgresService", "RedisService", "RabbitMqService", "MotoService", "loopback_ports"]
@@ -45,8 +46,11 @@ class _Service:
     alias: str
     container_port: int
 
-    def _join(self, settings: Settings, network: Network | None, role: str) -> None:
-        self.with_kwargs(labels=labels_for(settings.run_id, **{"i2s-harness.role": role}))
+    def _join(self, settings: Settings, network: Network | None, role: str, **zones: str) -> None:
+        # ``zones``: the container's zone (and a database's standby zone) from harness.placement.
+        labels = {"i2s-harness.role": role, **{k: v for k, v in (
+            (ZONE_LABEL, zones.get("zone", "")), (STANDBY_ZONE_LABEL, zones.get("standby_zone", ""))) if v}}
+        self.with_kwargs(labels=labels_for(settings.run_id, **labels))
         self.with_name(f"i2s-{settings.run_id}-{self.alias}")
         if network is not None:
             self.with_network(network).with_network_aliases(self.alias)
@@ -64,11 +68,12 @@ class PostgresService(_Service, PostgresContainer):
     container_port = 5432
 
     def __init__(self, settings: Settings, network: Network | None = None, alias: str = "postgres",
-                 dbname: str = "i2s_staging", password: str | None = None, **kwargs: Any):
+                 dbname: str = "i2s_staging", password: str | None = None, zone: str = "",
+                 standby_zone: str = "", **kwargs: Any):
         self.alias = alias
         super().__init__(settings.postgres_image, username="postgres",
                          password=password or secrets.token_urlsafe(16), dbname=dbname, driver=None, **kwargs)
-        self._join(settings, network, "postgres")
+        self._join(settings, network, "postgres", zone=zone, standby_zone=standby_zone)
 
     def in_network_url(self, host: str | None = None) -> str:
         return f"postgresql://{self.username}:{self.password}@{host or self.alias}:5432/{self.dbname}"
@@ -88,10 +93,10 @@ class RedisService(_Service, RedisContainer):
     alias = "redis"
     container_port = 6379
 
-    def __init__(self, settings: Settings, network: Network | None = None, **kwargs: Any):
+    def __init__(self, settings: Settings, network: Network | None = None, zone: str = "", **kwargs: Any):
         super().__init__(settings.redis_image, **kwargs)
         self.with_command("redis-server --appendonly yes")
-        self._join(settings, network, "redis")
+        self._join(settings, network, "redis", zone=zone)
 
     def in_network_url(self) -> str:
         return f"redis://{self.alias}:6379/0"
@@ -111,9 +116,9 @@ class RabbitMqService(_Service, RabbitMqContainer):
     alias = "rabbitmq"
     container_port = 5672
 
-    def __init__(self, settings: Settings, network: Network | None = None, **kwargs: Any):
+    def __init__(self, settings: Settings, network: Network | None = None, zone: str = "", **kwargs: Any):
         super().__init__(settings.rabbitmq_image, username="i2s", password=secrets.token_urlsafe(16), **kwargs)
-        self._join(settings, network, "rabbitmq")
+        self._join(settings, network, "rabbitmq", zone=zone)
 
     def in_network_url(self) -> str:
         return f"amqp://{self.username}:{self.password}@{self.alias}:5672/%2F"
@@ -168,9 +173,14 @@ class Stack:
         docker_client()  # one clear line if Docker is not reachable, before anything is created
         self.network = Network(docker_network_kw={"labels": labels_for(settings.run_id)})
         self.network.name = f"i2s-{settings.run_id}"
-        self.postgres = PostgresService(settings, self.network)
-        self.redis = RedisService(settings, self.network)
-        self.rabbitmq = RabbitMqService(settings, self.network)
+        # Zones per harness.placement (the database pair in two zones, Redis/RabbitMQ in one); moto
+        # stands in for regional AWS services and has no zone.
+        self.placement = placement_for(settings)
+        p = self.placement
+        self.postgres = PostgresService(settings, self.network, zone=p.database_primary,
+                                        standby_zone=p.database_standby)
+        self.redis = RedisService(settings, self.network, zone=p.redis)
+        self.rabbitmq = RabbitMqService(settings, self.network, zone=p.rabbitmq)
         self.moto = MotoService(settings, self.network) if with_moto else None
         self._started: list[DockerContainer] = []
 

@@ -13,10 +13,12 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from harness.kube.client import Apis
 from harness.kube.runner import CommandFailed, CommandResult
+from harness.labels import kind_cluster_name
 
 
 # -- commands -------------------------------------------------------------------------------------------
@@ -246,3 +248,45 @@ def hpa_object(name: str, ns: str, desired: int, current: int, cpu: int | None, 
                        "conditions": [{"type": "ScalingActive", "status": "True" if active else "False",
                                        "reason": "ValidMetricFound" if active else "FailedGetResourceMetric",
                                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
+
+
+# -- a kind cluster's nodes for the zone faults (tests/unit/conftest.py's `kube` fixture) ----------------
+RUN = "20260101-000000-abcd"
+OWN_CONTEXT = f"kind-{kind_cluster_name(RUN)}"
+ZONE_SELECTOR = "topology.kubernetes.io/zone=us-east-1a"
+
+
+def write_kubeconfig(path: Path, contexts=(OWN_CONTEXT, "prod-eks", "staging-explicit")) -> Path:
+    """A kubeconfig file whose *current* context is a foreign one (it must never be used)."""
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "prod-eks" if "prod-eks" in contexts else contexts[0],
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": c, "context": {"cluster": "c", "user": "u"}} for c in contexts]}))
+    return path
+
+
+class Nodes(FakeKube):
+    """FakeKube with nodes that honour the label selector and take the uncordon PATCH."""
+
+    def __init__(self):
+        super().__init__()
+        for name, zone in ((f"{kind_cluster_name(RUN)}-worker", "us-east-1a"),
+                           (f"{kind_cluster_name(RUN)}-worker2", "us-east-1b")):
+            n = node(name, zone)
+            n["spec"] = {"unschedulable": True}  # as drain_nodes left them
+            self.objects[f"/api/v1/nodes/{name}"] = n
+
+    def request(self, method, url, body=None, **kw):
+        parts = urlsplit(url)
+        if method == "GET" and parts.path == "/api/v1/nodes":
+            self.requests.append(Request(method, parts.path, {}, None))
+            key, _, value = parse_qs(parts.query).get("labelSelector", [""])[0].partition("=")
+            items = [n for n in self.objects.values() if n["metadata"]["labels"].get(key) == value]
+            return _Resp(200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": items})
+        if method == "PATCH":
+            self.requests.append(Request(method, parts.path, {}, json.loads(body)))
+            obj = self.objects[parts.path]
+            obj["spec"].update(json.loads(body)["spec"])
+            return _Resp(200, obj)
+        return super().request(method, url, body, **kw)

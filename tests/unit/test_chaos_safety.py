@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from types import SimpleNamespace
-from unittest import mock
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from chaoslib.exceptions import InterruptExecution
@@ -28,11 +24,8 @@ from harness.faults import safety, zones
 from harness.kube.client import KubeTarget
 from harness.labels import RUN_ID_LABEL, kind_cluster_name
 from tests.unit.chaos_activity import call
-from tests.unit.kube_fakes import FakeKube, Request, _Resp, node
+from tests.unit.kube_fakes import OWN_CONTEXT, RUN, ZONE_SELECTOR, write_kubeconfig  # `kube`: tests/unit/conftest.py
 
-RUN = "20260101-000000-abcd"
-OWN_CONTEXT = f"kind-{kind_cluster_name(RUN)}"
-ZONE_SELECTOR = "topology.kubernetes.io/zone=us-east-1a"
 
 
 @pytest.fixture(autouse=True)
@@ -41,64 +34,6 @@ def _isolated(monkeypatch, tmp_path):
                 "HARNESS_CHAOS_EVENTS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HARNESS_FAULT_LOG", str(tmp_path / "faults.jsonl"))
-
-
-def write_kubeconfig(path: Path, contexts=(OWN_CONTEXT, "prod-eks", "staging-explicit")) -> Path:
-    """A kubeconfig file whose *current* context is a foreign one (it must never be used)."""
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "prod-eks" if "prod-eks" in contexts else contexts[0],
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "users": [{"name": "u", "user": {}}],
-        "contexts": [{"name": c, "context": {"cluster": "c", "user": "u"}} for c in contexts]}))
-    return path
-
-
-class Nodes(FakeKube):
-    """FakeKube with nodes that honour the label selector and take the uncordon PATCH."""
-
-    def __init__(self):
-        super().__init__()
-        for name, zone in ((f"{kind_cluster_name(RUN)}-worker", "us-east-1a"),
-                           (f"{kind_cluster_name(RUN)}-worker2", "us-east-1b")):
-            n = node(name, zone)
-            n["spec"] = {"unschedulable": True}  # as drain_nodes left them
-            self.objects[f"/api/v1/nodes/{name}"] = n
-
-    def request(self, method, url, body=None, **kw):
-        parts = urlsplit(url)
-        if method == "GET" and parts.path == "/api/v1/nodes":
-            self.requests.append(Request(method, parts.path, {}, None))
-            key, _, value = parse_qs(parts.query).get("labelSelector", [""])[0].partition("=")
-            items = [n for n in self.objects.values() if n["metadata"]["labels"].get(key) == value]
-            return _Resp(200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": items})
-        if method == "PATCH":
-            self.requests.append(Request(method, parts.path, {}, json.loads(body)))
-            obj = self.objects[parts.path]
-            obj["spec"].update(json.loads(body)["spec"])
-            return _Resp(200, obj)
-        return super().request(method, url, body, **kw)
-
-
-@pytest.fixture
-def kube(monkeypatch, tmp_path):
-    """The kubeconfig file (KUBECONFIG), the fake API behind the harness's client, chaosk8s' drain."""
-    import chaosk8s.node.actions as k8s_node
-
-    from harness.kube import client as kube_client
-
-    path = write_kubeconfig(tmp_path / "kind.kubeconfig")
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    fake = Nodes()
-    world = SimpleNamespace(path=path, fake=fake, targets=[], drain=mock.MagicMock(return_value=["w"]))
-
-    def api_client(target):
-        world.targets.append(target)
-        return fake.apis().client
-
-    monkeypatch.setattr(kube_client, "api_client", api_client)
-    monkeypatch.setattr(k8s_node, "drain_nodes", world.drain)
-    world.calls = lambda: world.targets + fake.requests + world.drain.mock_calls
-    return world
 
 
 def zone_cfg(**extra):
