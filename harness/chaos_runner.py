@@ -252,6 +252,9 @@ def _up(argv: list[str]) -> int:
 
     settings = load_settings({"platform": "docker"})
     check_settings(settings)  # before any container
+    from harness.labels import claim_run_owner
+
+    claim_run_owner()  # a `harness clean` elsewhere spares this stack while it is up
     stack = Stack(settings, with_moto=True)
     try:
         stack.start()

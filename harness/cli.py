@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
+from harness.labels import claim_run_owner
 from harness.config import (KNOBS, PROJECT_ROOT, Settings, describe_settings, load_settings, plumbing_markdown,
                             settings_markdown, update_readme)
 from harness.errors import EXIT_CODES, EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UnsafeTarget, UsageError
@@ -122,6 +123,7 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
     """
     settings = _settings_from(args)
     preflight(settings, suite=suite)  # every setting, the report dir included: one line, exit 12, before anything starts
+    claim_run_owner()  # the run's resources name this process, so a concurrent `harness clean` spares them
     if suite == "capacity" and settings.platform == "context":
         # The measurement pins the HPA and the Deployment to one pod: on a cluster the harness did not
         # create that would change a real environment, so it is refused before anything starts.
@@ -209,14 +211,18 @@ def images(args: argparse.Namespace) -> int:
 def clean(args: argparse.Namespace) -> int:
     from harness.docker_env import sweep
 
-    removed = sweep(None)
+    removed = sweep(None)  # spares runs in progress (their owner process is alive)
     clusters: list[str] = []
     if shutil.which("kind"):
         from harness.platforms.kind import sweep_kind_clusters
 
-        clusters = sweep_kind_clusters(None)  # only clusters named with the harness's prefix
+        # only clusters named with the harness's prefix, and not those of runs in progress
+        clusters = sweep_kind_clusters(None, spare=removed["in_progress"])
     print(f"harness: removed {len(removed['containers'])} containers, {len(removed['networks'])} networks, "
           f"{len(removed['volumes'])} volumes, {len(clusters)} kind clusters")
+    if removed["in_progress"]:
+        print(f"harness: left runs in progress alone: {', '.join(removed['in_progress'])} (their processes are "
+              "running; stop them first, or wait)")
     return 0
 
 

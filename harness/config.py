@@ -276,6 +276,7 @@ RENAMED: dict[str, str] = {
 # them only to run `chaos run` or `locust -f` by hand (chaos/README.md, loadtests/locustfile.py).
 # Settings are passed to `chaos run` under their own names too (CHAOS_SETTINGS, run_id, context).
 PLUMBING: dict[str, str] = {
+    "HARNESS_OWNER": "host:pid of the process that owns the run (labels; `harness clean` spares live owners' runs)",
     "HARNESS_FAULT_LOG": "to `chaos run`: the JSON-lines fault log",
     "HARNESS_CHAOS_EVENTS": "to `chaos run`: where the harness control writes its JSON-lines progress events",
     "HARNESS_S3_ENDPOINT": "to `chaos run` (cluster loss): the S3 endpoint (moto)",

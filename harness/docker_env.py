@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 from harness.errors import DockerUnavailable, HarnessError
-from harness.labels import MANAGED_LABEL, RUN_ID_LABEL
+from harness.labels import MANAGED_LABEL, OWNER_LABEL, RUN_ID_LABEL, owner_alive
 
 __all__ = ["docker_client", "docker_endpoint", "ensure_image", "context_digest", "sweep", "export_container_logs"]
 
@@ -117,18 +117,34 @@ def ensure_image(repository: str, context_dir: Path, labels: dict[str, str] | No
 def sweep(run_id: str | None = None) -> dict[str, list[str]]:
     """Remove containers, then networks and volumes, labeled by the harness.
 
-    ``run_id=None`` removes every run's leftovers (``make clean``); otherwise only that run's.
+    ``run_id=None`` removes every run's leftovers (``make clean``) but spares runs still in progress:
+    resources whose owner label names a live process on this host (``harness.labels.owner_alive``);
+    their run ids are listed under ``in_progress``. With a run id, that run's resources go regardless
+    (its own end-of-run sweep).
     """
     client = docker_client()
     selector = [f"{RUN_ID_LABEL}={run_id}"] if run_id else [f"{MANAGED_LABEL}=true"]
-    removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
+    removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": [], "in_progress": []}
+
+    def spared(labels: dict[str, str] | None) -> bool:
+        labels = labels or {}
+        if run_id is None and owner_alive(labels.get(OWNER_LABEL, "")):
+            if labels.get(RUN_ID_LABEL, "?") not in removed["in_progress"]:
+                removed["in_progress"].append(labels.get(RUN_ID_LABEL, "?"))
+            return True
+        return False
+
     for c in client.containers.list(all=True, filters={"label": selector}):
+        if spared(c.labels):
+            continue
         try:
             c.remove(force=True, v=True)
             removed["containers"].append(c.name)
         except Exception as exc:  # noqa: BLE001 - keep sweeping; report what stayed
             log.warning("could not remove container %s: %s", c.name, exc)
     for n in client.networks.list(filters={"label": selector}):
+        if spared(n.attrs.get("Labels")):
+            continue
         try:
             n.reload()
             for attached in n.containers:  # e.g. a kind node we attached; detach, don't delete
@@ -138,6 +154,8 @@ def sweep(run_id: str | None = None) -> dict[str, list[str]]:
         except Exception as exc:  # noqa: BLE001
             log.warning("could not remove network %s: %s", n.name, exc)
     for v in client.volumes.list(filters={"label": selector}):
+        if spared(v.attrs.get("Labels")):
+            continue
         try:
             v.remove(force=True)
             removed["volumes"].append(v.name)

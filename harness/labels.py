@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 import secrets
+import socket
 
 __all__ = [
-    "MANAGED_LABEL", "RUN_ID_LABEL", "KIND_CLUSTER_PREFIX", "new_run_id", "labels_for",
-    "validate_run_id", "kind_cluster_name", "ZONE_LABEL", "STANDBY_ZONE_LABEL",
+    "MANAGED_LABEL", "RUN_ID_LABEL", "OWNER_LABEL", "OWNER_ENV", "KIND_CLUSTER_PREFIX", "new_run_id", "labels_for",
+    "validate_run_id", "kind_cluster_name", "ZONE_LABEL", "STANDBY_ZONE_LABEL", "run_owner", "claim_run_owner",
+    "owner_alive",
 ]
 
 MANAGED_LABEL = "i2s-harness.managed"
 RUN_ID_LABEL = "i2s-harness.run-id"
+# host:pid of the process whose run created the resource, so `harness clean` spares runs in progress.
+OWNER_LABEL = "i2s-harness.owner"
+OWNER_ENV = "HARNESS_OWNER"   # set once per run by its outermost process; its subprocesses inherit it
 KIND_CLUSTER_PREFIX = "i2s-harness-"
 # The availability zone of a container, under Kubernetes' well-known node label (harness.placement).
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -35,8 +41,35 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
+def run_owner() -> str:
+    """``host:pid`` of the process that owns the current run (``HARNESS_OWNER``, else this process)."""
+    return os.environ.get(OWNER_ENV) or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_run_owner() -> str:
+    """Make this process the run's owner unless an outer process already is (``harness e2e`` before the
+    pytest it starts; a chaos subprocess inherits it)."""
+    os.environ.setdefault(OWNER_ENV, f"{socket.gethostname()}:{os.getpid()}")
+    return os.environ[OWNER_ENV]
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether ``host:pid`` names a process still running on this host. Another host's, or a label
+    that does not parse, counts as not provably alive (``clean`` removes it, as before labels had it)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
 def labels_for(run_id: str, **extra: str) -> dict[str, str]:
-    return {MANAGED_LABEL: "true", RUN_ID_LABEL: run_id, **extra}
+    return {MANAGED_LABEL: "true", RUN_ID_LABEL: run_id, OWNER_LABEL: run_owner(), **extra}
 
 
 def kind_cluster_name(run_id: str) -> str:

@@ -18,6 +18,7 @@ import pytest
 
 from harness.config import Settings, load_settings
 from harness.errors import HarnessError, Inconclusive
+from harness.labels import claim_run_owner
 from harness.preflight import check_settings
 from harness.report.outcome import Ending, exit_code_for, exit_meaning, one_line, scenario_outcome
 from harness.report.writer import RunReport, ScenarioResult
@@ -65,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
         check_settings(config.stash[_SETTINGS])  # preflight: files, directories, kubeconfig; nothing started
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+    claim_run_owner()  # unless `harness` already did: what the run creates names its owner process
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (CI cancelling, `kill`) tears down like Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -168,14 +168,18 @@ def _stderr_progress(msg: str) -> None:
     print(f"[harness {time.strftime('%H:%M:%S')}] {msg}", file=stream, flush=True)
 
 
-def sweep_kind_clusters(run_id: str | None, runner: CommandRunner | None = None) -> list[str]:
-    """Delete the kind clusters the harness created (one run's, or all with ``run_id=None``)."""
+def sweep_kind_clusters(run_id: str | None, runner: CommandRunner | None = None,
+                        spare: Sequence[str] = ()) -> list[str]:
+    """Delete the kind clusters the harness created (one run's, or all with ``run_id=None`` except
+    those of the runs in ``spare``: runs still in progress)."""
     runner = runner or SubprocessRunner()
+    spared = {kind_cluster_name(r) for r in spare}
     out = runner.run(["kind", "get", "clusters"], timeout=30, check=False)
     wanted = kind_cluster_name(run_id) if run_id else None
     deleted = []
     for name in out.stdout.split():
-        if (wanted and name == wanted) or (not wanted and name.startswith(KIND_CLUSTER_PREFIX)):
+        if (wanted and name == wanted) or (not wanted and name.startswith(KIND_CLUSTER_PREFIX)
+                                            and name not in spared):
             runner.run(["kind", "delete", "cluster", "--name", name], timeout=300, check=False)
             deleted.append(name)
     return deleted

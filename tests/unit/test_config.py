@@ -157,3 +157,23 @@ def test_readme_settings_table_is_the_generated_one():
         m = re.search(rf"<!-- {marker}:begin[^>]*-->\n(.*?)<!-- {marker}:end -->", readme, re.S)
         assert m, f"README has no {marker} markers"
         assert m.group(1) == generated, f"README's {marker} differs: regenerate it (harness settings --markdown)"
+
+
+def test_a_runs_owner_label_tells_clean_whether_the_run_is_still_in_progress(monkeypatch):
+    """`harness clean` spares resources whose owner (host:pid) is a live process on this host."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from harness.labels import OWNER_ENV, OWNER_LABEL, claim_run_owner, labels_for, owner_alive
+
+    monkeypatch.delenv(OWNER_ENV, raising=False)
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    assert claim_run_owner() == me and labels_for("r-1")[OWNER_LABEL] == me and owner_alive(me)
+    monkeypatch.setenv(OWNER_ENV, "elsewhere:1")          # an outer process already owns the run
+    assert claim_run_owner() == "elsewhere:1" and labels_for("r-1")[OWNER_LABEL] == "elsewhere:1"
+    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert not owner_alive(f"{socket.gethostname()}:{exited}")
+    assert not owner_alive(f"another-host:{os.getpid()}") and not owner_alive("") and not owner_alive("x:y")
