@@ -1,5 +1,6 @@
-"""``harness``: what is not a single test run — e2e/chaos/capacity runs with preflight and a final
-sweep, ``clean`` for earlier runs' leftovers, ``up``/``down`` for a stack to poke at.
+"""``harness``: e2e/chaos/capacity runs with preflight and a final sweep; ``preflight``, ``settings``,
+``images``, ``expect`` (a run against a baseline) and ``clean`` (earlier runs' leftovers). A stack to
+poke at by hand: ``python -m harness.chaos_runner up``.
 
 User mistakes end in one line on stderr and a distinct exit code (see harness/errors.py).
 """

@@ -177,6 +177,8 @@ def test_seed_mesh_as_written_on_envoy(settings, pods, scenario, run_report):
     mapping = mesh.destination_rule
     scenario.measure("envoy_version", envoy_version(pods.mesh.gateway.admin))
     scenario.measure("destination_rule_findings", [f.to_dict() for f in mapping.findings])
+    # What the translation itself found (e.g. istiod >= 1.24 retries no 503 by default).
+    scenario.measure("translation_findings", [f.to_dict() for f in mesh.findings])
     replicas = pods.platform.replicas()
     ip_to_pod = _ip_to_pod(pods)
     client = GatewayClient(int(pods.mesh.gateway_url().rsplit(":", 1)[1]), host_header=mesh.gateway_hosts[0],
