@@ -9,7 +9,7 @@ import socket
 
 __all__ = [
     "MANAGED_LABEL", "RUN_ID_LABEL", "OWNER_LABEL", "OWNER_ENV", "KIND_CLUSTER_PREFIX", "new_run_id", "labels_for",
-    "validate_run_id", "kind_cluster_name", "ZONE_LABEL", "STANDBY_ZONE_LABEL", "run_owner", "claim_run_owner",
+    "validate_run_id", "kind_cluster_name", "kube_labels", "ZONE_LABEL", "STANDBY_ZONE_LABEL", "run_owner", "claim_run_owner",
     "owner_alive",
 ]
 
@@ -68,8 +68,15 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
+def kube_labels(run_id: str, **extra: str) -> dict[str, str]:
+    """The run's labels on Kubernetes objects and kind nodes (valid Kubernetes label values)."""
+    return {MANAGED_LABEL: "true", RUN_ID_LABEL: run_id, **extra}
+
+
 def labels_for(run_id: str, **extra: str) -> dict[str, str]:
-    return {MANAGED_LABEL: "true", RUN_ID_LABEL: run_id, OWNER_LABEL: run_owner(), **extra}
+    """The run's labels on Docker containers, networks and volumes: also the owner process, so a
+    concurrent ``harness clean`` spares a run in progress (a value Kubernetes would refuse: ':')."""
+    return {**kube_labels(run_id), OWNER_LABEL: run_owner(), **extra}
 
 
 def kind_cluster_name(run_id: str) -> str:

@@ -48,7 +48,7 @@ from harness.kube.conductor import create_or_replace
 from harness.kube.kustomize import FIELD_MANAGER, stamp_run_labels, to_yaml
 from harness.kube.rollout import label_selector, wait_rollout
 from harness.kube.runner import CommandRunner
-from harness.labels import labels_for
+from harness.labels import kube_labels
 
 __all__ = [
     "ISTIO_VERSION", "CHART_REPO", "ISTIO_NAMESPACE", "GATEWAY_RELEASE", "GATEWAY_LABELS", "GATEWAY_PRINCIPAL",
@@ -422,7 +422,7 @@ class IstioMesh:
         self.runner.run(helm_install_argv(self.target, BASE_RELEASE, "base", version=self.version,
                                           create_namespace=True), timeout=360, fix=fix)
         self.runner.run(self._kubectl("label", "namespace", ISTIO_NAMESPACE, "--overwrite",
-                                      *[f"{k}={v}" for k, v in labels_for(self.run_id).items()]), timeout=60)
+                                      *[f"{k}={v}" for k, v in kube_labels(self.run_id).items()]), timeout=60)
         self.runner.run(helm_install_argv(self.target, ISTIOD_RELEASE, "istiod", version=self.version,
                                           values=istiod_file), timeout=360, fix=fix)
         self.runner.run(helm_install_argv(self.target, GATEWAY_RELEASE, "gateway", version=self.version,
@@ -463,7 +463,7 @@ class IstioMesh:
         """The Secret the seed Gateway's ``credentialName`` names, in the gateway's namespace (where
         Istio's SDS looks it up). Returns the material; only the certificate may leave memory."""
         tls = self_signed_tls(hosts)
-        body = tls_secret_body(name, ISTIO_NAMESPACE, tls, labels_for(self.run_id))
+        body = tls_secret_body(name, ISTIO_NAMESPACE, tls, kube_labels(self.run_id))
         how = create_or_replace(self.apis.core.create_namespaced_secret, self.apis.core.replace_namespaced_secret,
                                 ISTIO_NAMESPACE, body)
         log.info("secret %s/%s %s: %s", ISTIO_NAMESPACE, name, how, tls)  # fingerprint only, never the key

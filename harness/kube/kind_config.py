@@ -20,7 +20,7 @@ import yaml
 
 from harness.config import PROJECT_ROOT
 from harness.errors import UsageError
-from harness.labels import labels_for
+from harness.labels import kube_labels
 
 __all__ = ["KIND_CONFIG", "ZONE_LABEL", "NODE_TYPE_LABEL", "AGENTS_TAINT", "PortMapping", "load_kind_config",
            "render_kind_config", "port_mappings", "node_taints", "agents_zones", "node_image", "mirror_hosts_toml",
@@ -128,7 +128,7 @@ def render_kind_config(cfg: Mapping[str, Any], run_id: str,
             raise UsageError(f"no extraPortMapping for container port {port} in the kind config",
                              f"override one of {sorted(known)}")
     for node in out["nodes"]:
-        node["labels"] = {**(node.get("labels") or {}), **labels_for(run_id)}
+        node["labels"] = {**(node.get("labels") or {}), **kube_labels(run_id)}
         for m in node.get("extraPortMappings") or []:
             if not fixed_host_ports:
                 m["hostPort"] = 0

@@ -15,7 +15,7 @@ import yaml
 from harness.errors import UsageError
 from harness.kube.client import KubeTarget
 from harness.kube.runner import CommandRunner, SubprocessRunner
-from harness.labels import labels_for
+from harness.labels import kube_labels
 
 __all__ = ["render", "kustomize_argv", "load_yaml_documents", "stamp_run_labels", "apply", "to_yaml",
            "FIELD_MANAGER", "HANDOVER_MANAGER", "object_key", "find_object", "hpa_targets", "release_hpa_replicas",
@@ -70,7 +70,7 @@ def stamp_run_labels(docs: Sequence[dict[str, Any]], run_id: str) -> list[dict[s
     for d in docs:
         c = copy.deepcopy(d)
         meta = c.setdefault("metadata", {})
-        meta["labels"] = {**(meta.get("labels") or {}), **labels_for(run_id)}
+        meta["labels"] = {**(meta.get("labels") or {}), **kube_labels(run_id)}
         out.append(c)
     return out
 

@@ -52,7 +52,7 @@ from harness.kube.portforward import PortForwards
 from harness.kube.rollout import wait_rollout
 from harness.kube.runner import CommandFailed, CommandRunner, SubprocessRunner, format_argv
 from harness.kube.toolchain import MIN_KIND, check_helm, check_kind
-from harness.labels import KIND_CLUSTER_PREFIX, kind_cluster_name, labels_for
+from harness.labels import KIND_CLUSTER_PREFIX, kind_cluster_name, kube_labels
 from harness.manifests import ConductorSpec, conductor_spec
 from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
@@ -462,7 +462,7 @@ class KindPlatform(Platform):
 
     def _create_harness_objects(self, service_ips: dict[str, tuple[str, int]]) -> None:
         assert self.apis is not None
-        labels = labels_for(self.settings.run_id)
+        labels = kube_labels(self.settings.run_id)
         core, ns = self.apis.core, self.namespace
         urls = self.stack.app_env()
         by_secret: dict[str, dict[str, str]] = {}

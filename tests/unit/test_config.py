@@ -177,3 +177,15 @@ def test_a_runs_owner_label_tells_clean_whether_the_run_is_still_in_progress(mon
                             text=True, check=True).stdout.strip()
     assert not owner_alive(f"{socket.gethostname()}:{exited}")
     assert not owner_alive(f"another-host:{os.getpid()}") and not owner_alive("") and not owner_alive("x:y")
+
+
+def test_kubernetes_objects_get_only_valid_label_values():
+    """The owner label (host:pid) is for Docker resources only: ':' is no valid Kubernetes label value."""
+    import re
+
+    from harness.labels import OWNER_LABEL, kube_labels, labels_for
+
+    value = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")  # apimachinery validation.IsValidLabelValue
+    assert OWNER_LABEL not in kube_labels("20260101-000000-abcd") and OWNER_LABEL in labels_for("20260101-000000-abcd")
+    assert all(value.match(v) and len(v) <= 63 for v in kube_labels("20260101-000000-abcd", app="conductor").values())
+    assert not value.match(labels_for("20260101-000000-abcd")[OWNER_LABEL])
