@@ -163,6 +163,8 @@ def render_html(summary: dict[str, Any], root: Path) -> str:
             m = s["measurements"]
             cells = [m.get(k, "") for k in ("rto_s", "rto_target_s", "rpo_s", "rpo_target_s", "lost_writes",
                                               "implied_rpo_s")]
+            if "rto_s" in m and m["rto_s"] is None:  # measured, and users were never served again
+                cells[0] = "not recovered"
             parts.append(f"<tr><td>{html.escape(s['name'])}</td>" + "".join(f"<td>{_cell(c)}</td>" for c in cells)
                          + f"<td><span class='v' style='background:{colour.get(s['verdict'], '#57606a')}'>"
                          f"{s['verdict']}</span></td></tr>")

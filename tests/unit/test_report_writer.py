@@ -40,6 +40,9 @@ def test_recovery_table_lists_rto_and_rpo_against_targets(tmp_path):
     rep.add(ScenarioResult("outage", "pass", "", {"rto_s": 10.75, "rto_target_s": 900, "rpo_s": 0.0,
                                                  "rpo_target_s": 3600, "lost_writes": 0}))
     rep.add(ScenarioResult("steady", "pass", "", {"load": {}}))
+    rep.add(ScenarioResult("zone-lost", "fail", "", {"rto_s": None, "rto_target_s": 900}))
     html = (rep.write() / "index.html").read_text()
     table = html.split("Recovery against the targets", 1)[1].split("</table>", 1)[0]
     assert "outage" in table and "10.75" in table and "900" in table and "steady" not in table
+    zone_row = table.split("zone-lost", 1)[1].split("</tr>", 1)[0]
+    assert "not recovered" in zone_row and "None" not in zone_row  # users never served again: said so
