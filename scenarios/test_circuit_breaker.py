@@ -26,6 +26,7 @@ fail (10): they are the system's.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -166,15 +167,14 @@ def _inject(platform, run_report, replicas, phase: FaultPhase) -> None:
     by_name = {r.name: r for r in replicas}
     for pod in phase.pods:
         platform.set_fault(by_name[pod], phase.fault())
-    run_report.faults.append({"scenario": "circuit_breaker", "phase": phase.name, "pods": list(phase.pods),
-                              "fault": phase.fault().body(), "at": time.time()})
+        run_report.fault_injected("circuit_breaker", f"{phase.name}: {json.dumps(phase.fault().body())}", pod)
 
 
 def _clear(platform, run_report, replicas, pods) -> None:
     by_name = {r.name: r for r in replicas}
     for pod in pods:
         platform.clear_fault(by_name[pod])
-    run_report.faults.append({"scenario": "circuit_breaker", "rollback": list(pods), "at": time.time()})
+        run_report.fault_rolled_back("circuit_breaker", pod)
 
 
 def test_seed_istio_config_under_load(settings, platform, mesh, scenario, run_report):

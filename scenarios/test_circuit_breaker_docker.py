@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -138,15 +139,14 @@ def _inject(pods: Pods, run_report, phase: FaultPhase) -> None:
     by_name = {r.name: r for r in pods.platform.replicas()}
     for pod in phase.pods:
         pods.platform.set_fault(by_name[pod], phase.fault())
-    run_report.faults.append({"scenario": "circuit_breaker_docker", "phase": phase.name, "pods": list(phase.pods),
-                              "fault": phase.fault().body(), "at": time.time()})
+        run_report.fault_injected("circuit_breaker_docker", f"{phase.name}: {json.dumps(phase.fault().body())}", pod)
 
 
 def _clear(pods: Pods, run_report, names) -> None:
     by_name = {r.name: r for r in pods.platform.replicas()}
     for pod in names:
         pods.platform.clear_fault(by_name[pod])
-    run_report.faults.append({"scenario": "circuit_breaker_docker", "rollback": list(names), "at": time.time()})
+        run_report.fault_rolled_back("circuit_breaker_docker", pod)
 
 
 def _status_counts(records) -> dict[str, int]:

@@ -75,6 +75,18 @@ class RunReport:
         self.exit_code: int | None = None        # set by the plugin when the session ends
         ensure_writable(root)
 
+    def fault_injected(self, scenario: str, fault: str, target: str) -> None:
+        """Record a fault a scenario injected itself (chaos experiments come from the fault log), in the
+        shape the report's fault table shows: fault, target, injected_at, rolled_back_at."""
+        self.faults.append({"scenario": scenario, "fault": fault, "target": target,
+                            "injected_at": _now_iso(), "rolled_back_at": None})
+
+    def fault_rolled_back(self, scenario: str, target: str) -> None:
+        """Mark the scenario's open faults on ``target`` as rolled back now."""
+        for f in self.faults:
+            if f.get("scenario") == scenario and f.get("target") == target and f.get("rolled_back_at") is None:
+                f["rolled_back_at"] = _now_iso()
+
     def add(self, result: ScenarioResult) -> None:
         self.scenarios.append(result)
 
@@ -110,6 +122,12 @@ class RunReport:
         except OSError:
             pass  # a filesystem without symlinks still has the run directory
         return self.root
+
+
+def _now_iso() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _rel(path: str, root: Path) -> str:

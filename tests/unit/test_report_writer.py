@@ -46,3 +46,15 @@ def test_recovery_table_lists_rto_and_rpo_against_targets(tmp_path):
     assert "outage" in table and "10.75" in table and "900" in table and "steady" not in table
     zone_row = table.split("zone-lost", 1)[1].split("</tr>", 1)[0]
     assert "not recovered" in zone_row and "None" not in zone_row  # users never served again: said so
+
+
+def test_faults_a_scenario_injects_itself_fill_the_fault_table(tmp_path):
+    rep = RunReport("r-3x", "docker", tmp_path / "r")
+    rep.fault_injected("cb", 'all-pods-503: {"error_status": 503}', "cb-0-0")
+    rep.fault_injected("cb", 'all-pods-503: {"error_status": 503}', "cb-0-1")
+    rep.fault_rolled_back("cb", "cb-0-0")
+    done, open_ = rep.faults
+    assert done["rolled_back_at"] and open_["rolled_back_at"] is None  # only the one cleared
+    table = (rep.write() / "index.html").read_text().split("Faults injected and their rollbacks", 1)[1]
+    table = table.split("</table>", 1)[0]
+    assert "cb-0-0" in table and "all-pods-503" in table and done["injected_at"] in table
