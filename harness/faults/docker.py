@@ -13,7 +13,7 @@ from typing import Any, Dict
 
 from harness.errors import HarnessError, UsageError
 from harness.faults import safety
-from harness.platforms.docker import ZONE_LABEL
+from harness.platforms.docker import ZONE_LABEL, service_networking
 
 __all__ = ["remove_application_tier", "deploy_application_tier"]
 
@@ -94,6 +94,8 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
             c = client.containers.run(
                 spec["image"], name=f"i2s-{run_id}-{replica}", detach=True, environment=env, labels=labels,
                 network=spec["network"], ports={p: ("127.0.0.1", None) for p in spec["ports"]},
+                # the Service alias, so the re-created replicas rejoin the entry point's DNS name
+                networking_config=service_networking(labels, spec["network"]),
                 nano_cpus=spec["nano_cpus"], mem_limit=spec["mem_limit"])
             created.append(c)
     except Exception as exc:
