@@ -11,6 +11,7 @@ import time
 import urllib.request
 from typing import Any, Dict
 
+from harness.containers import run_containers
 from harness.errors import HarnessError, UsageError
 from harness.faults import safety
 from harness.platforms.docker import ZONE_LABEL, service_networking
@@ -43,7 +44,7 @@ def remove_application_tier(configuration: Dict = None) -> dict:
     The tier's configuration stays in this process's memory for ``deploy_application_tier``.
     """
     run_id = safety.run_id_of(configuration)
-    found = safety.run_containers(run_id, APP, all=True)
+    found = run_containers(run_id, APP, all=True)
     if not found:
         raise UsageError(f"run {run_id} has no conductor containers", "bring the platform up first")
     for c in found:
@@ -73,7 +74,7 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
     Idempotent: if conductors of the run are already running, nothing is created.
     """
     run_id = safety.run_id_of(configuration)
-    running = [c for c in safety.run_containers(run_id, APP) if c.status == "running"]
+    running = [c for c in run_containers(run_id, APP, all=False) if c.status == "running"]
     if running:
         return {"deployed": [], "already_running": [c.name for c in running]}
     specs = _REMOVED.get(run_id)

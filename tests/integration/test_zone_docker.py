@@ -82,9 +82,9 @@ def fault_log(tmp_path, monkeypatch):
 
 
 def _containers(env: SimpleNamespace) -> list[Any]:
-    from harness.faults import safety
+    from harness.containers import run_containers
 
-    return safety.run_containers(env.run_id, all=True)
+    return run_containers(env.run_id, all=True)
 
 
 def _zones(env: SimpleNamespace) -> dict[str, str]:
