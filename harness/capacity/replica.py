@@ -129,7 +129,7 @@ class KubeReplica(ReplicaUnderTest):
         self._saved = None
 
     def read_usage(self) -> UsageReading:
-        from harness.kube.sampling import pod_usage
+        from harness.kube.hpa_status import pod_usage
 
         usage = pod_usage(self.apis, self.namespace, self.selector)
         if not usage:
