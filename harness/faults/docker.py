@@ -14,7 +14,8 @@ from typing import Any, Dict
 from harness.containers import run_containers
 from harness.errors import HarnessError, UsageError
 from harness.faults import safety
-from harness.platforms.docker import ZONE_LABEL, service_networking
+from harness.labels import ZONE_LABEL
+from harness.platforms.docker import service_networking
 
 __all__ = ["remove_application_tier", "deploy_application_tier"]
 
