@@ -16,6 +16,7 @@ from harness.errors import HarnessError, UsageError
 from harness.faults import safety
 from harness.labels import ZONE_LABEL
 from harness.platforms.docker import service_networking
+from harness.wait import wait_for
 
 __all__ = ["remove_application_tier", "deploy_application_tier"]
 
@@ -107,15 +108,16 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
                            "see the docker engine's error above") from None
     from harness.platforms.docker import discover_endpoints
 
-    deadline = time.monotonic() + timeout_s
-    while True:
-        urls = discover_endpoints(run_id)
-        ready = {r: u for r, u in urls.items() if _ready(u)}
-        if len(ready) >= len(created):
-            break
-        if time.monotonic() > deadline:
-            raise HarnessError(f"the new application tier was not ready after {timeout_s:.0f}s "
-                               f"({len(ready)}/{len(created)} ready)",
-                               "see the new conductors' logs; is the database reachable as 'postgres'?")
-        time.sleep(1.0)
+    ready: dict[str, str] = {}
+
+    def all_ready() -> bool:
+        ready.clear()
+        ready.update({r: u for r, u in discover_endpoints(run_id).items() if _ready(u)})
+        return len(ready) >= len(created)
+
+    # A Docker error is not "not yet": it ends the wait at once, as before.
+    wait_for(all_ready, timeout=timeout_s, interval=1.0, describe="the new application tier", retry_on=(),
+             on_timeout=lambda: HarnessError(f"the new application tier was not ready after {timeout_s:.0f}s "
+                                             f"({len(ready)}/{len(created)} ready)",
+                                             "see the new conductors' logs; is the database reachable as 'postgres'?"))
     return {"deployed": [c.name for c in created], "ready_s": round(time.monotonic() - t0, 1)}

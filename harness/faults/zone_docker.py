@@ -187,6 +187,15 @@ def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
             "database_primary_lost": primary_lost, "failover": failover, "kill_errors": errors}
 
 
+def _retire_replaced(run_id: str, c: Any, details: Dict[str, Any]) -> List[str]:
+    """A lost zone's container that the failover replaced: the fenced ex-primary stays stopped (a new
+    standby is built in its zone), anything else is removed. Shared by both zone-fault rollbacks."""
+    if c.name == details.get("database_primary"):
+        return _replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
+    c.remove(force=True, v=True)
+    return [f"removed {c.name} (replaced)"]
+
+
 def _replace_fenced_primary(run_id: str, name: str, sync_state: str | None) -> List[str]:
     """The ex-primary lost to a failover stays fenced — stopped and off every network (its timeline
     diverged; RDS takes the old instance out of service too) — and a new standby of the current
@@ -302,11 +311,7 @@ def power_on(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
         for c in _start_order(_existing(run_id, details.get("containers", []))):
             c.reload()
             if _replaced(run_id, c, record):
-                if c.name == details.get("database_primary"):
-                    actions += _replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
-                else:
-                    c.remove(force=True, v=True)
-                    actions.append(f"removed {c.name} (replaced)")
+                actions += _retire_replaced(run_id, c, details)
             elif c.status == "paused":
                 c.unpause()
                 actions.append(f"unpaused {c.name}")
@@ -385,11 +390,7 @@ def reconnect(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, An
         for c in _existing(run_id, details.get("containers", [])):
             c.reload()
             if _replaced(run_id, c, record):
-                if c.name == details.get("database_primary"):
-                    actions += _replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
-                else:
-                    c.remove(force=True, v=True)
-                    actions.append(f"removed {c.name} (replaced)")
+                actions += _retire_replaced(run_id, c, details)
                 continue
             attached = _endpoints(c)
             if _shares_network_of(c):
