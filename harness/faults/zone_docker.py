@@ -3,7 +3,7 @@
 Every container of the run carries its zone (``topology.kubernetes.io/zone``, from
 harness.placement): conductor replicas and their sidecars, the database primary or its standby,
 Redis and RabbitMQ when placed there. A zone failure acts on exactly the run's containers with that
-label (``safety.run_containers``); users' entry points carry no zone (a regional load balancer).
+label (``harness.containers.run_containers``); users' entry points carry no zone (a regional load balancer).
 
 * ``lose_zone_power``: every container of the zone is killed (SIGKILL: no shutdown, as when a
   zone's power goes). Rollback ``restore_zone_power``: each is started again (sidecars after the
