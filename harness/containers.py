@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from harness.docker_env import docker_client
 from harness.errors import HarnessError, UnsafeTarget, UsageError
-from harness.labels import RUN_ID_LABEL
+from harness.labels import RUN_ID_LABEL, validate_run_id
 
 __all__ = ["run_container", "run_network", "run_containers", "container_env", "network_aliases", "is_connected",
            "is_running", "put_files", "exec_in", "remove_quietly", "mask_secrets"]
@@ -53,9 +53,21 @@ def run_network(name: str, run_id: str) -> Any:
     return n
 
 
-def run_containers(run_id: str) -> list[Any]:
-    """Every container labeled with ``run_id``, running or not."""
-    return docker_client().containers.list(all=True, filters={"label": [f"{RUN_ID_LABEL}={run_id}"]})
+def run_containers(run_id: str, labels: dict[str, str] | None = None, *, all: bool = True,
+                   client: Any = None) -> list[Any]:
+    """The containers labeled with ``run_id`` and every label in ``labels`` (``{"app": "conductor"}``),
+    running or not (``all=False``: running only). Only the run's: a container the engine returned
+    although it lacks the run's label is refused (``UnsafeTarget``), never acted on."""
+    validate_run_id(run_id)
+    selector = [f"{RUN_ID_LABEL}={run_id}"] + [f"{k}={v}" for k, v in (labels or {}).items()]
+    found = (client or docker_client()).containers.list(all=all, filters={"label": selector})
+    # Belt and braces: the engine filtered, but a fault must never act on a filter mistake.
+    for c in found:
+        if (getattr(c, "labels", None) or {}).get(RUN_ID_LABEL) != run_id:
+            raise UnsafeTarget(f"refusing to touch container {getattr(c, 'name', c)!r}: "
+                               f"it is not labeled {RUN_ID_LABEL}={run_id}",
+                               "the harness acts only on containers it created for this run")
+    return found
 
 
 def container_env(container: Any) -> dict[str, str]:

@@ -27,9 +27,9 @@ _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,40}$")
 
 
 def new_run_id(now: _dt.datetime | None = None) -> str:
-    """A sortable, DNS-label-safe id: ``20261126-045630-a1b2``."""
+    """A sortable, DNS-label-safe id: ``20261126-045630-a1b2c3``."""
     now = now or _dt.datetime.now(_dt.timezone.utc)
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"  # 24 random bits: runs started in one second stay apart
 
 
 def validate_run_id(run_id: str) -> str:

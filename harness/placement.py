@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.errors import UsageError
+from harness.labels import ZONE_LABEL
 
 __all__ = ["PLACEMENTS", "SpreadFacts", "Placement", "spread_facts", "plan", "placement_for"]
 
 PLACEMENTS = ("even", "one-zone")
-ZONE_TOPOLOGY_KEY = "topology.kubernetes.io/zone"
 _LEGACY_ZONE_KEY = "failure-domain.beta.kubernetes.io/zone"
 
 
@@ -65,7 +65,7 @@ class SpreadFacts:
         if self.zone_anti_affinity_required:
             limits.append(1)
         for c in self.topology_spread:
-            if c.get("topologyKey") in (ZONE_TOPOLOGY_KEY, _LEGACY_ZONE_KEY) and \
+            if c.get("topologyKey") in (ZONE_LABEL, _LEGACY_ZONE_KEY) and \
                     c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule":
                 skew = int(c.get("maxSkew", 1))
                 limits.append(max(1, math.floor((replicas + skew * (zones - 1)) / zones)))
@@ -151,7 +151,7 @@ def spread_facts(manifests_dir: str | Path = "k8s") -> SpreadFacts:
     return SpreadFacts(
         deployment=DEPLOYMENT, replicas=int((dep.get("spec") or {}).get("replicas", 1)),
         topology_spread=tuple(pod.get("topologySpreadConstraints") or ()),
-        zone_anti_affinity_required=any(t.get("topologyKey") in (ZONE_TOPOLOGY_KEY, _LEGACY_ZONE_KEY)
+        zone_anti_affinity_required=any(t.get("topologyKey") in (ZONE_LABEL, _LEGACY_ZONE_KEY)
                                         for t in required),
         pod_anti_affinity=bool(anti), pdbs=tuple(pdbs))
 

@@ -23,7 +23,7 @@ from harness.errors import ReadinessTimeout
 from harness.kube.hpa_sampler import (ORACLE_WORKLOAD, UPSTREAM_E2E_ALLOWANCE, HpaSampler, distinct_readings,
                                       hpa_has_metrics, hpa_unmeasured, hpa_verdict, load_series, observed_samples,
                                       plan_hpa_load, plot_hpa, scaled_back_down, write_samples)
-from harness.kube.sampling import take_sample
+from harness.kube.hpa_status import take_sample
 from harness.load.runner import run_locust
 from harness.load.slo import evaluate_validity
 from harness.manifests import STAGING_HPA, conductor_spec, find_document

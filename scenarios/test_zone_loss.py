@@ -32,6 +32,7 @@ from typing import Any, Iterator, NamedTuple
 import pytest
 
 from harness.chaos_runner import run_experiment
+from harness.containers import run_containers
 from harness.faults import safety
 from harness.measure.rpo import CanaryLedger, verify
 from harness.measure.rto import Prober
@@ -239,7 +240,7 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
     from harness.faults.zone_docker import fenced_databases
 
     fenced = set(fenced_databases(run_id))  # a failover's ex-primaries stay stopped (no split brain)
-    not_running = [c.name for c in safety.run_containers(run_id, all=True) if c.status != "running"
+    not_running = [c.name for c in run_containers(run_id, all=True) if c.status != "running"
                    and c.name not in fenced]
     if not_running:
         harness_problems.append(f"containers not running after the rollback: {', '.join(not_running)}")

@@ -2,17 +2,26 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.config import Settings, load_settings
 
 
+def throwaway_settings(report_dir: Path, **values: Any) -> Settings:
+    """Docker-platform settings for a throwaway run: its own run id, two replicas, the report in
+    ``report_dir``, ``values`` on top; the caller's ``HARNESS_*`` variables are ignored so a test
+    does not depend on the shell it runs in."""
+    return load_settings({"platform": "docker", "report_dir": str(report_dir), "replicas": 2, **values},
+                         env={k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")})
+
+
 @pytest.fixture
 def docker_settings(tmp_path) -> Settings:
     """Docker-platform settings for a throwaway run (own run id, report under tmp_path)."""
-    return load_settings({"platform": "docker", "report_dir": str(tmp_path / "reports"), "replicas": 2},
-                         env={k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")})
+    return throwaway_settings(tmp_path / "reports")
 
 
 def docker_available() -> bool:

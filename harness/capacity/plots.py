@@ -11,16 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.capacity.measure import CapacityMeasurement  # noqa: E402
 from harness.capacity.project import EnvironmentProjection, Trajectory  # noqa: E402
+from harness.report.plots import save_png  # noqa: E402
 
 __all__ = ["steps_png", "projection_png", "zone_loss_png", "calibration_png"]
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def steps_png(path: Path, m: CapacityMeasurement) -> Path:
@@ -63,7 +56,7 @@ def steps_png(path: Path, m: CapacityMeasurement) -> Path:
     ax.legend(h1 + h2, l1 + l2, loc="lower right", fontsize=8)  # the data runs along the diagonal
     ax.set_title("One replica: served vs offered load per step")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _trajectory_axes(ax, traj: Trajectory, p: EnvironmentProjection | None, title: str,
@@ -107,7 +100,7 @@ def projection_png(path: Path, projections: Mapping[str, EnvironmentProjection])
         _trajectory_axes(ax, p.trajectory, p, f"{name}: {p.static.hpa_name} under {p.profile.base:.0f} -> "
                                               f"{p.peak_rps:.0f} rps over {p.profile.ramp_s:.0f}s ({t2s})")
     axes[-1, 0].set_xlabel("seconds since the ramp started")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def zone_loss_png(path: Path, projections: Mapping[str, EnvironmentProjection]) -> Path:
@@ -133,11 +126,11 @@ def zone_loss_png(path: Path, projections: Mapping[str, EnvironmentProjection]) 
     ax.set_title("Capacity after losing one zone vs the peak")
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def calibration_png(path: Path, projected: Trajectory, observed: Sequence[tuple[float, int]], title: str) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4), dpi=90)
     _trajectory_axes(ax, projected, None, title, observed)
     ax.set_xlabel("seconds since the first HPA sample")
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -14,6 +14,7 @@ from harness.config import Settings
 from harness.errors import HarnessError, UnsafeTarget
 from harness.manifests import ConductorSpec
 from harness.platforms.base import Fault, Platform, Replica
+from harness.wait import wait_for
 from harness.platforms.docker import DockerPlatform  # no Docker SDK import until a client is made
 
 if TYPE_CHECKING:  # the Kubernetes client is imported only where a cluster is used
@@ -106,16 +107,22 @@ class KubeReplica(ReplicaUnderTest):
         self.apis.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
             self.hpa_name, self.namespace, {"spec": {"minReplicas": 1, "maxReplicas": 1}})
         self.apis.apps.patch_namespaced_deployment_scale(self.deployment, self.namespace, {"spec": {"replicas": 1}})
-        deadline = self._clock() + timeout
-        while True:
+        seen: list[Any] = []
+
+        def settled() -> bool:
             st = self.apis.apps.read_namespaced_deployment_status(self.deployment, self.namespace).status
-            if (st.replicas or 0) == 1 and (st.ready_replicas or 0) == 1:
-                break
-            if self._clock() > deadline:
-                raise HarnessError(f"Deployment {self.deployment} did not settle at one ready pod within {timeout:.0f}s "
-                                   f"(replicas {st.replicas}, ready {st.ready_replicas})",
-                                   "see the pod events in the report's logs")
-            self._sleep(2.0)
+            seen[:] = [st]
+            return (st.replicas or 0) == 1 and (st.ready_replicas or 0) == 1
+
+        def unsettled() -> HarnessError:
+            st = seen[0]
+            return HarnessError(f"Deployment {self.deployment} did not settle at one ready pod within {timeout:.0f}s "
+                                f"(replicas {st.replicas}, ready {st.ready_replicas})",
+                                "see the pod events in the report's logs")
+
+        # An API error is not "not yet": it ends the pinning at once, as before.
+        wait_for(settled, timeout=timeout, interval=2.0, describe="one ready pod", clock=self._clock,
+                 sleep=self._sleep, retry_on=(), on_timeout=unsettled)
         pods = self.apis.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
         running = [p.metadata.name for p in pods if getattr(p.metadata, "deletion_timestamp", None) is None]
         self.name = running[0] if running else ""
@@ -129,7 +136,7 @@ class KubeReplica(ReplicaUnderTest):
         self._saved = None
 
     def read_usage(self) -> UsageReading:
-        from harness.kube.sampling import pod_usage
+        from harness.kube.hpa_status import pod_usage
 
         usage = pod_usage(self.apis, self.namespace, self.selector)
         if not usage:

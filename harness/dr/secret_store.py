@@ -12,7 +12,8 @@ from harness.dr import replication
 from harness.dr.aws import aws_client, require_endpoint
 from harness.errors import UsageError
 
-__all__ = ["DB_SECRET", "PASSPHRASE_SECRET", "seed_secrets", "read_secret", "database_secret"]
+__all__ = ["DB_SECRET", "PASSPHRASE_SECRET", "seed_secrets", "read_secret", "database_secret",
+           "database_credentials"]
 
 DB_SECRET = "i2s/database/credentials"   # the seed's secret name (Secret Management section)
 PASSPHRASE_SECRET = "i2s/backup/passphrase"  # the harness's choice: the seed names no passphrase source
@@ -39,6 +40,12 @@ def database_secret(sm: Any, name: str, endpoint: str) -> dict[str, Any]:
     if missing:
         raise UsageError(f"secret {name} lacks {', '.join(missing)}", "re-create it with seed_secrets()")
     return creds
+
+
+def database_credentials(endpoint: str, region: str = "us-east-1", name: str = DB_SECRET) -> dict[str, Any]:
+    """The database secret ``name`` from the secret store at ``endpoint`` (the run's moto server);
+    carries the password: keep it in memory only."""
+    return database_secret(aws_client("secretsmanager", require_endpoint(endpoint), region), name, endpoint)
 
 
 def seed_secrets(run_id: str, endpoint_url: str, database_url: str = "", passphrase: str = "",

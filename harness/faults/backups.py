@@ -27,12 +27,13 @@ Activities take Chaos Toolkit's ``configuration`` (``s3_endpoint``, ``backup_buc
 target come from chaos/shared/configuration.json); the control records the faults they declare.
 """
 
-import json
 import logging
 import time
 from typing import Any, Dict
 
+from harness.containers import run_containers
 from harness.errors import HarnessError, UnsafeTarget, UsageError
+from harness.dr.secret_store import database_credentials
 from harness.faults import safety
 from harness.faults.postgres import follow_on_kind, kube_apis, public, verify_stand_in
 
@@ -73,7 +74,7 @@ def lose_database(configuration: Dict = None) -> dict:
     if newest is None:
         raise UsageError(f"no backup in s3://{bucket}/ to recover from: losing the database would lose everything",
                          "schedule backups first (harness.dr.backup.BackupScheduler)")
-    servers = [c for c in safety.run_containers(run_id) if c.labels.get(ROLE_LABEL) in DB_ROLES]
+    servers = [c for c in run_containers(run_id, all=False) if c.labels.get(ROLE_LABEL) in DB_ROLES]
     if not servers:
         raise UsageError(f"run {run_id} has no running database server", "bring the stack up first")
     network = f"i2s-{run_id}"
@@ -89,22 +90,6 @@ def lose_database(configuration: Dict = None) -> dict:
             log.debug("disconnect %s: %s", c.name, exc)
     return {"lost": [c.name for c in servers], "newest_backup": newest["key"],
             "newest_backup_age_s": round(time.time() - newest["last_modified"], 1)}
-
-
-def _db_credentials(s3_endpoint: str) -> dict[str, Any]:
-    """The seed's ``i2s/database/credentials`` secret (in memory only)."""
-    import boto3
-
-    from harness.dr import backup
-
-    kwargs = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"} if s3_endpoint.startswith(
-        ("http://127.", "http://localhost")) else {}
-    sm = boto3.client("secretsmanager", endpoint_url=s3_endpoint, region_name="us-east-1", **kwargs)
-    try:
-        return json.loads(sm.get_secret_value(SecretId=backup.DB_SECRET)["SecretString"])
-    except sm.exceptions.ResourceNotFoundException:
-        raise UsageError(f"secret {backup.DB_SECRET} is not in the secret store at {s3_endpoint}",
-                         "seed it with harness.dr.backup.seed_secrets(run_id, endpoint)") from None
 
 
 def _writable_primary(run_id: str) -> str:
@@ -145,9 +130,9 @@ def recover_database(key: str = "", timeout_s: float = 300.0, configuration: Dic
         return {"recovered": False, "primary": current, "note": "a writable database already holds the name",
                 **({"endpoint_slice": slice_} if slice_ else {})}
     t0 = time.time()
-    creds = _db_credentials(s3_endpoint)
+    creds = database_credentials(s3_endpoint)
     image = run_container(replication.primary_name(run_id), run_id).attrs["Config"]["Image"]
-    taken = {c.name for c in safety.run_containers(run_id, all=True)}
+    taken = {c.name for c in run_containers(run_id, all=True)}
     n = 1
     while f"i2s-{run_id}-postgres-region{n}" in taken:
         n += 1

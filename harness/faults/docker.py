@@ -11,9 +11,12 @@ import time
 import urllib.request
 from typing import Any, Dict
 
+from harness.containers import run_containers
 from harness.errors import HarnessError, UsageError
 from harness.faults import safety
-from harness.platforms.docker import ZONE_LABEL
+from harness.labels import ZONE_LABEL
+from harness.platforms.docker import service_networking
+from harness.wait import wait_for
 
 __all__ = ["remove_application_tier", "deploy_application_tier"]
 
@@ -43,7 +46,7 @@ def remove_application_tier(configuration: Dict = None) -> dict:
     The tier's configuration stays in this process's memory for ``deploy_application_tier``.
     """
     run_id = safety.run_id_of(configuration)
-    found = safety.run_containers(run_id, APP, all=True)
+    found = run_containers(run_id, APP, all=True)
     if not found:
         raise UsageError(f"run {run_id} has no conductor containers", "bring the platform up first")
     for c in found:
@@ -73,7 +76,7 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
     Idempotent: if conductors of the run are already running, nothing is created.
     """
     run_id = safety.run_id_of(configuration)
-    running = [c for c in safety.run_containers(run_id, APP) if c.status == "running"]
+    running = [c for c in run_containers(run_id, APP, all=False) if c.status == "running"]
     if running:
         return {"deployed": [], "already_running": [c.name for c in running]}
     specs = _REMOVED.get(run_id)
@@ -94,6 +97,8 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
             c = client.containers.run(
                 spec["image"], name=f"i2s-{run_id}-{replica}", detach=True, environment=env, labels=labels,
                 network=spec["network"], ports={p: ("127.0.0.1", None) for p in spec["ports"]},
+                # the Service alias, so the re-created replicas rejoin the entry point's DNS name
+                networking_config=service_networking(labels, spec["network"]),
                 nano_cpus=spec["nano_cpus"], mem_limit=spec["mem_limit"])
             created.append(c)
     except Exception as exc:
@@ -103,15 +108,16 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
                            "see the docker engine's error above") from None
     from harness.platforms.docker import discover_endpoints
 
-    deadline = time.monotonic() + timeout_s
-    while True:
-        urls = discover_endpoints(run_id)
-        ready = {r: u for r, u in urls.items() if _ready(u)}
-        if len(ready) >= len(created):
-            break
-        if time.monotonic() > deadline:
-            raise HarnessError(f"the new application tier was not ready after {timeout_s:.0f}s "
-                               f"({len(ready)}/{len(created)} ready)",
-                               "see the new conductors' logs; is the database reachable as 'postgres'?")
-        time.sleep(1.0)
+    ready: dict[str, str] = {}
+
+    def all_ready() -> bool:
+        ready.clear()
+        ready.update({r: u for r, u in discover_endpoints(run_id).items() if _ready(u)})
+        return len(ready) >= len(created)
+
+    # A Docker error is not "not yet": it ends the wait at once, as before.
+    wait_for(all_ready, timeout=timeout_s, interval=1.0, describe="the new application tier", retry_on=(),
+             on_timeout=lambda: HarnessError(f"the new application tier was not ready after {timeout_s:.0f}s "
+                                             f"({len(ready)}/{len(created)} ready)",
+                                             "see the new conductors' logs; is the database reachable as 'postgres'?"))
     return {"deployed": [c.name for c in created], "ready_s": round(time.monotonic() - t0, 1)}

@@ -20,6 +20,7 @@ import ipaddress
 import logging
 from typing import Any, Dict
 
+from harness.containers import run_containers
 from harness.errors import HarnessError
 from harness.faults import safety
 
@@ -154,7 +155,7 @@ def start_standby(synchronous: bool = False, configuration: Dict = None) -> dict
             return public({"standby": existing, "primary": primary, "synchronous": synchronous, "reused": True,
                            "sync_state": lag["sync_state"]})
         replication.remove_standby(run_id, existing)
-    taken = {c.name for c in safety.run_containers(run_id, all=True)}
+    taken = {c.name for c in run_containers(run_id, all=True)}
     name, n = replication.standby_name(run_id), 1
     while name in taken:  # after a failover the first standby is the primary: take the next name
         n += 1
@@ -219,7 +220,7 @@ def heal_standby_partition(configuration: Dict = None) -> dict:
     network = replication.network_name(run_id)
     net = docker_client().networks.get(network)
     healed = []
-    for container in safety.run_containers(run_id, {replication.ROLE_LABEL: "postgres-standby"}, all=True):
+    for container in run_containers(run_id, {replication.ROLE_LABEL: "postgres-standby"}, all=True):
         if not is_connected(container, network):
             net.connect(container)
             healed.append(container.name)

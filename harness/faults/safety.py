@@ -39,7 +39,7 @@ from harness.errors import UnsafeTarget, UsageError
 from harness.labels import RUN_ID_LABEL, kind_cluster_name, validate_run_id
 
 __all__ = [
-    "KIND_CLUSTER_LABEL", "engine", "require_run_id", "allowed_contexts", "check_kube_context", "run_containers", "ensure_labeled",
+    "KIND_CLUSTER_LABEL", "engine", "require_run_id", "allowed_contexts", "check_kube_context", "ensure_labeled",
     "FaultSpec", "fault", "fault_spec", "run_id_of", "kube_target", "check_target", "rollback_configuration",
     "fault_log_path", "record_injected", "record_rolled_back", "add_details", "read_faults", "active_faults",
     "undo_all", "faults_for_report", "windows",
@@ -94,17 +94,6 @@ def engine() -> Any:
     from harness.docker_env import docker_client
 
     return docker_client()
-
-
-def run_containers(run_id: str, labels: dict[str, str] | None = None, *, all: bool = False,
-                   client: Any = None) -> list[Any]:
-    """The run's containers, filtered by extra labels (``{"app": "conductor"}``). Only the run's."""
-    require_run_id(run_id)
-    client = client or engine()
-    selector = [f"{RUN_ID_LABEL}={run_id}"] + [f"{k}={v}" for k, v in (labels or {}).items()]
-    found = client.containers.list(all=all, filters={"label": selector})
-    # Belt and braces: the engine filtered, but a fault must never act on a filter mistake.
-    return [c for c in found if ensure_labeled(c, run_id)]
 
 
 def ensure_labeled(container: Any, run_id: str) -> bool:

@@ -3,7 +3,7 @@
 Every container of the run carries its zone (``topology.kubernetes.io/zone``, from
 harness.placement): conductor replicas and their sidecars, the database primary or its standby,
 Redis and RabbitMQ when placed there. A zone failure acts on exactly the run's containers with that
-label (``safety.run_containers``); users' entry points carry no zone (a regional load balancer).
+label (``harness.containers.run_containers``); users' entry points carry no zone (a regional load balancer).
 
 * ``lose_zone_power``: every container of the zone is killed (SIGKILL: no shutdown, as when a
   zone's power goes). Rollback ``restore_zone_power``: each is started again (sidecars after the
@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List
 
 from harness.docker_env import docker_client
+from harness.containers import run_containers
 from harness.errors import UsageError
 from harness.faults import safety
 from harness.dr.replication import ROLE_LABEL
@@ -89,7 +90,7 @@ def _shares_network_of(c: Any) -> str:
 def zone_members(configuration: Dict = None, secrets: Dict = None) -> List[str]:
     """Names of the run's containers labeled with the configuration's ``zone`` (any state)."""
     run_id = safety.run_id_of(configuration)
-    return sorted(c.name for c in safety.run_containers(run_id, {ZONE_LABEL: _zone(configuration)}, all=True))
+    return sorted(c.name for c in run_containers(run_id, {ZONE_LABEL: _zone(configuration)}, all=True))
 
 
 def database_roles(run_id: str) -> Dict[str, Any]:
@@ -99,8 +100,8 @@ def database_roles(run_id: str) -> Dict[str, Any]:
     primary = replication.current_primary(run_id)
     standby, sync_state = "", None
     if primary:
-        for c in safety.run_containers(run_id, {ROLE_LABEL: "postgres-standby",
-                                                replication.REPLICA_OF_LABEL: primary}):
+        for c in run_containers(run_id, {ROLE_LABEL: "postgres-standby",
+                                         replication.REPLICA_OF_LABEL: primary}, all=False):
             standby = c.name
             try:
                 sync_state = replication.replication_lag(run_id, primary, c.name).get("sync_state")
@@ -162,7 +163,7 @@ def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     or ``None``. Rollback: ``restore_zone_power``.
     """
     run_id, zone, delay = safety.run_id_of(configuration), _zone(configuration), _failover_delay(configuration)
-    targets = [c for c in safety.run_containers(run_id, {ZONE_LABEL: zone}) if c.status in ("running", "paused")]
+    targets = [c for c in run_containers(run_id, {ZONE_LABEL: zone}, all=False) if c.status in ("running", "paused")]
     if not targets:
         raise UsageError(f"no running container of run {run_id} in zone {zone!r}",
                          "name a zone the run's containers are placed in (harness.placement, HARNESS_ZONES)")
@@ -186,6 +187,15 @@ def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
             "database_primary_lost": primary_lost, "failover": failover, "kill_errors": errors}
 
 
+def _retire_replaced(run_id: str, c: Any, details: Dict[str, Any]) -> List[str]:
+    """A lost zone's container that the failover replaced: the fenced ex-primary stays stopped (a new
+    standby is built in its zone), anything else is removed. Shared by both zone-fault rollbacks."""
+    if c.name == details.get("database_primary"):
+        return _replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
+    c.remove(force=True, v=True)
+    return [f"removed {c.name} (replaced)"]
+
+
 def _replace_fenced_primary(run_id: str, name: str, sync_state: str | None) -> List[str]:
     """The ex-primary lost to a failover stays fenced — stopped and off every network (its timeline
     diverged; RDS takes the old instance out of service too) — and a new standby of the current
@@ -196,7 +206,7 @@ def _replace_fenced_primary(run_id: str, name: str, sync_state: str | None) -> L
 
     actions = []
     current = replication.current_primary(run_id)
-    for c in safety.run_containers(run_id, all=True):
+    for c in run_containers(run_id, all=True):
         if c.name == name:
             if c.status in ("running", "paused"):
                 c.kill(signal="SIGKILL")  # a fenced server must not run (split brain)
@@ -205,12 +215,12 @@ def _replace_fenced_primary(run_id: str, name: str, sync_state: str | None) -> L
             actions.append(f"kept the fenced ex-primary {name} stopped and off the network")
     if not current:
         return actions  # nothing to replicate from: the database rollback (restore_database) decides
-    existing = [c for c in safety.run_containers(run_id, {ROLE_LABEL: "postgres-standby",
-                                                          replication.REPLICA_OF_LABEL: current})
+    existing = [c for c in run_containers(run_id, {ROLE_LABEL: "postgres-standby",
+                                                  replication.REPLICA_OF_LABEL: current}, all=False)
                 if c.status == "running"]
     if existing:
         return actions
-    taken = {c.name for c in safety.run_containers(run_id, all=True)}
+    taken = {c.name for c in run_containers(run_id, all=True)}
     base, n = replication.standby_name(run_id), 1
     new = base
     while new in taken:
@@ -227,7 +237,7 @@ def fenced_databases(run_id: str) -> List[str]:
     failover leaves; restarting one would be a split brain). Every other container of a restored
     zone runs."""
     out = []
-    for c in safety.run_containers(run_id, all=True):
+    for c in run_containers(run_id, all=True):
         if (c.labels or {}).get(ROLE_LABEL) in ("postgres", "postgres-standby") and c.status != "running" \
                 and not ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
             out.append(c.name)
@@ -244,7 +254,7 @@ def _settle_database(run_id: str, details: Dict[str, Any]) -> List[str]:
     old = details.get("database_primary") or ""
     if not old or replication.current_primary(run_id):
         return []
-    running = {c.name for c in safety.run_containers(run_id)}
+    running = {c.name for c in run_containers(run_id, all=False)}
     target = details.get("standby") if details.get("standby") in running else old
     replication.move_alias(run_id, target)
     done = replication.restore_primary(run_id)
@@ -259,7 +269,7 @@ def _faults(run_id: str, configuration: Dict, fault: str, zone: str) -> List[Dic
         if f["fault"] == fault and f["target"] == zone:
             details = dict(f.get("details") or {})
             if "containers" not in details:
-                details["containers"] = [c.name for c in safety.run_containers(run_id, {ZONE_LABEL: zone}, all=True)]
+                details["containers"] = [c.name for c in run_containers(run_id, {ZONE_LABEL: zone}, all=True)]
             out.append({**f, "details": details})
     return out
 
@@ -275,13 +285,13 @@ def _replaced(run_id: str, c: Any, fault: Dict[str, Any]) -> bool:
     replica = (c.labels or {}).get(REPLICA_LABEL)
     if replica:
         return any(o.id != c.id and o.status == "running"
-                   for o in safety.run_containers(run_id, {REPLICA_LABEL: replica}))
+                   for o in run_containers(run_id, {REPLICA_LABEL: replica}, all=False))
     return False
 
 
 def _existing(run_id: str, names: List[str]) -> List[Any]:
     wanted = set(names)
-    return [c for c in safety.run_containers(run_id, all=True) if c.name in wanted]
+    return [c for c in run_containers(run_id, all=True) if c.name in wanted]
 
 
 def _start_order(containers: List[Any]) -> List[Any]:
@@ -301,11 +311,7 @@ def power_on(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
         for c in _start_order(_existing(run_id, details.get("containers", []))):
             c.reload()
             if _replaced(run_id, c, record):
-                if c.name == details.get("database_primary"):
-                    actions += _replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
-                else:
-                    c.remove(force=True, v=True)
-                    actions.append(f"removed {c.name} (replaced)")
+                actions += _retire_replaced(run_id, c, details)
             elif c.status == "paused":
                 c.unpause()
                 actions.append(f"unpaused {c.name}")
@@ -332,7 +338,7 @@ def cut_off(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, Any]
     (the fenced primary is killed by it, as RDS fences the old instance). Rollback: ``heal_zone_partition``.
     """
     run_id, zone, delay = safety.run_id_of(configuration), _zone(configuration), _failover_delay(configuration)
-    members = [c for c in safety.run_containers(run_id, {ZONE_LABEL: zone}) if c.status == "running"]
+    members = [c for c in run_containers(run_id, {ZONE_LABEL: zone}, all=False) if c.status == "running"]
     targets = [c for c in members if not _shares_network_of(c)]
     if not targets:
         raise UsageError(f"no running container of run {run_id} in zone {zone!r}",
@@ -384,11 +390,7 @@ def reconnect(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, An
         for c in _existing(run_id, details.get("containers", [])):
             c.reload()
             if _replaced(run_id, c, record):
-                if c.name == details.get("database_primary"):
-                    actions += _replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
-                else:
-                    c.remove(force=True, v=True)
-                    actions.append(f"removed {c.name} (replaced)")
+                actions += _retire_replaced(run_id, c, details)
                 continue
             attached = _endpoints(c)
             if _shares_network_of(c):
@@ -446,7 +448,7 @@ def place_primary(run_id: str, zone: str) -> List[str]:
     from harness.dr import replication
 
     roles = database_roles(run_id)
-    containers = {c.name: c for c in safety.run_containers(run_id, all=True)}
+    containers = {c.name: c for c in run_containers(run_id, all=True)}
     primary, standby = containers.get(roles["primary"]), containers.get(roles["standby"])
     if primary is None or standby is None:
         raise UsageError(f"run {run_id} has no streaming primary/standby pair to place",

@@ -22,7 +22,7 @@ from typing import Dict, List
 
 from harness.errors import UnsafeTarget, UsageError
 from harness.faults import safety
-from harness.platforms.docker import ZONE_LABEL
+from harness.labels import ZONE_LABEL
 
 __all__ = ["drain_zone", "uncordon_zone"]
 

@@ -7,7 +7,7 @@
                  host ports, registry mirror)
     toolchain    the pinned node image, kind/Helm version requirements and their one-line checks
     rollout      wait for a Deployment with an error that names unready pods and why
-    sampling     HPA status, Deployment replicas, pod CPU/memory from metrics.k8s.io
+    hpa_status   HPA status, Deployment replicas, pod CPU/memory from metrics.k8s.io
     logs         `kind export logs`, pod logs and events
     portforward  `kubectl port-forward` on 127.0.0.1
     conductor    the conductor's pods as Replicas; Secrets and backing-service stand-ins

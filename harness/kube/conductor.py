@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from harness.errors import HarnessError, UnsafeTarget, UsageError
 from harness.kube.client import Apis
-from harness.kube.kind_config import ZONE_LABEL
+from harness.labels import ZONE_LABEL
 from harness.kube.logs import export_namespace_logs
 from harness.kube.rollout import label_selector
 from harness.labels import RUN_ID_LABEL

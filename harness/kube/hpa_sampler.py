@@ -317,9 +317,7 @@ def plot_hpa(path: Path, observed: Sequence[Mapping[str, Any]], load: Sequence[t
     """Replicas (desired, ready; the oracle's band shaded) and load (requests/s, users) on one time axis."""
     if not observed:
         raise UsageError("no HPA samples to plot", "sample the HPA during the run")
-    import matplotlib
-
-    matplotlib.use("Agg")
+    from harness.report.plots import save_png  # noqa: I001 - first: it selects the Agg backend
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=90)
@@ -356,8 +354,4 @@ def plot_hpa(path: Path, observed: Sequence[Mapping[str, Any]], load: Sequence[t
     ax.legend(handles, labels, loc="upper right", fontsize=8)
     ax.set_title(title or f"{spec.name}: replicas under load")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

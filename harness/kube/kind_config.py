@@ -20,9 +20,9 @@ import yaml
 
 from harness.config import PROJECT_ROOT
 from harness.errors import UsageError
-from harness.labels import kube_labels
+from harness.labels import ZONE_LABEL, kube_labels
 
-__all__ = ["KIND_CONFIG", "ZONE_LABEL", "NODE_TYPE_LABEL", "AGENTS_TAINT", "PortMapping", "load_kind_config",
+__all__ = ["KIND_CONFIG", "NODE_TYPE_LABEL", "AGENTS_TAINT", "PortMapping", "load_kind_config",
            "render_kind_config", "port_mappings", "node_taints", "agents_zones", "node_image", "mirror_hosts_toml",
            "CERTS_DIR", "MIRRORED_REGISTRY"]
 
@@ -30,7 +30,6 @@ CERTS_DIR = "/etc/containerd/certs.d"
 MIRRORED_REGISTRY = "docker.io"      # anonymous pulls there are rate-limited; the others are not
 
 KIND_CONFIG = PROJECT_ROOT / "kind-config.yml"
-ZONE_LABEL = "topology.kubernetes.io/zone"
 NODE_TYPE_LABEL = "i2s.studio/node-type"
 AGENTS_TAINT = {"key": NODE_TYPE_LABEL, "value": "agents", "effect": "NoSchedule"}
 

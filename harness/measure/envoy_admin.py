@@ -3,21 +3,21 @@
 On kind the proxy's admin listener is bound to localhost inside the pod, reached with
 ``pilot-agent request GET <path>`` in its istio-proxy container (:class:`PilotAgentAdmin`); on
 docker the harness's own Envoys publish their admin port on 127.0.0.1 (:class:`HttpAdmin`).
-Parsing (``/stats`` text, ``/clusters`` text) is shared and pure (harness.kube.istio's parsers),
+Parsing (``/stats`` text, ``/clusters`` text) is shared and pure (harness.analysis.envoy_stats),
 and :class:`ProxySampler` reads a :class:`~harness.analysis.circuit_breaker.series.ClusterSample`
 every second through whichever transport it is given.
 """
 from __future__ import annotations
 
-import threading
 import time
 import urllib.parse
 import urllib.request
 from typing import Any, Callable, Protocol
 
 from harness.analysis.circuit_breaker.series import ClusterSample, cluster_sample
+from harness.analysis.envoy_stats import EnvoyCluster, parse_clusters, parse_envoy_stats
 from harness.errors import UsageError
-from harness.kube.istio import EnvoyCluster, parse_clusters, parse_envoy_stats
+from harness.sampling import Sampler
 
 __all__ = ["EnvoyAdmin", "HttpAdmin", "PilotAgentAdmin", "sample_reader", "ProxySampler"]
 
@@ -91,33 +91,28 @@ def sample_reader(admin: AdminReads, cluster: str) -> Callable[[], ClusterSample
 
 class ProxySampler:
     """Reads the gateway proxy's ``/clusters`` and ``/stats`` for one cluster every ``interval``
-    seconds on a thread (``read`` returns a :class:`ClusterSample`); a failed read is kept as an
-    error and sampling goes on, so a slow ``kubectl exec`` costs one point, not the run."""
+    seconds on a background :class:`harness.sampling.Sampler` (``read`` returns a
+    :class:`ClusterSample`); a failed read is kept as an error and sampling goes on, so a slow
+    ``kubectl exec`` costs one point, not the run."""
 
     def __init__(self, read: Callable[[], ClusterSample], interval: float = 1.0):
         self.read, self.interval = read, interval
-        self.samples: list[ClusterSample] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sampler: Sampler[ClusterSample] = Sampler(read, interval, name="proxy-sampler")
+
+    @property
+    def samples(self) -> list[ClusterSample]:
+        """The samples read so far, in reading order."""
+        return self._sampler.results
+
+    @property
+    def errors(self) -> list[str]:
+        """The failed reads so far, one line each: ``<wall time>: <type>: <message>``."""
+        return [f"{e.at:.1f}: {e.type}: {e.message[:200]}" for e in self._sampler.errors]
 
     def start(self) -> "ProxySampler":
-        def loop() -> None:
-            while not self._stop.is_set():
-                began = time.monotonic()
-                try:
-                    self.samples.append(self.read())
-                except Exception as exc:  # noqa: BLE001 - one lost point; recorded, never silent
-                    self.errors.append(f"{time.time():.1f}: {type(exc).__name__}: {str(exc)[:200]}")
-                self._stop.wait(max(0.0, self.interval - (time.monotonic() - began)))
-
-        self._thread = threading.Thread(target=loop, daemon=True, name="proxy-sampler")
-        self._thread.start()
+        self._sampler.start()
         return self
 
     def stop(self) -> list[ClusterSample]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-        return sorted(self.samples, key=lambda s: s.t)
-
+        """Stop sampling; the samples sorted by their time."""
+        return sorted(self._sampler.stop(30), key=lambda s: s.t)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness.errors import UsageError
-from harness.kube.istio import parse_clusters, parse_envoy_stats
+from harness.analysis.envoy_stats import parse_clusters, parse_envoy_stats
 from harness.mesh.bootstrap import plain_proxy_bootstrap
 from harness.mesh.local import LocalEnvoy, free_port
 from harness.mesh.objects import Endpoint, Mesh

@@ -23,7 +23,7 @@ from harness.mesh.bootstrap import CONDUCTOR_PORT, gateway_bootstrap, sidecar_bo
 from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import CONFIG_DIR, EnvoyFile, RunningEnvoy, published_url, start_envoy
 from harness.mesh.objects import Endpoint, Mesh, TlsBundle
-from harness.platforms.docker import ZONE_LABEL
+from harness.labels import ZONE_LABEL
 
 __all__ = ["DockerMesh", "SIDECAR_ADMIN_PORT", "SIDECAR_INBOUND_PORT", "GATEWAY_HTTPS_PORT", "GATEWAY_ADMIN_PORT"]
 

@@ -32,7 +32,7 @@ from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
 
 __all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "discover_service_url", "service_networking",
-           "SidecarConfig", "ZONE_LABEL", "REPLICA_LABEL", "SERVICE_LABEL"]
+           "SidecarConfig", "REPLICA_LABEL", "SERVICE_LABEL"]
 
 log = logging.getLogger(__name__)
 REPLICA_LABEL = "i2s-harness.replica"

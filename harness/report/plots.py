@@ -2,16 +2,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["timeseries_png", "load_overview_png"]
+__all__ = ["timeseries_png", "load_overview_png", "save_png"]
 
 Series = tuple[Sequence[float], Sequence[float]]
+
+
+def save_png(fig: Any, path: Path) -> Path:
+    """Lay ``fig`` out, write it to ``path`` (parents created) and free it; returns ``path``."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def timeseries_png(path: Path, title: str, series: dict[str, Series], *, ylabel: str,
@@ -45,11 +54,7 @@ def timeseries_png(path: Path, title: str, series: dict[str, Series], *, ylabel:
     if handles:
         ax.legend(handles, labels, loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def load_overview_png(path: Path, seconds: list[dict], title: str) -> Path:

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import docker_available
+from tests.conftest import docker_available, throwaway_settings
 
 pytestmark = pytest.mark.skipif(not docker_available(), reason="needs a Docker engine")
 
@@ -48,12 +48,7 @@ def env(docker_settings: Any, request: pytest.FixtureRequest) -> Iterator[Simple
 
 @pytest.fixture(scope="module")
 def docker_settings(tmp_path_factory):
-    import os
-
-    from harness.config import load_settings
-
-    return load_settings({"platform": "docker", "report_dir": str(tmp_path_factory.mktemp("reports")),
-                          "replicas": 2}, env={k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")})
+    return throwaway_settings(tmp_path_factory.mktemp("reports"))
 
 
 def _db_running(env: SimpleNamespace) -> bool:

@@ -8,12 +8,10 @@ Also: the Envoy containers are labeled with the run id, publish on 127.0.0.1 onl
 """
 from __future__ import annotations
 
-import os
 import urllib.request
 
 import pytest
 
-from harness.config import load_settings
 from harness.docker_env import docker_client, sweep
 from harness.labels import RUN_ID_LABEL
 from harness.mesh.containers import MESH_ROLE_LABEL, envoy_version
@@ -22,13 +20,12 @@ from harness.platforms.base import Fault
 from harness.platforms.docker import DockerPlatform, discover_service_url
 from harness.stack import Stack
 from harness.wait import wait_for
+from tests.conftest import throwaway_settings
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    return load_settings({"platform": "docker", "replicas": 2,
-                          "report_dir": str(tmp_path_factory.mktemp("reports"))}, env=env)
+    return throwaway_settings(tmp_path_factory.mktemp("reports"))
 
 
 @pytest.fixture(scope="module")

@@ -4,27 +4,24 @@ faults, Locust attribution, and teardown that leaves nothing behind."""
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 import uuid
 
 import pytest
 
-from harness.config import load_settings
 from harness.docker_env import docker_client
 from harness.labels import RUN_ID_LABEL
 from harness.load.runner import run_locust
 from harness.platforms.base import Fault
 from harness.platforms.docker import DockerPlatform, discover_endpoints
 from harness.stack import Stack
+from tests.conftest import throwaway_settings
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    return load_settings({"platform": "docker", "replicas": 2,
-                          "report_dir": str(tmp_path_factory.mktemp("reports"))}, env=env)
+    return throwaway_settings(tmp_path_factory.mktemp("reports"))
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +143,7 @@ def test_locust_runner_attributes_requests_to_replicas(deployed, tmp_path):
 
 
 def test_teardown_removes_everything_even_after_an_error(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    s = load_settings({"platform": "docker", "replicas": 1, "report_dir": str(tmp_path)}, env=env)
+    s = throwaway_settings(tmp_path, replicas=1)
     with pytest.raises(RuntimeError, match="boom"):
         with Stack(s) as stack, DockerPlatform(s, stack):
             raise RuntimeError("boom")

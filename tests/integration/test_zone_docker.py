@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import docker_available
+from tests.conftest import docker_available, throwaway_settings
 from tests.unit.chaos_activity import call
 
 pytestmark = pytest.mark.skipif(not docker_available(), reason="needs a Docker engine")
@@ -29,17 +29,13 @@ A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, request: pytest.FixtureRequest) -> Iterator[SimpleNamespace]:
-    import os
 
-    from harness.config import load_settings
     from harness.docker_env import export_container_logs, sweep
     from harness.dr import replication
     from harness.platforms.docker import DockerPlatform
     from harness.stack.services import Stack
 
-    s = load_settings({"platform": "docker", "report_dir": str(tmp_path_factory.mktemp("reports")), "replicas": 2,
-                       "zone_placement": "even"},
-                      env={k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")})
+    s = throwaway_settings(tmp_path_factory.mktemp("reports"), zone_placement="even")
     s = dataclasses.replace(s, run_id=f"{s.run_id[:36]}-zl")
     stack, platform = Stack(s), None
     try:
@@ -82,9 +78,9 @@ def fault_log(tmp_path, monkeypatch):
 
 
 def _containers(env: SimpleNamespace) -> list[Any]:
-    from harness.faults import safety
+    from harness.containers import run_containers
 
-    return safety.run_containers(env.run_id, all=True)
+    return run_containers(env.run_id, all=True)
 
 
 def _zones(env: SimpleNamespace) -> dict[str, str]:

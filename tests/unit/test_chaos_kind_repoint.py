@@ -219,10 +219,11 @@ def world(monkeypatch):
     monkeypatch.setattr(containers, "run_container", docker._get)
     monkeypatch.setattr(pg_container, "wait_accepting", lambda c, timeout, writable=None: None)
     monkeypatch.setattr(safety, "engine", docker.client)
+    monkeypatch.setattr(containers, "docker_client", docker.client)
     monkeypatch.setattr(backup, "restore_latest", lambda run_id, s3, target_container, bucket, timeout_s: (
         timeline.append(("docker", "restore_latest", target_container))
         or {"key": "backups/k2.dump.gpg", "snapshot_at": time.time() - 30, "duration_s": 1.5}))
-    monkeypatch.setattr(backups, "_db_credentials", lambda s3: {"username": "postgres", "password": DB_PASSWORD,
+    monkeypatch.setattr(backups, "database_credentials", lambda s3: {"username": "postgres", "password": DB_PASSWORD,
                                                                 "database": "i2s_staging"})
     monkeypatch.setattr(backups, "_newest", lambda s3, bucket: timeline.append(("s3", "newest backup")) or {
         "key": "backups/k2.dump.gpg", "last_modified": time.time() - 30})

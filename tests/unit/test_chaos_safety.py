@@ -18,6 +18,7 @@ import sys
 import pytest
 from chaoslib.exceptions import InterruptExecution
 
+from harness import containers
 from harness.errors import UnsafeTarget, UsageError
 from harness.faults import docker as docker_faults
 from harness.faults import safety, zones
@@ -178,7 +179,9 @@ def test_losing_the_docker_tier_touches_only_the_runs_labeled_containers(monkeyp
     mine_b = FakeContainer("mine-b", zone_labels(RUN, "us-east-1b"))
     other_run = FakeContainer("other", zone_labels("20990101-000000-ffff", "us-east-1a"))
     unlabeled = FakeContainer("unlabeled", {"app": "conductor", "topology.kubernetes.io/zone": "us-east-1a"})
-    monkeypatch.setattr(safety, "engine", lambda: FakeDocker([mine_a, mine_b, other_run, unlabeled]))
+    fake = FakeDocker([mine_a, mine_b, other_run, unlabeled])
+    monkeypatch.setattr(safety, "engine", lambda: fake)
+    monkeypatch.setattr(containers, "docker_client", lambda: fake)
 
     out = call(docker_faults.remove_application_tier, {"run_id": RUN})
     assert sorted(out["removed"]) == ["mine-a", "mine-b"] and out["zones"] == ["us-east-1a", "us-east-1b"]
@@ -196,11 +199,12 @@ def test_a_container_the_engine_returned_by_mistake_is_still_refused():
 
     stranger = FakeContainer("stranger", {RUN_ID_LABEL: "someone-else"})
     with pytest.raises(UnsafeTarget, match="stranger"):
-        safety.run_containers(RUN, client=SloppyEngine([stranger]))
+        containers.run_containers(RUN, all=False, client=SloppyEngine([stranger]))
 
 
 def test_losing_an_empty_tier_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(safety, "engine", lambda: FakeDocker([]))
+    monkeypatch.setattr(containers, "docker_client", lambda: FakeDocker([]))
     with pytest.raises(UsageError, match=f"run {RUN} has no conductor containers"):
         docker_faults.remove_application_tier(configuration={"run_id": RUN})
 

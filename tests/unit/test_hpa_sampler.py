@@ -17,7 +17,7 @@ from harness.errors import UsageError
 from harness.kube.hpa_sampler import (ORACLE_WORKLOAD, UPSTREAM_E2E_ALLOWANCE, HpaSampler, distinct_readings,
                                       hpa_has_metrics, hpa_verdict, load_series, observed_samples, plan_hpa_load,
                                       plot_hpa, scaled_back_down)
-from harness.kube.sampling import take_sample
+from harness.kube.hpa_status import take_sample
 from harness.load.shapes import stages_from_spec, total_duration
 from harness.oracles import hpa
 from harness.oracles.hpa_trajectory import check_trajectory

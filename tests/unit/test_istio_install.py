@@ -17,10 +17,10 @@ import yaml
 
 from harness.errors import HarnessError, PlatformUnavailable, UsageError
 from harness.kube.client import KubeTarget
-from harness.kube.istio import (CHART_REPO, GATEWAY_HOSTS, GATEWAY_LABELS, ISTIO_VERSION, IstioMesh, cluster_stats,
+from harness.analysis.envoy_stats import cluster_stats, outlier_snapshot, parse_clusters, parse_envoy_stats
+from harness.kube.istio import (CHART_REPO, GATEWAY_HOSTS, GATEWAY_LABELS, ISTIO_VERSION, IstioMesh,
                                 envoy_cluster_name, gateway_values, helm_install_argv, istiod_values,
-                                kind_gateway_ports, kind_host_port, mesh_objects, outlier_snapshot, parse_clusters,
-                                parse_envoy_stats, self_signed_tls)
+                                kind_gateway_ports, kind_host_port, mesh_objects, self_signed_tls)
 from harness.kube.kind_config import load_kind_config
 from harness.oracles.ejection_analysis import analyze_ejections
 from tests.unit.kube_fakes import FakeKube, RecordingRunner, deployment, pod

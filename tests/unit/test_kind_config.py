@@ -8,7 +8,8 @@ import yaml
 
 from harness.config import PROJECT_ROOT, STAGING_ZONES
 from harness.errors import UsageError
-from harness.kube.kind_config import (AGENTS_TAINT, KIND_CONFIG, NODE_TYPE_LABEL, ZONE_LABEL, agents_zones,
+from harness.labels import ZONE_LABEL
+from harness.kube.kind_config import (AGENTS_TAINT, KIND_CONFIG, NODE_TYPE_LABEL, agents_zones,
                                       load_kind_config, node_taints, port_mappings, render_kind_config)
 from harness.labels import MANAGED_LABEL, RUN_ID_LABEL
 from harness.manifests import find_document

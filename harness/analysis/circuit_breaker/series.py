@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness.analysis.circuit_breaker.schedule import FaultPhase
+from harness.analysis.envoy_stats import cluster_stats
 from harness.errors import HarnessError, UsageError
 from harness.oracles.outlier import is_gateway_error
 
@@ -122,9 +123,7 @@ class ClusterSample:
 
 
 def cluster_sample(t: float, clusters: Mapping[str, Any], stats: Mapping[str, float], cluster: str) -> ClusterSample:
-    """A :class:`ClusterSample` from parsed ``/clusters`` and ``/stats`` (harness.kube.istio)."""
-    from harness.kube.istio import cluster_stats
-
+    """A :class:`ClusterSample` from parsed ``/clusters`` and ``/stats`` (harness.analysis.envoy_stats)."""
     c = clusters.get(cluster)
     if c is None:
         raise HarnessError(f"the gateway's Envoy has no cluster {cluster}",
