@@ -1,5 +1,6 @@
 """Cross-module helpers are public: no module reaches into another's private names of the shared
-toolkits (harness.containers, harness.sampling, harness.dr.*, harness.oracles.hpa.*). A moved helper
+toolkits (harness.containers, harness.sampling, harness.dr.*, harness.oracles.hpa.*,
+harness.oracles.outlier.*). A moved helper
 whose callers were not updated shows up here, not as an AttributeError in a Docker scenario."""
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 from harness.config import PROJECT_ROOT
 
 TOOLKITS = ("containers", "sampling", "replication", "backup", "backup_schedule", "jobs", "secret_store", "aws",
-            "pg_container", "hpa")
+            "pg_container", "hpa",
+            # harness.oracles.outlier and its modules
+            "outlier", "detector", "limits", "simulation", "destination_rule", "units", "errors")
 ROOTS = ("harness", "scenarios", "tests", "benchmarks")
 # "from harness.dr.replication import _x" / "from harness.dr import replication; replication._x(...)"
-FROM_PRIVATE = re.compile(r"from harness\.[\w.]*\b(" + "|".join(TOOLKITS) + r") import [^\n]*\b_[a-z]\w*")
-ATTR_PRIVATE = re.compile(r"\b(" + "|".join(TOOLKITS) + r")\._[a-z]\w*")
+FROM_PRIVATE = re.compile(r"from harness\.[\w.]*\b(" + "|".join(TOOLKITS) + r") import [^\n]*\b_[A-Za-z]\w*")
+ATTR_PRIVATE = re.compile(r"\b(" + "|".join(TOOLKITS) + r")\._[A-Za-z]\w*")
 
 
 def _sources() -> list[Path]:
@@ -37,3 +40,7 @@ def test_the_check_sees_a_private_access() -> None:
     assert ATTR_PRIVATE.search("c = replication._get(name, run_id)")
     assert FROM_PRIVATE.search("from harness.dr.replication import _mask")
     assert not ATTR_PRIVATE.search("c = replication.run_container(name, run_id)")
+    assert FROM_PRIVATE.search("from harness.oracles.outlier.units import _normalise_input")
+    assert FROM_PRIVATE.search("from harness.oracles.outlier import simulate, _check_rule")
+    assert FROM_PRIVATE.search("from harness.oracles.outlier.units import _DURATION_PART")  # private constants too
+    assert ATTR_PRIVATE.search("detector._ALL_STATS")
