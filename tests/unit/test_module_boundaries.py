@@ -1,6 +1,6 @@
 """Cross-module helpers are public: no module reaches into another's private names of the shared
 toolkits (harness.containers, harness.sampling, harness.dr.*, harness.oracles.hpa.*,
-harness.oracles.outlier.*). A moved helper
+harness.oracles.outlier.*, harness.capacity.project and its parts). A moved helper
 whose callers were not updated shows up here, not as an AttributeError in a Docker scenario."""
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from harness.config import PROJECT_ROOT
 TOOLKITS = ("containers", "sampling", "replication", "backup", "backup_schedule", "jobs", "secret_store", "aws",
             "pg_container", "hpa",
             # harness.oracles.outlier and its modules
-            "outlier", "detector", "limits", "simulation", "destination_rule", "units", "errors")
+            "outlier", "detector", "limits", "simulation", "destination_rule", "units", "errors",
+            # harness.capacity.project and the modules it was split into
+            "project", "models", "node_groups", "pod_spec", "hpa_replicas")
 ROOTS = ("harness", "scenarios", "tests", "benchmarks")
 # "from harness.dr.replication import _x" / "from harness.dr import replication; replication._x(...)"
 FROM_PRIVATE = re.compile(r"from harness\.[\w.]*\b(" + "|".join(TOOLKITS) + r") import [^\n]*\b_[A-Za-z]\w*")
