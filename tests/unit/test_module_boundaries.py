@@ -1,6 +1,6 @@
 """Cross-module helpers are public: no module reaches into another's private names of the shared
 toolkits (harness.containers, harness.sampling, harness.dr.*, harness.oracles.hpa.*,
-harness.faults.*, harness.mesh.*). A moved helper
+harness.faults.*, harness.mesh.*, harness.oracles.outlier.*, harness.capacity.project and its parts). A moved helper
 whose callers were not updated shows up here, not as an AttributeError in a Docker scenario."""
 from __future__ import annotations
 
@@ -10,15 +10,19 @@ from pathlib import Path
 from harness.config import PROJECT_ROOT
 
 TOOLKITS = ("containers", "sampling", "replication", "backup", "backup_schedule", "jobs", "secret_store", "aws",
-            "pg_container", "hpa")
+            "pg_container", "hpa",
+            # harness.oracles.outlier and its modules
+            "outlier", "detector", "limits", "simulation", "destination_rule", "units", "errors",
+            # harness.capacity.project and the modules it was split into
+            "project", "models", "node_groups", "pod_spec", "hpa_replicas")
 # harness.faults.* and harness.mesh.*: checked in the harness and the scenarios (a unit test may test
 # the private parts of the module it tests).
 PACKAGES = ("safety", "postgres", "backups", "probes", "zones", "zone_docker", "zone_loss", "control",
             "binary", "bootstrap", "certs", "local", "objects", "outlier_rig", "pods", "service")
 ROOTS = ("harness", "scenarios", "tests", "benchmarks")
 # "from harness.dr.replication import _x" / "from harness.dr import replication; replication._x(...)"
-FROM_PRIVATE = re.compile(r"from harness\.[\w.]*\b(" + "|".join(TOOLKITS) + r") import [^\n]*\b_[a-z]\w*")
-ATTR_PRIVATE = re.compile(r"\b(" + "|".join(TOOLKITS) + r")\._[a-z]\w*")
+FROM_PRIVATE = re.compile(r"from harness\.[\w.]*\b(" + "|".join(TOOLKITS) + r") import [^\n]*\b_[A-Za-z]\w*")
+ATTR_PRIVATE = re.compile(r"\b(" + "|".join(TOOLKITS) + r")\._[A-Za-z]\w*")
 PKG_FROM_PRIVATE = re.compile(r"from harness\.(faults|mesh)\.(" + "|".join(PACKAGES) + r") import [^\n]*\b_[a-z]\w*")
 PKG_ATTR_PRIVATE = re.compile(r"\b(" + "|".join(PACKAGES) + r")\._[a-z]\w*")
 
@@ -49,3 +53,7 @@ def test_the_check_sees_a_private_access() -> None:
     assert PKG_FROM_PRIVATE.search("from harness.faults.postgres import _as_bool")
     assert PKG_ATTR_PRIVATE.search("creds = backups._db_credentials(s3)")
     assert not PKG_FROM_PRIVATE.search("from harness.faults.postgres import public")
+    assert FROM_PRIVATE.search("from harness.oracles.outlier.units import _normalise_input")
+    assert FROM_PRIVATE.search("from harness.oracles.outlier import simulate, _check_rule")
+    assert FROM_PRIVATE.search("from harness.oracles.outlier.units import _DURATION_PART")  # private constants too
+    assert ATTR_PRIVATE.search("detector._ALL_STATS")
