@@ -255,6 +255,9 @@ def _up(argv: list[str]) -> int:
     from harness.labels import claim_run_owner
 
     claim_run_owner()  # a `harness clean` elsewhere spares this stack while it is up
+    from harness.process_watch import ensure_interruptible
+
+    ensure_interruptible()  # Ctrl-C removes it all, even if our parent started us with SIGINT ignored
     stack = Stack(settings, with_moto=True)
     try:
         stack.start()

@@ -264,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from harness.process_watch import ensure_interruptible
+
+    ensure_interruptible()  # Ctrl-C tears the run down even if our parent started us with SIGINT ignored
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after `--` goes to pytest untouched.
     extra = argv[argv.index("--") + 1:] if "--" in argv else []

@@ -18,9 +18,25 @@ from typing import Callable, Mapping, Sequence
 
 from harness.errors import HarnessError
 
-__all__ = ["Watched", "watch_process", "stop_process"]
+__all__ = ["Watched", "watch_process", "stop_process", "ensure_interruptible"]
 
 POLL_S = 0.2
+
+
+def ensure_interruptible() -> bool:
+    """Make Ctrl-C (SIGINT) raise KeyboardInterrupt here, and so reach children as the default action.
+
+    A process started with SIGINT *ignored* (a background job of a non-interactive shell, some CI
+    runners) passes that on through every exec: the harness would not tear down on Ctrl-C, and
+    chaostoolkit would ignore the SIGINT that makes it play its rollbacks. A handled signal is reset to
+    the default in exec'd children, so restoring Python's handler here fixes both. Main thread only;
+    returns whether it changed anything."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return True
+    return False
 
 
 @dataclass

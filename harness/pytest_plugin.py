@@ -19,6 +19,7 @@ import pytest
 from harness.config import Settings, load_settings
 from harness.errors import HarnessError, Inconclusive
 from harness.labels import claim_run_owner
+from harness.process_watch import ensure_interruptible
 from harness.preflight import check_settings
 from harness.report.outcome import Ending, exit_code_for, exit_meaning, one_line, scenario_outcome
 from harness.report.writer import RunReport, ScenarioResult
@@ -67,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     claim_run_owner()  # unless `harness` already did: what the run creates names its owner process
+    ensure_interruptible()  # Ctrl-C tears down, and reaches `chaos run` children, whatever our parent ignored
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (CI cancelling, `kill`) tears down like Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -72,3 +72,24 @@ def test_a_child_ignoring_its_signals_is_killed(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", STUBBORN])
     time.sleep(0.5)
     assert stop_process(proc, first=signal.SIGINT, grace_s=0.5, term_grace_s=0.5) == -signal.SIGKILL
+
+
+def test_a_harness_started_with_sigint_ignored_is_still_interruptible():
+    """A background job of a non-interactive shell (some CI runners) starts with SIGINT ignored and would
+    pass that on to `chaos run`: the harness restores Python's handler, so Ctrl-C raises here and the
+    children it execs get the default action again."""
+    import subprocess
+    import sys
+
+    code = ("import signal, subprocess, sys\n"
+            "from harness.process_watch import ensure_interruptible\n"
+            "before = signal.getsignal(signal.SIGINT) is signal.SIG_IGN\n"
+            "changed = ensure_interruptible()\n"
+            "child = subprocess.run([sys.executable, '-c', 'import signal; "
+            "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)'], capture_output=True, text=True).stdout.strip()\n"
+            "print(before, changed, signal.getsignal(signal.SIGINT) is signal.default_int_handler, child)\n")
+    ignored = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert ignored.stdout.split() == ["True", "True", "True", "False"], ignored.stdout + ignored.stderr
+    normal = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert normal.stdout.split() == ["False", "False", "True", "False"], normal.stdout + normal.stderr
