@@ -230,14 +230,19 @@ class DockerPlatform(Platform):
         return {by_ip.get(h.ip, h.ip): h.health_flags for h in hosts}
 
     def wait_routable(self, names: list[str] | None = None, timeout: float | None = None) -> None:
-        """Wait until the entry point routes to every replica in ``names`` (health checks passed)."""
+        """Wait until the entry point routes to every replica in ``names`` (health checks passed) and
+        holds no address of a replica that is gone. Envoy keeps a host that left DNS until its active
+        health check fails it (``ignore_health_on_host_removal`` is off), as a Service's endpoints
+        linger until the endpoints controller catches up: a redeploy returns once they are gone."""
         names = names or list(self._containers)
 
         def routable() -> bool:
             health = self.service_health()
             missing = {n: health.get(n, "unknown to the entry point") for n in names if health.get(n) != ()}
-            if missing:
-                raise RuntimeError(", ".join(f"{n}: {f}" for n, f in missing.items()))
+            gone = [h for h in health if h not in self._containers]   # an address no current replica has
+            if missing or gone:
+                raise RuntimeError(", ".join([f"{n}: {f}" for n, f in missing.items()]
+                                             + [f"{h}: gone, still listed" for h in gone]))
             return True
 
         wait_for(routable, timeout=timeout or self.settings.ready_timeout_s, interval=0.5,
