@@ -17,7 +17,7 @@ define harness_run
 endef
 TARGET_ARGS = --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT))
 
-.PHONY: help venv docker-ready test lint e2e chaos capacity bench clean images
+.PHONY: help venv docker-ready test lint audit e2e chaos capacity bench clean images
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -41,6 +41,9 @@ test: venv docker-ready ## run the harness's own tests (unit and real-container 
 lint: venv ## ruff over the Python (rules in pyproject.toml), shellcheck over the harness's shell scripts
 	@$(VENV)/bin/ruff check --no-cache .
 	@$(VENV)/bin/shellcheck .ci/run tools/*.sh
+
+audit: venv ## the seed's configuration against its RTO/RPO targets: findings table + audit.json, seconds, no Docker (exit 0 none blocking, 10 blocking)
+	$(call harness_run,$(PY) -m harness audit)
 
 e2e: venv ## the main job: stack + platform + scenarios, report in reports/latest
 	$(call harness_run,$(PY) -m harness preflight $(TARGET_ARGS) --suite e2e --tools-only && { tools/docker-ready.sh || exit 13; } && $(WITH_ENV) $(PY) -m harness e2e $(TARGET_ARGS) -- $(PYTEST_ARGS))

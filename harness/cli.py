@@ -227,6 +227,30 @@ def clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit(args: argparse.Namespace) -> int:
+    """``harness audit``: the seed's configuration against its own targets, no Docker and no cluster.
+    Prints the findings table, writes ``<report dir>/<run id>/audit.json``; exit 0 when no finding is
+    blocking (critical or high), 10 when some are, 11 when a rule or tool broke (the audit is incomplete)."""
+    from harness.audit.engine import render_table, run_audit, write_audit
+    from harness.errors import EXIT_FAIL, EXIT_INCONCLUSIVE
+    from harness.preflight import check_settings
+    from harness.report.writer import ensure_writable
+
+    root = Path(args.root).resolve()
+    if not root.is_dir():
+        raise UsageError(f"--root {args.root} is not a directory", "pass the project (or a copy of it) to --root")
+    settings = load_settings({"report_dir": args.report_dir})
+    check_settings(settings)
+    run_dir = ensure_writable(settings.report_path)
+    result = run_audit(root, progress=lambda step: print(f"harness audit: {step} ...", file=sys.stderr))
+    path = write_audit(result, run_dir)
+    print(render_table(result))
+    code = EXIT_INCONCLUSIVE if result.errors else (EXIT_FAIL if result.blocking else 0)
+    print(f"harness: audit {settings.run_id}: {len(result.findings)} findings, {len(result.blocking)} blocking; "
+          f"{path}; exit {code} ({exit_meaning(code)})", file=sys.stderr)
+    return code
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is the harness's usage error (exit 12, one line), not argparse's 2."""
 
@@ -258,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("baseline", help="JSON baseline: {\"scenarios\": {name: {\"outcome\": ..., \"why\": ...}}}")
     ex.add_argument("--summary", default=str(PROJECT_ROOT / "reports" / "latest" / "summary.json"),
                     help="the run's summary.json (default: reports/latest/summary.json)")
+    au = sub.add_parser("audit", help="check the seed's configuration against its RTO/RPO targets (no Docker, no "
+                                      "cluster; 0 no blocking finding, 10 blocking findings)")
+    au.add_argument("--root", default=str(PROJECT_ROOT), help="the project (k8s/, scripts/, seed/) to audit")
+    au.add_argument("--report-dir", dest="report_dir", default=None,
+                    help=f"{KNOBS['report_dir'].help} (env {KNOBS['report_dir'].env})")
     sub.add_parser("clean", help="remove every container, network, volume and kind cluster the harness labeled")
     return p
 
@@ -281,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return images(args)
         if args.command == "expect":
             return expect(args)
+        if args.command == "audit":
+            return audit(args)
         if args.command == "preflight":
             preflight(_settings_from(args), tools_only=args.tools_only, suite=args.suite)
             return 0

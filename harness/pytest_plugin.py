@@ -16,7 +16,7 @@ from typing import Any, Iterator, NoReturn
 
 import pytest
 
-from harness.config import Settings, load_settings
+from harness.config import PROJECT_ROOT, Settings, load_settings
 from harness.errors import HarnessError, Inconclusive
 from harness.labels import claim_run_owner
 from harness.process_watch import ensure_interruptible
@@ -88,7 +88,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(pytest.mark.skip(reason="runs on the docker platform only (--platform docker)"))
     if any(_is_scenario(item) for item in items) and not config.option.collectonly:  # a listing is no run
         try:
-            report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public())
+            report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public(),
+                               audit_root=PROJECT_ROOT)
         except HarnessError as exc:  # e.g. the report directory cannot be written: one line, its own code
             pytest.exit(str(exc), returncode=exc.exit_code)
         config.stash[_REPORT] = report
@@ -231,6 +232,11 @@ def _print_table(tr: Any, report: RunReport, exitstatus: int) -> None:
         tr.write_line(f"{s.name:<{width}}  {s.verdict:<12}  {one_line(s.explanation, 160)}")
     for err in report.errors:
         tr.write_line(f"harness error: {err}")
+    if report.audit is not None:
+        counts = ", ".join(f"{n} {sev}" for sev, n in (report.audit.get("counts") or {}).items() if n)
+        tr.write_line(f"configuration audit: {report.audit.get('blocking', 0)} blocking findings ({counts or 'none'}; "
+                      f"the run's outcome is the scenarios'); {report.root / 'audit.json'}"
+                      + "".join(f"\naudit error: {e}" for e in report.audit.get("errors") or []))
     code = report.exit_code if report.exit_code is not None else exit_code_for(report.verdict(), int(exitstatus))
     tr.write_line(f"run outcome: {report.verdict()} -> exit {code} ({exit_meaning(code)})", bold=True)
 

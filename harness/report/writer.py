@@ -64,7 +64,8 @@ def ensure_writable(root: Path) -> Path:
 class RunReport:
     """The run's results; ``write`` puts summary.json, junit.xml and index.html in ``root``."""
 
-    def __init__(self, run_id: str, platform: str, root: Path, settings: dict[str, Any] | None = None):
+    def __init__(self, run_id: str, platform: str, root: Path, settings: dict[str, Any] | None = None,
+                 audit_root: Path | None = None):
         self.run_id, self.platform, self.root = run_id, platform, root
         self.settings = settings or {}
         self.started = time.time()
@@ -74,6 +75,11 @@ class RunReport:
         self.errors: list[str] = []              # harness errors outside any scenario (collection, ...)
         self.exit_code: int | None = None        # set by the plugin when the session ends
         ensure_writable(root)
+        # The seed's configuration audit (harness.audit), written first so every run's report has it,
+        # also a run that is interrupted or whose stack never comes up.
+        self.audit: dict[str, Any] | None = None
+        if audit_root is not None:
+            self.audit = _audit_into(root, audit_root)
 
     def fault_injected(self, scenario: str, fault: str, target: str) -> None:
         """Record a fault a scenario injected itself (chaos experiments come from the fault log), in the
@@ -107,6 +113,8 @@ class RunReport:
         }
         if self.exit_code is not None:
             out["exit_code"], out["exit_meaning"] = self.exit_code, exit_meaning(self.exit_code)
+        if self.audit is not None:
+            out["audit"] = self.audit
         return redact(out)
 
     def write(self) -> Path:
@@ -122,6 +130,20 @@ class RunReport:
         except OSError:
             pass  # a filesystem without symlinks still has the run directory
         return self.root
+
+
+def _audit_into(run_dir: Path, seed_root: Path) -> dict[str, Any]:
+    """Run the audit, write ``audit.json`` beside the summary, return the summary's ``audit`` part. The
+    audit is the harness's own analysis: if it breaks, the run says so and goes on."""
+    from harness.audit.engine import audit_summary, run_audit, write_audit
+
+    try:
+        result = run_audit(seed_root)
+        write_audit(result, run_dir)
+        return audit_summary(result)
+    except Exception as exc:  # noqa: BLE001 - reported in the summary, never a reason to stop the run
+        return {"file": None, "errors": [f"the configuration audit failed: {exc!r}"], "counts": {}, "blocking": 0,
+                "findings": [], "tools": {}}
 
 
 def _now_iso() -> str:
@@ -143,6 +165,34 @@ def _cell(v: Any) -> str:
     if isinstance(v, (dict, list)):
         return html.escape(json.dumps(v, default=str))
     return html.escape(str(v))
+
+
+_SEVERITY_COLOUR = {"critical": "#82071e", "high": "#cf222e", "medium": "#9a6700", "low": "#57606a", "info": "#57606a"}
+
+
+def _audit_html(audit: dict[str, Any]) -> list[str]:
+    """The configuration audit as a table, worst first (``harness audit``; all of it in audit.json)."""
+    counts = audit.get("counts") or {}
+    parts = [f"<h2 id='audit'>Configuration audit: {audit.get('blocking', 0)} blocking findings</h2>",
+             "<p>The seed's configuration checked against its own RTO/RPO targets before anything ran: "
+             + html.escape(", ".join(f"{n} {s}" for s, n in counts.items() if n)) + ". "
+             + (f"<a href='{html.escape(audit['file'])}'>{html.escape(audit['file'])}</a> has the evidence and "
+                "the fix of each." if audit.get("file") else "") + "</p>"]
+    for e in audit.get("errors") or []:
+        parts.append(f"<p><b>audit error:</b> {html.escape(e)}</p>")
+    if audit.get("findings"):
+        parts.append("<table><tr><th>severity</th><th>target</th><th>finding</th><th>where (file:line, guide "
+                     "line)</th><th>by</th></tr>")
+        for f in audit["findings"]:
+            where = "<br>".join(html.escape(f"{r['path']}:{r['line']}" + (f" (guide {r['guide_line']})"
+                                                                         if r.get("guide_line") else ""))
+                                for r in f.get("refs", [])[:3])
+            parts.append(f"<tr><td><span class='v' style='background:{_SEVERITY_COLOUR.get(f['severity'], '#57606a')}'>"
+                         f"{html.escape(f['severity'])}</span></td><td>{html.escape(f['target'])}</td>"
+                         f"<td>{html.escape(f['title'])}<br><small>{html.escape(f['id'])}</small></td>"
+                         f"<td>{where}</td><td>{html.escape(f['source'])}</td></tr>")
+        parts.append("</table>")
+    return parts
 
 
 def render_html(summary: dict[str, Any], root: Path) -> str:
@@ -171,6 +221,8 @@ def render_html(summary: dict[str, Any], root: Path) -> str:
     if summary.get("errors"):
         parts.append("<h2>Harness errors</h2><ul>" + "".join(f"<li>{html.escape(e)}</li>" for e in summary["errors"])
                      + "</ul>")
+    if summary.get("audit"):
+        parts += _audit_html(summary["audit"])
     dr_rows = [s for s in summary["scenarios"] if "rto_s" in s.get("measurements", {})
                or "rpo_s" in s.get("measurements", {})]
     if dr_rows:
