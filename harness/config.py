@@ -150,7 +150,7 @@ class Settings:
     probe_interval_s: float = knob(0.25, "RTO prober: seconds between user requests", above=0, max=0.25)
     rto_target_s: float = knob(900.0, "RTO target (s); seed DR plan: 15 min", above=0, max=604800)
     rpo_target_s: float = knob(3600.0, "RPO target (s); seed DR plan: 1 h", above=0, max=604800)
-    backup_interval_s: float = knob(20.0, "backup cadence (s), scaled down from hourly so CI sees several",
+    backup_interval_s: float = knob(20.0, "cadence (s) of the backup job the harness runs (the seed schedules none; a 1 h RPO needs at least hourly), short so CI sees several",
                                     above=0, max=86400)
     # -- chaos experiments (passed to `chaos run` by scenarios/test_chaos.py) ---------------------------
     probe_requests: int = knob(100, "chaos steady state: user requests per probe", min=1, max=100000)

@@ -404,7 +404,7 @@ def test_cluster_loss(settings, platform, scenario, run_report, moto, dr_secrets
     if out.rpo is not None and implied is not None:
         measured = max(out.rpo.rpo_s, out.rpo.loss_window_s)
         slack = 2 * 0.25  # the ledger's cadence blurs both ends of the loss window
-        out.extra["table_rows"].append(["RPO implied by the backup cadence (s)", round(implied, 1),
+        out.extra["table_rows"].append(["RPO implied by the harness's backup cadence (the seed schedules none) (s)", round(implied, 1),
                                         settings.rpo_target_s, f"measured {measured:.1f}s"])
         if measured > implied + slack:
             out.problems.append(f"measured RPO {measured:.1f}s exceeds what backups every "

@@ -87,7 +87,7 @@ def run_audit(root: Path, extra_workflows: Iterable[str] | None = None, today: d
     errors: list[str] = []
     for rule in RULES:
         try:
-            findings += rule(src, today=today) if rule.__name__ == "eks_support" else rule(src)
+            findings += rule(src, today=today or dt.date.today()) if rule.__name__ == "eks_support" else rule(src)
         except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others' findings
             errors.append(f"rule {rule.__module__.rsplit('.', 1)[-1]}.{rule.__name__} failed: {exc!r}")
     tools: list[ToolRun] = [ToolRun("rules", "ran", version=f"{len(RULES)} rules", checked=src.paths)]

@@ -1,4 +1,6 @@
-"""Backups on a cadence, as the seed's cron would take them, and the recovery point that cadence implies.
+"""Backups on a cadence, as a CronJob would take them, and the recovery point that cadence implies. The seed
+schedules its backup script nowhere (``harness audit``: ``rpo.db-backup-script-unscheduled``): the cadence is
+the harness's choice (``backup_interval_s``).
 
 ``BackupScheduler`` runs ``run_backup`` every ``interval_s`` (start to start) on a background
 :class:`harness.sampling.Sampler` -- the same loop as every other background series of the harness:
@@ -35,7 +37,7 @@ def implied_rpo_s(interval_s: float, backup_duration_s: float) -> float:
 
 
 class BackupScheduler:
-    """Backups every ``interval_s`` (start to start; the seed's cron is hourly, CI scales it down) in a
+    """Backups every ``interval_s`` (start to start; the harness's cadence: the seed schedules none) in a
     background thread of the harness. ``backups``/``failures`` are JSON-friendly lists; ``planned`` the
     seconds after ``start()`` at which each backup was planned to start.
 

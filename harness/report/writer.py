@@ -228,7 +228,7 @@ def render_html(summary: dict[str, Any], root: Path) -> str:
     if dr_rows:
         parts.append("<h2>Recovery against the targets</h2><table><tr><th>scenario</th><th>RTO s</th>"
                      "<th>RTO target s</th><th>RPO s</th><th>RPO target s</th><th>lost writes</th>"
-                     "<th>RPO implied by backup cadence s</th><th>verdict</th></tr>")
+                     "<th>RPO implied by the harness's backup cadence s (the seed schedules none)</th><th>verdict</th></tr>")
         for s in dr_rows:
             m = s["measurements"]
             cells = [m.get(k, "") for k in ("rto_s", "rto_target_s", "rpo_s", "rpo_target_s", "lost_writes",

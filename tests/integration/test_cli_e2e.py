@@ -52,6 +52,12 @@ def test_e2e_on_docker_writes_the_report_and_leaves_nothing(tmp_path):
     assert _leftovers(run_id) == ([], [])
     report_text = (root / "summary.json").read_text() + (root / "index.html").read_text()
     assert "postgresql://" not in report_text and "amqp://" not in report_text
+    # The configuration audit is in the run's report: the same findings as `harness audit`.
+    from harness.audit.engine import run_audit
+    standalone = run_audit(PROJECT_ROOT)
+    assert [f["id"] for f in summary["audit"]["findings"]] == [f.id for f in standalone.findings]
+    assert (root / "audit.json").is_file() and "Configuration audit" in (root / "index.html").read_text()
+    assert f"configuration audit: {len(standalone.blocking)} blocking findings" in proc.stdout
 
 
 def _interrupt_when(suite: str, marker: str, run_id: str, tmp_path: Path, env: dict[str, str],
