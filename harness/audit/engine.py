@@ -81,13 +81,13 @@ def run_audit(root: Path, extra_workflows: Iterable[str] | None = None, today: d
     """Every rule, then every field tool. A rule that raises is a harness error recorded in ``errors``
     (the audit is then incomplete, and says so), not a finding."""
     started = time.monotonic()
-    src = SeedSource(root)
+    src = SeedSource(root, today)
     targets = dr_targets(src)
     findings: list[Finding] = []
     errors: list[str] = []
     for rule in RULES:
         try:
-            findings += rule(src, today=today or dt.date.today()) if rule.__name__ == "eks_support" else rule(src)
+            findings += rule(src)
         except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others' findings
             errors.append(f"rule {rule.__module__.rsplit('.', 1)[-1]}.{rule.__name__} failed: {exc!r}")
     tools: list[ToolRun] = [ToolRun("rules", "ran", version=f"{len(RULES)} rules", checked=src.paths)]

@@ -162,7 +162,7 @@ def test_run_report_folds_the_audit_into_summary_and_html(tmp_path):
 
 def test_a_failing_audit_is_reported_not_fatal(tmp_path, monkeypatch):
     import harness.audit.engine as eng
-    monkeypatch.setattr(eng, "SeedSource", lambda root: (_ for _ in ()).throw(RuntimeError("unreadable")))
+    monkeypatch.setattr(eng, "SeedSource", lambda root, today=None: (_ for _ in ()).throw(RuntimeError("unreadable")))
     report = RunReport("20261126-120000-abcdef", "docker", tmp_path / "run", audit_root=PROJECT_ROOT)
     assert report.audit["errors"] and "unreadable" in report.audit["errors"][0]
     assert "audit error" in render_html(report.summary(), tmp_path)

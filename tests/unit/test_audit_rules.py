@@ -22,10 +22,10 @@ TODAY = dt.date(2026, 11, 26)
 
 
 def rule_findings(root: Path) -> dict:
-    src = SeedSource(root)
+    src = SeedSource(root, TODAY)
     out = {}
     for rule in RULES:
-        for f in (rule(src, today=TODAY) if rule.__name__ == "eks_support" else rule(src)):
+        for f in rule(src):
             out[f.id] = f
     return out
 
@@ -421,9 +421,8 @@ def test_findings_point_at_the_guide():
 
 
 def test_eks_support_depends_on_the_date(pristine):
-    src = SeedSource(pristine)
-    assert eks_support(src, today=dt.date(2025, 11, 1)) == []
-    assert {f.id for f in eks_support(src, today=dt.date(2025, 11, 27))} == {
+    assert eks_support(SeedSource(pristine, dt.date(2025, 11, 1))) == []
+    assert {f.id for f in eks_support(SeedSource(pristine, dt.date(2025, 11, 27)))} == {
         "delivery.eks-version-unsupported.production", "delivery.eks-version-unsupported.staging"}
 
 

@@ -144,9 +144,9 @@ def terraform_pinning(src: SeedSource) -> list[Finding]:
     return out
 
 
-def eks_support(src: SeedSource, today: dt.date) -> list[Finding]:
-    """The clusters' Kubernetes version against the EKS support calendar on ``today`` (the caller's
-    clock: the rules read none)."""
+def eks_support(src: SeedSource) -> list[Finding]:
+    """The clusters' Kubernetes version against the EKS support calendar on ``src.today``."""
+    today = src.today
     out = []
     for tf in src.terraform:
         version = str(tf.module("eks").get("cluster_version", ""))

@@ -10,6 +10,7 @@ from collections import defaultdict
 from harness.audit.findings import Finding
 from harness.audit.rules.base import make_finding
 from harness.audit.sources import Doc, SeedSource
+from harness.mesh.objects import GATEWAY_NAMESPACE
 
 __all__ = ["missing_workload_targets", "secret_references", "external_secret_properties",
            "service_accounts", "mesh_hosts", "gateway_credentials", "authorization_principals",
@@ -18,7 +19,6 @@ __all__ = ["missing_workload_targets", "secret_references", "external_secret_pro
 _WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 # Namespaces the platform itself provides (Istio, Argo CD, Velero, Kubernetes).
 _PLATFORM_NAMESPACES = ("kube-system", "istio-system", "argocd", "velero")
-INGRESS_GATEWAY_PRINCIPAL = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 
 
 def _pod_spec(doc: Doc) -> dict:
@@ -272,6 +272,22 @@ def gateway_credentials(src: SeedSource) -> list[Finding]:
     return out
 
 
+def _gateway_allowed_on_api(rules: list[dict]) -> bool:
+    """Whether some rule lets the ingress gateway's identity (any service account in its namespace, as
+    istioctl and the Helm gateway chart name it differently) call an /api path."""
+    prefix = f"cluster.local/ns/{GATEWAY_NAMESPACE}/"
+    for rule in rules:
+        paths = [p for op in rule.get("to", []) or [] for p in (op.get("operation") or {}).get("paths", []) or []]
+        if paths and not any(p.startswith("/api") or p in ("*", "/*") for p in paths):
+            continue
+        for frm in rule.get("from", []) or []:
+            source = frm.get("source") or {}
+            if any(str(p).startswith(prefix) or p == "*" for p in source.get("principals", []) or []) or \
+                    GATEWAY_NAMESPACE in (source.get("namespaces") or []):
+                return True
+    return False
+
+
 def authorization_principals(src: SeedSource) -> list[Finding]:
     """ALLOW policies against who actually calls: the principals must exist, and the ingress gateway
     (which forwards every external request) must be allowed on the paths the VirtualServices route."""
@@ -281,8 +297,9 @@ def authorization_principals(src: SeedSource) -> list[Finding]:
     for ap in src.objects("AuthorizationPolicy"):
         if ap.get("spec", "action", default="ALLOW") != "ALLOW":
             continue
+        rules = ap.get("spec", "rules", default=[]) or []
         principals = []
-        for ri, rule in enumerate(ap.get("spec", "rules", default=[]) or []):
+        for ri, rule in enumerate(rules):
             for fi, frm in enumerate(rule.get("from", []) or []):
                 for pi, p in enumerate((frm.get("source") or {}).get("principals", []) or []):
                     principals.append((p, ("spec", "rules", ri, "from", fi, "source", "principals", pi)))
@@ -294,22 +311,18 @@ def authorization_principals(src: SeedSource) -> list[Finding]:
                     f"AuthorizationPolicy {ap.name} allows {p}, which no workload runs as",
                     f"no ServiceAccount {m.group(1)}/{m.group(2)} and no workload using it exists in the seed",
                     "name the service account of the real caller", [ap.label], [(ap.path, ap.line(*path))]))
-        allowed = [p for p, _ in principals]
-        if routed_via_gateway and principals and INGRESS_GATEWAY_PRINCIPAL not in allowed and not any(
-                "istio-system" in ns for r in ap.get("spec", "rules", default=[]) or []
-                for f in r.get("from", []) or [] for ns in ((f.get("source") or {}).get("namespaces") or [])
-                if any("/api" in str(p) for op in r.get("to", []) or []
-                       for p in (op.get("operation") or {}).get("paths", []) or [])):
+        if routed_via_gateway and rules and not _gateway_allowed_on_api(rules):
+            allowed = [p for p, _ in principals]
             out.append(make_finding(
                 src, f"availability.gateway-denied.{ap.name}", "critical", "availability",
                 f"AuthorizationPolicy {ap.name} denies the ingress gateway: every API request gets 403",
-                f"the VirtualService sends external traffic through the ingress gateway, whose identity is "
-                f"{INGRESS_GATEWAY_PRINCIPAL}; the policy allows /api/* only from {', '.join(allowed)} and "
-                "allows istio-system only GET /health/* and /metrics. With an ALLOW policy present, anything "
-                "not matched is denied (403 RBAC: access denied; the harness measured 1,061 of 1,061 requests "
-                "refused on real Envoy)",
-                f"allow {INGRESS_GATEWAY_PRINCIPAL} on /api/*", [ap.label],
-                [(ap.path, ap.line("spec", "rules"))]))
+                "the VirtualService sends external traffic through the ingress gateway, whose identity is a "
+                f"service account in {GATEWAY_NAMESPACE} (istio-ingressgateway-service-account with istioctl, the "
+                f"release name with the Helm gateway chart); the policy allows /api/* only from "
+                f"{', '.join(allowed) or 'nobody'}. With an ALLOW policy present, anything not matched is denied "
+                "(403 RBAC: access denied; the harness measured 1,061 of 1,061 requests refused on real Envoy)",
+                f"allow the gateway's principal (cluster.local/ns/{GATEWAY_NAMESPACE}/sa/<its service account>) "
+                "on /api/*", [ap.label], [(ap.path, ap.line("spec", "rules"))]))
     return out
 
 
