@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import textwrap
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -129,13 +130,12 @@ def audit_summary(result: AuditResult, path: str = "audit.json") -> dict[str, An
 
 def render_table(result: AuditResult, width: int = 100) -> str:
     """The findings as a terminal table, worst first, then the tools and the totals."""
-    lines = [f"{'severity':<9} {'target':<12} {'id / where':<{width - 23}}", "-" * width]
+    lines = [f"{'severity':<9} {'target':<12} finding, where", "-" * width]
     for f in result.findings:
-        where = str(f.refs[0]) if f.refs else ""
         lines.append(f"{f.severity:<9} {f.target:<12} {f.id}")
-        lines.append(f"{'':<22} {f.title[:width - 23]}")
-        if where:
-            lines.append(f"{'':<22} at {where}")
+        lines += textwrap.wrap(f.title, width, initial_indent=" " * 23, subsequent_indent=" " * 23)
+        if f.refs:
+            lines.append(" " * 23 + "at " + ", ".join(str(r) for r in f.refs[:2]))
     lines.append("-" * width)
     lines.append("tools: " + "; ".join(f"{t.name} {t.status}" + (f" ({t.reason})" if t.status != "ran" and t.reason else "")
                                        for t in result.tools))

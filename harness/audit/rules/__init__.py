@@ -14,8 +14,19 @@ targets. Each is a pure function ``rule(SeedSource) -> list[Finding]``; ``RULES`
 """
 from harness.audit.rules import delivery, recovery, references, scaling, traffic, zones
 
-RULES = tuple(getattr(module, name) for module in (recovery, references, scaling, traffic, zones, delivery)
-              for name in module.__all__ if callable(getattr(module, name)) and not name.isupper()
-              and name not in ("zone_loss_replacement_s",))
+# Every rule, in the order findings are gathered (the engine sorts them afterwards).
+RULES = (
+    recovery.backup_schedules, recovery.backup_locations, recovery.region_failover,
+    recovery.unprovisioned_backing_services,
+    references.missing_workload_targets, references.secret_references, references.external_secret_properties,
+    references.service_accounts, references.mesh_hosts, references.gateway_credentials,
+    references.authorization_principals, references.sidecar_injection, references.metrics_port,
+    scaling.fighting_controllers, scaling.unserved_metrics, scaling.cluster_autoscaler_version,
+    scaling.node_group_scheduling, scaling.node_group_settings,
+    traffic.retry_budgets, traffic.retries_skip_503, traffic.pool_caps_scaling, traffic.production_fault_injection,
+    zones.zone_spread, zones.disruption_budgets, zones.probe_budgets,
+    delivery.workflow_paths, delivery.workflow_argocd, delivery.argocd_project, delivery.terraform_pinning,
+    delivery.eks_support, delivery.cluster_exposure, delivery.static_cloud_keys,
+)
 
 __all__ = ["RULES"]
