@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.audit.findings import BLOCKING_SEVERITIES
 from harness.errors import UsageError
 from harness.report.junit import write_junit
 from harness.report.outcome import exit_meaning, run_outcome
@@ -180,10 +181,17 @@ def _audit_html(audit: dict[str, Any]) -> list[str]:
                 "the fix of each." if audit.get("file") else "") + "</p>"]
     for e in audit.get("errors") or []:
         parts.append(f"<p><b>audit error:</b> {html.escape(e)}</p>")
-    if audit.get("findings"):
-        parts.append("<table><tr><th>severity</th><th>target</th><th>finding</th><th>where (file:line, guide "
-                     "line)</th><th>by</th></tr>")
-        for f in audit["findings"]:
+    header = ("<table><tr><th>severity</th><th>target</th><th>finding</th><th>where (file:line, guide line)</th>"
+              "<th>by</th></tr>")
+    blocking = [f for f in audit.get("findings") or [] if f["severity"] in BLOCKING_SEVERITIES]
+    rest = [f for f in audit.get("findings") or [] if f["severity"] not in BLOCKING_SEVERITIES]
+    for rows, title in ((blocking, None), (rest, f"{len(rest)} more (not blocking)")):
+        if not rows:
+            continue
+        if title:
+            parts.append(f"<details><summary>{html.escape(title)}</summary>")
+        parts.append(header)
+        for f in rows:
             where = "<br>".join(html.escape(f"{r['path']}:{r['line']}" + (f" (guide {r['guide_line']})"
                                                                          if r.get("guide_line") else ""))
                                 for r in f.get("refs", [])[:3])
@@ -191,7 +199,7 @@ def _audit_html(audit: dict[str, Any]) -> list[str]:
                          f"{html.escape(f['severity'])}</span></td><td>{html.escape(f['target'])}</td>"
                          f"<td>{html.escape(f['title'])}<br><small>{html.escape(f['id'])}</small></td>"
                          f"<td>{where}</td><td>{html.escape(f['source'])}</td></tr>")
-        parts.append("</table>")
+        parts.append("</table>" + ("</details>" if title else ""))
     return parts
 
 
