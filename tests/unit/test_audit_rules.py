@@ -308,6 +308,18 @@ CASES = {
                         f'source = "terraform-aws-modules/{m}/aws"\n  version = "~> 5.0"')
                    for m in ("vpc", "eks", "rds", "elasticache")],
         lambda r: edit(r, STAGING_TF, '\n  version = "~> 5.0"', "", count=4)),
+    "terraform references nothing declares": Case(
+        "terraform_references", "delivery.terraform-undeclared.staging",
+        lambda r: (r / STAGING_TF).write_text((r / STAGING_TF).read_text() + "".join(
+            f'\nresource "{k}" "{n}" {{}}\n' for k, n in (("aws_security_group", "rds"), ("aws_security_group", "elasticache"),
+                                                      ("aws_db_subnet_group", "main"),
+                                                      ("aws_elasticache_subnet_group", "main")))),
+        lambda r: edit(r, STAGING_TF, 'resource "aws_security_group" "rds" {}', "")),
+    "development steps need files the seed lacks": Case(
+        "development_setup", "delivery.development-setup-missing-files",
+        lambda r: [add(r, p, "x: 1\n") for p in ("k8s/dev-cluster-config.yml", "k8s/dev/namespace.yml",
+                                                 "seed/docker/Dockerfile.dev", "seed/docker/monitoring/prometheus.yml")],
+        lambda r: (r / "seed/docker/Dockerfile.dev").unlink()),
     "EKS past extended support": Case(
         "eks_support", "delivery.eks-version-unsupported.staging",
         lambda r: edit(r, STAGING_TF, 'cluster_version = "1.28"', 'cluster_version = "1.33"'),
@@ -363,6 +375,9 @@ SEED_FINDINGS = {
     "delivery.node-group-capacity-type.production.standard_agents": "high",
     "delivery.production-auto-sync.i2s-production": "medium",
     "delivery.terraform-modules-unpinned.production": "medium",
+    "delivery.terraform-undeclared.production": "high",
+    "delivery.terraform-undeclared.staging": "high",
+    "delivery.development-setup-missing-files": "medium",
     "delivery.terraform-modules-unpinned.staging": "medium",
     "delivery.workflow-missing-path.k8s/production/": "high",
     "ref.gateway-host-unrouted.i2s-gateway.app.i2s.studio": "medium",

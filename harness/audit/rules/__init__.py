@@ -9,8 +9,8 @@ targets. Each is a pure function ``rule(SeedSource) -> list[Finding]``; ``RULES`
   node-group labels and taints vs scheduling rules.
 * ``traffic`` -- retry and timeout budgets, connection-pool caps vs the HPA, faults left in production.
 * ``zones`` -- zone spread and disruption budgets vs the runbook's zone claim; probes as parts of the RTO.
-* ``delivery`` -- the deploy workflow and Argo CD, the promotion gate, terraform pinning, EKS support,
-  exposure and credentials.
+* ``delivery`` -- the deploy workflow and Argo CD, the promotion gate, terraform pinning and undeclared
+  references, the local development steps, EKS support, exposure and credentials.
 """
 from harness.audit.rules import delivery, recovery, references, scaling, traffic, zones
 
@@ -26,6 +26,7 @@ RULES = (
     traffic.retry_budgets, traffic.retries_skip_503, traffic.pool_caps_scaling, traffic.production_fault_injection,
     zones.zone_spread, zones.disruption_budgets, zones.probe_budgets,
     delivery.workflow_paths, delivery.workflow_argocd, delivery.argocd_project, delivery.terraform_pinning,
+    delivery.terraform_references, delivery.development_setup,
     delivery.eks_support, delivery.cluster_exposure, delivery.static_cloud_keys,
 )
 

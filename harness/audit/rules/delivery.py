@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 from harness.audit.findings import Finding
 from harness.audit.rules.base import make_finding
 from harness.audit.sources import SeedSource
 
-__all__ = ["workflow_paths", "workflow_argocd", "argocd_project", "terraform_pinning", "eks_support",
-           "cluster_exposure", "static_cloud_keys", "EKS_EXTENDED_SUPPORT_END"]
+__all__ = ["workflow_paths", "workflow_argocd", "argocd_project", "terraform_pinning", "terraform_references",
+           "development_setup", "eks_support", "cluster_exposure", "static_cloud_keys", "EKS_EXTENDED_SUPPORT_END"]
+
+DEV_SETUP = "seed/blocks/local-development-stack.sh"
+DEV_STACK = "seed/docker/dev-stack.yml"
+_TF_REFERENCE = re.compile(r"\b((?:aws|random|tls|kubernetes|helm)_[a-z0-9_]+)\.([a-z0-9_-]+)\.[a-z_]")
+_TF_LOCAL = re.compile(r"\blocal\.([a-z0-9_]+)")
 
 # End of extended support per EKS minor (AWS "Amazon EKS Kubernetes release calendar"); after it AWS
 # upgrades the control plane itself.
@@ -142,6 +148,70 @@ def terraform_pinning(src: SeedSource) -> list[Finding]:
                 [f"terraform {tf.path} module.{n}" for n in unpinned],
                 [(tf.path, src.find_line(tf.path, f'module "{n}"')) for n in unpinned]))
     return out
+
+
+def terraform_references(src: SeedSource) -> list[Finding]:
+    """Resources and locals a configuration uses but never declares: ``terraform plan`` stops at the
+    first ("Reference to undeclared resource" / "undeclared local value"), so nothing is created."""
+    out = []
+    for tf in src.terraform:
+        text = src.text(tf.path)
+        declared = {(kind, name) for block in tf.resources for kind, named in block.items() for name in named}
+        missing: dict[str, list[int]] = {}
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.lstrip().startswith("#"):
+                continue
+            for kind, name in _TF_REFERENCE.findall(line):
+                if (kind, name) not in declared:
+                    missing.setdefault(f"{kind}.{name}", []).append(n)
+            for name in _TF_LOCAL.findall(line):
+                if name not in tf.locals:
+                    missing.setdefault(f"local.{name}", []).append(n)
+        if missing:
+            out.append(make_finding(
+                src, f"delivery.terraform-undeclared.{tf.environment}", "high", "delivery",
+                f"{tf.environment} terraform uses {len(missing)} resources and locals it never declares",
+                f"{', '.join(sorted(missing))} are referenced in {tf.path} but declared nowhere in it (no "
+                "resource or locals block, no other file in the seed): terraform plan fails before creating "
+                "anything, so the environment this file describes cannot be built, a DR rebuild included",
+                "declare them (security groups, subnet groups, the monitoring role, the Redis auth token, "
+                "locals), or use the modules' own outputs (module.vpc.database_subnet_group)",
+                [f"terraform {tf.path} {r}" for r in sorted(missing)],
+                [(tf.path, lines[0]) for _, lines in sorted(missing.items())]))
+    return out
+
+
+def development_setup(src: SeedSource) -> list[Finding]:
+    """Files the guide's local development steps and development stack need that the seed lacks."""
+    if not src.exists(DEV_SETUP):
+        return []
+    wanted: list[tuple[str, str, int]] = []
+    for n, line in enumerate(src.lines(DEV_SETUP), 1):
+        for path in re.findall(r"(?:-f|--config)\s+([\w./-]+)", line):
+            wanted.append((path, DEV_SETUP, n))
+    if src.exists(DEV_STACK):
+        base = Path(DEV_STACK.removeprefix("seed/")).parent
+        for doc in src.docs(DEV_STACK):
+            for name, svc in (doc.get("services", default={}) or {}).items():
+                for vi, vol in enumerate(svc.get("volumes", []) or []):
+                    host = str(vol).split(":", 1)[0]
+                    if host.startswith("./"):
+                        wanted.append(((base / host).as_posix(), DEV_STACK, doc.line("services", name, "volumes", vi)))
+                build = svc.get("build") or {}
+                if isinstance(build, dict) and build.get("dockerfile"):
+                    path = (base / str(build.get("context", ".")) / build["dockerfile"]).as_posix()
+                    wanted.append((path, DEV_STACK, doc.line("services", name, "build", "dockerfile")))
+    absent = [(p, f, n) for p, f, n in wanted
+              if not (src.root / p).exists() and not (src.root / "seed" / p).exists()]
+    if not absent:
+        return []
+    return [make_finding(
+        src, "delivery.development-setup-missing-files", "medium", "delivery",
+        f"the local development steps need {len(absent)} files the seed does not provide",
+        f"{', '.join(sorted({p for p, _, _ in absent}))}: the guide's own \"Local Development Stack\" fails "
+        "at these steps, so no one can reproduce a failure locally from the guide",
+        "add the files (kind config, dev manifests, the Prometheus config, Dockerfile.dev) or drop the steps",
+        sorted({p for p, _, _ in absent}), [(f, n) for _, f, n in absent])]
 
 
 def eks_support(src: SeedSource) -> list[Finding]:
