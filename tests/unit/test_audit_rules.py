@@ -452,3 +452,14 @@ def test_cron_interval(expr, seconds):
                                           ("100ms", 0.1), ("2m", 120), ("soon", None), ("5 fortnights", None)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text,schedules", [
+    ("apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: backup\n", True),
+    ("0 * * * * /scripts/backup-database.sh\n", True),
+    ("on:\n  schedule:\n    - cron: \"0 * * * *\"\n", True),
+    ("# run scripts/backup-database.sh by hand after a release\n", False),
+])
+def test_what_counts_as_scheduling_the_backup_script(text, schedules):
+    from harness.audit.rules.recovery import _SCHEDULER
+    assert bool(_SCHEDULER.search(text)) is schedules

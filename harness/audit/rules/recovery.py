@@ -12,8 +12,9 @@ from harness.audit.sources import RUNBOOK, SeedSource
 __all__ = ["backup_schedules", "backup_locations", "region_failover", "unprovisioned_backing_services"]
 
 SCRIPT = "scripts/backup-database.sh"
-# Where a schedule for the backup script could be: a CronJob, a cron line, a workflow schedule.
-_SCHEDULER = re.compile(r"kind:\s*CronJob|\bcrontab\b|schedule:\s*$|^\s*-\s*cron:|backup-database\.sh", re.M)
+# What schedules the backup script, in a file that names it: a CronJob, a crontab line, a workflow's
+# `schedule: - cron:` (merely mentioning the script schedules nothing).
+_SCHEDULER = re.compile(r"^kind:\s*CronJob\b|^\s*(?:\S+\s+){5}\S*backup-database\.sh|^\s*-\s*cron:", re.M)
 
 
 def _cron_interval_s(expr: str) -> float | None:
