@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from harness.load.runner import run_locust
-from harness.load.slo import evaluate_slo, evaluate_validity, steady_verdict
+from harness.load.slo import (chance_some_replica_idle, evaluate_slo, evaluate_validity, idle_replicas_to_judge,
+                              steady_verdict)
 from harness.report.plots import load_overview_png, timeseries_png
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +32,12 @@ def test_steady_load_within_slo(settings, platform, scenario):
     served = {r: c["ok"] for r, c in result.per_replica().items() if r != "-"}
     replicas = [r.name for r in platform.replicas()]
     idle = [r for r in replicas if served.get(r, 0) == 0] if settings.platform == "docker" else []
+    by_chance: list[str] = []
+    if idle:  # few keep-alive connections placed at random can miss a replica; a routable one is not a fault
+        routable = {r for r, flags in platform.service_health().items() if flags == ()}
+        idle, by_chance = idle_replicas_to_judge(idle, routable, settings.users, len(replicas))
+        scenario.measure("idle_but_routable", {"replicas": by_chance, "connections": settings.users,
+                                               "chance": chance_some_replica_idle(settings.users, len(replicas))})
 
     scenario.measure("load", result.to_dict())
     scenario.measure("slo", slo.to_dict())
@@ -50,5 +57,7 @@ def test_steady_load_within_slo(settings, platform, scenario):
     if verdict.outcome == "inconclusive":  # a saturated generator measured itself, not the system
         scenario.inconclusive(verdict.explanation)
     ok = verdict.outcome == "pass"
-    scenario.verdict(ok, f"{verdict.explanation}; {len(served)} replicas served" if ok else verdict.explanation)
+    note = (f" ({', '.join(by_chance)} routable but given none of {settings.users} keep-alive connections: "
+            f"chance {chance_some_replica_idle(settings.users, len(replicas)):.1%})") if by_chance else ""
+    scenario.verdict(ok, f"{verdict.explanation}; {len(served)} replicas served{note}" if ok else verdict.explanation)
     assert ok, scenario.result.explanation

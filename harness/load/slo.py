@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from math import comb
 from typing import Any
 
 from harness.load.runner import LoadResult
 
-__all__ = ["SloResult", "ValidityResult", "LoadVerdict", "evaluate_slo", "evaluate_validity", "steady_verdict"]
+__all__ = ["SloResult", "ValidityResult", "LoadVerdict", "evaluate_slo", "evaluate_validity", "steady_verdict",
+           "chance_some_replica_idle", "idle_replicas_to_judge", "IDLE_BY_CHANCE"]
+
+# Below this probability a replica left without traffic is not chance but the system's doing.
+IDLE_BY_CHANCE = 1e-3
 
 
 @dataclass
@@ -107,3 +112,26 @@ def steady_verdict(slo: SloResult, validity: ValidityResult, idle_replicas: list
 
 def _problems(slo: SloResult, idle: list[str]) -> list[str]:
     return ([] if slo.ok else [slo.explanation]) + ([f"replicas {', '.join(idle)} served nothing"] if idle else [])
+
+
+def chance_some_replica_idle(connections: int, replicas: int) -> float:
+    """Probability that ``connections`` placed uniformly at random (kube-proxy's per-connection choice,
+    the docker entry point's RANDOM policy; keep-alive keeps each user on one) leave at least one of
+    ``replicas`` with none: inclusion-exclusion over the replicas left out."""
+    if replicas <= 1:
+        return 0.0
+    total = 0.0
+    for k in range(1, replicas):
+        total += (-1) ** (k + 1) * comb(replicas, k) * (1 - k / replicas) ** connections
+    return max(0.0, min(1.0, total))
+
+
+def idle_replicas_to_judge(idle: list[str], routable: set[str], connections: int, replicas: int) -> tuple[list[str], list[str]]:
+    """Split the replicas that served nothing into (the system's failure, explained by chance).
+
+    An idle replica the entry point does not route to was kept out by its readiness: the system's. One
+    it routes to is explained by chance when so few connections could miss it with probability of at
+    least ``IDLE_BY_CHANCE``; with more connections even a routable idle replica is a failure."""
+    chance = chance_some_replica_idle(connections, replicas) >= IDLE_BY_CHANCE
+    explained = [r for r in idle if r in routable and chance]
+    return [r for r in idle if r not in explained], explained

@@ -35,7 +35,7 @@ def test_e2e_on_docker_writes_the_report_and_leaves_nothing(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "e2e", "--platform", "docker", "--run-id", run_id,
          "--report-dir", str(tmp_path), "--", "-k", "steady_load"],
-        cwd=PROJECT_ROOT, env=_env(HARNESS_DURATION_S="8", HARNESS_USERS="6", HARNESS_REPLICAS="2"),
+        cwd=PROJECT_ROOT, env=_env(HARNESS_DURATION_S="8", HARNESS_USERS="20", HARNESS_REPLICAS="2"),
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     root = tmp_path / run_id

@@ -81,3 +81,23 @@ def test_steady_verdict_a_saturated_generator_is_inconclusive_never_a_fail():
     assert saturated.outcome == "inconclusive"
     assert "saturated in 3 of 4 seconds" in saturated.explanation and "p95 900" in saturated.explanation
     assert steady_verdict(fast, hot).outcome == "inconclusive"  # a saturated pass vouches for nothing either
+
+
+def test_chance_that_random_connections_miss_a_replica():
+    from harness.load.slo import chance_some_replica_idle
+    assert chance_some_replica_idle(6, 2) == pytest.approx(2 * 0.5 ** 6)      # all six on one of two
+    assert chance_some_replica_idle(20, 2) == pytest.approx(2 * 0.5 ** 20)
+    assert chance_some_replica_idle(1, 3) == pytest.approx(1.0)               # one connection, three replicas
+    assert chance_some_replica_idle(2, 3) == pytest.approx(1.0)
+    assert chance_some_replica_idle(3, 3) == pytest.approx(1 - 6 / 27)        # only the 3! ways that hit all
+    assert chance_some_replica_idle(50, 1) == 0.0
+
+
+def test_idle_replicas_are_judged_by_routability_and_chance():
+    from harness.load.slo import idle_replicas_to_judge
+    # few connections, routable: chance, not a failure
+    assert idle_replicas_to_judge(["r0"], {"r0", "r1"}, 6, 2) == ([], ["r0"])
+    # not routable: the readiness kept it out, whatever the chance
+    assert idle_replicas_to_judge(["r0"], {"r1"}, 6, 2) == (["r0"], [])
+    # many connections: a routable replica that got none is no accident
+    assert idle_replicas_to_judge(["r0"], {"r0", "r1"}, 20, 2) == (["r0"], [])
