@@ -9,6 +9,28 @@ import pytest
 from tests.unit.kube_fakes import Nodes, write_kubeconfig
 
 
+@pytest.fixture(scope="session")
+def pristine_seed(tmp_path_factory):
+    """One copy of the seed's files as the project keeps them (k8s/, scripts/, seed/, and the harness's own
+    .github/ whose workflow the audit also lints), taken once per session."""
+    import shutil
+
+    from harness.config import PROJECT_ROOT
+
+    root = tmp_path_factory.mktemp("seed")
+    for d in ("k8s", "scripts", "seed", ".github"):
+        shutil.copytree(PROJECT_ROOT / d, root / d)
+    return root
+
+
+@pytest.fixture
+def seed_copy(pristine_seed, tmp_path):
+    """A scratch copy of the seed for one test to break or fix (the audit's tests)."""
+    import shutil
+
+    return shutil.copytree(pristine_seed, tmp_path / "copy")
+
+
 @pytest.fixture
 def kube(monkeypatch, tmp_path):
     """The kubeconfig file (KUBECONFIG), the fake API behind the harness's client, chaosk8s' drain."""

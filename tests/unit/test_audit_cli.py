@@ -4,7 +4,6 @@ tools); and the audit folded into a run's report."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,21 +21,6 @@ def audit_cli(*args: str, report_dir: Path, run_id: str = "20261126-120000-abcde
            "HARNESS_REPORT_DIR": str(report_dir)}
     return subprocess.run([sys.executable, "-m", "harness", "audit", *args], capture_output=True, text=True,
                           env=env, cwd=PROJECT_ROOT, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("seed")
-    for d in ("k8s", "scripts", "seed", ".github"):
-        shutil.copytree(PROJECT_ROOT / d, root / d)
-    return root
-
-
-@pytest.fixture
-def seed_copy(pristine, tmp_path) -> Path:
-    root = tmp_path / "copy"
-    shutil.copytree(pristine, root)
-    return root
 
 
 def test_audit_of_the_seed_prints_the_table_writes_audit_json_and_exits_10(tmp_path):

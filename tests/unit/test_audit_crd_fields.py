@@ -6,7 +6,6 @@ of the project's k8s/, scripts/ and seed/ in tmp_path.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -50,14 +49,6 @@ OUTLIER_DETECTION_BLOCK = """\
 @pytest.fixture(scope="module")
 def real():
     return crd_field_findings(SeedSource(PROJECT_ROOT))
-
-
-@pytest.fixture
-def seed_copy(tmp_path: Path) -> Path:
-    for d in ("k8s", "scripts", "seed"):
-        if (PROJECT_ROOT / d).is_dir():
-            shutil.copytree(PROJECT_ROOT / d, tmp_path / d)
-    return tmp_path
 
 
 def _edit(root: Path, rel: str, old: str, new: str) -> None:

@@ -5,7 +5,6 @@ to a ToolRun, never an exception. No network, no Docker."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -34,14 +33,6 @@ def seed() -> SeedSource:
     return SeedSource(PROJECT_ROOT)
 
 
-@pytest.fixture
-def copy(tmp_path: Path) -> Path:
-    """The seed's files (k8s/, scripts/, seed/) in a scratch project, to break."""
-    for d in ("k8s", "scripts", "seed"):
-        shutil.copytree(PROJECT_ROOT / d, tmp_path / d)
-    return tmp_path
-
-
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
@@ -49,13 +40,13 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 # -- the real seed -----------------------------------------------------------------------------------------
-def test_kubernetes_version_is_the_terraforms(seed: SeedSource, copy: Path) -> None:
+def test_kubernetes_version_is_the_terraforms(seed: SeedSource, seed_copy: Path) -> None:
     assert ft.kubernetes_version(seed) == "1.28"
-    tf = copy / ft.TERRAFORM_FILE
+    tf = seed_copy / ft.TERRAFORM_FILE
     edit(tf, 'cluster_version = "1.28"', 'cluster_version = "1.30"')
-    assert ft.kubernetes_version(SeedSource(copy)) == "1.30"
+    assert ft.kubernetes_version(SeedSource(seed_copy)) == "1.30"
     tf.unlink()
-    assert ft.kubernetes_version(SeedSource(copy)) == "1.28"
+    assert ft.kubernetes_version(SeedSource(seed_copy)) == "1.28"
 
 
 def test_kubernetes_validate_on_the_seed(seed: SeedSource) -> None:
@@ -113,12 +104,12 @@ def test_findings_are_deterministic(seed: SeedSource) -> None:
 
 
 # -- mutated copies ----------------------------------------------------------------------------------------
-def test_unknown_field_wrong_type_and_removed_api(copy: Path) -> None:
-    edit(copy / DEPLOYMENT, "      - name: conductor\n        image:",
+def test_unknown_field_wrong_type_and_removed_api(seed_copy: Path) -> None:
+    edit(seed_copy / DEPLOYMENT, "      - name: conductor\n        image:",
          "      - name: conductor\n        livenessprobe: {}\n        image:")
-    edit(copy / DEPLOYMENT, "  replicas: 2\n", "  replicas: two\n")
-    edit(copy / "k8s/staging/conductor-hpa.yml", "apiVersion: autoscaling/v2\n", "apiVersion: autoscaling/v2beta2\n")
-    findings, run = ft.kubernetes_validate_findings(SeedSource(copy))
+    edit(seed_copy / DEPLOYMENT, "  replicas: 2\n", "  replicas: two\n")
+    edit(seed_copy / "k8s/staging/conductor-hpa.yml", "apiVersion: autoscaling/v2\n", "apiVersion: autoscaling/v2beta2\n")
+    findings, run = ft.kubernetes_validate_findings(SeedSource(seed_copy))
     assert run.status == "ran"
     by_id = {f.id: f for f in findings}
     assert sorted(by_id) == [
@@ -131,7 +122,7 @@ def test_unknown_field_wrong_type_and_removed_api(copy: Path) -> None:
                     "containers[0].livenessprobe"]
     assert (unknown.severity, unknown.target, unknown.source) == ("high", "availability", "kubernetes-validate")
     assert "'livenessprobe' was unexpected" in unknown.evidence and "livenessProbe" in unknown.fix
-    line = (copy / DEPLOYMENT).read_text().splitlines().index("        livenessprobe: {}") + 1
+    line = (seed_copy / DEPLOYMENT).read_text().splitlines().index("        livenessprobe: {}") + 1
     assert unknown.refs == (SeedRef(DEPLOYMENT, line, None),)  # a changed line is not the guide's
     assert by_id["kubernetes-validate.wrong-type.Deployment/i2s-staging/conductor.spec.replicas"].refs[0].line == 12
     removed = by_id["kubernetes-validate.api-version-not-served.HorizontalPodAutoscaler/i2s-staging/conductor-hpa"]
@@ -140,10 +131,10 @@ def test_unknown_field_wrong_type_and_removed_api(copy: Path) -> None:
 
 
 @needs_tools
-def test_broken_shell_line(copy: Path) -> None:
-    with (copy / BACKUP).open("a") as f:
+def test_broken_shell_line(seed_copy: Path) -> None:
+    with (seed_copy / BACKUP).open("a") as f:
         f.write('\nif [ -z "$DB_HOST" ]; then\n')
-    findings, run = ft.shellcheck_findings(SeedSource(copy))
+    findings, run = ft.shellcheck_findings(SeedSource(seed_copy))
     assert ids(findings) == [f"shellcheck.SC1072.{BACKUP}", f"shellcheck.SC1073.{BACKUP}",
                              f"shellcheck.SC1009.{BACKUP}"]
     assert [f.severity for f in findings] == ["high", "high", "low"]
@@ -151,15 +142,15 @@ def test_broken_shell_line(copy: Path) -> None:
 
 
 @needs_tools
-def test_undefined_step_output_in_seed_and_own_workflow(copy: Path) -> None:
-    edit(copy / SEED_WORKFLOW, "        aws-region: us-east-1\n",
+def test_undefined_step_output_in_seed_and_own_workflow(seed_copy: Path) -> None:
+    edit(seed_copy / SEED_WORKFLOW, "        aws-region: us-east-1\n",
          "        aws-region: us-east-1\n        role-session-name: ${{ steps.nope.outputs.x }}\n")
-    own = copy / ".github/workflows/own.yml"
-    own.parent.mkdir(parents=True)
+    own = seed_copy / ".github/workflows/own.yml"
+    own.parent.mkdir(parents=True, exist_ok=True)
     own.write_text("name: own\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
                    "      - run: echo ${{ steps.nope.outputs.x }}\n")
     extra = [".github/workflows/own.yml", ".github/workflows/gone.yml"]
-    findings, run = ft.actionlint_findings(SeedSource(copy), extra)
+    findings, run = ft.actionlint_findings(SeedSource(seed_copy), extra)
     by_id = {f.id: f for f in findings}
     assert sorted(by_id) == sorted([
         f"actionlint.action.{SEED_WORKFLOW}:15", f"actionlint.action.{SEED_WORKFLOW}:18",
@@ -177,8 +168,8 @@ def test_undefined_step_output_in_seed_and_own_workflow(copy: Path) -> None:
 
 
 @needs_tools
-def test_absolute_extra_workflow_path(copy: Path) -> None:
-    findings, run = ft.actionlint_findings(SeedSource(copy), [PROJECT_ROOT / OWN_WORKFLOW])
+def test_absolute_extra_workflow_path(seed_copy: Path) -> None:
+    findings, run = ft.actionlint_findings(SeedSource(seed_copy), [PROJECT_ROOT / OWN_WORKFLOW])
     assert run.status == "ran" and str(PROJECT_ROOT / OWN_WORKFLOW) in run.checked
     assert ids(findings) == [f"actionlint.action.{SEED_WORKFLOW}:15", f"actionlint.action.{SEED_WORKFLOW}:18"]
 

@@ -4,7 +4,6 @@ here, so any change to a rule or to the seed shows up in review."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -28,21 +27,6 @@ def rule_findings(root: Path) -> dict:
         for f in rule(src):
             out[f.id] = f
     return out
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("seed")
-    for d in ("k8s", "scripts", "seed"):
-        shutil.copytree(PROJECT_ROOT / d, root / d)
-    return root
-
-
-@pytest.fixture
-def seed_copy(pristine, tmp_path) -> Path:
-    root = tmp_path / "copy"
-    shutil.copytree(pristine, root)
-    return root
 
 
 def edit(root: Path, path: str, old: str, new: str, count: int = 1) -> None:
@@ -435,9 +419,9 @@ def test_findings_point_at_the_guide():
                 assert guide[r.guide_line - 1] == (PROJECT_ROOT / r.path).read_text().splitlines()[r.line - 1]
 
 
-def test_eks_support_depends_on_the_date(pristine):
-    assert eks_support(SeedSource(pristine, dt.date(2025, 11, 1))) == []
-    assert {f.id for f in eks_support(SeedSource(pristine, dt.date(2025, 11, 27)))} == {
+def test_eks_support_depends_on_the_date(pristine_seed):
+    assert eks_support(SeedSource(pristine_seed, dt.date(2025, 11, 1))) == []
+    assert {f.id for f in eks_support(SeedSource(pristine_seed, dt.date(2025, 11, 27)))} == {
         "delivery.eks-version-unsupported.production", "delivery.eks-version-unsupported.staging"}
 
 
