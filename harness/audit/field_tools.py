@@ -28,7 +28,6 @@ __all__ = ["kubernetes_validate_findings", "shellcheck_findings", "actionlint_fi
            "parse_checkov_json", "kubernetes_version", "DEFAULT_KUBERNETES_VERSION", "TOOL_TIMEOUT"]
 
 DEFAULT_KUBERNETES_VERSION = "1.28"
-TERRAFORM_FILE = "seed/infrastructure/production/main.tf"  # where the seed says which Kubernetes it runs
 TOOL_TIMEOUT = 120  # seconds for one run of an external tool
 _SEED_WORKFLOWS = "seed/.github/workflows/"
 
@@ -65,11 +64,9 @@ def _version_of(exe: str, flag: str, cwd: Path) -> str:
 # -- the seed's Kubernetes version ------------------------------------------------------------------------
 def kubernetes_version(source: SeedSource) -> str:
     """``cluster_version`` from the seed's production terraform (the EKS module), else 1.28."""
-    if source.exists(TERRAFORM_FILE):
-        m = re.search(r'^\s*cluster_version\s*=\s*"v?(\d+\.\d+)', source.text(TERRAFORM_FILE), re.M)
-        if m:
-            return m.group(1)
-    return DEFAULT_KUBERNETES_VERSION
+    production = source.terraform_for("production")
+    m = re.match(r"v?(\d+\.\d+)", str(production.module("eks").get("cluster_version", ""))) if production else None
+    return m.group(1) if m else DEFAULT_KUBERNETES_VERSION
 
 
 # -- kubernetes-validate ----------------------------------------------------------------------------------

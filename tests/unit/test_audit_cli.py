@@ -122,11 +122,12 @@ def test_planted_defect_yields_its_finding(seed_copy, name):
     prepare(seed_copy)
     before = {f.id for f in run_audit(seed_copy).findings}
     mutate(seed_copy)
-    after = {f.id for f in run_audit(seed_copy).findings}
+    found = {f.id: f for f in run_audit(seed_copy).findings}
+    after = set(found)
     if expected.startswith("shellcheck.SC2046"):  # reported before too: the planted line must now be in it
         line = next(n for n, t in enumerate((seed_copy / "scripts/backup-database.sh").read_text().splitlines(), 1)
                     if t.startswith("touch $(basename"))
-        finding = next(f for f in run_audit(seed_copy).findings if f.id == expected)
+        finding = found[expected]
         assert line in [r.line for r in finding.refs] and expected in before, finding.refs
         return
     assert expected not in before and expected in after, sorted(after - before)

@@ -42,7 +42,7 @@ def edit(path: Path, old: str, new: str) -> None:
 # -- the real seed -----------------------------------------------------------------------------------------
 def test_kubernetes_version_is_the_terraforms(seed: SeedSource, seed_copy: Path) -> None:
     assert ft.kubernetes_version(seed) == "1.28"
-    tf = seed_copy / ft.TERRAFORM_FILE
+    tf = seed_copy / "seed/infrastructure/production/main.tf"
     edit(tf, 'cluster_version = "1.28"', 'cluster_version = "1.30"')
     assert ft.kubernetes_version(SeedSource(seed_copy)) == "1.30"
     tf.unlink()
