@@ -31,7 +31,7 @@ from harness.errors import UsageError
 from harness.labels import new_run_id, validate_run_id
 
 __all__ = [
-    "Settings", "Knob", "knob", "KNOBS", "PLUMBING", "RENAMED", "SOURCES", "PLATFORMS", "PROJECT_ROOT",
+    "Settings", "Knob", "knob", "KNOBS", "CONTEXT_ACTIONS", "PLUMBING", "RENAMED", "SOURCES", "PLATFORMS", "PROJECT_ROOT",
     "STAGING_ZONES", "CHAOS_SETTINGS", "chaos_env", "refuse_renamed", "plumbing_markdown", "load_settings",
     "env_name", "check_image_reference", "describe_settings", "settings_markdown", "update_readme",
 ]
@@ -41,6 +41,8 @@ PLATFORMS = ("kind", "docker", "context")
 # The seed's staging VPC (infrastructure/staging/main.tf).
 STAGING_ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 SOURCES = ("flag", "env", "pyproject", "default")
+# What the harness may do to a cluster it did not create, each only when named in HARNESS_CONTEXT_ALLOW.
+CONTEXT_ACTIONS = ("write", "drain")
 ENV_PREFIX = "HARNESS_"
 MASK = "***"
 
@@ -80,7 +82,8 @@ class Knob:
         return text or {"image": "a Docker image reference", "dir_in": "an existing directory",
                         "dir_out": "a writable directory", "zones": "comma-separated zone names",
                         "run_id": "3-41 of a-z 0-9 -", "context": "a kubeconfig context name",
-                        "bucket": "an S3 bucket name"}.get(self.kind, "")
+                        "bucket": "an S3 bucket name",
+                        "context_actions": "comma-separated: " + ", ".join(CONTEXT_ACTIONS)}.get(self.kind, "")
 
 
 def knob(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -110,6 +113,10 @@ class Settings:
                          "cluster", choices=PLATFORMS, flag="--platform")
     context: str = knob("", "an existing cluster's kubeconfig context, named explicitly (platform context; "
                         "chaos may act on it)", flag="--context", kind="context")
+    context_allow: list[str] = knob([], "platform context: what the harness may do to the named cluster besides "
+                                    "reading it: write (user requests that POST /api/v1/pipeline: steady load, "
+                                    "probes, canary ledger), drain (zone loss drains a zone's nodes); empty: "
+                                    "those scenarios skip", kind="context_actions")
     run_id: str = knob("", "labels every resource and names the report directory; empty: a new one",
                        flag="--run-id", kind="run_id")
     report_dir: str = knob("reports", "where reports/<run id>/ is written (relative to the project)",
@@ -355,6 +362,11 @@ def _check_knob(k: Knob, value: Any, source: str) -> None:
         if len(set(value)) != len(value):
             raise UsageError(f"zones {','.join(value)}{where} name a zone twice",
                              "name each zone once in HARNESS_ZONES")
+    elif k.kind == "context_actions":
+        unknown = [a for a in value if a not in CONTEXT_ACTIONS]
+        if unknown:
+            raise UsageError(f"{k.name} names {', '.join(map(repr, unknown))}{where}, not an action the harness "
+                             f"can be allowed", f"set {k.env} to a comma-separated subset of {','.join(CONTEXT_ACTIONS)}")
     elif k.kind == "context" and value and not _CONTEXT.match(value):
         raise UsageError(f"context {value!r}{where} is not a kubeconfig context name (no spaces)",
                          "name an existing context exactly (kubectl config get-contexts -o name)")
@@ -474,7 +486,8 @@ def load_settings(
 # Settings the chaos experiments read from their environment (chaos/*.json "configuration"), under the
 # setting's own variable name: the harness passes the effective value, so the precedence holds there too.
 CHAOS_SETTINGS = ("rto_target_s", "probe_requests", "outage_s", "replication_lag_s", "settle_s", "kill_signal",
-                  "backup_bucket", "decision_s", "drain_timeout_s", "observe_s", "zone_failover_delay_s")
+                  "backup_bucket", "decision_s", "drain_timeout_s", "observe_s", "zone_failover_delay_s",
+                  "context_allow")
 
 
 def chaos_env(settings: Settings) -> dict[str, str]:

@@ -19,6 +19,7 @@ import pytest
 from harness.config import PROJECT_ROOT, Settings, load_settings
 from harness.errors import HarnessError, Inconclusive
 from harness.labels import claim_run_owner
+from harness.platforms.permissions import refusal
 from harness.process_watch import ensure_interruptible
 from harness.preflight import check_settings
 from harness.report.outcome import Ending, exit_code_for, exit_meaning, one_line, scenario_outcome
@@ -33,6 +34,9 @@ MARKERS = {
     "capacity": "capacity verification run by `make capacity`",
     "kind": "needs Kubernetes (kind or --context); skipped on the docker platform",
     "docker": "needs the docker platform",
+    "context_needs": "context_needs(*actions): on --platform context, runs only when HARNESS_CONTEXT_ALLOW names "
+                     "every action (write, drain)",
+    "own_database": "stops, fails over or replaces the run's own database: skipped on --platform context",
 }
 SCENARIO_MARKERS = ("e2e", "chaos", "capacity")
 _SETTINGS = pytest.StashKey[Settings]()
@@ -83,9 +87,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for item in items:
         if settings.platform == "docker" and item.get_closest_marker("kind"):
             item.add_marker(pytest.mark.skip(reason="needs Kubernetes (HPA, Istio, nodes); the docker platform "
-                                                    "has none: run with --platform kind or --context NAME"))
+                                                    "has none: run it with --platform kind"))
         if settings.platform != "docker" and item.get_closest_marker("docker"):
             item.add_marker(pytest.mark.skip(reason="runs on the docker platform only (--platform docker)"))
+        if settings.platform == "context":
+            if item.get_closest_marker("own_database"):
+                item.add_marker(pytest.mark.skip(
+                    reason=f"stops or replaces the run's own database; on context {settings.context!r} the database "
+                           "is the team's, which the harness never touches: run it with --platform kind or docker"))
+            needs = item.get_closest_marker("context_needs")
+            why = refusal(settings, needs.args, "it") if needs else None
+            if why:
+                item.add_marker(pytest.mark.skip(reason=why))
     if any(_is_scenario(item) for item in items) and not config.option.collectonly:  # a listing is no run
         try:
             report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public(),

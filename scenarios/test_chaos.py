@@ -144,6 +144,9 @@ def _assess(out: Outcome, *, settings, scenario, require_outage: bool, rpo_sourc
     if fault_at is None:
         out.unmeasured.append("no fault was injected (see the journal: the method failed before its first fault)")
     out.rto = compute_rto(out.samples, fault_at=fault_at, target_s=settings.rto_target_s)
+    if settings.platform == "context":
+        # The team's database is not the harness's to read: RTO and the SLO are measured, RPO is not.
+        return _assess_without_rpo(out, run, settings=settings, scenario=scenario)
     if rpo_source is None:
         from harness.errors import HarnessError
         from harness.faults.postgres import primary_database_url
@@ -155,22 +158,7 @@ def _assess(out: Outcome, *, settings, scenario, require_outage: bool, rpo_sourc
             rpo_source = set()  # nothing survived where nothing answers
     out.rpo = verify(out.entries, rpo_source)
     rpo_figure = max(out.rpo.rpo_s, out.rpo.loss_window_s)
-    if run.deviated:  # the steady state did not hold afterwards: the system's failure
-        out.problems.append(f"experiment {run.status} and deviated from the steady state (steady state "
-                            f"before={run.steady_state('before')}, after={run.steady_state('after')})")
-    elif run.status != "completed":  # aborted or failed without a deviation: the experiment broke
-        out.unmeasured.append(f"experiment {run.status} (steady state before={run.steady_state('before')}, "
-                              f"after={run.steady_state('after')})")
-    if run.held_throughout is False:  # the continuous hypothesis failed during the fault
-        during = run.steady_state_during
-        out.problems.append(f"the steady state did not hold throughout the fault: {during.count(False)} of "
-                            f"{len(during)} checks during the method failed")
-    failed = [a["name"] for a in run.activities() if a["status"] != "succeeded"]
-    if failed:
-        out.unmeasured.append(f"activities failed (the fault may not be in place): {', '.join(failed)}")
-    bad_rollbacks = [r["name"] for r in run.rollbacks if r["status"] != "succeeded"]
-    if bad_rollbacks:
-        out.unmeasured.append(f"rollbacks failed: {', '.join(bad_rollbacks)}")
+    _judge_run(out, run)
     if not out.rto.verdict_ok:
         out.problems.append(out.rto.explanation)
     if require_outage and out.rto.sustained_failures == 0:
@@ -181,9 +169,6 @@ def _assess(out: Outcome, *, settings, scenario, require_outage: bool, rpo_sourc
     if rpo_figure > settings.rpo_target_s:
         out.problems.append(f"RPO {rpo_figure:.1f}s exceeds the target {settings.rpo_target_s:g}s "
                             f"({out.rpo.lost_writes} acknowledged writes lost)")
-    unrolled = [f["fault"] for f in out.faults if f["rolled_back_at"] is None]
-    if unrolled:
-        out.unmeasured.append(f"faults never rolled back: {', '.join(unrolled)}")
 
     scenario.measure("rto_s", out.rto.rto_s)
     scenario.measure("rpo_s", out.rpo.rpo_s)
@@ -213,6 +198,50 @@ def _assess(out: Outcome, *, settings, scenario, require_outage: bool, rpo_sourc
     return out
 
 
+def _judge_run(out: Outcome, run: ChaosRun) -> None:
+    """The experiment's own status, its continuous hypothesis, activities and rollbacks."""
+    if run.deviated:  # the steady state did not hold afterwards: the system's failure
+        out.problems.append(f"experiment {run.status} and deviated from the steady state (steady state "
+                            f"before={run.steady_state('before')}, after={run.steady_state('after')})")
+    elif run.status != "completed":  # aborted or failed without a deviation: the experiment broke
+        out.unmeasured.append(f"experiment {run.status} (steady state before={run.steady_state('before')}, "
+                              f"after={run.steady_state('after')})")
+    if run.held_throughout is False:  # the continuous hypothesis failed during the fault
+        during = run.steady_state_during
+        out.problems.append(f"the steady state did not hold throughout the fault: {during.count(False)} of "
+                            f"{len(during)} checks during the method failed")
+    failed = [a["name"] for a in run.activities() if a["status"] != "succeeded"]
+    if failed:
+        out.unmeasured.append(f"activities failed (the fault may not be in place): {', '.join(failed)}")
+    bad_rollbacks = [r["name"] for r in run.rollbacks if r["status"] != "succeeded"]
+    if bad_rollbacks:
+        out.unmeasured.append(f"rollbacks failed: {', '.join(bad_rollbacks)}")
+    unrolled = [f["fault"] for f in out.faults if f["rolled_back_at"] is None]
+    if unrolled:
+        out.unmeasured.append(f"faults never rolled back: {', '.join(unrolled)}")
+
+
+def _assess_without_rpo(out: Outcome, run: ChaosRun, *, settings, scenario) -> Outcome:
+    """On a cluster the harness did not create: the experiment and the RTO, no RPO (not our database)."""
+    _judge_run(out, run)
+    if not out.rto.verdict_ok:
+        out.problems.append(out.rto.explanation)
+    scenario.measure("rto_s", out.rto.rto_s)
+    scenario.measure("rto_target_s", settings.rto_target_s)
+    scenario.measure("rto", out.rto.to_dict())
+    scenario.measure("rpo", "not measured: the team's database on this cluster is not the harness's to read")
+    scenario.measure("chaos", run.to_dict())
+    scenario.measure("probe_samples", len(out.samples))
+    scenario.add_plot("User requests around the fault (success ratio per second, p95 latency; fault shaded)",
+                      plot_timeline(scenario.dir / "timeline.png", out.samples, faults=safety.windows(out.faults),
+                                    result=out.rto))
+    rto_text = f"{out.rto.rto_s:.1f}" if out.rto.rto_s is not None else "not recovered"
+    out.extra["table_rows"] = [["RTO (s)", rto_text, settings.rto_target_s, "pass" if out.rto.verdict_ok else "fail"],
+                               ["availability from the fault", f"{100 * out.rto.availability:.1f}%", "-",
+                                f"{out.rto.failed} of {out.rto.samples} requests failed"]]
+    return out
+
+
 def _finish(out: Outcome, scenario, title: str) -> None:
     scenario.add_table(f"{title}: RTO/RPO against the DR plan's targets", ["measure", "measured", "target", "verdict"],
                        out.extra.get("table_rows", []))
@@ -225,17 +254,13 @@ def _finish(out: Outcome, scenario, title: str) -> None:
     assert ok, scenario.result.explanation
 
 
-def _run_owns_the_database(settings) -> None:
-    """Failover and cluster loss replace the run's own database servers and move the name
-    ``postgres`` to the new one: the docker network alias, and on kind also the EndpointSlice of the
-    stand-in Service ``postgres`` (harness.faults.postgres). A cluster named with --context runs
-    against the team's own database, which the harness neither owns nor may fail over."""
-    if settings.platform not in ("docker", "kind"):
-        pytest.skip(f"platform {settings.platform!r} uses the team's own database, not the run's containers: "
-                    "failing it over or losing it is not the harness's to do (use PLATFORM=kind or docker)")
-
-
+# Outage, failover, planted loss and cluster loss stop, kill, restore or replace the run's own database
+# servers and move the name ``postgres`` (the docker network alias; on kind also the EndpointSlice of the
+# stand-in Service ``postgres``: harness.faults.postgres). A cluster named with --context runs the team's
+# own database, which the harness neither owns nor may stop: ``own_database`` skips them there at
+# collection (harness.pytest_plugin), before any fixture starts.
 # -- scenarios ------------------------------------------------------------------------------------
+@pytest.mark.own_database
 def test_database_outage(settings, platform, scenario, run_report):
     """The primary stops for a while and comes back: users are served again within the RTO, and no
     acknowledged write is lost (the same server comes back with its data)."""
@@ -247,11 +272,11 @@ def test_database_outage(settings, platform, scenario, run_report):
     _finish(out, scenario, "Database outage")
 
 
+@pytest.mark.own_database
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_database_failover(mode, settings, platform, scenario, run_report):
     """The primary dies (SIGKILL) and its streaming standby is promoted. Synchronous replication must
     lose no acknowledged write; asynchronous may lose what had not reached the standby, within the RPO."""
-    _run_owns_the_database(settings)
     out = _exercise("database-failover", settings=settings, platform=platform, scenario=scenario,
                     run_report=run_report, var_files=[EXPERIMENTS_DIR / "vars" / f"failover-{mode}.json"],
                     env=_experiment_env(settings, platform, scenario))
@@ -279,6 +304,7 @@ def dr_secrets(settings, stack, moto):
     return secret_store.seed_secrets(settings.run_id, moto.host_url())
 
 
+@pytest.mark.own_database
 def test_planted_loss_is_caught(settings, platform, scenario, moto, dr_secrets):
     """Restoring a backup OLDER than the newest must show up as lost acknowledged writes: the RPO
     check catches a restore that silently drops data. Controls: the live primary loses nothing, and
@@ -361,13 +387,13 @@ def test_planted_loss_is_caught(settings, platform, scenario, moto, dr_secrets):
     assert ok, scenario.result.explanation
 
 
+@pytest.mark.own_database
 def test_cluster_loss(settings, platform, scenario, run_report, moto, dr_secrets):
     """Application tier and database lost; recovery into a fresh secondary region from the newest backup
     (backups every ``backup_interval_s``). The measured RPO must be within the target and within what
     the backup cadence implies."""
     from harness.dr.backup_schedule import BackupScheduler, implied_rpo_s
 
-    _run_owns_the_database(settings)
     s3 = moto.host_url()
     scheduler = BackupScheduler(settings.run_id, s3, settings.backup_interval_s)
 
@@ -413,6 +439,7 @@ def test_cluster_loss(settings, platform, scenario, run_report, moto, dr_secrets
 
 
 @pytest.mark.kind
+@pytest.mark.context_needs("write", "drain")
 def test_zone_loss(settings, platform, scenario, run_report):
     """One zone's nodes drained (chaosk8s): the service must stay within its SLO throughout (the
     experiment checks its steady state continuously during the drain; any failed check fails it)."""

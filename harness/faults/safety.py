@@ -39,7 +39,7 @@ from harness.errors import UnsafeTarget, UsageError
 from harness.labels import RUN_ID_LABEL, kind_cluster_name, validate_run_id
 
 __all__ = [
-    "KIND_CLUSTER_LABEL", "engine", "require_run_id", "allowed_contexts", "check_kube_context", "ensure_labeled",
+    "KIND_CLUSTER_LABEL", "engine", "require_run_id", "allowed_contexts", "check_kube_context", "check_allowed", "ensure_labeled",
     "FaultSpec", "fault", "fault_spec", "run_id_of", "kube_target", "check_target", "rollback_configuration",
     "fault_log_path", "record_injected", "record_rolled_back", "add_details", "read_faults", "active_faults",
     "undo_all", "faults_for_report", "windows",
@@ -86,6 +86,22 @@ def check_kube_context(run_id: str, context: str = "", named: str | None = None)
             f"use the run's own context ({', '.join(sorted(allowed))}) or name it with "
             f"HARNESS_CONTEXT / --context")
     return ctx
+
+
+def check_allowed(configuration: Mapping[str, Any] | None, context: str, action: str) -> None:
+    """``action`` (e.g. ``drain``) on ``context``: always on the run's own kind cluster; on any other
+    (a cluster the user named) only when the configuration's ``context_allow`` (``HARNESS_CONTEXT_ALLOW``,
+    comma-separated) names it. ``UnsafeTarget`` otherwise, before any call."""
+    cfg = configuration or {}
+    run_id = run_id_of(cfg)
+    if context == f"kind-{kind_cluster_name(run_id)}":
+        return
+    raw = cfg.get("context_allow") or ""
+    allowed = {a.strip() for a in (raw if isinstance(raw, (list, tuple)) else str(raw).split(",")) if a.strip()}
+    if action not in allowed:
+        raise UnsafeTarget(f"refusing to {action} on kube context {context!r}: the harness did not create that "
+                           f"cluster and {action!r} is not allowed there",
+                           f"allow it explicitly with HARNESS_CONTEXT_ALLOW={','.join(sorted(allowed | {action}))}")
 
 
 # -- Docker -------------------------------------------------------------------------------------

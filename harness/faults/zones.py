@@ -10,6 +10,9 @@
   process — where ``undo_all`` replays the rollback after Ctrl-C or a crash — is the user's
   default kubeconfig, not the kind cluster's.
 
+On a cluster the harness did not create (a context named explicitly), the drain also needs
+``drain`` in ``HARNESS_CONTEXT_ALLOW`` (``safety.check_allowed``); the uncordon that reverses it does not.
+
 The harness control checks the context (the run's own kind cluster or the one named explicitly,
 defined in the kubeconfig file) before either runs (``safety.check_target`` with ``kube=True``)
 and records the drain with that kubeconfig path and context, so ``undo_all`` uncordons the same
@@ -42,6 +45,7 @@ def drain_zone(timeout: int = 120, configuration: Dict = None) -> List[str]:
     Rollback: ``uncordon_zone``."""
     selector = _selector(configuration)
     kube = safety.kube_target(configuration, kube=True)
+    safety.check_allowed(configuration, kube["kube_context"], "drain")
     from chaosk8s import get_config_path
     from chaosk8s.node.actions import drain_nodes
 

@@ -1,6 +1,8 @@
 """The context platform: an existing cluster the user names explicitly (``--context NAME``).
 
-Decision: this platform observes; it deploys nothing, changes nothing and deletes nothing.
+Decision: this platform observes; it deploys nothing, changes nothing and deletes nothing through the
+API. What the scenarios do to the cluster beyond reading it (user requests that write, a zone drain)
+needs the user's explicit opt-in, ``HARNESS_CONTEXT_ALLOW`` (``harness.platforms.permissions``).
   * The context must be in the kubeconfig; otherwise ``UnsafeTarget`` is raised before any API call
     (a typo must never fall through to whatever kubectl's current-context happens to be).
   * The system must already be deployed there (namespace, Deployment ``conductor``, the HPA) by the
@@ -109,5 +111,6 @@ class ContextPlatform(Platform):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update({"context": self.settings.context, "deploys": False})
+        d.update({"context": self.settings.context, "deploys": False,
+                  "allowed": list(self.settings.context_allow)})  # HARNESS_CONTEXT_ALLOW: write, drain
         return d

@@ -32,7 +32,7 @@ from tests.unit.kube_fakes import OWN_CONTEXT, RUN, ZONE_SELECTOR, write_kubecon
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     for var in ("HARNESS_CONTEXT", "HARNESS_KUBE_NAMESPACE", "HARNESS_KUBE_RUN_CONTEXT", "HARNESS_RUN_ID",
-                "HARNESS_CHAOS_EVENTS"):
+                "HARNESS_CHAOS_EVENTS", "HARNESS_CONTEXT_ALLOW"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HARNESS_FAULT_LOG", str(tmp_path / "faults.jsonl"))
 
@@ -79,10 +79,29 @@ def test_drain_on_the_harness_cluster_goes_through_chaosk8s_with_that_context(ku
     assert call(zones.uncordon_zone, zone_cfg()) == []  # idempotent: nothing cordoned is left
 
 
-def test_an_explicitly_named_context_is_accepted(kube, monkeypatch):
+def test_a_named_cluster_is_not_drained_without_the_opt_in(kube, monkeypatch, tmp_path):
     monkeypatch.setenv("HARNESS_CONTEXT", "staging-explicit")
+    monkeypatch.delenv("HARNESS_CONTEXT_ALLOW", raising=False)
+    with pytest.raises(UnsafeTarget, match="HARNESS_CONTEXT_ALLOW=drain") as err:
+        call(zones.drain_zone, zone_cfg(zone="us-east-1b"))
+    assert "staging-explicit" in str(err.value) and "did not create" in str(err.value)
+    kube.drain.assert_not_called()
+    assert kube.fake.requests == [], "the refusal reached the cluster"
+    monkeypatch.setenv("HARNESS_CONTEXT_ALLOW", "write")  # another action named is not this one
+    with pytest.raises(UnsafeTarget, match="HARNESS_CONTEXT_ALLOW=drain,write"):
+        call(zones.drain_zone, zone_cfg(zone="us-east-1b"))
+    kube.drain.assert_not_called()
+
+
+def test_an_explicitly_named_context_is_drained_with_the_opt_in(kube, monkeypatch):
+    monkeypatch.setenv("HARNESS_CONTEXT", "staging-explicit")
+    monkeypatch.setenv("HARNESS_CONTEXT_ALLOW", "write,drain")
     call(zones.drain_zone, zone_cfg(zone="us-east-1b"))
     assert kube.drain.call_args.kwargs["secrets"] == {"KUBERNETES_CONTEXT": "staging-explicit"}
+    # the uncordon that reverses it needs no opt-in (it puts the cluster back)
+    monkeypatch.delenv("HARNESS_CONTEXT_ALLOW")
+    call(zones.uncordon_zone, zone_cfg(zone="us-east-1b"))
+    assert kube.targets[-1] == KubeTarget("staging-explicit", str(kube.path))
 
 
 def test_a_context_missing_from_the_kubeconfig_is_refused_before_chaosk8s(kube, tmp_path, monkeypatch):

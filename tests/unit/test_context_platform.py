@@ -105,3 +105,83 @@ def test_an_existing_system_is_only_read(tmp_path):
     assert {r.method for r in kube.requests} == {"GET"}
     assert runner.calls == []                       # no kubectl apply/delete either
     assert p.balanced_ingress is False              # the HPA scenario skips here
+
+
+# -- what the harness may do on a cluster it did not create (HARNESS_CONTEXT_ALLOW) -----------------------
+_LIST_SKIPS = '''
+def pytest_collection_finish(session):
+    for item in session.items:
+        skip = item.get_closest_marker("skip")
+        print("SKIP" if skip else "RUN", item.name, "|", skip.kwargs.get("reason", "") if skip else "", sep=" ")
+'''
+
+
+def collected(tmp_path, allow: str | None, platform: str = "context") -> dict[str, str]:
+    """The real scenarios collected by the real plugin: each one's ``RUN`` or ``SKIP | reason``."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.config import PROJECT_ROOT
+
+    (tmp_path / "list_skips.py").write_text(_LIST_SKIPS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    env.update(KUBECONFIG=str(write_kubeconfig(tmp_path / "config", ["staging-eks"])),
+               PYTHONPATH=f"{tmp_path}{os.pathsep}{PROJECT_ROOT}", HARNESS_REPORT_DIR=str(tmp_path / "r"))
+    if allow is not None:
+        env["HARNESS_CONTEXT_ALLOW"] = allow
+    args = ["--platform", platform] + (["--context", "staging-eks"] if platform == "context" else [])
+    out = subprocess.run([sys.executable, "-m", "pytest", "scenarios", "-p", "list_skips", "-p", "no:cacheprovider",
+                          "--collect-only", "-q", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    rows = [line.split(" ", 2) for line in out.stdout.splitlines() if line.startswith(("RUN ", "SKIP "))]
+    return {name: (state if state == "RUN" else rest) for state, name, rest in rows}
+
+
+def test_on_a_named_cluster_nothing_writes_or_drains_without_the_opt_in(tmp_path):
+    items = collected(tmp_path, allow=None)
+    steady, zone = items["test_steady_load_within_slo"], items["test_zone_loss"]
+    assert "POSTs to /api/v1/pipeline" in steady and "HARNESS_CONTEXT_ALLOW=write" in steady
+    assert "drains a zone's nodes" in zone and "HARNESS_CONTEXT_ALLOW=write,drain" in zone
+    for name in ("test_database_outage", "test_database_failover[sync]", "test_planted_loss_is_caught",
+                 "test_cluster_loss"):
+        assert "the team's" in items[name] and "--platform kind or docker" in items[name], name
+    assert "RUN" not in {items[n] for n in ("test_steady_load_within_slo", "test_zone_loss", "test_database_outage")}
+
+
+def test_the_opt_in_names_each_action(tmp_path):
+    items = collected(tmp_path, allow="write")
+    assert items["test_steady_load_within_slo"] == "RUN"
+    assert "drains a zone's nodes" in items["test_zone_loss"] and "POSTs" not in items["test_zone_loss"]
+    assert "HARNESS_CONTEXT_ALLOW=write,drain" in items["test_zone_loss"]
+    items = collected(tmp_path, allow="write,drain")
+    assert items["test_zone_loss"] == "RUN" and items["test_steady_load_within_slo"] == "RUN"
+    assert items["test_database_outage"] != "RUN"  # the team's database: never, whatever is allowed
+
+
+def test_the_opt_in_does_not_change_the_platforms_the_harness_creates(tmp_path):
+    items = collected(tmp_path, allow=None, platform="docker")
+    assert items["test_steady_load_within_slo"] == "RUN" and items["test_database_outage"] == "RUN"
+    assert items["test_zone_loss"].endswith("run it with --platform kind")
+
+
+def test_an_unknown_action_is_one_line():
+    from harness.config import load_settings
+
+    with pytest.raises(UsageError, match="names 'delete'.*comma-separated subset of write,drain"):
+        load_settings({"platform": "context", "context": "x"}, env={"HARNESS_CONTEXT_ALLOW": "write,delete"})
+
+
+def test_the_platform_says_what_it_was_allowed(tmp_path):
+    kubeconfig = write_kubeconfig(tmp_path / "config", ["staging-eks"])
+    s = Settings(platform="context", context="staging-eks", context_allow=["write"], run_id="ctx-run-1",
+                 report_dir=str(tmp_path / "r"), ready_timeout_s=1).validate()
+    kube = make_kube()
+    p = ContextPlatform(s, None, runner=RecordingRunner(), apis_factory=Recorder(kube), kubeconfig=kubeconfig)
+    p.up()
+    try:
+        assert p.describe()["allowed"] == ["write"]
+    finally:
+        p.down()
+    assert kube.writes() == []  # allowing writes to the service changes nothing through the API
