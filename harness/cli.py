@@ -7,8 +7,10 @@ User mistakes end in one line on stderr and a distinct exit code (see harness/er
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -25,10 +27,12 @@ __all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS"]
 
 SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
 FLAG_SETTINGS = tuple(k.name for k in KNOBS.values() if k.flag)  # settings a flag can set
+LAST_RUN_FILE = "last-run-id"  # in the report dir: the run id of the newest e2e/chaos/capacity started
 
 
-def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") -> None:
-    """Refuse at once, in one line, when a setting is unusable or the chosen platform cannot run here.
+def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") -> list[str]:
+    """Refuse at once, in one line, when a setting is unusable or the chosen platform cannot run here;
+    returns what was checked (``harness preflight`` prints it).
 
     Settings first (files, directories, kubeconfig: ``harness.preflight``), then the platform.
     ``tools_only`` checks what needs no running service (settings, binaries, kubeconfig), so ``make``
@@ -39,7 +43,8 @@ def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") 
     from harness.preflight import check_settings
 
     check_settings(settings)
-
+    checked = [f"{len(KNOBS)} settings", f"manifests in {settings.manifests_dir}",
+               f"report directory {settings.report_path.parent} writable"]
     if settings.platform == "kind":
         if shutil.which("kind") is None:
             raise PlatformUnavailable(
@@ -49,14 +54,22 @@ def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") 
 
         if not tools_only:
             docker_client()
-        kind_preflight(settings, tools_only=tools_only, helm=settings.mesh and suite == "e2e")
+        helm = settings.mesh and suite == "e2e"
+        kind_preflight(settings, tools_only=tools_only, helm=helm)
+        checked.append("kind, kubectl, docker on PATH, kind version" + (", Helm version" if helm else ""))
+        if not tools_only:
+            checked.append("Docker engine reachable")
     elif settings.platform == "docker":
         if not tools_only:
             docker_client()
+            checked.append("Docker engine reachable")
     else:  # context: nothing is created; the context must exist (checked before any API call)
         from harness.platforms.context import preflight as context_preflight
 
         context_preflight(settings)
+        allowed = ",".join(settings.context_allow) or "nothing but reads (HARNESS_CONTEXT_ALLOW empty)"
+        checked.append(f"context {settings.context!r} in the kubeconfig; allowed there: {allowed}")
+    return checked
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -64,21 +77,46 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 def expect(args: argparse.Namespace) -> int:
-    """``harness expect BASELINE``: the run's outcomes against a baseline of expected ones
-    (harness.report.baseline). 0 when they match, 10 when they differ, 11 when there is no report."""
+    """``harness expect BASELINE``: one run's outcomes against a baseline of expected ones
+    (harness.report.baseline). 0 when they match, 10 when they differ, 11 when that run left no
+    report (it ended before writing one, e.g. in preflight), 12 for a malformed baseline.
+
+    Which run: ``--summary PATH``, else ``<report dir>/<run id>/summary.json`` for ``--run-id`` /
+    ``HARNESS_RUN_ID``, else for the newest run started (``<report dir>/last-run-id``, written by
+    ``harness e2e|chaos|capacity`` before preflight), else ``<report dir>/latest`` (report dir:
+    ``--report-dir`` / ``HARNESS_REPORT_DIR``). The summary must be that run's: a report left by an
+    earlier run is refused, never judged in its place.
+    """
+    from harness.config import env_name
     from harness.errors import EXIT_FAIL, EXIT_INCONCLUSIVE
+    from harness.labels import validate_run_id
     from harness.report.baseline import compare_with_baseline, load_baseline
 
     baseline = load_baseline(Path(args.baseline))
-    summary = _read_summary(Path(args.summary))
+    report_dir = Path(args.report_dir or os.environ.get(env_name("report_dir"), "") or "reports")
+    report_dir = report_dir if report_dir.is_absolute() else PROJECT_ROOT / report_dir
+    run_id = (args.run_id or os.environ.get(env_name("run_id"), "")).strip()
+    if not run_id and not args.summary:  # the newest run started, whether or not it wrote a report
+        with contextlib.suppress(OSError):
+            run_id = (report_dir / LAST_RUN_FILE).read_text().strip()
+    if run_id:
+        run_id = validate_run_id(run_id)
+    path = Path(args.summary) if args.summary else report_dir / (run_id or "latest") / "summary.json"
+    summary = _read_summary(path)
     if summary is None:
-        print(f"harness: no readable summary at {args.summary}: the run wrote no report", file=sys.stderr)
+        which = f"run {run_id}" if run_id else "the newest run"
+        print(f"harness: no report of {which} at {path}: it ended before writing one (a preflight refusal, a "
+              "crash or an interruption: see its exit code); nothing to compare", file=sys.stderr)
+        return EXIT_INCONCLUSIVE
+    if run_id and summary.get("run_id") != run_id:
+        print(f"harness: {path} is the report of run {summary.get('run_id')!r}, not of run {run_id!r} asked for: "
+              "refusing to judge an earlier run in its place", file=sys.stderr)
         return EXIT_INCONCLUSIVE
     problems = compare_with_baseline(summary, baseline)
     for line in problems:
         print(f"harness: baseline mismatch: {line}", file=sys.stderr)
-    print(f"harness: run {summary.get('run_id')} {'matches' if not problems else 'differs from'} the baseline "
-          f"{args.baseline} ({len(baseline)} scenarios)", file=sys.stderr)
+    print(f"harness: run {summary.get('run_id')} ({path}) {'matches' if not problems else 'differs from'} the "
+          f"baseline {args.baseline} ({len(baseline)} scenarios)", file=sys.stderr)
     return EXIT_FAIL if problems else 0
 
 
@@ -123,6 +161,7 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
     stderr names the outcome, the code and its meaning.
     """
     settings = _settings_from(args)
+    _mark_run_started(settings)
     preflight(settings, suite=suite)  # every setting, the report dir included: one line, exit 12, before anything starts
     claim_run_owner()  # the run's resources name this process, so a concurrent `harness clean` spares them
     if suite == "capacity" and settings.platform == "context":
@@ -131,7 +170,6 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
         raise UnsafeTarget(f"the capacity measurement would pin the HPA of context {settings.context!r} to one pod, "
                            "and the harness changes nothing on a cluster it did not create",
                            "measure with --platform kind or docker")
-    (settings.report_path / "summary.json").unlink(missing_ok=True)  # a reused run id's old verdict is not this run's
     cmd = [sys.executable, "-m", "pytest", str(PROJECT_ROOT / "scenarios"), "-m", SUITES[suite],
            "-p", "no:cacheprovider", "--platform", settings.platform, "--run-id", settings.run_id,
            "--report-dir", settings.report_dir, "-o", "console_output_style=classic", "-rs"]
@@ -168,6 +206,18 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
     print(f"harness: run {settings.run_id} {outcome or 'ended without a report'}: exit {code} "
           f"({exit_meaning(code)})", file=sys.stderr)
     return code
+
+
+def _mark_run_started(settings: Settings) -> None:
+    """Before preflight can refuse a run: a reused run id's old verdict is removed (it is not this
+    run's), and ``last-run-id`` names this run, so ``harness expect`` without a run id judges this
+    run, or refuses when it left no report, never an earlier one in its place. ``harness preflight``
+    marks too: ``make e2e`` runs it first, and a run it refuses never starts."""
+    with contextlib.suppress(OSError):
+        (settings.report_path / "summary.json").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # an unusable report dir: preflight says so next, in one line
+        if settings.report_path.parent.is_dir():  # none yet: no earlier report to judge by mistake either
+            (settings.report_path.parent / LAST_RUN_FILE).write_text(settings.run_id + "\n")
 
 
 def _read_summary(path: Path) -> dict | None:
@@ -280,8 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--pull", action="store_true", help="docker pull what is not local yet")
     ex = sub.add_parser("expect", help="compare a run's outcomes with a baseline of expected ones (0 match, 10 differ)")
     ex.add_argument("baseline", help="JSON baseline: {\"scenarios\": {name: {\"outcome\": ..., \"why\": ...}}}")
-    ex.add_argument("--summary", default=str(PROJECT_ROOT / "reports" / "latest" / "summary.json"),
-                    help="the run's summary.json (default: reports/latest/summary.json)")
+    ex.add_argument("--run-id", dest="run_id", default=None,
+                    help="the run to judge (env HARNESS_RUN_ID): its report must exist and be that run's")
+    ex.add_argument("--report-dir", dest="report_dir", default=None,
+                    help="where the runs' reports are (env HARNESS_REPORT_DIR; default reports)")
+    ex.add_argument("--summary", default=None,
+                    help="a summary.json to judge (default: <report dir>/<run id>/summary.json, without a run id "
+                         "<report dir>/latest/summary.json)")
     au = sub.add_parser("audit", help="check the seed's configuration against its RTO/RPO targets (no Docker, no "
                                       "cluster; 0 no blocking finding, 10 blocking findings)")
     au.add_argument("--root", default=str(PROJECT_ROOT), help="the project (k8s/, scripts/, seed/) to audit")
@@ -313,7 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "audit":
             return audit(args)
         if args.command == "preflight":
-            preflight(_settings_from(args), tools_only=args.tools_only, suite=args.suite)
+            settings = _settings_from(args)
+            _mark_run_started(settings)
+            checked = preflight(settings, tools_only=args.tools_only, suite=args.suite)
+            print(f"harness: preflight ok for {args.suite} on {settings.platform}"
+                  f"{' (tools only)' if args.tools_only else ''}: {'; '.join(checked)}", file=sys.stderr)
             return 0
         return run_suite(args.command, args, extra)
     except HarnessError as exc:

@@ -67,3 +67,42 @@ def test_harness_expect_exit_codes(tmp_path):
     assert expect(str(baseline), "--summary", str(tmp_path / "none.json")).returncode == 11
     proc = expect(str(tmp_path / "missing.json"), "--summary", str(summary))
     assert proc.returncode == 12 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_expect_refuses_an_earlier_run_when_the_run_it_was_given_died_in_preflight(tmp_path):
+    """CI's recipe: a run refused in preflight (no summary) must not be judged by an older report that
+    matches. Through the real CLI, with HARNESS_REPORT_DIR honoured."""
+    import os
+
+    reports, baseline = tmp_path / "reports", tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"scenarios": {k: {"outcome": v.outcome, "why": v.why} for k, v in BASELINE.items()}}))
+    old = reports / "ci-old"
+    old.mkdir(parents=True)
+    (old / "summary.json").write_text(json.dumps(dict(SUMMARY, run_id="ci-old")))  # it matches the baseline
+    (reports / "latest").symlink_to("ci-old")
+    (reports / "ci-new").mkdir()
+    (reports / "ci-new" / "summary.json").write_text(json.dumps(dict(SUMMARY, run_id="ci-new")))  # a reused id's
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    env.update(HARNESS_REPORT_DIR=str(reports), HARNESS_MANIFESTS_DIR=str(tmp_path / "no-manifests"))
+
+    def harness(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "harness", *args], cwd=PROJECT_ROOT, env={**env, **extra},
+                              capture_output=True, text=True, timeout=60)
+
+    run = harness("e2e", "--platform", "docker", "--run-id", "ci-new")
+    assert run.returncode == 12 and "no-manifests" in run.stderr, run.stderr  # refused in preflight
+    assert not (reports / "ci-new" / "summary.json").exists()  # the reused id's old verdict is gone
+    for args, extra in ((("--run-id", "ci-new"), {}), ((), {"HARNESS_RUN_ID": "ci-new"}), ((), {})):
+        proc = harness("expect", str(baseline), *args, **extra)
+        assert proc.returncode == 11, (args, extra, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "no report of run ci-new" in proc.stderr, proc.stderr
+    # `make e2e` runs `harness preflight` first: a run it refuses never starts, and is not judged by an older one
+    (reports / "last-run-id").write_text("ci-old\n")
+    assert harness("preflight", "--platform", "docker", "--tools-only").returncode == 12
+    proc = harness("expect", str(baseline))
+    assert proc.returncode == 11 and "no report of run" in proc.stderr and "ci-old" not in proc.stderr, proc.stderr
+    # a summary of another run is refused, never judged in its place
+    proc = harness("expect", str(baseline), "--run-id", "ci-new", "--summary", str(old / "summary.json"))
+    assert proc.returncode == 11 and "not of run 'ci-new'" in proc.stderr, proc.stderr
+    # the run asked for, when it wrote its report, is judged
+    assert harness("expect", str(baseline), "--run-id", "ci-old").returncode == 0

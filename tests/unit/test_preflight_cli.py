@@ -270,13 +270,19 @@ def test_permission_problems_are_refused(shared_tmp, make, fragment):
 
 
 def test_a_good_configuration_passes_the_same_checks(tmp_path):
-    """The other side of every case above: valid files and values are accepted (exit 0, silent)."""
+    """The other side of every case above: valid files and values are accepted (exit 0, one line
+    saying what was checked)."""
     make = kubeconfig()
     run_id = f"pf-{uuid.uuid4().hex[:10]}"
     env = _clean_env(run_id, {**make(tmp_path), "HARNESS_REPORT_DIR": str(tmp_path / "new" / "reports"),
                               "HARNESS_REPLICAS": "50", "HARNESS_POSTGRES_IMAGE": "mirror.example:5000/pg:15"})
     proc = _run(["preflight", "--tools-only"], env)
-    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.returncode == 0 and proc.stderr.count("\n") == 1, proc.stderr
+    from harness.config import KNOBS
+
+    assert proc.stderr.startswith(f"harness: preflight ok for e2e on context (tools only): {len(KNOBS)} settings; "
+                                  "manifests in"), proc.stderr
+    assert "report directory" in proc.stderr and "in the kubeconfig; allowed there: nothing but reads" in proc.stderr
     assert not (tmp_path / "new").exists()  # checked, not created
 
 
