@@ -32,7 +32,7 @@ EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 # Meaning of every code, for the README, `harness --help` and the terminal summary.
 EXIT_CODES = {
-    EXIT_PASS: "pass: every scenario that ran met its targets",
+    EXIT_PASS: "pass: every scenario that ran met its targets (or report-only: measured, no target to judge)",
     EXIT_FAIL: "fail: the system under test missed a target",
     EXIT_INCONCLUSIVE: "inconclusive: the harness could not measure (nothing is claimed about the system)",
     EXIT_USAGE: "usage: a bad flag, setting or input file",

@@ -356,6 +356,11 @@ class ScenarioRecorder:
         self.result.explanation = explanation
         return ok
 
+    def report_only(self, explanation: str) -> None:
+        """Measured, but there was no target to judge against (figures only): neither pass nor fail."""
+        self.result.verdict = "report-only"
+        self.result.explanation = explanation
+
     def inconclusive(self, explanation: str) -> NoReturn:
         """The harness could not measure (saturated generator, fault not injected, ...): record it
         and end the scenario. Never a pass, never a system failure."""

@@ -159,6 +159,9 @@ def test_one_replica_capacity_projected_through_hpa_and_node_groups(settings, ca
           f"{p.nodes.nodes_needed}/{p.nodes.max_size} {p.nodes.group}", round(p.zone_loss.headroom_rps),
           ", ".join(f"{c.name} {'ok' if c.ok else 'FAIL'}" for c in v.environments[k].criteria)]
          for k, p in projections.items()])
+    if not v.decided and v.ok:  # no target peak: the figures, and no pass/fail
+        scenario.report_only(v.explanation)
+        return
     scenario.verdict(v.ok, v.explanation)
     assert v.ok, v.explanation
 

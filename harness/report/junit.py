@@ -26,12 +26,12 @@ def _props(parent: ET.Element, values: dict[str, Any]) -> None:
 def junit_xml(summary: dict[str, Any]) -> str:
     """The JUnit XML text for a run summary (RunReport.summary())."""
     scenarios = summary.get("scenarios", [])
-    count = {v: sum(1 for s in scenarios if s.get("verdict") == v) for v in ("fail", "inconclusive", "skip")}
+    count = {v: sum(1 for s in scenarios if s.get("verdict") == v) for v in ("fail", "inconclusive", "skip", "report-only")}
     total = sum(float(s.get("duration_s") or 0.0) for s in scenarios)
     root = ET.Element("testsuites", name="i2s-harness")
     suite = ET.SubElement(root, "testsuite", name="harness", tests=str(len(scenarios)),
                           failures=str(count["fail"]), errors=str(count["inconclusive"]),
-                          skipped=str(count["skip"]), time=f"{total:.3f}",
+                          skipped=str(count["skip"] + count["report-only"]), time=f"{total:.3f}",
                           timestamp=str(summary.get("started", "")))
     _props(suite, {"run_id": summary.get("run_id", ""), "platform": summary.get("platform", ""),
                    "verdict": summary.get("verdict", ""), "exit_code": summary.get("exit_code", "")})
@@ -48,6 +48,8 @@ def junit_xml(summary: dict[str, Any]) -> str:
             ET.SubElement(case, "error", message=f"inconclusive: {why}", type="inconclusive").text = why
         elif verdict == "skip":
             ET.SubElement(case, "skipped", message=why, type="skip")
+        elif verdict == "report-only":  # measured, nothing judged: not shown as a pass either
+            ET.SubElement(case, "skipped", message=f"report only (no target to judge): {why}", type="report-only")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -3,7 +3,9 @@ scenarios, and the harness's exit code from the run's outcome and how pytest end
 
 Outcomes: ``pass`` (met its targets), ``fail`` (the system under test missed a target),
 ``inconclusive`` (the harness could not measure: stack not up, fault not injected, saturated load
-generator, harness error, interrupted), ``skip`` (not applicable here; always with its reason).
+generator, harness error, interrupted), ``report-only`` (measured, but given no target to judge
+against: figures only, e.g. capacity without ``HARNESS_TARGET_PEAK_RPS``; exit 0, never called a
+pass), ``skip`` (not applicable here; always with its reason).
 Exit codes are harness/errors.py's; pytest's own 1-5 never leave the harness.
 """
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Iterable
 from harness.errors import (EXIT_CODES, EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED,
                             EXIT_PASS, EXIT_UNSAFE, EXIT_USAGE)
 
-__all__ = ["OUTCOMES", "Ending", "scenario_outcome", "run_outcome", "exit_code_for", "exit_meaning",
+__all__ = ["OUTCOMES", "REPORT_ONLY", "Ending", "scenario_outcome", "run_outcome", "exit_code_for", "exit_meaning",
            "one_line"]
 
-OUTCOMES = ("pass", "fail", "inconclusive", "skip")
+OUTCOMES = ("pass", "fail", "inconclusive", "report-only", "skip")
+REPORT_ONLY = "report-only"
 _HARNESS_CODES = {EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_UNSAFE, EXIT_INTERRUPTED}
 # pytest's own exit statuses (pytest.ExitCode), mapped onto the harness's contract.
 _PYTEST_INTERRUPTED, _PYTEST_INTERNAL_ERROR, _PYTEST_USAGE_ERROR = 2, 3, 4
@@ -70,22 +73,28 @@ def scenario_outcome(setup: Ending | None, call: Ending | None, teardown: Ending
             # No verdict recorded: a failed check is a fail, any other exception a harness error.
             outcome = "fail" if call.kind == "assertion" else "inconclusive"
             why = one_line(call.message) if call.kind == "assertion" else f"harness error: {one_line(call.message)}"
-    elif outcome not in ("pass", "fail", "inconclusive"):
+    elif outcome not in ("pass", "fail", "inconclusive", REPORT_ONLY):
         outcome, why = "pass", why or "passed"
     if teardown is not None and teardown.state == "failed":
         note = f"teardown failed: {one_line(teardown.message)}"
         # A pass whose teardown broke cannot vouch for itself (a fault may not have been rolled back).
-        outcome, why = ("inconclusive" if outcome == "pass" else outcome), (f"{why}; {note}" if why else note)
+        outcome, why = ("inconclusive" if outcome in ("pass", REPORT_ONLY) else outcome), (f"{why}; {note}" if why else note)
     return outcome, why
 
 
 def run_outcome(outcomes: Iterable[str]) -> str:
     """The run's outcome: a measured failure is a finding about the system; otherwise anything
-    unmeasured, or no scenario passing at all (all skipped, none run), is inconclusive, never a pass."""
+    unmeasured is inconclusive; a scenario that measured without a target makes the run report-only
+    (the question it answers was not asked, so the run is not a pass); no scenario passing at all
+    (all skipped, none run) is inconclusive, never a pass."""
     seen = list(outcomes)
     if "fail" in seen:
         return "fail"
-    if "inconclusive" in seen or "pass" not in seen:
+    if "inconclusive" in seen:
+        return "inconclusive"
+    if REPORT_ONLY in seen:
+        return REPORT_ONLY
+    if "pass" not in seen:
         return "inconclusive"
     return "pass"
 
@@ -105,7 +114,7 @@ def exit_code_for(outcome: str | None, pytest_status: int, interrupted: bool = F
         return EXIT_USAGE
     if pytest_status == _PYTEST_INTERNAL_ERROR:
         return EXIT_INCONCLUSIVE
-    return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(outcome or "", EXIT_INCONCLUSIVE)
+    return {"pass": EXIT_PASS, REPORT_ONLY: EXIT_PASS, "fail": EXIT_FAIL}.get(outcome or "", EXIT_INCONCLUSIVE)
 
 
 def exit_meaning(code: int) -> str:

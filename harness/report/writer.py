@@ -100,10 +100,10 @@ class RunReport:
     def verdict(self) -> str:
         """The run's outcome (harness.report.outcome.run_outcome); harness errors make it inconclusive."""
         outcome = run_outcome(s.verdict for s in self.scenarios)
-        return "inconclusive" if self.errors and outcome == "pass" else outcome
+        return "inconclusive" if self.errors and outcome in ("pass", "report-only") else outcome
 
     def summary(self) -> dict[str, Any]:
-        counts = {v: sum(1 for s in self.scenarios if s.verdict == v) for v in ("pass", "fail", "inconclusive", "skip")}
+        counts = {v: sum(1 for s in self.scenarios if s.verdict == v) for v in ("pass", "fail", "inconclusive", "report-only", "skip")}
         out = {
             "run_id": self.run_id, "platform": self.platform, "verdict": self.verdict(), "counts": counts,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
@@ -204,7 +204,7 @@ def _audit_html(audit: dict[str, Any]) -> list[str]:
 
 
 def render_html(summary: dict[str, Any], root: Path) -> str:
-    colour = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "skip": "#57606a"}
+    colour = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "report-only": "#0969da", "skip": "#57606a"}
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>I2S harness run {html.escape(summary['run_id'])}</title>",

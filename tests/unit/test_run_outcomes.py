@@ -65,6 +65,10 @@ def test_needs_kubernetes(scenario):
 
 def test_skips_inside(scenario):
     pytest.skip("the context platform changes nothing on an existing cluster")
+
+
+def test_figures_only(scenario):
+    scenario.report_only("no target peak given: production sustains up to 594 rps")
 '''
 
 STOPPING = '''
@@ -101,7 +105,7 @@ def _run(tmp_path: Path, source: str, *args: str) -> tuple[subprocess.CompletedP
 
 
 def test_every_ending_is_recorded_with_its_outcome_and_reason(tmp_path):
-    proc, root = _run(tmp_path, SCENARIOS)
+    proc, root = _run(tmp_path, SCENARIOS, "-k", "not figures_only")
     summary = json.loads((root / "summary.json").read_text())
     got = {s["name"]: (s["verdict"], s["explanation"]) for s in summary["scenarios"]}
     assert {k: v[0] for k, v in got.items()} == {
@@ -116,7 +120,7 @@ def test_every_ending_is_recorded_with_its_outcome_and_reason(tmp_path):
     assert "needs Kubernetes" in got["test_needs_kubernetes"][1]  # skipped at collection, reason kept
     assert "changes nothing" in got["test_skips_inside"][1]
     assert summary["verdict"] == "fail" and summary["exit_code"] == EXIT_FAIL
-    assert summary["counts"] == {"pass": 1, "fail": 2, "inconclusive": 3, "skip": 2}
+    assert summary["counts"] == {"pass": 1, "fail": 2, "inconclusive": 3, "report-only": 0, "skip": 2}
 
     # junit.xml: parsed, one testcase per scenario, each outcome in its xunit2 element.
     suite = ET.parse(root / "junit.xml").getroot().find("testsuite")
@@ -160,6 +164,23 @@ def test_a_fixture_stopping_the_run_is_inconclusive_for_every_scenario(tmp_path)
     assert "run outcome: inconclusive -> exit 11" in proc.stdout
 
 
+def test_measured_without_a_target_is_report_only_everywhere(tmp_path):
+    """`make capacity` without a target: summary.json, JUnit and the exit code say the same thing:
+    figures only, not a pass (exit 0: the run did what was asked)."""
+    proc, root = _run(tmp_path, SCENARIOS, "-k", "figures_only or needs_kubernetes or skips_inside")
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["verdict"] == "report-only" and summary["exit_code"] == EXIT_PASS, proc.stdout[-2000:]
+    assert summary["counts"]["report-only"] == 1 and summary["counts"]["pass"] == 0
+    assert "report-only" in summary["exit_meaning"]
+    case = ET.parse(root / "junit.xml").getroot().find("testsuite/testcase[@name='test_figures_only']")
+    assert case.find("skipped").attrib["type"] == "report-only" and case.find("failure") is None
+    assert case.find("properties/property").attrib == {"name": "verdict", "value": "report-only"}
+    # with a scenario that passed, the run is still report-only: the question was not asked
+    (tmp_path / "two").mkdir()
+    proc, root = _run(tmp_path / "two", SCENARIOS, "-k", "figures_only or passes")
+    assert json.loads((root / "summary.json").read_text())["verdict"] == "report-only", proc.stdout[-2000:]
+
+
 def test_all_passing_is_a_pass(tmp_path):
     proc, root = _run(tmp_path, SCENARIOS, "-k", "passes")
     summary = json.loads((root / "summary.json").read_text())
@@ -183,6 +204,8 @@ OK = Ending("passed")
     (OK, OK, Ending("failed", "error", "rollback failed"), "pass", "inconclusive"),  # cannot vouch
     (OK, Ending("failed", "assertion", "x"), Ending("failed", "error", "t"), "fail", "fail"),
     (None, None, None, "unknown", "inconclusive"),
+    (OK, OK, OK, "report-only", "report-only"),
+    (OK, OK, Ending("failed", "error", "rollback failed"), "report-only", "inconclusive"),
 ])
 def test_scenario_outcome(setup, call, teardown, recorded, expected):
     assert scenario_outcome(setup, call, teardown, recorded)[0] == expected
@@ -194,7 +217,9 @@ def test_stopped_scenario_is_inconclusive_whatever_it_recorded():
 
 @pytest.mark.parametrize("outcomes, expected", [
     (["pass", "pass", "skip"], "pass"), (["pass", "fail", "inconclusive"], "fail"),
-    (["pass", "inconclusive"], "inconclusive"), (["skip", "skip"], "inconclusive"), ([], "inconclusive")])
+    (["pass", "inconclusive"], "inconclusive"), (["skip", "skip"], "inconclusive"), ([], "inconclusive"),
+    (["report-only", "skip"], "report-only"), (["report-only", "pass"], "report-only"),
+    (["report-only", "inconclusive"], "inconclusive"), (["report-only", "fail"], "fail")])
 def test_run_outcome(outcomes, expected):
     assert run_outcome(outcomes) == expected
 
@@ -203,7 +228,8 @@ def test_run_outcome(outcomes, expected):
     ("pass", 0, False, EXIT_PASS), ("fail", 1, False, EXIT_FAIL), ("inconclusive", 1, False, EXIT_INCONCLUSIVE),
     ("inconclusive", 5, False, EXIT_INCONCLUSIVE),  # nothing selected: no pass, never "no scenario ran" = 5
     (None, 4, False, EXIT_USAGE), (None, 3, False, EXIT_INCONCLUSIVE), ("pass", 13, False, 13),
-    ("fail", 14, False, 14), ("pass", 2, True, EXIT_INTERRUPTED), ("inconclusive", 2, False, EXIT_INCONCLUSIVE)])
+    ("fail", 14, False, 14), ("pass", 2, True, EXIT_INTERRUPTED), ("inconclusive", 2, False, EXIT_INCONCLUSIVE),
+    ("report-only", 0, False, EXIT_PASS)])
 def test_exit_code_never_passes_pytest_codes_through(outcome, status, interrupted, code):
     assert exit_code_for(outcome, status, interrupted) == code
     assert exit_code_for(outcome, status, interrupted) not in (1, 2, 3, 4, 5)
