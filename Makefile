@@ -1,6 +1,7 @@
 # I2S resilience harness. `make help` lists the targets.
 SHELL := bash
-PLATFORM ?= kind
+# PLATFORM, CONTEXT, TARGET_PEAK_RPS: passed on only when given (make's command line or environment), so
+# the harness's own precedence holds: flag > HARNESS_* > [tool.harness] in pyproject.toml > default.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OFFLINE := ../shared/offline-images
@@ -15,14 +16,14 @@ define harness_run
 	@code=0; ( $(1) ) || code=$$?; mkdir -p $(REPORTS) && echo $$code > $(REPORTS)/exit-code; \
 	if [ $$code -ne 0 ]; then echo "make $@: harness exit $$code: $$($(PY) -c 'import sys; from harness.errors import EXIT_CODES; print(EXIT_CODES.get(int(sys.argv[1]), "not a harness code"))' $$code) (also in $(REPORTS)/exit-code)" >&2; exit $$code; fi
 endef
-TARGET_ARGS = --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT))
+TARGET_ARGS = $(if $(PLATFORM),--platform $(PLATFORM)) $(if $(CONTEXT),--context $(CONTEXT))
 
 .PHONY: help venv docker-ready test lint audit e2e chaos capacity bench clean images
 .DEFAULT_GOAL := help
 
 help: ## list the targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  PLATFORM=kind|docker|context (default kind); CONTEXT=NAME for an existing cluster"
+	@echo "  PLATFORM=kind|docker|context (unset: HARNESS_PLATFORM, then pyproject, then the harness default); CONTEXT=NAME for an existing cluster"
 
 venv: $(VENV)/.installed ## create the virtual environment (first use only)
 $(VENV)/.installed: pyproject.toml constraints.txt
