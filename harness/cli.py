@@ -27,6 +27,7 @@ __all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS"]
 
 SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
 FLAG_SETTINGS = tuple(k.name for k in KNOBS.values() if k.flag)  # settings a flag can set
+SETTINGS_DOC = "docs/settings.md"  # holds the generated settings table (``harness settings --update-readme``)
 LAST_RUN_FILE = "last-run-id"  # in the report dir: the run id of the newest e2e/chaos/capacity started
 
 
@@ -121,12 +122,13 @@ def expect(args: argparse.Namespace) -> int:
 
 
 def show_settings(args: argparse.Namespace) -> int:
-    """``harness settings``: every setting's effective value and its source; ``--markdown``: the
-    README's table; ``--plumbing``: the variables the harness passes to its own subprocesses."""
+    """``harness settings``: every setting's effective value for the chosen platform and where it came
+    from; ``--markdown``: the generated settings table (``--update-readme`` implies it and writes it
+    into docs/settings.md); ``--plumbing``: the variables the harness passes to its own subprocesses."""
     if args.update_readme:
-        readme = PROJECT_ROOT / "README.md"
-        readme.write_text(update_readme(readme.read_text()))
-        print(f"harness: regenerated the settings table in {readme}")
+        doc = PROJECT_ROOT / SETTINGS_DOC
+        doc.write_text(update_readme(doc.read_text()))
+        print(f"harness: regenerated the settings table and the plumbing list in {SETTINGS_DOC}")
         return 0
     if args.markdown:
         print(settings_markdown(), end="")
@@ -134,12 +136,31 @@ def show_settings(args: argparse.Namespace) -> int:
     if args.plumbing:
         print(plumbing_markdown(), end="")
         return 0
-    rows = describe_settings(_settings_from(args))
+    settings = _settings_from(args)
+    rows = describe_settings(settings)
+    platform_defaults = _platform_defaults(settings)
+    for r in rows:
+        if r["name"] in platform_defaults:
+            r["value"], r["source"] = platform_defaults[r["name"]], f"default ({settings.platform})"
+    rows.insert(0, {"name": "setting", "value": "effective value", "source": "source", "env": "environment"})
     width = max(len(r["name"]) for r in rows)
     vwidth = min(40, max(len(r["value"]) for r in rows))
+    swidth = max(len(r["source"]) for r in rows)
+    print(f"harness settings for platform {settings.platform} (flag > environment > pyproject.toml > default)")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['value'] or '-':<{vwidth}}  {r['source']:<9}  {r['env']}")
+        print(f"{r['name']:<{width}}  {r['value'] or '-':<{vwidth}}  {r['source']:<{swidth}}  {r['env']}")
     return 0
+
+
+def _platform_defaults(settings: Settings) -> dict[str, str]:
+    """Defaults the chosen platform replaces when the user set nothing (the capacity ramp's steps on
+    Kubernetes: harness.capacity.measure.KUBE_STEP_DEFAULTS), shown as the value in force."""
+    from harness.capacity.measure import KUBE_STEP_DEFAULTS
+
+    if settings.platform == "docker":
+        return {}
+    return {f"capacity_{k}": f"{v:g}" for k, v in KUBE_STEP_DEFAULTS.items()
+            if settings.source(f"capacity_{k}") == "default"}
 
 
 def _add_setting_flags(p: argparse.ArgumentParser, keep: bool = True) -> None:
@@ -323,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("settings", help="every setting's effective value and where it came from")
     _add_setting_flags(st)
     st.add_argument("--markdown", action="store_true", help="print the README's settings table")
-    st.add_argument("--update-readme", action="store_true", help="with --markdown: rewrite README's generated table")
+    st.add_argument("--update-readme", action="store_true",
+                    help=f"implies --markdown: rewrite the generated settings table and plumbing list in {SETTINGS_DOC}")
     st.add_argument("--plumbing", action="store_true", help="list the harness's process-to-process variables")
     im = sub.add_parser("images", help="list (and with --pull, pre-pull) every image a kind run needs")
     _add_setting_flags(im, keep=False)
@@ -381,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `harness settings | head`: the reader had enough; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and none at interpreter exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -184,8 +184,9 @@ class Settings:
                                   min=0, max=1000000)
     capacity_repeats: int = knob(2, "capacity: step ramps; they must agree within the tolerance",
                                  min=1, max=20)
-    capacity_step_s: float = knob(12.0, "capacity: each step's length (s); kind default 45", above=0, max=3600)
-    capacity_warmup_s: float = knob(3.0, "capacity: left out at each step's start (s); kind default 15",
+    capacity_step_s: float = knob(12.0, "capacity: each step's length (s); kind and context: 45 unless set",
+                                  above=0, max=3600)
+    capacity_warmup_s: float = knob(3.0, "capacity: left out at each step's start (s); kind and context: 15 unless set",
                                     min=0, max=3600)
     capacity_tolerance: float = knob(0.15, "capacity: repeats agree when (max - min) / mean <= this",
                                      above=0, max=0.99)
@@ -539,11 +540,11 @@ def plumbing_markdown() -> str:
 
 
 def update_readme(text: str) -> str:
-    """``text`` (the README) with its generated blocks replaced by the current ones."""
+    """``text`` (docs/settings.md) with its generated blocks replaced by the current ones."""
     for marker, generated in (("settings-table", settings_markdown()), ("plumbing", plumbing_markdown())):
         pattern = re.compile(rf"(<!-- {marker}:begin[^>]*-->\n)(.*?)(<!-- {marker}:end -->)", re.S)
         if not pattern.search(text):
-            raise UsageError(f"the README has no <!-- {marker}:begin --> ... <!-- {marker}:end --> block",
-                             "restore the markers in the Settings section")
+            raise UsageError(f"the settings document has no <!-- {marker}:begin --> ... <!-- {marker}:end --> block",
+                             "restore the markers in docs/settings.md")
         text = pattern.sub(lambda m, new=generated: m.group(1) + new + m.group(3), text)
     return text

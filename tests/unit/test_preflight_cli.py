@@ -292,7 +292,9 @@ def test_settings_command_shows_each_value_and_its_source(tmp_path):
     env.pop("HARNESS_PLATFORM")
     proc = _run(["settings", "--platform", "docker", "--replicas", "2"], env)
     assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()}
+    title, header, *lines = proc.stdout.splitlines()
+    assert title.startswith("harness settings for platform docker") and header.split()[0] == "setting"
+    rows = {line.split()[0]: line.split()[1:] for line in lines}
     assert rows["platform"] == ["docker", "flag", "HARNESS_PLATFORM"]
     assert rows["replicas"] == ["2", "flag", "HARNESS_REPLICAS"]
     assert rows["users"] == ["7", "env", "HARNESS_USERS"]
@@ -311,3 +313,45 @@ def test_standalone_chaos_stack_refuses_before_starting_anything(tmp_path, case)
     proc = subprocess.run([sys.executable, "-m", "harness.chaos_runner", "up"], cwd=PROJECT_ROOT,
                           env=_clean_env(run_id, make(tmp_path)), capture_output=True, text=True, timeout=120)
     _assert_refused(proc, fragment, run_id)
+
+
+def test_settings_show_the_value_in_force_on_the_chosen_platform(tmp_path):
+    """kind and context runs replace two capacity defaults (harness.capacity.measure.KUBE_STEP_DEFAULTS):
+    `harness settings` shows those, not the docker ones; a value the user set is shown as set."""
+    env = _clean_env(f"pf-{uuid.uuid4().hex[:10]}", {})
+    env.pop("HARNESS_PLATFORM")
+    rows = lambda proc: {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()[2:]}  # noqa: E731
+    kind = rows(_run(["settings", "--platform", "kind"], env))
+    assert kind["capacity_step_s"] == ["45", "default", "(kind)", "HARNESS_CAPACITY_STEP_S"]
+    assert kind["capacity_warmup_s"] == ["15", "default", "(kind)", "HARNESS_CAPACITY_WARMUP_S"]
+    docker = rows(_run(["settings", "--platform", "docker"], env))
+    assert docker["capacity_step_s"] == ["12", "default", "HARNESS_CAPACITY_STEP_S"]
+    mine = rows(_run(["settings", "--platform", "kind"], {**env, "HARNESS_CAPACITY_STEP_S": "30"}))
+    assert mine["capacity_step_s"] == ["30", "env", "HARNESS_CAPACITY_STEP_S"]
+
+
+def test_settings_into_a_closed_pipe_ends_quietly():
+    """`harness settings | head -n 3`: no BrokenPipeError traceback, exit 0."""
+    env = _clean_env(f"pf-{uuid.uuid4().hex[:10]}", {})
+    proc = subprocess.run(f"{sys.executable} -m harness settings | head -n 3; echo \"rc=${{PIPESTATUS[0]}}\"",
+                          shell=True, executable="/bin/bash", cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("harness settings for platform docker")
+    assert proc.stdout.strip().endswith("rc=0"), proc.stdout
+
+
+def test_update_readme_implies_markdown(tmp_path, monkeypatch):
+    """--update-readme writes the generated table (as --markdown prints it) into docs/settings.md,
+    with or without --markdown."""
+    from harness import cli
+    from harness.config import settings_markdown
+
+    doc = tmp_path / "docs" / "settings.md"
+    doc.parent.mkdir()
+    stale = "<!-- settings-table:begin -->\nold\n<!-- settings-table:end -->\n<!-- plumbing:begin -->\nx\n<!-- plumbing:end -->\n"
+    monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path)
+    for args in (["settings", "--update-readme"], ["settings", "--markdown", "--update-readme"]):
+        doc.write_text(stale)
+        assert cli.main(args) == 0
+        assert settings_markdown() in doc.read_text() and "\nold\n" not in doc.read_text()
