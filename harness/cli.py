@@ -1,6 +1,6 @@
-"""``harness``: e2e/chaos/capacity runs with preflight and a final sweep; ``preflight``, ``settings``,
-``images``, ``expect`` (a run against a baseline) and ``clean`` (earlier runs' leftovers). A stack to
-poke at by hand: ``python -m harness.chaos_runner up``.
+"""The ``harness`` command: e2e/chaos/capacity runs with preflight and a final sweep; ``preflight``,
+``settings``, ``images``, ``expect`` (a run against a baseline), ``audit`` and ``clean`` (earlier
+runs' leftovers). A stack to poke at by hand: ``python -m harness.chaos_runner up``.
 
 User mistakes end in one line on stderr and a distinct exit code (see harness/errors.py).
 """
@@ -26,6 +26,17 @@ from harness.report.outcome import exit_code_for, exit_meaning
 __all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS"]
 
 SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
+DESCRIPTION = """\
+The I2S resilience harness: runs the e2e, chaos and capacity suites against the system's real
+manifests (preflight first, everything the run created removed at the end), checks settings and the
+platform (preflight), compares a run with a baseline of expected outcomes (expect), audits the seed's
+configuration (audit) and removes leftovers of killed runs (clean).
+
+Settings: flag > HARNESS_* environment > [tool.harness] in pyproject.toml > default (harness settings).
+pytest arguments go after `--`, e.g. harness e2e --platform docker -- -k steady"""
+SUITE_HELP = {"e2e": "steady load, HPA and circuit breaker (report in reports/<run id>/index.html)",
+              "chaos": "database outage and failover, cluster loss, zone loss: RTO and RPO against the targets",
+              "capacity": "one replica's capacity, projected through the HPAs and node groups"}
 FLAG_SETTINGS = tuple(k.name for k in KNOBS.values() if k.flag)  # settings a flag can set
 SETTINGS_DOC = "docs/settings.md"  # holds the generated settings table (``harness settings --update-readme``)
 LAST_RUN_FILE = "last-run-id"  # in the report dir: the run id of the newest e2e/chaos/capacity started
@@ -168,10 +179,14 @@ def _add_setting_flags(p: argparse.ArgumentParser, keep: bool = True) -> None:
     for k in KNOBS.values():
         if not k.flag or (k.name == "keep" and not keep):
             continue
+        default = "new per run" if k.name == "run_id" else (k.default if k.default not in ("", None) else "none")
         if k.type == "bool":
-            p.add_argument(k.flag, dest=k.name, action="store_true", default=None, help=k.help)
+            p.add_argument(k.flag, dest=k.name, action="store_true", default=None,
+                           help=f"{k.help} (env {k.env}; default {str(default).lower()})")
         else:
-            p.add_argument(k.flag, dest=k.name, default=None, help=f"{k.help} (env {k.env})")
+            # choices shown, but checked by the settings model: its message names the setting and the fix
+            p.add_argument(k.flag, dest=k.name, default=None, metavar="{" + ",".join(k.choices) + "}" if k.choices
+                           else k.name.upper(), help=f"{k.help} (env {k.env}; default {default})")
 
 
 def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int:
@@ -330,12 +345,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="harness", description=__doc__.splitlines()[0],
+    p = _Parser(prog="harness", description=DESCRIPTION,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="exit codes:\n" + "\n".join(f"  {c:>3}  {m}" for c, m in EXIT_CODES.items()))
     sub = p.add_subparsers(dest="command", required=True)
     for suite in SUITES:
-        s = sub.add_parser(suite, help=f"run the {suite} scenarios (extra args go to pytest)")
+        s = sub.add_parser(suite, help=f"run the {suite} suite: {SUITE_HELP[suite]}; pytest args after --",
+                           description=f"Run the {suite} suite: {SUITE_HELP[suite]}. pytest arguments go after "
+                                       f"`--`, e.g. harness {suite} --platform docker -- -k steady -x")
         _add_setting_flags(s)
     pf = sub.add_parser("preflight", help="check every setting and that the platform can run here; one line if not")
     _add_setting_flags(pf, keep=False)
@@ -378,7 +395,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and args.command in SUITES:  # e.g. `harness e2e -k steady`
+            raise UsageError(f"`harness {args.command}` does not take {' '.join(unknown)}",
+                             f"pytest arguments go after `--`: harness {args.command} -- {' '.join(unknown)}")
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         if args.command == "clean":
             return clean(args)
         if args.command == "settings":
