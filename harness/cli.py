@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--suite", choices=tuple(SUITES), default="e2e", help="the suite about to run (default e2e)")
     st = sub.add_parser("settings", help="every setting's effective value and where it came from")
     _add_setting_flags(st)
-    st.add_argument("--markdown", action="store_true", help="print the README's settings table")
+    st.add_argument("--markdown", action="store_true", help="print the generated settings table (docs/settings.md)")
     st.add_argument("--update-readme", action="store_true",
                     help=f"implies --markdown: rewrite the generated settings table and plumbing list in {SETTINGS_DOC}")
     st.add_argument("--plumbing", action="store_true", help="list the harness's process-to-process variables")

@@ -5,7 +5,7 @@ Each user-facing knob is one field of ``Settings`` declared with ``knob(...)``: 
 annotation), default, bounds (``min``/``max``, ``above`` for a strict lower bound, ``choices``),
 a one-line description, whether it is secret, its CLI flag if it has one, and a ``kind`` for values
 with a grammar (an image reference, a directory, zones, a run id). Adding a knob is adding one field;
-``harness settings`` and the README's table are generated from these fields.
+``harness settings`` and the table in docs/settings.md are generated from these fields.
 
 Type, bound and grammar checks are pure (``Settings.validate``); what needs the filesystem
 (manifests, report directory, kubeconfig) is checked by ``harness.preflight`` before anything starts.
@@ -13,7 +13,7 @@ Type, bound and grammar checks are pure (``Settings.validate``); what needs the 
 Variables the harness passes between its own processes (to ``chaos run``, to Locust) are not
 settings: they are listed in ``PLUMBING``, with who sets them.
 
-Defaults the seed does not give are the harness's choices; each is named in the README.
+Defaults the seed does not give are the harness's choices; each is named in docs/settings.md.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class Knob:
         return env_name(self.name)
 
     def bounds_text(self) -> str:
-        """The allowed values in words, for messages and the README table."""
+        """The allowed values in words, for messages and the settings table."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.type == "bool":
@@ -518,7 +518,7 @@ def describe_settings(settings: Settings, knobs: Iterable[Knob] | None = None) -
 
 
 def settings_markdown(knobs: Iterable[Knob] | None = None) -> str:
-    """The README's settings table (generated; `harness settings --markdown`)."""
+    """The settings table of docs/settings.md (generated; `harness settings --markdown`)."""
     rows = ["| setting | environment | flag | type | default | allowed | meaning |",
             "|---|---|---|---|---|---|---|"]
     for k in knobs or KNOBS.values():

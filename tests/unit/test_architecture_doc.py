@@ -96,3 +96,19 @@ def test_the_checks_catch_a_stale_reference() -> None:
     assert paths == ["harness/kube/no_such_module.py", "chaos/*.json", "harness/audit/backup_script.py", "harness/"]
     assert [path_exists(p) for p in paths] == [False, True, True, True]
     assert [name_exists(n) for n in names] == [False, False, True]
+
+
+def test_the_readme_and_docs_cite_only_what_exists() -> None:
+    """README.md and docs/*.md: every cited repository path, dotted harness name and relative link exists."""
+    docs = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+    missing = []
+    for doc in docs:
+        text = doc.read_text()
+        paths, names = cited(text)
+        missing += [f"{doc.name}: {p}" for p in paths if not path_exists(p)]
+        missing += [f"{doc.name}: {n}" for n in names if not name_exists(n)]
+        for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if not link.startswith(("http://", "https://")) and not (doc.parent / link).exists():
+                missing.append(f"{doc.name}: link {link}")
+    assert len(docs) >= 5, docs
+    assert not missing, f"stale references: {missing}"
