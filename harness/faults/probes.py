@@ -2,7 +2,8 @@
 
 Endpoints are the configuration's ``endpoints`` (comma-separated; ``HARNESS_ENDPOINTS``, set by the
 harness from the platform) or else the run's running conductors found by label (docker platform). Only loopback addresses are accepted:
-traffic goes to 127.0.0.1 published ports and nowhere else.
+traffic goes to 127.0.0.1 published ports and nowhere else. The user requests write (``POST
+/api/v1/pipeline``): on a cluster the user named, only with ``HARNESS_CONTEXT_ALLOW`` naming ``write``.
 """
 
 import json
@@ -36,6 +37,14 @@ def _endpoints(configuration: Dict) -> list[str]:
     return urls
 
 
+def _may_write(configuration: Dict) -> None:
+    """User requests POST records: on a cluster the user named (``context``), only when
+    ``HARNESS_CONTEXT_ALLOW`` names ``write`` (``safety.check_allowed``), before any request."""
+    named = str((configuration or {}).get("context") or "").strip()
+    if named:
+        safety.check_allowed(configuration, named, "write")
+
+
 def _request_ok(url: str, timeout_s: float) -> bool:
     key = f"ssh-{uuid.uuid4().hex}"
     req = urllib.request.Request(url + PIPELINE, data=json.dumps({"name": "steady-state", "key": key}).encode(),
@@ -57,6 +66,7 @@ def service_success_ratio(requests: int = 0, timeout_s: float = 2.0, configurati
     requests = int(requests or (configuration or {}).get("probe_requests") or 100)
     if requests < 1:
         raise UsageError(f"requests must be at least 1 (got {requests})", "use e.g. 100 (HARNESS_SSH_REQUESTS)")
+    _may_write(configuration)
     urls = _endpoints(configuration)
     if not urls:
         return 0.0
@@ -91,6 +101,7 @@ def wait_until_serving(timeout_s: float = 0.0, consecutive: int = 20, configurat
     """
     from chaoslib.exceptions import ActivityFailed
 
+    _may_write(configuration)
     timeout_s = float(timeout_s or (configuration or {}).get("rto_target_s") or 900.0)
     t0 = time.monotonic()
     streak, serving_after = 0, None

@@ -296,3 +296,24 @@ def test_the_extension_imports_without_docker_or_kubernetes():
             "print(sorted(m for m in ('docker', 'kubernetes', 'chaosk8s', 'boto3') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out
+
+
+def test_steady_state_probes_do_not_write_to_a_named_cluster_without_the_opt_in(monkeypatch):
+    """The chaos probes POST user requests: on a cluster the user named, only with
+    HARNESS_CONTEXT_ALLOW naming write; refused before any request otherwise."""
+    from harness.faults import probes
+
+    sent = []
+    monkeypatch.setattr(probes, "_request_ok", lambda url, timeout_s: sent.append(url) or True)
+    cfg = {"run_id": RUN, "context": "staging-explicit", "endpoints": "http://127.0.0.1:18080"}
+    for probe in (lambda c: probes.service_success_ratio(5, configuration=c),
+                  lambda c: probes.wait_until_serving(5, consecutive=1, configuration=c)):
+        with pytest.raises(UnsafeTarget, match="HARNESS_CONTEXT_ALLOW=write"):
+            probe(cfg)
+        with pytest.raises(UnsafeTarget, match="HARNESS_CONTEXT_ALLOW=drain,write"):
+            probe({**cfg, "context_allow": "drain"})
+    assert sent == []
+    assert probes.service_success_ratio(5, configuration={**cfg, "context_allow": "drain,write"}) == 1.0
+    assert len(sent) == 5
+    # the harness's own clusters need no opt-in
+    assert probes.service_success_ratio(2, configuration={"run_id": RUN, "endpoints": "http://127.0.0.1:18080"}) == 1.0
