@@ -10,8 +10,8 @@ user names the other actions in ``HARNESS_CONTEXT_ALLOW``:
 
 Scenarios declare what they need with ``@pytest.mark.context_needs("write", ...)``; the plugin
 skips them at collection, before any fixture starts, with the reason and the setting that allows them.
-The zone drain also checks the permission itself (``harness.faults.zones``), so a standalone
-``chaos run`` against a named cluster is refused the same way.
+The zone drain and the chaos steady-state probes also check it themselves (``harness.faults.zones``,
+``harness.faults.probes``), so a standalone ``chaos run`` against a named cluster is refused the same way.
 """
 from __future__ import annotations
 
