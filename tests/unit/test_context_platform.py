@@ -185,3 +185,22 @@ def test_the_platform_says_what_it_was_allowed(tmp_path):
     finally:
         p.down()
     assert kube.writes() == []  # allowing writes to the service changes nothing through the API
+
+
+def test_refusal_names_what_is_missing_and_the_setting_that_allows_it():
+    from harness.platforms.permissions import missing_actions, refusal
+
+    ctx = Settings(platform="context", context="staging-eks", run_id="ctx-run-1").validate()
+    why = refusal(ctx, ["write", "drain"], "zone loss")
+    assert why.startswith("zone loss POSTs to /api/v1/pipeline") and "drains a zone's nodes" in why
+    assert why.endswith("allow it with HARNESS_CONTEXT_ALLOW=write,drain")
+    ctx.context_allow = ["drain"]
+    assert refusal(ctx, ["write", "drain"]).endswith("HARNESS_CONTEXT_ALLOW=write,drain")
+    assert "drains" not in refusal(ctx, ["write", "drain"])
+    ctx.context_allow = ["write", "drain"]
+    assert refusal(ctx, ["write", "drain"]) is None
+    for platform in ("kind", "docker"):  # the harness created those: nothing to allow
+        assert refusal(Settings(platform=platform, run_id="ctx-run-1").validate(), ["write", "drain"]) is None
+    assert missing_actions([], ["drain", "write"]) == ["write", "drain"]
+    with pytest.raises(ValueError, match="delete"):
+        missing_actions([], ["delete"])
