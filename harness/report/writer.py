@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.audit.confirmation import CONFIRMED, CONTRADICTED, mark_findings
 from harness.audit.findings import BLOCKING_SEVERITIES
 from harness.errors import UsageError
 from harness.report.junit import write_junit
@@ -115,7 +116,7 @@ class RunReport:
         if self.exit_code is not None:
             out["exit_code"], out["exit_meaning"] = self.exit_code, exit_meaning(self.exit_code)
         if self.audit is not None:
-            out["audit"] = self.audit
+            out["audit"] = _with_confirmation(self.audit, out["scenarios"])
         return redact(out)
 
     def write(self) -> Path:
@@ -145,6 +146,16 @@ def _audit_into(run_dir: Path, seed_root: Path) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - reported in the summary, never a reason to stop the run
         return {"file": None, "errors": [f"the configuration audit failed: {exc!r}"], "counts": {}, "blocking": 0,
                 "findings": [], "tools": {}}
+
+
+def _with_confirmation(audit: dict[str, Any], scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    """The audit block with each finding marked confirmed / contradicted / not exercised by this run's
+    scenarios (harness.audit.confirmation), and the counts of each."""
+    marks = mark_findings(audit.get("findings") or [], scenarios)
+    by_status: dict[str, int] = {}
+    for m in marks:
+        by_status[m.status] = by_status.get(m.status, 0) + 1
+    return {**audit, "confirmation": [m.to_dict() for m in marks], "confirmation_counts": by_status}
 
 
 def _now_iso() -> str:
@@ -181,8 +192,13 @@ def _audit_html(audit: dict[str, Any]) -> list[str]:
                 "the fix of each." if audit.get("file") else "") + "</p>"]
     for e in audit.get("errors") or []:
         parts.append(f"<p><b>audit error:</b> {html.escape(e)}</p>")
+    marks = {m["finding"]: m for m in audit.get("confirmation") or []}
+    confirmed = [m for m in marks.values() if m["status"] in (CONFIRMED, CONTRADICTED)]
+    if confirmed:
+        parts.append("<p>Checked by this run's scenarios: " + html.escape("; ".join(
+            f"{m['finding']}: {m['status']} ({m['scenario']})" for m in confirmed)) + "</p>")
     header = ("<table><tr><th>severity</th><th>target</th><th>finding</th><th>where (file:line, guide line)</th>"
-              "<th>by</th></tr>")
+              "<th>by</th><th>this run</th></tr>")
     blocking = [f for f in audit.get("findings") or [] if f["severity"] in BLOCKING_SEVERITIES]
     rest = [f for f in audit.get("findings") or [] if f["severity"] not in BLOCKING_SEVERITIES]
     for rows, title in ((blocking, None), (rest, f"{len(rest)} more (not blocking)")):
@@ -198,9 +214,19 @@ def _audit_html(audit: dict[str, Any]) -> list[str]:
             parts.append(f"<tr><td><span class='v' style='background:{_SEVERITY_COLOUR.get(f['severity'], '#57606a')}'>"
                          f"{html.escape(f['severity'])}</span></td><td>{html.escape(f['target'])}</td>"
                          f"<td>{html.escape(f['title'])}<br><small>{html.escape(f['id'])}</small></td>"
-                         f"<td>{where}</td><td>{html.escape(f['source'])}</td></tr>")
+                         f"<td>{where}</td><td>{html.escape(f['source'])}</td>"
+                         f"<td>{_mark_html(marks.get(f['id']))}</td></tr>")
         parts.append("</table>" + ("</details>" if title else ""))
     return parts
+
+
+def _mark_html(mark: dict[str, str] | None) -> str:
+    if not mark:
+        return ""
+    colour = {CONFIRMED: "#1a7f37", CONTRADICTED: "#cf222e"}.get(mark["status"])
+    text = html.escape(mark["status"])
+    label = f"<span class='v' style='background:{colour}'>{text}</span>" if colour else text
+    return f"{label}<br><small>{html.escape(mark['scenario'])}: {html.escape(mark['why'])}</small>"
 
 
 def render_html(summary: dict[str, Any], root: Path) -> str:
