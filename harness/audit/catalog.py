@@ -18,7 +18,8 @@ SEED_MESH = "test_seed_mesh_as_written_on_envoy"
 WHAT_IF_MESH = "test_what_if_outlier_detection_on_envoy"
 ONE_ZONE_LOSS = "test_zone_loss_on_docker[one-zone-"
 # Not a run's scenario: `make test` runs the unchanged backup script (tests/integration).
-BACKUP_SCRIPT_RUN = "make test: tests/integration/test_backup_seed_script.py (not part of a run)"
+BACKUP_SCRIPT_RUN = ("make test: tests/integration/test_dr_backup.py::test_seed_script_findings_verified_by_running_it "
+                     "(not part of a run)")
 # The seed's only conductor Deployment is staging's; production's lives in k8s-manifests. Properties of
 # the pod template (spread, budgets, probes, ports) are judged for production, assuming it is the same.
 TEMPLATE_NOTE = ("judged for production: the seed's only conductor Deployment (staging) is taken as the "

@@ -127,12 +127,21 @@ def render_table(result: AuditResult, width: int = 100) -> str:
     for f in result.findings:
         lines.append(f"{f.severity:<9} {f.target:<12} {f.id}")
         lines += textwrap.wrap(f.title, width, initial_indent=" " * 23, subsequent_indent=" " * 23)
+        if f.impact:
+            judged = f"{f.impact['what']}, {f.impact['where']}, {f.impact['when']}" + \
+                ("" if f.impact["checked"] else ", premise not checked")
+            merged = f"; one root cause of {len(f.members)} findings" if len(f.members) > 1 else ""
+            live = f"; confirmable by {f.confirmed_by}" if f.confirmed_by else ""
+            lines += textwrap.wrap(f"({judged}{merged}{live})", width, initial_indent=" " * 23,
+                                   subsequent_indent=" " * 23)
         if f.refs:
             lines.append(" " * 23 + "at " + ", ".join(str(r) for r in f.refs[:2]))
     lines.append("-" * width)
     lines.append("tools: " + "; ".join(f"{t.name} {t.status}" + (f" ({t.reason})" if t.status != "ran" and t.reason else "")
                                        for t in result.tools))
     counts = severity_counts(result.findings)
+    lines.append("severity = what breaks (outage/data-loss 3, degraded 1, hygiene 0) + where (staging -2) + when "
+                 "(fault or rebuild -1): 3 critical, 2 high, 1 medium, 0 low; unchecked premise at most medium")
     lines.append("findings: " + ", ".join(f"{n} {s}" for s, n in counts.items()) +
                  f"; {len(result.blocking)} blocking (critical/high) in {result.duration_s:.1f} s")
     for e in result.errors:

@@ -155,3 +155,17 @@ def test_the_report_marks_findings_in_summary_and_html(tmp_path):
     page = (tmp_path / "run" / "index.html").read_text()
     assert page.count(CONFIRMED) >= 4 and "this run" in page
     assert render_html(summary, tmp_path / "run") == page
+
+
+def test_every_scenario_a_rule_names_exists():
+    from harness.audit.catalog import ROOT_CAUSES, RULE_SPECS
+
+    scenario_code = "\n".join(p.read_text() for p in (PROJECT_ROOT / "scenarios").glob("test_*.py"))
+    named = {s.confirmed_by for s in RULE_SPECS + ROOT_CAUSES if s.confirmed_by}
+    assert named
+    for by in named:
+        if by.startswith("make test: "):
+            path, func = by.removeprefix("make test: ").split(" ")[0].split("::")
+            assert f"def {func}(" in (PROJECT_ROOT / path).read_text(), by
+        else:
+            assert f"def {by.split('[')[0]}(" in scenario_code, by
