@@ -28,9 +28,12 @@ TEMPLATE_NOTE = ("judged for production: the seed's only conductor Deployment (s
 
 @dataclass(frozen=True)
 class RuleSpec:
+    """``by_namespace``: the tool reports on any object, so "where" follows the objects' namespace (all in
+    i2s-staging: staging) rather than the declared default."""
     prefix: str
     impact: Impact
     confirmed_by: str = ""
+    by_namespace: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,9 +179,9 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
     RuleSpec("actionlint.", _i("degraded", "production", "always")),
     RuleSpec("crd.unknown-field.DestinationRule.", _i(
         "outage", "production", "fault", "with no ejection a failing replica keeps its share of requests: 1 of "
-        "N requests fail until a person acts"), SEED_MESH),
-    RuleSpec("crd.", _i("degraded", "production", "always")),
-    RuleSpec("kubernetes-validate.", _i("outage", "production", "always")),
+        "N requests fail until a person acts"), SEED_MESH, by_namespace=True),
+    RuleSpec("crd.", _i("degraded", "production", "always"), by_namespace=True),
+    RuleSpec("kubernetes-validate.", _i("outage", "production", "always"), by_namespace=True),
     RuleSpec("checkov.", _i("hygiene", "production", "always")),
     # --- versioned things (harness.audit.versions) ---------------------------------------------------------
     RuleSpec("versions.api-not-served.", _i("outage", "production", "rebuild")),

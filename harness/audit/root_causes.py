@@ -9,7 +9,9 @@ from dataclasses import replace
 from harness.audit.catalog import ROOT_CAUSES, RootCause, spec_for
 from harness.audit.findings import Finding, SeedRef, sort_findings
 
-__all__ = ["rate", "merge", "consolidate", "unrated"]
+__all__ = ["rate", "merge", "consolidate", "unrated", "STAGING_NAMESPACE"]
+
+STAGING_NAMESPACE = "i2s-staging"
 
 
 def rate(finding: Finding) -> Finding:
@@ -17,7 +19,10 @@ def rate(finding: Finding) -> Finding:
     spec = spec_for(finding.id)
     if spec is None:
         return finding
-    return replace(finding, severity=spec.impact.severity, impact=spec.impact.to_dict(),
+    impact = spec.impact
+    if spec.by_namespace and finding.objects and all(f"/{STAGING_NAMESPACE}/" in o for o in finding.objects):
+        impact = replace(impact, where="staging")
+    return replace(finding, severity=impact.severity, impact=impact.to_dict(),
                    confirmed_by=spec.confirmed_by or finding.confirmed_by)
 
 

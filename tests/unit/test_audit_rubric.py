@@ -2,6 +2,8 @@
 merge of per-object findings into root causes, on the seed as written and on planted copies."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from harness.audit import catalog
@@ -193,3 +195,12 @@ def test_every_spec_prefix_and_root_member_is_distinct():
     assert len(prefixes) == len(set(prefixes))
     roots = [r.id for r in catalog.ROOT_CAUSES]
     assert len(roots) == len(set(roots))
+
+
+def test_a_field_tools_finding_on_staging_objects_is_judged_for_staging():
+    staging = Finding(id="kubernetes-validate.unknown-field.Deployment/i2s-staging/conductor.spec.x", severity="high",
+                      target="availability", title="t", evidence="e", fix="f", objects=("Deployment/i2s-staging/conductor",))
+    production = replace(staging, id="kubernetes-validate.unknown-field.Deployment/i2s-production/c.spec.x",
+                         objects=("Deployment/i2s-production/c",))
+    assert (rate(staging).impact["where"], rate(staging).severity) == ("staging", "medium")
+    assert (rate(production).impact["where"], rate(production).severity) == ("production", "critical")
