@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from harness.audit.rubric import Impact
 
-__all__ = ["RuleSpec", "RootCause", "RULE_SPECS", "ROOT_CAUSES", "spec_for", "SEED_MESH", "ONE_ZONE_LOSS",
+__all__ = ["RuleSpec", "RootCause", "RULE_SPECS", "ROOT_CAUSES", "spec_for", "SEED_MESH", "WHAT_IF_MESH", "ONE_ZONE_LOSS",
            "BACKUP_SCRIPT_RUN", "TEMPLATE_NOTE"]
 
 # Scenarios that can confirm findings live (pytest names; parameters matched by prefix).
@@ -146,7 +146,7 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
     RuleSpec("availability.retries-skip-503.", _i(
         "degraded", "production", "fault", "the route is POST /api/v1/pipeline: retrying a 503 there risks a "
         "duplicate pipeline, so the remedy is ejection, not retries")),
-    RuleSpec("scaling.pool-cap-fixed.", _i("degraded", "production", "always")),
+    RuleSpec("scaling.pool-cap-fixed.", _i("degraded", "production", "always"), WHAT_IF_MESH),
     RuleSpec("availability.fault-injection.", _i(
         "hygiene", "production", "always", "100 ms added to 0.1 % of requests")),
     # --- zones and probes ----------------------------------------------------------------------------------

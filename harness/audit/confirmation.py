@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.audit.catalog import ONE_ZONE_LOSS, SEED_MESH
+from harness.audit.catalog import ONE_ZONE_LOSS, SEED_MESH, WHAT_IF_MESH
 
 __all__ = ["Mark", "mark_findings", "contradictions", "JUDGES", "CONFIRMED", "CONTRADICTED", "NOT_EXERCISED"]
 
@@ -104,12 +104,30 @@ def _judge_zone_spread(scenarios: list[Scenario]) -> tuple[str, str, str]:
         f"failed the runbook's 'degraded performance': {s.get('explanation', '')}")
 
 
+def _judge_pool_cap(scenarios: list[Scenario]) -> tuple[str, str, str]:
+    """The what-if keeps the seed's connectionPool: past the cap Envoy must answer 503 UO, however many
+    replicas serve (the fixed cap the finding is about)."""
+    found = [s for s in _matching(scenarios, WHAT_IF_MESH) if s.get("verdict") in _RAN]
+    overflow = ((found[0].get("measurements") or {}).get("overflow") or {}) if found else {}
+    above = (overflow.get("capacity") or {}).get("overflow_above")
+    steps = [r for r in overflow.get("steps") or [] if above and float(r.get("concurrency", 0)) >= 1.1 * float(above)]
+    if not steps:
+        return _not_run(_matching(scenarios, WHAT_IF_MESH), WHAT_IF_MESH)
+    uo = sum(int(r.get("uo_503", 0)) for r in steps)
+    worst = max(steps, key=lambda r: float(r["concurrency"]))
+    if uo == 0:
+        return CONTRADICTED, found[0]["name"], f"no 503 UO at {worst['concurrency']} concurrent, past the cap of {above}"
+    return CONFIRMED, found[0]["name"], (f"{uo} x 503 UO from Envoy past the cap of {above} concurrent requests "
+                                         f"(up to {worst['concurrency']} offered), whatever the replicas")
+
+
 # Finding id -> how a run confirms or contradicts it.
 JUDGES: dict[str, Judge] = {
     "crd.unknown-field.DestinationRule.conductor-destination.spec.trafficPolicy.circuitBreaker": _judge_circuit_breaker,
     "availability.gateway-denied.conductor-authz": _judge_gateway_denied,
     "ref.production-manifests-elsewhere": _judge_handover,
     "availability.no-zone-spread.i2s-staging.conductor": _judge_zone_spread,
+    "scaling.pool-cap-fixed.conductor-destination": _judge_pool_cap,
 }
 
 

@@ -20,6 +20,7 @@ CIRCUIT_BREAKER = "crd.unknown-field.DestinationRule.conductor-destination.spec.
 ZONE_SPREAD = "availability.no-zone-spread.i2s-staging.conductor"
 AUTHZ = "availability.gateway-denied.conductor-authz"
 HANDOVER = "ref.production-manifests-elsewhere"
+POOL_CAP = "scaling.pool-cap-fixed.conductor-destination"
 
 _NO_SPREAD = {"facts": {"deployment": "staging/conductor-deployment.yml", "replicas": 2, "topology_spread": [],
                         "zone_anti_affinity_required": False, "pod_anti_affinity": False, "pdbs": []},
@@ -43,7 +44,11 @@ RECORDED = {"scenarios": [
          "responses": {"403 RBAC": 1061},
          "health_route": {"status": 503, "served_by": "-", "flag": "NC"},
          "envoy_outlier_stats_present": False}},
-    {"name": "test_what_if_outlier_detection_on_envoy", "verdict": "pass", "explanation": "", "measurements": {}},
+    {"name": "test_what_if_outlier_detection_on_envoy", "verdict": "pass", "explanation": "",
+     "measurements": {"overflow": {"ok": True, "explanation": "",
+                                   "capacity": {"protocol": "http1", "no_overflow_up_to": 100, "overflow_above": 150},
+                                   "steps": [{"t": 90.0, "concurrency": 80, "uo_503": 0},
+                                             {"t": 110.0, "concurrency": 240, "uo_503": 6800}]}}},
     {"name": "test_seed_istio_config_under_load", "verdict": "skip", "explanation": "needs kind", "measurements": {}},
     {"name": "test_database_outage", "verdict": "pass", "explanation": "", "measurements": {"rto_s": 11.0}},
     {"name": "test_zone_loss_on_docker[even-power-loss]", "verdict": "pass", "explanation": "",
@@ -69,7 +74,9 @@ def _marks(findings, scenarios):
 def test_the_recorded_docker_runs_confirm_and_never_contradict(seed_findings):
     marks = _marks(seed_findings, RECORDED["scenarios"])
     assert not contradictions(marks.values()), [m for m in contradictions(marks.values())]
-    assert {f for f, m in marks.items() if m.status == CONFIRMED} == {CIRCUIT_BREAKER, ZONE_SPREAD, AUTHZ, HANDOVER}
+    assert {f for f, m in marks.items() if m.status == CONFIRMED} == {CIRCUIT_BREAKER, ZONE_SPREAD, AUTHZ, HANDOVER,
+                                                                      POOL_CAP}
+    assert "6800 x 503 UO" in marks[POOL_CAP].why
     assert "1061 of 1061" in marks[AUTHZ].why
     assert marks[ZONE_SPREAD].scenario.count("one-zone") == 2
     assert len(marks) == len(seed_findings)
@@ -105,6 +112,8 @@ CONTRADICTING = {
     HANDOVER: lambda s: s["test_seed_mesh_as_written_on_envoy"]["measurements"].update(
         health_route={"status": 200, "served_by": "conductor-0", "flag": ""}),
     ZONE_SPREAD: lambda s: s["test_zone_loss_on_docker[one-zone-partition]"].update(verdict="pass"),
+    POOL_CAP: lambda s: s["test_what_if_outlier_detection_on_envoy"]["measurements"]["overflow"]["steps"][1].update(
+        uo_503=0),
 }
 
 
@@ -123,7 +132,8 @@ def test_a_zone_run_with_a_spread_placement_does_not_count(seed_findings):
 
 # The judges read these measurement keys; each must be one the scenario really records.
 READS = {
-    "scenarios/test_circuit_breaker_docker.py": ("envoy_outlier_stats_present", "findings", "responses", "health_route"),
+    "scenarios/test_circuit_breaker_docker.py": ("envoy_outlier_stats_present", "findings", "responses", "health_route",
+                                                 "overflow"),
     "scenarios/test_zone_loss.py": ("placement",),
 }
 
@@ -151,9 +161,9 @@ def test_the_report_marks_findings_in_summary_and_html(tmp_path):
     marks = {m["finding"]: m for m in summary["audit"]["confirmation"]}
     assert marks[CIRCUIT_BREAKER]["status"] == CONFIRMED
     assert summary["audit"]["confirmation_counts"].get(CONTRADICTED, 0) == 0
-    assert summary["audit"]["confirmation_counts"][CONFIRMED] == 4
+    assert summary["audit"]["confirmation_counts"][CONFIRMED] == 5
     page = (tmp_path / "run" / "index.html").read_text()
-    assert page.count(CONFIRMED) >= 4 and "this run" in page
+    assert page.count(CONFIRMED) >= 5 and "this run" in page
     assert render_html(summary, tmp_path / "run") == page
 
 
