@@ -95,7 +95,11 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
     RuleSpec("rpo.backup-script.retention-parses-prefix-lines", _i("hygiene", "dr", "always")),
     RuleSpec("shellcheck.", _i("hygiene", "dr", "always")),
     # --- references -----------------------------------------------------------------------------------------
-    RuleSpec("ref.missing.", _i("outage", "production", "always", checked=False), SEED_MESH),
+    RuleSpec("ref.missing.", _i(
+        "outage", "production", "always", "production's workloads live in k8s-manifests", checked=False), SEED_MESH),
+    RuleSpec("ref.missing.Service.i2s-staging.", _i("outage", "staging", "always")),
+    RuleSpec("ref.missing.Deployment.i2s-staging.", _i("degraded", "staging", "always")),
+    RuleSpec("ref.missing.pods.i2s-staging.", _i("degraded", "staging", "always")),
     RuleSpec("ref.secret-missing.i2s-staging.", _i("outage", "staging", "always")),
     RuleSpec("ref.secret-missing.", _i("outage", "production", "always")),
     RuleSpec("ref.secret-key-missing.", _i("outage", "production", "always")),

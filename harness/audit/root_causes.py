@@ -17,7 +17,7 @@ STAGING_NAMESPACE = "i2s-staging"
 def rate(finding: Finding) -> Finding:
     """The finding with its rule's impact and the severity the rubric gives it (unchanged if unrated)."""
     spec = spec_for(finding.id)
-    if spec is None:
+    if spec is None or finding.members:  # unrated, or already a root cause (rated by its own entry)
         return finding
     impact = spec.impact
     if spec.by_namespace and finding.objects and all(f"/{STAGING_NAMESPACE}/" in o for o in finding.objects):
@@ -51,10 +51,10 @@ def merge(findings: Iterable[Finding]) -> list[Finding]:
     rest = list(findings)
     out: list[Finding] = []
     for root in ROOT_CAUSES:
-        members = [f for f in rest if _member_of(f.id, root)]
+        members = [f for f in rest if not f.members and _member_of(f.id, root)]
         if members:
             out.append(_merged(root, sorted(members, key=lambda f: f.id)))
-            rest = [f for f in rest if not _member_of(f.id, root)]
+            rest = [f for f in rest if f not in members]
     return sort_findings(out + rest)
 
 

@@ -204,3 +204,16 @@ def test_a_field_tools_finding_on_staging_objects_is_judged_for_staging():
                          objects=("Deployment/i2s-production/c",))
     assert (rate(staging).impact["where"], rate(staging).severity) == ("staging", "medium")
     assert (rate(production).impact["where"], rate(production).severity) == ("production", "critical")
+
+
+def test_a_missing_reference_inside_the_seeds_own_namespace_is_a_checked_finding(seed_copy):
+    """Only references into production (whose manifests live in k8s-manifests) are unchecked premises."""
+    text = (seed_copy / "k8s/staging/conductor-service.yml").read_text()
+    (seed_copy / "k8s/staging/conductor-service.yml").write_text(text.replace("  name: conductor\n", "  name: conductor-api\n"))
+    (seed_copy / "k8s/staging/extra-vs.yml").write_text(
+        "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n  name: staging-conductor\n"
+        "  namespace: i2s-staging\nspec:\n  host: conductor\n")
+    findings = run_audit(seed_copy, extra_workflows=[]).findings
+    assert consolidate(findings) == findings  # rating and merging twice changes nothing
+    found = {f.id: f for f in findings}["ref.missing.Service.i2s-staging.conductor"]
+    assert found.impact["checked"] and found.impact["where"] == "staging" and found.severity == "medium"
