@@ -213,20 +213,36 @@ def _audit_html(audit: dict[str, Any]) -> list[str]:
                                 for r in f.get("refs", [])[:3])
             parts.append(f"<tr><td><span class='v' style='background:{_SEVERITY_COLOUR.get(f['severity'], '#57606a')}'>"
                          f"{html.escape(f['severity'])}</span></td><td>{html.escape(f['target'])}</td>"
-                         f"<td>{html.escape(f['title'])}<br><small>{html.escape(f['id'])}</small></td>"
+                         f"<td>{html.escape(f['title'])}<br><small>{html.escape(f['id'])}{_impact_html(f)}</small></td>"
                          f"<td>{where}</td><td>{html.escape(f['source'])}</td>"
                          f"<td>{_mark_html(marks.get(f['id']))}</td></tr>")
         parts.append("</table>" + ("</details>" if title else ""))
     return parts
 
 
+def _impact_html(finding: dict[str, Any]) -> str:
+    """What breaks, where, when (the rubric's inputs), and how many per-object findings it merges."""
+    impact = finding.get("impact") or {}
+    if not impact:
+        return ""
+    merged = len(finding.get("members") or [])
+    return html.escape(f" · {impact['what']}, {impact['where']}, {impact['when']}"
+                       + ("" if impact.get("checked", True) else ", premise not checked")
+                       + (f" · {merged} findings merged" if merged > 1 else ""))
+
+
 def _mark_html(mark: dict[str, str] | None) -> str:
+    """The finding against this run: a badge and why when a scenario confirmed or contradicted it; the
+    scenario that could have, when none ran; "static only" when no run can."""
     if not mark:
         return ""
     colour = {CONFIRMED: "#1a7f37", CONTRADICTED: "#cf222e"}.get(mark["status"])
-    text = html.escape(mark["status"])
-    label = f"<span class='v' style='background:{colour}'>{text}</span>" if colour else text
-    return f"{label}<br><small>{html.escape(mark['scenario'])}: {html.escape(mark['why'])}</small>"
+    if colour:
+        return (f"<span class='v' style='background:{colour}'>{html.escape(mark['status'])}</span>"
+                f"<br><small>{html.escape(mark['why'])}</small>")
+    if not mark["scenario"]:
+        return "<small>static only</small>"
+    return f"{html.escape(mark['status'])}<br><small>by {html.escape(mark['scenario'])}</small>"
 
 
 def render_html(summary: dict[str, Any], root: Path) -> str:
@@ -235,7 +251,7 @@ def render_html(summary: dict[str, Any], root: Path) -> str:
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>I2S harness run {html.escape(summary['run_id'])}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.v{font-weight:bold;color:#fff;"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}td small{overflow-wrap:anywhere}.v{font-weight:bold;color:#fff;"
         "padding:2px 8px;border-radius:4px}img{max-width:100%}</style></head><body>",
         f"<h1>Run {html.escape(summary['run_id'])} on {html.escape(summary['platform'])}: "
         f"<span class='v' style='background:{colour.get(summary['verdict'], '#57606a')}'>"

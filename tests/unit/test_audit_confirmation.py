@@ -164,6 +164,7 @@ def test_the_report_marks_findings_in_summary_and_html(tmp_path):
     assert summary["audit"]["confirmation_counts"][CONFIRMED] == 5
     page = (tmp_path / "run" / "index.html").read_text()
     assert page.count(CONFIRMED) >= 5 and "this run" in page
+    assert "data-loss, dr, fault · 5 findings merged" in page and "premise not checked" in page
     assert render_html(summary, tmp_path / "run") == page
 
 
