@@ -250,6 +250,11 @@ def _print_table(tr: Any, report: RunReport, exitstatus: int) -> None:
         tr.write_line(f"configuration audit: {report.audit.get('blocking', 0)} blocking findings ({counts or 'none'}; "
                       f"the run's outcome is the scenarios'); {report.root / 'audit.json'}"
                       + "".join(f"\naudit error: {e}" for e in report.audit.get("errors") or []))
+        marks = (report.summary().get("audit") or {}).get("confirmation") or []
+        checked = [m for m in marks if m["status"] != "not exercised"]
+        if checked:
+            tr.write_line("audit findings checked by this run: " + "; ".join(
+                f"{m['finding']} {m['status']}" for m in checked))
     code = report.exit_code if report.exit_code is not None else exit_code_for(report.verdict(), int(exitstatus))
     tr.write_line(f"run outcome: {report.verdict()} -> exit {code} ({exit_meaning(code)})", bold=True)
 

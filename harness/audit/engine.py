@@ -17,22 +17,13 @@ from harness.audit.field_tools import (actionlint_findings, checkov_findings, ku
                                        shellcheck_findings)
 from harness.audit.findings import (BLOCKING_SEVERITIES, SEVERITIES, Finding, ToolRun, severity_counts,
                                     sort_findings)
+from harness.audit.root_causes import consolidate, unrated
 from harness.audit.rules import RULES
 from harness.audit.rules.base import dr_targets, make_finding
 from harness.audit.sources import SeedSource
+from harness.audit.versions import version_findings
 
-__all__ = ["AuditResult", "run_audit", "write_audit", "render_table", "audit_summary", "project_workflows",
-           "BACKUP_SCRIPT_SEVERITY"]
-
-# The backup script's static checks (harness.audit.backup_script) graded by what they do to the RPO:
-# "the backup never completes unattended" or "cannot be restored" is high.
-BACKUP_SCRIPT_SEVERITY = {
-    "pg_dump-password-prompt": "high", "gpg-passphrase-prompt": "high", "no-passphrase-source": "high",
-    "credentials-not-mapped": "high", "verify-is-existence-only": "medium", "set-e-without-pipefail": "medium",
-    "plaintext-dump-left-on-failure": "medium", "double-local-disk": "medium", "clean-ignored-in-archive": "medium",
-    "sql-name-for-custom-format": "low", "unset-variables-not-caught": "low", "retention-parses-prefix-lines": "low",
-}
-
+__all__ = ["AuditResult", "run_audit", "write_audit", "render_table", "audit_summary", "project_workflows"]
 
 @dataclass
 class AuditResult:
@@ -67,9 +58,8 @@ def _backup_script_findings(src: SeedSource) -> tuple[list[Finding], ToolRun]:
     rpo_line = dr_targets(src).rpo_line
     out = []
     for f in backup_script.script_findings(str(src.root / path)):
-        severity = BACKUP_SCRIPT_SEVERITY.get(f["id"], "medium")
         out.append(make_finding(
-            src, f"rpo.backup-script.{f['id']}", severity,
+            src, f"rpo.backup-script.{f['id']}",
             "security" if "plaintext" in f["id"] else "RPO", f["problem"], f["consequence"],
             "make the script run unattended (see harness/dr/backup.py for the fixed job the harness runs)",
             [f"script {path}"], [(path, f["line"]), ("seed/blocks/disaster-recovery-plan.yml", rpo_line)]))
@@ -95,6 +85,7 @@ def run_audit(root: Path, extra_workflows: Iterable[str] | None = None, today: d
     workflows = project_workflows(src.root) if extra_workflows is None else list(extra_workflows)
     for name, run in (("backup script", lambda: _backup_script_findings(src)),
                       ("CRD schemas", lambda: crd_field_findings(src)),
+                      ("versions", lambda: version_findings(src)),
                       ("kubernetes-validate", lambda: kubernetes_validate_findings(src)),
                       ("shellcheck", lambda: shellcheck_findings(src)),
                       ("actionlint", lambda: actionlint_findings(src, workflows)),
@@ -108,7 +99,8 @@ def run_audit(root: Path, extra_workflows: Iterable[str] | None = None, today: d
         findings += found
         tools.append(tool)
     unique = {f.id: f for f in findings}  # a rule and a tool never share ids; keep the first of a repeat
-    return AuditResult(sort_findings(list(unique.values())), tools, targets.rto_s, targets.rpo_s,
+    errors += [f"finding {fid} has no declared impact in harness/audit/catalog.py" for fid in unrated(unique.values())]
+    return AuditResult(sort_findings(consolidate(unique.values())), tools, targets.rto_s, targets.rpo_s,
                        time.monotonic() - started, errors)
 
 
@@ -124,7 +116,8 @@ def audit_summary(result: AuditResult, path: str = "audit.json") -> dict[str, An
     return {"file": path, "counts": severity_counts(result.findings), "blocking": len(result.blocking),
             "errors": result.errors,
             "tools": {t.name: t.status for t in result.tools},
-            "findings": [{k: f.to_dict()[k] for k in ("id", "severity", "target", "title", "refs", "source")}
+            "findings": [{k: f.to_dict()[k] for k in ("id", "severity", "target", "title", "refs", "source", "impact",
+                                                      "members", "confirmed_by")}
                          for f in result.findings]}
 
 
@@ -134,12 +127,21 @@ def render_table(result: AuditResult, width: int = 100) -> str:
     for f in result.findings:
         lines.append(f"{f.severity:<9} {f.target:<12} {f.id}")
         lines += textwrap.wrap(f.title, width, initial_indent=" " * 23, subsequent_indent=" " * 23)
+        if f.impact:
+            judged = f"{f.impact['what']}, {f.impact['where']}, {f.impact['when']}" + \
+                ("" if f.impact["checked"] else ", premise not checked")
+            merged = f"; one root cause of {len(f.members)} findings" if len(f.members) > 1 else ""
+            live = f"; confirmable by {f.confirmed_by}" if f.confirmed_by else ""
+            lines += textwrap.wrap(f"({judged}{merged}{live})", width, initial_indent=" " * 23,
+                                   subsequent_indent=" " * 23)
         if f.refs:
             lines.append(" " * 23 + "at " + ", ".join(str(r) for r in f.refs[:2]))
     lines.append("-" * width)
     lines.append("tools: " + "; ".join(f"{t.name} {t.status}" + (f" ({t.reason})" if t.status != "ran" and t.reason else "")
                                        for t in result.tools))
     counts = severity_counts(result.findings)
+    lines.append("severity = what breaks (outage/data-loss 3, degraded 1, hygiene 0) + where (staging -2) + when "
+                 "(fault or rebuild -1): 3 critical, 2 high, 1 medium, 0 low; unchecked premise at most medium")
     lines.append("findings: " + ", ".join(f"{n} {s}" for s, n in counts.items()) +
                  f"; {len(result.blocking)} blocking (critical/high) in {result.duration_s:.1f} s")
     for e in result.errors:

@@ -43,6 +43,12 @@ class Finding:
     objects: tuple[str, ...] = ()
     refs: tuple[SeedRef, ...] = ()
     source: str = "rule"  # "rule", or the field tool that reported it (kubernetes-validate, shellcheck, ...)
+    # What breaks, where and when (harness.audit.rubric), which sets ``severity``; None before rating.
+    impact: dict[str, Any] | None = None
+    # The ids of the per-object findings a root-cause finding stands for (harness.audit.root_causes).
+    members: tuple[str, ...] = ()
+    # The scenario that can confirm the finding live ("" when none can).
+    confirmed_by: str = ""
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -57,7 +63,8 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "severity": self.severity, "blocking": self.blocking, "target": self.target,
                 "title": self.title, "objects": list(self.objects), "refs": [r.to_dict() for r in self.refs],
-                "evidence": self.evidence, "fix": self.fix, "source": self.source}
+                "evidence": self.evidence, "fix": self.fix, "source": self.source, "impact": self.impact,
+                "members": list(self.members), "confirmed_by": self.confirmed_by}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.audit.confirmation import CONFIRMED, CONTRADICTED, mark_findings
 from harness.audit.findings import BLOCKING_SEVERITIES
 from harness.errors import UsageError
 from harness.report.junit import write_junit
@@ -115,7 +116,7 @@ class RunReport:
         if self.exit_code is not None:
             out["exit_code"], out["exit_meaning"] = self.exit_code, exit_meaning(self.exit_code)
         if self.audit is not None:
-            out["audit"] = self.audit
+            out["audit"] = _with_confirmation(self.audit, out["scenarios"])
         return redact(out)
 
     def write(self) -> Path:
@@ -145,6 +146,16 @@ def _audit_into(run_dir: Path, seed_root: Path) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - reported in the summary, never a reason to stop the run
         return {"file": None, "errors": [f"the configuration audit failed: {exc!r}"], "counts": {}, "blocking": 0,
                 "findings": [], "tools": {}}
+
+
+def _with_confirmation(audit: dict[str, Any], scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    """The audit block with each finding marked confirmed / contradicted / not exercised by this run's
+    scenarios (harness.audit.confirmation), and the counts of each."""
+    marks = mark_findings(audit.get("findings") or [], scenarios)
+    by_status: dict[str, int] = {}
+    for m in marks:
+        by_status[m.status] = by_status.get(m.status, 0) + 1
+    return {**audit, "confirmation": [m.to_dict() for m in marks], "confirmation_counts": by_status}
 
 
 def _now_iso() -> str:
@@ -181,8 +192,13 @@ def _audit_html(audit: dict[str, Any]) -> list[str]:
                 "the fix of each." if audit.get("file") else "") + "</p>"]
     for e in audit.get("errors") or []:
         parts.append(f"<p><b>audit error:</b> {html.escape(e)}</p>")
+    marks = {m["finding"]: m for m in audit.get("confirmation") or []}
+    confirmed = [m for m in marks.values() if m["status"] in (CONFIRMED, CONTRADICTED)]
+    if confirmed:
+        parts.append("<p>Checked by this run's scenarios: " + html.escape("; ".join(
+            f"{m['finding']}: {m['status']} ({m['scenario']})" for m in confirmed)) + "</p>")
     header = ("<table><tr><th>severity</th><th>target</th><th>finding</th><th>where (file:line, guide line)</th>"
-              "<th>by</th></tr>")
+              "<th>by</th><th>this run</th></tr>")
     blocking = [f for f in audit.get("findings") or [] if f["severity"] in BLOCKING_SEVERITIES]
     rest = [f for f in audit.get("findings") or [] if f["severity"] not in BLOCKING_SEVERITIES]
     for rows, title in ((blocking, None), (rest, f"{len(rest)} more (not blocking)")):
@@ -197,10 +213,36 @@ def _audit_html(audit: dict[str, Any]) -> list[str]:
                                 for r in f.get("refs", [])[:3])
             parts.append(f"<tr><td><span class='v' style='background:{_SEVERITY_COLOUR.get(f['severity'], '#57606a')}'>"
                          f"{html.escape(f['severity'])}</span></td><td>{html.escape(f['target'])}</td>"
-                         f"<td>{html.escape(f['title'])}<br><small>{html.escape(f['id'])}</small></td>"
-                         f"<td>{where}</td><td>{html.escape(f['source'])}</td></tr>")
+                         f"<td>{html.escape(f['title'])}<br><small>{html.escape(f['id'])}{_impact_html(f)}</small></td>"
+                         f"<td>{where}</td><td>{html.escape(f['source'])}</td>"
+                         f"<td>{_mark_html(marks.get(f['id']))}</td></tr>")
         parts.append("</table>" + ("</details>" if title else ""))
     return parts
+
+
+def _impact_html(finding: dict[str, Any]) -> str:
+    """What breaks, where, when (the rubric's inputs), and how many per-object findings it merges."""
+    impact = finding.get("impact") or {}
+    if not impact:
+        return ""
+    merged = len(finding.get("members") or [])
+    return html.escape(f" · {impact['what']}, {impact['where']}, {impact['when']}"
+                       + ("" if impact.get("checked", True) else ", premise not checked")
+                       + (f" · {merged} findings merged" if merged > 1 else ""))
+
+
+def _mark_html(mark: dict[str, str] | None) -> str:
+    """The finding against this run: a badge and why when a scenario confirmed or contradicted it; the
+    scenario that could have, when none ran; "static only" when no run can."""
+    if not mark:
+        return ""
+    colour = {CONFIRMED: "#1a7f37", CONTRADICTED: "#cf222e"}.get(mark["status"])
+    if colour:
+        return (f"<span class='v' style='background:{colour}'>{html.escape(mark['status'])}</span>"
+                f"<br><small>{html.escape(mark['why'])}</small>")
+    if not mark["scenario"]:
+        return "<small>static only</small>"
+    return f"{html.escape(mark['status'])}<br><small>by {html.escape(mark['scenario'])}</small>"
 
 
 def render_html(summary: dict[str, Any], root: Path) -> str:
@@ -209,7 +251,7 @@ def render_html(summary: dict[str, Any], root: Path) -> str:
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>I2S harness run {html.escape(summary['run_id'])}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.v{font-weight:bold;color:#fff;"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}td small{overflow-wrap:anywhere}.v{font-weight:bold;color:#fff;"
         "padding:2px 8px;border-radius:4px}img{max-width:100%}</style></head><body>",
         f"<h1>Run {html.escape(summary['run_id'])} on {html.escape(summary['platform'])}: "
         f"<span class='v' style='background:{colour.get(summary['verdict'], '#57606a')}'>"

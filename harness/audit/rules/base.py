@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from harness.audit.catalog import spec_for
 from harness.audit.findings import Finding
 from harness.audit.sources import RUNBOOK, SeedSource
 
@@ -55,9 +56,13 @@ def dr_targets(src: SeedSource) -> DrTargets:
     return DrTargets(src)
 
 
-def make_finding(src: SeedSource, id: str, severity: str, target: str, title: str, evidence: str, fix: str,
+def make_finding(src: SeedSource, id: str, target: str, title: str, evidence: str, fix: str,
                  objects: list[str] | tuple[str, ...] = (), at: list[tuple[str, int]] | tuple = ()) -> Finding:
-    """A finding whose refs are ``at`` = [(path, line), ...] mapped to the guide; lines of 0 are dropped."""
+    """A finding whose refs are ``at`` = [(path, line), ...] mapped to the guide; lines of 0 are dropped.
+    Its severity is not the rule's to say: the rule's declared impact (harness.audit.catalog) gives it,
+    through the rubric (harness.audit.rubric); a finding no spec rates is "info" and an audit error."""
     refs = tuple(src.ref(path, line) for path, line in at if line)
-    return Finding(id=id, severity=severity, target=target, title=title, evidence=evidence, fix=fix,
-                   objects=tuple(objects), refs=refs)
+    spec = spec_for(id)
+    return Finding(id=id, severity=spec.impact.severity if spec else "info", target=target, title=title,
+                   evidence=evidence, fix=fix, objects=tuple(objects), refs=refs,
+                   impact=spec.impact.to_dict() if spec else None, confirmed_by=spec.confirmed_by if spec else "")

@@ -42,7 +42,7 @@ def workflow_paths(src: SeedSource) -> list[Finding]:
             if not (src.root / path).exists():
                 present = sorted(p.name for p in (src.root / "k8s").iterdir() if p.is_dir() and p.name != "overlays")
                 out.append(make_finding(
-                    src, f"delivery.workflow-missing-path.{path}", "high", "delivery",
+                    src, f"delivery.workflow-missing-path.{path}", "delivery",
                     f"the deploy workflow validates {path}, which the seed does not have",
                     f"step {step.get('name')!r} runs kubectl against {path}; the seed's k8s/ has "
                     f"{', '.join(present)}: kubectl fails (\"the path does not exist\") and the deploy job stops "
@@ -61,7 +61,7 @@ def workflow_argocd(src: SeedSource) -> list[Finding]:
         at = [(wf.path, wf.line("jobs", job, "steps", i, "run"))]
         for m in re.finditer(r"kubectl wait --for=condition=(\w+) application/([\w-]+)", run):
             out.append(make_finding(
-                src, f"delivery.argocd-wait-condition.{m.group(2)}.{m.group(1)}", "high", "delivery",
+                src, f"delivery.argocd-wait-condition.{m.group(2)}.{m.group(1)}", "delivery",
                 f"the workflow waits for condition {m.group(1)} on an Argo CD Application, which never has it",
                 f"Argo CD reports sync and health in status.sync.status and status.health.status; "
                 "status.conditions holds only errors and warnings (ComparisonError, SyncError, ...), so "
@@ -77,7 +77,7 @@ def workflow_argocd(src: SeedSource) -> list[Finding]:
                 repo = str(app.get("spec", "source", "repoURL", default="")) if app else ""
                 if app and repo and not repo.rstrip("/").endswith(("/i2s", "/i2s-studio")):
                     out.append(make_finding(
-                        src, f"delivery.argocd-sync-foreign-revision.{name}", "high", "delivery",
+                        src, f"delivery.argocd-sync-foreign-revision.{name}", "delivery",
                         f"the workflow asks Argo CD to sync {name} to this repository's commit, but the app "
                         f"tracks {repo}",
                         f"the sync operation sets revision ${{{{ github.sha }}}} (a commit of the repository the "
@@ -103,7 +103,7 @@ def argocd_project(src: SeedSource) -> list[Finding]:
             for d in p.get("spec", "destinations", default=[]) or [])]
         if project == "default" and meant:
             out.append(make_finding(
-                src, f"security.argocd-default-project.{app.name}", "medium", "security",
+                src, f"security.argocd-default-project.{app.name}", "security",
                 f"Application {app.name} runs in the unrestricted default project, not {meant[0].name}",
                 f"AppProject {meant[0].name} limits sources, destinations and kinds for i2s-* namespaces, but the "
                 "Application names project default, which allows any repository, any cluster and every kind: "
@@ -116,7 +116,7 @@ def argocd_project(src: SeedSource) -> list[Finding]:
         if automated and "production" in ns and src.exists("seed/blocks/environment-hierarchy.mmd") and \
                 "Manual Gate" in src.text("seed/blocks/environment-hierarchy.mmd"):
             out.append(make_finding(
-                src, f"delivery.production-auto-sync.{app.name}", "medium", "delivery",
+                src, f"delivery.production-auto-sync.{app.name}", "delivery",
                 f"production Application {app.name} syncs automatically: the staging-to-production manual gate "
                 "is not enforced",
                 f"the guide's environment hierarchy promotes STG to PROD through a \"Manual Gate\", but "
@@ -138,7 +138,7 @@ def terraform_pinning(src: SeedSource) -> list[Finding]:
                           if str(m.get("source", "")).count("/") == 2 and "version" not in m)
         if unpinned:
             out.append(make_finding(
-                src, f"delivery.terraform-modules-unpinned.{tf.environment}", "medium", "delivery",
+                src, f"delivery.terraform-modules-unpinned.{tf.environment}", "delivery",
                 f"{tf.environment} terraform uses registry modules with no version: {', '.join(unpinned)}",
                 "without `version` each `terraform init -upgrade` (and every fresh CI checkout) takes the newest "
                 "major release; these modules renamed and removed inputs between majors (eks v18 replaced "
@@ -169,7 +169,7 @@ def terraform_references(src: SeedSource) -> list[Finding]:
                     missing.setdefault(f"local.{name}", []).append(n)
         if missing:
             out.append(make_finding(
-                src, f"delivery.terraform-undeclared.{tf.environment}", "high", "delivery",
+                src, f"delivery.terraform-undeclared.{tf.environment}", "delivery",
                 f"{tf.environment} terraform uses {len(missing)} resources and locals it never declares",
                 f"{', '.join(sorted(missing))} are referenced in {tf.path} but declared nowhere in it (no "
                 "resource or locals block, no other file in the seed): terraform plan fails before creating "
@@ -206,7 +206,7 @@ def development_setup(src: SeedSource) -> list[Finding]:
     if not absent:
         return []
     return [make_finding(
-        src, "delivery.development-setup-missing-files", "medium", "delivery",
+        src, "delivery.development-setup-missing-files", "delivery",
         f"the local development steps need {len(absent)} files the seed does not provide",
         f"{', '.join(sorted({p for p, _, _ in absent}))}: the guide's own \"Local Development Stack\" fails "
         "at these steps, so no one can reproduce a failure locally from the guide",
@@ -223,7 +223,7 @@ def eks_support(src: SeedSource) -> list[Finding]:
         end = EKS_EXTENDED_SUPPORT_END.get(version)
         if end and today > end:
             out.append(make_finding(
-                src, f"delivery.eks-version-unsupported.{tf.environment}", "medium", "delivery",
+                src, f"delivery.eks-version-unsupported.{tf.environment}", "delivery",
                 f"{tf.environment} EKS {version} is past the end of extended support ({end.isoformat()})",
                 f"AWS upgrades clusters past extended support on its own schedule: the control plane moves to a "
                 f"newer minor than the one the seed's manifests, cluster autoscaler and node groups were written "
@@ -241,7 +241,7 @@ def cluster_exposure(src: SeedSource) -> list[Finding]:
         cidrs = eks.get("cluster_endpoint_public_access_cidrs") or []
         if eks.get("cluster_endpoint_public_access") and "0.0.0.0/0" in cidrs:
             out.append(make_finding(
-                src, f"security.eks-endpoint-public.{tf.environment}", "medium", "security",
+                src, f"security.eks-endpoint-public.{tf.environment}", "security",
                 f"{tf.environment} cluster API is reachable from any address",
                 "cluster_endpoint_public_access with cidrs 0.0.0.0/0: the Kubernetes API of the production "
                 "cluster is exposed to the internet (authentication still applies)",
@@ -258,7 +258,7 @@ def static_cloud_keys(src: SeedSource) -> list[Finding]:
         with_ = step.get("with") or {}
         if "aws-access-key-id" in with_ and "role-to-assume" not in with_:
             out.append(make_finding(
-                src, f"security.static-aws-keys.{wf.path.rsplit('/', 1)[-1]}", "medium", "security",
+                src, f"security.static-aws-keys.{wf.path.rsplit('/', 1)[-1]}", "security",
                 "the production deploy uses long-lived AWS access keys",
                 f"step {step.get('name')!r} passes aws-access-key-id/aws-secret-access-key from repository "
                 "secrets: keys that never expire and that every workflow with access to the secrets can use",

@@ -52,7 +52,7 @@ def backup_schedules(src: SeedSource) -> list[Finding]:
                       and "backup-database" in src.text(p) and _SCHEDULER.search(src.text(p))]
         if not schedulers:
             out.append(make_finding(
-                src, "rpo.db-backup-script-unscheduled", "high", "RPO",
+                src, "rpo.db-backup-script-unscheduled", "RPO",
                 "the database backup script runs on no schedule",
                 f"{SCRIPT} is the only database backup that leaves RDS (to s3://i2s-backups), but no CronJob, "
                 f"cron entry or workflow in the seed runs it: its RPO is unbounded against the runbook's "
@@ -66,7 +66,7 @@ def backup_schedules(src: SeedSource) -> list[Finding]:
         interval = _cron_interval_s(expr)
         if interval is not None and interval > dr.rpo_s:
             out.append(make_finding(
-                src, f"rpo.velero-interval.{sched.name}", "medium", "RPO",
+                src, f"rpo.velero-interval.{sched.name}", "RPO",
                 f"Velero schedule {sched.name} runs every {fmt_seconds(interval)}, RPO is {dr.rpo_text}",
                 f"schedule \"{expr}\" backs up the namespaces' objects and volume snapshots every "
                 f"{fmt_seconds(interval)}: anything kept on volumes can lose up to {fmt_seconds(interval)} "
@@ -79,7 +79,7 @@ def backup_schedules(src: SeedSource) -> list[Finding]:
         rds = tf.module("rds")
         if rds and int(rds.get("backup_retention_period", 0) or 0) == 0:
             out.append(make_finding(
-                src, f"rpo.rds-no-automated-backups.{tf.environment}", "critical", "RPO",
+                src, f"rpo.rds-no-automated-backups.{tf.environment}", "RPO",
                 f"{tf.environment} RDS keeps no automated backups",
                 "backup_retention_period is 0 or unset: no snapshots and no point-in-time recovery",
                 "set backup_retention_period >= 7", [f"terraform {tf.path} module.rds"],
@@ -87,7 +87,7 @@ def backup_schedules(src: SeedSource) -> list[Finding]:
         cache = tf.module("elasticache")
         if cache and tf.environment == "production" and not int(cache.get("snapshot_retention_limit", 0) or 0):
             out.append(make_finding(
-                src, f"rpo.elasticache-no-snapshots.{tf.environment}", "medium", "RPO",
+                src, f"rpo.elasticache-no-snapshots.{tf.environment}", "RPO",
                 f"{tf.environment} ElastiCache takes no snapshots",
                 "module elasticache sets no snapshot_retention_limit (AWS default 0: automatic backups "
                 "off). Replication and Multi-AZ protect against a node or zone loss, not against a "
@@ -114,7 +114,7 @@ def backup_locations(src: SeedSource) -> list[Finding]:
     if prod and prod.module("rds") and not copies:
         line = src.find_line(prod.path, "backup_retention_period")
         out.append(make_finding(
-            src, "rpo.db-backups-not-in-dr-region", "critical", "RPO",
+            src, "rpo.db-backups-not-in-dr-region", "RPO",
             f"no database backup reaches the DR region {region}",
             f"RDS automated backups and snapshots stay in {', '.join(sorted(primary)) or 'the primary region'}; "
             f"the seed defines no cross-region backup replication, snapshot copy or read replica in {region}, "
@@ -127,7 +127,7 @@ def backup_locations(src: SeedSource) -> list[Finding]:
         loc_region = str(loc.get("spec", "config", "region", default=""))
         if loc_region and loc_region != region:
             out.append(make_finding(
-                src, f"rpo.velero-location-in-primary-region.{loc.kind}.{loc.name}", "high", "RTO",
+                src, f"rpo.velero-location-in-primary-region.{loc.kind}.{loc.name}", "RTO",
                 f"Velero {loc.kind} {loc.name} is in {loc_region}, not reachable for a {region} restore",
                 f"region {loc_region} is the primary region; the runbook recovers \"EKS Cluster Failure\" and "
                 f"\"Region-wide Outage\" in {region}. EBS snapshots are regional and the bucket has no "
@@ -154,7 +154,7 @@ def region_failover(src: SeedSource) -> list[Finding]:
     if region not in regions_defined:
         prod = src.terraform_for("production")
         out.append(make_finding(
-            src, "rto.no-secondary-region-infrastructure", "critical", "RTO",
+            src, "rto.no-secondary-region-infrastructure", "RTO",
             f"nothing exists in the DR region {region}: a region failover cannot finish within "
             f"{dr.rto_text}",
             f"the terraform defines VPCs, EKS, RDS and ElastiCache only in {', '.join(sorted(r for r in regions_defined if r))}. "
@@ -169,7 +169,7 @@ def region_failover(src: SeedSource) -> list[Finding]:
         backend_region = tf.backend.get("region")
         if backend_region and backend_region != region and tf.environment == "production":
             out.append(make_finding(
-                src, "rto.terraform-state-in-primary-region", "high", "RTO",
+                src, "rto.terraform-state-in-primary-region", "RTO",
                 f"terraform state lives only in {backend_region}, the region the DR plan must survive",
                 f"backend s3 bucket {tf.backend.get('bucket')} in {backend_region} with no replication and no "
                 f"lock table: in a {backend_region} outage the state is unreachable, so the infrastructure "
@@ -191,7 +191,7 @@ def unprovisioned_backing_services(src: SeedSource) -> list[Finding]:
         return []
     objs = needs_mq + hpa_mq
     return [make_finding(
-        src, "availability.rabbitmq-not-provisioned", "high", "availability",
+        src, "availability.rabbitmq-not-provisioned", "availability",
         "RabbitMQ is required but no environment provisions it",
         "the conductor reads RABBITMQ_URL and conductor-custom-hpa scales on rabbitmq_queue_messages, but "
         "the staging and production terraform create VPC, EKS, RDS and ElastiCache only: no Amazon MQ broker, "

@@ -74,7 +74,6 @@ def missing_workload_targets(src: SeedSource) -> list[Finding]:
         where = f" (the seed has it only in {', '.join(sorted(set(elsewhere)))})" if elsewhere else ""
         what = f"pods labeled {name} in {ns}" if kind == "pods" else f"{kind} {ns}/{name}"
         users = sorted({d.label for d, _ in refs})
-        severity = "critical" if kind in ("Service", "pods") else "high"
         target = "scaling" if kind in _WORKLOADS else "availability"
         consequence = {
             "Service": "the mesh has no endpoints for this host: Envoy answers 503 (no cluster / no healthy "
@@ -82,7 +81,7 @@ def missing_workload_targets(src: SeedSource) -> list[Finding]:
             "pods": "the policy selects nothing, so it protects nothing it was written for",
         }.get(kind, "the autoscaler reports FailedGetScale and never scales anything")
         out.append(make_finding(
-            src, f"ref.missing.{kind}.{ns}.{name}", severity, target,
+            src, f"ref.missing.{kind}.{ns}.{name}", target,
             f"{what} {'are selected but never deployed' if kind == 'pods' else 'is referenced but not defined'}{where}",
             f"referenced by {', '.join(users)}; {consequence}",
             f"deploy {what} in namespace {ns} (the seed ships only staging manifests for the conductor), or "
@@ -128,7 +127,7 @@ def secret_references(src: SeedSource) -> list[Finding]:
             where = f"; an ExternalSecret makes it only in {', '.join(elsewhere)}" if elsewhere else \
                 "; nothing in the seed creates it (no Secret, no ExternalSecret)"
             out.append(make_finding(
-                src, f"ref.secret-missing.{ns}.{name}", "critical", "availability",
+                src, f"ref.secret-missing.{ns}.{name}", "availability",
                 f"Secret {ns}/{name} is used by the pods but never created",
                 f"{', '.join(users)} read keys {', '.join(sorted({k for _, _, k in uses}))} of it{where}. "
                 "Kubernetes keeps such containers in CreateContainerConfigError: no replica starts",
@@ -138,7 +137,7 @@ def secret_references(src: SeedSource) -> list[Finding]:
         absent = sorted({k for _, _, k in uses if keys is not None and k not in keys})
         if absent:
             out.append(make_finding(
-                src, f"ref.secret-key-missing.{ns}.{name}", "critical", "availability",
+                src, f"ref.secret-key-missing.{ns}.{name}", "availability",
                 f"Secret {ns}/{name} has no key {', '.join(absent)}",
                 f"{maker.label} writes keys {', '.join(sorted(k for k in keys if k))}",
                 "add the key to the ExternalSecret's data", users + [maker.label],
@@ -174,7 +173,7 @@ def external_secret_properties(src: SeedSource) -> list[Finding]:
             if shape and prop and prop not in shape[2]:
                 path, line, fields = shape
                 out.append(make_finding(
-                    src, f"ref.secret-property-missing.{es.name}.{prop}", "critical", "availability",
+                    src, f"ref.secret-property-missing.{es.name}.{prop}", "availability",
                     f"ExternalSecret {es.name} reads property {prop!r} that secret {ref['key']} does not have",
                     f"the application's own type for {ref['key']} ({path}) has fields "
                     f"{', '.join(sorted(fields))}; external-secrets fails the whole sync when a property is "
@@ -194,7 +193,7 @@ def service_accounts(src: SeedSource) -> list[Finding]:
             sa = _pod_spec(doc).get("serviceAccountName")
             if sa and sa != "default" and (doc.namespace, sa) not in defined:
                 out.append(make_finding(
-                    src, f"ref.serviceaccount-missing.{doc.namespace}.{sa}", "critical", "availability",
+                    src, f"ref.serviceaccount-missing.{doc.namespace}.{sa}", "availability",
                     f"ServiceAccount {doc.namespace}/{sa} is used by {doc.label} but not defined",
                     "the ReplicaSet controller cannot create pods for a missing service account "
                     "(error looking up service account): the workload never gets a replica"
@@ -206,7 +205,7 @@ def service_accounts(src: SeedSource) -> list[Finding]:
         ref = store.get("spec", "provider", "aws", "auth", "jwt", "serviceAccountRef", "name", default=None)
         if ref and (store.namespace, ref) not in defined:
             out.append(make_finding(
-                src, f"ref.serviceaccount-missing.{store.namespace}.{ref}", "critical", "availability",
+                src, f"ref.serviceaccount-missing.{store.namespace}.{ref}", "availability",
                 f"ServiceAccount {store.namespace}/{ref} that SecretStore {store.name} authenticates with is "
                 "not defined",
                 "with no service account (and no IRSA role annotation on it) the store cannot get a token: "
@@ -230,7 +229,7 @@ def mesh_hosts(src: SeedSource) -> list[Finding]:
             for hi, host in enumerate(server.get("hosts", []) or []):
                 if host not in bound[gw.name] and "*" not in host:
                     out.append(make_finding(
-                        src, f"ref.gateway-host-unrouted.{gw.name}.{host}", "medium", "availability",
+                        src, f"ref.gateway-host-unrouted.{gw.name}.{host}", "availability",
                         f"Gateway {gw.name} accepts {host} but no VirtualService routes it",
                         f"requests for {host} reach the ingress gateway and get 404 NR (no route): the "
                         "frontend host is published but not served",
@@ -243,7 +242,7 @@ def mesh_hosts(src: SeedSource) -> list[Finding]:
         for si, subset in enumerate(dr.get("spec", "subsets", default=[]) or []):
             if (dr.get("spec", "host"), subset.get("name")) not in used:
                 out.append(make_finding(
-                    src, f"ref.subset-unrouted.{dr.name}.{subset.get('name')}", "low", "availability",
+                    src, f"ref.subset-unrouted.{dr.name}.{subset.get('name')}", "availability",
                     f"subset {subset.get('name')} of {dr.name} is never routed to",
                     "no VirtualService route names the subset, so its traffic policy (ROUND_ROBIN on 8080) "
                     "never applies; the host-level LEAST_CONN policy is what runs",
@@ -262,7 +261,7 @@ def gateway_credentials(src: SeedSource) -> list[Finding]:
             if cred and not any(name == cred for (_, name) in produced) and not any(
                     d.name == cred for d in src.objects("Certificate")):
                 out.append(make_finding(
-                    src, f"ref.tls-credential-missing.{gw.name}.{cred}", "critical", "availability",
+                    src, f"ref.tls-credential-missing.{gw.name}.{cred}", "availability",
                     f"TLS secret {cred} of Gateway {gw.name} is created by nothing",
                     "istiod looks for credentialName in the ingress gateway's namespace (istio-system by "
                     "default); no Secret, ExternalSecret or cert-manager Certificate in the seed makes it, so "
@@ -307,14 +306,14 @@ def authorization_principals(src: SeedSource) -> list[Finding]:
             m = re.fullmatch(r"cluster\.local/ns/([^/]+)/sa/([^/]+)", p)
             if m and (m.group(1), m.group(2)) not in sas and m.group(1) not in _PLATFORM_NAMESPACES:
                 out.append(make_finding(
-                    src, f"ref.principal-missing.{ap.name}.{m.group(2)}", "high", "security",
+                    src, f"ref.principal-missing.{ap.name}.{m.group(2)}", "security",
                     f"AuthorizationPolicy {ap.name} allows {p}, which no workload runs as",
                     f"no ServiceAccount {m.group(1)}/{m.group(2)} and no workload using it exists in the seed",
                     "name the service account of the real caller", [ap.label], [(ap.path, ap.line(*path))]))
         if routed_via_gateway and rules and not _gateway_allowed_on_api(rules):
             allowed = [p for p, _ in principals]
             out.append(make_finding(
-                src, f"availability.gateway-denied.{ap.name}", "critical", "availability",
+                src, f"availability.gateway-denied.{ap.name}", "availability",
                 f"AuthorizationPolicy {ap.name} denies the ingress gateway: every API request gets 403",
                 "the VirtualService sends external traffic through the ingress gateway, whose identity is a "
                 f"service account in {GATEWAY_NAMESPACE} (istio-ingressgateway-service-account with istioctl, the "
@@ -342,7 +341,7 @@ def sidecar_injection(src: SeedSource) -> list[Finding]:
         return []
     nss = src.objects("Namespace")
     return [make_finding(
-        src, "availability.no-sidecar-injection", "high", "availability",
+        src, "availability.no-sidecar-injection", "availability",
         "no namespace or pod enables Istio sidecar injection",
         f"Istio objects live in {', '.join(mesh_ns)}, but no Namespace carries istio-injection=enabled (or "
         "istio.io/rev) and no pod template sets sidecar.istio.io/inject: the conductor pods get no sidecar, "
@@ -363,7 +362,7 @@ def metrics_port(src: SeedSource) -> list[Finding]:
                              for p in c.get("ports", []) or [] if p.get("name") == "metrics"]
             if port and metrics_ports and port not in metrics_ports:
                 out.append(make_finding(
-                    src, f"scaling.metrics-port-mismatch.{doc.namespace}.{doc.name}", "medium", "scaling",
+                    src, f"scaling.metrics-port-mismatch.{doc.namespace}.{doc.name}", "scaling",
                     f"{doc.label} is scraped on port {port} but names port {metrics_ports[0]} 'metrics'",
                     f"prometheus.io/port says {port} while the container's port named metrics is "
                     f"{metrics_ports[0]}: either the scrape misses the metrics the custom HPA needs "

@@ -35,7 +35,7 @@ def fighting_controllers(src: SeedSource) -> list[Finding]:
     for (kind, name, ns), group in sorted(by_target.items()):
         if len(group) > 1:
             out.append(make_finding(
-                src, f"scaling.hpas-share-target.{ns}.{name}", "high", "scaling",
+                src, f"scaling.hpas-share-target.{ns}.{name}", "scaling",
                 f"{len(group)} HPAs scale {kind} {ns}/{name}",
                 f"{', '.join(h.name for h in group)} each set the replica count; the controller flips between "
                 "their answers every sync (AmbiguousSelector in newer releases)",
@@ -51,7 +51,7 @@ def fighting_controllers(src: SeedSource) -> list[Finding]:
                    if m.get("type") == "Resource"} & controlled]
         if mode in ("Auto", "Recreate", "InPlaceOrRecreate") and rivals:
             out.append(make_finding(
-                src, f"scaling.vpa-fights-hpa.{vpa.namespace}.{vpa.name}", "high", "scaling",
+                src, f"scaling.vpa-fights-hpa.{vpa.namespace}.{vpa.name}", "scaling",
                 f"VPA {vpa.name} ({mode}) and HPA {rivals[0].name} both act on {'/'.join(sorted(controlled))}",
                 "the VPA raises the pods' requests when usage is high, which lowers the utilization the HPA "
                 "divides by, so the HPA scales in while the VPA evicts pods to resize them: the two loops undo "
@@ -69,7 +69,7 @@ def fighting_controllers(src: SeedSource) -> list[Finding]:
         if automated.get("selfHeal") and "/spec/replicas" not in ignores and deployments:
             fixed = ", ".join(f"{d.name}: {d.get('spec', 'replicas')}" for d in deployments)
             out.append(make_finding(
-                src, f"scaling.argocd-reverts-hpa.{app.name}", "medium", "scaling",
+                src, f"scaling.argocd-reverts-hpa.{app.name}", "scaling",
                 f"Argo CD {app.name} self-heals replicas that the HPA sets",
                 f"automated selfHeal with no ignoreDifferences on /spec/replicas, while the Deployment template "
                 f"fixes replicas ({fixed}) "
@@ -101,7 +101,7 @@ def unserved_metrics(src: SeedSource) -> list[Finding]:
             proposals = [1 if m.get("type") == "Resource" else None for m in metrics]
             replicas, invalid, _ = combine_metric_proposals(current, proposals)
             out.append(make_finding(
-                src, f"scaling.metrics-not-served.{h.namespace}.{h.name}", "high", "scaling",
+                src, f"scaling.metrics-not-served.{h.namespace}.{h.name}", "scaling",
                 f"HPA {h.name} needs metrics nothing serves: {', '.join(names)}",
                 f"{len(custom)} of {len(metrics)} metrics are {'/'.join(sorted({m['type'] for _, m in custom}))} "
                 "metrics, served only by an adapter (prometheus-adapter, KEDA) registered as "
@@ -115,7 +115,7 @@ def unserved_metrics(src: SeedSource) -> list[Finding]:
         resource = [i for i, m in enumerate(metrics) if m.get("type") == "Resource"]
         if resource and not has_metrics_server:
             out.append(make_finding(
-                src, f"scaling.metrics-server-missing.{h.namespace}.{h.name}", "medium", "scaling",
+                src, f"scaling.metrics-server-missing.{h.namespace}.{h.name}", "scaling",
                 f"HPA {h.name} scales on CPU/memory but the seed installs no metrics-server",
                 "Resource metrics come from metrics.k8s.io, which EKS does not serve until metrics-server is "
                 "installed (an add-on); without it the HPA reports FailedGetResourceMetric and never scales "
@@ -145,7 +145,7 @@ def cluster_autoscaler_version(src: SeedSource) -> list[Finding]:
                 problems.append("the image comes from k8s.gcr.io, the frozen registry replaced by registry.k8s.io")
             if problems:
                 out.append(make_finding(
-                    src, f"scaling.cluster-autoscaler-version.{d.name}", "high", "scaling",
+                    src, f"scaling.cluster-autoscaler-version.{d.name}", "scaling",
                     f"cluster autoscaler {ca} does not match the cluster ({cluster or 'unknown'})",
                     "; ".join(problems) + ": node groups may not scale out when pods are pending",
                     f"use registry.k8s.io/autoscaling/cluster-autoscaler:v{cluster}.x",
@@ -173,7 +173,7 @@ def node_group_settings(src: SeedSource) -> list[Finding]:
         ctype = g.get("capacity_type")
         if ctype and ctype not in EKS_CAPACITY_TYPES:
             out.append(make_finding(
-                src, f"delivery.node-group-capacity-type.{tf.environment}.{name}", "high", "delivery",
+                src, f"delivery.node-group-capacity-type.{tf.environment}.{name}", "delivery",
                 f"node group {name} asks for capacity_type {ctype!r}, which EKS does not have",
                 f"aws_eks_node_group.capacity_type takes {', '.join(EKS_CAPACITY_TYPES)}; {ctype!r} fails "
                 "the plan, so the environment cannot be created or changed (one node group can be On-Demand "
@@ -185,7 +185,7 @@ def node_group_settings(src: SeedSource) -> list[Finding]:
             ignored.setdefault(tf, []).append((name, g, src.find_line(tf.path, "k8s_labels", line)))
     for tf, groups in ignored.items():
         out.append(make_finding(
-            src, f"scaling.node-group-labels-ignored.{tf.environment}", "high", "scaling",
+            src, f"scaling.node-group-labels-ignored.{tf.environment}", "scaling",
             f"{tf.environment} node groups set k8s_labels, which the EKS module's managed node groups ignore",
             "terraform-aws-modules/eks (v18 and later, the version an unpinned source resolves to) reads "
             "`labels` for eks_managed_node_groups (node_groups.tf: labels = try(each.value.labels, ...)); "
@@ -232,7 +232,7 @@ def node_group_scheduling(src: SeedSource) -> list[Finding]:
                              f"{', '.join(f'{k}={v}' for k, v in (g.get('labels') or g.get('k8s_labels') or {}).items()) or 'none'}"
                              for tf, name, g in groups)
             out.append(make_finding(
-                src, f"availability.unschedulable.{d.namespace}.{d.name}", "critical", "availability",
+                src, f"availability.unschedulable.{d.namespace}.{d.name}", "availability",
                 f"{d.label} requires node labels no node group has: it can never be scheduled",
                 f"required: {req}; node groups: {seen}. Every replica stays Pending (and the cluster "
                 "autoscaler cannot help: no group would fit it)",
@@ -248,7 +248,7 @@ def node_group_scheduling(src: SeedSource) -> list[Finding]:
         for t in taints.values() if isinstance(taints, dict) else taints:
             if not any(tol.get("key") == t.get("key") for tol in all_tolerations):
                 out.append(make_finding(
-                    src, f"scaling.taint-tolerated-by-nothing.{tf.environment}.{name}", "medium", "scaling",
+                    src, f"scaling.taint-tolerated-by-nothing.{tf.environment}.{name}", "scaling",
                     f"node group {name} is tainted {t.get('key')}={t.get('value')} and nothing tolerates it",
                     f"min_size {g.get('min_size')} to max_size {g.get('max_size')} {g.get('instance_types')} nodes "
                     "that no seed workload can use: paid capacity the conductor's HPA cannot scale onto",

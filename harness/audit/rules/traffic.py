@@ -40,7 +40,7 @@ def retry_budgets(src: SeedSource) -> list[Finding]:
         if worst > LOAD_BALANCER_IDLE_TIMEOUT_S:
             prefix = ((route.get("match") or [{}])[0].get("uri") or {}).get("prefix", "?")
             out.append(make_finding(
-                src, f"availability.retry-budget.{vs.name}.{i}", "medium", "availability",
+                src, f"availability.retry-budget.{vs.name}.{i}", "availability",
                 f"route {prefix} may hold a request {fmt_seconds(worst)}, longer than the load balancer waits",
                 f"retries attempts {attempts} x perTryTimeout {retries.get('perTryTimeout')} with "
                 f"{'no route timeout (Istio sets none by default)' if timeout is None else 'timeout ' + str(route['timeout'])}: "
@@ -70,14 +70,16 @@ def retries_skip_503(src: SeedSource) -> list[Finding]:
         policy = route_retry_policy(mesh, prefix)
         if policy is not None and retries_for_status(policy, 503) == 0:
             out.append(make_finding(
-                src, f"availability.retries-skip-503.{vs.name}.{i}", "low", "availability",
+                src, f"availability.retries-skip-503.{vs.name}.{i}", "availability",
                 f"retries on {prefix} do not retry a failing replica's 503",
                 f"no retryOn, so istiod's default applies; since Istio 1.24 (EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY) "
                 f"it is {policy.get('retry_on')!r}, with no retriable status code: attempts {retries['attempts']} "
                 "covers connection failures only"
                 + ("" if outlier else "; and with no outlierDetection on any DestinationRule nothing moves "
                    "traffic off a replica that answers 503"),
-                "set retryOn: 5xx,reset,connect-failure (idempotent routes) and outlierDetection",
+                "move traffic off a failing replica with outlierDetection; do not add 503 to retryOn on a route "
+                "that creates things (POST /api/v1/pipeline: a retried 503 can create a duplicate pipeline) "
+                "unless the API takes an idempotency key; retryOn 5xx only on idempotent (GET) routes",
                 [vs.label], [(vs.path, vs.line("spec", "http", i, "retries"))]))
     return out
 
@@ -100,7 +102,7 @@ def pool_caps_scaling(src: SeedSource) -> list[Finding]:
         max_replicas = int(hpa.get("spec", "maxReplicas", default=0))
         min_replicas = int(hpa.get("spec", "minReplicas", default=1))
         out.append(make_finding(
-            src, f"scaling.pool-cap-fixed.{dr.name}", "medium", "scaling",
+            src, f"scaling.pool-cap-fixed.{dr.name}", "scaling",
             f"the gateway lets at most {max_requests} requests reach {host} at once, whatever the HPA adds",
             f"http2MaxRequests {max_requests} (and {pending} pending) is Envoy's circuit-breaker threshold for the "
             f"whole {host} cluster in each calling proxy: the ingress gateway admits {max_requests} in flight at "
@@ -124,7 +126,7 @@ def production_fault_injection(src: SeedSource) -> list[Finding]:
             kinds = " and ".join(sorted(fault))
             delay = (fault.get("delay") or {})
             out.append(make_finding(
-                src, f"availability.fault-injection.{vs.name}.{i}", "low", "availability",
+                src, f"availability.fault-injection.{vs.name}.{i}", "availability",
                 f"production route injects a {kinds} fault",
                 f"{vs.label} route {i} injects {delay.get('fixedDelay', '')} into "
                 f"{(delay.get('percentage') or {}).get('value', '?')} % of requests: a chaos experiment left in "

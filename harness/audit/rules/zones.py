@@ -65,7 +65,7 @@ def zone_spread(src: SeedSource) -> list[Finding]:
         parts = zone_loss_replacement_s(doc)
         total = sum(parts.values())
         out.append(make_finding(
-            src, f"availability.no-zone-spread.{doc.namespace}.{doc.name}", "high", "availability",
+            src, f"availability.no-zone-spread.{doc.namespace}.{doc.name}", "availability",
             f"{doc.label} can have every replica in one zone; the runbook says a zone loss only degrades "
             "performance",
             f"no topologySpreadConstraints on {ZONE_KEY} with DoNotSchedule and no required pod anti-affinity: "
@@ -103,7 +103,7 @@ def disruption_budgets(src: SeedSource) -> list[Finding]:
                "--skip-nodes-with-system-pods=false) and may drain nodes holding several replicas at once"
                if scale_down else "a node drain may evict every replica at once")
         out.append(make_finding(
-            src, f"availability.no-pdb.{doc.namespace}.{doc.name}", "medium", "availability",
+            src, f"availability.no-pdb.{doc.namespace}.{doc.name}", "availability",
             f"{doc.label} has no PodDisruptionBudget",
             f"{why}; with no budget nothing keeps a minimum of replicas serving during upgrades and scale-downs",
             "add a PodDisruptionBudget with minAvailable (or maxUnavailable 1) for the conductor",
@@ -123,7 +123,7 @@ def probe_budgets(src: SeedSource) -> list[Finding]:
         if not live or not ready:
             if not ready and int(doc.get("spec", "replicas", default=1) or 1) > 1 and "autoscaler" not in doc.name:
                 out.append(make_finding(
-                    src, f"rto.no-readiness-probe.{doc.namespace}.{doc.name}", "high", "RTO",
+                    src, f"rto.no-readiness-probe.{doc.namespace}.{doc.name}", "RTO",
                     f"{doc.label} has no readiness probe",
                     "a replica that cannot serve keeps its endpoint: its share of requests fails until it "
                     "is restarted or replaced, with no bound",
@@ -135,7 +135,7 @@ def probe_budgets(src: SeedSource) -> list[Finding]:
               (doc.path, doc.line("spec", "template", "spec", "containers", 0, "readinessProbe"))]
         if live_s <= ready_s:
             out.append(make_finding(
-                src, f"rto.liveness-before-readiness.{doc.namespace}.{doc.name}", "medium", "RTO",
+                src, f"rto.liveness-before-readiness.{doc.namespace}.{doc.name}", "RTO",
                 f"{doc.label} restarts a slow replica before taking it out of rotation",
                 f"liveness gives up after {fmt_seconds(live_s)}, readiness after {fmt_seconds(ready_s)}: a replica "
                 "that is only slow is killed while still receiving traffic, and its in-flight requests fail",
@@ -143,7 +143,7 @@ def probe_budgets(src: SeedSource) -> list[Finding]:
         recover = live_s + float(live.get("initialDelaySeconds", 0)) + _readiness_s(ready)
         if recover > dr.rto_s:
             out.append(make_finding(
-                src, f"rto.probe-recovery-exceeds-rto.{doc.namespace}.{doc.name}", "high", "RTO",
+                src, f"rto.probe-recovery-exceeds-rto.{doc.namespace}.{doc.name}", "RTO",
                 f"{doc.label} needs {fmt_seconds(recover)} to restart a hung replica, more than the RTO",
                 f"liveness detection {fmt_seconds(live_s)} + liveness initialDelaySeconds "
                 f"{live.get('initialDelaySeconds', 0)} s + readiness {fmt_seconds(_readiness_s(ready))} "
