@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.audit.findings import BLOCKING_SEVERITIES
 from harness.errors import UsageError
+from harness.history.trends import trends_html
 from harness.report.junit import write_junit
 from harness.report.outcome import exit_meaning, run_outcome
 
@@ -75,6 +76,7 @@ class RunReport:
         self.faults: list[dict[str, Any]] = []   # every fault injected and its rollback
         self.errors: list[str] = []              # harness errors outside any scenario (collection, ...)
         self.exit_code: int | None = None        # set by the plugin when the session ends
+        self.regressions: dict[str, Any] | None = None  # the run history's check (harness.history.recorder)
         ensure_writable(root)
         # The seed's configuration audit (harness.audit), written first so every run's report has it,
         # also a run that is interrupted or whose stack never comes up.
@@ -116,6 +118,8 @@ class RunReport:
             out["exit_code"], out["exit_meaning"] = self.exit_code, exit_meaning(self.exit_code)
         if self.audit is not None:
             out["audit"] = self.audit
+        if self.regressions is not None:
+            out["regressions"] = self.regressions
         return redact(out)
 
     def write(self) -> Path:
@@ -231,6 +235,7 @@ def render_html(summary: dict[str, Any], root: Path) -> str:
                      + "</ul>")
     if summary.get("audit"):
         parts += _audit_html(summary["audit"])
+    parts += trends_html(summary.get("regressions"))
     dr_rows = [s for s in summary["scenarios"] if "rto_s" in s.get("measurements", {})
                or "rpo_s" in s.get("measurements", {})]
     if dr_rows:
