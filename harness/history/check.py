@@ -7,7 +7,8 @@ Rules (docs/history.md explains the choices):
   latest point that is not valid is ``not measured``.
 * The **baseline** of a point is the valid points before it since the last *boundary*, leaving out
   points that were themselves judged worse than their baseline (a regression does not become its own
-  baseline), the newest ``max_baseline`` of them. A boundary is an acknowledged run (its level was
+  baseline), the newest ``max_baseline`` of them. The last ``window`` runs share the baseline before
+  them when it is long enough (a step's first runs must not widen the range the next is judged by). A boundary is an acknowledged run (its level was
   accepted) or a change point (``harness.history.detect``) that is *not* a worsening: a worsening is
   never absorbed silently, it stays a regression until someone acknowledges it (Orion#78).
 * With fewer than ``min_runs`` baseline points: ``no baseline`` (a warning, never a failure:
@@ -15,7 +16,9 @@ Rules (docs/history.md explains the choices):
 * The **stable range**: median ± max(``k`` × robust spread (1.4826 × MAD), the metric's minimum
   effect). A point outside it on the worse side is *bad*, on the better side *better*.
 * Latest bad: ``regression`` when at least ``confirm`` of the last ``window`` valid points are bad
-  (a rerun that is bad again confirms it), else ``suspect`` (one bad night is not news). Latest
+  *at a similar level* (their excess over the median within a factor 1/``consistency`` of the latest's:
+  a rerun that reproduces it confirms it), else ``suspect`` (one bad night is not news, nor is an
+  outlier after a marginal night). Latest
   better: ``improved``. Otherwise ``pass``.
 """
 from __future__ import annotations
@@ -46,8 +49,9 @@ class CheckParams:
     min_runs: int = 5         # baseline points needed before any judgement
     window: int = 3           # the last runs looked at for confirmation
     confirm: int = 2          # bad ones among them that make a regression
-    k: float = 2.5            # band half-width in robust standard deviations
+    k: float = 2.0            # band half-width in robust standard deviations
     max_baseline: int = 30    # the newest baseline points used
+    consistency: float = 1 / 3  # a confirming run is worse by at least this share of the latest's excess (and v.v.)
 
 
 @dataclass(frozen=True)
@@ -120,9 +124,13 @@ def check_series(points: Sequence[Point], spec: MetricSpec, *, acknowledged: Seq
     flags: dict[str, str] = {}
     bands: dict[int, Band] = {}
     bad_idx: set[int] = set()
+    window_start = max(0, len(valid) - params.window)
     for i in range(len(valid)):
         start = max((b for b in boundaries if b <= i), default=0)
         base = [j for j in range(start, i) if j not in bad_idx][-params.max_baseline:]
+        if i >= window_start:  # the last runs share one baseline, before them, so a step cannot widen its own
+            before = [j for j in base if j < window_start]
+            base = before if len(before) >= params.min_runs else base
         if len(base) < params.min_runs:
             flags[valid[i].run_id] = "-"
             continue
@@ -153,10 +161,14 @@ def check_series(points: Sequence[Point], spec: MetricSpec, *, acknowledged: Seq
             check.explanation = f"{have} comparable valid runs, {params.min_runs} needed for a baseline"
         return check
     check.band = band
-    check.baseline_runs = [valid[j].run_id for j in range(start, last) if j not in bad_idx][-params.max_baseline:]
+    check.baseline_runs = [valid[j].run_id for j in range(start, last) if j not in bad_idx][-band.runs:]
     recent = list(range(max(0, last - params.window + 1), last + 1))
-    check.bad_runs = [valid[j].run_id for j in recent if j in bad_idx]
     flag = flags[latest.run_id]
+    # A confirmation reproduces the latest's level: a bad run far milder (or far worse) than the latest
+    # is another night's noise, not the same regression (an outlier after a marginal night is one bad run).
+    excess = {valid[j].run_id: spec.worse(values[j], band.median) for j in recent if j in bad_idx}
+    mine = excess.get(latest.run_id, 0.0)
+    check.bad_runs = [r for r, e in excess.items() if mine > 0 and min(e, mine) >= params.consistency * max(e, mine)]
     desc = (f"{latest.value:.4g} {spec.unit} against the stable range {band.low:.4g}-{band.high:.4g} "
             f"(median {band.median:.4g} of {band.runs} runs)").replace("  ", " ")
     if flag == "bad":

@@ -18,7 +18,7 @@ from harness.history.metrics import Measurement, extract_measurements, fingerpri
 from harness.history.store import HistoryStore
 
 __all__ = ["history_path", "host_facts", "run_record", "ingest_summary", "check_run", "regressions_block",
-           "record_and_check", "record_bench", "bench_fingerprint", "SERIES_SHOWN"]
+           "record_and_check", "record_bench", "bench_fingerprint", "bench_history_lines", "SERIES_SHOWN"]
 
 SERIES_SHOWN = 30   # points of each metric kept in the summary for the Trends section
 
@@ -194,3 +194,14 @@ def record_bench(bench: str, figures: Mapping[str, Mapping[str, Any]], *, root: 
                                for name, f in figures.items()]}
     store.append(record)
     return record, check_run(store, record["run_id"], CheckParams(min_runs=settings.history_min_runs))
+
+
+def bench_history_lines(bench: str, figures: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Record a benchmark's figures and say, one line per figure, how they compare with the machine's
+    earlier rounds (for ``make bench``); a history that cannot be written is said, not raised."""
+    try:
+        record, checks = record_bench(bench, figures)
+    except Exception as exc:  # noqa: BLE001 - the figures are printed anyway; the history is a bonus
+        return [f"history: not recorded ({exc})"]
+    return [f"history: {c['metric']}: {c['status']}: {c['explanation']}" for c in checks] + \
+        [f"history: recorded as {record['run_id']} (fingerprint {record['fingerprint_id']})"]
