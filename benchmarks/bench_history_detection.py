@@ -38,7 +38,7 @@ def _night(rng: random.Random, level: float, sd: float) -> float:
 def false_alarms(seed: int, histories: int, sd: float) -> tuple[int, int]:
     rng = random.Random(seed)
     alarms = nights = 0
-    for h in range(histories):
+    for _ in range(histories):
         vals = [_night(rng, 10.0, sd) for _ in range(WARMUP + NIGHTS)]
         pts = [Point(f"n{i}", v) for i, v in enumerate(vals)]
         for n in range(WARMUP + 1, len(pts) + 1):
@@ -50,7 +50,7 @@ def false_alarms(seed: int, histories: int, sd: float) -> tuple[int, int]:
 def detections(seed: int, histories: int, sd: float, step: float = 0.20) -> tuple[int, int]:
     rng = random.Random(seed)
     found = 0
-    for h in range(histories):
+    for _ in range(histories):
         before = rng.randint(8, 20)
         vals = [_night(rng, 10.0, sd) for _ in range(before)] + [10.0 * (1 + step) * (1 + rng.gauss(0, sd))
                                                                   for _ in range(3)]
@@ -62,7 +62,7 @@ def detections(seed: int, histories: int, sd: float, step: float = 0.20) -> tupl
 def single_outliers(seed: int, histories: int, sd: float) -> tuple[int, int]:
     rng = random.Random(seed)
     flagged = suspect = 0
-    for h in range(histories):
+    for _ in range(histories):
         vals = [10.0 * (1 + rng.gauss(0, sd)) for _ in range(rng.randint(6, 25))]
         vals.append(10.0 * (1 + rng.uniform(0.3, 3.0)))  # the latest night alone is bad, by up to 4x
         status = check_series([Point(f"n{i}", v) for i, v in enumerate(vals)], SPEC).status
