@@ -83,8 +83,7 @@ def host_facts(settings: Any, digests: bool = True) -> dict[str, Any]:
 def run_record(summary: Mapping[str, Any], facts: Mapping[str, Any], tags: Iterable[str] = ()) -> dict[str, Any]:
     """The history record of a run summary."""
     fp = fingerprint(summary, facts)
-    return {"run_id": summary["run_id"], "kind": "run", "suite": (summary.get("settings") or {}).get("suite", ""),
-            "started": summary.get("started"), "platform": summary.get("platform"), "verdict": summary.get("verdict"),
+    return {"run_id": summary["run_id"], "kind": "run", "started": summary.get("started"), "platform": summary.get("platform"), "verdict": summary.get("verdict"),
             "fingerprint": fp, "fingerprint_id": fingerprint_id(fp), "tags": sorted(set(tags)),
             "measurements": [m.to_dict() for m in extract_measurements(summary)]}
 

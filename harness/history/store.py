@@ -2,7 +2,7 @@
 artifact), ``acks.jsonl`` (acknowledgements) and ``index.sqlite`` beside them (rebuilt from the
 JSON lines whenever they changed behind its back, e.g. after a CI cache restored only them).
 
-A record: ``{"schema", "run_id", "kind" (run | bench), "suite", "started", "platform", "verdict",
+A record: ``{"schema", "run_id", "kind" (run | bench), "suite" (bench only), "started", "platform", "verdict",
 "fingerprint", "fingerprint_id", "tags", "measurements": [harness.history.metrics.Measurement]}``.
 Appending a run id already recorded does nothing (ingesting twice is harmless).
 """
