@@ -67,8 +67,10 @@ def _store(settings: Any) -> HistoryStore:
     return HistoryStore(history_path(settings))
 
 
-def _run_id(store: HistoryStore, wanted: str | None, kind: str | None = None) -> str:
-    records = [r for r in store.records() if kind is None or r.get("kind") == kind]
+def _run_id(store: HistoryStore, wanted: str | None) -> str:
+    """``wanted``, checked; else the newest suite run (a benchmark only when the history has no run)."""
+    records = store.records()
+    records = [r for r in records if r.get("kind") == "run"] or records
     if not records:
         raise UsageError(f"the history {store.root} has no runs", "run a suite (runs add themselves) or "
                          "`harness history ingest reports/<run-id>/summary.json`")

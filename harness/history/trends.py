@@ -104,7 +104,7 @@ def trends_html(block: Mapping[str, Any] | None) -> list[str]:
     parts.append("<div style='display:flex;flex-wrap:wrap;gap:12px'>")
     for item in sorted(block.get("metrics") or [], key=lambda i: (order.get(i["status"], 9), i["scenario"], i["metric"])):
         colour = _STATUS_COLOUR.get(item["status"], "#57606a")
-        parts.append("<figure style='margin:0;border:1px solid #d0d7de;padding:6px;border-radius:4px'>"
+        parts.append(f"<figure style='margin:0;border:1px solid #d0d7de;padding:6px;border-radius:4px;width:{W}px'>"
                      f"<figcaption><span class='v' style='background:{colour}'>{html.escape(item['status'])}</span> "
                      f"<b>{html.escape(item['metric'])}</b> <small>{html.escape(item['scenario'])}</small><br>"
                      f"<small>{html.escape(item.get('explanation', ''))}</small></figcaption>"

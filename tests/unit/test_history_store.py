@@ -325,3 +325,10 @@ def sys_prefix() -> str:
     import sys
 
     return sys.prefix
+
+
+def test_check_defaults_to_the_newest_suite_run_not_a_benchmark(tmp_path, capsys):
+    store = _history(tmp_path, [2.0, 2.1])
+    record_bench("bench_x", {"sim_ms": {"value": 1.0}}, root=store.root, run_id="bench-late")
+    assert _cli("check", "--history-dir", str(store.root)) == 0
+    assert "run r1 " in capsys.readouterr().out
