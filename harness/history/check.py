@@ -169,7 +169,7 @@ def check_series(points: Sequence[Point], spec: MetricSpec, *, acknowledged: Seq
     excess = {valid[j].run_id: spec.worse(values[j], band.median) for j in recent if j in bad_idx}
     mine = excess.get(latest.run_id, 0.0)
     check.bad_runs = [r for r, e in excess.items() if mine > 0 and min(e, mine) >= params.consistency * max(e, mine)]
-    desc = (f"{latest.value:.4g} {spec.unit} against the stable range {band.low:.4g}-{band.high:.4g} "
+    desc = (f"{latest.value:.4g} {spec.unit} against the stable range {band.low:.4g} to {band.high:.4g} "
             f"(median {band.median:.4g} of {band.runs} runs)").replace("  ", " ")
     if flag == "bad":
         if len(check.bad_runs) >= params.confirm:

@@ -130,7 +130,7 @@ def _show(store: HistoryStore, args: argparse.Namespace, settings: Any) -> int:
               f"{p['flag']}{mark}")
     band = item.get("band")
     if band:
-        print(f"stable range {_fmt(band['low'])}-{_fmt(band['high'])} {item['unit']} (median {_fmt(band['median'])}, "
+        print(f"stable range {_fmt(band['low'])} to {_fmt(band['high'])} {item['unit']} (median {_fmt(band['median'])}, "
               f"{band['runs']} runs)")
     print(f"latest: {item['status']}: {item['explanation']}")
     return 0

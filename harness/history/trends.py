@@ -48,7 +48,7 @@ def trend_svg(item: Mapping[str, Any]) -> str:
         top, bottom = y(band["high"]), y(band["low"])
         parts.append(f"<rect class='band' x='{PAD_L}' y='{top:.1f}' width='{W - PAD_L - PAD_R}' "
                      f"height='{max(bottom - top, 1):.1f}' fill='#0969da' fill-opacity='0.12'>"
-                     f"<title>stable range {_fmt(band['low'])}-{_fmt(band['high'])} (median {_fmt(band['median'])}, "
+                     f"<title>stable range {_fmt(band['low'])} to {_fmt(band['high'])} (median {_fmt(band['median'])}, "
                      f"{band['runs']} runs)</title></rect>")
         parts.append(f"<line x1='{PAD_L}' x2='{W - PAD_R}' y1='{y(band['median']):.1f}' y2='{y(band['median']):.1f}' "
                      "stroke='#0969da' stroke-opacity='0.5' stroke-dasharray='2 2'/>")
