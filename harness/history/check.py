@@ -95,16 +95,15 @@ def stable_band(values: Sequence[float], spec: MetricSpec, k: float) -> Band:
     m = median(values)
     spread = 1.4826 * median(abs(v - m) for v in values)
     half = max(k * spread, spec.min_effect(m))
-    return Band(m, spread, m - half, m + half, len(values))
+    low = m - half if min(values) < 0 else max(m - half, 0.0)  # seconds, counts, rates: never below zero
+    return Band(m, spread, low, m + half, len(values))
 
 
 def _flag(value: float, band: Band, spec: MetricSpec) -> str:
-    worse = spec.worse(value, band.median)
-    half = band.high - band.median
-    if worse > half:
-        return "bad"
-    if -worse > half:
-        return "better"
+    if value > band.high:
+        return "bad" if spec.direction == "lower" else "better"
+    if value < band.low:
+        return "better" if spec.direction == "lower" else "bad"
     return "ok"
 
 

@@ -234,3 +234,9 @@ def test_mutant_detector_without_significance_is_caught(monkeypatch):
     assert change_points(vals, SPEC) == []
     monkeypatch.setattr(detect, "mann_whitney_p", lambda x, y: 0.0)
     assert change_points(vals, MetricSpec("s", "lower", 0.02, 0.0)) != []
+
+
+def test_band_of_non_negative_figures_stops_at_zero():
+    band = stable_band([0.0, 0.0, 0.0, 1.0, 0.0, 2.0], MetricSpec("writes", "lower", 0.25, 2.0), 2.0)
+    assert band.low == 0.0 and band.high == 2.0
+    assert stable_band([-1.0, 0.0, 1.0, 0.0, 0.0], SPEC, 2.0).low < 0  # a figure that can be negative keeps it
