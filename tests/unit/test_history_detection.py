@@ -239,4 +239,4 @@ def test_mutant_detector_without_significance_is_caught(monkeypatch):
 def test_band_of_non_negative_figures_stops_at_zero():
     band = stable_band([0.0, 0.0, 0.0, 1.0, 0.0, 2.0], MetricSpec("writes", "lower", 0.25, 2.0), 2.0)
     assert band.low == 0.0 and band.high == 2.0
-    assert stable_band([-1.0, 0.0, 1.0, 0.0, 0.0], SPEC, 2.0).low < 0  # a figure that can be negative keeps it
+    assert stable_band([-1.0, 0.0, 1.0, 0.5, -0.5], SPEC, 2.0).low < 0  # a figure that can be negative keeps it
