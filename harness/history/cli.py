@@ -92,10 +92,12 @@ def _list(store: HistoryStore, args: argparse.Namespace) -> int:
         for scenario, metric, unit in pairs:
             print(f"{scenario:<48} {metric:<36} {unit}")
         return 0
-    print(f"{'run id':<36} {'started':<21} {'kind':<6} {'verdict':<13} {'fingerprint':<13} metrics  tags")
+    print(f"{'run id':<36} {'started':<21} {'kind':<6} {'verdict':<13} {'fingerprint':<13} metrics  host load  tags")
     for r in records:
+        load = (r.get("context") or {}).get("loadavg") or []
         print(f"{r['run_id']:<36} {str(r.get('started')):<21} {r.get('kind', ''):<6} {str(r.get('verdict')):<13} "
-              f"{r.get('fingerprint_id', ''):<13} {len(r.get('measurements') or []):>7}  {','.join(r.get('tags') or [])}")
+              f"{r.get('fingerprint_id', ''):<13} {len(r.get('measurements') or []):>7}  "
+              f"{(f'{load[0]:.1f}' if load else '-'):>9}  {','.join(r.get('tags') or [])}")
     print(f"{len(records)} runs in {store.runs_path}", file=sys.stderr)
     return 0
 
@@ -237,7 +239,7 @@ def _ingest(store: HistoryStore, args: argparse.Namespace, settings: Any) -> int
             raise UsageError(f"{path} is not a readable summary.json ({exc})", "pass a run's summary.json") from None
         if "run_id" not in summary:
             raise UsageError(f"{path} has no run_id: not a harness summary", "pass reports/<run-id>/summary.json")
-        record = ingest_summary(store, summary, facts, args.tag)
+        record = ingest_summary(store, summary, facts, args.tag)  # no host load: not measured at that run
         print(f"harness: {record['run_id']}: {len(record['measurements'])} measurements, fingerprint "
               f"{record['fingerprint_id']}")
     return 0

@@ -18,7 +18,7 @@ from harness.history.metrics import Measurement, extract_measurements, fingerpri
 from harness.history.store import HistoryStore
 
 __all__ = ["history_path", "host_facts", "run_record", "ingest_summary", "check_run", "regressions_block",
-           "record_and_check", "record_bench", "bench_fingerprint", "bench_history_lines", "SERIES_SHOWN"]
+           "record_and_check", "record_bench", "host_context", "bench_fingerprint", "bench_history_lines", "SERIES_SHOWN"]
 
 SERIES_SHOWN = 30   # points of each metric kept in the summary for the Trends section
 
@@ -88,10 +88,19 @@ def run_record(summary: Mapping[str, Any], facts: Mapping[str, Any], tags: Itera
             "measurements": [m.to_dict() for m in extract_measurements(summary)]}
 
 
+def host_context() -> dict[str, Any]:
+    """What the host was going through when the run was recorded (the 1/5/15-minute load averages): a
+    measured value, so never part of the fingerprint, but what explains a regression on a shared runner."""
+    try:
+        return {"loadavg": [round(v, 2) for v in os.getloadavg()]}
+    except OSError:
+        return {}
+
+
 def ingest_summary(store: HistoryStore, summary: Mapping[str, Any], facts: Mapping[str, Any],
-                   tags: Iterable[str] = ()) -> dict[str, Any]:
+                   tags: Iterable[str] = (), context: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Append the run to the history (once) and return its record as stored."""
-    record = run_record(summary, facts, tags)
+    record = {**run_record(summary, facts, tags), "context": dict(context or {})}
     if not store.append(record):
         return store.run(record["run_id"]) or record
     return record
@@ -153,7 +162,7 @@ def record_and_check(summary: Mapping[str, Any], settings: Any, tags: Iterable[s
     root = history_path(settings)
     try:
         store = HistoryStore(root)
-        record = ingest_summary(store, summary, host_facts(settings), tags or _tags(settings))
+        record = ingest_summary(store, summary, host_facts(settings), tags or _tags(settings), host_context())
         items = check_run(store, record["run_id"], CheckParams(min_runs=settings.history_min_runs))
         comparable = sum(1 for r in store.records() if r.get("fingerprint_id") == record["fingerprint_id"])
         return regressions_block(items, history=root, record=record, comparable=comparable,
@@ -186,7 +195,7 @@ def record_bench(bench: str, figures: Mapping[str, Mapping[str, Any]], *, root: 
     fp = bench_fingerprint(bench)
     record = {"run_id": run_id or f"bench-{new_run_id()}", "kind": "bench", "suite": "bench",
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "platform": "host", "verdict": "pass",
-              "fingerprint": fp, "fingerprint_id": fingerprint_id(fp), "tags": _tags(settings),
+              "fingerprint": fp, "fingerprint_id": fingerprint_id(fp), "tags": _tags(settings), "context": host_context(),
               "measurements": [Measurement(bench, name, float(f["value"]), f.get("unit", ""),
                                            f.get("direction", "lower"), True,
                                            [float(s) for s in f.get("samples") or []]).to_dict()

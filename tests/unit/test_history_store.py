@@ -332,3 +332,12 @@ def test_check_defaults_to_the_newest_suite_run_not_a_benchmark(tmp_path, capsys
     record_bench("bench_x", {"sim_ms": {"value": 1.0}}, root=store.root, run_id="bench-late")
     assert _cli("check", "--history-dir", str(store.root)) == 0
     assert "run r1 " in capsys.readouterr().out
+
+
+def test_host_load_is_kept_as_context_never_in_the_fingerprint(tmp_path, capsys):
+    store = HistoryStore(tmp_path / "h")
+    a = ingest_summary(store, summary("a", 2.0), {"cpu_count": 2}, context={"loadavg": [0.5, 0.4, 0.3]})
+    b = ingest_summary(store, summary("b", 2.0, minute=1), {"cpu_count": 2}, context={"loadavg": [11.0, 9.0, 7.0]})
+    assert a["fingerprint_id"] == b["fingerprint_id"] and store.run("b")["context"]["loadavg"][0] == 11.0
+    assert _cli("list", "--history-dir", str(store.root)) == 0
+    assert "11.0" in capsys.readouterr().out
