@@ -341,3 +341,20 @@ def test_host_load_is_kept_as_context_never_in_the_fingerprint(tmp_path, capsys)
     assert a["fingerprint_id"] == b["fingerprint_id"] and store.run("b")["context"]["loadavg"][0] == 11.0
     assert _cli("list", "--history-dir", str(store.root)) == 0
     assert "11.0" in capsys.readouterr().out
+
+
+def test_compare_with_a_tag_uses_the_median_of_the_tagged_runs(tmp_path, capsys):
+    store = HistoryStore(tmp_path / "h")
+    for i, rto in enumerate([2.0, 4.0, 3.0]):
+        ingest_summary(store, summary(f"rel{i}", rto, minute=i), {"cpu_count": 2}, tags=["release-1"])
+    ingest_summary(store, summary("now", 6.0, minute=9), {"cpu_count": 2})
+    assert _cli("compare", "--with", "tag:release-1", "--history-dir", str(store.root)) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if " rto_s " in ln)
+    assert "3" in line.split()[-3] and "+100%" in line and line.endswith("worse")
+
+
+def test_default_history_dir_is_under_the_report_dir(tmp_path):
+    from harness.history.recorder import history_path
+
+    settings = _settings(tmp_path, history_dir="")
+    assert history_path(settings) == tmp_path / "reports" / "history"
