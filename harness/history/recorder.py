@@ -18,7 +18,7 @@ from harness.history.metrics import Measurement, extract_measurements, fingerpri
 from harness.history.store import HistoryStore
 
 __all__ = ["history_path", "host_facts", "run_record", "ingest_summary", "check_run", "regressions_block",
-           "record_and_check", "record_bench", "host_context", "bench_fingerprint", "bench_history_lines", "SERIES_SHOWN"]
+           "record_and_check", "record_bench", "host_context", "host_load_note", "bench_fingerprint", "bench_history_lines", "SERIES_SHOWN"]
 
 SERIES_SHOWN = 30   # points of each metric kept in the summary for the Trends section
 
@@ -120,6 +120,7 @@ def check_run(store: HistoryStore, run_id: str, params: CheckParams = CheckParam
     if record is None:
         return []
     fp = record["fingerprint_id"] if fingerprint_id_ == "same" else fingerprint_id_
+    by_id = {r["run_id"]: r for r in store.records()}
     out = []
     for m in record.get("measurements") or []:
         rows = store.series(fp, m["scenario"], m["metric"])
@@ -129,8 +130,39 @@ def check_run(store: HistoryStore, run_id: str, params: CheckParams = CheckParam
         acks = _acks_for(store, fp, m["scenario"], m["metric"])
         result = check_series([Point(r["run_id"], r["value"], r["valid"]) for r in rows], spec,
                               acknowledged=list(acks), ack_reasons=acks, params=params)
-        out.append(_item(m, rows, result))
+        item = _item(m, rows, result)
+        if result.status in ("regression", "suspect"):
+            note = host_load_note(by_id, result.bad_runs or [run_id], result.baseline_runs)
+            item["explanation"] += f"; {note}" if note else ""
+            item["host_load_note"] = note
+        out.append(item)
     return out
+
+
+def host_load_note(records: Mapping[str, Mapping[str, Any]], bad_runs: list[str], baseline_runs: list[str]) -> str:
+    """A warning when the host was much busier at the bad runs than at the baseline's (load average per
+    CPU at least twice as high, and above 1): on a shared runner the host may be what changed. The
+    status stays what the figures say; this only names the likelier cause."""
+    def per_cpu(run_ids: list[str]) -> list[float]:
+        out = []
+        for rid in run_ids:
+            rec = records.get(rid) or {}
+            load = (rec.get("context") or {}).get("loadavg") or []
+            cpus = (rec.get("fingerprint") or {}).get("cpu_count") or 1
+            if load:
+                out.append(load[0] / cpus)
+        return out
+
+    bad, base = per_cpu(bad_runs), per_cpu(baseline_runs)
+    if not bad or not base:
+        return ""
+    from statistics import median as _median
+
+    b, ref = _median(bad), _median(base)
+    if b >= 1.0 and b >= 2 * ref:
+        return (f"host load per CPU {b:.1f} at the bad runs against {ref:.1f} at the baseline: the shared host, "
+                "not the system, may be what changed (rerun on a quiet host)")
+    return ""
 
 
 def _item(m: Mapping[str, Any], rows: list[dict[str, Any]], result: MetricCheck) -> dict[str, Any]:

@@ -358,3 +358,17 @@ def test_default_history_dir_is_under_the_report_dir(tmp_path):
 
     settings = _settings(tmp_path, history_dir="")
     assert history_path(settings) == tmp_path / "reports" / "history"
+
+
+def test_a_much_busier_host_at_the_bad_runs_is_named(tmp_path):
+    store = HistoryStore(tmp_path / "h")
+    for i, rto in enumerate([2.0, 2.1, 1.9, 2.0, 2.2, 2.0, 12.0, 12.2]):
+        load = [12.0 if i >= 6 else 1.0, 1, 1]
+        ingest_summary(store, summary(f"r{i}", rto, minute=i), {"cpu_count": 2}, context={"loadavg": load})
+    rto = next(x for x in check_run(store, "r7") if x["metric"] == "rto_s")
+    assert rto["status"] == "regression"  # the figures decide; the note only names the likelier cause
+    assert "host load per CPU 6.0 at the bad runs against 0.5" in rto["explanation"]
+    quiet = HistoryStore(tmp_path / "q")
+    for i, rto_v in enumerate([2.0, 2.1, 1.9, 2.0, 2.2, 2.0, 12.0, 12.2]):
+        ingest_summary(quiet, summary(f"r{i}", rto_v, minute=i), {"cpu_count": 2}, context={"loadavg": [1.0, 1, 1]})
+    assert "host load" not in next(x for x in check_run(quiet, "r7") if x["metric"] == "rto_s")["explanation"]
