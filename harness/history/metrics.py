@@ -52,6 +52,8 @@ METRICS: dict[str, MetricSpec] = {
     "rto_phases.detection_s": MetricSpec("s", "lower", 0.15, 0.5),
     "rto_phases.failover_s": MetricSpec("s", "lower", 0.15, 0.5),
     "rto_phases.reconnection_s": MetricSpec("s", "lower", 0.15, 0.5),
+    "failover.promote_s": MetricSpec("s", "lower", 0.15, 0.5),      # database failover: pg_promote's own time
+    "failover.total_s": MetricSpec("s", "lower", 0.15, 0.5),        # from the kill to the name moved
     "capacity.before_rps": MetricSpec("rps", "higher", 0.10, 0.5),
     "capacity.after_rps": MetricSpec("rps", "higher", 0.10, 0.5),
     "error_budget.failed": MetricSpec("requests", "lower", 0.25, 4.0),

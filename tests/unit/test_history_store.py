@@ -51,6 +51,10 @@ def test_measurements_from_a_summary():
     assert ms[("test_capacity", "max_sustainable_rps")].samples == [80.0, 84.0]
     assert ms[("audit", "blocking_findings")].value == 41 and ms[("audit", "findings")].value == 41
     assert (SCENARIO, "rto_target_s") not in ms  # a target is not a measurement
+    failover = summary("r2", 3.0)
+    failover["scenarios"][0]["measurements"]["failover"] = {"promote_s": 0.4, "total_s": 1.2, "killed_at": 1e9}
+    ms = {(m.scenario, m.metric): m for m in extract_measurements(failover)}
+    assert ms[(SCENARIO, "failover.total_s")].value == 1.2 and (SCENARIO, "failover.killed_at") not in ms
 
 
 def test_inconclusive_and_unmeasured_figures_are_kept_invalid():
