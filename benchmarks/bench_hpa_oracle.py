@@ -76,7 +76,7 @@ def synthetic_load(peak_cores: float, base_cores: float, seed: int, custom: bool
     return points
 
 
-def bench(name: str, doc: dict, load: list, initial: int) -> None:
+def bench(name: str, doc: dict, load: list, initial: int) -> float:
     spec = hpa.parse_hpa_manifest(doc)
     workload = hpa.WorkloadModel(requests={"cpu": "250m", "memory": "512Mi"}, pod_startup_seconds=30.0)
     start = time.perf_counter()
@@ -86,14 +86,23 @@ def bench(name: str, doc: dict, load: list, initial: int) -> None:
     replicas = [s.desired for s in steps]
     print(f"{name:<28} {len(steps):>6} steps  {wall * 1000:8.1f} ms  {len(steps) / wall:>10,.0f} steps/s  "
           f"replicas {min(replicas)}..{max(replicas)}  {rescales} rescales")
+    return wall * 1000
 
 
 def main() -> None:
     print(f"HPA oracle: 24 h of a {SYNC:g} s sync loop (python {sys.version.split()[0]})")
-    bench("staging conductor-hpa", manifest("k8s/staging/conductor-hpa.yml", STAGING_YAML),
-          synthetic_load(peak_cores=1.2, base_cores=0.2, seed=1, custom=False), initial=2)
-    bench("production conductor-custom", manifest("k8s/autoscaling/custom-metrics-hpa.yml"),
-          synthetic_load(peak_cores=4.0, base_cores=0.5, seed=2, custom=True), initial=3)
+    staging = bench("staging conductor-hpa", manifest("k8s/staging/conductor-hpa.yml", STAGING_YAML),
+                    synthetic_load(peak_cores=1.2, base_cores=0.2, seed=1, custom=False), initial=2)
+    production = bench("production conductor-custom", manifest("k8s/autoscaling/custom-metrics-hpa.yml"),
+                       synthetic_load(peak_cores=4.0, base_cores=0.5, seed=2, custom=True), initial=3)
+    # Into the run history (docs/history.md), under this machine's own fingerprint: a 2x slower
+    # simulation is a regression once a second round confirms it.
+    from harness.history.recorder import bench_history_lines
+
+    for line in bench_history_lines("bench_hpa_oracle", {
+            "staging_24h_ms": {"value": staging, "unit": "ms", "direction": "lower"},
+            "production_24h_ms": {"value": production, "unit": "ms", "direction": "lower"}}):
+        print(line)
 
 
 if __name__ == "__main__":

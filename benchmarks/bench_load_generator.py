@@ -67,6 +67,13 @@ def main() -> None:
         print(f"plain locust CLI : {p:8.0f} req/s (median of {args.rounds})")
         print(f"harness runner   : {h:8.0f} req/s (median of {args.rounds})")
         print(f"harness keeps    : {100 * h / p:8.1f} % of the plain CLI (target >= 90 %)")
+        from harness.history.recorder import bench_history_lines
+
+        for line in bench_history_lines("bench_load_generator", {
+                "plain_rps": {"value": p, "unit": "rps", "direction": "higher", "samples": plain},
+                "harness_rps": {"value": h, "unit": "rps", "direction": "higher", "samples": ours},
+                "harness_share_pct": {"value": 100 * h / p, "unit": "%", "direction": "higher"}}):
+            print(line)
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -217,7 +217,11 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
         cmd += ["--replicas", str(settings.replicas)]
     cmd += list(extra)
     interrupted = False
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+    # Settings given as flags that pytest has no option for reach the plugin as their variables.
+    env = {**os.environ, **{KNOBS[k].env: str(getattr(settings, k)).lower() if isinstance(getattr(settings, k), bool)
+                            else str(getattr(settings, k)) for k in ("history_dir", "fail_on_regression")
+                            if settings.source(k) == "flag"}}
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
     try:
         status = proc.wait()
     except KeyboardInterrupt:
@@ -382,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--report-dir", dest="report_dir", default=None,
                     help=f"{KNOBS['report_dir'].help} (env {KNOBS['report_dir'].env})")
     sub.add_parser("clean", help="remove every container, network, volume and kind cluster the harness labeled")
+    from harness.history.cli import add_history_parser
+
+    add_history_parser(sub, _add_setting_flags)
     return p
 
 
@@ -412,6 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return expect(args)
         if args.command == "audit":
             return audit(args)
+        if args.command == "history":
+            from harness.history.cli import run_history
+
+            return run_history(args)
         if args.command == "preflight":
             settings = _settings_from(args)
             _mark_run_started(settings)

@@ -205,6 +205,15 @@ class Settings:
                                            "the peak)", min=0, max=1000000)
     capacity_queue_drain_rps: float | None = knob(None, "capacity projection: queue consumers' rate (empty: "
                                                   "from the peak)", min=0, max=1000000)
+    # -- run history (docs/history.md) ---------------------------------------------------------------
+    history_dir: str = knob("", "where the run history is kept (runs.jsonl, index.sqlite, acks.jsonl); empty: "
+                            "<report dir>/history", flag="--history-dir")
+    history_min_runs: int = knob(5, "history: comparable valid runs needed before a metric is judged (fewer: "
+                                 "'no baseline', a warning)", min=3, max=1000)
+    history_tag: str = knob("", "history: comma-separated tags recorded with the run (e.g. a release), to "
+                            "compare against with `harness history compare --with tag:NAME`")
+    fail_on_regression: bool = knob(False, "exit 15 when the history check finds a confirmed regression (a "
+                                    "passing run only; 10/11 keep precedence)", flag="--fail-on-regression")
     # -- kind platform ---------------------------------------------------------------------------------
     mesh: bool = knob(True, "kind: run the circuit-breaker scenarios (Istio via Helm); off: they skip and Helm "
                       "is not required")

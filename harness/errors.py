@@ -11,6 +11,8 @@ reuses pytest's 1-5, so a caller can never mistake a pytest outcome for a harnes
     12  usage           bad flag, setting or input file (one line names it and the fix)
     13  environment     something the run needs is missing here (Docker, kind, kubectl, Helm)
     14  unsafe          refused to act on a target the harness did not create
+    15  regression      the run passed its targets, but the run history confirms a regression
+                        (only with --fail-on-regression / HARNESS_FAIL_ON_REGRESSION; docs/history.md)
     130 interrupted     Ctrl-C / SIGTERM; everything was torn down
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ __all__ = [
     "HarnessError", "UsageError", "DockerUnavailable", "PlatformUnavailable", "EnvironmentMissing",
     "ReadinessTimeout", "UnsafeTarget", "Inconclusive",
     "EXIT_PASS", "EXIT_FAIL", "EXIT_INCONCLUSIVE", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_UNSAFE",
-    "EXIT_INTERRUPTED", "EXIT_CODES",
+    "EXIT_INTERRUPTED", "EXIT_REGRESSION", "EXIT_CODES",
 ]
 
 EXIT_PASS = 0
@@ -28,6 +30,7 @@ EXIT_INCONCLUSIVE = 11
 EXIT_USAGE = 12
 EXIT_ENVIRONMENT = 13
 EXIT_UNSAFE = 14
+EXIT_REGRESSION = 15  # asked for: the targets were met, the history shows a confirmed regression
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 # Meaning of every code, for the README, `harness --help` and the terminal summary.
@@ -38,6 +41,7 @@ EXIT_CODES = {
     EXIT_USAGE: "usage: a bad flag, setting or input file",
     EXIT_ENVIRONMENT: "environment: something the run needs is missing here (Docker, kind, kubectl, Helm)",
     EXIT_UNSAFE: "unsafe target refused",
+    EXIT_REGRESSION: "regression: the targets were met, but the run history confirms a regression (--fail-on-regression)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); everything was torn down",
 }
 

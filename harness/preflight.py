@@ -15,13 +15,15 @@ import tempfile
 from harness.config import Settings
 from harness.errors import HarnessError, UsageError
 
-__all__ = ["check_settings", "check_manifests", "check_report_dir", "check_kubeconfig", "check_capacity"]
+__all__ = ["check_settings", "check_manifests", "check_report_dir", "check_kubeconfig", "check_capacity",
+           "check_history_dir"]
 
 
 def check_settings(settings: Settings) -> None:
     """Every check that needs no running service, in the order a user would fix them."""
     check_manifests(settings)
     check_report_dir(settings)
+    check_history_dir(settings)
     check_kubeconfig(settings)
     check_capacity(settings)
 
@@ -50,6 +52,22 @@ def check_manifests(settings: Settings) -> None:
     except (KeyError, StopIteration, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"manifest {root}/{REQUIRED_MANIFESTS[0]} has no usable conductor Deployment "
                          f"({type(exc).__name__}: {str(exc)[:80]})", fix) from None
+
+
+def check_history_dir(settings: Settings) -> None:
+    """The history directory (harness.history) is a directory, or can be made one: no part of it is a file."""
+    from harness.history.recorder import history_path
+
+    target = history_path(settings)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UsageError(f"the history directory {target} cannot be made: {existing} is a file",
+                         "set HARNESS_HISTORY_DIR (or --history-dir) to a directory")
+    if existing.is_dir() and not os.access(existing, os.W_OK):
+        raise UsageError(f"the history directory {existing} is not writable",
+                         "set HARNESS_HISTORY_DIR (or --history-dir) to a writable directory")
 
 
 def check_report_dir(settings: Settings) -> None:

@@ -203,6 +203,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                           explanation=f"not run: {stopped or 'the run ended before it'}"))
         report.errors.extend(config.stash.get(_COLLECT_ERRORS, []))
         report.exit_code = exit_code_for(report.verdict(), int(exitstatus), config.stash.get(_INTERRUPTED, False))
+        if not config.stash.get(_INTERRUPTED, False) and report.scenarios:
+            _check_history(report, settings)
         try:
             path = report.write()
             print(f"\nharness: report {path / 'index.html'}", file=sys.stderr)
@@ -221,6 +223,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 log.warning("swept leftovers of run %s: %s", settings.run_id, left)
         except HarnessError:
             pass
+
+
+def _check_history(report: RunReport, settings: Settings) -> None:
+    """Append the run to its history and check it (harness.history); with ``fail_on_regression``, a
+    passing run whose history confirms a regression exits 15 (a fail or inconclusive keeps its code)."""
+    from harness.errors import EXIT_PASS, EXIT_REGRESSION
+    from harness.history.recorder import record_and_check
+
+    report.regressions = record_and_check(report.summary(), settings)
+    if settings.fail_on_regression and report.regressions.get("regressions") and report.exit_code == EXIT_PASS:
+        report.exit_code = EXIT_REGRESSION
 
 
 # pytest runs pytest_terminal_summary only for these statuses (OK, TESTS_FAILED, INTERRUPTED,
@@ -255,8 +268,20 @@ def _print_table(tr: Any, report: RunReport, exitstatus: int) -> None:
         if checked:
             tr.write_line("audit findings checked by this run: " + "; ".join(
                 f"{m['finding']} {m['status']}" for m in checked))
+    if report.regressions is not None:
+        tr.write_line(_history_line(report.regressions))
     code = report.exit_code if report.exit_code is not None else exit_code_for(report.verdict(), int(exitstatus))
     tr.write_line(f"run outcome: {report.verdict()} -> exit {code} ({exit_meaning(code)})", bold=True)
+
+
+def _history_line(block: dict[str, Any]) -> str:
+    """The terminal table's history line: counts per status, the regressions and suspects by name."""
+    if block.get("error"):
+        return f"run history: {block['error']}"
+    counts = ", ".join(f"{n} {s}" for s, n in sorted((block.get("counts") or {}).items())) or "nothing tracked"
+    named = "".join(f"; {kind}: {', '.join(block[kind])}" for kind in ("regressions", "suspects") if block.get(kind))
+    return (f"run history: {counts} (against {block.get('comparable_runs', 0)} comparable runs){named}; "
+            f"{block.get('history')}")
 
 
 # -- fixtures ---------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ itself rather than through pytest's private ``_pytest.junitxml`` classes.
 Mapping: pass → a bare ``<testcase>``; fail → ``<failure>`` (the system missed a target);
 inconclusive → ``<error type="inconclusive">`` plus a ``verdict`` property (the harness could not
 measure: never a pass, never the system's failure); skip → ``<skipped message=reason>``. The
-suite's properties carry the run id, platform, run outcome and exit code. Shape checked against
+suite's properties carry the run id, platform, run outcome and exit code. The run history's check
+(summary ``regressions``) is a second suite named ``history``, one case per metric. Shape checked against
 pytest's own xunit2 output (``testsuites/testsuite/testcase`` with ``name``, ``classname``,
 ``time``; ``properties/property`` on suite and case).
 """
@@ -21,6 +22,31 @@ def _props(parent: ET.Element, values: dict[str, Any]) -> None:
     props = ET.SubElement(parent, "properties")
     for name, value in values.items():
         ET.SubElement(props, "property", name=name, value=str(value))
+
+
+def _history_suite(root: ET.Element, block: dict[str, Any]) -> None:
+    """The run history's check as a second suite, one test case per metric (classname
+    ``history.<scenario>``): regression -> ``<failure type="regression">``; not judged (no baseline,
+    not measured) -> ``<skipped>``; otherwise a bare case; every case carries its ``status``."""
+    items = block.get("metrics") or []
+    failures = sum(1 for i in items if i.get("status") == "regression")
+    skipped = sum(1 for i in items if i.get("status") in ("no baseline", "not measured"))
+    suite = ET.SubElement(root, "testsuite", name="history", tests=str(len(items)), failures=str(failures),
+                          errors="1" if block.get("error") else "0", skipped=str(skipped), time="0.000")
+    _props(suite, {"fingerprint_id": block.get("fingerprint_id", ""), "comparable_runs": block.get("comparable_runs", 0),
+                   "fail_on_regression": block.get("fail_on_regression", False)})
+    if block.get("error"):
+        case = ET.SubElement(suite, "testcase", name="history", classname="history", time="0.000")
+        ET.SubElement(case, "error", message=str(block["error"]), type="harness").text = str(block["error"])
+    for i in items:
+        case = ET.SubElement(suite, "testcase", name=str(i.get("metric", "")),
+                             classname=f"history.{i.get('scenario', '')}", time="0.000")
+        status, why = str(i.get("status", "")), str(i.get("explanation", ""))
+        _props(case, {"status": status, "value": i.get("value"), "unit": i.get("unit", "")})
+        if status == "regression":
+            ET.SubElement(case, "failure", message=why, type="regression").text = why
+        elif status in ("no baseline", "not measured"):
+            ET.SubElement(case, "skipped", message=f"{status}: {why}", type=status.replace(" ", "-"))
 
 
 def junit_xml(summary: dict[str, Any]) -> str:
@@ -50,6 +76,8 @@ def junit_xml(summary: dict[str, Any]) -> str:
             ET.SubElement(case, "skipped", message=why, type="skip")
         elif verdict == "report-only":  # measured, nothing judged: not shown as a pass either
             ET.SubElement(case, "skipped", message=f"report only (no target to judge): {why}", type="report-only")
+    if summary.get("regressions"):
+        _history_suite(root, summary["regressions"])
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -13,6 +13,7 @@ from typing import Any
 from harness.audit.confirmation import CONFIRMED, CONTRADICTED, mark_findings
 from harness.audit.findings import BLOCKING_SEVERITIES
 from harness.errors import UsageError
+from harness.history.trends import trends_html
 from harness.report.junit import write_junit
 from harness.report.outcome import exit_meaning, run_outcome
 
@@ -76,6 +77,7 @@ class RunReport:
         self.faults: list[dict[str, Any]] = []   # every fault injected and its rollback
         self.errors: list[str] = []              # harness errors outside any scenario (collection, ...)
         self.exit_code: int | None = None        # set by the plugin when the session ends
+        self.regressions: dict[str, Any] | None = None  # the run history's check (harness.history.recorder)
         ensure_writable(root)
         # The seed's configuration audit (harness.audit), written first so every run's report has it,
         # also a run that is interrupted or whose stack never comes up.
@@ -117,6 +119,8 @@ class RunReport:
             out["exit_code"], out["exit_meaning"] = self.exit_code, exit_meaning(self.exit_code)
         if self.audit is not None:
             out["audit"] = _with_confirmation(self.audit, out["scenarios"])
+        if self.regressions is not None:
+            out["regressions"] = self.regressions
         return redact(out)
 
     def write(self) -> Path:
@@ -273,6 +277,7 @@ def render_html(summary: dict[str, Any], root: Path) -> str:
                      + "</ul>")
     if summary.get("audit"):
         parts += _audit_html(summary["audit"])
+    parts += trends_html(summary.get("regressions"))
     dr_rows = [s for s in summary["scenarios"] if "rto_s" in s.get("measurements", {})
                or "rpo_s" in s.get("measurements", {})]
     if dr_rows:
