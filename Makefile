@@ -1,6 +1,6 @@
 # I2S resilience harness. `make help` lists the targets.
 SHELL := bash
-PLATFORM ?= kind
+PLATFORM ?= auto
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OFFLINE := ../shared/offline-images
@@ -17,12 +17,12 @@ define harness_run
 endef
 TARGET_ARGS = --platform $(PLATFORM) $(if $(CONTEXT),--context $(CONTEXT))
 
-.PHONY: help venv docker-ready test lint audit e2e chaos capacity bench clean images
+.PHONY: help venv docker-ready test lint audit e2e chaos capacity bench clean images doctor
 .DEFAULT_GOAL := help
 
 help: ## list the targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  PLATFORM=kind|docker|context (default kind); CONTEXT=NAME for an existing cluster"
+	@echo "  PLATFORM=auto|kind|docker|context (default auto: kind when \`make doctor\` passes, else docker); CONTEXT=NAME for an existing cluster"
 
 venv: $(VENV)/.installed ## create the virtual environment (first use only)
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -56,6 +56,9 @@ capacity: venv ## pre-release capacity verification (TARGET_PEAK_RPS=...)
 
 bench: venv docker-ready ## print benchmark figures (load generator, oracles)
 	@$(WITH_ENV) for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+doctor: venv ## what kind needs here, checked, as a table (versions, inotify, CPUs, memory, disk, images, login, ports); creates nothing
+	$(call harness_run,$(PY) -m harness doctor $(if $(filter-out auto,$(PLATFORM)),--platform $(PLATFORM)))
 
 images: venv ## list and pre-pull every image a kind run needs (runs side-load them; avoids Hub rate limits)
 	@$(PY) -m harness images --pull

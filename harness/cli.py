@@ -1,4 +1,4 @@
-"""``harness``: e2e/chaos/capacity runs with preflight and a final sweep; ``preflight``, ``settings``,
+"""``harness``: e2e/chaos/capacity runs with preflight and a final sweep; ``preflight``, ``doctor``, ``settings``,
 ``images``, ``expect`` (a run against a baseline) and ``clean`` (earlier runs' leftovers). A stack to
 poke at by hand: ``python -m harness.chaos_runner up``.
 
@@ -18,10 +18,10 @@ from typing import NoReturn, Sequence
 from harness.labels import claim_run_owner
 from harness.config import (KNOBS, PROJECT_ROOT, Settings, describe_settings, load_settings, plumbing_markdown,
                             settings_markdown, update_readme)
-from harness.errors import EXIT_CODES, EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UnsafeTarget, UsageError
+from harness.errors import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UnsafeTarget, UsageError
 from harness.report.outcome import exit_code_for, exit_meaning
 
-__all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS"]
+__all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS", "choose_platform", "doctor"]
 
 SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
 FLAG_SETTINGS = tuple(k.name for k in KNOBS.values() if k.flag)  # settings a flag can set
@@ -39,6 +39,8 @@ def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") 
     from harness.preflight import check_settings
 
     check_settings(settings)
+    if settings.platform == "auto":
+        choose_platform(settings, suite, tools_only=tools_only)
 
     if settings.platform == "kind":
         if shutil.which("kind") is None:
@@ -57,6 +59,36 @@ def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") 
         from harness.platforms.context import preflight as context_preflight
 
         context_preflight(settings)
+
+
+def choose_platform(settings: Settings, suite: str, tools_only: bool = False) -> None:
+    """``--platform auto``: kind when its tools are present and pass the doctor, else docker. Sets
+    ``settings.platform`` and ``settings.platform_choice`` (the why, for the report) and says so first."""
+    from harness.doctor import choose_platform as choose
+
+    chosen, why = choose(settings, suite, tools_only=tools_only)
+    settings.platform = chosen
+    settings.platform_choice = why  # type: ignore[attr-defined]  # not a setting: the report's record of the choice
+    print(f"harness: platform auto -> {chosen}: {why}", file=sys.stderr)
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """``harness doctor``: every reading the kind preflight judges, as a table; creates nothing.
+    0 when kind can run here, 13 when a row stops it (``--platform auto`` would then pick docker)."""
+    from harness.doctor import format_table, gate_failures, judge, read_machine
+
+    settings = _settings_from(args)
+    mesh = settings.mesh and args.suite == "e2e"
+    rows = judge(read_machine(settings, helm=mesh), settings, mesh=mesh)
+    print(format_table(rows))
+    failed = gate_failures(rows)
+    warned = [r for r in rows if r.status == "warn"]
+    if failed:
+        print(f"harness doctor: kind cannot run here: {len(failed)} failing check(s), {len(warned)} warning(s); "
+              f"--platform auto would run on docker", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    print(f"harness doctor: kind can run here ({len(warned)} warning(s))", file=sys.stderr)
+    return 0
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -137,6 +169,8 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
            "--report-dir", settings.report_dir, "-o", "console_output_style=classic", "-rs"]
     if settings.context:
         cmd += ["--context", settings.context]
+    if getattr(settings, "platform_choice", ""):
+        cmd += ["--platform-choice", settings.platform_choice]
     if settings.keep:
         cmd.append("--keep")
     if settings.source("replicas") == "flag":
@@ -287,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--root", default=str(PROJECT_ROOT), help="the project (k8s/, scripts/, seed/) to audit")
     au.add_argument("--report-dir", dest="report_dir", default=None,
                     help=f"{KNOBS['report_dir'].help} (env {KNOBS['report_dir'].env})")
+    dr = sub.add_parser("doctor", help="what kind needs on this machine, checked, as a table (creates nothing; "
+                                       "0 kind can run, 13 it cannot)")
+    _add_setting_flags(dr, keep=False)
+    dr.add_argument("--suite", choices=tuple(SUITES), default="e2e", help="the suite about to run (default e2e)")
     sub.add_parser("clean", help="remove every container, network, volume and kind cluster the harness labeled")
     return p
 
@@ -312,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return expect(args)
         if args.command == "audit":
             return audit(args)
+        if args.command == "doctor":
+            return doctor(args)
         if args.command == "preflight":
             preflight(_settings_from(args), tools_only=args.tools_only, suite=args.suite)
             return 0

@@ -53,6 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep", action="store_true", default=None, help="keep the stack and cluster afterwards")
     group.addoption("--run-id", default=None, help="use this run id (labels, report directory)")
     group.addoption("--replicas", default=None, help="docker platform: conductor replicas")
+    group.addoption("--platform-choice", default="", help="why `harness` chose the platform (with --platform auto)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,6 +81,12 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     settings = config.stash[_SETTINGS]
+    choice = config.getoption("platform_choice") or ""
+    if settings.platform == "auto" and any(_is_scenario(item) for item in items):
+        from harness.doctor import choose_platform  # scenarios run under plain pytest: the same choice as `harness`
+
+        settings.platform, choice = choose_platform(settings)
+        print(f"\nharness: platform auto -> {settings.platform}: {choice}", file=sys.stderr)
     for item in items:
         if settings.platform == "docker" and item.get_closest_marker("kind"):
             item.add_marker(pytest.mark.skip(reason="needs Kubernetes (HPA, Istio, nodes); the docker platform "
@@ -93,8 +100,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         except HarnessError as exc:  # e.g. the report directory cannot be written: one line, its own code
             pytest.exit(str(exc), returncode=exc.exit_code)
         config.stash[_REPORT] = report
-        print(f"\nharness: run {settings.run_id} on {settings.platform}; report in {report.root}",
-              file=sys.stderr)
+        if choice:
+            report.environment["platform_choice"] = {"requested": "auto", "chosen": settings.platform, "why": choice}
+        print(f"\nharness: run {settings.run_id} on {settings.platform}"
+              f"{' (auto: ' + choice + ')' if choice else ''}; report in {report.root}", file=sys.stderr)
 
 
 def _is_scenario(item: pytest.Item) -> bool:
