@@ -25,6 +25,9 @@ __all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS", "choose_platfo
 
 SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
 FLAG_SETTINGS = tuple(k.name for k in KNOBS.values() if k.flag)  # settings a flag can set
+# How long pytest may tear down after Ctrl-C before it is killed: on kind, the log export's own limit
+# (harness.kube.logs, 300 s) plus the cluster's deletion and the stack's.
+INTERRUPT_GRACE_S = {"kind": 480, "docker": 120, "context": 180}
 
 
 def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") -> None:
@@ -182,9 +185,13 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
         status = proc.wait()
     except KeyboardInterrupt:
         interrupted = True
-        # pytest got the same SIGINT and is tearing down; give it time, then make sure.
+        # pytest got the same SIGINT and is tearing down; give it time, then make sure. On kind that is
+        # `kind export logs` (up to 300 s) then `kind delete cluster`; the mesh undo is skipped then.
+        grace = INTERRUPT_GRACE_S.get(settings.platform, 120)
+        print(f"harness: interrupted; tearing down (logs first; up to {grace} s, Ctrl-C again to stop at once)",
+              file=sys.stderr)
         try:
-            status = proc.wait(timeout=120)
+            status = proc.wait(timeout=grace)
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             proc.kill()
             status = EXIT_INTERRUPTED
@@ -229,12 +236,14 @@ def _sweep_quietly(run_id: str) -> None:
 
 
 def images(args: argparse.Namespace) -> int:
-    """List every image a kind run needs; with ``--pull``, pull what is not local (runs side-load them)."""
+    """List every image a run needs (kind's node, add-ons, Istio, the conductor; the stack's Postgres,
+    Redis, RabbitMQ, Ryuk and Python base); with ``--pull``, pull what is not local (runs side-load them)."""
+    from harness.doctor import stack_images
     from harness.kube.runner import SubprocessRunner
     from harness.platforms.kind import conductor_image_name, pull_images, run_images
 
     settings = _settings_from(args)
-    listed = run_images(settings, conductor_image_name(settings))
+    listed = run_images(settings, conductor_image_name(settings)) + stack_images(settings)
     for image, why in listed:
         print(f"{image}\t{why}")
     if args.pull:

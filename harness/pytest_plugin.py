@@ -24,7 +24,7 @@ from harness.preflight import check_settings
 from harness.report.outcome import Ending, exit_code_for, exit_meaning, one_line, scenario_outcome
 from harness.report.writer import RunReport, ScenarioResult
 
-__all__ = ["ScenarioRecorder"]
+__all__ = ["ScenarioRecorder", "run_interrupted"]
 
 log = logging.getLogger("harness")
 MARKERS = {
@@ -73,6 +73,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (CI cancelling, `kill`) tears down like Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def run_interrupted(config: pytest.Config) -> bool:
+    """Ctrl-C or SIGTERM was seen: fixtures tearing down now need only what a deletion does not do."""
+    return bool(config.stash.get(_INTERRUPTED, False))
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

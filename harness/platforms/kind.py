@@ -567,6 +567,11 @@ class KindPlatform(Platform):
         url = self._forwards.url(f"pod/{replica.name}", self.spec.http_port)
         return super()._admin(dc_replace(replica, admin_url=url), method, body)
 
+    def deletes_cluster(self) -> bool:
+        """``down`` will delete the cluster (it created one and ``--keep`` is off): undoing changes inside
+        it first is wasted time."""
+        return self._created and not self.settings.keep
+
     def export_logs(self, dest: Path) -> list[Path]:
         written: list[Path] = []
         if not self._created:
