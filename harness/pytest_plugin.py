@@ -130,8 +130,28 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[Any]:
     rep = yield
-    item.stash.setdefault(_PHASE_REPORTS, {})[rep.when] = (rep, call.excinfo.value if call.excinfo else None)
+    exc = call.excinfo.value if call.excinfo else None
+    item.stash.setdefault(_PHASE_REPORTS, {})[rep.when] = (rep, exc)
+    rec: ScenarioRecorder | None = item.stash.get(_RECORDER, None)
+    if (rep.when == "call" and rep.failed and rec is not None and rec.result.verdict == "fail"
+            and isinstance(exc, (AssertionError, pytest.fail.Exception))):
+        _shorten_finding(rep, rec)
     return rep
+
+
+def _shorten_finding(rep: pytest.TestReport, rec: "ScenarioRecorder") -> None:
+    """A fail verdict is a finding about the system, not a harness bug: the terminal gets one line (the
+    verdict table follows with the reasons), the traceback goes to the report (a file beside the
+    scenario's results, and the JUnit failure). Harness errors (inconclusive) keep theirs on screen."""
+    text = rep.longreprtext
+    path = rec.dir / "traceback.txt"
+    try:
+        path.write_text(text)
+        rec.add_artifact(path)
+    except OSError:
+        return  # nowhere to keep it: the terminal keeps it
+    rec.result.traceback = text
+    rep.longrepr = f"system finding (verdict fail): see the table below; the traceback is in {path}"
 
 
 @pytest.hookimpl(wrapper=True)
