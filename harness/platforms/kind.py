@@ -567,6 +567,42 @@ class KindPlatform(Platform):
         url = self._forwards.url(f"pod/{replica.name}", self.spec.http_port)
         return super()._admin(dc_replace(replica, admin_url=url), method, body)
 
+    def place_replicas_in_zone(self, zone: str, deployment: str = "conductor") -> dict[str, str]:
+        """Deterministic placement for the zone-loss scenario: every replica of ``deployment`` in ``zone``,
+        the worst placement the seed's Deployment permits (replicas: 2, no topologySpreadConstraints,
+        anti-affinity or PodDisruptionBudget), as the docker platform's one-zone mode. Left to the
+        scheduler, the outcome would depend on where two replicas happened to land. The agents nodes of
+        the other zones are cordoned, the Deployment restarted and waited for, then uncordoned (also on
+        failure). Returns pod -> zone; a replica elsewhere makes the scenario inconclusive."""
+        from harness.kube.kind_config import NODE_TYPE_LABEL
+        from harness.labels import ZONE_LABEL
+
+        agents = [(self._kind_node_name(i), (n.get("labels") or {}).get(ZONE_LABEL))
+                  for i, n in enumerate(self._kind_cfg.get("nodes") or [])
+                  if (n.get("labels") or {}).get(NODE_TYPE_LABEL) == "agents"]
+        if zone not in {z for _, z in agents}:
+            raise UsageError(f"zone {zone!r} has no agents node in kind-config.yml ({sorted({z for _, z in agents})})",
+                             "set HARNESS_ZONES to the kind config's zones")
+        others = [name for name, z in agents if z != zone]
+        self._progress(f"placing every {deployment} replica in {zone} (cordoning {', '.join(others)})")
+        try:
+            for name in others:
+                self.runner.run(self.target.kubectl("cordon", name), timeout=60)
+            self.runner.run(self.target.kubectl("-n", self.namespace, "rollout", "restart", f"deployment/{deployment}"),
+                            timeout=60)
+            assert self.apis is not None
+            wait_rollout(self.apis, self.namespace, deployment, timeout=self.settings.ready_timeout_s,
+                         interval=self.ready_interval, hint="the zone's agents node must fit every replica")
+        finally:
+            for name in others:
+                self.runner.run(self.target.kubectl("uncordon", name), timeout=60, check=False)
+        placed = {r.name: r.zone for r in self.replicas() if r.ready}
+        elsewhere = {n: z for n, z in placed.items() if z != zone}
+        if not placed or elsewhere:
+            raise HarnessError(f"the {deployment} replicas could not all be placed in {zone} ({placed or 'none ready'})",
+                               "see the scheduler's events in the report's logs")
+        return placed
+
     def deletes_cluster(self) -> bool:
         """``down`` will delete the cluster (it created one and ``--keep`` is off): undoing changes inside
         it first is wasted time."""

@@ -72,3 +72,46 @@ def test_the_kind_platform_deletes_only_a_cluster_it_created_and_does_not_keep(t
 def test_the_cli_waits_for_the_kind_log_export_and_deletion_after_ctrl_c():
     # harness.kube.logs gives `kind export logs` 300 s; the deletion and the stack's stop come after it.
     assert INTERRUPT_GRACE_S["kind"] >= 300 + 120
+
+
+# -- deterministic placement for kind zone loss (issue 19, point 6) ---------------------------------------
+def _placed_platform(tmp_path, both_in_1a: bool):
+    from tests.unit.kube_fakes import pod
+    from tests.unit.test_kind_platform import NODES, make_kube
+
+    settings = Settings(platform="kind", run_id="test-run-1", report_dir=str(tmp_path / "r"), ready_timeout_s=5).validate()
+    kube = make_kube()
+    if both_in_1a:   # what the scheduler does once the other zones' agents are cordoned
+        kube.objects["/api/v1/namespaces/i2s-staging/pods/conductor-1"] = pod("conductor-1", "i2s-staging", NODES[1])
+    p = make_platform(settings, tmp_path, kube=kube)
+    p.up()
+    return p, len(p.runner.calls)
+
+
+def test_zone_loss_on_kind_places_every_replica_in_the_zone_it_loses(tmp_path):
+    from tests.unit.test_kind_platform import CLUSTER, kubectl
+
+    p, before = _placed_platform(tmp_path, both_in_1a=True)
+    assert p.place_replicas_in_zone("us-east-1a") == {"conductor-0": "us-east-1a", "conductor-1": "us-east-1a"}
+    assert p.runner.argvs()[before:] == [
+        kubectl("cordon", f"{CLUSTER}-worker2", tmp_path=tmp_path),   # us-east-1b's agents node
+        kubectl("cordon", f"{CLUSTER}-worker3", tmp_path=tmp_path),   # us-east-1c's
+        kubectl("-n", "i2s-staging", "rollout", "restart", "deployment/conductor", tmp_path=tmp_path),
+        kubectl("uncordon", f"{CLUSTER}-worker2", tmp_path=tmp_path),
+        kubectl("uncordon", f"{CLUSTER}-worker3", tmp_path=tmp_path),
+    ]   # the infrastructure worker (worker4, no zone) is never touched
+
+
+def test_a_replica_left_elsewhere_is_a_harness_error_and_the_nodes_are_uncordoned(tmp_path):
+    import pytest
+
+    from harness.errors import HarnessError, UsageError
+
+    p, before = _placed_platform(tmp_path, both_in_1a=False)
+    with pytest.raises(HarnessError, match=r"could not all be placed in us-east-1a"):
+        p.place_replicas_in_zone("us-east-1a")
+    assert [a for a in p.runner.argvs()[before:] if "uncordon" in a] != []
+    n = len(p.runner.calls)
+    with pytest.raises(UsageError, match="has no agents node"):
+        p.place_replicas_in_zone("eu-west-1a")
+    assert len(p.runner.calls) == n
