@@ -244,3 +244,17 @@ def test_a_machine_read_tools_only_is_judged_on_its_tools():
     m = Machine(which={t: t for t in ("kind", "kubectl", "docker", "helm")}, tools_only=True)
     rows = judge(m, Settings())
     assert [r.check for r in rows] == ["kind", "kubectl", "helm"]
+
+
+def test_make_images_lists_the_stack_images_too(tmp_path):
+    """`harness images` (make images): kind's node, add-ons, Istio, the conductor, and the stack's
+    Postgres, Redis, RabbitMQ, Python base and Ryuk: everything a run pulls."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TESTCONTAINERS_"))}}
+    proc = subprocess.run([sys.executable, "-m", "harness", "images"], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    listed = [line.split("\t")[0] for line in proc.stdout.splitlines()]
+    for image in ("postgres:15-alpine", "redis:7-alpine", "rabbitmq:3-management-alpine", "python:3.11-slim",
+                  "docker.io/istio/proxyv2:1.31.1"):
+        assert image in listed, image
+    assert any(i.startswith("testcontainers/ryuk:") for i in listed) and listed[0].startswith("kindest/node:")
