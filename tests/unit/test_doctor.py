@@ -258,3 +258,18 @@ def test_make_images_lists_the_stack_images_too(tmp_path):
                   "docker.io/istio/proxyv2:1.31.1"):
         assert image in listed, image
     assert any(i.startswith("testcontainers/ryuk:") for i in listed) and listed[0].startswith("kindest/node:")
+
+
+def test_the_real_host_reads_proc_the_disk_and_the_docker_config(tmp_path, monkeypatch):
+    from harness.doctor import Host
+
+    host = Host()
+    if host.system() == "Linux":
+        assert isinstance(host.sysctl("fs.inotify.max_user_instances"), int)
+    assert host.sysctl("fs.no.such.setting") is None
+    assert host.disk_free(str(tmp_path)) > 0 and host.disk_free(str(tmp_path / "missing")) is None
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert host.docker_config() is None
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"https://index.docker.io/v1/": {}}}))
+    assert host.docker_config() == {"auths": {"https://index.docker.io/v1/": {}}}
+    assert host.port_free("127.0.0.1", 0)
