@@ -481,4 +481,9 @@ def test_harness_images_lists_what_a_run_needs_through_the_real_cli(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     listed = [line.split("\t")[0] for line in proc.stdout.splitlines()]
-    assert listed == [NODE_IMAGE, METRICS, *istio_images(), "i2s-harness/conductor:dev"]
+    from harness.config import Settings
+    from harness.doctor import stack_images
+
+    # kind's images, then the stack's (Postgres, Redis, RabbitMQ, Python base, and Ryuk unless disabled)
+    assert listed == [NODE_IMAGE, METRICS, *istio_images(), "i2s-harness/conductor:dev",
+                      *[i for i, _ in stack_images(Settings())]]
