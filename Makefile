@@ -58,7 +58,7 @@ bench: venv docker-ready ## print benchmark figures (load generator, oracles)
 	@$(WITH_ENV) for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 doctor: venv ## what kind needs here, checked, as a table (versions, inotify, CPUs, memory, disk, images, login, ports); creates nothing
-	$(call harness_run,$(PY) -m harness doctor $(if $(filter-out auto,$(PLATFORM)),--platform $(PLATFORM)))
+	@$(PY) -m harness doctor
 
 images: venv ## list and pre-pull every image a kind run needs (runs side-load them; avoids Hub rate limits)
 	@$(PY) -m harness images --pull
