@@ -18,12 +18,12 @@ define harness_run
 endef
 TARGET_ARGS = $(if $(PLATFORM),--platform $(PLATFORM)) $(if $(CONTEXT),--context $(CONTEXT))
 
-.PHONY: help venv docker-ready test lint audit e2e chaos capacity bench clean images
+.PHONY: help venv docker-ready test lint audit e2e chaos capacity bench clean images doctor
 .DEFAULT_GOAL := help
 
 help: ## list the targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  PLATFORM=kind|docker|context (unset: HARNESS_PLATFORM, then pyproject, then the harness default); CONTEXT=NAME for an existing cluster"
+	@echo "  PLATFORM=auto|kind|docker|context (unset: HARNESS_PLATFORM, then pyproject, then auto: kind when \`make doctor\` passes, else docker); CONTEXT=NAME for an existing cluster"
 
 venv: $(VENV)/.installed ## create the virtual environment (first use only)
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -57,6 +57,9 @@ capacity: venv ## pre-release capacity verification (TARGET_PEAK_RPS=...)
 
 bench: venv docker-ready ## print benchmark figures (load generator, oracles)
 	@$(WITH_ENV) for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+doctor: venv ## what kind needs here, checked, as a table (versions, inotify, CPUs, memory, disk, images, login, ports); creates nothing
+	@$(PY) -m harness doctor
 
 images: venv ## list and pre-pull every image a kind run needs (runs side-load them; avoids Hub rate limits)
 	@$(PY) -m harness images --pull

@@ -1,6 +1,6 @@
 """The ``harness`` command: e2e/chaos/capacity runs with preflight and a final sweep; ``preflight``,
-``settings``, ``images``, ``expect`` (a run against a baseline), ``audit`` and ``clean`` (earlier
-runs' leftovers). A stack to poke at by hand: ``python -m harness.chaos_runner up``.
+``doctor``, ``settings``, ``images``, ``expect`` (a run against a baseline), ``audit``, ``history`` and
+``clean`` (earlier runs' leftovers). A stack to poke at by hand: ``python -m harness.chaos_runner up``.
 
 User mistakes end in one line on stderr and a distinct exit code (see harness/errors.py).
 """
@@ -20,10 +20,10 @@ from typing import NoReturn, Sequence
 from harness.labels import claim_run_owner
 from harness.config import (KNOBS, PROJECT_ROOT, Settings, describe_settings, load_settings, plumbing_markdown,
                             settings_markdown, update_readme)
-from harness.errors import EXIT_CODES, EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UnsafeTarget, UsageError
+from harness.errors import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, HarnessError, PlatformUnavailable, UnsafeTarget, UsageError
 from harness.report.outcome import exit_code_for, exit_meaning
 
-__all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS"]
+__all__ = ["main", "preflight", "show_settings", "FLAG_SETTINGS", "choose_platform", "doctor"]
 
 SUITES = {"e2e": "e2e", "chaos": "chaos", "capacity": "capacity"}
 DESCRIPTION = """\
@@ -40,6 +40,9 @@ SUITE_HELP = {"e2e": "steady load, HPA and circuit breaker (report in reports/<r
 FLAG_SETTINGS = tuple(k.name for k in KNOBS.values() if k.flag)  # settings a flag can set
 SETTINGS_DOC = "docs/settings.md"  # holds the generated settings table (``harness settings --update-readme``)
 LAST_RUN_FILE = "last-run-id"  # in the report dir: the run id of the newest e2e/chaos/capacity started
+# How long pytest may tear down after Ctrl-C before it is killed: on kind, the log export's own limit
+# (harness.kube.logs, 300 s) plus the cluster's deletion and the stack's.
+INTERRUPT_GRACE_S = {"kind": 480, "docker": 120, "context": 180}
 
 
 def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") -> list[str]:
@@ -57,6 +60,9 @@ def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") 
     check_settings(settings)
     checked = [f"{len(KNOBS)} settings", f"manifests in {settings.manifests_dir}",
                f"report directory {settings.report_path.parent} writable"]
+    if settings.platform == "auto":
+        choose_platform(settings, suite, tools_only=tools_only)
+
     if settings.platform == "kind":
         if shutil.which("kind") is None:
             raise PlatformUnavailable(
@@ -82,6 +88,36 @@ def preflight(settings: Settings, tools_only: bool = False, suite: str = "e2e") 
         allowed = ",".join(settings.context_allow) or "nothing but reads (HARNESS_CONTEXT_ALLOW empty)"
         checked.append(f"context {settings.context!r} in the kubeconfig; allowed there: {allowed}")
     return checked
+
+
+def choose_platform(settings: Settings, suite: str, tools_only: bool = False) -> None:
+    """``--platform auto``: kind when its tools are present and pass the doctor, else docker. Sets
+    ``settings.platform`` and ``settings.platform_choice`` (the why, for the report) and says so first."""
+    from harness.doctor import choose_platform as choose
+
+    chosen, why = choose(settings, suite, tools_only=tools_only)
+    settings.platform = chosen
+    settings.platform_choice = why  # type: ignore[attr-defined]  # not a setting: the report's record of the choice
+    print(f"harness: platform auto -> {chosen}: {why}", file=sys.stderr)
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """``harness doctor``: every reading the kind preflight judges, as a table; creates nothing.
+    0 when kind can run here, 13 when a row stops it (``--platform auto`` would then pick docker)."""
+    from harness.doctor import format_table, gate_failures, judge, read_machine
+
+    settings = _settings_from(args)
+    mesh = settings.mesh and args.suite == "e2e"
+    rows = judge(read_machine(settings, helm=mesh), settings, mesh=mesh)
+    print(format_table(rows))
+    failed = gate_failures(rows)
+    warned = [r for r in rows if r.status == "warn"]
+    if failed:
+        print(f"harness doctor: kind cannot run here: {len(failed)} failing check(s), {len(warned)} warning(s); "
+              f"--platform auto would run on docker", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    print(f"harness doctor: kind can run here ({len(warned)} warning(s))", file=sys.stderr)
+    return 0
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -211,6 +247,8 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
            "--report-dir", settings.report_dir, "-o", "console_output_style=classic", "-rs"]
     if settings.context:
         cmd += ["--context", settings.context]
+    if getattr(settings, "platform_choice", ""):
+        cmd += ["--platform-choice", settings.platform_choice]
     if settings.keep:
         cmd.append("--keep")
     if settings.source("replicas") == "flag":
@@ -226,9 +264,13 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
         status = proc.wait()
     except KeyboardInterrupt:
         interrupted = True
-        # pytest got the same SIGINT and is tearing down; give it time, then make sure.
+        # pytest got the same SIGINT and is tearing down; give it time, then make sure. On kind that is
+        # `kind export logs` (up to 300 s) then `kind delete cluster`; the mesh undo is skipped then.
+        grace = INTERRUPT_GRACE_S.get(settings.platform, 120)
+        print(f"harness: interrupted; tearing down (logs first; up to {grace} s, Ctrl-C again to stop at once)",
+              file=sys.stderr)
         try:
-            status = proc.wait(timeout=120)
+            status = proc.wait(timeout=grace)
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             proc.kill()
             status = EXIT_INTERRUPTED
@@ -285,12 +327,14 @@ def _sweep_quietly(run_id: str) -> None:
 
 
 def images(args: argparse.Namespace) -> int:
-    """List every image a kind run needs; with ``--pull``, pull what is not local (runs side-load them)."""
+    """List every image a run needs (kind's node, add-ons, Istio, the conductor; the stack's Postgres,
+    Redis, RabbitMQ, Ryuk and Python base); with ``--pull``, pull what is not local (runs side-load them)."""
+    from harness.doctor import stack_images
     from harness.kube.runner import SubprocessRunner
     from harness.platforms.kind import conductor_image_name, pull_images, run_images
 
     settings = _settings_from(args)
-    listed = run_images(settings, conductor_image_name(settings))
+    listed = run_images(settings, conductor_image_name(settings)) + stack_images(settings)
     for image, why in listed:
         print(f"{image}\t{why}")
     if args.pull:
@@ -385,6 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--root", default=str(PROJECT_ROOT), help="the project (k8s/, scripts/, seed/) to audit")
     au.add_argument("--report-dir", dest="report_dir", default=None,
                     help=f"{KNOBS['report_dir'].help} (env {KNOBS['report_dir'].env})")
+    dr = sub.add_parser("doctor", help="what kind needs on this machine, checked, as a table (creates nothing; "
+                                       "0 kind can run, 13 it cannot)")
+    _add_setting_flags(dr, keep=False)
+    dr.add_argument("--suite", choices=tuple(SUITES), default="e2e", help="the suite about to run (default e2e)")
     sub.add_parser("clean", help="remove every container, network, volume and kind cluster the harness labeled")
     from harness.history.cli import add_history_parser
 
@@ -423,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.history.cli import run_history
 
             return run_history(args)
+        if args.command == "doctor":
+            return doctor(args)
         if args.command == "preflight":
             settings = _settings_from(args)
             _mark_run_started(settings)

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PLATFORMS = ("kind", "docker", "context")
+PLATFORMS = ("auto", "kind", "docker", "context")
 # The seed's staging VPC (infrastructure/staging/main.tf).
 STAGING_ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 SOURCES = ("flag", "env", "pyproject", "default")
@@ -109,8 +109,9 @@ class Settings:
     from. Build with ``load_settings`` (all four sources), or directly in tests, then ``validate()``."""
 
     # -- run ------------------------------------------------------------------------------------------
-    platform: str = knob("kind", "where the system runs: a kind cluster, Docker containers, or an existing "
-                         "cluster", choices=PLATFORMS, flag="--platform")
+    platform: str = knob("auto", "where the system runs: a kind cluster, Docker containers, or an existing "
+                         "cluster; auto: kind when its tools pass `harness doctor`, else docker (kind stays strict)",
+                         choices=PLATFORMS, flag="--platform")
     context: str = knob("", "an existing cluster's kubeconfig context, named explicitly (platform context; "
                         "chaos may act on it)", flag="--context", kind="context")
     context_allow: list[str] = knob([], "platform context: what the harness may do to the named cluster besides "
@@ -219,6 +220,8 @@ class Settings:
                       "is not required")
     kind_fixed_host_ports: bool = knob(False, "kind: use kind-config.yml's fixed hostPorts (checked free in "
                                        "preflight) instead of free ports chosen per run")
+    mesh_ready_timeout_s: float = knob(600.0, "kind: how long each Istio rollout may take (istiod, the gateway, the "
+                                       "conductor restarted with sidecars one pod at a time) (s)", above=0, max=7200)
     node_image_pull_timeout_s: float = knob(1200.0, "kind: how long the node image pull may take, apart from "
                                             "`kind create`'s own 600 s (s)", above=0, max=86400)
     registry_mirror: str = knob("", "kind: an http(s) registry mirror the nodes try first for docker.io "

@@ -25,7 +25,7 @@ from harness.preflight import check_settings
 from harness.report.outcome import Ending, exit_code_for, exit_meaning, one_line, scenario_outcome
 from harness.report.writer import RunReport, ScenarioResult
 
-__all__ = ["ScenarioRecorder"]
+__all__ = ["ScenarioRecorder", "run_interrupted"]
 
 log = logging.getLogger("harness")
 MARKERS = {
@@ -57,6 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep", action="store_true", default=None, help="keep the stack and cluster afterwards")
     group.addoption("--run-id", default=None, help="use this run id (labels, report directory)")
     group.addoption("--replicas", default=None, help="docker platform: conductor replicas")
+    group.addoption("--platform-choice", default="", help="why `harness` chose the platform (with --platform auto)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -78,12 +79,23 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+def run_interrupted(config: pytest.Config) -> bool:
+    """Ctrl-C or SIGTERM was seen: fixtures tearing down now need only what a deletion does not do."""
+    return bool(config.stash.get(_INTERRUPTED, False))
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     settings = config.stash[_SETTINGS]
+    choice = config.getoption("platform_choice") or ""
+    if settings.platform == "auto" and any(_is_scenario(item) for item in items):
+        from harness.doctor import choose_platform  # scenarios run under plain pytest: the same choice as `harness`
+
+        settings.platform, choice = choose_platform(settings)
+        print(f"\nharness: platform auto -> {settings.platform}: {choice}", file=sys.stderr)
     for item in items:
         if settings.platform == "docker" and item.get_closest_marker("kind"):
             item.add_marker(pytest.mark.skip(reason="needs Kubernetes (HPA, Istio, nodes); the docker platform "
@@ -106,8 +118,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         except HarnessError as exc:  # e.g. the report directory cannot be written: one line, its own code
             pytest.exit(str(exc), returncode=exc.exit_code)
         config.stash[_REPORT] = report
-        print(f"\nharness: run {settings.run_id} on {settings.platform}; report in {report.root}",
-              file=sys.stderr)
+        if choice:
+            report.environment["platform_choice"] = {"requested": "auto", "chosen": settings.platform, "why": choice}
+        print(f"\nharness: run {settings.run_id} on {settings.platform}"
+              f"{' (auto: ' + choice + ')' if choice else ''}; report in {report.root}", file=sys.stderr)
 
 
 def _is_scenario(item: pytest.Item) -> bool:
@@ -129,8 +143,28 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[Any]:
     rep = yield
-    item.stash.setdefault(_PHASE_REPORTS, {})[rep.when] = (rep, call.excinfo.value if call.excinfo else None)
+    exc = call.excinfo.value if call.excinfo else None
+    item.stash.setdefault(_PHASE_REPORTS, {})[rep.when] = (rep, exc)
+    rec: ScenarioRecorder | None = item.stash.get(_RECORDER, None)
+    if (rep.when == "call" and rep.failed and rec is not None and rec.result.verdict == "fail"
+            and isinstance(exc, (AssertionError, pytest.fail.Exception))):
+        _shorten_finding(rep, rec)
     return rep
+
+
+def _shorten_finding(rep: pytest.TestReport, rec: "ScenarioRecorder") -> None:
+    """A fail verdict is a finding about the system, not a harness bug: the terminal gets one line (the
+    verdict table follows with the reasons), the traceback goes to the report (a file beside the
+    scenario's results, and the JUnit failure). Harness errors (inconclusive) keep theirs on screen."""
+    text = rep.longreprtext
+    path = rec.dir / "traceback.txt"
+    try:
+        path.write_text(text)
+        rec.add_artifact(path)
+    except OSError:
+        return  # nowhere to keep it: the terminal keeps it
+    rec.result.traceback = text
+    rep.longrepr = f"system finding (verdict fail): see the table below; the traceback is in {path}"
 
 
 @pytest.hookimpl(wrapper=True)

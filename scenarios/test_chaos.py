@@ -32,6 +32,7 @@ import pytest
 
 from harness.chaos_runner import EXPERIMENTS_DIR, ChaosRun, run_experiment
 from harness.config import chaos_env
+from harness.errors import HarnessError
 from harness.faults import safety
 from harness.measure.rpo import CanaryLedger, RpoResult, verify
 from harness.measure.rto import Prober, RtoResult, compute_rto, plot_timeline
@@ -444,6 +445,12 @@ def test_zone_loss(settings, platform, scenario, run_report):
     """One zone's nodes drained (chaosk8s): the service must stay within its SLO throughout (the
     experiment checks its steady state continuously during the drain; any failed check fails it)."""
     zone = settings.zones[0]
+    place = getattr(platform, "place_replicas_in_zone", None)
+    if place is not None:   # kind: the worst placement the seed permits, not wherever two replicas landed
+        try:
+            scenario.measure("placement", place(zone))
+        except HarnessError as exc:
+            scenario.inconclusive(f"the replicas could not be placed in {zone} before the zone loss: {exc}")
     out = _exercise("zone-loss", settings=settings, platform=platform, scenario=scenario, run_report=run_report,
                     env=_experiment_env(settings, platform, scenario, HARNESS_ZONE=zone,
                                         HARNESS_PLATFORM=settings.platform))

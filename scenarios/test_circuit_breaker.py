@@ -51,6 +51,7 @@ from harness.kube.kustomize import find_object, render
 from harness.manifests import ISTIO, load_documents
 from harness.oracles.ejection_analysis import evaluate_pool_overflow
 from harness.oracles.outlier import map_destination_rule
+from harness.pytest_plugin import run_interrupted
 from harness.wait import wait_for
 from harness.mesh import load_mesh
 from harness.mesh.bootstrap import retries_for_status, route_retry_policy
@@ -90,7 +91,7 @@ def _ready(mesh: "Mesh | MeshUnavailable", scenario) -> Mesh:
 
 
 @pytest.fixture(scope="module")
-def mesh(settings, platform, run_report):
+def mesh(request, settings, platform, run_report):
     from harness.platforms.kind import KindPlatform
 
     if not isinstance(platform, KindPlatform):
@@ -102,7 +103,10 @@ def mesh(settings, platform, run_report):
     dep = find_object(render(SEED_OVERLAY), "Deployment", "conductor")
     selector = dict(dep["spec"]["selector"]["matchLabels"])
     istio = IstioMesh(platform.target, platform.runner, platform.apis, run_id=settings.run_id,
-                      work_dir=settings.report_path / "istio", ready_timeout=settings.ready_timeout_s)
+                      work_dir=settings.report_path / "istio", ready_timeout=settings.mesh_ready_timeout_s)
+    if any("istio/proxyv2" in i for i in platform.nodes_pull):   # side-loading failed: each node pulls it
+        print(f"warning: istio/proxyv2 was not side-loaded; each node pulls it within HARNESS_MESH_READY_TIMEOUT_S "
+              f"({settings.mesh_ready_timeout_s:g}s)")
     kind_gateway_ports(platform.kind_config)  # the kind config must map the gateway's NodePorts
     try:
         istio.preflight()  # Helm present and supported (harness.kube.toolchain)
@@ -124,16 +128,29 @@ def mesh(settings, platform, run_report):
             m = MeshUnavailable(f"Istio could not be set up on the kind cluster, so nothing was measured: {exc}")
         yield m
     finally:
-        for overlay in (INTENDED_OVERLAY, SEED_OVERLAY):
-            try:
-                istio.delete_mesh(render(overlay))
-            except Exception as exc:  # noqa: BLE001 - teardown goes on; the cluster is deleted anyway
-                print(f"could not delete the mesh objects of {overlay.name}: {exc}")
+        _undo_mesh(istio, platform, settings, run_report, ns, interrupted=run_interrupted(request.config))
+
+
+def _undo_mesh(istio: IstioMesh, platform, settings, run_report, ns: str, *, interrupted: bool) -> None:
+    """Remove the mesh objects, injection and Istio so later scenarios see the plain conductor. After
+    Ctrl-C, when the cluster is deleted next anyway, only the logs are taken (now, before anything
+    else): the undo restarts pods and uninstalls three Helm releases, minutes the CLI does not wait."""
+    if interrupted and platform.deletes_cluster():
         try:
-            istio.disable_injection(ns, "conductor")
-        finally:
-            if not settings.keep:
-                istio.uninstall()
+            run_report.environment["logs"] = [str(w) for w in platform.export_logs(run_report.root / "logs")]
+        except Exception as exc:  # noqa: BLE001 - the platform's own teardown tries again
+            print(f"could not export the logs before the cluster's deletion: {exc}")
+        return
+    for overlay in (INTENDED_OVERLAY, SEED_OVERLAY):
+        try:
+            istio.delete_mesh(render(overlay))
+        except Exception as exc:  # noqa: BLE001 - teardown goes on; the cluster is deleted anyway
+            print(f"could not delete the mesh objects of {overlay.name}: {exc}")
+    try:
+        istio.disable_injection(ns, "conductor")
+    finally:
+        if not settings.keep:
+            istio.uninstall()
 
 
 def _pods(platform, mesh: Mesh) -> tuple[list[Any], dict[str, str]]:

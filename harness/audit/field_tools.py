@@ -404,8 +404,11 @@ def actionlint_findings(source: SeedSource, extra_workflows: Iterable[str | Path
     extras = [_resolve_workflow(source, p) for p in extra_workflows]
     exe = _find_tool("actionlint")
     if exe is None:
-        return [], ToolRun("actionlint", "not run", reason=_INSTALL_ACTIONLINT,
-                           checked=seed + [name for _, name in extras])
+        from harness.native_wheels import ACTIONLINT, unavailable_here
+
+        why = unavailable_here(ACTIONLINT)
+        reason = f"{why}; put a rhysd/actionlint binary on PATH to run it" if why else _INSTALL_ACTIONLINT
+        return [], ToolRun("actionlint", "not run", reason=reason, checked=seed + [name for _, name in extras])
     run = ToolRun("actionlint", "ran", version=_actionlint_version(exe, source.root))
     notes = []
     targets: list[tuple[str, str, bool]] = [(p, p, False) for p in seed]  # (argument, name, harness's own)

@@ -308,14 +308,15 @@ class IstioMesh:
         fix = (f"Helm could not install Istio {self.version} (no network to {CHART_REPO}, or the images "
                "docker.io/istio/* could not be pulled by the kind nodes?); see the output above")
         self.installed = True  # from here on, uninstall() has something to remove
+        helm_s = int(self.ready_timeout)   # settings.mesh_ready_timeout_s: Helm's --wait and ours alike
         self.runner.run(helm_install_argv(self.target, BASE_RELEASE, "base", version=self.version,
-                                          create_namespace=True), timeout=360, fix=fix)
+                                          create_namespace=True, timeout_s=helm_s), timeout=helm_s + 60, fix=fix)
         self.runner.run(self._kubectl("label", "namespace", ISTIO_NAMESPACE, "--overwrite",
                                       *[f"{k}={v}" for k, v in kube_labels(self.run_id).items()]), timeout=60)
         self.runner.run(helm_install_argv(self.target, ISTIOD_RELEASE, "istiod", version=self.version,
-                                          values=istiod_file), timeout=360, fix=fix)
+                                          values=istiod_file, timeout_s=helm_s), timeout=helm_s + 60, fix=fix)
         self.runner.run(helm_install_argv(self.target, GATEWAY_RELEASE, "gateway", version=self.version,
-                                          values=gateway_file), timeout=360, fix=fix)
+                                          values=gateway_file, timeout_s=helm_s), timeout=helm_s + 60, fix=fix)
         for name, hint in ((ISTIOD_RELEASE, "istiod must be Ready before any sidecar can be injected "
                                             "(see the istio-system pod logs in the report)"),
                            (GATEWAY_RELEASE, "the ingress gateway's proxy gets its config from istiod; "

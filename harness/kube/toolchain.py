@@ -27,6 +27,7 @@ from harness.errors import PlatformUnavailable
 from harness.kube.runner import CommandRunner
 
 __all__ = ["NODE_IMAGE", "NODE_KUBERNETES", "KIND_RELEASE_OF_IMAGE", "MIN_KIND", "MIN_HELM", "MAX_HELM_EXCL",
+           "KUBECTL_RANGE", "kubectl_client_version", "check_kubectl",
            "ISTIO_KUBERNETES_SUPPORT", "parse_version", "check_kind", "check_helm", "version_text"]
 
 NODE_KUBERNETES = (1, 34, 0)
@@ -92,4 +93,41 @@ def check_helm(runner: CommandRunner, which: Callable[[str], str | None], why: s
         raise PlatformUnavailable(
             f"helm {version_text(version)} is not supported ({why} needs {supported}: older Helm does not support "
             f"Kubernetes {'.'.join(map(str, NODE_KUBERNETES[:2]))})", f"install {supported}, or {skip_hint}")
+    return version
+
+
+# kubectl's version-skew policy: a client is supported within one minor version (older or newer) of
+# kube-apiserver (kubernetes.io/releases/version-skew-policy, "kubectl"). The pinned node runs 1.34.
+KUBECTL_RANGE = ((NODE_KUBERNETES[0], NODE_KUBERNETES[1] - 1), (NODE_KUBERNETES[0], NODE_KUBERNETES[1] + 1))
+
+
+def kubectl_client_version(stdout: str) -> tuple[int, int, int] | None:
+    """The client version in ``kubectl version --client -o json`` (``clientVersion.gitVersion``, e.g.
+    ``v1.34.1``; Docker Desktop's bundled kubectl prints the same JSON)."""
+    import json
+
+    try:
+        git = json.loads(stdout or "{}").get("clientVersion", {}).get("gitVersion", "")
+    except (ValueError, AttributeError):
+        git = ""
+    if not git:  # the text form, "Client Version: v1.34.1"
+        return parse_version(stdout or "", after="Client Version:")
+    return parse_version(git)
+
+
+def check_kubectl(runner: CommandRunner, fix_other: str) -> tuple[int, int, int]:
+    """Refuse, in one line, a kubectl outside the skew policy for the pinned node's Kubernetes."""
+    lo, hi = KUBECTL_RANGE
+    wanted = f"kubectl {lo[0]}.{lo[1]}-{hi[0]}.{hi[1]} (one minor of the nodes' Kubernetes " \
+             f"{'.'.join(map(str, NODE_KUBERNETES[:2]))})"
+    out = runner.run(["kubectl", "version", "--client", "-o", "json"], timeout=30, check=False)
+    version = kubectl_client_version(out.stdout)
+    if not out.ok or version is None:
+        raise PlatformUnavailable(f"`kubectl version --client` failed ({(out.stderr or out.stdout).strip()[:120]!r})",
+                                  f"install {wanted}, or {fix_other}")
+    if not lo <= version[:2] <= hi:
+        raise PlatformUnavailable(
+            f"kubectl {version_text(version)} is outside the version-skew policy: {wanted}",
+            f"install kubectl v{NODE_KUBERNETES[0]}.{NODE_KUBERNETES[1]} (https://kubernetes.io/docs/tasks/tools/) "
+            f"ahead of others on PATH (Docker Desktop bundles its own), or {fix_other}")
     return version

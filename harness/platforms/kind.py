@@ -51,7 +51,7 @@ from harness.kube.logs import kind_export_logs
 from harness.kube.portforward import PortForwards
 from harness.kube.rollout import wait_rollout
 from harness.kube.runner import CommandFailed, CommandRunner, SubprocessRunner, format_argv
-from harness.kube.toolchain import MIN_KIND, check_helm, check_kind
+from harness.kube.toolchain import MIN_KIND
 from harness.labels import KIND_CLUSTER_PREFIX, kind_cluster_name, kube_labels
 from harness.manifests import ConductorSpec, conductor_spec
 from harness.platforms.base import Platform, Replica
@@ -74,35 +74,42 @@ MESH_WHY = "the circuit-breaker scenarios (Istio from its official Helm charts)"
 
 def preflight(settings: Settings | None = None, runner: CommandRunner | None = None,
               which: Callable[[str], str | None] = shutil.which, *, tools_only: bool = False,
-              kind_config: str | Path = KIND_CONFIG, helm: bool | None = None) -> None:
-    """Refuse in one line when kind cannot run here: a missing binary, a kind older than the pinned
-    node image's release, a missing or unsupported Helm while the circuit-breaker scenarios are
-    selected (``settings.mesh``), no Docker engine, or (fixed host ports only) a port in use.
+              kind_config: str | Path = KIND_CONFIG, helm: bool | None = None, host: Any = None,
+              warn: Callable[[str], None] | None = None, read_images: bool = True) -> list[Any]:
+    """Refuse in one line when kind cannot run here: the first failing gate row of ``harness doctor``
+    (harness.doctor: a missing binary, kind older than the pinned node image's release, kubectl outside
+    the skew policy, a missing or unsupported Helm while the circuit-breaker scenarios are selected, the
+    Linux inotify limits below kind's documented values, no Docker engine, an engine with fewer CPUs or
+    less memory than the README states, or (fixed host ports only) a port in use). Warnings (anonymous
+    Docker Hub pulls, a small disk, CPUs enough without the mesh only) go to ``warn``. Returns the rows.
 
     Helm policy: ``make e2e`` on kind selects the circuit-breaker scenarios, so a run without Helm
     stops here unless the user deselects them with ``HARNESS_MESH=0``; run through plain pytest
     instead, those scenarios skip with the reason (scenarios/test_circuit_breaker.py): the platform's
     own ``up`` passes ``helm=False`` (Helm is the mesh scenarios' need, not the cluster's).
-    ``tools_only``: binaries and versions only (no engine, no ports), for ``make``'s first check.
-    ``helm``: check Helm; default ``settings.mesh``.
+    ``tools_only``: versions and inotify only (no engine, no ports), for ``make``'s first check.
+    ``helm``: check Helm; default ``settings.mesh``. ``read_images``: which images are local (for the
+    Docker Hub warning; the platform's own ``up`` skips it, the CLI's preflight already said it).
     """
+    from harness.doctor import gate_failures, judge, read_machine
+
     settings = settings or Settings()
     missing = [tool for tool in ("kind", "kubectl", "docker") if which(tool) is None]
     if missing:
         raise PlatformUnavailable(f"the kind platform needs {', '.join(missing)} on PATH "
                                   f"({' and '.join(missing)} not found)", DOCKER_FIX)
-    runner = runner or SubprocessRunner()
-    check_kind(runner, DOCKER_FIX)
-    if settings.mesh if helm is None else helm:
-        check_helm(runner, which, MESH_WHY, MESH_SKIP_HINT)
-    if tools_only:
-        return
-    info = runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30, check=False)
-    if not info.ok:
-        raise PlatformUnavailable("the Docker engine is not reachable (`docker info` failed)",
-                                  f"start Docker for kind, or {DOCKER_FIX}")
-    if settings.kind_fixed_host_ports:
-        check_host_ports(load_kind_config(kind_config))
+    helm = settings.mesh if helm is None else helm
+    machine = read_machine(settings, runner or SubprocessRunner(), which, host, tools_only=tools_only, helm=helm,
+                           kind_config=kind_config, images=None if read_images and not tools_only else [])
+    rows = judge(machine, settings, mesh=helm)
+    failed = gate_failures(rows)
+    if failed:
+        r = failed[0]
+        raise PlatformUnavailable(r.refusal(), r.fix)
+    for r in rows:
+        if r.status == "warn":
+            (warn or _stderr_progress)(f"warning: {r.check}: {r.seen}; needs {r.needed}; fix: {r.fix}")
+    return rows
 
 
 def check_host_ports(cfg: dict[str, Any]) -> None:
@@ -152,6 +159,10 @@ def pull_images(images: Sequence[str], runner: CommandRunner, progress: Callable
         runner.run(["docker", "pull", image], timeout=1800, fix=f"pull {image} by hand, or configure a registry mirror")
         pulled.append(image)
     return pulled
+
+
+def _last_line(res: Any) -> str:
+    return ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1][:200]
 
 
 def _deployment_images(docs: Sequence[dict[str, Any]]) -> list[str]:
@@ -208,8 +219,9 @@ class KindPlatform(Platform):
                  kind_config: str | Path = KIND_CONFIG, overlay_dir: str | Path = OVERLAY_DIR,
                  metrics_server: str | Path = METRICS_SERVER, host_ports: dict[int, int] | None = None,
                  state_dir: str | Path | None = None, spec: ConductorSpec | None = None,
-                 ready_interval: float = 2.0, progress: Callable[[str], None] | None = None):
+                 ready_interval: float = 2.0, progress: Callable[[str], None] | None = None, host: Any = None):
         super().__init__(settings, stack)
+        self._host = host                # harness.doctor.Host: inotify, disk, Docker login (faked in tests)
         self.runner = runner or SubprocessRunner()
         self._apis_factory = apis_factory or (lambda t: Apis(api_client(t)))
         self._which = which
@@ -246,7 +258,8 @@ class KindPlatform(Platform):
         return self._kind_cfg
 
     def preflight(self) -> None:
-        preflight(self.settings, self.runner, self._which, kind_config=self.kind_config_path, helm=False)
+        preflight(self.settings, self.runner, self._which, kind_config=self.kind_config_path, helm=False,
+                  host=self._host, warn=self._progress, read_images=False)
 
     def up(self) -> None:
         self.preflight()
@@ -383,19 +396,38 @@ class KindPlatform(Platform):
         self._progress(f"node image pulled in {time.monotonic() - t0:.0f}s ({len(done)}/{len(layers)} layers)")
 
     def _addon_images(self, docs: Sequence[dict[str, Any]]) -> list[str]:
+        """The add-ons' images (metrics-server; Istio's pilot and proxyv2 with the mesh), made local first.
+
+        One pull by this machine (where `docker login` and the engine's mirrors apply), then side-loaded
+        into every node, instead of each node pulling anonymously from Docker Hub: sidecar injection
+        restarts pods one at a time, and a proxyv2 pull per node inside the mesh's rollout timeout was
+        the usual cause of a mesh timeout. What cannot be pulled here is left to the nodes (warning)."""
         images = _deployment_images(docs)
         if self.settings.mesh:
             from harness.kube.istio import istio_images
 
             images += istio_images()
-        # Side-load only what this machine already has; otherwise the nodes pull it themselves.
         local = []
         for i in images:
             if self.runner.run(["docker", "image", "inspect", i], timeout=30, check=False).ok:
                 local.append(i)
+                continue
+            self._progress(f"pulling {i} on this machine (side-loaded into every node next)")
+            res = self.runner.run(["docker", "pull", "--platform", self._node_platform(), i], timeout=900, check=False)
+            if res.ok:
+                local.append(i)
             else:
                 self.nodes_pull.append(i)
+                self._progress(f"warning: could not pull {i} here ({_last_line(res)}); the nodes pull it themselves")
         return local
+
+    def _node_platform(self) -> str:
+        """The kind nodes' platform: the engine's own (kind nodes are containers of this engine)."""
+        if not getattr(self, "_platform_cache", ""):
+            out = self.runner.run(["docker", "info", "--format", "{{.Architecture}}"], timeout=30, check=False)
+            arch = out.stdout.strip().lower()
+            self._platform_cache = "linux/" + {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch or "amd64")
+        return self._platform_cache
 
     def _ensure_local(self, image: str) -> None:
         """A registry conductor image (HARNESS_CONDUCTOR_IMAGE) is pulled first: kind loads only
@@ -406,30 +438,48 @@ class KindPlatform(Platform):
             raise HarnessError(f"the conductor image {image} is not in the local Docker engine",
                                "build it again (unset HARNESS_CONDUCTOR_IMAGE to use the reference conductor)")
         self._progress(f"pulling the conductor image {image}")
-        self.runner.run(["docker", "pull", image], timeout=900,
+        self.runner.run(["docker", "pull", "--platform", self._node_platform(), image], timeout=900,
                         fix=f"HARNESS_CONDUCTOR_IMAGE={image} is neither local nor pullable; check the name and "
                             "`docker login` to its registry")
 
     def _load_images(self, images: Sequence[str]) -> None:
-        """``kind load docker-image`` each image. A failure on a pullable image does not abort: under
-        Docker's containerd image store, loading a multi-arch image fails with "content digest ...
-        not found" (kind#3795; upstream workaround documented in kind#4247), and the nodes can pull
-        such an image themselves (the manifests use imagePullPolicy IfNotPresent)."""
+        """Side-load each image as a single-platform archive: ``docker image save --platform <node's>``
+        then ``kind load image-archive``. ``kind load docker-image`` saves every platform an index names,
+        which fails under Docker's containerd image store with "content digest ... not found" (kind#3795;
+        the workaround kind documents, kind#4247). An engine older than API 1.48 has no ``save
+        --platform``: the archive is saved whole (its classic store holds one platform anyway). A
+        failure on a pullable image does not abort: the nodes pull it (imagePullPolicy IfNotPresent)."""
         if images:
             self._ensure_local(images[0])
-        for image in images:
-            res = self.runner.run(["kind", "load", "docker-image", image, "--name", self.cluster], timeout=600,
-                                  check=False)
-            if res.ok:
-                continue
-            if not is_pullable(image):
-                raise CommandFailed(res, f"could not side-load {image}, which exists only locally; see kind#3795 "
-                                         "(docker image save --platform + kind load image-archive)")
-            self.nodes_pull.append(image)
-            reason = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1][:200]
-            log.warning("could not side-load %s into the kind nodes (%s); the nodes will pull it from its registry "
-                        "instead (kind#3795 under Docker's containerd image store)", image, reason)
-            self._progress(f"warning: {image} not side-loaded; the nodes pull it themselves")
+        archives = self.kubeconfig.parent / f"{self.cluster}-images"
+        archives.mkdir(parents=True, exist_ok=True)
+        try:
+            for n, image in enumerate(images):
+                tar = archives / f"image-{n}.tar"
+                res = self._save_archive(image, tar)
+                if res.ok:
+                    res = self.runner.run(["kind", "load", "image-archive", str(tar), "--name", self.cluster],
+                                          timeout=600, check=False)
+                tar.unlink(missing_ok=True)
+                if res.ok:
+                    continue
+                if not is_pullable(image):
+                    raise CommandFailed(res, f"could not side-load {image}, which exists only locally; rerun "
+                                             f"`docker image save --platform {self._node_platform()}` by hand to see why")
+                self.nodes_pull.append(image)
+                log.warning("could not side-load %s into the kind nodes (%s); the nodes will pull it from its registry "
+                            "instead", image, _last_line(res))
+                self._progress(f"warning: {image} not side-loaded; the nodes pull it themselves")
+        finally:
+            shutil.rmtree(archives, ignore_errors=True)
+
+    def _save_archive(self, image: str, tar: Path) -> Any:
+        res = self.runner.run(["docker", "image", "save", "--platform", self._node_platform(), "-o", str(tar), image],
+                              timeout=600, check=False)
+        if not res.ok and ("platform" in (res.stderr + res.stdout).lower() or "unknown flag" in res.stderr):
+            # an engine older than API 1.48 (no --platform): its classic store holds one platform
+            res = self.runner.run(["docker", "image", "save", "-o", str(tar), image], timeout=600, check=False)
+        return res
 
     def _nodes(self) -> list[str]:
         out = self.runner.run(["kind", "get", "nodes", "--name", self.cluster], timeout=30)
@@ -516,6 +566,47 @@ class KindPlatform(Platform):
         # A NodePort balances over pods; one pod's admin endpoint is reached through a port-forward.
         url = self._forwards.url(f"pod/{replica.name}", self.spec.http_port)
         return super()._admin(dc_replace(replica, admin_url=url), method, body)
+
+    def place_replicas_in_zone(self, zone: str, deployment: str = "conductor") -> dict[str, str]:
+        """Deterministic placement for the zone-loss scenario: every replica of ``deployment`` in ``zone``,
+        the worst placement the seed's Deployment permits (replicas: 2, no topologySpreadConstraints,
+        anti-affinity or PodDisruptionBudget), as the docker platform's one-zone mode. Left to the
+        scheduler, the outcome would depend on where two replicas happened to land. The agents nodes of
+        the other zones are cordoned, the Deployment restarted and waited for, then uncordoned (also on
+        failure). Returns pod -> zone; a replica elsewhere makes the scenario inconclusive."""
+        from harness.kube.kind_config import NODE_TYPE_LABEL
+        from harness.labels import ZONE_LABEL
+
+        agents = [(self._kind_node_name(i), (n.get("labels") or {}).get(ZONE_LABEL))
+                  for i, n in enumerate(self._kind_cfg.get("nodes") or [])
+                  if (n.get("labels") or {}).get(NODE_TYPE_LABEL) == "agents"]
+        if zone not in {z for _, z in agents}:
+            raise UsageError(f"zone {zone!r} has no agents node in kind-config.yml ({sorted({z for _, z in agents})})",
+                             "set HARNESS_ZONES to the kind config's zones")
+        others = [name for name, z in agents if z != zone]
+        self._progress(f"placing every {deployment} replica in {zone} (cordoning {', '.join(others)})")
+        try:
+            for name in others:
+                self.runner.run(self.target.kubectl("cordon", name), timeout=60)
+            self.runner.run(self.target.kubectl("-n", self.namespace, "rollout", "restart", f"deployment/{deployment}"),
+                            timeout=60)
+            assert self.apis is not None
+            wait_rollout(self.apis, self.namespace, deployment, timeout=self.settings.ready_timeout_s,
+                         interval=self.ready_interval, hint="the zone's agents node must fit every replica")
+        finally:
+            for name in others:
+                self.runner.run(self.target.kubectl("uncordon", name), timeout=60, check=False)
+        placed = {r.name: r.zone for r in self.replicas() if r.ready}
+        elsewhere = {n: z for n, z in placed.items() if z != zone}
+        if not placed or elsewhere:
+            raise HarnessError(f"the {deployment} replicas could not all be placed in {zone} ({placed or 'none ready'})",
+                               "see the scheduler's events in the report's logs")
+        return placed
+
+    def deletes_cluster(self) -> bool:
+        """``down`` will delete the cluster (it created one and ``--keep`` is off): undoing changes inside
+        it first is wasted time."""
+        return self._created and not self.settings.keep
 
     def export_logs(self, dest: Path) -> list[Path]:
         written: list[Path] = []

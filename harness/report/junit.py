@@ -69,7 +69,8 @@ def junit_xml(summary: dict[str, Any]) -> str:
         verdict, why = s.get("verdict", ""), str(s.get("explanation", ""))
         _props(case, {"verdict": verdict})
         if verdict == "fail":
-            ET.SubElement(case, "failure", message=why, type="fail").text = why
+            tb = str(s.get("traceback") or "")
+            ET.SubElement(case, "failure", message=why, type="fail").text = why + (f"\n\n{tb}" if tb else "")
         elif verdict == "inconclusive":
             ET.SubElement(case, "error", message=f"inconclusive: {why}", type="inconclusive").text = why
         elif verdict == "skip":

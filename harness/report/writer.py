@@ -45,6 +45,7 @@ class ScenarioResult:
     tables: list[dict[str, Any]] = field(default_factory=list)      # {"title", "columns", "rows"}
     duration_s: float = 0.0
     nodeid: str = ""                  # pytest's id (file::test[param]), for JUnit's classname
+    traceback: str = ""               # a fail verdict's assertion traceback (kept off the terminal; JUnit has it)
 
     def to_dict(self) -> dict[str, Any]:
         return redact(asdict(self))

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from harness.doctor import Host
 from harness.kube.client import Apis
 from harness.kube.runner import CommandFailed, CommandResult
 from harness.labels import kind_cluster_name
@@ -290,3 +291,35 @@ class Nodes(FakeKube):
             obj["spec"].update(json.loads(body)["spec"])
             return _Resp(200, obj)
         return super().request(method, url, body, **kw)
+
+
+# -- the machine the doctor reads (harness.doctor.Host) --------------------------------------------------
+DOCKER_INFO = {"ServerVersion": "28.2.2", "NCPU": 8, "MemTotal": 16 * 1024 ** 3, "OSType": "linux",
+               "Architecture": "x86_64", "DockerRootDir": "/var/lib/docker", "Driver": "overlay2",
+               "DriverStatus": [["Backing Filesystem", "extfs"]], "RegistryConfig": {"Mirrors": []}}
+KUBECTL_CLIENT = json.dumps({"clientVersion": {"major": "1", "minor": "34", "gitVersion": "v1.34.1"},
+                             "kustomizeVersion": "v5.7.1"})
+
+
+class FakeHost(Host):
+    """Fixed readings instead of /proc, the disk and ~/.docker/config.json (a kind-ready Linux laptop
+    by default; tests change one reading at a time). Ports are probed for real."""
+
+    def __init__(self, system: str = "Linux", sysctls: dict | None = None, disk_free: int | None = 100 * 1024 ** 3,
+                 docker_config: dict | None = None):
+        self._system = system
+        self.sysctls = {"fs.inotify.max_user_instances": 8192, "fs.inotify.max_user_watches": 1048576,
+                        **(sysctls or {})}
+        self._disk_free, self._docker_config = disk_free, docker_config
+
+    def system(self) -> str:
+        return self._system
+
+    def sysctl(self, name: str) -> int | None:
+        return self.sysctls.get(name)
+
+    def disk_free(self, path: str) -> int | None:
+        return self._disk_free
+
+    def docker_config(self) -> dict | None:
+        return self._docker_config

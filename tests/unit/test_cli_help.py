@@ -30,8 +30,8 @@ def test_top_level_help_is_whole_and_plain():
 @pytest.mark.parametrize("suite", ["e2e", "chaos", "capacity"])
 def test_platform_flag_shows_its_choices_and_default(suite):
     out = " ".join(harness(suite, "--help").stdout.split())
-    assert "--platform {kind,docker,context}" in out
-    assert "(env HARNESS_PLATFORM; default kind)" in out
+    assert "--platform {auto,kind,docker,context}" in out
+    assert "(env HARNESS_PLATFORM; default auto)" in out
     assert "pytest arguments go after `--`" in out
 
 

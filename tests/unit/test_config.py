@@ -28,7 +28,7 @@ def test_precedence_flag_over_env_over_pyproject_over_default(tmp_path):
     s = load_settings({}, env={"HARNESS_USERS": "5"}, pyproject=pp)
     assert (s.users, s.duration_s) == (5, 11)
     s = load_settings({}, env={}, pyproject=tmp_path / "absent.toml")
-    assert (s.users, s.platform) == (20, "kind")
+    assert (s.users, s.platform) == (20, "auto")   # auto: kind when `harness doctor` passes, else docker
 
 
 # One knob of each kind: (setting, flag value, env value, pyproject TOML value, default, expected per source)

@@ -307,15 +307,15 @@ def test_nightly_workflow_restores_checks_and_keeps_the_history():
     from harness.config import PROJECT_ROOT
 
     path = PROJECT_ROOT / ".github" / "workflows" / "nightly-chaos.yml"
-    steps = yaml.safe_load(path.read_text())["jobs"]["chaos"]["steps"]
+    steps = yaml.safe_load(path.read_text())["jobs"]["kind"]["steps"]   # one job per suite (a matrix)
     names = [s.get("uses", s.get("name", "")) for s in steps]
     restore = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/cache/restore@"))
-    run = next(i for i, s in enumerate(steps) if "-m harness chaos" in s.get("run", ""))
+    run = next(i for i, s in enumerate(steps) if '-m harness "${{ matrix.suite }}"' in s.get("run", ""))
     save = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/cache/save@"))
     assert restore < run < save, names
     assert steps[restore]["with"]["path"] == steps[save]["with"]["path"] == "reports/history"
     assert steps[save]["if"].replace(" ", "") == "${{always()}}"  # kept after a failed night too
-    assert steps[restore]["with"]["restore-keys"].strip() == "harness-history-"
+    assert steps[restore]["with"]["restore-keys"].strip() == "harness-history-${{ matrix.suite }}-"
     assert "--fail-on-regression" in steps[run]["run"]
     assert any("harness history check" in s.get("run", "") for s in steps)
     exe = shutil.which("actionlint") or str(Path(sys_prefix()) / "bin" / "actionlint")

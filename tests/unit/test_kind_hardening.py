@@ -30,8 +30,8 @@ from harness.kube.kustomize import find_object, release_hpa_replicas, render
 from harness.kube.runner import CommandFailed
 from harness.kube.toolchain import MIN_HELM, NODE_IMAGE, check_helm, check_kind, parse_version
 from harness.platforms.kind import OVERLAY_DIR, check_host_ports, preflight, pull_images, run_images
-from tests.unit.kube_fakes import FakeProcess, RecordingRunner, deployment
-from tests.unit.test_kind_platform import APPLY, CLUSTER, make_kube, make_platform, make_runner
+from tests.unit.kube_fakes import KUBECTL_CLIENT, FakeProcess, RecordingRunner, deployment
+from tests.unit.test_kind_platform import APPLY, CLUSTER, kind_ready_host, make_kube, make_platform, make_runner  # noqa: F401 (fixture)
 
 # `kind version` / `helm version --short` as the tools print them (kind: pkg/cmd/kind/version).
 KIND_OUTPUTS = {
@@ -93,7 +93,8 @@ def test_preflight_needs_helm_only_while_the_circuit_breaker_scenarios_are_selec
     assert ("helm", "version", "--short") not in runner.argvs()
     runner = make_runner()
     preflight(Settings(), runner, which=lambda t: t, tools_only=True)  # versions only: no engine, no ports
-    assert runner.argvs() == [("kind", "version"), ("helm", "version", "--short")]
+    assert runner.argvs() == [("kind", "version"), ("kubectl", "version", "--client", "-o", "json"),
+                              ("helm", "version", "--short")]
 
 
 def _stub(bin_dir: Path, name: str, stdout: str) -> None:
@@ -290,19 +291,49 @@ MULTIARCH_ERROR = ('ERROR: failed to load image: command "docker exec --privileg
 METRICS = "registry.k8s.io/metrics-server/metrics-server:v0.7.2"
 
 
+def _archive(tmp_path, n: int) -> str:
+    return str(tmp_path / "state" / f"{CLUSTER}-images" / f"image-{n}.tar")
+
+
+def test_images_are_side_loaded_as_archives_of_the_nodes_platform(settings, tmp_path):
+    """`docker image save --platform <node's>` + `kind load image-archive` (kind#3795, the workaround kind
+    documents in kind#4247): the platform is the engine's (arm64 on Apple Silicon)."""
+    runner = make_runner({("docker", "info", "--format", "{{.Architecture}}"): "aarch64\n",
+                          ("docker", "image", "inspect", METRICS): "[{}]"})
+    p = make_platform(settings, tmp_path, runner=runner)
+    p.up()
+    argvs = p.runner.argvs()
+    i = argvs.index(("docker", "image", "save", "--platform", "linux/arm64", "-o", _archive(tmp_path, 0),
+                     "i2s-harness/conductor:dev"))
+    assert argvs[i + 1] == ("kind", "load", "image-archive", _archive(tmp_path, 0), "--name", CLUSTER)
+    assert ("docker", "image", "save", "--platform", "linux/arm64", "-o", _archive(tmp_path, 1), METRICS) in argvs
+    assert not any(a[:3] == ("kind", "load", "docker-image") for a in argvs)
+    assert ("docker", "pull", "--platform", "linux/arm64", istio_images()[1]) in argvs   # proxyv2 made local first
+
+
+def test_an_engine_without_save_platform_saves_the_whole_image(settings, tmp_path):
+    """API < 1.48 has no `docker image save --platform`: the archive is saved without it and still loaded."""
+    runner = make_runner({("docker", "image", "save", "--platform"): (1, "", 'unknown flag: --platform')})
+    p = make_platform(settings, tmp_path, runner=runner)
+    p.up()
+    argvs = p.runner.argvs()
+    assert ("docker", "image", "save", "-o", _archive(tmp_path, 0), "i2s-harness/conductor:dev") in argvs
+    assert ("kind", "load", "image-archive", _archive(tmp_path, 0), "--name", CLUSTER) in argvs
+
+
 def test_a_failed_side_load_of_a_registry_image_falls_back_to_the_nodes_pulling_it(settings, tmp_path, caplog):
     runner = make_runner({("docker", "image", "inspect", METRICS): "[{}]",
-                          ("kind", "load", "docker-image", METRICS): (1, "", MULTIARCH_ERROR)})
+                          ("kind", "load", "image-archive", _archive(tmp_path, 1)): (1, "", MULTIARCH_ERROR)})
     p = make_platform(settings, tmp_path, runner=runner)
     p.up()  # not aborted
     assert METRICS in p.nodes_pull
-    assert "could not side-load registry.k8s.io/metrics-server" in caplog.text and "kind#3795" in caplog.text
+    assert "could not side-load registry.k8s.io/metrics-server" in caplog.text and "content digest" in caplog.text
     assert any("not side-loaded; the nodes pull it themselves" in m for m in p._progress_seen)
     assert p.describe()["pulled_by_nodes"] == p.nodes_pull
 
 
 def test_a_failed_side_load_of_the_local_conductor_still_stops(settings, tmp_path):
-    runner = make_runner({("kind", "load", "docker-image", "i2s-harness/conductor:dev"): (1, "", MULTIARCH_ERROR)})
+    runner = make_runner({("kind", "load", "image-archive", _archive(tmp_path, 0)): (1, "", MULTIARCH_ERROR)})
     p = make_platform(settings, tmp_path, runner=runner)
     with pytest.raises(CommandFailed, match="exists only locally"):
         p.up()
@@ -314,8 +345,11 @@ def test_a_registry_conductor_image_is_pulled_before_it_is_loaded(settings, tmp_
     p.up()
     argvs = p.runner.argvs()
     i = argvs.index(("docker", "image", "inspect", image))
-    assert argvs[i + 1:i + 3] == [("docker", "pull", image), ("kind", "load", "docker-image", image, "--name", CLUSTER)]
-    runner = make_runner({("docker", "pull", image): (1, "", "Error response from daemon: manifest unknown")})
+    assert argvs[i + 1:i + 4] == [("docker", "pull", "--platform", "linux/amd64", image),
+                                  ("docker", "image", "save", "--platform", "linux/amd64", "-o", _archive(tmp_path, 0), image),
+                                  ("kind", "load", "image-archive", _archive(tmp_path, 0), "--name", CLUSTER)]
+    runner = make_runner({("docker", "pull", "--platform", "linux/amd64", image):
+                          (1, "", "Error response from daemon: manifest unknown")})
     p = make_platform(settings, tmp_path, runner=runner, image=image)
     with pytest.raises(CommandFailed, match=r"manifest unknown.*HARNESS_CONDUCTOR_IMAGE=ghcr.io/example/conductor:2.2.0 "
                                             r"is neither local nor pullable"):
@@ -363,7 +397,8 @@ def test_the_second_run_on_a_kept_cluster_applies_the_deployment_without_replica
     last_runner: list = []
 
     def run(kept: bool):
-        over = {("kind", "get", "clusters"): f"{CLUSTER}\n" if kept else "", ("kubectl",): applied}
+        over = {("kind", "get", "clusters"): f"{CLUSTER}\n" if kept else "", ("kubectl", "version"): KUBECTL_CLIENT,
+                ("kubectl",): applied}
         p = make_platform(settings, tmp_path, runner=make_runner(over), kube=kube)
         p.up()
         last_runner[:] = [p.runner]
@@ -446,4 +481,9 @@ def test_harness_images_lists_what_a_run_needs_through_the_real_cli(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     listed = [line.split("\t")[0] for line in proc.stdout.splitlines()]
-    assert listed == [NODE_IMAGE, METRICS, *istio_images(), "i2s-harness/conductor:dev"]
+    from harness.config import Settings
+    from harness.doctor import stack_images
+
+    # kind's images, then the stack's (Postgres, Redis, RabbitMQ, Python base, and Ryuk unless disabled)
+    assert listed == [NODE_IMAGE, METRICS, *istio_images(), "i2s-harness/conductor:dev",
+                      *[i for i, _ in stack_images(Settings())]]

@@ -25,7 +25,16 @@ from harness.platforms.base import Fault, Replica
 from harness.kube.istio import istio_images
 from harness.kube.toolchain import NODE_IMAGE
 from harness.platforms.kind import OVERLAY_DIR, KindPlatform, preflight, sweep_kind_clusters
-from tests.unit.kube_fakes import FakeKube, FakeProcess, RecordingRunner, deployment, event, node, pod
+from tests.unit.kube_fakes import (DOCKER_INFO, KUBECTL_CLIENT, FakeHost, FakeKube, FakeProcess, RecordingRunner,
+                                   deployment, event, node, pod)
+
+
+@pytest.fixture(autouse=True)
+def kind_ready_host(monkeypatch):
+    """This machine's /proc and ~/.docker are not the subject here: a kind-ready Linux host (harness.doctor)."""
+    import harness.doctor
+
+    monkeypatch.setattr(harness.doctor, "Host", FakeHost)
 
 RUN = "test-run-1"
 CLUSTER = f"i2s-harness-{RUN}"
@@ -68,7 +77,10 @@ def make_runner(overrides: dict | None = None, pull=None) -> RecordingRunner:
     responses = {
         ("kind", "version"): "kind v0.30.0 go1.24.6 linux/amd64\n",
         ("helm", "version"): "v3.19.0+g3d8990f\n",
-        ("docker", "info"): "28.2.2\n",
+        ("docker", "info", "--format", "{{json .}}"): json.dumps(DOCKER_INFO),
+        ("docker", "info", "--format", "{{.Architecture}}"): "x86_64\n",
+        ("docker", "version"): "1.51\n",
+        ("kubectl", "version"): KUBECTL_CLIENT,
         ("docker", "image", "inspect", "i2s-harness/conductor:dev"): "[{}]",
         ("docker", "image", "inspect"): (1, "", "Error: No such image"),
         ("kind", "get", "nodes"): "\n".join(NODES) + "\n",
@@ -123,6 +135,10 @@ def kubectl(*args: str, tmp_path: Path) -> tuple[str, ...]:
 APPLY = ("apply", "--server-side", "--field-manager=i2s-harness", "-f", "-")
 
 
+def ARCHIVES(tmp_path: Path) -> Path:  # noqa: N802 - where side-loaded image archives are written (and removed)
+    return tmp_path / "state" / f"{CLUSTER}-images"
+
+
 def test_preflight_names_the_missing_tool_in_one_line():
     runner = RecordingRunner()
     with pytest.raises(PlatformUnavailable) as err:
@@ -148,15 +164,25 @@ def test_up_runs_these_commands_in_this_order(settings, tmp_path):
     rendered_cfg = settings.report_path / "kind" / "kind-config.yml"
     expected = [
         ("kind", "version"),             # no Helm check here: only the mesh scenarios need it (they skip)
-        ("docker", "info", "--format", "{{.ServerVersion}}"),
+        ("kubectl", "version", "--client", "-o", "json"),   # the skew policy: 1.33-1.35 for the 1.34 nodes
+        ("docker", "info", "--format", "{{json .}}"),       # engine, CPUs, memory, mirrors (harness.doctor)
+        ("docker", "version", "--format", "{{.Server.APIVersion}}"),
         ("kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(OVERLAY_DIR)),
         ("docker", "image", "inspect", NODE_IMAGE),          # not local: pulled apart from `kind create`
         ("kind", "create", "cluster", "--name", CLUSTER, "--config", str(rendered_cfg), "--kubeconfig",
          str(tmp_path / "state" / f"{CLUSTER}.kubeconfig"), "--wait", "180s"),
+        # add-on images not local: pulled once by this machine for the nodes' platform, then side-loaded
         ("docker", "image", "inspect", "registry.k8s.io/metrics-server/metrics-server:v0.7.2"),
-        *[("docker", "image", "inspect", i) for i in istio_images()],
+        ("docker", "info", "--format", "{{.Architecture}}"),
+        ("docker", "pull", "--platform", "linux/amd64", "registry.k8s.io/metrics-server/metrics-server:v0.7.2"),
+        *[c for i in istio_images() for c in (("docker", "image", "inspect", i),
+                                              ("docker", "pull", "--platform", "linux/amd64", i))],
         ("docker", "image", "inspect", "i2s-harness/conductor:dev"),
-        ("kind", "load", "docker-image", "i2s-harness/conductor:dev", "--name", CLUSTER),
+        # each image as a single-platform archive (kind#3795), loaded into every node
+        *[c for n, i in enumerate(["i2s-harness/conductor:dev", "registry.k8s.io/metrics-server/metrics-server:v0.7.2",
+                                   *istio_images()])
+          for c in (("docker", "image", "save", "--platform", "linux/amd64", "-o", str(ARCHIVES(tmp_path) / f"image-{n}.tar"), i),
+                    ("kind", "load", "image-archive", str(ARCHIVES(tmp_path) / f"image-{n}.tar"), "--name", CLUSTER))],
         ("kind", "get", "nodes", "--name", CLUSTER),
         *[("docker", "network", "connect", f"i2s-{RUN}", n) for n in NODES],
         *[("docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", c) for c in IPS],
@@ -173,7 +199,8 @@ def test_up_runs_these_commands_in_this_order(settings, tmp_path):
     assert {n["image"] for n in cfg["nodes"]} == {NODE_IMAGE}
     # free host ports: kind picks them (hostPort 0), the endpoint is read back from `docker port`
     assert {m["hostPort"] for n in cfg["nodes"] for m in n.get("extraPortMappings") or []} == {0}
-    assert p.nodes_pull == ["registry.k8s.io/metrics-server/metrics-server:v0.7.2", *istio_images()]
+    assert p.nodes_pull == []   # everything was pulled here once and side-loaded: no node pulls from Docker Hub
+    assert not ARCHIVES(tmp_path).exists()   # the archives are removed once loaded
 
 
 def test_up_applies_the_overlay_labeled_and_creates_secrets_through_the_api(settings, tmp_path, caplog):
@@ -286,8 +313,10 @@ def test_nothing_is_created_when_the_overlay_does_not_render(settings, tmp_path)
 def test_a_user_image_replaces_the_reference_conductor(settings, tmp_path):
     p = make_platform(settings, tmp_path, image="registry.example/i2s/conductor:2.2.0")
     p.up()
-    assert ("kind", "load", "docker-image", "registry.example/i2s/conductor:2.2.0", "--name", CLUSTER) \
+    tar = str(ARCHIVES(tmp_path) / "image-0.tar")
+    assert ("docker", "image", "save", "--platform", "linux/amd64", "-o", tar, "registry.example/i2s/conductor:2.2.0") \
         in p.runner.argvs()
+    assert ("kind", "load", "image-archive", tar, "--name", CLUSTER) in p.runner.argvs()
     rest = list(yaml.safe_load_all([c.input for c in p.runner.calls if c.argv[-5:] == APPLY][2]))
     dep = next(d for d in rest if d["kind"] == "Deployment")
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/i2s/conductor:2.2.0"

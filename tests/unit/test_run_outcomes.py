@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -262,3 +263,24 @@ def test_an_unwritable_report_directory_is_a_usage_error_not_an_internalerror(tm
     assert "INTERNALERROR" not in out and "Traceback" not in out
     errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and "is a file, not a directory" in errors[0] and "--report-dir" in errors[0], out
+
+
+def test_a_fail_verdict_shows_no_traceback_on_the_terminal_and_keeps_it_in_the_report(tmp_path):
+    """Issue 19, point 9: a finding about the system is the verdict table's line, not pytest's traceback
+    with the scenario's source; the traceback is kept beside the scenario's results and in JUnit. A
+    harness error (inconclusive) and a bare assert (no recorded verdict) keep theirs on the terminal."""
+    proc, root = _run(tmp_path, SCENARIOS)
+    out = proc.stdout
+    assert 'ok = scenario.verdict(False, "p95 900 ms exceeds 500 ms")' not in out   # the scenario's source
+    tb = root / "test_misses_target" / "traceback.txt"
+    assert f"system finding (verdict fail): see the table below; the traceback is in {tb}" in out
+    assert 'ok = scenario.verdict(False, "p95 900 ms exceeds 500 ms")' in tb.read_text()
+    assert 'raise KeyError("journal")' in out                          # harness error: traceback on screen
+    assert 'assert 1 == 2, "RTO 1200 s exceeds 900 s"' in out            # no recorded verdict: kept
+    assert re.search(r"test_misses_target +fail +p95 900 ms exceeds 500 ms", out)   # the table's line
+    summary = json.loads((root / "summary.json").read_text())
+    missed = next(s for s in summary["scenarios"] if s["name"] == "test_misses_target")
+    assert str(tb) in missed["artifacts"]
+    case = next(c for c in ET.parse(root / "junit.xml").getroot().iter("testcase")
+                if c.attrib["name"] == "test_misses_target")
+    assert 'scenario.verdict(False, "p95 900 ms exceeds 500 ms")' in case.find("failure").text
