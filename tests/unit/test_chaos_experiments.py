@@ -161,8 +161,9 @@ def test_nightly_workflow_runs_chaos_on_kind_and_always_keeps_the_report():
     wf = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "nightly-chaos.yml").read_text())
     on = wf.get("on", wf.get(True))  # YAML 1.1 reads the key `on` as true
     assert on["schedule"][0]["cron"].count(" ") == 4
-    steps = wf["jobs"]["chaos"]["steps"]
-    assert wf["jobs"]["chaos"]["runs-on"] == "ubuntu-latest"
+    job = wf["jobs"]["kind"]   # one job per suite: chaos and e2e, each on its own kind cluster
+    steps = job["steps"]
+    assert job["runs-on"] == "ubuntu-latest" and set(job["strategy"]["matrix"]["suite"]) == {"chaos", "e2e"}
     kind = next(s for s in steps if str(s.get("uses", "")).startswith("helm/kind-action@"))
     assert re.fullmatch(r"helm/kind-action@v\d+\.\d+\.\d+", kind["uses"]), "pin the action to a release"
     assert kind["with"]["install_only"] is True  # the harness creates its own labeled cluster
@@ -172,9 +173,15 @@ def test_nightly_workflow_runs_chaos_on_kind_and_always_keeps_the_report():
     assert parse_version(kind["with"]["version"]) >= MIN_KIND, kind["with"]["version"]
     kubectl = parse_version(kind["with"]["kubectl_version"])
     assert kubectl[0] == NODE_KUBERNETES[0] and abs(kubectl[1] - NODE_KUBERNETES[1]) <= 1, kubectl  # skew policy
-    run = next(s["run"] for s in steps if "harness chaos" in s.get("run", ""))
-    # The harness's own exit code is the job's result (make can only say 0 or 2); Helm is not needed.
-    assert "-m harness chaos --platform kind" in run and "--suite chaos" in run
+    run = next(s["run"] for s in steps if '-m harness "${{ matrix.suite }}" --platform kind' in s.get("run", ""))
+    # The harness's own exit code decides (make can only say 0 or 2): 0 and 10 go on to `harness expect`
+    # against the reviewed kind baseline; anything else fails the job with that code.
+    assert 'exit "$code"' in run and "0|10)" in run
+    expect = next(s["run"] for s in steps if "harness expect" in s.get("run", ""))
+    assert '.ci/baselines/${{ matrix.suite }}-kind.json' in expect and "$HARNESS_RUN_ID" in expect
+    doctor = next(s for s in steps if "harness doctor" in s.get("run", ""))
+    helm = next(s for s in steps if str(s.get("uses", "")).startswith("azure/setup-helm@"))
+    assert "--suite" in doctor["run"] and helm["if"].replace(" ", "") == "${{matrix.suite=='e2e'}}"  # Helm: e2e only
     upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
     assert upload["if"].replace(" ", "") == "${{always()}}" and "reports/" in upload["with"]["path"]
 
