@@ -19,25 +19,31 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from harness.errors import UsageError
 from harness.analysis.envoy_stats import parse_clusters, parse_envoy_stats
 from harness.mesh.bootstrap import plain_proxy_bootstrap
 from harness.mesh.local import LocalEnvoy, free_port
 from harness.mesh.objects import Endpoint, Mesh
+from harness.oracles.envoy_agreement import EnvoyRecording
+from harness.oracles.outlier import OutlierDetectionSettings
 
 __all__ = ["FaultWindow", "Attempt", "RigRun", "OutlierRig"]
 
 
 @dataclass(frozen=True)
 class FaultWindow:
-    """Backend ``host`` answers ``status`` from ``start`` to ``end`` seconds after the load starts."""
+    """Backend ``host`` answers ``status`` from ``start`` to ``end`` seconds after the load starts.
+
+    ``run`` > 0: ``status`` for ``run`` requests, then one 200, over and over (runs of failures of an
+    exact length: one short of a threshold must not eject, the threshold must)."""
 
     host: str
     status: int
     start: float
     end: float = float("inf")
+    run: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,24 @@ class RigRun:
     events: list[dict[str, Any]]   # Envoy's outlier event log, one dict per line
     flag_samples: list[tuple[float, frozenset[str]]]   # (t, hosts flagged failed_outlier_check)
     stats: dict[str, float]        # the cluster's outlier_detection.* at the end
+    stats_at: float = 0.0          # when they were read (mid-way between two detector ticks)
     cluster: dict[str, Any] = field(default_factory=dict)   # the Envoy cluster the rig ran (translated)
     host_of: dict[str, str] = field(default_factory=dict)   # "127.0.0.1:port" -> backend name
     client_statuses: dict[int, int] = field(default_factory=dict)
     envoy_log: str = ""
+
+    def recording(self, name: str, meta: Mapping[str, Any] | None = None) -> EnvoyRecording:
+        """This run as an :class:`~harness.oracles.envoy_agreement.EnvoyRecording` (times after ``t0``, ms)."""
+        lb = self.cluster.get("common_lb_config") or {}
+        attempts = tuple((round(a.t - self.t0, 4), a.host, a.status) for a in self.attempts)
+        return EnvoyRecording(
+            name=name, hosts=tuple(self.hosts), outlier_detection=dict(self.cluster.get("outlier_detection") or {}),
+            healthy_panic_threshold=float((lb.get("healthy_panic_threshold") or {}).get("value", 50.0)),
+            t0=self.t0, detector_start=round(self.detector_start - self.t0, 4),
+            end=attempts[-1][0] if attempts else 0.0, stats_at=round(self.stats_at - self.t0, 4), attempts=attempts, events=tuple(self.events),
+            host_of=dict(self.host_of), stats={k: v for k, v in sorted(self.stats.items())},
+            flag_samples=tuple((round(t - self.t0, 4), tuple(sorted(h))) for t, h in self.flag_samples),
+            meta=dict(meta or {}))
 
 
 class _Backend(http.server.BaseHTTPRequestHandler):
@@ -90,7 +110,8 @@ class OutlierRig:
     """``hosts`` backends behind one Envoy configured from ``mesh``'s DestinationRule."""
 
     def __init__(self, mesh: Mesh, hosts: Sequence[str], schedule: Sequence[FaultWindow], workdir: str | Path, *,
-                 request_gap_s: float = 0.005, sample_every_s: float = 0.1) -> None:
+                 request_gap_s: float = 0.005, sample_every_s: float = 0.1,
+                 outlier_overrides: Mapping[str, Any] | None = None) -> None:
         if not hosts or len(set(hosts)) != len(hosts):
             raise UsageError("the rig needs distinct backend names", "pass e.g. ['a', 'b', 'c']")
         unknown = {w.host for w in schedule} - set(hosts)
@@ -99,6 +120,9 @@ class OutlierRig:
         self.mesh, self.hosts, self.schedule = mesh, list(hosts), list(schedule)
         self.workdir = Path(workdir)
         self.request_gap_s, self.sample_every_s = request_gap_s, sample_every_s
+        # Envoy fields istiod never sets (e.g. max_ejection_time), merged into the translated cluster.
+        self.outlier_overrides = dict(outlier_overrides or {})
+        self._served_in_window: dict[int, int] = {}
         self._t0: float | None = None
         self._lock = threading.Lock()
         self._attempts: list[Attempt] = []
@@ -108,14 +132,35 @@ class OutlierRig:
         if self._t0 is None:
             return 200
         now = time.time() - self._t0
-        for w in self.schedule:
+        for i, w in enumerate(self.schedule):
             if w.host == host and w.start <= now < w.end:
-                return w.status
+                if not w.run:
+                    return w.status
+                with self._lock:
+                    k = self._served_in_window.get(i, 0)
+                    self._served_in_window[i] = k + 1
+                return 200 if k % (w.run + 1) == w.run else w.status
         return 200
 
     def record(self, host: str, status: int) -> None:
         with self._lock:
             self._attempts.append(Attempt(time.time(), host, status))
+
+    @staticmethod
+    def _wait_between_ticks(cluster: Mapping[str, Any], armed: float) -> None:
+        """Sleep until half an interval after the detector's next tick (its timer started at ``armed``,
+        each tick a little late), so the ``ejections_active`` gauge is not read while a tick may be
+        un-ejecting: the oracle's count at that time is then the gauge's, whichever way the tick ran."""
+        od = cluster.get("outlier_detection")
+        if not od:
+            return
+        interval = OutlierDetectionSettings.from_envoy(od).interval_ms / 1000
+        now = time.time()
+        ticks = int((now - armed) / interval)
+        target = armed + (ticks + 0.5) * interval
+        if target - now < interval * 0.3:
+            target += interval
+        time.sleep(max(0.0, target - now))
 
     def run(self, duration_s: float, progress: Callable[[str], None] | None = None) -> RigRun:
         """Serve, start Envoy, send load for ``duration_s`` seconds, return what was recorded."""
@@ -136,6 +181,9 @@ class OutlierRig:
             event_log = self.workdir / "outlier-events.jsonl"
             cfg = plain_proxy_bootstrap(self.mesh, endpoints, admin_port=free_port(), listen_port=listen,
                                         event_log_path=str(event_log))
+            if self.outlier_overrides:
+                cfg["static_resources"]["clusters"][0].setdefault("outlier_detection", {}).update(
+                    self.outlier_overrides)
             cluster = cfg["static_resources"]["clusters"][0]["name"]
             envoy = LocalEnvoy(cfg, self.workdir, name="oracle-envoy")
             envoy.start()
@@ -145,9 +193,10 @@ class OutlierRig:
             def sample() -> None:
                 while not stop.is_set():
                     try:
+                        asked = time.time()
                         c = parse_clusters(envoy.get("clusters"), only=cluster).get(cluster)
                         if c is not None:
-                            flags.append((time.time(), frozenset(by_port.get(a, a) for a, h in c.hosts.items()
+                            flags.append((asked, frozenset(by_port.get(a, a) for a, h in c.hosts.items()
                                                                  if h.ejected)))
                     except OSError:
                         pass
@@ -182,19 +231,21 @@ class OutlierRig:
             stop.set()
             for t in threads:
                 t.join(30)
-            stats = {k.split(f"cluster.{cluster}.", 1)[1]: v for k, v in parse_envoy_stats(envoy.get("stats")).items()
-                     if k.startswith(f"cluster.{cluster}.outlier_detection.")}
-            log = envoy.log()
             # DetectorImpl::initialize arms the interval timer while the cluster manager loads the
             # static clusters, i.e. just before Envoy logs that it loads the listeners.
             armed = envoy.log_line_time("loading 1 listener(s)") or envoy.ready_at or self._t0
+            self._wait_between_ticks(cfg["static_resources"]["clusters"][0], armed)
+            stats_at = time.time()
+            stats = {k.split(f"cluster.{cluster}.", 1)[1]: v for k, v in parse_envoy_stats(envoy.get("stats")).items()
+                     if k.startswith(f"cluster.{cluster}.outlier_detection.")}
+            log = envoy.log()
             envoy.stop()
             events = [json.loads(line) for line in event_log.read_text().splitlines() if line.strip()] \
                 if event_log.exists() else []
             with self._lock:
                 attempts = sorted(self._attempts, key=lambda a: a.t)
             return RigRun(hosts=self.hosts, t0=self._t0, envoy_ready_at=envoy.ready_at or 0.0, detector_start=armed,
-                          attempts=attempts, events=events, flag_samples=flags, stats=stats,
+                          attempts=attempts, events=events, flag_samples=flags, stats=stats, stats_at=stats_at,
                           cluster=cfg["static_resources"]["clusters"][0], host_of=by_port,
                           client_statuses=client_statuses, envoy_log=log)
         finally:
