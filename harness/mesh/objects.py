@@ -35,7 +35,8 @@ from harness.mesh.certs import TRUST_DOMAIN, spiffe_id
 from harness.oracles.outlier import DestinationRuleMapping, Finding, map_destination_rule
 
 __all__ = ["Endpoint", "TlsBundle", "Mesh", "load_mesh", "GATEWAY_NAMESPACE", "GATEWAY_SERVICE_ACCOUNT",
-           "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "region_of", "apply_json_patch", "replace_object"]
+           "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "region_of", "apply_json_patch", "replace_object",
+           "not_translated_findings", "CONDUCTOR_SERVICE_PORT"]
 
 GATEWAY_NAMESPACE = "istio-system"
 #: The ingress gateway's ServiceAccount as the harness installs it on kind (Istio's Helm ``gateway``
@@ -47,6 +48,9 @@ GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway"
 WHAT_IF_OVERLAY = "overlays/kind-istio-intended/kustomization.yaml"
 MESH_KINDS = ("Gateway", "VirtualService", "DestinationRule", "PeerAuthentication", "AuthorizationPolicy")
 _SERVICES = "staging/conductor-service.yml"
+#: The conductor Service's port: the port the DestinationRule's portLevelSettings are resolved for
+#: (harness.mesh.bootstrap.CONDUCTOR_PORT; bootstrap imports this module, not the other way round).
+CONDUCTOR_SERVICE_PORT = 8080
 
 
 def region_of(zone: str) -> str:
@@ -129,8 +133,8 @@ class Mesh:
     findings: list[Finding] = field(default_factory=list)
     what_if_changes: list[str] = field(default_factory=list)
     #: istiod's EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY (pilot/pkg/features): true by default since
-    #: Istio 1.24 (the kind path installs 1.26), so the default retry policy has no retriable 503;
-    #: False reproduces Istio <= 1.23 (retriable_status_codes [503]).
+    #: Istio 1.24 (so in the release the kind path installs, harness.kube.istio.ISTIO_VERSION), so the
+    #: default retry policy has no retriable 503; False reproduces Istio <= 1.23 (retriable_status_codes [503]).
     exclude_503_from_default_retries: bool = True
 
     def object(self, kind: str) -> dict[str, Any] | None:
@@ -302,10 +306,97 @@ def _translation_findings(mesh: Mesh) -> list[Finding]:
     return out
 
 
+#: Fields the docker translation does not program, with what istiod does with each on a cluster
+#: (the findings' text). Paths are relative to the object's spec.
+_POOL_NOT_TRANSLATED = {
+    ("tcp", "tcpKeepalive"): "istiod sets the cluster's upstream_connection_options.tcp_keepalive "
+                             "(applyConnectionPool); without it idle upstream connections are not probed and a "
+                             "NAT or load balancer between the nodes may drop them silently",
+    ("tcp", "maxConnectionDuration"): "istiod closes upstream connections after this duration "
+                                      "(common_http_protocol_options.max_connection_duration)",
+    ("tcp", "idleTimeout"): "istiod closes idle TCP upstream connections after it",
+    ("http", "idleTimeout"): "istiod closes upstream connections idle for this long "
+                             "(common_http_protocol_options.idle_timeout; Envoy's default is 1h)",
+    ("http", "h2UpgradePolicy"): "istiod upgrades (or not) HTTP/1.1 upstream connections to HTTP/2",
+    ("http", "useClientProtocol"): "istiod keeps the client's HTTP protocol upstream",
+    ("http", "maxConcurrentStreams"): "istiod caps concurrent HTTP/2 streams per upstream connection",
+}
+_LB_NOT_TRANSLATED = {
+    "consistentHash": "istiod programs RING_HASH or MAGLEV keyed on the given header, cookie or source IP, so a "
+                      "client sticks to one replica; the docker mesh balances with LEAST_REQUEST, so sticky "
+                      "sessions and their failure modes (a hot replica, a rehash when a pod goes) are not seen",
+    "warmup": "istiod gives new endpoints slow-start (slow_start_config), so a new replica gets a growing share "
+              "of traffic; the docker mesh sends it its full share at once",
+    "warmupDurationSecs": "istiod gives new endpoints slow-start (slow_start_config) for this long; the docker "
+                          "mesh sends a new replica its full share at once",
+}
+
+
+def _policies(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every TrafficPolicy (and port-level policy) of a DestinationRule spec, with its path."""
+    out: list[tuple[str, Mapping[str, Any]]] = []
+    for base, policy in [("DestinationRule.spec.trafficPolicy", spec.get("trafficPolicy") or {})] + [
+            (f"DestinationRule.spec.subsets[{i}].trafficPolicy", sub.get("trafficPolicy") or {})
+            for i, sub in enumerate(spec.get("subsets") or [])]:
+        out.append((base, policy))
+        out += [(f"{base}.portLevelSettings[{j}]", pls) for j, pls in enumerate(policy.get("portLevelSettings") or [])]
+    return out
+
+
+def not_translated_findings(mesh: Mesh) -> list[Finding]:
+    """Fields of the mesh objects the docker translation does not program: each a finding naming the
+    field and what istiod would do with it on a cluster, so a docker verdict never silently rests on
+    a configuration the cluster would not have (istio/istio pilot/pkg/networking/core: route/route.go
+    TranslateRouteMatch, cluster_traffic_policy.go applyConnectionPool/applyLoadBalancer, cluster_tls.go;
+    pilot/pkg/security/authz/builder for AuthorizationPolicy ``when``)."""
+    out: list[Finding] = []
+    vs = mesh.object("VirtualService") or {}
+    for i, rule in enumerate((vs.get("spec") or {}).get("http", [])):
+        for j, match in enumerate(rule.get("match") or []):
+            for key in sorted(set(match or {}) - {"uri", "ignoreUriCase", "name"}):
+                only = not (match or {}).get("uri")
+                out.append(Finding(
+                    "warning", "not_translated", f"VirtualService.spec.http[{i}].match[{j}].{key}",
+                    f"match on {key} is not translated: istiod requires it too (route.go TranslateRouteMatch), the "
+                    "docker mesh matches the uri only, so requests the cluster would not send down this route are "
+                    "sent down it here" + (" (with no uri, the match reads as a catch-all and hides every later "
+                                           "route)" if only else "")))
+    dr_spec = (mesh.object("DestinationRule") or {}).get("spec") or {}
+    for path, policy in _policies(dr_spec):
+        tls = policy.get("tls")
+        if tls is not None and (tls or {}).get("mode") != "ISTIO_MUTUAL":
+            out.append(Finding(
+                "warning", "not_translated", f"{path}.tls",
+                f"tls mode {(tls or {}).get('mode', 'unset')} is not translated: istiod programs that upstream TLS "
+                "(cluster_tls.go buildUpstreamTLSSettings); the docker mesh always uses Istio mutual TLS to the "
+                "sidecars (auto mTLS), so a DISABLE/SIMPLE/MUTUAL rule that would break or bypass mTLS on a cluster "
+                "works here"))
+        pool = policy.get("connectionPool") or {}
+        for (part, key), effect in _POOL_NOT_TRANSLATED.items():
+            if isinstance(pool.get(part), Mapping) and key in pool[part]:
+                out.append(Finding("warning", "not_translated", f"{path}.connectionPool.{part}.{key}",
+                                   f"{part}.{key} is not translated: {effect}"))
+        lb = policy.get("loadBalancer") or {}
+        for key, effect in _LB_NOT_TRANSLATED.items():
+            if key in lb:
+                out.append(Finding("warning", "not_translated", f"{path}.loadBalancer.{key}",
+                                   f"{key} is not translated: {effect}"))
+    for ap in (d for d in mesh.objects if d.get("kind") == "AuthorizationPolicy"):
+        for i, rule in enumerate((ap.get("spec") or {}).get("rules") or []):
+            if rule.get("when"):
+                keys = ", ".join(sorted({str(c.get("key")) for c in rule["when"]}))
+                out.append(Finding(
+                    "warning", "not_translated", f"AuthorizationPolicy.spec.rules[{i}].when",
+                    f"when conditions ({keys}) are not translated: on a cluster the rule admits a request only if "
+                    "they hold too; the docker mesh's RBAC filter admits it without them, so it lets through "
+                    "requests the cluster refuses (403)"))
+    return out
+
+
 def _derive(mesh: Mesh) -> Mesh:
     dr = next(d for d in mesh.objects if d["kind"] == "DestinationRule")
-    mesh.destination_rule = map_destination_rule(dr)
-    mesh.findings = list(mesh.destination_rule.findings) + _translation_findings(mesh)
+    mesh.destination_rule = map_destination_rule(dr, port=CONDUCTOR_SERVICE_PORT)
+    mesh.findings = list(mesh.destination_rule.findings) + _translation_findings(mesh) + not_translated_findings(mesh)
     if mesh.what_if:
         mesh.findings.append(Finding("info", "what_if", WHAT_IF_OVERLAY,
                                      "WHAT-IF, not the system's configuration: " + "; ".join(mesh.what_if_changes)))
@@ -363,4 +454,5 @@ def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False) -> Mesh:
     return _derive(Mesh(what_if=what_if, seed=seed, objects=objects, workload_namespace=namespace,
                         conductor_service_account=service_account,
                         workload_labels=dict((pod.get("metadata") or {}).get("labels") or {}), services=services,
-                        destination_rule=map_destination_rule(dr), what_if_changes=changes))
+                        destination_rule=map_destination_rule(dr, port=CONDUCTOR_SERVICE_PORT),
+                        what_if_changes=changes))
