@@ -433,6 +433,8 @@ def outbound_clusters(mesh: Mesh, endpoints: Sequence[Endpoint], tls: TlsBundle 
     the endpoints' failover priorities (see ``_load_assignment``)."""
     dr = mesh.object("DestinationRule") or {}
     spec = dr.get("spec") or {}
+    if not dr and mesh.mesh_default_policy:  # no rule for the host: the mesh-wide default applies
+        spec = {"host": "conductor", "trafficPolicy": dict(mesh.mesh_default_policy)}
     ns = (dr.get("metadata") or {}).get("namespace", mesh.workload_namespace)
     host = spec.get("host", "conductor")
     if fqdn(host, ns) != fqdn("conductor", mesh.workload_namespace):

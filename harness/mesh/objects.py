@@ -25,6 +25,7 @@ Pure apart from reading manifests through :mod:`harness.manifests`.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -36,7 +37,8 @@ from harness.oracles.outlier import DestinationRuleMapping, Finding, map_destina
 
 __all__ = ["Endpoint", "TlsBundle", "Mesh", "load_mesh", "GATEWAY_NAMESPACE", "GATEWAY_SERVICE_ACCOUNT",
            "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "region_of", "apply_json_patch", "replace_object",
-           "not_translated_findings", "CONDUCTOR_SERVICE_PORT"]
+           "not_translated_findings", "mesh_default_findings", "mesh_default_policy_of",
+           "CONDUCTOR_SERVICE_PORT"]
 
 GATEWAY_NAMESPACE = "istio-system"
 #: The ingress gateway's ServiceAccount as the harness installs it on kind (Istio's Helm ``gateway``
@@ -136,6 +138,12 @@ class Mesh:
     #: Istio 1.24 (so in the release the kind path installs, harness.kube.istio.ISTIO_VERSION), so the
     #: default retry policy has no retriable 503; False reproduces Istio <= 1.23 (retriable_status_codes [503]).
     exclude_503_from_default_retries: bool = True
+    #: A mesh-wide default DestinationRule's traffic policy (in meshConfig.rootNamespace, host
+    #: ``*.local``): None, as in a default install. istiod takes the most specific rule for a host
+    #: whole (pilot/pkg/model/push_context.go ``destinationRule``: the client's namespace, the
+    #: service's, then the root namespace) and merges nothing into it since Istio 1.20 removed
+    #: PILOT_ENABLE_DESTINATION_RULE_INHERITANCE, so it applies only to hosts without a rule.
+    mesh_default_policy: dict[str, Any] | None = None
 
     def object(self, kind: str) -> dict[str, Any] | None:
         """The first object of ``kind`` (the seed has one of each)."""
@@ -393,10 +401,48 @@ def not_translated_findings(mesh: Mesh) -> list[Finding]:
     return out
 
 
+def mesh_default_policy_of(outlier_detection_json: str) -> dict[str, Any] | None:
+    """The ``mesh_default_outlier_detection`` setting (JSON, validated by ``Settings.validate``) as a
+    traffic policy for :func:`load_mesh`; empty: None (a default install)."""
+    return {"outlierDetection": json.loads(outlier_detection_json)} if outlier_detection_json.strip() else None
+
+
+def mesh_default_findings(mesh: Mesh) -> list[Finding]:
+    """What a mesh-wide default traffic policy would change (``Mesh.mesh_default_policy``)."""
+    ns = mesh.workload_namespace
+    dr = mesh.object("DestinationRule")
+    ruled = {fqdn(((dr or {}).get("spec") or {}).get("host", ""), ns)} if dr else set()
+    bare = [s for s in mesh.services if fqdn(s, ns) not in ruled]
+    conductor_ruled = fqdn("conductor", ns) in ruled
+    why = ("istiod uses the most specific DestinationRule for a host as a whole (pilot/pkg/model/push_context.go "
+           "destinationRule: the client's namespace, then the service's, then the root namespace) and has merged "
+           "nothing into it since Istio 1.20 removed PILOT_ENABLE_DESTINATION_RULE_INHERITANCE")
+    default = mesh.mesh_default_policy
+    if not default:
+        return [Finding(
+            "info", "mesh_default_policy", "meshConfig.rootNamespace DestinationRule",
+            "no mesh-wide default traffic policy (a default install has none): a host whose rule sets no "
+            "outlierDetection gets none. A mesh-wide default would "
+            + ("NOT reach the conductor, whose own DestinationRule wins: " if conductor_ruled else
+               "give the conductor (which has no rule of its own) its outlier detection: ")
+            + why + (f"; it would reach {', '.join(bare)} (no rule of their own)" if bare else ""))]
+    od = default.get("outlierDetection")
+    reach = [s for s in bare]
+    return [Finding(
+        "info", "mesh_default_policy", "meshConfig.rootNamespace DestinationRule",
+        f"mesh-wide default {json.dumps(default, sort_keys=True)}: "
+        + ("it does not change the conductor, whose own DestinationRule wins" if conductor_ruled else
+           "the conductor has no DestinationRule, so its clusters take this policy")
+        + (" (so the seed's missing outlierDetection stays missing)" if conductor_ruled and od else "")
+        + f"; {why}" + (f"; it applies to {', '.join(reach)}" if reach else ""))]
+
+
 def _derive(mesh: Mesh) -> Mesh:
-    dr = next(d for d in mesh.objects if d["kind"] == "DestinationRule")
+    dr = mesh.object("DestinationRule") or {"kind": "DestinationRule", "spec": {
+        "host": "conductor", "trafficPolicy": dict(mesh.mesh_default_policy or {})}}
     mesh.destination_rule = map_destination_rule(dr, port=CONDUCTOR_SERVICE_PORT)
-    mesh.findings = list(mesh.destination_rule.findings) + _translation_findings(mesh) + not_translated_findings(mesh)
+    mesh.findings = (list(mesh.destination_rule.findings) + _translation_findings(mesh) + not_translated_findings(mesh)
+                     + mesh_default_findings(mesh))
     if mesh.what_if:
         mesh.findings.append(Finding("info", "what_if", WHAT_IF_OVERLAY,
                                      "WHAT-IF, not the system's configuration: " + "; ".join(mesh.what_if_changes)))
@@ -417,12 +463,16 @@ def replace_object(mesh: Mesh, doc: Mapping[str, Any], label: str) -> Mesh:
                         conductor_service_account=mesh.conductor_service_account,
                         workload_labels=dict(mesh.workload_labels), services=list(mesh.services),
                         destination_rule=mesh.destination_rule,
-                        what_if_changes=mesh.what_if_changes + [f"{kind} replaced: {label}"]))
+                        what_if_changes=mesh.what_if_changes + [f"{kind} replaced: {label}"],
+                        exclude_503_from_default_retries=mesh.exclude_503_from_default_retries,
+                        mesh_default_policy=mesh.mesh_default_policy))
 
 
-def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False) -> Mesh:
+def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False,
+              mesh_default_policy: Mapping[str, Any] | None = None) -> Mesh:
     """Read k8s/istio/gateway.yml, the conductor Deployment and Services; ``what_if`` applies the
-    kind-istio-intended overlay's patches, labeled as such (see the module docstring)."""
+    kind-istio-intended overlay's patches, labeled as such (see the module docstring).
+    ``mesh_default_policy``: a mesh-wide default DestinationRule's traffic policy (``Mesh.mesh_default_policy``)."""
     seed = [d for d in load_documents(ISTIO, manifests_dir) if d.get("kind") in MESH_KINDS]
     missing = [k for k in MESH_KINDS if not any(d.get("kind") == k for d in seed)]
     if missing:
@@ -455,4 +505,5 @@ def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False) -> Mesh:
                         conductor_service_account=service_account,
                         workload_labels=dict((pod.get("metadata") or {}).get("labels") or {}), services=services,
                         destination_rule=map_destination_rule(dr, port=CONDUCTOR_SERVICE_PORT),
-                        what_if_changes=changes))
+                        what_if_changes=changes,
+                        mesh_default_policy=dict(mesh_default_policy) if mesh_default_policy else None))

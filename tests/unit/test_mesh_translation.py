@@ -9,6 +9,7 @@ generators). The real binary accepting these configurations is tests/integration
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 from cryptography import x509
@@ -19,7 +20,7 @@ from harness.mesh import Endpoint, TlsBundle, gateway_bootstrap, load_mesh, side
 from harness.mesh.bootstrap import (DEFAULT_RETRY_ON, outbound_cluster_name, rbac_filter, retries_for_status,
                                     route_retry_policy)
 from harness.mesh.certs import CertificateAuthority, spiffe_id
-from harness.mesh.objects import apply_json_patch, replace_object
+from harness.mesh.objects import apply_json_patch, mesh_default_findings, mesh_default_policy_of, replace_object
 from harness.oracles.outlier import MAX_UINT32, policy_for_port
 
 EPS = [Endpoint("conductor-0", "10.0.0.2", 15006, "us-east-1a"), Endpoint("conductor-1", "10.0.0.3", 15006, "us-east-1b")]
@@ -434,3 +435,26 @@ def test_connect_timeout_and_retry_ignore_previous_hosts_are_programmed(seed):
     assert "retry_host_predicate" not in policy and policy["num_retries"] == 3
     assert route_retry_policy(seed, "/api/v1/pipeline")["retry_host_predicate"][0]["name"] == \
         "envoy.retry_host_predicates.previous_hosts"
+
+
+# -- a mesh-wide default traffic policy -------------------------------------------------------------------------
+def test_a_mesh_wide_default_does_not_reach_a_host_with_its_own_rule():
+    """istio/istio pilot/pkg/model/push_context.go destinationRule: the most specific rule for a host is
+    used whole (client namespace, service namespace, then meshConfig.rootNamespace); no inheritance
+    since PILOT_ENABLE_DESTINATION_RULE_INHERITANCE was removed (Istio 1.20)."""
+    plain = load_mesh("k8s")
+    finding = next(f for f in plain.findings if f.code == "mesh_default_policy")
+    assert plain.mesh_default_policy is None  # a default install has no mesh-wide rule
+    assert "NOT reach the conductor" in finding.message and "PILOT_ENABLE_DESTINATION_RULE_INHERITANCE" in finding.message
+    default = mesh_default_policy_of('{"consecutive5xxErrors": 5, "maxEjectionPercent": 50}')
+    meshed = load_mesh("k8s", mesh_default_policy=default)
+    message = next(f for f in meshed.findings if f.code == "mesh_default_policy").message
+    assert "does not change the conductor" in message and "stays missing" in message
+    assert not meshed.destination_rule.has_effective_outlier_detection  # the seed's own rule wins
+    assert "outlier_detection" not in _clusters(meshed)[CONDUCTOR]
+    # Without a rule of its own the conductor's cluster takes the mesh-wide default.
+    bare = dataclasses.replace(meshed, objects=[d for d in meshed.objects if d["kind"] != "DestinationRule"])
+    cluster = _clusters(bare)[CONDUCTOR]
+    assert cluster["outlier_detection"]["consecutive_5xx"] == 5 and cluster["lb_policy"] == "LEAST_REQUEST"
+    assert "its clusters take this policy" in mesh_default_findings(bare)[0].message
+    assert mesh_default_policy_of("") is None
