@@ -1,7 +1,8 @@
 """What istiod programs into Envoy for a DestinationRule, and what the harness should say about it.
 
-Mirrors istio/istio ``pilot/pkg/networking/core/cluster_traffic_policy.go`` (``applyOutlierDetection``,
-``applyConnectionPool``, ``getDefaultCircuitBreakerThresholds``) and the DestinationRule part of
+Mirrors istio/istio ``pilot/pkg/networking/util/util.go`` (``MergeSubsetTrafficPolicy``,
+``GetPortLevelTrafficPolicy``: port-level settings replace), ``pilot/pkg/networking/core/cluster_traffic_policy.go``
+(``applyOutlierDetection``, ``applyConnectionPool``, ``getDefaultCircuitBreakerThresholds``) and the DestinationRule part of
 ``pkg/config/validation`` (``validateOutlierDetection``, ``validateTrafficPolicy``). The Istio quirks it
 reproduces are listed in the package docstring (:mod:`harness.oracles.outlier`).
 """
