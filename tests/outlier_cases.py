@@ -38,6 +38,7 @@ from harness.oracles.envoy_agreement import EnvoyRecording
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings" / "outlier"
 REQUEST_GAP_S = 0.02
+PIPELINE_PATH = "/api/v1/pipeline"   # the seed's VirtualService route with retries
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,13 @@ class Case:
     expect: str                    # what must be seen (so a run where nothing happens cannot pass)
     #: Envoy fields istiod never sets, put on the translated cluster (max_ejection_time).
     envoy_overrides: dict[str, Any] = field(default_factory=dict)
+    #: The VirtualService's pipeline route ``retries`` (translated by the harness into Envoy's route);
+    #: the client then requests that route. None: the client's path matches no route, no retries.
+    retries: dict[str, Any] | None = None
 
 
 def _cases() -> list[Case]:
-    from harness.mesh.outlier_rig import FaultWindow as W
+    from harness.mesh.outlier_rig import RESET, FaultWindow as W
 
     two = {"interval": "2s", "baseEjectionTime": "2s"}
     return [
@@ -96,6 +100,18 @@ def _cases() -> list[Case]:
         Case("panic", "minHealthPercent 50: two of three hosts out puts the set in panic, ejected hosts get traffic",
              ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 70, "minHealthPercent": 50},
              (W("a", 503, 1.0), W("b", 503, 1.5)), 9.0, "panic"),
+        Case("reset", "one host resets connections: local-origin failures read as 503s (no split), gateway errors",
+             ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
+             (W("a", RESET, 1.0),), 9.0, "reset"),
+        Case("reset_split", "splitExternalLocalOriginErrors with consecutiveLocalOriginFailures 3: a host that "
+             "resets every request is never ejected (each request's pool-ready connect success resets the count), "
+             "a 503 host is, by 5xx", ("a", "b", "c", "d"),
+             {"consecutiveLocalOriginFailures": 3, "splitExternalLocalOriginErrors": True, "consecutive5xxErrors": 3,
+              **two, "maxEjectionPercent": 50},
+             (W("a", RESET, 1.0), W("b", 503, 1.0)), 9.0, "local_origin"),
+        Case("retries", "retries feed the detector: retryOn 5xx, attempts 2; each retry is a result of the host it "
+             "went to", ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
+             (W("a", 503, 1.0),), 9.0, "retried", retries={"attempts": 2, "retryOn": "5xx"}),
         Case("zero_thresholds", "consecutive5xxErrors: 0 switches 5xx detection off; gateway errors still eject",
              ("a", "b", "c"), {"consecutiveGatewayErrors": 3, "consecutive5xxErrors": 0, **two,
                                "maxEjectionPercent": 50},
@@ -116,7 +132,12 @@ def mesh_for(case: Case):
     policy = dr["spec"]["trafficPolicy"]
     policy.pop("circuitBreaker", None)
     policy["outlierDetection"] = case.outlier
-    return replace_object(mesh, dr, f"outlierDetection {json.dumps(case.outlier)}")
+    mesh = replace_object(mesh, dr, f"outlierDetection {json.dumps(case.outlier)}")
+    if case.retries is not None:
+        vs = copy.deepcopy(mesh.object("VirtualService"))
+        vs["spec"]["http"][0]["retries"] = case.retries
+        mesh = replace_object(mesh, vs, f"retries {json.dumps(case.retries)}")
+    return mesh
 
 
 def run_case(case: Case, workdir: str | Path) -> tuple[Any, EnvoyRecording]:
@@ -125,9 +146,11 @@ def run_case(case: Case, workdir: str | Path) -> tuple[Any, EnvoyRecording]:
     from harness.mesh.outlier_rig import OutlierRig
 
     rig = OutlierRig(mesh_for(case), case.hosts, case.faults, workdir, request_gap_s=REQUEST_GAP_S,
-                     outlier_overrides=case.envoy_overrides)
+                     outlier_overrides=case.envoy_overrides,
+                     request_path=PIPELINE_PATH if case.retries is not None else "/work")
     run = rig.run(case.duration_s)
     meta = {"case": case.name, "outlierDetection": case.outlier, "envoy_overrides": case.envoy_overrides,
+            "retries": case.retries,
             "faults": [{**vars(w), "end": None if w.end == float("inf") else w.end} for w in case.faults],
             "duration_s": case.duration_s, "request_gap_s": REQUEST_GAP_S,
             "envoy_version": envoy_version(), "client_statuses": run.client_statuses,
@@ -206,6 +229,13 @@ def check_expected(case: Case, sim: Any) -> None:
         assert len(a) >= 3 and all(e["earliest_uneject_t"] - e["t"] <= 3.0 + 1e-9 for e in a), a
     elif case.expect == "panic":
         assert sim.panic_intervals, "two of three hosts out must put the set in panic"
+    elif case.expect == "reset":
+        assert [e["reason"] for e in by_host("a")][:1] == ["consecutive_gateway_failure"], ejections
+    elif case.expect == "local_origin":
+        assert not by_host("a"), ejections  # onPoolReady's LocalOriginConnectSuccess resets a's count each time
+        assert by_host("b") and {e["reason"] for e in by_host("b")} == {"consecutive_5xx"}, ejections
+    elif case.expect == "retried":
+        assert len(by_host("a")) >= 2, ejections
     elif case.expect == "gateway_only":
         assert {e["reason"] for e in ejections} == {"consecutive_gateway_failure"}, ejections
         assert stat("ejections_detected_consecutive_5xx") == 0

@@ -672,17 +672,20 @@ def inbound_cluster(mesh: Mesh, app_port: int, port: int = CONDUCTOR_PORT) -> di
 
 
 def plain_proxy_bootstrap(mesh: Mesh, endpoints: Sequence[Endpoint], *, admin_port: int, listen_port: int,
-                          address: str = "127.0.0.1", event_log_path: str | None = None) -> dict[str, Any]:
+                          address: str = "127.0.0.1", event_log_path: str | None = None,
+                          retry_policy: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A client proxy without TLS: a plaintext HTTP listener whose every request goes to the
     conductor's outbound cluster (the DestinationRule's translation: pool, load balancer, outlier
     detection) over plaintext ``endpoints``, no retries. The oracle-vs-Envoy test's rig: the
     cluster is exactly what the gateway gets, without the gateway's TLS and routes around it.
-    ``event_log_path``: Envoy's outlier-detection event log (one JSON line per eject/uneject)."""
+    ``event_log_path``: Envoy's outlier-detection event log (one JSON line per eject/uneject).
+    ``retry_policy``: the route's retry policy (e.g. :func:`route_retry_policy` of a VirtualService path)."""
     _check_port(listen_port, "listen_port")
     cluster = outbound_clusters(mesh, endpoints, None)[0]
     route = {"name": "local", "validate_clusters": False, "virtual_hosts": [{
         "name": "local", "domains": ["*"],
-        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster["name"], "timeout": "0s"}}]}]}
+        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster["name"], "timeout": "0s",
+                                                        **({"retry_policy": dict(retry_policy)} if retry_policy else {})}}]}]}
     out: dict[str, Any] = {
         "node": {"id": "client~127.0.0.1~oracle-client.local~local", "cluster": "oracle-client"},
         "admin": _admin(address, admin_port),

@@ -15,6 +15,9 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import socket
+import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,13 +26,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 from harness.errors import UsageError
 from harness.analysis.envoy_stats import parse_clusters, parse_envoy_stats
-from harness.mesh.bootstrap import plain_proxy_bootstrap
+from harness.mesh.bootstrap import plain_proxy_bootstrap, route_retry_policy
 from harness.mesh.local import LocalEnvoy, free_port
 from harness.mesh.objects import Endpoint, Mesh
 from harness.oracles.envoy_agreement import EnvoyRecording
 from harness.oracles.outlier import OutlierDetectionSettings
 
-__all__ = ["FaultWindow", "Attempt", "RigRun", "OutlierRig"]
+__all__ = ["FaultWindow", "Attempt", "RigRun", "OutlierRig", "RESET"]
+
+#: A FaultWindow status: reset the connection instead of answering (see the oracle's local result "reset").
+RESET = "reset"
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,13 @@ class FaultWindow:
     """Backend ``host`` answers ``status`` from ``start`` to ``end`` seconds after the load starts.
 
     ``run`` > 0: ``status`` for ``run`` requests, then one 200, over and over (runs of failures of an
-    exact length: one short of a threshold must not eject, the threshold must)."""
+    exact length: one short of a threshold must not eject, the threshold must).
+
+    ``status`` :data:`RESET`: the backend reads the request and resets the connection (TCP RST, no
+    response): a local-origin failure for Envoy's detector."""
 
     host: str
-    status: int
+    status: int | str
     start: float
     end: float = float("inf")
     run: int = 0
@@ -48,11 +57,11 @@ class FaultWindow:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One request a backend served: epoch time, backend name, status it answered."""
+    """One request a backend served: epoch time, backend name, status it answered (or :data:`RESET`)."""
 
     t: float
     host: str
-    status: int
+    status: int | str
 
 
 @dataclass
@@ -95,6 +104,11 @@ class _Backend(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         status = self.rig.status_of(self.name)
         self.rig.record(self.name, status)
+        if status == RESET:
+            # SO_LINGER 0: close() sends RST instead of FIN, before any response byte.
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
         body = self.name.encode()
         self.send_response(status)
         self.send_header("x-served-by", self.name)
@@ -106,12 +120,22 @@ class _Backend(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Envoy closing an idle keep-alive connection with a reset (e.g. after a retried 5xx) is not
+        # an error of the backend; anything else still prints.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class OutlierRig:
     """``hosts`` backends behind one Envoy configured from ``mesh``'s DestinationRule."""
 
     def __init__(self, mesh: Mesh, hosts: Sequence[str], schedule: Sequence[FaultWindow], workdir: str | Path, *,
                  request_gap_s: float = 0.005, sample_every_s: float = 0.1,
-                 outlier_overrides: Mapping[str, Any] | None = None) -> None:
+                 outlier_overrides: Mapping[str, Any] | None = None, request_path: str = "/work") -> None:
         if not hosts or len(set(hosts)) != len(hosts):
             raise UsageError("the rig needs distinct backend names", "pass e.g. ['a', 'b', 'c']")
         unknown = {w.host for w in schedule} - set(hosts)
@@ -122,13 +146,15 @@ class OutlierRig:
         self.request_gap_s, self.sample_every_s = request_gap_s, sample_every_s
         # Envoy fields istiod never sets (e.g. max_ejection_time), merged into the translated cluster.
         self.outlier_overrides = dict(outlier_overrides or {})
+        # The client's path; a VirtualService route matching it gives Envoy's route its retry policy.
+        self.request_path = request_path
         self._served_in_window: dict[int, int] = {}
         self._t0: float | None = None
         self._lock = threading.Lock()
         self._attempts: list[Attempt] = []
 
     # backend side
-    def status_of(self, host: str) -> int:
+    def status_of(self, host: str) -> int | str:
         if self._t0 is None:
             return 200
         now = time.time() - self._t0
@@ -142,7 +168,7 @@ class OutlierRig:
                 return 200 if k % (w.run + 1) == w.run else w.status
         return 200
 
-    def record(self, host: str, status: int) -> None:
+    def record(self, host: str, status: int | str) -> None:
         with self._lock:
             self._attempts.append(Attempt(time.time(), host, status))
 
@@ -172,15 +198,15 @@ class OutlierRig:
             endpoints = []
             for name in self.hosts:
                 handler = type(f"Backend_{name}", (_Backend,), {"rig": self, "name": name})
-                server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-                server.daemon_threads = True
+                server = _Server(("127.0.0.1", 0), handler)
                 servers.append(server)
                 threading.Thread(target=server.serve_forever, daemon=True, name=f"backend-{name}").start()
                 endpoints.append(Endpoint(name, "127.0.0.1", server.server_address[1], "local-1a"))
             listen = free_port()
             event_log = self.workdir / "outlier-events.jsonl"
             cfg = plain_proxy_bootstrap(self.mesh, endpoints, admin_port=free_port(), listen_port=listen,
-                                        event_log_path=str(event_log))
+                                        event_log_path=str(event_log),
+                                        retry_policy=route_retry_policy(self.mesh, self.request_path))
             if self.outlier_overrides:
                 cfg["static_resources"]["clusters"][0].setdefault("outlier_detection", {}).update(
                     self.outlier_overrides)
@@ -208,7 +234,7 @@ class OutlierRig:
                 conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=30)
                 while not stop.is_set():
                     try:
-                        conn.request("GET", "/work")
+                        conn.request("GET", self.request_path)
                         r = conn.getresponse()
                         r.read()
                         client_statuses[r.status] = client_statuses.get(r.status, 0) + 1

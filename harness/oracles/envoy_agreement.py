@@ -232,7 +232,9 @@ class EnvoyRecording:
     detector_start: float                      # when Envoy armed the detector's timer (its log)
     end: float                                 # the last request served
     stats_at: float                            # when /stats was read (after ``end``, between two ticks)
-    attempts: tuple[tuple[float, str, int], ...]   # (t, backend, status) as each backend served them
+    #: (t, backend, status) as each backend served them; status may be a local-origin result the oracle
+    #: knows (``"reset"``: the backend reset the connection without answering).
+    attempts: tuple[tuple[float, str, int | str], ...]
     events: tuple[Mapping[str, Any], ...]
     host_of: Mapping[str, str]
     flag_samples: tuple[tuple[float, tuple[str, ...]], ...]
@@ -259,7 +261,7 @@ class EnvoyRecording:
         return cls(name=d["name"], hosts=tuple(d["hosts"]), outlier_detection=dict(d["outlier_detection"]),
                    healthy_panic_threshold=float(d["healthy_panic_threshold"]), t0=float(d["t0"]),
                    detector_start=float(d["detector_start"]), end=float(d["end"]), stats_at=float(d["stats_at"]),
-                   attempts=tuple((float(t), str(h), int(c)) for t, h, c in d["attempts"]),
+                   attempts=tuple((float(t), str(h), c if isinstance(c, str) else int(c)) for t, h, c in d["attempts"]),
                    events=tuple(d["events"]), host_of=dict(d["host_of"]),
                    flag_samples=tuple((float(t), tuple(h)) for t, h in d["flag_samples"]),
                    stats=dict(d["stats"]), meta=dict(d.get("meta") or {}))
@@ -296,13 +298,19 @@ def ticks_from_event_log(observed: Sequence[ObservedEvent], *, t0: float, start:
 def replay(rec: EnvoyRecording, *, settings: OutlierDetectionSettings | None = None,
            max_ejection_rule: str = "current") -> SimulationResult:
     """The oracle fed the recorded requests, ticking when Envoy ticked (:func:`ticks_from_event_log`), up
-    to when ``/stats`` was read."""
+    to when ``/stats`` was read. Each request is a connect success (the stream was pool-ready) and then
+    its result: the status the backend answered, or a local-origin result (``"reset"``)."""
     settings = settings or rec.settings
     until = max(rec.end, rec.stats_at)
     ticks = ticks_from_event_log(rec.observed(), t0=rec.t0, start=rec.detector_start, end=until,
                                  interval_s=rec.settings.interval_ms / 1000)
     inputs: list[dict[str, Any]] = [{"t": t, "tick": True} for t in ticks if t <= until]
-    inputs += [{"t": t, "host": h, "code": c} for t, h, c in rec.attempts]
+    for t, h, c in rec.attempts:
+        # Every request that reached a backend had a pool-ready stream first: the router reports
+        # LocalOriginConnectSuccess for each (source/common/router/upstream_request.cc onPoolReady),
+        # which with split_external_local_origin_errors resets the consecutive local-origin count.
+        inputs.append({"t": t, "host": h, "local": "connect_success"})
+        inputs.append({"t": t, "host": h, "local": c} if isinstance(c, str) else {"t": t, "host": h, "code": c})
     start = min([rec.detector_start] + [i["t"] for i in inputs])
     return simulate(settings, list(rec.hosts), inputs, until=until, detector_start=start,
                     healthy_panic_threshold=rec.healthy_panic_threshold, auto_ticks=False,

@@ -458,3 +458,19 @@ def test_a_mesh_wide_default_does_not_reach_a_host_with_its_own_rule():
     assert cluster["outlier_detection"]["consecutive_5xx"] == 5 and cluster["lb_policy"] == "LEAST_REQUEST"
     assert "its clusters take this policy" in mesh_default_findings(bare)[0].message
     assert mesh_default_policy_of("") is None
+
+
+def test_the_plain_proxy_takes_the_routes_retry_policy(seed):
+    """The oracle rig's proxy (plain_proxy_bootstrap) carries a VirtualService route's retry policy when
+    given one, so retries reach Envoy's outlier detector as they would through the gateway."""
+    from harness.mesh.bootstrap import plain_proxy_bootstrap
+    vs = copy.deepcopy(seed.object("VirtualService"))
+    vs["spec"]["http"][0]["retries"] = {"attempts": 2, "retryOn": "5xx"}
+    mesh = replace_object(seed, vs, "retries")
+    policy = route_retry_policy(mesh, "/api/v1/pipeline")
+    cfg = plain_proxy_bootstrap(mesh, EPS, admin_port=15000, listen_port=15001, retry_policy=policy)
+    route = _hcm(cfg["static_resources"]["listeners"][0])["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    assert route["retry_policy"]["retry_on"] == "5xx" and route["retry_policy"]["num_retries"] == 2
+    bare = plain_proxy_bootstrap(mesh, EPS, admin_port=15000, listen_port=15001)
+    assert "retry_policy" not in _hcm(bare["static_resources"]["listeners"][0])["route_config"][
+        "virtual_hosts"][0]["routes"][0]["route"]

@@ -97,6 +97,8 @@ MUTANTS = [
     Mutant("consecutive_5xx + 1", _threshold("consecutive_5xx", +1)),
     Mutant("backoff never decays", patches={"_backoff_may_decay": _never_decays}),
     Mutant("backoff decays one interval early", patches={"_backoff_may_decay": _decays_early}),
+    Mutant("split_external_local_origin_errors inverted", lambda s: dataclasses.replace(
+        s, split_external_local_origin_errors=not s.split_external_local_origin_errors)),
     Mutant("base ejection time x2", lambda s: dataclasses.replace(
         s, base_ejection_time_ms=s.base_ejection_time_ms * 2,
         max_ejection_time_ms=None if s.max_ejection_time_ms is None else max(s.max_ejection_time_ms,
