@@ -224,6 +224,10 @@ def test_seed_mesh_as_written_on_envoy(settings, pods, scenario, run_report):
     if ejected and not has_outlier:
         ok, sentence = False, sentence.rstrip(".") + f"; Envoy marked {', '.join(ejected)} ejected without any " \
                                                      "outlier detection configured (investigate)."
+    # What a mesh-wide default traffic policy would change (harness.mesh.objects.mesh_default_findings).
+    mesh_default = next((f.message for f in mesh.findings if f.code == "mesh_default_policy"), "")
+    if mesh_default:
+        sentence = sentence.rstrip(".") + f". Mesh-wide default: {mesh_default}."
 
     # Report
     scenario.measure("findings", [f.to_dict() for f in findings])
