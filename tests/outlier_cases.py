@@ -20,8 +20,8 @@ un-ejected the other; its base ejection time is then not a multiple of the inter
 timer), or whether it is back one tick or two later would hang on a millisecond of timer lateness.
 
 Intervals are 1-2 s and base ejection times 1.5-4 s: long enough that a loaded 2-core box keeps
-them, short enough that the whole set takes minutes. Requests go every 20 ms through one sequential
-client, so each backend's results reach Envoy's detector in the order the backend served them.
+them, short enough that the whole set takes minutes. Requests go every 20 ms (4 ms where success rates need
+volume) through one sequential client, so each backend's results reach Envoy's detector in the order the backend served them.
 """
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ from typing import Any
 from harness.oracles.envoy_agreement import EnvoyRecording
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings" / "outlier"
-REQUEST_GAP_S = 0.02
 PIPELINE_PATH = "/api/v1/pipeline"   # the seed's VirtualService route with retries
 
 
@@ -55,6 +54,7 @@ class Case:
     #: The VirtualService's pipeline route ``retries`` (translated by the harness into Envoy's route);
     #: the client then requests that route. None: the client's path matches no route, no retries.
     retries: dict[str, Any] | None = None
+    request_gap_s: float = 0.02    # the client's pause between requests
 
 
 def _cases() -> list[Case]:
@@ -112,6 +112,13 @@ def _cases() -> list[Case]:
         Case("retries", "retries feed the detector: retryOn 5xx, attempts 2; each retry is a result of the host it "
              "went to", ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
              (W("a", 503, 1.0),), 9.0, "retried", retries={"attempts": 2, "retryOn": "5xx"}),
+        Case("success_rate", "success rate and failure percentage detected, not enforced (as istiod programs "
+             "them): one of 5 hosts succeeds 1 time in 10, consecutive detection off", ("a", "b", "c", "d", "e"),
+             {"consecutiveGatewayErrors": 0, "consecutive5xxErrors": 0, "interval": "5s", "baseEjectionTime": "5s",
+              "maxEjectionPercent": 50},
+             (W("a", 500, 0.0, run=9),), 21.0, "rate_detected", request_gap_s=0.004,
+             # request volumes istiod leaves at Envoy's 100/50: lowered so a loaded box reaches them
+             envoy_overrides={"success_rate_request_volume": 20, "failure_percentage_request_volume": 20}),
         Case("zero_thresholds", "consecutive5xxErrors: 0 switches 5xx detection off; gateway errors still eject",
              ("a", "b", "c"), {"consecutiveGatewayErrors": 3, "consecutive5xxErrors": 0, **two,
                                "maxEjectionPercent": 50},
@@ -145,14 +152,14 @@ def run_case(case: Case, workdir: str | Path) -> tuple[Any, EnvoyRecording]:
     from harness.mesh.binary import envoy_version
     from harness.mesh.outlier_rig import OutlierRig
 
-    rig = OutlierRig(mesh_for(case), case.hosts, case.faults, workdir, request_gap_s=REQUEST_GAP_S,
+    rig = OutlierRig(mesh_for(case), case.hosts, case.faults, workdir, request_gap_s=case.request_gap_s,
                      outlier_overrides=case.envoy_overrides,
                      request_path=PIPELINE_PATH if case.retries is not None else "/work")
     run = rig.run(case.duration_s)
     meta = {"case": case.name, "outlierDetection": case.outlier, "envoy_overrides": case.envoy_overrides,
             "retries": case.retries,
             "faults": [{**vars(w), "end": None if w.end == float("inf") else w.end} for w in case.faults],
-            "duration_s": case.duration_s, "request_gap_s": REQUEST_GAP_S,
+            "duration_s": case.duration_s, "request_gap_s": case.request_gap_s,
             "envoy_version": envoy_version(), "client_statuses": run.client_statuses,
             "python": platform.python_version()}
     return run, run.recording(case.slug, meta)
@@ -198,6 +205,10 @@ def check_expected(case: Case, sim: Any) -> None:
     stat = lambda n: sim.stats[f"outlier_detection.{n}"]  # noqa: E731
     if case.expect == "overflow_only":
         assert not ejections and stat("ejections_overflow") > 0, (ejections, sim.stats)
+        return
+    if case.expect == "rate_detected":  # detected at every tick, never enforced (istiod's enforcing 0)
+        kinds = {d["type"] for d in sim.detections if d["outcome"] == "not_enforced"}
+        assert kinds == {"success_rate", "failure_percentage"} and not ejections, sim.detections
         return
     assert ejections, "the schedule must make the oracle eject something"
     if case.expect == "backoff":

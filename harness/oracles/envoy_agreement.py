@@ -38,7 +38,7 @@ from harness.oracles.outlier import OutlierDetectionSettings, SimulationResult, 
 from harness.oracles.outlier.detector import ALL_STATS
 
 __all__ = ["ObservedEvent", "parse_event_log", "Agreement", "compare_events", "compare_flags", "compare_stats",
-           "DECISION_STATS", "COMPARED_STATS", "ENVOY_EVENT_TYPES", "EnvoyRecording", "ticks_from_event_log",
+           "DECISION_STATS", "COMPARED_STATS", "ENVOY_EVENT_TYPES", "TICK_EJECTION_TYPES", "EnvoyRecording", "ticks_from_event_log",
            "replay", "judge"]
 
 #: Envoy ``OutlierEjectionType`` names -> the oracle's ejection types.
@@ -51,6 +51,10 @@ ENVOY_EVENT_TYPES = {
     "SUCCESS_RATE_LOCAL_ORIGIN": "local_origin_success_rate",
     "FAILURE_PERCENTAGE_LOCAL_ORIGIN": "local_origin_failure_percentage",
 }
+
+#: Ejection types decided on interval ticks (their EJECT lines are tick times too).
+TICK_EJECTION_TYPES = frozenset({"success_rate", "failure_percentage", "local_origin_success_rate",
+                                 "local_origin_failure_percentage"})
 
 #: The counters that record the detector's decisions (not deprecated duplicates, not gauges).
 DECISION_STATS = tuple(f"outlier_detection.{n}" for n in (
@@ -272,14 +276,16 @@ def ticks_from_event_log(observed: Sequence[ObservedEvent], *, t0: float, start:
     """The detector's tick times (seconds after ``t0``) as Envoy ran them.
 
     Each UNEJECT is logged from inside a tick (``onIntervalTimer`` -> ``checkHostForUneject`` ->
-    ``unejectHost``): those times are ticks (un-ejections within half an interval of each other are one
-    tick). Between two known ticks the count is the nearest whole number of intervals and the ticks
+    ``unejectHost``), and so is each success-rate or failure-percentage detection
+    (``processSuccessRateEjections``): those times are ticks (events within half an interval of each
+    other are one tick). Between two known ticks the count is the nearest whole number of intervals and the ticks
     are spread evenly (Envoy re-arms the timer after each tick, so lateness accumulates); before the
     first known tick they count back from it to ``start`` (when the timer was armed), after the last
     they go on every ``interval_s`` up to ``end``."""
     known: list[float] = []
     for e in sorted(observed, key=lambda x: x.t):
-        if e.action == "uneject" and (not known or e.t - t0 - known[-1] > interval_s / 2):
+        from_tick = e.action == "uneject" or e.reason in TICK_EJECTION_TYPES
+        if from_tick and (not known or e.t - t0 - known[-1] > interval_s / 2):
             known.append(e.t - t0)
     if not known:
         n = int((end - start) / interval_s)

@@ -115,3 +115,12 @@ def test_a_recording_round_trips_and_replays():
     assert again == rec
     results = judge(again, replay(again))
     assert [r.figure() for r in results] == ["events: 2/2", "/clusters samples: 2/2", "/stats counters: 1/1 (1 non-zero)"]
+
+
+def test_success_rate_detections_are_ticks_too():
+    # processSuccessRateEjections runs inside the tick: an (unenforced) SUCCESS_RATE eject dates a tick.
+    log = [_envoy("EJECT", 5.006, "SUCCESS_RATE", enforced=False, num_ejections=0),
+           _envoy("EJECT", 5.006, "FAILURE_PERCENTAGE", enforced=False, num_ejections=0),
+           _envoy("EJECT", 1.2)]  # a consecutive-errors ejection is not a tick
+    ticks = ticks_from_event_log(parse_event_log(log, HOST_OF), t0=T0, start=0.0, end=11.0, interval_s=5.0)
+    assert [round(t, 3) for t in ticks] == [5.006, 10.006]
