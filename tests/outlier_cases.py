@@ -58,7 +58,7 @@ class Case:
 
 
 def _cases() -> list[Case]:
-    from harness.mesh.outlier_rig import RESET, FaultWindow as W
+    from harness.mesh.outlier_rig import REFUSE, RESET, FaultWindow as W
 
     two = {"interval": "2s", "baseEjectionTime": "2s"}
     return [
@@ -109,6 +109,14 @@ def _cases() -> list[Case]:
              {"consecutiveLocalOriginFailures": 3, "splitExternalLocalOriginErrors": True, "consecutive5xxErrors": 3,
               **two, "maxEjectionPercent": 50},
              (W("a", RESET, 1.0), W("b", 503, 1.0)), 9.0, "local_origin"),
+        Case("refused", "one host refuses connections for a while: connect failures read as 503s (no split)",
+             ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
+             (W("a", REFUSE, 1.0, 6.0),), 10.0, "refused"),
+        Case("refused_split", "splitExternalLocalOriginErrors with consecutiveLocalOriginFailures 3: refused "
+             "connects eject as local-origin failures", ("a", "b", "c"),
+             {"consecutiveLocalOriginFailures": 3, "splitExternalLocalOriginErrors": True, **two,
+              "maxEjectionPercent": 50},
+             (W("a", REFUSE, 1.0, 6.0),), 10.0, "refused_local"),
         Case("retries", "retries feed the detector: retryOn 5xx, attempts 2; each retry is a result of the host it "
              "went to", ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
              (W("a", 503, 1.0),), 9.0, "retried", retries={"attempts": 2, "retryOn": "5xx"}),
@@ -245,6 +253,10 @@ def check_expected(case: Case, sim: Any) -> None:
     elif case.expect == "local_origin":
         assert not by_host("a"), ejections  # onPoolReady's LocalOriginConnectSuccess resets a's count each time
         assert by_host("b") and {e["reason"] for e in by_host("b")} == {"consecutive_5xx"}, ejections
+    elif case.expect == "refused":
+        assert by_host("a") and {e["reason"] for e in by_host("a")} == {"consecutive_gateway_failure"}, ejections
+    elif case.expect == "refused_local":
+        assert by_host("a") and {e["reason"] for e in by_host("a")} == {"consecutive_local_origin_failure"}, ejections
     elif case.expect == "retried":
         assert len(by_host("a")) >= 2, ejections
     elif case.expect == "gateway_only":

@@ -32,10 +32,18 @@ from harness.mesh.objects import Endpoint, Mesh
 from harness.oracles.envoy_agreement import EnvoyRecording
 from harness.oracles.outlier import OutlierDetectionSettings
 
-__all__ = ["FaultWindow", "Attempt", "RigRun", "OutlierRig", "RESET"]
+__all__ = ["FaultWindow", "Attempt", "RigRun", "OutlierRig", "RESET", "REFUSE", "CONNECT_FAILED"]
 
 #: A FaultWindow status: reset the connection instead of answering (see the oracle's local result "reset").
 RESET = "reset"
+#: A FaultWindow status: refuse connections (the backend is not listening).
+REFUSE = "refuse"
+#: What a refused connect is as an attempt (the oracle's local result), read from Envoy's access log
+#: (response flag UF with the upstream host it tried): no backend saw it.
+CONNECT_FAILED = "connect_failed"
+#: Envoy's access log of the rig's proxy: when each request ended, the upstream host, the flags.
+_ACCESS_LOG_FORMAT = {"start": "%START_TIME(%s.%3f)%", "duration_ms": "%DURATION%", "upstream": "%UPSTREAM_HOST%",
+                      "flags": "%RESPONSE_FLAGS%", "code": "%RESPONSE_CODE%"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,9 @@ class FaultWindow:
     exact length: one short of a threshold must not eject, the threshold must).
 
     ``status`` :data:`RESET`: the backend reads the request and resets the connection (TCP RST, no
-    response): a local-origin failure for Envoy's detector."""
+    response); :data:`REFUSE`: the backend stops listening and drops its connections for the window, so
+    Envoy's connects are refused. Both are local-origin failures for Envoy's detector. ``run`` does not
+    apply to :data:`REFUSE`."""
 
     host: str
     status: int | str
@@ -101,6 +111,16 @@ class _Backend(http.server.BaseHTTPRequestHandler):
     rig: "OutlierRig"
     name: str
 
+    def setup(self) -> None:
+        super().setup()
+        self.rig.connection_opened(self.name, self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.rig.connection_closed(self.name, self.connection)
+
     def do_GET(self) -> None:  # noqa: N802
         status = self.rig.status_of(self.name)
         self.rig.record(self.name, status)
@@ -152,6 +172,15 @@ class OutlierRig:
         self._t0: float | None = None
         self._lock = threading.Lock()
         self._attempts: list[Attempt] = []
+        self._connections: dict[str, set[socket.socket]] = {h: set() for h in self.hosts}
+
+    def connection_opened(self, host: str, conn: socket.socket) -> None:
+        with self._lock:
+            self._connections[host].add(conn)
+
+    def connection_closed(self, host: str, conn: socket.socket) -> None:
+        with self._lock:
+            self._connections[host].discard(conn)
 
     # backend side
     def status_of(self, host: str) -> int | str:
@@ -159,7 +188,7 @@ class OutlierRig:
             return 200
         now = time.time() - self._t0
         for i, w in enumerate(self.schedule):
-            if w.host == host and w.start <= now < w.end:
+            if w.host == host and w.start <= now < w.end and w.status != REFUSE:
                 if not w.run:
                     return w.status
                 with self._lock:
@@ -171,6 +200,19 @@ class OutlierRig:
     def record(self, host: str, status: int | str) -> None:
         with self._lock:
             self._attempts.append(Attempt(time.time(), host, status))
+
+    @staticmethod
+    def _failed_connects(access_log: Path, by_port: Mapping[str, str]) -> list[Attempt]:
+        """Requests whose upstream connect failed (flag UF: no backend saw them), from Envoy's access log,
+        at the time Envoy answered them (start + duration)."""
+        out = []
+        lines = access_log.read_text().splitlines() if access_log.exists() else []
+        for line in lines:
+            entry = json.loads(line) if line.strip() else {}
+            if "UF" in str(entry.get("flags", "")) and str(entry.get("upstream", "")) in by_port:
+                t = float(entry["start"]) + float(entry.get("duration_ms") or 0) / 1000
+                out.append(Attempt(t, by_port[str(entry["upstream"])], CONNECT_FAILED))
+        return out
 
     @staticmethod
     def _wait_between_ticks(cluster: Mapping[str, Any], armed: float) -> None:
@@ -191,6 +233,7 @@ class OutlierRig:
     def run(self, duration_s: float, progress: Callable[[str], None] | None = None) -> RigRun:
         """Serve, start Envoy, send load for ``duration_s`` seconds, return what was recorded."""
         servers: list[http.server.ThreadingHTTPServer] = []
+        by_host: dict[str, _Server] = {}
         envoy: LocalEnvoy | None = None
         stop = threading.Event()
         threads: list[threading.Thread] = []
@@ -200,6 +243,7 @@ class OutlierRig:
                 handler = type(f"Backend_{name}", (_Backend,), {"rig": self, "name": name})
                 server = _Server(("127.0.0.1", 0), handler)
                 servers.append(server)
+                by_host[name] = server
                 threading.Thread(target=server.serve_forever, daemon=True, name=f"backend-{name}").start()
                 endpoints.append(Endpoint(name, "127.0.0.1", server.server_address[1], "local-1a"))
             listen = free_port()
@@ -210,6 +254,12 @@ class OutlierRig:
             if self.outlier_overrides:
                 cfg["static_resources"]["clusters"][0].setdefault("outlier_detection", {}).update(
                     self.outlier_overrides)
+            access_log = self.workdir / "access.jsonl"
+            hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            hcm["access_log"] = list(hcm.get("access_log") or []) + [{
+                "name": "envoy.access_loggers.file", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": str(access_log), "log_format": {"json_format": _ACCESS_LOG_FORMAT}}}]
             cluster = cfg["static_resources"]["clusters"][0]["name"]
             envoy = LocalEnvoy(cfg, self.workdir, name="oracle-envoy")
             envoy.start()
@@ -244,7 +294,35 @@ class OutlierRig:
                     stop.wait(self.request_gap_s)
                 conn.close()
 
+            def refuse(window: FaultWindow) -> None:
+                # Stop listening and drop the backend's connections, so Envoy's next connects are refused.
+                if stop.wait(max(0.0, self._t0 + window.start - time.time())):
+                    return
+                old = by_host[window.host]
+                port = old.server_address[1]
+                old.shutdown()
+                old.server_close()
+                with self._lock:
+                    open_ = list(self._connections[window.host])
+                for conn in open_:
+                    try:
+                        conn.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                if window.end == float("inf") or stop.wait(max(0.0, self._t0 + window.end - time.time())):
+                    return
+                new = _Server(("127.0.0.1", port), type(old.RequestHandlerClass.__name__,
+                                                        (old.RequestHandlerClass,), {}))
+                servers.append(new)
+                by_host[window.host] = new
+                threading.Thread(target=new.serve_forever, daemon=True, name=f"backend-{window.host}").start()
+
             self._t0 = time.time()
+            for w in self.schedule:
+                if w.status == REFUSE:
+                    t = threading.Thread(target=refuse, args=(w,), daemon=True)
+                    threads.append(t)
+                    t.start()
             for target in (sample, load):
                 t = threading.Thread(target=target, daemon=True)
                 threads.append(t)
@@ -269,7 +347,7 @@ class OutlierRig:
             events = [json.loads(line) for line in event_log.read_text().splitlines() if line.strip()] \
                 if event_log.exists() else []
             with self._lock:
-                attempts = sorted(self._attempts, key=lambda a: a.t)
+                attempts = sorted(self._attempts + self._failed_connects(access_log, by_port), key=lambda a: a.t)
             return RigRun(hosts=self.hosts, t0=self._t0, envoy_ready_at=envoy.ready_at or 0.0, detector_start=armed,
                           attempts=attempts, events=events, flag_samples=flags, stats=stats, stats_at=stats_at,
                           cluster=cfg["static_resources"]["clusters"][0], host_of=by_port,

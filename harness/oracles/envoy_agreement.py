@@ -38,7 +38,7 @@ from harness.oracles.outlier import OutlierDetectionSettings, SimulationResult, 
 from harness.oracles.outlier.detector import ALL_STATS
 
 __all__ = ["ObservedEvent", "parse_event_log", "Agreement", "compare_events", "compare_flags", "compare_stats",
-           "DECISION_STATS", "COMPARED_STATS", "ENVOY_EVENT_TYPES", "TICK_EJECTION_TYPES", "EnvoyRecording", "ticks_from_event_log",
+           "DECISION_STATS", "COMPARED_STATS", "ENVOY_EVENT_TYPES", "TICK_EJECTION_TYPES", "POOL_FAILURES", "EnvoyRecording", "ticks_from_event_log",
            "replay", "judge"]
 
 #: Envoy ``OutlierEjectionType`` names -> the oracle's ejection types.
@@ -51,6 +51,10 @@ ENVOY_EVENT_TYPES = {
     "SUCCESS_RATE_LOCAL_ORIGIN": "local_origin_success_rate",
     "FAILURE_PERCENTAGE_LOCAL_ORIGIN": "local_origin_failure_percentage",
 }
+
+#: Local-origin results of requests that never got a stream (the connection pool failed): no
+#: LocalOriginConnectSuccess precedes them (router ``onPoolFailure``).
+POOL_FAILURES = frozenset({"connect_failed", "timeout"})
 
 #: Ejection types decided on interval ticks (their EJECT lines are tick times too).
 TICK_EJECTION_TYPES = frozenset({"success_rate", "failure_percentage", "local_origin_success_rate",
@@ -315,7 +319,8 @@ def replay(rec: EnvoyRecording, *, settings: OutlierDetectionSettings | None = N
         # Every request that reached a backend had a pool-ready stream first: the router reports
         # LocalOriginConnectSuccess for each (source/common/router/upstream_request.cc onPoolReady),
         # which with split_external_local_origin_errors resets the consecutive local-origin count.
-        inputs.append({"t": t, "host": h, "local": "connect_success"})
+        if c not in POOL_FAILURES:
+            inputs.append({"t": t, "host": h, "local": "connect_success"})
         inputs.append({"t": t, "host": h, "local": c} if isinstance(c, str) else {"t": t, "host": h, "code": c})
     start = min([rec.detector_start] + [i["t"] for i in inputs])
     return simulate(settings, list(rec.hosts), inputs, until=until, detector_start=start,
