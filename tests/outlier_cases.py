@@ -55,10 +55,11 @@ class Case:
     #: the client then requests that route. None: the client's path matches no route, no retries.
     retries: dict[str, Any] | None = None
     request_gap_s: float = 0.02    # the client's pause between requests
+    route_timeout_s: float | None = None   # Envoy's route timeout (for TIMEOUT windows)
 
 
 def _cases() -> list[Case]:
-    from harness.mesh.outlier_rig import REFUSE, RESET, FaultWindow as W
+    from harness.mesh.outlier_rig import REFUSE, RESET, TIMEOUT, FaultWindow as W
 
     two = {"interval": "2s", "baseEjectionTime": "2s"}
     return [
@@ -117,6 +118,15 @@ def _cases() -> list[Case]:
              {"consecutiveLocalOriginFailures": 3, "splitExternalLocalOriginErrors": True, **two,
               "maxEjectionPercent": 50},
              (W("a", REFUSE, 1.0, 6.0),), 10.0, "refused_local"),
+        Case("timeout", "one host answers after the 0.3 s route timeout: timeouts read as 504s (no split)",
+             ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
+             (W("a", TIMEOUT, 1.0),), 10.0, "timed_out", route_timeout_s=0.3),
+        Case("timeout_split", "splitExternalLocalOriginErrors with consecutiveLocalOriginFailures 3: a host that "
+             "times out every request is never ejected (the stream was ready: a connect success before each), a "
+             "503 host is, by 5xx", ("a", "b", "c", "d"),
+             {"consecutiveLocalOriginFailures": 3, "splitExternalLocalOriginErrors": True, "consecutive5xxErrors": 3,
+              **two, "maxEjectionPercent": 50},
+             (W("a", TIMEOUT, 1.0), W("b", 503, 1.0)), 9.0, "local_origin", route_timeout_s=0.3),
         Case("retries", "retries feed the detector: retryOn 5xx, attempts 2; each retry is a result of the host it "
              "went to", ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
              (W("a", 503, 1.0),), 9.0, "retried", retries={"attempts": 2, "retryOn": "5xx"}),
@@ -162,7 +172,8 @@ def run_case(case: Case, workdir: str | Path) -> tuple[Any, EnvoyRecording]:
 
     rig = OutlierRig(mesh_for(case), case.hosts, case.faults, workdir, request_gap_s=case.request_gap_s,
                      outlier_overrides=case.envoy_overrides,
-                     request_path=PIPELINE_PATH if case.retries is not None else "/work")
+                     request_path=PIPELINE_PATH if case.retries is not None else "/work",
+                     route_timeout_s=case.route_timeout_s)
     run = rig.run(case.duration_s)
     meta = {"case": case.name, "outlierDetection": case.outlier, "envoy_overrides": case.envoy_overrides,
             "retries": case.retries,
@@ -257,6 +268,8 @@ def check_expected(case: Case, sim: Any) -> None:
         assert by_host("a") and {e["reason"] for e in by_host("a")} == {"consecutive_gateway_failure"}, ejections
     elif case.expect == "refused_local":
         assert by_host("a") and {e["reason"] for e in by_host("a")} == {"consecutive_local_origin_failure"}, ejections
+    elif case.expect == "timed_out":
+        assert by_host("a") and {e["reason"] for e in by_host("a")} == {"consecutive_gateway_failure"}, ejections
     elif case.expect == "retried":
         assert len(by_host("a")) >= 2, ejections
     elif case.expect == "gateway_only":

@@ -32,10 +32,12 @@ from harness.mesh.objects import Endpoint, Mesh
 from harness.oracles.envoy_agreement import EnvoyRecording
 from harness.oracles.outlier import OutlierDetectionSettings
 
-__all__ = ["FaultWindow", "Attempt", "RigRun", "OutlierRig", "RESET", "REFUSE", "CONNECT_FAILED"]
+__all__ = ["FaultWindow", "Attempt", "RigRun", "OutlierRig", "RESET", "REFUSE", "TIMEOUT", "CONNECT_FAILED"]
 
 #: A FaultWindow status: reset the connection instead of answering (see the oracle's local result "reset").
 RESET = "reset"
+#: A FaultWindow status: answer too late (after the route timeout the rig gives Envoy's route).
+TIMEOUT = "timeout"
 #: A FaultWindow status: refuse connections (the backend is not listening).
 REFUSE = "refuse"
 #: What a refused connect is as an attempt (the oracle's local result), read from Envoy's access log
@@ -54,7 +56,8 @@ class FaultWindow:
     exact length: one short of a threshold must not eject, the threshold must).
 
     ``status`` :data:`RESET`: the backend reads the request and resets the connection (TCP RST, no
-    response); :data:`REFUSE`: the backend stops listening and drops its connections for the window, so
+    response); :data:`TIMEOUT`: the backend answers only after the rig's route timeout, so Envoy gives
+    up (504, a local-origin timeout) at that time; :data:`REFUSE`: the backend stops listening and drops its connections for the window, so
     Envoy's connects are refused. Both are local-origin failures for Envoy's detector. ``run`` does not
     apply to :data:`REFUSE`."""
 
@@ -123,7 +126,14 @@ class _Backend(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         status = self.rig.status_of(self.name)
-        self.rig.record(self.name, status)
+        if status == TIMEOUT:
+            # Envoy's result is its route timeout firing: record it at that time, then answer too late.
+            timeout = self.rig.route_timeout_s or 0.0
+            self.rig.record(self.name, status, at=time.time() + timeout)
+            time.sleep(timeout + 0.2)
+            status = 200
+        else:
+            self.rig.record(self.name, status)
         if status == RESET:
             # SO_LINGER 0: close() sends RST instead of FIN, before any response byte.
             self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -138,6 +148,11 @@ class _Backend(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+def hcm_route_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The route configuration of the rig proxy's one listener."""
+    return cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -155,7 +170,8 @@ class OutlierRig:
 
     def __init__(self, mesh: Mesh, hosts: Sequence[str], schedule: Sequence[FaultWindow], workdir: str | Path, *,
                  request_gap_s: float = 0.005, sample_every_s: float = 0.1,
-                 outlier_overrides: Mapping[str, Any] | None = None, request_path: str = "/work") -> None:
+                 outlier_overrides: Mapping[str, Any] | None = None, request_path: str = "/work",
+                 route_timeout_s: float | None = None) -> None:
         if not hosts or len(set(hosts)) != len(hosts):
             raise UsageError("the rig needs distinct backend names", "pass e.g. ['a', 'b', 'c']")
         unknown = {w.host for w in schedule} - set(hosts)
@@ -168,6 +184,9 @@ class OutlierRig:
         self.outlier_overrides = dict(outlier_overrides or {})
         # The client's path; a VirtualService route matching it gives Envoy's route its retry policy.
         self.request_path = request_path
+        self.route_timeout_s = route_timeout_s
+        if any(w.status == TIMEOUT for w in self.schedule) and not route_timeout_s:
+            raise UsageError("a TIMEOUT fault window needs the route timeout", "pass route_timeout_s, e.g. 0.3")
         self._served_in_window: dict[int, int] = {}
         self._t0: float | None = None
         self._lock = threading.Lock()
@@ -197,9 +216,9 @@ class OutlierRig:
                 return 200 if k % (w.run + 1) == w.run else w.status
         return 200
 
-    def record(self, host: str, status: int | str) -> None:
+    def record(self, host: str, status: int | str, at: float | None = None) -> None:
         with self._lock:
-            self._attempts.append(Attempt(time.time(), host, status))
+            self._attempts.append(Attempt(time.time() if at is None else at, host, status))
 
     @staticmethod
     def _failed_connects(access_log: Path, by_port: Mapping[str, str]) -> list[Attempt]:
@@ -254,6 +273,10 @@ class OutlierRig:
             if self.outlier_overrides:
                 cfg["static_resources"]["clusters"][0].setdefault("outlier_detection", {}).update(
                     self.outlier_overrides)
+            if self.route_timeout_s:
+                for vhost in hcm_route_config(cfg)["virtual_hosts"]:
+                    for r in vhost["routes"]:
+                        r["route"]["timeout"] = f"{self.route_timeout_s:g}s"
             access_log = self.workdir / "access.jsonl"
             hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["access_log"] = list(hcm.get("access_log") or []) + [{

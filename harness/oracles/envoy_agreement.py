@@ -53,8 +53,9 @@ ENVOY_EVENT_TYPES = {
 }
 
 #: Local-origin results of requests that never got a stream (the connection pool failed): no
-#: LocalOriginConnectSuccess precedes them (router ``onPoolFailure``).
-POOL_FAILURES = frozenset({"connect_failed", "timeout"})
+#: LocalOriginConnectSuccess precedes them (router ``onPoolFailure``). A response timeout
+#: (``"timeout"``) comes after the stream was ready, so it is not one.
+POOL_FAILURES = frozenset({"connect_failed"})
 
 #: Ejection types decided on interval ticks (their EJECT lines are tick times too).
 TICK_EJECTION_TYPES = frozenset({"success_rate", "failure_percentage", "local_origin_success_rate",

@@ -874,3 +874,13 @@ def test_destination_rule_bad_input():
         map_destination_rule({"kind": "DestinationRule", "spec": {}})
     with pytest.raises(ValueError, match="exactly one DestinationRule"):
         map_destination_rule(SEED_DR + "\n---\n" + SEED_DR)
+
+
+def test_split_local_origin_failures_count_only_failed_connects():
+    """Recorded on a real Envoy (tests/recordings/outlier/reset_split.json, timeout_split.json,
+    refused_split.json): with the split, resets and timeouts after a ready stream never add up."""
+    m = map_istio_outlier_detection({"splitExternalLocalOriginErrors": True, "consecutiveLocalOriginFailures": 3})
+    finding = next(f for f in m.findings if f.code == "local_origin_counts_connect_failures")
+    assert "onPoolReady" in finding.message and finding.path.endswith("consecutiveLocalOriginFailures")
+    assert "local_origin_counts_connect_failures" not in {
+        f.code for f in map_istio_outlier_detection({"consecutive5xxErrors": 3}).findings}

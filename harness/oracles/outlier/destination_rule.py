@@ -275,6 +275,14 @@ def map_istio_outlier_detection(block: Mapping[str, Any] | None, *, path: str = 
         findings.append(Finding("info", "panic_disabled", f"{path}.minHealthPercent",
                                 "healthy_panic_threshold set to 0: panic mode is off, ejected hosts get no traffic "
                                 "even if most hosts are ejected"))
+    if split and c_local:
+        findings.append(Finding(
+            "info", "local_origin_counts_connect_failures", f"{path}.consecutiveLocalOriginFailures",
+            f"consecutiveLocalOriginFailures={c_local} counts only failed connects (refused, connect timeout): "
+            "Envoy's router reports a connect success for every request whose stream was ready "
+            "(upstream_request.cc onPoolReady), which resets the count, so a replica that accepts connections "
+            "and then resets them or times out is never ejected by it (recorded on Envoy 1.40: "
+            "tests/recordings/outlier/reset_split.json, timeout_split.json)"))
     findings.append(Finding("info", "implicit_max_ejection_time", path,
                             f"max_ejection_time not set by Istio: Envoy uses {settings.effective_max_ejection_time_ms / 1000:g}s "
                             "(max(300s, baseEjectionTime)) as the cap on base_ejection_time * backoff"))
