@@ -56,6 +56,7 @@ class Case:
     retries: dict[str, Any] | None = None
     request_gap_s: float = 0.02    # the client's pause between requests
     route_timeout_s: float | None = None   # Envoy's route timeout (for TIMEOUT windows)
+    membership: tuple[tuple[float, str, str], ...] = ()   # endpoints removed and added (EDS)
 
 
 def _cases() -> list[Case]:
@@ -127,6 +128,11 @@ def _cases() -> list[Case]:
              {"consecutiveLocalOriginFailures": 3, "splitExternalLocalOriginErrors": True, "consecutive5xxErrors": 3,
               **two, "maxEjectionPercent": 50},
              (W("a", TIMEOUT, 1.0), W("b", 503, 1.0)), 9.0, "local_origin", route_timeout_s=0.3),
+        Case("membership", "endpoints removed and added (EDS): removing an ejected host frees its share of "
+             "maxEjectionPercent, adding one raises the count", ("a", "b", "c", "d", "e"),
+             {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
+             (W("a", 503, 1.0), W("b", 503, 3.0), W("c", 503, 7.0)), 10.0, "membership",
+             membership=((2.5, "remove", "a"), (5.5, "add", "e"))),
         Case("retries", "retries feed the detector: retryOn 5xx, attempts 2; each retry is a result of the host it "
              "went to", ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
              (W("a", 503, 1.0),), 9.0, "retried", retries={"attempts": 2, "retryOn": "5xx"}),
@@ -173,10 +179,10 @@ def run_case(case: Case, workdir: str | Path) -> tuple[Any, EnvoyRecording]:
     rig = OutlierRig(mesh_for(case), case.hosts, case.faults, workdir, request_gap_s=case.request_gap_s,
                      outlier_overrides=case.envoy_overrides,
                      request_path=PIPELINE_PATH if case.retries is not None else "/work",
-                     route_timeout_s=case.route_timeout_s)
+                     route_timeout_s=case.route_timeout_s, membership=case.membership)
     run = rig.run(case.duration_s)
     meta = {"case": case.name, "outlierDetection": case.outlier, "envoy_overrides": case.envoy_overrides,
-            "retries": case.retries,
+            "retries": case.retries, "membership": [list(m) for m in case.membership],
             "faults": [{**vars(w), "end": None if w.end == float("inf") else w.end} for w in case.faults],
             "duration_s": case.duration_s, "request_gap_s": case.request_gap_s,
             "envoy_version": envoy_version(), "client_statuses": run.client_statuses,
@@ -270,6 +276,10 @@ def check_expected(case: Case, sim: Any) -> None:
         assert by_host("a") and {e["reason"] for e in by_host("a")} == {"consecutive_local_origin_failure"}, ejections
     elif case.expect == "timed_out":
         assert by_host("a") and {e["reason"] for e in by_host("a")} == {"consecutive_gateway_failure"}, ejections
+    elif case.expect == "membership":
+        # b out while a (removed) was ejected, c out next to b once e joined: neither overflowed.
+        assert by_host("a") and by_host("b") and by_host("c"), ejections
+        assert sim.stats["outlier_detection.ejections_overflow"] == 0, sim.stats
     elif case.expect == "retried":
         assert len(by_host("a")) >= 2, ejections
     elif case.expect == "gateway_only":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import os
 import socket
 import struct
 import sys
@@ -91,6 +92,7 @@ class RigRun:
     stats: dict[str, float]        # the cluster's outlier_detection.* at the end
     stats_at: float = 0.0          # when they were read (mid-way between two detector ticks)
     cluster: dict[str, Any] = field(default_factory=dict)   # the Envoy cluster the rig ran (translated)
+    membership: list[tuple[float, str, str]] = field(default_factory=list)   # (epoch, "add"|"remove", host)
     host_of: dict[str, str] = field(default_factory=dict)   # "127.0.0.1:port" -> backend name
     client_statuses: dict[int, int] = field(default_factory=dict)
     envoy_log: str = ""
@@ -106,6 +108,7 @@ class RigRun:
             end=attempts[-1][0] if attempts else 0.0, stats_at=round(self.stats_at - self.t0, 4), attempts=attempts, events=tuple(self.events),
             host_of=dict(self.host_of), stats={k: v for k, v in sorted(self.stats.items())},
             flag_samples=tuple((round(t - self.t0, 4), tuple(sorted(h))) for t, h in self.flag_samples),
+            membership=tuple((round(t - self.t0, 4), action, host) for t, action, host in self.membership),
             meta=dict(meta or {}))
 
 
@@ -171,7 +174,8 @@ class OutlierRig:
     def __init__(self, mesh: Mesh, hosts: Sequence[str], schedule: Sequence[FaultWindow], workdir: str | Path, *,
                  request_gap_s: float = 0.005, sample_every_s: float = 0.1,
                  outlier_overrides: Mapping[str, Any] | None = None, request_path: str = "/work",
-                 route_timeout_s: float | None = None) -> None:
+                 route_timeout_s: float | None = None,
+                 membership: Sequence[tuple[float, str, str]] = ()) -> None:
         if not hosts or len(set(hosts)) != len(hosts):
             raise UsageError("the rig needs distinct backend names", "pass e.g. ['a', 'b', 'c']")
         unknown = {w.host for w in schedule} - set(hosts)
@@ -187,6 +191,17 @@ class OutlierRig:
         self.route_timeout_s = route_timeout_s
         if any(w.status == TIMEOUT for w in self.schedule) and not route_timeout_s:
             raise UsageError("a TIMEOUT fault window needs the route timeout", "pass route_timeout_s, e.g. 0.3")
+        # (seconds after the load starts, "add" | "remove", backend): the cluster's membership changes,
+        # served to Envoy as EDS from a file; a backend first "add"ed starts outside the cluster.
+        self.membership = sorted(membership)
+        bad = [m for m in self.membership if m[1] not in ("add", "remove") or m[2] not in self.hosts]
+        if bad:
+            raise UsageError(f"membership changes {bad} name an unknown action or backend",
+                             "use (seconds, 'add' or 'remove', one of the rig's hosts)")
+        first = {}
+        for _, action, host in self.membership:
+            first.setdefault(host, action)
+        self.initial_hosts = [h for h in self.hosts if first.get(h) != "add"]
         self._served_in_window: dict[int, int] = {}
         self._t0: float | None = None
         self._lock = threading.Lock()
@@ -219,6 +234,28 @@ class OutlierRig:
     def record(self, host: str, status: int | str, at: float | None = None) -> None:
         with self._lock:
             self._attempts.append(Attempt(time.time() if at is None else at, host, status))
+
+    def _serve_eds(self, cluster: dict[str, Any]) -> Callable[[set[str]], None]:
+        """Turn the translated STATIC cluster into EDS read from a file Envoy watches (a
+        ``path_config_source``), and return the function that (re)writes it for a set of backends:
+        written aside and moved into place, as Envoy's file watch expects."""
+        assignment = cluster.pop("load_assignment")
+        path = self.workdir / "eds.json"
+        cluster["type"] = "EDS"
+        cluster["eds_cluster_config"] = {"eds_config": {"path_config_source": {"path": str(path)},
+                                                        "resource_api_version": "V3"}}
+        version = [0]
+
+        def write(members: set[str]) -> None:
+            version[0] += 1
+            groups = [{**g, "lb_endpoints": [e for e in g["lb_endpoints"] if e["endpoint"].get("hostname") in members]}
+                      for g in assignment["endpoints"]]
+            resource = {"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+                        "cluster_name": assignment["cluster_name"], "endpoints": [g for g in groups if g["lb_endpoints"]]}
+            tmp = path.with_name("eds.json.tmp")
+            tmp.write_text(json.dumps({"version_info": str(version[0]), "resources": [resource]}))
+            os.replace(tmp, path)
+        return write
 
     @staticmethod
     def _failed_connects(access_log: Path, by_port: Mapping[str, str]) -> list[Attempt]:
@@ -283,6 +320,11 @@ class OutlierRig:
                 "name": "envoy.access_loggers.file", "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
                     "path": str(access_log), "log_format": {"json_format": _ACCESS_LOG_FORMAT}}}]
+            members = set(self.initial_hosts)
+            membership_log: list[tuple[float, str, str]] = []
+            write_members = self._serve_eds(cfg["static_resources"]["clusters"][0]) if self.membership else None
+            if write_members:
+                write_members(members)
             cluster = cfg["static_resources"]["clusters"][0]["name"]
             envoy = LocalEnvoy(cfg, self.workdir, name="oracle-envoy")
             envoy.start()
@@ -340,7 +382,20 @@ class OutlierRig:
                 by_host[window.host] = new
                 threading.Thread(target=new.serve_forever, daemon=True, name=f"backend-{window.host}").start()
 
+            def change_membership() -> None:
+                for at, action, host in self.membership:
+                    if stop.wait(max(0.0, self._t0 + at - time.time())):
+                        return
+                    (members.add if action == "add" else members.discard)(host)
+                    assert write_members is not None
+                    write_members(members)
+                    membership_log.append((time.time(), action, host))
+
             self._t0 = time.time()
+            if self.membership:
+                t = threading.Thread(target=change_membership, daemon=True)
+                threads.append(t)
+                t.start()
             for w in self.schedule:
                 if w.status == REFUSE:
                     t = threading.Thread(target=refuse, args=(w,), daemon=True)
@@ -371,7 +426,7 @@ class OutlierRig:
                 if event_log.exists() else []
             with self._lock:
                 attempts = sorted(self._attempts + self._failed_connects(access_log, by_port), key=lambda a: a.t)
-            return RigRun(hosts=self.hosts, t0=self._t0, envoy_ready_at=envoy.ready_at or 0.0, detector_start=armed,
+            return RigRun(hosts=self.initial_hosts, membership=membership_log, t0=self._t0, envoy_ready_at=envoy.ready_at or 0.0, detector_start=armed,
                           attempts=attempts, events=events, flag_samples=flags, stats=stats, stats_at=stats_at,
                           cluster=cfg["static_resources"]["clusters"][0], host_of=by_port,
                           client_statuses=client_statuses, envoy_log=log)

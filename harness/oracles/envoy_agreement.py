@@ -249,6 +249,9 @@ class EnvoyRecording:
     flag_samples: tuple[tuple[float, tuple[str, ...]], ...]
     stats: Mapping[str, float]
     meta: Mapping[str, Any] = field(default_factory=dict)   # the schedule, Envoy's version, the rig
+    #: (t, "add" | "remove", backend): the cluster's membership changes (EDS updates the rig wrote);
+    #: ``hosts`` are the members at the start.
+    membership: tuple[tuple[float, str, str], ...] = ()
 
     @property
     def settings(self) -> OutlierDetectionSettings:
@@ -263,6 +266,7 @@ class EnvoyRecording:
                 "detector_start": self.detector_start, "end": self.end, "stats_at": self.stats_at, "meta": dict(self.meta),
                 "host_of": dict(self.host_of), "stats": dict(self.stats), "events": [dict(e) for e in self.events],
                 "flag_samples": [[t, list(h)] for t, h in self.flag_samples],
+                "membership": [list(m) for m in self.membership],
                 "attempts": [list(a) for a in self.attempts]}
 
     @classmethod
@@ -273,7 +277,8 @@ class EnvoyRecording:
                    attempts=tuple((float(t), str(h), c if isinstance(c, str) else int(c)) for t, h, c in d["attempts"]),
                    events=tuple(d["events"]), host_of=dict(d["host_of"]),
                    flag_samples=tuple((float(t), tuple(h)) for t, h in d["flag_samples"]),
-                   stats=dict(d["stats"]), meta=dict(d.get("meta") or {}))
+                   stats=dict(d["stats"]), meta=dict(d.get("meta") or {}),
+                   membership=tuple((float(t), str(a), str(h)) for t, a, h in d.get("membership") or ()))
 
 
 def ticks_from_event_log(observed: Sequence[ObservedEvent], *, t0: float, start: float, end: float,
@@ -316,6 +321,7 @@ def replay(rec: EnvoyRecording, *, settings: OutlierDetectionSettings | None = N
     ticks = ticks_from_event_log(rec.observed(), t0=rec.t0, start=rec.detector_start, end=until,
                                  interval_s=rec.settings.interval_ms / 1000)
     inputs: list[dict[str, Any]] = [{"t": t, "tick": True} for t in ticks if t <= until]
+    inputs += [{"t": t, f"{action}_host": h} for t, action, h in rec.membership]
     for t, h, c in rec.attempts:
         # Every request that reached a backend had a pool-ready stream first: the router reports
         # LocalOriginConnectSuccess for each (source/common/router/upstream_request.cc onPoolReady),

@@ -9,7 +9,7 @@ The mutation check plants the bugs a reviewer planted by hand (and a few more) i
 a time, and replays every recording: each mutant must be caught by at least one comparison, or the
 comparison is too weak to trust the oracle's verdicts. ``MUTANTS`` names each bug and how it is
 planted: a changed setting, the pre-2023 max-ejection rule, or one of the detector's small steps
-(``_count_ejection``, ``_ejection_time_ms``, ``_backoff_may_decay``) replaced.
+(``_count_ejection``, ``_ejection_time_ms``, ``_backoff_may_decay``, ``remove_host``) replaced.
 """
 from __future__ import annotations
 
@@ -78,6 +78,16 @@ def _decays_early(self, m) -> bool:
     return m.last_unejection_ms is not None and self._now - m.last_unejection_ms >= 0
 
 
+def _removal_keeps_the_ejection(self, host: str, t: float) -> None:
+    # remove_host without giving the removed host's ejection back (ejections_active stays up).
+    self._advance(t, "remove_host")
+    monitor = self._monitor(host, "remove_host")
+    if monitor.ejected:
+        self.intervals[host][-1][1] = t
+    del self._monitors[host]
+    self._update_panic()
+
+
 @dataclass(frozen=True)
 class Mutant:
     name: str
@@ -99,6 +109,7 @@ MUTANTS = [
     Mutant("backoff decays one interval early", patches={"_backoff_may_decay": _decays_early}),
     Mutant("split_external_local_origin_errors inverted", lambda s: dataclasses.replace(
         s, split_external_local_origin_errors=not s.split_external_local_origin_errors)),
+    Mutant("a removed ejected host still counts as ejected", patches={"remove_host": _removal_keeps_the_ejection}),
     Mutant("base ejection time x2", lambda s: dataclasses.replace(
         s, base_ejection_time_ms=s.base_ejection_time_ms * 2,
         max_ejection_time_ms=None if s.max_ejection_time_ms is None else max(s.max_ejection_time_ms,
