@@ -57,6 +57,7 @@ class Case:
     request_gap_s: float = 0.02    # the client's pause between requests
     route_timeout_s: float | None = None   # Envoy's route timeout (for TIMEOUT windows)
     membership: tuple[tuple[float, str, str], ...] = ()   # endpoints removed and added (EDS)
+    workers: int = 1               # Envoy worker threads, each with a client connection
 
 
 def _cases() -> list[Case]:
@@ -133,6 +134,9 @@ def _cases() -> list[Case]:
              {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
              (W("a", 503, 1.0), W("b", 503, 3.0), W("c", 503, 7.0)), 10.0, "membership",
              membership=((2.5, "remove", "a"), (5.5, "add", "e"))),
+        Case("two_workers", "two Envoy worker threads, each with a client connection: one host 503s, results reach "
+             "the detector from both", ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
+             (W("a", 503, 1.0),), 10.0, "backoff_two", workers=2),
         Case("retries", "retries feed the detector: retryOn 5xx, attempts 2; each retry is a result of the host it "
              "went to", ("a", "b", "c"), {"consecutiveGatewayErrors": 3, **two, "maxEjectionPercent": 50},
              (W("a", 503, 1.0),), 9.0, "retried", retries={"attempts": 2, "retryOn": "5xx"}),
@@ -179,10 +183,10 @@ def run_case(case: Case, workdir: str | Path) -> tuple[Any, EnvoyRecording]:
     rig = OutlierRig(mesh_for(case), case.hosts, case.faults, workdir, request_gap_s=case.request_gap_s,
                      outlier_overrides=case.envoy_overrides,
                      request_path=PIPELINE_PATH if case.retries is not None else "/work",
-                     route_timeout_s=case.route_timeout_s, membership=case.membership)
+                     route_timeout_s=case.route_timeout_s, membership=case.membership, workers=case.workers)
     run = rig.run(case.duration_s)
     meta = {"case": case.name, "outlierDetection": case.outlier, "envoy_overrides": case.envoy_overrides,
-            "retries": case.retries, "membership": [list(m) for m in case.membership],
+            "retries": case.retries, "workers": case.workers, "membership": [list(m) for m in case.membership],
             "faults": [{**vars(w), "end": None if w.end == float("inf") else w.end} for w in case.faults],
             "duration_s": case.duration_s, "request_gap_s": case.request_gap_s,
             "envoy_version": envoy_version(), "client_statuses": run.client_statuses,
@@ -280,6 +284,8 @@ def check_expected(case: Case, sim: Any) -> None:
         # b out while a (removed) was ejected, c out next to b once e joined: neither overflowed.
         assert by_host("a") and by_host("b") and by_host("c"), ejections
         assert sim.stats["outlier_detection.ejections_overflow"] == 0, sim.stats
+    elif case.expect == "backoff_two":
+        assert len(by_host("a")) >= 2, ejections
     elif case.expect == "retried":
         assert len(by_host("a")) >= 2, ejections
     elif case.expect == "gateway_only":

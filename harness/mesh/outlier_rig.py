@@ -175,7 +175,7 @@ class OutlierRig:
                  request_gap_s: float = 0.005, sample_every_s: float = 0.1,
                  outlier_overrides: Mapping[str, Any] | None = None, request_path: str = "/work",
                  route_timeout_s: float | None = None,
-                 membership: Sequence[tuple[float, str, str]] = ()) -> None:
+                 membership: Sequence[tuple[float, str, str]] = (), workers: int = 1) -> None:
         if not hosts or len(set(hosts)) != len(hosts):
             raise UsageError("the rig needs distinct backend names", "pass e.g. ['a', 'b', 'c']")
         unknown = {w.host for w in schedule} - set(hosts)
@@ -202,6 +202,9 @@ class OutlierRig:
         for _, action, host in self.membership:
             first.setdefault(host, action)
         self.initial_hosts = [h for h in self.hosts if first.get(h) != "add"]
+        # Envoy worker threads; as many client connections, so each worker carries load (Envoy binds
+        # a downstream connection to one worker).
+        self.workers = workers
         self._served_in_window: dict[int, int] = {}
         self._t0: float | None = None
         self._lock = threading.Lock()
@@ -326,7 +329,7 @@ class OutlierRig:
             if write_members:
                 write_members(members)
             cluster = cfg["static_resources"]["clusters"][0]["name"]
-            envoy = LocalEnvoy(cfg, self.workdir, name="oracle-envoy")
+            envoy = LocalEnvoy(cfg, self.workdir, name="oracle-envoy", concurrency=self.workers)
             envoy.start()
             by_port = {f"127.0.0.1:{e.port}": e.name for e in endpoints}
             flags: list[tuple[float, frozenset[str]]] = []
@@ -344,6 +347,7 @@ class OutlierRig:
                     stop.wait(self.sample_every_s)
 
             client_statuses: dict[int, int] = {}
+            counting = threading.Lock()
 
             def load() -> None:
                 conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=30)
@@ -352,7 +356,8 @@ class OutlierRig:
                         conn.request("GET", self.request_path)
                         r = conn.getresponse()
                         r.read()
-                        client_statuses[r.status] = client_statuses.get(r.status, 0) + 1
+                        with counting:
+                            client_statuses[r.status] = client_statuses.get(r.status, 0) + 1
                     except (OSError, http.client.HTTPException):
                         conn.close()
                         conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=30)
@@ -401,7 +406,7 @@ class OutlierRig:
                     t = threading.Thread(target=refuse, args=(w,), daemon=True)
                     threads.append(t)
                     t.start()
-            for target in (sample, load):
+            for target in [sample] + [load] * self.workers:
                 t = threading.Thread(target=target, daemon=True)
                 threads.append(t)
                 t.start()

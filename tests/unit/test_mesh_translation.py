@@ -474,3 +474,11 @@ def test_the_plain_proxy_takes_the_routes_retry_policy(seed):
     bare = plain_proxy_bootstrap(mesh, EPS, admin_port=15000, listen_port=15001)
     assert "retry_policy" not in _hcm(bare["static_resources"]["listeners"][0])["route_config"][
         "virtual_hosts"][0]["routes"][0]["route"]
+
+
+def test_a_local_envoy_needs_a_worker(tmp_path):
+    from harness.mesh.local import LocalEnvoy
+    cfg = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 15000}}}}
+    assert LocalEnvoy(cfg, tmp_path, concurrency=2).concurrency == 2
+    with pytest.raises(UsageError, match="concurrency 0"):
+        LocalEnvoy(cfg, tmp_path, concurrency=0)
