@@ -182,7 +182,7 @@ def run_case(case: Case, workdir: str | Path) -> tuple[Any, EnvoyRecording]:
 
     rig = OutlierRig(mesh_for(case), case.hosts, case.faults, workdir, request_gap_s=case.request_gap_s,
                      outlier_overrides=case.envoy_overrides,
-                     request_path=PIPELINE_PATH if case.retries is not None else "/work",
+                     request_path=PIPELINE_PATH if case.retries is not None else "/unrouted",
                      route_timeout_s=case.route_timeout_s, membership=case.membership, workers=case.workers)
     run = rig.run(case.duration_s)
     meta = {"case": case.name, "outlierDetection": case.outlier, "envoy_overrides": case.envoy_overrides,

@@ -173,7 +173,7 @@ class OutlierRig:
 
     def __init__(self, mesh: Mesh, hosts: Sequence[str], schedule: Sequence[FaultWindow], workdir: str | Path, *,
                  request_gap_s: float = 0.005, sample_every_s: float = 0.1,
-                 outlier_overrides: Mapping[str, Any] | None = None, request_path: str = "/work",
+                 outlier_overrides: Mapping[str, Any] | None = None, request_path: str = "/unrouted",
                  route_timeout_s: float | None = None,
                  membership: Sequence[tuple[float, str, str]] = (), workers: int = 1) -> None:
         if not hosts or len(set(hosts)) != len(hosts):
