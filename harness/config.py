@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import re
@@ -215,6 +216,10 @@ class Settings:
                             "compare against with `harness history compare --with tag:NAME`")
     fail_on_regression: bool = knob(False, "exit 15 when the history check finds a confirmed regression (a "
                                     "passing run only; 10/11 keep precedence)", flag="--fail-on-regression")
+    mesh_default_outlier_detection: str = knob(
+        "", "a mesh-wide default DestinationRule's outlierDetection (root namespace, host *.local), as JSON "
+        "Istio fields, e.g. {\"consecutive5xxErrors\": 5}; the verdict says what it would change; empty: none, "
+        "as in a default Istio install")
     # -- kind platform ---------------------------------------------------------------------------------
     mesh: bool = knob(True, "kind: run the circuit-breaker scenarios (Istio via Helm); off: they skip and Helm "
                       "is not required")
@@ -244,6 +249,14 @@ class Settings:
             raise UsageError(f"context {self.context!r}{_where(KNOBS['context'], self.source('context'))} names an "
                              f"existing cluster, but the platform is {self.platform}",
                              "use --platform context with it, or unset HARNESS_CONTEXT / drop --context")
+        if self.mesh_default_outlier_detection:
+            try:
+                block = json.loads(self.mesh_default_outlier_detection)
+            except ValueError:
+                block = None
+            if not isinstance(block, dict):
+                raise UsageError("mesh_default_outlier_detection is not a JSON object of Istio outlierDetection "
+                                 "fields", 'write e.g. {"consecutive5xxErrors": 5, "interval": "10s"}, or leave it empty')
         base = self.capacity_base_rps
         if base is not None and self.target_peak_rps and base > self.target_peak_rps:
             raise UsageError(f"capacity_base_rps {self.capacity_base_rps:g} is above the target peak "

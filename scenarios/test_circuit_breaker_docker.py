@@ -49,6 +49,7 @@ from harness.mesh.bootstrap import retries_for_status, route_retry_policy
 from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import envoy_version
 from harness.mesh.pods import DockerMesh
+from harness.mesh.objects import mesh_default_policy_of
 from harness.oracles.ejection_analysis import AnalysisInputError, evaluate_pool_overflow
 from harness.report.artifacts import write_json
 
@@ -76,7 +77,8 @@ def pods(request, settings, stack, run_report):
 
     failed_before = request.session.testsfailed
     spec = conductor_spec(settings.manifests_dir)
-    seed = load_mesh(settings.manifests_dir, what_if=False)
+    seed = load_mesh(settings.manifests_dir, what_if=False,
+                     mesh_default_policy=mesh_default_policy_of(settings.mesh_default_outlier_detection))
     platform = DockerPlatform(dataclasses.replace(settings, replicas=spec.replicas), stack, name_prefix="cb")
     dm = DockerMesh(settings, platform, seed, CertificateAuthority(settings.run_id))
     dm.prepare()
@@ -222,6 +224,10 @@ def test_seed_mesh_as_written_on_envoy(settings, pods, scenario, run_report):
     if ejected and not has_outlier:
         ok, sentence = False, sentence.rstrip(".") + f"; Envoy marked {', '.join(ejected)} ejected without any " \
                                                      "outlier detection configured (investigate)."
+    # What a mesh-wide default traffic policy would change (harness.mesh.objects.mesh_default_findings).
+    mesh_default = next((f.message for f in mesh.findings if f.code == "mesh_default_policy"), "")
+    if mesh_default:
+        sentence = sentence.rstrip(".") + f". Mesh-wide default: {mesh_default}."
 
     # Report
     scenario.measure("findings", [f.to_dict() for f in findings])
@@ -244,7 +250,8 @@ def test_seed_mesh_as_written_on_envoy(settings, pods, scenario, run_report):
 
 def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report):
     # Setup: the harness's WHAT-IF reading (not the system's config), sidecars and gateway with it.
-    what_if = load_mesh(settings.manifests_dir, what_if=True)
+    what_if = load_mesh(settings.manifests_dir, what_if=True,
+                        mesh_default_policy=mesh_default_policy_of(settings.mesh_default_outlier_detection))
     mapping = what_if.destination_rule
     if not mapping.has_effective_outlier_detection:
         ok = scenario.verdict(False, "the seed's DestinationRule has no circuitBreaker/outlierDetection block to read")

@@ -55,15 +55,16 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from harness.errors import UsageError
-from harness.mesh.objects import (GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT, Endpoint, Mesh, TlsBundle, fqdn,
-                                  region_of)
-from harness.oracles.outlier import map_istio_connection_pool, map_istio_outlier_detection, parse_duration_ms
+from harness.mesh.objects import (CONDUCTOR_SERVICE_PORT, GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT, Endpoint, Mesh,
+                                  TlsBundle, fqdn, region_of)
+from harness.oracles.outlier import (map_istio_connection_pool, map_istio_outlier_detection, parse_duration_ms,
+                                     policy_for_port, port_level_policy)
 
 __all__ = ["gateway_bootstrap", "sidecar_bootstrap", "outbound_cluster_name", "outbound_clusters", "route_config",
            "rbac_filter", "CONDUCTOR_PORT", "MESH_CONNECT_TIMEOUT", "DEFAULT_RETRY_ON", "RBAC_FILTER",
-           "FAULT_FILTER", "inbound_cluster_name", "plain_proxy_bootstrap"]
+           "FAULT_FILTER", "inbound_cluster_name", "inbound_cluster", "plain_proxy_bootstrap"]
 
-CONDUCTOR_PORT = 8080
+CONDUCTOR_PORT = CONDUCTOR_SERVICE_PORT
 MESH_CONNECT_TIMEOUT = "10s"   # meshConfig.connectTimeout default
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -161,6 +162,11 @@ def _retry_policy(retries: Mapping[str, Any] | None, *, exclude_503: bool = True
                 policy["retry_on"] += ",retriable-status-codes"
     if retries.get("perTryTimeout") is not None:
         policy["per_try_timeout"] = _duration(retries["perTryTimeout"], "retries.perTryTimeout")
+    if retries.get("retryIgnorePreviousHosts") is False:
+        # retry.ConvertPolicy: the previous_hosts predicate only while retryIgnorePreviousHosts is
+        # unset or true (its default); false lets a retry land on the host that just failed.
+        policy.pop("retry_host_predicate")
+        policy.pop("host_selection_retry_max_attempts")
     if retries.get("retryRemoteLocalities") is True:
         policy["retry_priority"] = {"name": "envoy.retry_priorities.previous_priorities", "typed_config": {
             "@type": _T + "envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
@@ -294,19 +300,9 @@ def _thresholds(pool: Any) -> dict[str, Any]:
 
 
 def _merged_policy(top: Mapping[str, Any], subset: Mapping[str, Any] | None, port: int) -> dict[str, Any]:
-    """``MergeTrafficPolicy``: the subset's components replace the top-level ones, and port-level
-    settings for ``port`` replace both (top-level port settings first, then the subset's)."""
-    merged: dict[str, Any] = {}
-    for policy in (top, subset or {}):
-        for key in ("loadBalancer", "connectionPool", "outlierDetection", "tls"):
-            if policy.get(key) is not None:
-                merged[key] = policy[key]
-        for pls in policy.get("portLevelSettings") or []:
-            if int(((pls.get("port") or {}).get("number")) or 0) == port:
-                for key in ("loadBalancer", "connectionPool", "outlierDetection", "tls"):
-                    if pls.get(key) is not None:
-                        merged[key] = pls[key]
-    return merged
+    """The cluster's policy on ``port``: :func:`harness.oracles.outlier.policy_for_port` (istiod's
+    ``MergeSubsetTrafficPolicy``: port-level settings replace, they do not merge)."""
+    return policy_for_port(top, subset, port)
 
 
 def _lb_policy(lb: Mapping[str, Any] | None) -> str:
@@ -375,20 +371,29 @@ def _upstream_tls(name: str, tls: TlsBundle, sans: Sequence[str]) -> dict[str, A
         }}}
 
 
-def _cluster(mesh: Mesh, name: str, policy: Mapping[str, Any], endpoints: Sequence[Endpoint],
-             tls: TlsBundle | None, what: str, proxy_zone: str = "") -> dict[str, Any]:
-    pool, _ = map_istio_connection_pool(policy.get("connectionPool"), path=f"{what}.connectionPool")
-    cluster: dict[str, Any] = {
-        "name": name, "type": "STATIC", "connect_timeout": MESH_CONNECT_TIMEOUT,
-        "lb_policy": _lb_policy(policy.get("loadBalancer")),
-        "circuit_breakers": {"thresholds": [_thresholds(pool)]},
-        "common_lb_config": {},
-    }
+def _apply_connection_pool(cluster: dict[str, Any], pool_block: Any, what: str) -> None:
+    """``applyConnectionPool`` (pilot/pkg/networking/core/cluster_traffic_policy.go): circuit-breaker
+    thresholds (istiod's MaxUint32 defaults where unset) and ``max_requests_per_connection``."""
+    pool, _ = map_istio_connection_pool(pool_block, path=f"{what}.connectionPool")
+    cluster["circuit_breakers"] = {"thresholds": [_thresholds(pool)]}
+    connect_timeout = ((pool_block or {}).get("tcp") or {}).get("connectTimeout")
+    if connect_timeout is not None:  # applyConnectionPool: tcp.connectTimeout -> cluster connect_timeout
+        cluster["connect_timeout"] = _duration(connect_timeout, f"{what}.connectionPool.tcp.connectTimeout")
     http_options: dict[str, Any] = {"@type": _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                                     "explicit_http_config": {"http_protocol_options": {}}}
     if pool.max_requests_per_connection:
         http_options["common_http_protocol_options"] = {"max_requests_per_connection": pool.max_requests_per_connection}
     cluster["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http_options}
+
+
+def _cluster(mesh: Mesh, name: str, policy: Mapping[str, Any], endpoints: Sequence[Endpoint],
+             tls: TlsBundle | None, what: str, proxy_zone: str = "") -> dict[str, Any]:
+    cluster: dict[str, Any] = {
+        "name": name, "type": "STATIC", "connect_timeout": MESH_CONNECT_TIMEOUT,
+        "lb_policy": _lb_policy(policy.get("loadBalancer")),
+        "common_lb_config": {},
+    }
+    _apply_connection_pool(cluster, policy.get("connectionPool"), what)
     if policy.get("outlierDetection") is not None:
         # harness.oracles.outlier is the one mapping of outlierDetection (applyOutlierDetection).
         od = map_istio_outlier_detection(policy["outlierDetection"], path=f"{what}.outlierDetection")
@@ -428,6 +433,8 @@ def outbound_clusters(mesh: Mesh, endpoints: Sequence[Endpoint], tls: TlsBundle 
     the endpoints' failover priorities (see ``_load_assignment``)."""
     dr = mesh.object("DestinationRule") or {}
     spec = dr.get("spec") or {}
+    if not dr and mesh.mesh_default_policy:  # no rule for the host: the mesh-wide default applies
+        spec = {"host": "conductor", "trafficPolicy": dict(mesh.mesh_default_policy)}
     ns = (dr.get("metadata") or {}).get("namespace", mesh.workload_namespace)
     host = spec.get("host", "conductor")
     if fqdn(host, ns) != fqdn("conductor", mesh.workload_namespace):
@@ -640,27 +647,45 @@ def sidecar_bootstrap(mesh: Mesh, replica: Endpoint, tls: TlsBundle, *, admin_po
         "static_resources": {
             "listeners": [{"name": "virtualInbound", "address": _address(listen_address, inbound_port),
                            "listener_filters": [_tls_inspector()], "filter_chains": chains}],
-            "clusters": [{"name": cluster, "type": "STATIC", "connect_timeout": MESH_CONNECT_TIMEOUT,
-                          "circuit_breakers": {"thresholds": [_thresholds(map_istio_connection_pool(None)[0])]},
-                          "load_assignment": {"cluster_name": cluster, "endpoints": [{"lb_endpoints": [
-                              {"endpoint": {"address": _address("127.0.0.1", app_port)}}]}]}}],
+            "clusters": [inbound_cluster(mesh, app_port)],
         },
     }
 
 
+def inbound_cluster(mesh: Mesh, app_port: int, port: int = CONDUCTOR_PORT) -> dict[str, Any]:
+    """The sidecar's ``inbound|<port>||`` cluster to the local app, with the receiver-side limits istiod
+    gives it: pilot/pkg/networking/core/cluster_builder.go ``buildInboundCluster`` takes the
+    DestinationRule's top-level policy on the port (``MergeTrafficPolicy(nil, dr.TrafficPolicy, port)``,
+    subsets do not apply to inbound) and ``applyTrafficPolicy`` applies only its connection pool on the
+    inbound direction ("when users specify circuit breakers, they need to be set on the receiver end").
+    So the seed's maxConnections/http1MaxPendingRequests/http2MaxRequests also cap each replica's own
+    sidecar: overflow there is a local 503 (flag UO) from the destination's Envoy."""
+    name = inbound_cluster_name(port)
+    dr = mesh.object("DestinationRule") or {}
+    policy, _ = port_level_policy((dr.get("spec") or {}).get("trafficPolicy") or {}, port)
+    cluster: dict[str, Any] = {"name": name, "type": "STATIC", "connect_timeout": MESH_CONNECT_TIMEOUT,
+                               "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                                   {"endpoint": {"address": _address("127.0.0.1", app_port)}}]}]}}
+    _apply_connection_pool(cluster, (policy or {}).get("connectionPool"), "spec.trafficPolicy")
+    return cluster
+
+
 
 def plain_proxy_bootstrap(mesh: Mesh, endpoints: Sequence[Endpoint], *, admin_port: int, listen_port: int,
-                          address: str = "127.0.0.1", event_log_path: str | None = None) -> dict[str, Any]:
+                          address: str = "127.0.0.1", event_log_path: str | None = None,
+                          retry_policy: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A client proxy without TLS: a plaintext HTTP listener whose every request goes to the
     conductor's outbound cluster (the DestinationRule's translation: pool, load balancer, outlier
     detection) over plaintext ``endpoints``, no retries. The oracle-vs-Envoy test's rig: the
     cluster is exactly what the gateway gets, without the gateway's TLS and routes around it.
-    ``event_log_path``: Envoy's outlier-detection event log (one JSON line per eject/uneject)."""
+    ``event_log_path``: Envoy's outlier-detection event log (one JSON line per eject/uneject).
+    ``retry_policy``: the route's retry policy (e.g. :func:`route_retry_policy` of a VirtualService path)."""
     _check_port(listen_port, "listen_port")
     cluster = outbound_clusters(mesh, endpoints, None)[0]
     route = {"name": "local", "validate_clusters": False, "virtual_hosts": [{
         "name": "local", "domains": ["*"],
-        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster["name"], "timeout": "0s"}}]}]}
+        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster["name"], "timeout": "0s",
+                                                        **({"retry_policy": dict(retry_policy)} if retry_policy else {})}}]}]}
     out: dict[str, Any] = {
         "node": {"id": "client~127.0.0.1~oracle-client.local~local", "cluster": "oracle-client"},
         "admin": _admin(address, admin_port),

@@ -77,7 +77,7 @@ class LocalEnvoy:
     """
 
     def __init__(self, bootstrap: Mapping[str, Any], workdir: str | Path, *, name: str = "envoy",
-                 ready_timeout: float = 60.0, log_level: str = "info") -> None:
+                 ready_timeout: float = 60.0, log_level: str = "info", concurrency: int = 1) -> None:
         admin = (bootstrap.get("admin") or {}).get("address", {}).get("socket_address", {})
         if admin.get("address") != "127.0.0.1":
             raise UsageError("a local Envoy's admin API must listen on 127.0.0.1", "pass admin_address='127.0.0.1'")
@@ -89,6 +89,9 @@ class LocalEnvoy:
         self.bootstrap = bootstrap
         self.ready_timeout = ready_timeout
         self.log_level = log_level
+        if concurrency < 1:
+            raise UsageError(f"Envoy concurrency {concurrency} is below 1", "pass 1 or more worker threads")
+        self.concurrency = concurrency
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at: float | None = None
         self.ready_at: float | None = None
@@ -106,9 +109,11 @@ class LocalEnvoy:
         log = open(self.log_path, "wb")
         self.started_at = time.time()
         try:
-            # One worker: outlier detection is per cluster anyway, and one thread keeps a loaded box calm.
+            # One worker by default: outlier detection is per cluster anyway, and one thread keeps a
+            # loaded box calm.
             self.proc = subprocess.Popen(
-                [envoy_binary(), "-c", str(self.config_path), "--disable-hot-restart", "--concurrency", "1",
+                [envoy_binary(), "-c", str(self.config_path), "--disable-hot-restart",
+                 "--concurrency", str(self.concurrency),
                  "--log-level", self.log_level, "--component-log-level", "upstream:info"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         finally:

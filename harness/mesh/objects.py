@@ -25,6 +25,7 @@ Pure apart from reading manifests through :mod:`harness.manifests`.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,7 +36,9 @@ from harness.mesh.certs import TRUST_DOMAIN, spiffe_id
 from harness.oracles.outlier import DestinationRuleMapping, Finding, map_destination_rule
 
 __all__ = ["Endpoint", "TlsBundle", "Mesh", "load_mesh", "GATEWAY_NAMESPACE", "GATEWAY_SERVICE_ACCOUNT",
-           "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "region_of", "apply_json_patch", "replace_object"]
+           "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "region_of", "apply_json_patch", "replace_object",
+           "not_translated_findings", "mesh_default_findings", "mesh_default_policy_of",
+           "CONDUCTOR_SERVICE_PORT"]
 
 GATEWAY_NAMESPACE = "istio-system"
 #: The ingress gateway's ServiceAccount as the harness installs it on kind (Istio's Helm ``gateway``
@@ -47,6 +50,9 @@ GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway"
 WHAT_IF_OVERLAY = "overlays/kind-istio-intended/kustomization.yaml"
 MESH_KINDS = ("Gateway", "VirtualService", "DestinationRule", "PeerAuthentication", "AuthorizationPolicy")
 _SERVICES = "staging/conductor-service.yml"
+#: The conductor Service's port: the port the DestinationRule's portLevelSettings are resolved for
+#: (harness.mesh.bootstrap.CONDUCTOR_PORT; bootstrap imports this module, not the other way round).
+CONDUCTOR_SERVICE_PORT = 8080
 
 
 def region_of(zone: str) -> str:
@@ -129,9 +135,15 @@ class Mesh:
     findings: list[Finding] = field(default_factory=list)
     what_if_changes: list[str] = field(default_factory=list)
     #: istiod's EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY (pilot/pkg/features): true by default since
-    #: Istio 1.24 (the kind path installs 1.26), so the default retry policy has no retriable 503;
-    #: False reproduces Istio <= 1.23 (retriable_status_codes [503]).
+    #: Istio 1.24 (so in the release the kind path installs, harness.kube.istio.ISTIO_VERSION), so the
+    #: default retry policy has no retriable 503; False reproduces Istio <= 1.23 (retriable_status_codes [503]).
     exclude_503_from_default_retries: bool = True
+    #: A mesh-wide default DestinationRule's traffic policy (in meshConfig.rootNamespace, host
+    #: ``*.local``): None, as in a default install. istiod takes the most specific rule for a host
+    #: whole (pilot/pkg/model/push_context.go ``destinationRule``: the client's namespace, the
+    #: service's, then the root namespace) and merges nothing into it since Istio 1.20 removed
+    #: PILOT_ENABLE_DESTINATION_RULE_INHERITANCE, so it applies only to hosts without a rule.
+    mesh_default_policy: dict[str, Any] | None = None
 
     def object(self, kind: str) -> dict[str, Any] | None:
         """The first object of ``kind`` (the seed has one of each)."""
@@ -302,10 +314,135 @@ def _translation_findings(mesh: Mesh) -> list[Finding]:
     return out
 
 
+#: Fields the docker translation does not program, with what istiod does with each on a cluster
+#: (the findings' text). Paths are relative to the object's spec.
+_POOL_NOT_TRANSLATED = {
+    ("tcp", "tcpKeepalive"): "istiod sets the cluster's upstream_connection_options.tcp_keepalive "
+                             "(applyConnectionPool); without it idle upstream connections are not probed and a "
+                             "NAT or load balancer between the nodes may drop them silently",
+    ("tcp", "maxConnectionDuration"): "istiod closes upstream connections after this duration "
+                                      "(common_http_protocol_options.max_connection_duration)",
+    ("tcp", "idleTimeout"): "istiod closes idle TCP upstream connections after it",
+    ("http", "idleTimeout"): "istiod closes upstream connections idle for this long "
+                             "(common_http_protocol_options.idle_timeout; Envoy's default is 1h)",
+    ("http", "h2UpgradePolicy"): "istiod upgrades (or not) HTTP/1.1 upstream connections to HTTP/2",
+    ("http", "useClientProtocol"): "istiod keeps the client's HTTP protocol upstream",
+    ("http", "maxConcurrentStreams"): "istiod caps concurrent HTTP/2 streams per upstream connection",
+}
+_LB_NOT_TRANSLATED = {
+    "consistentHash": "istiod programs RING_HASH or MAGLEV keyed on the given header, cookie or source IP, so a "
+                      "client sticks to one replica; the docker mesh balances with LEAST_REQUEST, so sticky "
+                      "sessions and their failure modes (a hot replica, a rehash when a pod goes) are not seen",
+    "warmup": "istiod gives new endpoints slow-start (slow_start_config), so a new replica gets a growing share "
+              "of traffic; the docker mesh sends it its full share at once",
+    "warmupDurationSecs": "istiod gives new endpoints slow-start (slow_start_config) for this long; the docker "
+                          "mesh sends a new replica its full share at once",
+}
+
+
+def _policies(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every TrafficPolicy (and port-level policy) of a DestinationRule spec, with its path."""
+    out: list[tuple[str, Mapping[str, Any]]] = []
+    for base, policy in [("DestinationRule.spec.trafficPolicy", spec.get("trafficPolicy") or {})] + [
+            (f"DestinationRule.spec.subsets[{i}].trafficPolicy", sub.get("trafficPolicy") or {})
+            for i, sub in enumerate(spec.get("subsets") or [])]:
+        out.append((base, policy))
+        out += [(f"{base}.portLevelSettings[{j}]", pls) for j, pls in enumerate(policy.get("portLevelSettings") or [])]
+    return out
+
+
+def not_translated_findings(mesh: Mesh) -> list[Finding]:
+    """Fields of the mesh objects the docker translation does not program: each a finding naming the
+    field and what istiod would do with it on a cluster, so a docker verdict never silently rests on
+    a configuration the cluster would not have (istio/istio pilot/pkg/networking/core: route/route.go
+    TranslateRouteMatch, cluster_traffic_policy.go applyConnectionPool/applyLoadBalancer, cluster_tls.go;
+    pilot/pkg/security/authz/builder for AuthorizationPolicy ``when``)."""
+    out: list[Finding] = []
+    vs = mesh.object("VirtualService") or {}
+    for i, rule in enumerate((vs.get("spec") or {}).get("http", [])):
+        for j, match in enumerate(rule.get("match") or []):
+            for key in sorted(set(match or {}) - {"uri", "ignoreUriCase", "name"}):
+                only = not (match or {}).get("uri")
+                out.append(Finding(
+                    "warning", "not_translated", f"VirtualService.spec.http[{i}].match[{j}].{key}",
+                    f"match on {key} is not translated: istiod requires it too (route.go TranslateRouteMatch), the "
+                    "docker mesh matches the uri only, so requests the cluster would not send down this route are "
+                    "sent down it here" + (" (with no uri, the match reads as a catch-all and hides every later "
+                                           "route)" if only else "")))
+    dr_spec = (mesh.object("DestinationRule") or {}).get("spec") or {}
+    for path, policy in _policies(dr_spec):
+        tls = policy.get("tls")
+        if tls is not None and (tls or {}).get("mode") != "ISTIO_MUTUAL":
+            out.append(Finding(
+                "warning", "not_translated", f"{path}.tls",
+                f"tls mode {(tls or {}).get('mode', 'unset')} is not translated: istiod programs that upstream TLS "
+                "(cluster_tls.go buildUpstreamTLSSettings); the docker mesh always uses Istio mutual TLS to the "
+                "sidecars (auto mTLS), so a DISABLE/SIMPLE/MUTUAL rule that would break or bypass mTLS on a cluster "
+                "works here"))
+        pool = policy.get("connectionPool") or {}
+        for (part, key), effect in _POOL_NOT_TRANSLATED.items():
+            if isinstance(pool.get(part), Mapping) and key in pool[part]:
+                out.append(Finding("warning", "not_translated", f"{path}.connectionPool.{part}.{key}",
+                                   f"{part}.{key} is not translated: {effect}"))
+        lb = policy.get("loadBalancer") or {}
+        for key, effect in _LB_NOT_TRANSLATED.items():
+            if key in lb:
+                out.append(Finding("warning", "not_translated", f"{path}.loadBalancer.{key}",
+                                   f"{key} is not translated: {effect}"))
+    for ap in (d for d in mesh.objects if d.get("kind") == "AuthorizationPolicy"):
+        for i, rule in enumerate((ap.get("spec") or {}).get("rules") or []):
+            if rule.get("when"):
+                keys = ", ".join(sorted({str(c.get("key")) for c in rule["when"]}))
+                out.append(Finding(
+                    "warning", "not_translated", f"AuthorizationPolicy.spec.rules[{i}].when",
+                    f"when conditions ({keys}) are not translated: on a cluster the rule admits a request only if "
+                    "they hold too; the docker mesh's RBAC filter admits it without them, so it lets through "
+                    "requests the cluster refuses (403)"))
+    return out
+
+
+def mesh_default_policy_of(outlier_detection_json: str) -> dict[str, Any] | None:
+    """The ``mesh_default_outlier_detection`` setting (JSON, validated by ``Settings.validate``) as a
+    traffic policy for :func:`load_mesh`; empty: None (a default install)."""
+    return {"outlierDetection": json.loads(outlier_detection_json)} if outlier_detection_json.strip() else None
+
+
+def mesh_default_findings(mesh: Mesh) -> list[Finding]:
+    """What a mesh-wide default traffic policy would change (``Mesh.mesh_default_policy``)."""
+    ns = mesh.workload_namespace
+    dr = mesh.object("DestinationRule")
+    ruled = {fqdn(((dr or {}).get("spec") or {}).get("host", ""), ns)} if dr else set()
+    bare = [s for s in mesh.services if fqdn(s, ns) not in ruled]
+    conductor_ruled = fqdn("conductor", ns) in ruled
+    why = ("istiod uses the most specific DestinationRule for a host as a whole (pilot/pkg/model/push_context.go "
+           "destinationRule: the client's namespace, then the service's, then the root namespace) and has merged "
+           "nothing into it since Istio 1.20 removed PILOT_ENABLE_DESTINATION_RULE_INHERITANCE")
+    default = mesh.mesh_default_policy
+    if not default:
+        return [Finding(
+            "info", "mesh_default_policy", "meshConfig.rootNamespace DestinationRule",
+            "no mesh-wide default traffic policy (a default install has none): a host whose rule sets no "
+            "outlierDetection gets none. A mesh-wide default would "
+            + ("NOT reach the conductor, whose own DestinationRule wins: " if conductor_ruled else
+               "give the conductor (which has no rule of its own) its outlier detection: ")
+            + why + (f"; it would reach {', '.join(bare)} (no rule of their own)" if bare else ""))]
+    od = default.get("outlierDetection")
+    reach = [s for s in bare]
+    return [Finding(
+        "info", "mesh_default_policy", "meshConfig.rootNamespace DestinationRule",
+        f"mesh-wide default {json.dumps(default, sort_keys=True)}: "
+        + ("it does not change the conductor, whose own DestinationRule wins" if conductor_ruled else
+           "the conductor has no DestinationRule, so its clusters take this policy")
+        + (" (so the seed's missing outlierDetection stays missing)" if conductor_ruled and od else "")
+        + f"; {why}" + (f"; it applies to {', '.join(reach)}" if reach else ""))]
+
+
 def _derive(mesh: Mesh) -> Mesh:
-    dr = next(d for d in mesh.objects if d["kind"] == "DestinationRule")
-    mesh.destination_rule = map_destination_rule(dr)
-    mesh.findings = list(mesh.destination_rule.findings) + _translation_findings(mesh)
+    dr = mesh.object("DestinationRule") or {"kind": "DestinationRule", "spec": {
+        "host": "conductor", "trafficPolicy": dict(mesh.mesh_default_policy or {})}}
+    mesh.destination_rule = map_destination_rule(dr, port=CONDUCTOR_SERVICE_PORT)
+    mesh.findings = (list(mesh.destination_rule.findings) + _translation_findings(mesh) + not_translated_findings(mesh)
+                     + mesh_default_findings(mesh))
     if mesh.what_if:
         mesh.findings.append(Finding("info", "what_if", WHAT_IF_OVERLAY,
                                      "WHAT-IF, not the system's configuration: " + "; ".join(mesh.what_if_changes)))
@@ -326,12 +463,16 @@ def replace_object(mesh: Mesh, doc: Mapping[str, Any], label: str) -> Mesh:
                         conductor_service_account=mesh.conductor_service_account,
                         workload_labels=dict(mesh.workload_labels), services=list(mesh.services),
                         destination_rule=mesh.destination_rule,
-                        what_if_changes=mesh.what_if_changes + [f"{kind} replaced: {label}"]))
+                        what_if_changes=mesh.what_if_changes + [f"{kind} replaced: {label}"],
+                        exclude_503_from_default_retries=mesh.exclude_503_from_default_retries,
+                        mesh_default_policy=mesh.mesh_default_policy))
 
 
-def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False) -> Mesh:
+def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False,
+              mesh_default_policy: Mapping[str, Any] | None = None) -> Mesh:
     """Read k8s/istio/gateway.yml, the conductor Deployment and Services; ``what_if`` applies the
-    kind-istio-intended overlay's patches, labeled as such (see the module docstring)."""
+    kind-istio-intended overlay's patches, labeled as such (see the module docstring).
+    ``mesh_default_policy``: a mesh-wide default DestinationRule's traffic policy (``Mesh.mesh_default_policy``)."""
     seed = [d for d in load_documents(ISTIO, manifests_dir) if d.get("kind") in MESH_KINDS]
     missing = [k for k in MESH_KINDS if not any(d.get("kind") == k for d in seed)]
     if missing:
@@ -363,4 +504,6 @@ def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False) -> Mesh:
     return _derive(Mesh(what_if=what_if, seed=seed, objects=objects, workload_namespace=namespace,
                         conductor_service_account=service_account,
                         workload_labels=dict((pod.get("metadata") or {}).get("labels") or {}), services=services,
-                        destination_rule=map_destination_rule(dr), what_if_changes=changes))
+                        destination_rule=map_destination_rule(dr, port=CONDUCTOR_SERVICE_PORT),
+                        what_if_changes=changes,
+                        mesh_default_policy=dict(mesh_default_policy) if mesh_default_policy else None))

@@ -7,15 +7,26 @@ Envoy's read-outs:
   ``envoy.data.cluster.v3.OutlierDetectionEvent`` per line: ``action`` EJECT/UNEJECT, ``type``,
   ``upstream_url``, ``enforced``, ``num_ejections``, RFC 3339 ``timestamp``): the timeline;
 * ``/clusters`` samples (which hosts carry ``failed_outlier_check``): the state the load balancer used;
-* ``/stats`` ``outlier_detection.ejections_*``: the detector's decision counters.
+* ``/stats`` ``outlier_detection.*``: the detector's decision counters and the active-ejections gauge.
 
-Agreement rules (decisions, not speed): events are paired per host in order; a pair agrees when the
-action, the ejection type and ``enforced`` match and the times differ by at most ``tolerance_s``
-(one detection interval: un-ejections happen on interval ticks, whose phase the oracle knows only
-approximately). An event without a partner within ``tolerance_s`` of the end of the run is not
-compared (the partner may land just after the end). A ``/clusters`` sample agrees when its flagged hosts equal the oracle's
-ejected hosts at that time; samples within ``tolerance_s`` of a transition of either side are not
-compared. Stats agree when the detector's decision counters are equal.
+A run is kept as an :class:`EnvoyRecording` (JSON-friendly: committed under ``tests/recordings/``) and
+judged by :func:`replay` + :func:`judge`, deterministically.
+
+Agreement rules (decisions, not speed):
+
+* **Ticks from Envoy's own timer.** Envoy un-ejects only on interval ticks
+  (``DetectorImpl::onIntervalTimer`` -> ``checkHostForUneject``), so each UNEJECT in its event log is a
+  tick it really ran. :func:`ticks_from_event_log` builds the oracle's tick times from them (ticks in
+  between spread evenly, as Envoy re-arms its timer after each tick); no grid is searched.
+* **Events** are paired per host, in order; a pair agrees when the action, the ejection type,
+  ``enforced`` and ``num_ejections`` match and the times differ by at most ``tolerance_s`` (a fraction
+  of an interval: an ejection is logged when Envoy processes the response the backend logged; an
+  un-ejection is on a tick both sides share). An event without a partner within ``tolerance_s`` of
+  the end of the run is not compared (its partner may land just after the end).
+* A ``/clusters`` sample agrees when its flagged hosts equal the oracle's ejected hosts at that time;
+  hosts within ``tolerance_s`` of a transition of either side are not compared there.
+* **Stats** agree when every ``outlier_detection`` counter Envoy reports equals the oracle's; the
+  figure says how many of them were non-zero (a counter zero on both sides proves little).
 """
 from __future__ import annotations
 
@@ -23,10 +34,12 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from harness.oracles.outlier import SimulationResult
+from harness.oracles.outlier import OutlierDetectionSettings, SimulationResult, simulate
+from harness.oracles.outlier.detector import ALL_STATS
 
 __all__ = ["ObservedEvent", "parse_event_log", "Agreement", "compare_events", "compare_flags", "compare_stats",
-           "DECISION_STATS", "ENVOY_EVENT_TYPES"]
+           "DECISION_STATS", "COMPARED_STATS", "ENVOY_EVENT_TYPES", "TICK_EJECTION_TYPES", "POOL_FAILURES", "EnvoyRecording", "ticks_from_event_log",
+           "replay", "judge"]
 
 #: Envoy ``OutlierEjectionType`` names -> the oracle's ejection types.
 ENVOY_EVENT_TYPES = {
@@ -39,6 +52,15 @@ ENVOY_EVENT_TYPES = {
     "FAILURE_PERCENTAGE_LOCAL_ORIGIN": "local_origin_failure_percentage",
 }
 
+#: Local-origin results of requests that never got a stream (the connection pool failed): no
+#: LocalOriginConnectSuccess precedes them (router ``onPoolFailure``). A response timeout
+#: (``"timeout"``) comes after the stream was ready, so it is not one.
+POOL_FAILURES = frozenset({"connect_failed"})
+
+#: Ejection types decided on interval ticks (their EJECT lines are tick times too).
+TICK_EJECTION_TYPES = frozenset({"success_rate", "failure_percentage", "local_origin_success_rate",
+                                 "local_origin_failure_percentage"})
+
 #: The counters that record the detector's decisions (not deprecated duplicates, not gauges).
 DECISION_STATS = tuple(f"outlier_detection.{n}" for n in (
     "ejections_enforced_total", "ejections_overflow",
@@ -47,6 +69,11 @@ DECISION_STATS = tuple(f"outlier_detection.{n}" for n in (
     "ejections_detected_success_rate", "ejections_enforced_success_rate",
     "ejections_detected_failure_percentage", "ejections_enforced_failure_percentage",
 ))
+
+#: Everything the oracle models and Envoy reports under ``outlier_detection.``: the decision counters,
+#: the deprecated duplicates (``ejections_total``, ``ejections_consecutive_5xx``...) and the
+#: ``ejections_active`` gauge at the end of the run.
+COMPARED_STATS = tuple(dict.fromkeys(DECISION_STATS + tuple(f"outlier_detection.{n}" for n in ALL_STATS)))
 
 
 @dataclass(frozen=True)
@@ -89,17 +116,20 @@ class Agreement:
     compared: int = 0
     agreeing: int = 0
     disagreements: list[str] = field(default_factory=list)
+    #: items where something happened (a counter non-zero on either side); None where not counted.
+    nonzero: int | None = None
 
     @property
     def ok(self) -> bool:
         return not self.disagreements and self.agreeing == self.compared
 
     def figure(self) -> str:
-        return f"{self.what}: {self.agreeing}/{self.compared}"
+        extra = "" if self.nonzero is None else f" ({self.nonzero} non-zero)"
+        return f"{self.what}: {self.agreeing}/{self.compared}{extra}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"what": self.what, "compared": self.compared, "agreeing": self.agreeing, "ok": self.ok,
-                "disagreements": list(self.disagreements)}
+                "nonzero": self.nonzero, "disagreements": list(self.disagreements)}
 
 
 def _predicted(sim: SimulationResult, t0: float) -> list[ObservedEvent]:
@@ -113,7 +143,7 @@ def _predicted(sim: SimulationResult, t0: float) -> list[ObservedEvent]:
             e = next(ejections)
             out.append(ObservedEvent(t0 + e["t"], e["host"], "eject", e["reason"], True, int(e["ejection_count"])))
         elif d.get("outcome") == "not_enforced":  # Envoy logs these as EJECT with enforced=false
-            out.append(ObservedEvent(t0 + d["t"], d["host"], "eject", d["type"], False, 0))
+            out.append(ObservedEvent(t0 + d["t"], d["host"], "eject", d["type"], False, int(d.get("ejection_count", 0))))
     for e in sim.events:
         if e["event"] == "uneject":
             out.append(ObservedEvent(t0 + e["t"], e["host"], "uneject", None, True, int(e.get("ejection_count", 0))))
@@ -145,13 +175,15 @@ def compare_events(sim: SimulationResult, observed: Sequence[ObservedEvent], *, 
                 agreement.disagreements.append(f"{host}: oracle predicted {a.action} ({a.reason}, enforced={a.enforced}) "
                                                f"at +{a.t - t0:.2f}s, Envoy did nothing")
             elif a is not None and b is not None:
-                same = (a.action, a.reason, a.enforced) == (b.action, b.reason, b.enforced)
+                same = (a.action, a.reason, a.enforced, a.num_ejections) == (b.action, b.reason, b.enforced,
+                                                                             b.num_ejections)
                 if same and abs(a.t - b.t) <= tolerance_s:
                     agreement.agreeing += 1
                 else:
                     agreement.disagreements.append(
-                        f"{host}: oracle {a.action}/{a.reason}/enforced={a.enforced} at +{a.t - t0:.2f}s vs Envoy "
-                        f"{b.action}/{b.reason}/enforced={b.enforced} at +{b.t - t0:.2f}s")
+                        f"{host}: oracle {a.action}/{a.reason}/enforced={a.enforced}/num_ejections={a.num_ejections} "
+                        f"at +{a.t - t0:.3f}s vs Envoy {b.action}/{b.reason}/enforced={b.enforced}/"
+                        f"num_ejections={b.num_ejections} at +{b.t - t0:.3f}s")
     return agreement
 
 
@@ -175,17 +207,144 @@ def compare_flags(sim: SimulationResult, samples: Sequence[tuple[float, frozense
     return agreement
 
 
-def compare_stats(sim: SimulationResult, envoy_stats: Mapping[str, float], names: Sequence[str] = DECISION_STATS
+def compare_stats(sim: SimulationResult, envoy_stats: Mapping[str, float], names: Sequence[str] = COMPARED_STATS
                   ) -> Agreement:
-    """The detector's decision counters: Envoy's ``/stats`` (``outlier_detection.*`` keys) vs the oracle's."""
-    agreement = Agreement("/stats counters")
+    """The detector's counters: Envoy's ``/stats`` (``outlier_detection.*`` keys) vs the oracle's."""
+    agreement = Agreement("/stats counters", nonzero=0)
     for name in names:
         if name not in envoy_stats:
             continue  # a counter this Envoy does not have
         agreement.compared += 1
         mine, theirs = int(sim.stats.get(name, 0)), int(envoy_stats[name])
+        if mine or theirs:
+            agreement.nonzero = (agreement.nonzero or 0) + 1
         if mine == theirs:
             agreement.agreeing += 1
         else:
             agreement.disagreements.append(f"{name}: oracle {mine}, Envoy {theirs}")
     return agreement
+
+
+# -- a recorded run, replayed --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnvoyRecording:
+    """One real-Envoy run as data: what the backends served and what Envoy reported.
+
+    Times are seconds after ``t0`` (the load start) except inside ``events``, which are Envoy's event
+    log lines as written (absolute RFC 3339 timestamps; ``upstream_url`` named through ``host_of``)."""
+
+    name: str
+    hosts: tuple[str, ...]
+    outlier_detection: Mapping[str, Any]       # the Envoy cluster's outlier_detection block
+    healthy_panic_threshold: float             # the cluster's common_lb_config (Envoy default 50)
+    t0: float                                  # epoch seconds of the load start
+    detector_start: float                      # when Envoy armed the detector's timer (its log)
+    end: float                                 # the last request served
+    stats_at: float                            # when /stats was read (after ``end``, between two ticks)
+    #: (t, backend, status) as each backend served them; status may be a local-origin result the oracle
+    #: knows (``"reset"``: the backend reset the connection without answering).
+    attempts: tuple[tuple[float, str, int | str], ...]
+    events: tuple[Mapping[str, Any], ...]
+    host_of: Mapping[str, str]
+    flag_samples: tuple[tuple[float, tuple[str, ...]], ...]
+    stats: Mapping[str, float]
+    meta: Mapping[str, Any] = field(default_factory=dict)   # the schedule, Envoy's version, the rig
+    #: (t, "add" | "remove", backend): the cluster's membership changes (EDS updates the rig wrote);
+    #: ``hosts`` are the members at the start.
+    membership: tuple[tuple[float, str, str], ...] = ()
+
+    @property
+    def settings(self) -> OutlierDetectionSettings:
+        return OutlierDetectionSettings.from_envoy(dict(self.outlier_detection))
+
+    def observed(self) -> list[ObservedEvent]:
+        return parse_event_log(self.events, self.host_of)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "hosts": list(self.hosts), "outlier_detection": dict(self.outlier_detection),
+                "healthy_panic_threshold": self.healthy_panic_threshold, "t0": self.t0,
+                "detector_start": self.detector_start, "end": self.end, "stats_at": self.stats_at, "meta": dict(self.meta),
+                "host_of": dict(self.host_of), "stats": dict(self.stats), "events": [dict(e) for e in self.events],
+                "flag_samples": [[t, list(h)] for t, h in self.flag_samples],
+                "membership": [list(m) for m in self.membership],
+                "attempts": [list(a) for a in self.attempts]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "EnvoyRecording":
+        return cls(name=d["name"], hosts=tuple(d["hosts"]), outlier_detection=dict(d["outlier_detection"]),
+                   healthy_panic_threshold=float(d["healthy_panic_threshold"]), t0=float(d["t0"]),
+                   detector_start=float(d["detector_start"]), end=float(d["end"]), stats_at=float(d["stats_at"]),
+                   attempts=tuple((float(t), str(h), c if isinstance(c, str) else int(c)) for t, h, c in d["attempts"]),
+                   events=tuple(d["events"]), host_of=dict(d["host_of"]),
+                   flag_samples=tuple((float(t), tuple(h)) for t, h in d["flag_samples"]),
+                   stats=dict(d["stats"]), meta=dict(d.get("meta") or {}),
+                   membership=tuple((float(t), str(a), str(h)) for t, a, h in d.get("membership") or ()))
+
+
+def ticks_from_event_log(observed: Sequence[ObservedEvent], *, t0: float, start: float, end: float,
+                         interval_s: float) -> list[float]:
+    """The detector's tick times (seconds after ``t0``) as Envoy ran them.
+
+    Each UNEJECT is logged from inside a tick (``onIntervalTimer`` -> ``checkHostForUneject`` ->
+    ``unejectHost``), and so is each success-rate or failure-percentage detection
+    (``processSuccessRateEjections``): those times are ticks (events within half an interval of each
+    other are one tick). Between two known ticks the count is the nearest whole number of intervals and the ticks
+    are spread evenly (Envoy re-arms the timer after each tick, so lateness accumulates); before the
+    first known tick they count back from it to ``start`` (when the timer was armed), after the last
+    they go on every ``interval_s`` up to ``end``."""
+    known: list[float] = []
+    for e in sorted(observed, key=lambda x: x.t):
+        from_tick = e.action == "uneject" or e.reason in TICK_EJECTION_TYPES
+        if from_tick and (not known or e.t - t0 - known[-1] > interval_s / 2):
+            known.append(e.t - t0)
+    if not known:
+        n = int((end - start) / interval_s)
+        return [start + k * interval_s for k in range(1, n + 1)]
+    first = known[0]
+    n = round((first - start) / interval_s)
+    ticks = [start + k * (first - start) / n for k in range(1, n)] if n >= 1 else []
+    for a, b in zip(known, known[1:]):
+        n = max(1, round((b - a) / interval_s))
+        ticks += [a + k * (b - a) / n for k in range(n)]
+    last = known[-1]
+    ticks += [last + k * interval_s for k in range(0, int((end - last) / interval_s) + 1)]
+    return ticks
+
+
+def replay(rec: EnvoyRecording, *, settings: OutlierDetectionSettings | None = None,
+           max_ejection_rule: str = "current") -> SimulationResult:
+    """The oracle fed the recorded requests, ticking when Envoy ticked (:func:`ticks_from_event_log`), up
+    to when ``/stats`` was read. Each request is a connect success (the stream was pool-ready) and then
+    its result: the status the backend answered, or a local-origin result (``"reset"``)."""
+    settings = settings or rec.settings
+    until = max(rec.end, rec.stats_at)
+    ticks = ticks_from_event_log(rec.observed(), t0=rec.t0, start=rec.detector_start, end=until,
+                                 interval_s=rec.settings.interval_ms / 1000)
+    inputs: list[dict[str, Any]] = [{"t": t, "tick": True} for t in ticks if t <= until]
+    inputs += [{"t": t, f"{action}_host": h} for t, action, h in rec.membership]
+    for t, h, c in rec.attempts:
+        # Every request that reached a backend had a pool-ready stream first: the router reports
+        # LocalOriginConnectSuccess for each (source/common/router/upstream_request.cc onPoolReady),
+        # which with split_external_local_origin_errors resets the consecutive local-origin count.
+        if c not in POOL_FAILURES:
+            inputs.append({"t": t, "host": h, "local": "connect_success"})
+        inputs.append({"t": t, "host": h, "local": c} if isinstance(c, str) else {"t": t, "host": h, "code": c})
+    start = min([rec.detector_start] + [i["t"] for i in inputs])
+    return simulate(settings, list(rec.hosts), inputs, until=until, detector_start=start,
+                    healthy_panic_threshold=rec.healthy_panic_threshold, auto_ticks=False,
+                    max_ejection_rule=max_ejection_rule)
+
+
+def judge(rec: EnvoyRecording, sim: SimulationResult, *, tolerance_s: float | None = None) -> list[Agreement]:
+    """Events, ``/clusters`` samples and counters of ``rec`` against ``sim`` (see the module docstring).
+
+    ``tolerance_s`` defaults to a quarter interval, at most 0.5 s: far below the interval that a wrong
+    ejection time or a wrong tick shifts an event by."""
+    interval = rec.settings.interval_ms / 1000
+    tol = min(0.5, interval / 4) if tolerance_s is None else tolerance_s
+    observed = rec.observed()
+    samples = [(rec.t0 + t, frozenset(h)) for t, h in rec.flag_samples]
+    end = rec.t0 + max(rec.end, rec.stats_at)  # the event log was read after /stats
+    return [compare_events(sim, observed, t0=rec.t0, end=end, tolerance_s=tol),
+            compare_flags(sim, samples, observed, t0=rec.t0, tolerance_s=tol),
+            compare_stats(sim, rec.stats)]

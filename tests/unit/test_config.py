@@ -101,6 +101,8 @@ def test_chaos_experiments_get_the_effective_values_and_their_defaults_match(tmp
     ({}, {"HARNESS_KUBE_CONTEXT": "x"}, "use HARNESS_CONTEXT instead"),
     ({}, {"HARNESS_USRES": "5"}, "did you mean HARNESS_USERS?"),
     ({"replicas": 100000}, {}, "replicas=100000 (from --replicas) is out of range"),
+    ({}, {"HARNESS_MESH_DEFAULT_OUTLIER_DETECTION": "consecutive5xxErrors=5"}, "mesh_default_outlier_detection is not"),
+    ({}, {"HARNESS_MESH_DEFAULT_OUTLIER_DETECTION": "[5]"}, "a JSON object of Istio outlierDetection fields"),
 ])
 def test_bad_input_is_one_line_naming_problem_and_fix(tmp_path, overrides, env, message):
     with pytest.raises(UsageError) as err:

@@ -5,7 +5,10 @@ and to fail for the right reason.
 """
 from __future__ import annotations
 
-from harness.oracles.envoy_agreement import compare_events, compare_flags, compare_stats, parse_event_log
+import json
+
+from harness.oracles.envoy_agreement import (EnvoyRecording, compare_events, compare_flags, compare_stats, judge,
+                                             parse_event_log, replay, ticks_from_event_log)
 from harness.oracles.outlier import OutlierDetectionSettings, simulate
 
 T0 = 1_000_000.0
@@ -19,9 +22,10 @@ def _stamp(t: float) -> str:
     return dt.datetime.fromtimestamp(T0 + t, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _envoy(action: str, t: float, kind: str = "CONSECUTIVE_GATEWAY_FAILURE", enforced: bool = True, url="127.0.0.1:1"):
+def _envoy(action: str, t: float, kind: str = "CONSECUTIVE_GATEWAY_FAILURE", enforced: bool = True, url="127.0.0.1:1",
+           num_ejections: int = 1):
     return {"type": kind, "timestamp": _stamp(t), "upstream_url": url, "action": action, "enforced": enforced,
-            "num_ejections": 1}
+            "num_ejections": num_ejections}
 
 
 def _sim():
@@ -62,7 +66,9 @@ def test_not_enforced_detections_are_envoys_unenforced_ejects():
     s = OutlierDetectionSettings.from_envoy({"consecutive_5xx": 7, "interval": "1s", "base_ejection_time": "2s",
                                              "max_ejection_percent": 50})  # gateway: detected, enforcing 0
     sim = simulate(s, ["a", "b"], [{"t": 1.0, "host": "a", "code": 503, "n": 7}], until=2.0)
-    observed = parse_event_log([_envoy("EJECT", 1.0, enforced=False), _envoy("EJECT", 1.0, "CONSECUTIVE_5XX")], HOST_OF)
+    # Envoy logs an unenforced detection with the host's ejections so far (logEject: numEjections()).
+    observed = parse_event_log([_envoy("EJECT", 1.0, enforced=False, num_ejections=0),
+                                _envoy("EJECT", 1.0, "CONSECUTIVE_5XX")], HOST_OF)
     assert compare_events(sim, observed, t0=T0, end=T0 + 2.0, tolerance_s=1.0).figure() == "events: 2/2"
 
 
@@ -75,5 +81,46 @@ def test_flags_and_stats():
     assert bad.disagreements == ["+2.20s: Envoy flags [], oracle has ['a']"]
     stats = {k: v for k, v in sim.stats.items()}
     assert compare_stats(sim, stats).ok
+    assert compare_stats(sim, stats).figure() == f"/stats counters: {len(stats)}/{len(stats)} (3 non-zero)"  # detected, enforced, total
     stats["outlier_detection.ejections_overflow"] = 1
     assert compare_stats(sim, stats).disagreements == ["outlier_detection.ejections_overflow: oracle 0, Envoy 1"]
+
+
+def test_a_wrong_num_ejections_disagrees():
+    observed = parse_event_log([_envoy("EJECT", 1.0, num_ejections=2), _envoy("UNEJECT", 3.0)], HOST_OF)
+    agreement = compare_events(_sim(), observed, t0=T0, end=T0 + 6.0, tolerance_s=1.0)
+    assert agreement.figure() == "events: 1/2" and "num_ejections=1" in agreement.disagreements[0]
+
+
+def test_ticks_come_from_envoys_unejections():
+    # Envoy un-ejected at 3.004 and 8.019 (ticks 3 and 8 of a 1 s timer that runs a little late):
+    # five ticks in between, evenly spread; before: back to the armed time; after: every interval.
+    log = [_envoy("EJECT", 1.0), _envoy("UNEJECT", 3.004), _envoy("EJECT", 5.0), _envoy("UNEJECT", 8.019),
+           _envoy("UNEJECT", 8.02, url="127.0.0.1:2")]  # same tick, another host
+    ticks = ticks_from_event_log(parse_event_log(log, HOST_OF), t0=T0, start=0.0, end=10.5, interval_s=1.0)
+    assert [round(t, 3) for t in ticks] == [1.001, 2.003, 3.004, 4.007, 5.010, 6.013, 7.016, 8.019, 9.019, 10.019]
+    no_events = ticks_from_event_log([], t0=T0, start=-0.01, end=3.0, interval_s=1.0)
+    assert no_events == [0.99, 1.99, 2.99]
+
+
+def test_a_recording_round_trips_and_replays():
+    log = [_envoy("EJECT", 1.0), _envoy("UNEJECT", 3.0)]
+    attempts = tuple((0.1 * k, "b", 200) for k in range(1, 10)) + ((1.0, "a", 503),) * 3 + ((3.5, "b", 200),)
+    rec = EnvoyRecording(name="x", hosts=("a", "b"), outlier_detection={
+        "consecutive_gateway_failure": 3, "enforcing_consecutive_gateway_failure": 100, "interval": "1s",
+        "base_ejection_time": "2s", "max_ejection_percent": 50}, healthy_panic_threshold=0.0, t0=T0,
+        detector_start=0.0, end=3.5, stats_at=3.5, attempts=tuple(sorted(attempts)), events=tuple(log), host_of=HOST_OF,
+        flag_samples=((2.0, ("a",)), (3.4, ())), stats={"outlier_detection.ejections_enforced_total": 1})
+    again = EnvoyRecording.from_dict(json.loads(json.dumps(rec.to_dict())))
+    assert again == rec
+    results = judge(again, replay(again))
+    assert [r.figure() for r in results] == ["events: 2/2", "/clusters samples: 2/2", "/stats counters: 1/1 (1 non-zero)"]
+
+
+def test_success_rate_detections_are_ticks_too():
+    # processSuccessRateEjections runs inside the tick: an (unenforced) SUCCESS_RATE eject dates a tick.
+    log = [_envoy("EJECT", 5.006, "SUCCESS_RATE", enforced=False, num_ejections=0),
+           _envoy("EJECT", 5.006, "FAILURE_PERCENTAGE", enforced=False, num_ejections=0),
+           _envoy("EJECT", 1.2)]  # a consecutive-errors ejection is not a tick
+    ticks = ticks_from_event_log(parse_event_log(log, HOST_OF), t0=T0, start=0.0, end=11.0, interval_s=5.0)
+    assert [round(t, 3) for t in ticks] == [5.006, 10.006]

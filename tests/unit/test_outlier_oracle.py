@@ -860,8 +860,13 @@ def test_destination_rule_with_outlier_detection_is_effective():
     m = map_destination_rule(dr)
     assert m.has_effective_outlier_detection and m.intended_outlier is None
     assert "circuit_breaker_field" not in m.codes and "no_outlier_detection" not in m.codes
-    assert m.subset_outlier_sources == {"v2-1-0": "inherited"}
+    assert m.subset_outlier_sources == {"v2-1-0": "inherited"}  # on a port without portLevelSettings
     assert "least_conn_alias" in m.codes
+    # On 8080 the subset's portLevelSettings entry replaces the policy as a whole (istio/istio
+    # pilot/pkg/networking/util/util.go GetPortLevelTrafficPolicy): v2-1-0 has no outlier detection.
+    on_8080 = map_destination_rule(dr, port=8080)
+    assert on_8080.subset_outlier_sources == {"v2-1-0": "none"}
+    assert "port_level_replaces" in on_8080.codes and "port_level_replaces" not in m.codes
 
 
 def test_destination_rule_bad_input():
@@ -869,3 +874,13 @@ def test_destination_rule_bad_input():
         map_destination_rule({"kind": "DestinationRule", "spec": {}})
     with pytest.raises(ValueError, match="exactly one DestinationRule"):
         map_destination_rule(SEED_DR + "\n---\n" + SEED_DR)
+
+
+def test_split_local_origin_failures_count_only_failed_connects():
+    """Recorded on a real Envoy (tests/recordings/outlier/reset_split.json, timeout_split.json,
+    refused_split.json): with the split, resets and timeouts after a ready stream never add up."""
+    m = map_istio_outlier_detection({"splitExternalLocalOriginErrors": True, "consecutiveLocalOriginFailures": 3})
+    finding = next(f for f in m.findings if f.code == "local_origin_counts_connect_failures")
+    assert "onPoolReady" in finding.message and finding.path.endswith("consecutiveLocalOriginFailures")
+    assert "local_origin_counts_connect_failures" not in {
+        f.code for f in map_istio_outlier_detection({"consecutive5xxErrors": 3}).findings}

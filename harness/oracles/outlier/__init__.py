@@ -102,8 +102,9 @@ from harness.oracles.outlier.detector import (ALL_STATS, EJECTION_TYPES, LOCAL_R
                                               success_rate_ejection_threshold)
 from harness.oracles.outlier.simulation import simulate
 from harness.oracles.outlier.destination_rule import (CircuitBreakerThresholds, DestinationRuleMapping, Finding,
-                                                      IstioOutlierMapping, map_destination_rule,
-                                                      map_istio_connection_pool, map_istio_outlier_detection)
+                                                      IstioOutlierMapping, POLICY_COMPONENTS, map_destination_rule,
+                                                      map_istio_connection_pool, map_istio_outlier_detection,
+                                                      policy_for_port, port_level_policy)
 
 __all__ = [
     "OutlierInputError",
@@ -125,6 +126,9 @@ __all__ = [
     "map_istio_outlier_detection",
     "map_istio_connection_pool",
     "map_destination_rule",
+    "policy_for_port",
+    "port_level_policy",
+    "POLICY_COMPONENTS",
     "EJECTION_TYPES",
     "LOCAL_RESULTS",
     "MAX_UINT32",

@@ -1,7 +1,8 @@
 """What istiod programs into Envoy for a DestinationRule, and what the harness should say about it.
 
-Mirrors istio/istio ``pilot/pkg/networking/core/cluster_traffic_policy.go`` (``applyOutlierDetection``,
-``applyConnectionPool``, ``getDefaultCircuitBreakerThresholds``) and the DestinationRule part of
+Mirrors istio/istio ``pilot/pkg/networking/util/util.go`` (``MergeSubsetTrafficPolicy``,
+``GetPortLevelTrafficPolicy``: port-level settings replace), ``pilot/pkg/networking/core/cluster_traffic_policy.go``
+(``applyOutlierDetection``, ``applyConnectionPool``, ``getDefaultCircuitBreakerThresholds``) and the DestinationRule part of
 ``pkg/config/validation`` (``validateOutlierDetection``, ``validateTrafficPolicy``). The Istio quirks it
 reproduces are listed in the package docstring (:mod:`harness.oracles.outlier`).
 """
@@ -17,7 +18,51 @@ from harness.oracles.outlier.settings import OutlierDetectionSettings
 from harness.oracles.outlier.units import MAX_UINT32, format_duration_ms, parse_duration_ms
 
 __all__ = ["Finding", "IstioOutlierMapping", "CircuitBreakerThresholds", "DestinationRuleMapping",
-           "map_istio_outlier_detection", "map_istio_connection_pool", "map_destination_rule"]
+           "map_istio_outlier_detection", "map_istio_connection_pool", "map_destination_rule", "POLICY_COMPONENTS",
+           "port_level_policy", "policy_for_port"]
+
+#: The four parts of a TrafficPolicy that subsets and port-level settings override.
+POLICY_COMPONENTS = ("connectionPool", "loadBalancer", "outlierDetection", "tls")
+
+
+def port_level_policy(policy: Mapping[str, Any] | None, port: int | None) -> tuple[dict[str, Any] | None, bool]:
+    """istio/istio ``pilot/pkg/networking/util/util.go`` ``GetPortLevelTrafficPolicy``: the policy that
+    applies on ``port``, and whether a ``portLevelSettings`` entry decided it.
+
+    A matching entry *replaces* the policy's four parts as a whole ("port level policies do not
+    inherit and instead [go] to defaults if not provided", ``shadowCopyPortTrafficPolicy``): a part
+    the entry leaves out is unset, not taken from the level above."""
+    if policy is None:
+        return None, False
+    if port is not None:
+        for entry in policy.get("portLevelSettings") or []:
+            if int(((entry.get("port") or {}).get("number")) or 0) == port:
+                return {k: entry.get(k) for k in POLICY_COMPONENTS if entry.get(k) is not None}, True
+    return {k: policy[k] for k in policy if k != "portLevelSettings" and policy[k] is not None}, False
+
+
+def policy_for_port(top: Mapping[str, Any] | None, subset: Mapping[str, Any] | None, port: int | None
+                    ) -> dict[str, Any]:
+    """istio/istio ``pilot/pkg/networking/util/util.go`` ``MergeSubsetTrafficPolicy`` (+ ``mergeTrafficPolicy``):
+    the DestinationRule's policy on ``port``, then the subset's on top. A subset part replaces the
+    rule's; a subset ``portLevelSettings`` entry for ``port`` replaces all four parts (unset ones
+    included)."""
+    original, _ = port_level_policy(top, port)
+    if subset is None:
+        return dict(original or {})
+    sub, has_port_level = port_level_policy(subset, port)
+    if original is None:
+        return dict(sub or {})
+    merged = dict(original)
+    for key in POLICY_COMPONENTS:
+        if (sub or {}).get(key) is not None or has_port_level:
+            merged.pop(key, None)
+            if (sub or {}).get(key) is not None:
+                merged[key] = sub[key]
+    for key in ("tunnel", "proxyProtocol"):
+        if (sub or {}).get(key) is not None:
+            merged[key] = sub[key]
+    return merged
 
 
 @dataclass(frozen=True)
@@ -96,7 +141,8 @@ class DestinationRuleMapping:
     #: From ``trafficPolicy.connectionPool`` (Istio's MaxUint32 defaults when unset);
     #: only programmed if the DestinationRule is admitted.
     circuit_breakers: CircuitBreakerThresholds
-    #: subset name -> "subset" | "inherited" | "none": where its outlier detection comes from.
+    #: subset name -> "subset" | "inherited" | "none": where its outlier detection on the rule's port
+    #: comes from (a subset ``portLevelSettings`` entry for the port counts as "subset", and replaces).
     subset_outlier_sources: dict[str, str]
 
     @property
@@ -229,6 +275,14 @@ def map_istio_outlier_detection(block: Mapping[str, Any] | None, *, path: str = 
         findings.append(Finding("info", "panic_disabled", f"{path}.minHealthPercent",
                                 "healthy_panic_threshold set to 0: panic mode is off, ejected hosts get no traffic "
                                 "even if most hosts are ejected"))
+    if split and c_local:
+        findings.append(Finding(
+            "info", "local_origin_counts_connect_failures", f"{path}.consecutiveLocalOriginFailures",
+            f"consecutiveLocalOriginFailures={c_local} counts only failed connects (refused, connect timeout): "
+            "Envoy's router reports a connect success for every request whose stream was ready "
+            "(upstream_request.cc onPoolReady), which resets the count, so a replica that accepts connections "
+            "and then resets them or times out is never ejected by it (recorded on Envoy 1.40: "
+            "tests/recordings/outlier/reset_split.json, timeout_split.json)"))
     findings.append(Finding("info", "implicit_max_ejection_time", path,
                             f"max_ejection_time not set by Istio: Envoy uses {settings.effective_max_ejection_time_ms / 1000:g}s "
                             "(max(300s, baseEjectionTime)) as the cap on base_ejection_time * backoff"))
@@ -319,9 +373,17 @@ def _policy_findings(policy: Any, path: str, known: set[str]) -> list[Finding]:
     return findings
 
 
-def map_destination_rule(dr: Mapping[str, Any] | str, *, legacy_consecutive_errors: bool = False
-                         ) -> DestinationRuleMapping:
-    """Map a DestinationRule (dict or YAML text) to what Envoy will and was meant to do."""
+def _replaced_parts(above: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
+    return [k for k in POLICY_COMPONENTS if above.get(k) is not None and entry.get(k) is None]
+
+
+def map_destination_rule(dr: Mapping[str, Any] | str, *, legacy_consecutive_errors: bool = False,
+                         port: int | None = None) -> DestinationRuleMapping:
+    """Map a DestinationRule (dict or YAML text) to what Envoy will and was meant to do.
+
+    ``port``: the service port the clusters are for (the conductor's 8080); ``portLevelSettings``
+    entries for it replace the level above as a whole (:func:`policy_for_port`), and each part they
+    drop that way is a finding (``port_level_replaces``)."""
     dr = _load_destination_rule(dr)
     spec = dr["spec"]
     findings: list[Finding] = []
@@ -361,9 +423,32 @@ def map_destination_rule(dr: Mapping[str, Any] | str, *, legacy_consecutive_erro
             sub = map_istio_outlier_detection(sp["outlierDetection"], path=f"{base}.outlierDetection",
                                               legacy_consecutive_errors=legacy_consecutive_errors)
             findings += sub.findings
+        _, port_level = port_level_policy(sp, port)
+        if port_level:
+            j, entry = next((j, e) for j, e in enumerate(sp.get("portLevelSettings") or [])
+                            if int(((e.get("port") or {}).get("number")) or 0) == port)
+            above = policy_for_port(policy, {k: v for k, v in sp.items() if k != "portLevelSettings"}, port)
+            dropped = _replaced_parts(above, entry)
+            if dropped:
+                findings.append(Finding(
+                    "warning", "port_level_replaces", f"{base}.portLevelSettings[{j}]",
+                    f"subset {subset['name']}'s settings for port {port} replace its whole traffic policy: "
+                    f"{', '.join(dropped)} of the level above do not apply to the subset's cluster (istiod "
+                    "pilot/pkg/networking/util/util.go GetPortLevelTrafficPolicy: 'port level policies do not "
+                    "inherit'); it gets Istio's defaults for them"
+                    + (" (connection limits 2^32-1)" if "connectionPool" in dropped else "")
+                    + (" and no outlier detection" if "outlierDetection" in dropped else "")))
+            if entry.get("outlierDetection") is not None:
+                findings += map_istio_outlier_detection(
+                    entry["outlierDetection"], path=f"{base}.portLevelSettings[{j}].outlierDetection",
+                    legacy_consecutive_errors=legacy_consecutive_errors).findings
+        resolved = policy_for_port(policy, sp, port)
+        if resolved.get("outlierDetection") is None:
+            sources[subset["name"]] = "none"
+        elif port_level or sp.get("outlierDetection") is not None:
             sources[subset["name"]] = "subset"
         else:
-            sources[subset["name"]] = "inherited" if effective is not None else "none"
+            sources[subset["name"]] = "inherited"
 
     return DestinationRuleMapping(
         host=spec["host"], findings=tuple(findings), effective_outlier=effective, intended_outlier=intended,

@@ -379,7 +379,7 @@ class OutlierDetector:
         n = len(self._monitors)
         should_eject = ejection_allowed(self._active, n, min(100, s.max_ejection_percent),
                                          s.always_eject_one_host, self.max_ejection_rule)
-        record = {"t": ms_to_seconds(self._now), "host": m.name, "type": etype}
+        record = {"t": ms_to_seconds(self._now), "host": m.name, "type": etype, "ejection_count": m.num_ejections}
         if not should_eject:
             self._stat("ejections_overflow")
             self.detections.append({**record, "outcome": "overflow"})
@@ -395,14 +395,12 @@ class OutlierDetector:
         self._stat(f"ejections_enforced_{etype}")
         # DetectorHostMonitorImpl::eject
         m.ejected = True
-        m.num_ejections += 1
+        self._count_ejection(m)
         m.last_ejection_ms = self._now
-        base, max_t = s.base_ejection_time_ms, s.effective_max_ejection_time_ms
         m.jitter_ms = self._jitter_random() % (s.max_ejection_time_jitter_ms + 1)
-        if m.eject_time_backoff * base < max_t + base:
-            m.eject_time_backoff += 1
-        duration = min(base * m.eject_time_backoff, max_t) + m.jitter_ms
-        self.detections.append({**record, "outcome": "ejected"})
+        self._bump_backoff(m)
+        duration = self._ejection_time_ms(m)
+        self.detections.append({**record, "ejection_count": m.num_ejections, "outcome": "ejected"})
         self.events.append({
             "t": ms_to_seconds(self._now), "host": m.name, "event": "eject", "reason": etype,
             "ejection_count": m.num_ejections, "backoff": m.eject_time_backoff,
@@ -410,6 +408,26 @@ class OutlierDetector:
         })
         self.intervals[m.name].append([ms_to_seconds(self._now), None])
         self._update_panic()
+
+    # The steps of DetectorHostMonitorImpl::eject / checkHostForUneject / onIntervalTimer that set how
+    # long a host stays out, one method each (the mutation check in tests/unit plants bugs in them).
+    def _count_ejection(self, m: _HostMonitor) -> None:
+        m.num_ejections += 1  # what the event log reports as num_ejections
+
+    def _bump_backoff(self, m: _HostMonitor) -> None:
+        # eject(): grow the backoff while base * backoff < max_ejection_time + base.
+        s = self.settings
+        if m.eject_time_backoff * s.base_ejection_time_ms < s.effective_max_ejection_time_ms + s.base_ejection_time_ms:
+            m.eject_time_backoff += 1
+
+    def _ejection_time_ms(self, m: _HostMonitor) -> int:
+        # checkHostForUneject: min(base * backoff, max_ejection_time) + jitter.
+        s = self.settings
+        return min(s.base_ejection_time_ms * m.eject_time_backoff, s.effective_max_ejection_time_ms) + m.jitter_ms
+
+    def _backoff_may_decay(self, m: _HostMonitor) -> bool:
+        # onIntervalTimer: healthy for at least one interval since the last return.
+        return m.last_unejection_ms is not None and self._now - m.last_unejection_ms >= self.settings.interval_ms
 
     def _uneject(self, m: _HostMonitor, reason: str) -> None:
         """``DetectorImpl::unejectHost``."""
@@ -429,9 +447,7 @@ class OutlierDetector:
     def _check_host_for_uneject(self, m: _HostMonitor) -> None:
         if not m.ejected:
             return
-        s = self.settings
-        needed = min(s.base_ejection_time_ms * m.eject_time_backoff, s.effective_max_ejection_time_ms) + m.jitter_ms
-        if needed <= self._now - m.last_ejection_ms:
+        if self._ejection_time_ms(m) <= self._now - m.last_ejection_ms:
             self._uneject(m, "ejection_time_elapsed")
 
     def interval_tick(self, t: float) -> None:
@@ -445,12 +461,11 @@ class OutlierDetector:
             m.local.success_rate = -1.0
         self._process_success_rate_ejections("external")
         self._process_success_rate_ejections("local")
-        interval = self.settings.interval_ms
         for m in self._monitors.values():
             if m.ejected:
                 continue
             # Healthy for at least one interval since the last return: shorten the next ejection.
-            if m.last_unejection_ms is not None and self._now - m.last_unejection_ms >= interval:
+            if self._backoff_may_decay(m):
                 if m.eject_time_backoff != 0:
                     m.eject_time_backoff -= 1
 
