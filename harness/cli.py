@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -259,11 +260,15 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
     env = {**os.environ, **{KNOBS[k].env: str(getattr(settings, k)).lower() if isinstance(getattr(settings, k), bool)
                             else str(getattr(settings, k)) for k in ("history_dir", "fail_on_regression")
                             if settings.source(k) == "flag"}}
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
+    # pytest runs in a session of its own, so a Ctrl-C at the terminal or a SIGTERM to our process group
+    # reaches it once, from here, whether it was sent to the group or to this process alone.
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, start_new_session=True)
     try:
         status = proc.wait()
     except KeyboardInterrupt:
         interrupted = True
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # the plugin tears down on it as on Ctrl-C
         # pytest got the same SIGINT and is tearing down; give it time, then make sure. On kind that is
         # `kind export logs` (up to 300 s) then `kind delete cluster`; the mesh undo is skipped then.
         grace = INTERRUPT_GRACE_S.get(settings.platform, 120)
@@ -442,9 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from harness.process_watch import ensure_interruptible
+    from harness.process_watch import ensure_interruptible, terminate_like_interrupt
 
     ensure_interruptible()  # Ctrl-C tears the run down even if our parent started us with SIGINT ignored
+    terminate_like_interrupt()  # SIGTERM (a CI cancel, `kill`) too: torn down, exit 130, never killed by it
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after `--` goes to pytest untouched.
     extra = argv[argv.index("--") + 1:] if "--" in argv else []

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from harness.errors import HarnessError
 
@@ -37,6 +37,21 @@ def ensure_interruptible() -> bool:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         return True
     return False
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def terminate_like_interrupt() -> bool:
+    """Make SIGTERM raise KeyboardInterrupt here, as Ctrl-C does: a CI runner cancelling a job, or a
+    ``kill``, then tears the run down through the same path and the process exits with the harness's
+    130 ("interrupted") instead of dying of the signal (a parent would see 143). Main thread only;
+    returns whether the handler was installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    return True
 
 
 @dataclass

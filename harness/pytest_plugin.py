@@ -7,9 +7,7 @@ the end, after failures and Ctrl-C too.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, NoReturn
@@ -20,7 +18,7 @@ from harness.config import PROJECT_ROOT, Settings, load_settings
 from harness.errors import HarnessError, Inconclusive
 from harness.labels import claim_run_owner
 from harness.platforms.permissions import refusal
-from harness.process_watch import ensure_interruptible
+from harness.process_watch import ensure_interruptible, terminate_like_interrupt
 from harness.preflight import check_settings
 from harness.report.outcome import Ending, exit_code_for, exit_meaning, one_line, scenario_outcome
 from harness.report.writer import RunReport, ScenarioResult
@@ -74,18 +72,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     claim_run_owner()  # unless `harness` already did: what the run creates names its owner process
     ensure_interruptible()  # Ctrl-C tears down, and reaches `chaos run` children, whatever our parent ignored
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM (CI cancelling, `kill`) tears down like Ctrl-C does.
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    terminate_like_interrupt()  # SIGTERM (CI cancelling, `kill`) tears down like Ctrl-C does
 
 
 def run_interrupted(config: pytest.Config) -> bool:
     """Ctrl-C or SIGTERM was seen: fixtures tearing down now need only what a deletion does not do."""
     return bool(config.stash.get(_INTERRUPTED, False))
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:

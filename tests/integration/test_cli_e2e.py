@@ -60,9 +60,14 @@ def test_e2e_on_docker_writes_the_report_and_leaves_nothing(tmp_path):
     assert f"configuration audit: {len(standalone.blocking)} blocking findings" in proc.stdout
 
 
+# How a run gets interrupted: a terminal's Ctrl-C reaches the foreground process group; a CI runner
+# cancelling a job sends SIGTERM to the group; `kill PID` sends SIGTERM to the harness alone.
+CTRL_C, CI_CANCEL, KILL_PID = ("group", signal.SIGINT), ("group", signal.SIGTERM), ("process", signal.SIGTERM)
+
+
 def _interrupt_when(suite: str, marker: str, run_id: str, tmp_path: Path, env: dict[str, str],
-                    pytest_args: tuple[str, ...] = ()):
-    """Run ``harness <suite>``, send a terminal's Ctrl-C once ``marker`` is printed; return (code, output)."""
+                    pytest_args: tuple[str, ...] = (), how: tuple[str, int] = CTRL_C):
+    """Run ``harness <suite>``, interrupt it ``how`` once ``marker`` is printed; return (code, output)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", suite, "--platform", "docker", "--run-id", run_id,
          "--report-dir", str(tmp_path), "--", *pytest_args],
@@ -79,7 +84,8 @@ def _interrupt_when(suite: str, marker: str, run_id: str, tmp_path: Path, env: d
         else:
             raise AssertionError(f"the run ended before {marker!r} showed: " + "".join(seen[-20:]))
         assert _leftovers(run_id)[0], "the run should have containers while it runs: " + "".join(seen[-15:])
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does to the foreground group
+        whom, sig = how
+        (os.killpg if whom == "group" else os.kill)(proc.pid, sig)
         out, _ = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
@@ -87,11 +93,13 @@ def _interrupt_when(suite: str, marker: str, run_id: str, tmp_path: Path, env: d
     return proc.returncode, "".join(seen) + out
 
 
-def test_ctrl_c_during_load_leaves_nothing_behind(tmp_path):
+def test_kill_during_load_leaves_nothing_behind(tmp_path):
+    """SIGTERM to the harness alone (`kill PID`): it passes the interruption on to its pytest, which
+    tears down as on Ctrl-C; the harness exits 130 (README "Exit codes"), not dead of the signal (143)."""
     run_id = "t-int-" + str(int(time.time()))
     code, out = _interrupt_when("e2e", "[load steady]", run_id, tmp_path,
                                 {"HARNESS_DURATION_S": "120", "HARNESS_USERS": "4", "HARNESS_REPLICAS": "1"},
-                                pytest_args=("-k", "steady_load"))
+                                pytest_args=("-k", "steady_load"), how=KILL_PID)
     assert code == 130, out[-3000:]
     assert _leftovers(run_id) == ([], [])
     # The report says so too: the scenario it interrupted is inconclusive, the run's code is 130.
@@ -102,13 +110,16 @@ def test_ctrl_c_during_load_leaves_nothing_behind(tmp_path):
     assert "run outcome: inconclusive -> exit 130" in out
 
 
-def test_ctrl_c_during_the_circuit_breaker_faults_leaves_no_envoy_and_no_fault(tmp_path):
-    """Interrupted while the what-if's first fault is on a replica behind the gateway: the Envoy
-    gateway, sidecars and entry point go with the replicas, and nothing of the run remains."""
+def test_ci_cancel_during_the_circuit_breaker_faults_leaves_no_envoy_and_no_fault(tmp_path):
+    """SIGTERM to the process group (a CI runner cancelling the job) while the what-if's first fault is
+    on a replica behind the gateway: the Envoy gateway, sidecars and entry point go with the replicas,
+    nothing of the run remains, and the harness exits 130, with the report saying so."""
     run_id = "t-cb-int-" + str(int(time.time()))
     code, out = _interrupt_when("e2e", "gateway-503 on", run_id, tmp_path, {"HARNESS_REPLICAS": "1"},
-                                pytest_args=("-k", "what_if"))
+                                pytest_args=("-k", "what_if"), how=CI_CANCEL)
     assert code == 130, out[-3000:]
+    summary = json.loads((tmp_path / run_id / "summary.json").read_text())
+    assert summary["exit_code"] == 130 and summary["verdict"] == "inconclusive", summary
     assert _leftovers(run_id) == ([], [])
     assert "fault schedule over" in out   # it was interrupted during the faults, not before
 
