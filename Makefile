@@ -8,6 +8,11 @@ OFFLINE := ../shared/offline-images
 # On a machine without a registry, testcontainers needs the offline environment (no reaper, loopback).
 WITH_ENV := $(if $(wildcard $(OFFLINE)/env.sh),. $(OFFLINE)/env.sh &&,)
 PYTEST_ARGS ?=
+# make test's parallel workers (pytest-xdist). Most of an integration test's time is spent waiting for
+# containers, Envoy timers and chaos pauses, not computing, so more workers than cores pay off; tests
+# sharing a module's stack stay on one worker (tests/conftest.py). TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 4
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadscope)
 REPORTS := $(or $(HARNESS_REPORT_DIR),reports)
 # GNU make can only exit 0 or 2. A harness target keeps the harness's own code (README "Exit codes")
 # in $(REPORTS)/exit-code and, on failure, names it and its meaning as its last line before make's
@@ -18,7 +23,7 @@ define harness_run
 endef
 TARGET_ARGS = $(if $(PLATFORM),--platform $(PLATFORM)) $(if $(CONTEXT),--context $(CONTEXT))
 
-.PHONY: help venv docker-ready test lint audit e2e chaos capacity bench clean images doctor
+.PHONY: help venv docker-ready test test-unit lint audit e2e chaos capacity bench clean images doctor
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -36,8 +41,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 docker-ready: ## start Docker / build the offline images where needed
 	@tools/docker-ready.sh
 
-test: venv docker-ready ## run the harness's own tests (unit and real-container integration)
-	@$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+test: venv docker-ready ## run the harness's own tests (unit and real-container integration), in parallel
+	@$(WITH_ENV) $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+
+test-unit: venv ## the unit tests only (no Docker): the inner loop
+	@$(PY) -m pytest tests/unit sut/conductor/tests $(XDIST) $(PYTEST_ARGS)
 
 lint: venv ## ruff over the Python (rules in pyproject.toml), shellcheck over the harness's shell scripts
 	@$(VENV)/bin/ruff check --no-cache .

@@ -53,3 +53,59 @@ def pytest_terminal_summary(terminalreporter) -> None:
     for name, results in runs.items():
         terminalreporter.write_line(f"{name}: " + "; ".join(r.figure() for r in results))
     terminalreporter.write_line("total: " + "; ".join(f"{k} {a}/{c}" for k, (a, c) in totals.items()))
+
+
+# Under pytest-xdist (`make test` runs `-n N --dist loadscope`), a module whose tests share a module- or
+# class-scoped fixture (a stack, a platform, a rendered overlay) runs on one worker, so the fixture is built
+# once, as in a serial run; every other test is a work unit of its own and goes to whichever worker is
+# free (each CLI run, each real-Envoy schedule, each audit rule). The set is exact: a unit test collects
+# every test and checks it (tests/unit/test_xdist_groups.py). xdist's own `xdist_group` mark is not used:
+# xdist 3.8 rewrites a node id pytest 9.2 no longer reads, so its loadgroup groups nothing.
+SHARED_SCOPES = ("module", "class", "package")
+GROUPED_MODULES = frozenset({
+    "tests/integration/test_capacity_measure.py",
+    "tests/integration/test_chaos_docker.py",
+    "tests/integration/test_dr_backup.py",
+    "tests/integration/test_dr_failover.py",
+    "tests/integration/test_load_validity.py",
+    "tests/integration/test_locust_tls_sni.py",
+    "tests/integration/test_mesh_entry_point.py",
+    "tests/integration/test_mesh_pods_docker.py",
+    "tests/integration/test_stack_and_platform.py",
+    "tests/integration/test_zone_docker.py",
+    "tests/unit/test_audit_confirmation.py",
+    "tests/unit/test_audit_crd_fields.py",
+    "tests/unit/test_audit_field_tools.py",
+    "tests/unit/test_audit_rubric.py",
+    "tests/unit/test_istio_overlay.py",
+    "tests/unit/test_kind_config.py",
+    "tests/unit/test_kind_overlay.py",
+    "tests/unit/test_mesh_translation.py",
+    "tests/unit/test_seed_manifests.py",
+})
+
+
+def uses_shared_fixture(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a fixture of a shared scope (module, class, package)."""
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(defs and defs[-1].scope in SHARED_SCOPES
+                                    for defs in info.name2fixturedefs.values())
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The work unit of a test: its module when the module is grouped, else the test itself."""
+    module = nodeid.split("::", 1)[0]
+    return module if module in GROUPED_MODULES else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when xdist is not installed
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrTestScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return ModuleOrTestScheduling(config, log)
