@@ -23,7 +23,7 @@ define harness_run
 endef
 TARGET_ARGS = $(if $(PLATFORM),--platform $(PLATFORM)) $(if $(CONTEXT),--context $(CONTEXT))
 
-.PHONY: help venv docker-ready test test-unit lint audit e2e chaos capacity bench clean images doctor
+.PHONY: help venv docker-ready test test-unit test-stress lint audit e2e chaos capacity bench clean images doctor
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -46,6 +46,9 @@ test: venv docker-ready ## run the harness's own tests (unit and real-container 
 
 test-unit: venv ## the unit tests only (no Docker): the inner loop
 	@$(PY) -m pytest tests/unit sut/conductor/tests $(XDIST) $(PYTEST_ARGS)
+
+test-stress: venv ## make test while a docker chaos run from a clean clone runs beside it (hidden clocks show)
+	@tools/stress-test.sh
 
 lint: venv ## ruff over the Python (rules in pyproject.toml), shellcheck over the harness's shell scripts
 	@$(VENV)/bin/ruff check --no-cache .

@@ -31,11 +31,14 @@ def _leftovers(run_id: str) -> tuple[list, list]:
 def test_e2e_on_docker_writes_the_report_and_leaves_nothing(tmp_path):
     run_id = "t-e2e-" + str(int(time.time()))
     # the CLI's mechanics on the steady scenario; the circuit breaker (whose seed verdict fails by
-    # the seed's own settings) is run and interrupted below
+    # the seed's own settings) is run and interrupted below. The p95 target is one a busy 2-core box
+    # keeps (on one running other suites beside it the default 500 ms is missed: 1.8 s was seen); that
+    # a missed target fails the run is test_exit_codes.py's.
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "e2e", "--platform", "docker", "--run-id", run_id,
          "--report-dir", str(tmp_path), "--", "-k", "steady_load"],
-        cwd=PROJECT_ROOT, env=_env(HARNESS_DURATION_S="8", HARNESS_USERS="20", HARNESS_REPLICAS="2"),
+        cwd=PROJECT_ROOT, env=_env(HARNESS_DURATION_S="8", HARNESS_USERS="20", HARNESS_REPLICAS="2",
+                                   HARNESS_SLO_P95_MS="10000"),
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     root = tmp_path / run_id
