@@ -144,6 +144,16 @@ class Settings:
     users: int = knob(20, "steady load: Locust users", min=1, max=5000)
     spawn_rate: float = knob(10.0, "steady load: users started per second", above=0, max=1000)
     duration_s: int = knob(60, "steady load: how long it runs (s)", min=1, max=86400)
+    load_workers: int = knob(0, "Locust workers: 0 = one Locust process (one core); N = Locust's own master and N "
+                             "workers (docs/distributed-load.md)", min=0, max=256)
+    load_worker_placement: str = knob("auto", "where the workers run: auto (docker platform: containers on the run's "
+                                      "network; kind/context: pods), local (processes here), docker, kube, or "
+                                      "external (other machines connect to the master's port)",
+                                      choices=("auto", "local", "docker", "kube", "external"))
+    load_workers_wait_s: float = knob(60.0, "how long the Locust master waits for all its workers before giving "
+                                      "up (inconclusive) (s)", above=0, max=3600)
+    load_master_port: int = knob(5557, "external workers: the port the Locust master listens on (all interfaces)",
+                                 min=1024, max=65535)
     slo_p95_ms: float = knob(500.0, "SLO: 95th-percentile latency limit (ms)", above=0, max=600000)
     slo_error_ratio: float = knob(0.01, "SLO: highest share of failed requests", min=0, max=0.99)
     # -- recovery targets -----------------------------------------------------------------------------
@@ -224,6 +234,11 @@ class Settings:
             raise UsageError(f"context {self.context!r}{_where(KNOBS['context'], self.source('context'))} names an "
                              f"existing cluster, but the platform is {self.platform}",
                              "use --platform context with it, or unset HARNESS_CONTEXT / drop --context")
+        placement = self.load_worker_placement
+        if self.load_workers and ((placement == "docker" and self.platform != "docker")
+                                  or (placement == "kube" and self.platform == "docker")):
+            raise UsageError(f"load_worker_placement {placement} does not fit platform {self.platform}",
+                             "set HARNESS_LOAD_WORKER_PLACEMENT=auto (or local)")
         base = self.capacity_base_rps
         if base is not None and self.target_peak_rps and base > self.target_peak_rps:
             raise UsageError(f"capacity_base_rps {self.capacity_base_rps:g} is above the target peak "

@@ -29,6 +29,7 @@ import psutil
 from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, events, task
 
 from harness.analysis.circuit_breaker.series import classify_response
+from harness.load.distributed import finish_line, histogram, merge_into
 from harness.load.shapes import stage_at, stages_from_spec
 
 TARGETS = [t.strip().rstrip("/") for t in os.environ.get("HARNESS_TARGETS", "").split(",") if t.strip()]
@@ -164,19 +165,33 @@ def _flush(path: str, environment, final: bool = False) -> None:
                                  "locust_cpu": cpu, "machine_cpu": machine, "users": users}) + "\n")
 
 
+def _role(environment) -> str:
+    """``local`` (one process), ``master`` or ``worker`` (Locust's distributed mode)."""
+    from locust.runners import MasterRunner, WorkerRunner
+
+    runner = environment.runner
+    return "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
+
+
 @events.test_start.add_listener
 def _start_writer(environment, **_kw) -> None:
+    role = _role(environment)
     path = os.environ.get("HARNESS_ATTRIBUTION_FILE")
-    if not path:
+    if role == "worker":
+        _start_worker_sampler(environment)
         return
-
+    if not path or getattr(environment, "harness_writer", None) is not None:
+        return
     _PROCESS.cpu_percent()  # start both measurement intervals
     psutil.cpu_percent()
 
     def loop() -> None:
         while True:
             gevent.sleep(1.0)
-            _flush(path, environment)
+            if role == "master":
+                _master_tick(path, environment)
+            else:
+                _flush(path, environment)
 
     environment.harness_writer = gevent.spawn(loop)
 
@@ -187,5 +202,87 @@ def _stop_writer(environment, **_kw) -> None:
     writer = getattr(environment, "harness_writer", None)
     if writer is not None:
         writer.kill()
-    if path:
+    if path and _role(environment) == "master":
+        _master_flush(path, final=True)
+    elif path and _role(environment) == "local":
         _flush(path, environment, final=True)
+
+
+# -- distributed mode (locust --master / --worker): workers ship their seconds, the master merges ------
+# A worker's second: counts, a latency histogram and its own CPU, sent with Locust's report_to_master
+# (every 3 s); the master merges by second (harness.load.distributed) and writes each second once no
+# worker can still report it, with Locust's own heartbeat view of every worker at that second.
+_worker_cpu: dict[int, tuple[float, float, int]] = {}
+_merged: dict[int, dict] = {}
+_beats: dict[int, tuple[dict, str, float]] = {}
+MASTER_LAG_S = 8  # two report intervals (3 s) and a margin: later reports are merged into a second line
+
+
+def _start_worker_sampler(environment) -> None:
+    if getattr(environment, "harness_sampler", None) is not None:
+        return
+    _PROCESS.cpu_percent()
+    psutil.cpu_percent()
+
+    def loop() -> None:
+        while True:
+            gevent.sleep(1.0)
+            runner = environment.runner
+            _worker_cpu[int(time.time()) - 1] = (_PROCESS.cpu_percent(), psutil.cpu_percent(),
+                                                 runner.user_count if runner else 0)
+
+    environment.harness_sampler = gevent.spawn(loop)
+
+
+@events.report_to_master.add_listener
+def _report_seconds(client_id, data, **_kw) -> None:
+    from locust.runners import STATE_STOPPED
+
+    runner = getattr(_report_seconds, "environment", None)
+    final = runner is not None and runner.runner is not None and runner.runner.state == STATE_STOPPED
+    now = int(time.time())
+    lines = []
+    for t in sorted(x for x in _second if final or x < now):
+        b = _second.pop(t)
+        cpu, machine, users = _worker_cpu.pop(t, (None, None, 0))
+        lines.append({"t": t, "ok": b["ok"], "fail": b["fail"], "hist": histogram(b["lat"]),
+                      "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
+                      "codes": dict(b["codes"]), "cpu": cpu, "machine_cpu": machine, "users": users})
+    # Seconds without a request still say the worker was alive, and how busy.
+    for t in sorted(x for x in _worker_cpu if final or x < now - 1):
+        cpu, machine, users = _worker_cpu.pop(t)
+        lines.append({"t": t, "ok": 0, "fail": 0, "cpu": cpu, "machine_cpu": machine, "users": users})
+    if lines:
+        data["harness_seconds"] = lines
+
+
+@events.init.add_listener
+def _remember_environment(environment, **_kw) -> None:
+    _report_seconds.environment = environment
+
+
+@events.worker_report.add_listener
+def _merge_worker_seconds(client_id, data, **_kw) -> None:
+    for line in data.get("harness_seconds") or ():
+        merge_into(_merged, client_id, line)
+
+
+def _master_tick(path: str, environment) -> None:
+    runner = environment.runner
+    beats = {c.id: {"state": c.state, "cpu": c.cpu_usage, "heartbeat": c.heartbeat} for c in runner.clients.values()}
+    _beats[int(time.time())] = (beats, runner.state, _PROCESS.cpu_percent())
+    _master_flush(path, expected=int(getattr(environment.parsed_options, "expect_workers", 0) or 0))
+
+
+def _master_flush(path: str, final: bool = False, expected: int | None = None) -> None:
+    if expected is not None:
+        _master_flush.expected = expected
+    limit = int(time.time()) - MASTER_LAG_S
+    done = sorted(t for t in set(_merged) | set(_beats) if final or t < limit)
+    if not done:
+        return
+    with open(path, "a") as fh:
+        for t in done:
+            beats, state, master_cpu = _beats.pop(t, ({}, "", None))
+            m = _merged.pop(t, None) or {"t": t, "ok": 0, "fail": 0}
+            fh.write(json.dumps(finish_line(m, beats, getattr(_master_flush, "expected", 0), master_cpu, state)) + "\n")
