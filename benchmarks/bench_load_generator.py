@@ -3,12 +3,18 @@
 Prints requests/s of each (median of alternating rounds) and the harness's share of the plain
 CLI's figure. The target: the harness keeps at least 90%. Figures only; nothing is asserted.
 
-    python benchmarks/bench_load_generator.py [--users 20] [--seconds 15] [--rounds 2]
+Then Locust's distributed mode: the harness with ``--workers`` local workers (a master and worker
+processes, harness.load.workers.LocalWorkers) next to plain ``locust --processes N`` (Locust's own
+fork of a master and N workers), same users, same target (goal: >= 90 %), and the harness's scaling
+from 1 to N workers.
+
+    python benchmarks/bench_load_generator.py [--users 20] [--seconds 15] [--rounds 2] [--workers 2]
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import socket
 import statistics
 import subprocess
@@ -21,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from harness.load.runner import run_locust  # noqa: E402
+from harness.load.workers import LocalWorkers  # noqa: E402
 
 
 def free_port() -> int:
@@ -29,21 +36,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def plain_cli(url: str, users: int, seconds: int, out: Path) -> float:
+def plain_cli(url: str, users: int, seconds: int, out: Path, processes: int = 0) -> float:
     prefix = out / "plain"
     subprocess.run([sys.executable, "-m", "locust", "-f", str(HERE / "plain_locustfile.py"), "--headless",
                     "-H", url, "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--csv", str(prefix),
-                    "--only-summary", "--loglevel", "WARNING", "--skip-log-setup"],
-                   check=True, capture_output=True, timeout=seconds + 60)
+                    "--only-summary", "--loglevel", "WARNING", "--skip-log-setup"]
+                   + (["--processes", str(processes)] if processes else []),
+                   check=True, capture_output=True, timeout=seconds + 120)
     with open(f"{prefix}_stats.csv") as fh:
         row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
     return float(row["Requests/s"])
 
 
-def harness_runner(url: str, users: int, seconds: int, out: Path) -> float:
+def harness_runner(url: str, users: int, seconds: int, out: Path, workers: int = 0) -> float:
     result = run_locust([url], out, name="harness", users=users, spawn_rate=users, duration_s=seconds,
-                        user_rps=0, progress=lambda _m: None)
+                        user_rps=0, progress=lambda _m: None, workers=LocalWorkers(workers) if workers else None)
     return result.rps
+
+
+def distributed(url: str, args: argparse.Namespace, tmp: Path) -> None:
+    n = args.workers
+    plain, ours, one = [], [], []
+    for i in range(args.rounds):  # alternate so drift affects all alike
+        plain.append(plain_cli(url, args.users, args.seconds, tmp, processes=n))
+        ours.append(harness_runner(url, args.users, args.seconds, tmp, workers=n))
+        one.append(harness_runner(url, args.users, args.seconds, tmp, workers=1))
+        print(f"round {i + 1}: plain locust --processes {n} {plain[-1]:.0f} req/s, harness {n} workers "
+              f"{ours[-1]:.0f} req/s, harness 1 worker {one[-1]:.0f} req/s")
+    p, h, h1 = statistics.median(plain), statistics.median(ours), statistics.median(one)
+    print(f"plain locust --processes {n} : {p:8.0f} req/s (median of {args.rounds})")
+    print(f"harness, {n} local workers   : {h:8.0f} req/s (median of {args.rounds})")
+    print(f"harness keeps               : {100 * h / p:8.1f} % of plain --processes {n} (goal >= 90 %)")
+    print(f"harness, 1 local worker     : {h1:8.0f} req/s; 1 -> {n} workers: x{h / h1:.2f} "
+          f"on {os.cpu_count()} cores (the target server shares them)")
 
 
 def main() -> None:
@@ -51,6 +76,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     port = free_port()
     server = subprocess.Popen([sys.executable, str(HERE / "trivial_server.py"), str(port)])
@@ -63,10 +89,12 @@ def main() -> None:
                 plain.append(plain_cli(url, args.users, args.seconds, Path(tmp)))
                 ours.append(harness_runner(url, args.users, args.seconds, Path(tmp)))
                 print(f"round {i + 1}: plain locust {plain[-1]:.0f} req/s, harness runner {ours[-1]:.0f} req/s")
-        p, h = statistics.median(plain), statistics.median(ours)
-        print(f"plain locust CLI : {p:8.0f} req/s (median of {args.rounds})")
-        print(f"harness runner   : {h:8.0f} req/s (median of {args.rounds})")
-        print(f"harness keeps    : {100 * h / p:8.1f} % of the plain CLI (target >= 90 %)")
+            p, h = statistics.median(plain), statistics.median(ours)
+            print(f"plain locust CLI : {p:8.0f} req/s (median of {args.rounds})")
+            print(f"harness runner   : {h:8.0f} req/s (median of {args.rounds})")
+            print(f"harness keeps    : {100 * h / p:8.1f} % of the plain CLI (target >= 90 %)")
+            if args.workers:
+                distributed(url, args, Path(tmp))
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -201,6 +201,9 @@ class Settings:
     capacity_delivered_fraction: float = knob(0.9, "capacity: share of the offered load a step must complete",
                                               above=0, max=1)
     capacity_cooldown_s: float = knob(1.0, "capacity: pause between steps (s)", min=0, max=600)
+    capacity_replicas: int = knob(1, "capacity: also measure this many replicas together and report the one-replica "
+                                  "projection's error (1: one replica only; with load_workers for the load)",
+                                  min=1, max=50)
     capacity_ramp_s: float = knob(300.0, "capacity projection: ramp from base to peak (s)", min=0, max=86400)
     capacity_hold_s: float = knob(600.0, "capacity projection: time held at the peak (s)", above=0, max=86400)
     capacity_base_rps: float | None = knob(None, "capacity projection: load before the ramp (empty: 10 % of "
