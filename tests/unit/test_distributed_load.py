@@ -124,3 +124,51 @@ def test_a_second_written_twice_by_the_master_is_combined():
     (one,) = combine_seconds([a, b])
     assert one["ok"] == 5 and one["fail"] == 1 and one["replicas"]["r"] == {"ok": 5, "fail": 1}
     assert set(one["workers"]) == {"w1", "w2"}
+
+
+# -- where the workers run (harness.load.workers) ---------------------------------------------------------
+def test_worker_pool_follows_the_settings_and_the_platform():
+    from types import SimpleNamespace
+
+    from harness.config import load_settings
+    from harness.errors import UsageError
+    from harness.load.workers import DockerWorkers, ExternalWorkers, LocalWorkers, worker_pool
+
+    def settings(**env):
+        return load_settings(env={f"HARNESS_{k.upper()}": str(v) for k, v in env.items()})
+
+    assert worker_pool(settings(platform="docker")) is None  # 0: one process, as before
+    docker = SimpleNamespace(name="docker", stack=SimpleNamespace(network=SimpleNamespace(name="net-1")))
+    pool = worker_pool(settings(platform="docker", load_workers=2), docker)
+    assert isinstance(pool, DockerWorkers) and pool.network == "net-1" and pool.count == 2
+    assert isinstance(worker_pool(settings(platform="docker", load_workers=2, load_worker_placement="local"), docker),
+                      LocalWorkers)
+    ext = worker_pool(settings(platform="docker", load_workers=3, load_worker_placement="external",
+                               load_master_port=6000, load_workers_wait_s=5))
+    assert isinstance(ext, ExternalWorkers) and ext.master_port == 6000 and ext.wait_s == 5 and ext.count == 3
+    with pytest.raises(UsageError, match="does not fit platform"):
+        settings(platform="kind", load_workers=2, load_worker_placement="docker")
+
+
+def test_docker_workers_reach_targets_by_container_name():
+    from harness.errors import HarnessError
+    from harness.load.workers import in_network_url
+
+    published = {32768: "i2s-harness-r-capacityn-0-0:8080"}
+    assert in_network_url("http://127.0.0.1:32768/api/v1", published) == "http://i2s-harness-r-capacityn-0-0:8080/api/v1"
+    with pytest.raises(HarnessError, match="no container of the run publishes"):
+        in_network_url("http://127.0.0.1:9/", published)
+
+
+def test_the_master_command_waits_for_its_workers_with_a_limit():
+    from harness.load.runner import _connected, _master_command
+    from harness.load.workers import LocalWorkers
+
+    pool = LocalWorkers(3, wait_s=42)
+    pool.master_port = 5599
+    cmd = _master_command(["locust", "--loglevel", "WARNING", "--skip-log-setup"], pool)
+    assert cmd[cmd.index("--expect-workers") + 1] == "3" and cmd[cmd.index("--expect-workers-max-wait") + 1] == "42"
+    assert cmd[cmd.index("--master-bind-port") + 1] == "5599" and "--master" in cmd
+    assert cmd[cmd.index("--loglevel") + 1] == "INFO" and "--skip-log-setup" not in cmd
+    log = "x (index 0) reported as ready. 1 workers connected.\nWaiting for workers to be ready, 1 of 3 connected\n"
+    assert _connected(log) == "1" and _connected("nothing") == "0"
