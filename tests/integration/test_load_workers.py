@@ -71,6 +71,18 @@ def test_two_local_workers_share_the_users_and_each_vouches(trivial_endpoint, tm
     assert v.ok or "saturated" in v.explanation, v.explanation
 
 
+def test_a_shape_divides_over_the_workers_as_locust_divides_it(trivial_endpoint, tmp_path):
+    shape = {"kind": "stages", "stages": [{"duration": 4, "users": 2, "spawn_rate": 20},
+                                          {"duration": 5, "users": 6, "spawn_rate": 20}]}
+    r = run_locust([trivial_endpoint], tmp_path, name="shape", shape=shape, user_rps=2,
+                   workers=LocalWorkers(2, wait_s=WAIT), progress=lambda _m: None)
+    per_worker = [w["users"] for s in r.seconds for w in s.get("workers", {}).values()]
+    totals = [s["users"] for s in r.seconds if s.get("workers")]
+    # The master runs the shape; Locust's dispatcher splits each stage's users evenly: 1+1, then 3+3.
+    assert max(totals) == 6 and 2 in totals
+    assert max(per_worker) == 3
+
+
 def test_killed_worker_makes_the_verdict_inconclusive(trivial_endpoint, tmp_path):
     pool = LocalWorkers(2, wait_s=WAIT)
     box: dict = {}
