@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -54,21 +56,44 @@ def harness_runner(url: str, users: int, seconds: int, out: Path, workers: int =
     return result.rps
 
 
+def children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (each Locust run's master and workers)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def measured(run: Callable[[], float], seconds: int) -> tuple[float, float]:
+    """(req/s, requests per CPU-second of the Locust processes) of one run. The second figure is what
+    the generator costs; on a machine shared with other work it moves far less than req/s does."""
+    cpu0 = children_cpu_s()
+    rps = run()
+    cpu = children_cpu_s() - cpu0
+    return rps, rps * seconds / cpu if cpu > 0 else 0.0
+
+
 def distributed(url: str, args: argparse.Namespace, tmp: Path) -> None:
-    n = args.workers
+    n, s = args.workers, args.seconds
     plain, ours, one = [], [], []
-    for i in range(args.rounds):  # alternate so drift affects all alike
-        plain.append(plain_cli(url, args.users, args.seconds, tmp, processes=n))
-        ours.append(harness_runner(url, args.users, args.seconds, tmp, workers=n))
-        one.append(harness_runner(url, args.users, args.seconds, tmp, workers=1))
-        print(f"round {i + 1}: plain locust --processes {n} {plain[-1]:.0f} req/s, harness {n} workers "
-              f"{ours[-1]:.0f} req/s, harness 1 worker {one[-1]:.0f} req/s")
-    p, h, h1 = statistics.median(plain), statistics.median(ours), statistics.median(one)
-    print(f"plain locust --processes {n} : {p:8.0f} req/s (median of {args.rounds})")
-    print(f"harness, {n} local workers   : {h:8.0f} req/s (median of {args.rounds})")
-    print(f"harness keeps               : {100 * h / p:8.1f} % of plain --processes {n} (goal >= 90 %)")
+    for i in range(args.rounds):  # alternate, and rotate the order, so drift affects all alike
+        runs = [(plain, lambda: plain_cli(url, args.users, s, tmp, processes=n)),
+                (ours, lambda: harness_runner(url, args.users, s, tmp, workers=n)),
+                (one, lambda: harness_runner(url, args.users, s, tmp, workers=1))]
+        for box, run in runs[i % 3:] + runs[:i % 3]:
+            box.append(measured(run, s))
+        print(f"round {i + 1}: plain locust --processes {n} {plain[-1][0]:.0f} req/s, harness {n} workers "
+              f"{ours[-1][0]:.0f} req/s, harness 1 worker {one[-1][0]:.0f} req/s")
+
+    def med(box: list[tuple[float, float]], k: int) -> float:
+        return statistics.median(x[k] for x in box)
+
+    p, h, h1 = med(plain, 0), med(ours, 0), med(one, 0)
+    pe, he = med(plain, 1), med(ours, 1)
+    print(f"plain locust --processes {n} : {p:8.0f} req/s, {pe:6.0f} req per CPU-s (median of {args.rounds})")
+    print(f"harness, {n} local workers   : {h:8.0f} req/s, {he:6.0f} req per CPU-s (median of {args.rounds})")
+    print(f"harness keeps               : {100 * h / p:8.1f} % of plain --processes {n} in req/s, "
+          f"{100 * he / pe:.1f} % in req per CPU-s (goal >= 90 %)")
     print(f"harness, 1 local worker     : {h1:8.0f} req/s; 1 -> {n} workers: x{h / h1:.2f} "
-          f"on {os.cpu_count()} cores (the target server shares them)")
+          f"on {os.cpu_count()} cores (the target server and any other load share them)")
 
 
 def main() -> None:
