@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from harness.errors import HarnessError, UsageError
 from harness.labels import kube_labels
-from harness.load.workers import WorkerPool, locust_worker_image, worker_command
+from harness.load.workers import WorkerPool, locust_worker_image, locustfile_env, worker_command
 
 __all__ = ["render_worker_manifests", "KubeWorkers", "load_namespace", "WORKER_LABELS"]
 
@@ -104,9 +104,12 @@ class KubeWorkers(WorkerPool):
         return [in_cluster_url(t, self.service_url) for t in targets]
 
     def start(self, env: Mapping[str, str], out_dir: Path, name: str, locustfile: Path) -> None:
+        keep = locustfile_env(env)
+        if keep.get("HARNESS_TLS_CA_FILE"):
+            raise UsageError("worker pods cannot verify the gateway's certificate (the run CA is a file here)",
+                             "use HARNESS_LOAD_WORKER_PLACEMENT=local for TLS load through the gateway")
         image = self._image()
         self._load_image(image)
-        keep = {k: v for k, v in env.items() if k.startswith("HARNESS_") and k != "HARNESS_ATTRIBUTION_FILE"}
         ns, deployment = render_worker_manifests(run_id=self.run_id, count=self.count, image=image,
                                                  master_host=self.master_host_for_workers(),
                                                  master_port=self.choose_port(), env=keep, cpu=self.cpu)

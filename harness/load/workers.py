@@ -33,10 +33,18 @@ from harness.errors import HarnessError, UsageError
 from harness.process_watch import stop_process
 
 __all__ = ["WorkerPool", "LocalWorkers", "DockerWorkers", "ExternalWorkers", "worker_pool", "free_port",
-           "worker_command", "WORKER_IMAGE", "PLACEMENTS"]
+           "worker_command", "WORKER_IMAGE", "PLACEMENTS", "LOCUSTFILE_ENV", "locustfile_env", "in_network_url",
+           "locust_worker_image"]
 
 log = logging.getLogger(__name__)
 PLACEMENTS = ("auto", "local", "docker", "kube", "external")
+# What a worker's locustfile reads (loadtests/locustfile.py); nothing else of the harness's environment
+# goes into a container or pod.
+LOCUSTFILE_ENV = ("HARNESS_TARGETS", "HARNESS_USER_RPS", "HARNESS_TLS_SNI", "HARNESS_TLS_CA_FILE")
+
+
+def locustfile_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: env[k] for k in LOCUSTFILE_ENV if env.get(k)}
 WORKER_IMAGE = "i2s-harness/locust-worker"
 
 
@@ -222,7 +230,8 @@ class DockerWorkers(WorkerPool):
 
         image = self.image()
         client = docker_client()
-        keep = {k: v for k, v in env.items() if k.startswith("HARNESS_") and k != "HARNESS_ATTRIBUTION_FILE"}
+        keep = locustfile_env(env)
+        ca = keep.get("HARNESS_TLS_CA_FILE")  # the run CA's public PEM, at the same path inside
         cmd = worker_command("/harness/loadtests/locustfile.py", self.master_host_for_workers(), self.choose_port(),
                              python="python")
         try:
@@ -230,7 +239,8 @@ class DockerWorkers(WorkerPool):
                 self.containers.append(client.containers.run(
                     image, cmd, name=f"i2s-harness-{self.run_id}-{name}-worker{i}".replace("_", "-"), detach=True,
                     environment=keep, network=self.network, working_dir="/harness",
-                    labels=labels_for(self.run_id, role="locust-worker"), nano_cpus=int(self.cpu_limit * 1e9)))
+                    labels=labels_for(self.run_id, role="locust-worker"), nano_cpus=int(self.cpu_limit * 1e9),
+                    volumes={ca: {"bind": ca, "mode": "ro"}} if ca else None))
         except BaseException:
             self.stop()
             raise

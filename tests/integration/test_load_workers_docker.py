@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.config import PROJECT_ROOT
+from harness.containers import container_env
 from harness.docker_env import docker_client, sweep
 from harness.labels import RUN_ID_LABEL, labels_for, new_run_id
 from harness.load.runner import run_locust
@@ -64,14 +65,18 @@ def test_ctrl_c_removes_the_worker_containers(run_network, tmp_path):
     pool = DockerWorkers(2, rid, network, "python:3.11-slim", wait_s=WAIT)
     log = tmp_path / "intr_locust.log"
     seen: list[int] = []
+    envs: list[set[str]] = []
 
     def progress(_msg: str) -> None:  # the watcher's progress line: Ctrl-C arrives once users run
         if log.exists() and "All users spawned" in log.read_text(errors="replace"):
-            seen.append(len(_workers_of(rid)))
+            running = _workers_of(rid)
+            seen.append(len(running))
+            envs.append({k for c in running for k in container_env(c) if k.startswith("HARNESS_")})
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         run_locust([url], tmp_path, name="intr", users=2, spawn_rate=2, duration_s=120, user_rps=2, workers=pool,
                    progress=progress, progress_every_s=0.5)
     assert seen == [2]  # they ran, labeled with the run id
+    assert envs == [{"HARNESS_TARGETS", "HARNESS_USER_RPS"}]  # only what the locustfile reads
     assert _workers_of(rid) == []

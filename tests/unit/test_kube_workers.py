@@ -119,3 +119,10 @@ def test_an_existing_cluster_gets_no_worker_pods_but_a_pointer_to_external_worke
 def test_in_cluster_url_keeps_the_path():
     assert in_cluster_url("http://127.0.0.1:1/a?b=1", "http://svc.ns.svc.cluster.local:8080") == \
         "http://svc.ns.svc.cluster.local:8080/a?b=1"
+
+
+def test_tls_through_the_gateway_is_refused_before_anything_is_created(tmp_path):
+    apis = FakeApis()
+    with pytest.raises(UsageError, match="HARNESS_LOAD_WORKER_PLACEMENT=local"):
+        _pool(apis, []).start({"HARNESS_TLS_CA_FILE": "/tmp/ca.pem", "HARNESS_TLS_SNI": "x"}, tmp_path, "s", Path("x"))
+    assert apis.calls == []
