@@ -109,8 +109,10 @@ class WorkerPool(ABC):
 
 
 class LocalWorkers(WorkerPool):
-    """Worker processes on this machine, each in its own session (a terminal's Ctrl-C reaches only the
-    harness, which stops them: SIGTERM, then SIGKILL)."""
+    """Worker processes on this machine, started as Locust starts them for ``--processes``: one
+    ``locust --worker --processes N`` that imports the locustfile once and forks N workers. It runs in
+    its own session (a terminal's Ctrl-C reaches only the harness), so ``stop`` ends the whole process
+    group, forked workers included: SIGTERM, then SIGKILL."""
 
     placement = "local"
 
@@ -127,28 +129,44 @@ class LocalWorkers(WorkerPool):
 
     def start(self, env: Mapping[str, str], out_dir: Path, name: str, locustfile: Path) -> None:
         cmd = worker_command(str(locustfile), self.master_host_for_workers(), self.choose_port())
+        if self.count > 1:
+            cmd += ["--processes", str(self.count)]
         try:
-            for i in range(self.count):
-                fh = (out_dir / f"{name}_worker{i}.log").open("wb")
-                self._logs.append(fh)
-                self.procs.append(subprocess.Popen(cmd, env=dict(env), stdout=fh, stderr=subprocess.STDOUT,
-                                                   cwd=PROJECT_ROOT, start_new_session=True))
+            fh = (out_dir / f"{name}_workers.log").open("wb")
+            self._logs.append(fh)
+            self.procs.append(subprocess.Popen(cmd, env=dict(env), stdout=fh, stderr=subprocess.STDOUT,
+                                               cwd=PROJECT_ROOT, start_new_session=True))
         except BaseException:
             self.stop()
             raise
 
+    def worker_pids(self) -> list[int]:
+        """The processes that are workers (the forked children; the one process when count is 1)."""
+        import psutil
+
+        out: list[int] = []
+        for proc in self.procs:
+            if proc.poll() is not None:
+                continue
+            try:
+                kids = psutil.Process(proc.pid).children()
+            except psutil.NoSuchProcess:
+                continue
+            out += [k.pid for k in kids if k.status() != psutil.STATUS_ZOMBIE] if self.count > 1 else [proc.pid]
+        return out
+
     def stop(self) -> None:
         for proc in self.procs:
-            stop_process(proc, grace_s=10.0, term_grace_s=5.0)
+            stop_process(proc, grace_s=10.0, term_grace_s=5.0, group=True)
         for fh in self._logs:
             fh.close()
         self.procs, self._logs = [], []
 
     def alive(self) -> int:
-        return sum(1 for p in self.procs if p.poll() is None)
+        return len(self.worker_pids())
 
     def logs_hint(self, out_dir: Path, name: str) -> str:
-        return f"see {out_dir / (name + '_locust.log')} and {out_dir / (name + '_worker0.log')}"
+        return f"see {out_dir / (name + '_locust.log')} and {out_dir / (name + '_workers.log')}"
 
 
 class ExternalWorkers(WorkerPool):

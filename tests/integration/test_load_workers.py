@@ -49,7 +49,23 @@ def _log_says(path: Path, text: str) -> bool:
 
 
 def _gone(pids: list[int]) -> bool:
-    return not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    def alive(p: int) -> bool:
+        try:
+            return psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+    return not any(alive(p) for p in pids)
+
+
+def _group_gone(pgid: int) -> bool:
+    """No live process left in the worker process group (the forked workers included)."""
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return True
 
 
 def test_two_local_workers_share_the_users_and_each_vouches(trivial_endpoint, tmp_path):
@@ -57,6 +73,7 @@ def test_two_local_workers_share_the_users_and_each_vouches(trivial_endpoint, tm
     r = run_locust([trivial_endpoint], tmp_path, name="dist", users=4, spawn_rate=4, duration_s=6, user_rps=5,
                    workers=pool, progress=lambda _m: None)
     assert pool.alive() == 0 and pool.procs == []
+    assert (tmp_path / "dist_workers.log").exists()
     assert r.requests > 20 and r.failures_count == 0 and r.html is not None  # the master's aggregate
     running = [s for s in r.seconds if s.get("master_state") == "running" and s.get("workers")]
     assert running, r.seconds
@@ -98,8 +115,7 @@ def test_killed_worker_makes_the_verdict_inconclusive(trivial_endpoint, tmp_path
     t.start()
     log = tmp_path / "kill_locust.log"
     wait_for(lambda: _log_says(log, "All users spawned"), timeout=WAIT, interval=0.2, describe="users spawned")
-    victim = pool.procs[0]
-    victim.send_signal(signal.SIGKILL)
+    os.kill(pool.worker_pids()[0], signal.SIGKILL)  # one forked worker dies; the other goes on
     # Locust's own heartbeat check marks it missing (3 missed beats): the state, not a guess at the time.
     wait_for(lambda: _log_says(log, "setting state to missing"), timeout=WAIT, interval=0.2,
              describe="the master marking the worker missing")
@@ -149,7 +165,7 @@ _CHILD = textwrap.dedent("""
     orig = pool.start
     def start(*a, **k):
         orig(*a, **k)
-        (out / "pids").write_text(" ".join(str(p.pid) for p in pool.procs))
+        (out / "pids").write_text(" ".join(str(p.pid) for p in pool.procs))  # the workers' process group
     pool.start = start
     try:
         run_locust([sys.argv[1]], out, name="intr", users=2, spawn_rate=2, duration_s=120, user_rps=2,
@@ -167,7 +183,9 @@ def test_interrupt_leaves_no_worker(trivial_endpoint, tmp_path, sig):
     try:
         wait_for(lambda: _log_says(tmp_path / "intr_locust.log", "All users spawned"), timeout=WAIT, interval=0.2,
                  describe="users spawned")
-        pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+        (pgid,) = [int(p) for p in (tmp_path / "pids").read_text().split()]
+        pids = [c.pid for c in psutil.Process(pgid).children()]
+        assert len(pids) == 2  # Locust forked its two workers
         master = [p.pid for p in psutil.Process(child.pid).children() if "--master" in p.cmdline()]
         child.send_signal(sig)
         out, _ = child.communicate(timeout=WAIT)
@@ -176,7 +194,7 @@ def test_interrupt_leaves_no_worker(trivial_endpoint, tmp_path, sig):
             child.kill()
     assert child.returncode == 130, out
     assert "workers alive: 0" in out
-    assert _gone(pids) and _gone(master)
+    assert _gone(pids) and _gone(master) and _group_gone(pgid)
 
 
 def test_master_crash_leaves_no_worker(trivial_endpoint, tmp_path):
@@ -194,10 +212,11 @@ def test_master_crash_leaves_no_worker(trivial_endpoint, tmp_path):
     t.start()
     wait_for(lambda: _log_says(tmp_path / "crash_locust.log", "All users spawned"), timeout=WAIT, interval=0.2,
              describe="users spawned")
-    pids = [p.pid for p in pool.procs]
+    pids = pool.worker_pids()
+    pgid = pool.procs[0].pid
     master = next(p for p in psutil.Process().children() if "--master" in p.cmdline())
     master.kill()
     t.join(timeout=2 * WAIT)
     assert not t.is_alive()
     assert isinstance(box.get("error"), HarnessError), box  # no stats: the run failed, nothing is claimed
-    assert _gone(pids)
+    assert len(pids) == 2 and _gone(pids) and _group_gone(pgid)
