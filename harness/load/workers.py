@@ -5,7 +5,8 @@ splits users and spawn rate over the workers as Locust does, aggregates their st
 and percentiles come from it) and receives their per-second lines and heartbeats. A ``WorkerPool``
 starts the workers that connect to it and removes them again, whatever happens:
 
-* ``LocalWorkers``: worker processes on this machine (each in its own session, stopped in order);
+* ``LocalWorkers``: worker processes on this machine, forked by one ``locust --worker --processes N``
+  in its own session (its process group is stopped as a whole);
 * ``DockerWorkers``: worker containers on the run's Docker network, labeled with the run id (swept
   with the run), sending load to the replicas' in-network addresses; the master listens on the
   network's gateway address, which only that network's containers reach;
