@@ -220,3 +220,27 @@ def test_master_crash_leaves_no_worker(trivial_endpoint, tmp_path):
     assert not t.is_alive()
     assert isinstance(box.get("error"), HarnessError), box  # no stats: the run failed, nothing is claimed
     assert len(pids) == 2 and _gone(pids) and _group_gone(pgid)
+
+
+def test_an_external_worker_connects_to_the_masters_port(trivial_endpoint, tmp_path):
+    """What docs/distributed-load.md tells a user to run on a load machine, run here by hand."""
+    from harness.load.workers import ExternalWorkers, free_port, worker_command
+
+    pool = ExternalWorkers(1, wait_s=WAIT, bind_host="127.0.0.1", port=free_port())
+    with (tmp_path / "external.log").open("wb") as fh:
+        worker = subprocess.Popen(worker_command(str(PROJECT_ROOT / "loadtests" / "locustfile.py"), "127.0.0.1",
+                                                 pool.master_port),
+                                  env=dict(os.environ, HARNESS_TARGETS=trivial_endpoint, HARNESS_USER_RPS="5"),
+                                  stdout=fh, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True)
+        try:
+            r = run_locust([trivial_endpoint], tmp_path, name="ext", users=2, spawn_rate=2, duration_s=5, user_rps=5,
+                           workers=pool, progress=lambda _m: None)
+            # The master's quit message ends the external worker too.
+            worker.wait(timeout=WAIT)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    assert r.requests > 5 and set(r.per_replica()) == {"trivial"}
+    v = evaluate_validity(r)
+    assert len(v.workers) == 1 and not v.lost_workers, v.explanation
+    assert "--master-port" in pool.logs_hint(tmp_path, "ext")
