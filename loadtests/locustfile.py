@@ -4,6 +4,10 @@ Runs under the harness (``harness.load.runner``) and with the plain CLI too:
 
     locust -f loadtests/locustfile.py --headless -H http://127.0.0.1:8080 -u 10 -r 5 -t 30s
 
+and in Locust's distributed mode (``--master`` / ``--worker``): the workers make and attribute the
+requests and send their seconds to the master with ``report_to_master``; the master merges them and
+writes the attribution file (harness.load.distributed; docs/distributed-load.md).
+
 Environment (all optional):
   HARNESS_TARGETS           comma-separated base URLs; requests are spread over them round-robin
                             (the docker platform has one URL per replica, kind one ingress URL)
