@@ -229,11 +229,17 @@ def _start_worker_sampler(environment) -> None:
     psutil.cpu_percent()
 
     def loop() -> None:
+        last = int(time.time()) - 1
         while True:
             gevent.sleep(1.0)
             runner = environment.runner
-            _worker_cpu[int(time.time()) - 1] = (_PROCESS.cpu_percent(), psutil.cpu_percent(),
-                                                 runner.user_count if runner else 0)
+            sample = (_PROCESS.cpu_percent(), psutil.cpu_percent(), runner.user_count if runner else 0)
+            # A busy machine wakes this loop late: every second since the last sample gets this one
+            # (CPU measured over that whole interval), so no second reads as "no users".
+            now = int(time.time()) - 1
+            for t in range(last + 1, now + 1):
+                _worker_cpu[t] = sample
+            last = max(last, now)
 
     environment.harness_sampler = gevent.spawn(loop)
 

@@ -172,3 +172,13 @@ def test_the_master_command_waits_for_its_workers_with_a_limit():
     assert cmd[cmd.index("--loglevel") + 1] == "INFO" and "--skip-log-setup" not in cmd
     log = "x (index 0) reported as ready. 1 workers connected.\nWaiting for workers to be ready, 1 of 3 connected\n"
     assert _connected(log) == "1" and _connected("nothing") == "0"
+
+
+def test_a_workers_second_sent_in_two_reports_merges_into_one():
+    # requests reported before the worker's CPU sample for that second, the sample in the next report
+    merged: dict = {}
+    merge_into(merged, "w1", {"t": 5, "ok": 7, "fail": 0, "hist": {"10": 7}, "cpu": None, "machine_cpu": None,
+                              "users": 0})
+    merge_into(merged, "w1", {"t": 5, "ok": 0, "fail": 0, "cpu": 40.0, "machine_cpu": 60.0, "users": 3})
+    line = finish_line(merged[5], {}, 1, None, "running")
+    assert (line["ok"], line["users"], line["locust_cpu"]) == (7, 3, 40.0)
