@@ -5,7 +5,7 @@ Runs under the harness (``harness.load.runner``) and with the plain CLI too:
     locust -f loadtests/locustfile.py --headless -H http://127.0.0.1:8080 -u 10 -r 5 -t 30s
 
 and in Locust's distributed mode (``--master`` / ``--worker``): the workers make and attribute the
-requests and send their seconds to the master with ``report_to_master``; the master merges them and
+requests and send their seconds to the master every second (a Locust custom message); the master merges them and
 writes the attribution file (harness.load.distributed; docs/distributed-load.md).
 
 Environment (all optional):
@@ -213,13 +213,16 @@ def _stop_writer(environment, **_kw) -> None:
 
 
 # -- distributed mode (locust --master / --worker): workers ship their seconds, the master merges ------
-# A worker's second: counts, a latency histogram and its own CPU, sent with Locust's report_to_master
-# (every 3 s); the master merges by second (harness.load.distributed) and writes each second once no
-# worker can still report it, with Locust's own heartbeat view of every worker at that second.
+# A worker's second: counts, a latency histogram and its own CPU, sent every second as Locust's own custom
+# message "harness_seconds" (runner.send_message / register_message), and once more the moment the
+# worker stops, before the master quits; the master merges by second (harness.load.distributed) and
+# writes each second once no worker can still send it, with Locust's own heartbeat view of every
+# worker at that second.
 _worker_cpu: dict[int, tuple[float, float, int]] = {}
 _merged: dict[int, dict] = {}
 _beats: dict[int, tuple[dict, str, float]] = {}
-MASTER_LAG_S = 8  # two report intervals (3 s) and a margin: later reports are merged into a second line
+SECONDS_MESSAGE = "harness_seconds"
+MASTER_LAG_S = 4  # a worker sends every second; a late line is merged into a second line for that second
 
 
 def _start_worker_sampler(environment) -> None:
@@ -240,16 +243,13 @@ def _start_worker_sampler(environment) -> None:
             for t in range(last + 1, now + 1):
                 _worker_cpu[t] = sample
             last = max(last, now)
+            _send_seconds(environment)
 
     environment.harness_sampler = gevent.spawn(loop)
 
 
-@events.report_to_master.add_listener
-def _report_seconds(client_id, data, **_kw) -> None:
-    from locust.runners import STATE_STOPPED
-
-    runner = getattr(_report_seconds, "environment", None)
-    final = runner is not None and runner.runner is not None and runner.runner.state == STATE_STOPPED
+def _worker_lines(final: bool) -> list[dict]:
+    """The completed seconds (every one when ``final``): requests, and CPU-only seconds without any."""
     now = int(time.time())
     lines = []
     for t in sorted(x for x in _second if final or x < now):
@@ -258,23 +258,37 @@ def _report_seconds(client_id, data, **_kw) -> None:
         lines.append({"t": t, "ok": b["ok"], "fail": b["fail"], "hist": histogram(b["lat"]),
                       "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
                       "codes": dict(b["codes"]), "cpu": cpu, "machine_cpu": machine, "users": users})
-    # Seconds without a request still say the worker was alive, and how busy.
-    for t in sorted(x for x in _worker_cpu if final or x < now - 1):
+    for t in sorted(x for x in _worker_cpu if final or x < now):
         cpu, machine, users = _worker_cpu.pop(t)
         lines.append({"t": t, "ok": 0, "fail": 0, "cpu": cpu, "machine_cpu": machine, "users": users})
-    if lines:
-        data["harness_seconds"] = lines
+    return lines
+
+
+def _send_seconds(environment, final: bool = False) -> None:
+    lines = _worker_lines(final)
+    if lines and environment.runner is not None:
+        environment.runner.send_message(SECONDS_MESSAGE, {"lines": lines})
+
+
+@events.test_stop.add_listener
+def _send_last_seconds(environment, **_kw) -> None:
+    if _role(environment) == "worker":
+        sampler = getattr(environment, "harness_sampler", None)
+        if sampler is not None:
+            sampler.kill()
+            environment.harness_sampler = None
+        _send_seconds(environment, final=True)
 
 
 @events.init.add_listener
-def _remember_environment(environment, **_kw) -> None:
-    _report_seconds.environment = environment
+def _register_seconds(environment, runner=None, **_kw) -> None:
+    if runner is not None and _role(environment) == "master":
+        runner.register_message(SECONDS_MESSAGE, _merge_worker_seconds)
 
 
-@events.worker_report.add_listener
-def _merge_worker_seconds(client_id, data, **_kw) -> None:
-    for line in data.get("harness_seconds") or ():
-        merge_into(_merged, client_id, line)
+def _merge_worker_seconds(environment, msg, **_kw) -> None:
+    for line in (msg.data or {}).get("lines") or ():
+        merge_into(_merged, msg.node_id, line)
 
 
 def _master_tick(path: str, environment) -> None:

@@ -2,9 +2,9 @@
 every worker could vouch for the load it generated.
 
 With workers, the requests are made (and attributed) on the workers. Each worker sends its
-completed seconds to the master with Locust's own ``report_to_master`` event (every
-``WORKER_REPORT_INTERVAL`` = 3 s, and once more when it quits): counts, per-replica counts, a
-latency histogram (percentiles do not add up; histograms do) and the worker's own CPU that second.
+completed seconds to the master as a Locust custom message (``runner.send_message``, every second,
+and once more the moment it stops, before the master quits): counts, per-replica counts, a latency
+histogram (percentiles do not add up; histograms do) and the worker's own CPU that second.
 The master merges them by second (``merge_into``) and adds, each second, what Locust itself knows
 about every worker from its heartbeats (``state``, and ``cpu_usage``, the worker's own CPU monitor,
 sent with each 1 s heartbeat; a worker that misses 3 heartbeats is marked ``missing``).

@@ -24,7 +24,7 @@ from harness.load.slo import evaluate_slo, evaluate_validity, steady_verdict
 from harness.load.workers import LocalWorkers
 from harness.wait import wait_for
 
-WAIT = 90.0  # a busy 2-core CI box starts three Python processes with Locust slowly
+WAIT = 180.0  # a busy 2-core CI box starts three Python processes with Locust slowly
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,11 @@ def test_two_local_workers_share_the_users_and_each_vouches(trivial_endpoint, tm
     # Locust divides the 4 users over the 2 workers: both send load, and their users add up to 4.
     assert max(s["users"] for s in running) == 4
     assert len({w for s in running for w in s["workers"]}) == 2
-    assert sum(s["ok"] for s in r.seconds) == r.requests - r.failures_count  # every request attributed once
+    # Every request attributed once. Locust's master quits 0.5 s after asking its workers for their last
+    # stats (MasterRunner.quit), so on a busy machine its aggregate can miss that report; the workers send
+    # their seconds the moment they stop, so the attribution is never short of it, and never doubled.
+    attributed = sum(s["ok"] for s in r.seconds)
+    assert r.requests - r.failures_count <= attributed <= 1.1 * r.requests, (attributed, r.requests)
     v = evaluate_validity(r)
     # Both workers vouched with their own CPU; on a machine busy with other work one may be starved,
     # which is the check doing its job, not a lost worker.
@@ -194,7 +198,8 @@ def test_interrupt_leaves_no_worker(trivial_endpoint, tmp_path, sig):
             child.kill()
     assert child.returncode == 130, out
     assert "workers alive: 0" in out
-    assert _gone(pids) and _gone(master) and _group_gone(pgid)
+    wait_for(lambda: _gone(pids) and _gone(master) and _group_gone(pgid), timeout=WAIT, interval=0.1,
+             describe="workers and master gone")
 
 
 def test_master_crash_leaves_no_worker(trivial_endpoint, tmp_path):
@@ -219,7 +224,9 @@ def test_master_crash_leaves_no_worker(trivial_endpoint, tmp_path):
     t.join(timeout=2 * WAIT)
     assert not t.is_alive()
     assert isinstance(box.get("error"), HarnessError), box  # no stats: the run failed, nothing is claimed
-    assert len(pids) == 2 and _gone(pids) and _group_gone(pgid)
+    assert len(pids) == 2
+    # SIGKILL is delivered asynchronously: wait for the state, not a moment
+    wait_for(lambda: _gone(pids) and _group_gone(pgid), timeout=WAIT, interval=0.1, describe="workers gone")
 
 
 def test_an_external_worker_connects_to_the_masters_port(trivial_endpoint, tmp_path):
