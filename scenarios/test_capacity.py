@@ -23,6 +23,7 @@ queue-drain rps (the traffic profile).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -238,8 +239,11 @@ def test_projection_checked_against_a_measurement_at_n_replicas(settings, scenar
         scenario.inconclusive(f"the measurement at {n} replicas is not valid: " + "; ".join(m.problems))
     ramp = m.capacity_ramp
     kind, text = ramp.bottleneck if ramp is not None else ("other", "")
+    # docker: every replica on this one host; a cluster gives each its node
+    host_cores = float(os.cpu_count() or 1) if settings.platform == "docker" else None
     check = check_projection_at_scale(model.capacity_rps, n, m.capacity_rps, tolerance=cfg.tolerance,
-                                      bottleneck=kind, bottleneck_text=text)
+                                      bottleneck=kind, bottleneck_text=text,
+                                      cpu_limits_cores=replica_set.cpu_limit_cores, host_cores=host_cores)
     scenario.measure("projection_check", check.to_dict())
     scenario.measure("projection_error", round(check.error, 4))
     scenario.add_table(f"One-replica projection vs {n} replicas measured",

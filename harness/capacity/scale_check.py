@@ -6,8 +6,9 @@ spread over them, Locust workers generating it) tests that assumption. The proje
 ``projected / measured − 1`` (+0.25: the projection promised 25 % more than N replicas served).
 
 Outcome: within ``tolerance`` the projection holds (pass). Beyond it, the cause decides: when the
-host's CPU limited the N-replica measurement (replicas and load generator share the machine), the
-figure is the machine's, not the system's (inconclusive); otherwise N replicas really serve less (or
+host's CPU limited the N-replica measurement (replicas and load generator share the machine), or the
+replicas' CPU limits together take every core of the one host they share, the figure is the
+machine's, not the system's (inconclusive); otherwise N replicas really serve less (or
 more) than the projection assumes, which the capacity verdict rests on (fail: the projection, and
 so the verdict at the target peak, overstates what the system carries).
 """
@@ -40,7 +41,11 @@ class ScaleCheck:
 
 
 def check_projection_at_scale(per_replica_rps: float, replicas: int, measured_rps: float, *, tolerance: float,
-                              bottleneck: str = "replica_cpu", bottleneck_text: str = "") -> ScaleCheck:
+                              bottleneck: str = "replica_cpu", bottleneck_text: str = "",
+                              cpu_limits_cores: float | None = None, host_cores: float | None = None) -> ScaleCheck:
+    """``cpu_limits_cores``/``host_cores``: the N replicas' CPU limits together and the cores of the one
+    host they share (docker). When the limits take the whole host, the replicas could never all reach
+    them beside the load generator and the dependencies: a shortfall is the host's, not the system's."""
     if per_replica_rps <= 0 or replicas < 2:
         raise CapacityInputError(f"a projection check needs a measured replica and >= 2 replicas (got "
                                  f"{per_replica_rps:g} rps, {replicas} replicas)",
@@ -55,6 +60,12 @@ def check_projection_at_scale(per_replica_rps: float, replicas: int, measured_rp
     if abs(error) <= tolerance:
         return ScaleCheck(replicas, per_replica_rps, projected, measured_rps, error, tolerance, bottleneck, "pass",
                           f"{figure} (within {tolerance:.0%})")
+    crowded = cpu_limits_cores is not None and host_cores is not None and cpu_limits_cores >= host_cores
+    if crowded and error > tolerance:
+        return ScaleCheck(replicas, per_replica_rps, projected, measured_rps, error, tolerance, "host_cpu",
+                          "inconclusive", f"{figure}, beyond {tolerance:.0%}, but the {replicas} replicas' CPU limits "
+                          f"({cpu_limits_cores:g} cores) take all {host_cores:g} cores of the one host they share with "
+                          "the load generator and the dependencies: measure where each replica has its limit")
     if bottleneck == "host_cpu":
         return ScaleCheck(replicas, per_replica_rps, projected, measured_rps, error, tolerance, bottleneck,
                           "inconclusive", f"{figure}, beyond {tolerance:.0%}, but the measurement at {replicas} was "

@@ -687,3 +687,15 @@ def test_projection_checked_at_n_replicas(measured, bottleneck, outcome):
     if measured:
         assert c.error == pytest.approx(380.0 / measured - 1)
         assert f"{c.error:+.1%}" in c.explanation
+
+
+def test_replicas_whose_limits_take_the_whole_host_cannot_fail_the_projection():
+    from harness.capacity.scale_check import check_projection_at_scale
+
+    # planted: the run measured here -- 2 replicas of 1 CPU on a 2-core host shared with Locust and the dependencies
+    crowded = check_projection_at_scale(181.0, 2, 138.0, tolerance=0.15, bottleneck="other",
+                                        cpu_limits_cores=2.0, host_cores=2.0)
+    assert crowded.outcome == "inconclusive" and "take all 2 cores" in crowded.explanation
+    roomy = check_projection_at_scale(181.0, 2, 138.0, tolerance=0.15, bottleneck="other",
+                                      cpu_limits_cores=2.0, host_cores=16.0)
+    assert roomy.outcome == "fail"  # with room for the replicas, a shortfall is the system's
