@@ -32,11 +32,11 @@ class Trivial(asyncio.Protocol):
             self.transport.write(POST if head.startswith(b"post") else GET)
 
 
-async def main(port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(Trivial, "127.0.0.1", port)
+async def main(port: int, host: str = "127.0.0.1") -> None:
+    server = await asyncio.get_running_loop().create_server(Trivial, host, port)
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), *sys.argv[2:3]))  # a host only inside a container (its network)

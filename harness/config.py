@@ -153,6 +153,16 @@ class Settings:
     users: int = knob(20, "steady load: Locust users", min=1, max=5000)
     spawn_rate: float = knob(10.0, "steady load: users started per second", above=0, max=1000)
     duration_s: int = knob(60, "steady load: how long it runs (s)", min=1, max=86400)
+    load_workers: int = knob(0, "Locust workers: 0 = one Locust process (one core); N = Locust's own master and N "
+                             "workers (docs/distributed-load.md)", min=0, max=256)
+    load_worker_placement: str = knob("auto", "where the workers run: auto (docker platform: containers on the run's "
+                                      "network; kind/context: pods), local (processes here), docker, kube, or "
+                                      "external (other machines connect to the master's port)",
+                                      choices=("auto", "local", "docker", "kube", "external"))
+    load_workers_wait_s: float = knob(60.0, "how long the Locust master waits for all its workers before giving "
+                                      "up (inconclusive) (s)", above=0, max=3600)
+    load_master_port: int = knob(5557, "external workers: the port the Locust master listens on (all interfaces)",
+                                 min=1024, max=65535)
     slo_p95_ms: float = knob(500.0, "SLO: 95th-percentile latency limit (ms)", above=0, max=600000)
     slo_error_ratio: float = knob(0.01, "SLO: highest share of failed requests", min=0, max=0.99)
     # -- recovery targets -----------------------------------------------------------------------------
@@ -201,6 +211,9 @@ class Settings:
     capacity_delivered_fraction: float = knob(0.9, "capacity: share of the offered load a step must complete",
                                               above=0, max=1)
     capacity_cooldown_s: float = knob(1.0, "capacity: pause between steps (s)", min=0, max=600)
+    capacity_replicas: int = knob(1, "capacity: also measure this many replicas together and report the one-replica "
+                                  "projection's error (1: one replica only; with load_workers for the load)",
+                                  min=1, max=50)
     capacity_ramp_s: float = knob(300.0, "capacity projection: ramp from base to peak (s)", min=0, max=86400)
     capacity_hold_s: float = knob(600.0, "capacity projection: time held at the peak (s)", above=0, max=86400)
     capacity_base_rps: float | None = knob(None, "capacity projection: load before the ramp (empty: 10 % of "
@@ -257,6 +270,11 @@ class Settings:
             if not isinstance(block, dict):
                 raise UsageError("mesh_default_outlier_detection is not a JSON object of Istio outlierDetection "
                                  "fields", 'write e.g. {"consecutive5xxErrors": 5, "interval": "10s"}, or leave it empty')
+        placement = self.load_worker_placement
+        if self.load_workers and ((placement == "docker" and self.platform != "docker")
+                                  or (placement == "kube" and self.platform == "docker")):
+            raise UsageError(f"load_worker_placement {placement} does not fit platform {self.platform}",
+                             "set HARNESS_LOAD_WORKER_PLACEMENT=auto (or local)")
         base = self.capacity_base_rps
         if base is not None and self.target_peak_rps and base > self.target_peak_rps:
             raise UsageError(f"capacity_base_rps {self.capacity_base_rps:g} is above the target peak "

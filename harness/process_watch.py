@@ -64,21 +64,44 @@ class Watched:
 
 
 def stop_process(proc: subprocess.Popen, first: int = signal.SIGTERM, grace_s: float = 15.0,
-                 term_grace_s: float = 10.0) -> int | None:
+                 term_grace_s: float = 10.0, group: bool = False) -> int | None:
     """Stop ``proc`` in order: ``first`` and ``grace_s`` to end, then SIGTERM and ``term_grace_s``,
-    then SIGKILL. Returns its exit code. A process that already ended is left alone."""
+    then SIGKILL. Returns its exit code. A process that already ended is left alone. ``group``: the
+    signals go to its whole process group (a process started in its own session, with the children it
+    forked), and the group is killed at the end even when its leader ended first."""
+    import os
+
+    def send(sig: int) -> None:
+        if group:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        else:
+            proc.send_signal(sig)
+
     steps = [(first, grace_s)] + ([(signal.SIGTERM, term_grace_s)] if first != signal.SIGTERM else [])
+    code: int | None = None
     for sig, wait_s in steps:
         if proc.poll() is not None:
-            return proc.returncode
-        proc.send_signal(sig)
+            code = proc.returncode
+            break
+        send(sig)
         try:
-            return proc.wait(timeout=wait_s)
+            code = proc.wait(timeout=wait_s)
+            break
         except subprocess.TimeoutExpired:
             continue
-    if proc.poll() is None:
-        proc.kill()
-    return proc.wait()
+    else:
+        if proc.poll() is None:
+            send(signal.SIGKILL) if group else proc.kill()
+        code = proc.wait()
+    if group:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # forked children the leader left behind
+        except (ProcessLookupError, PermissionError):
+            pass
+    return code
 
 
 def watch_process(cmd: Sequence[str], output: Path, *, name: str, env: Mapping[str, str] | None = None,

@@ -4,6 +4,10 @@ Runs under the harness (``harness.load.runner``) and with the plain CLI too:
 
     locust -f loadtests/locustfile.py --headless -H http://127.0.0.1:8080 -u 10 -r 5 -t 30s
 
+and in Locust's distributed mode (``--master`` / ``--worker``): the workers make and attribute the
+requests and send their seconds to the master every second (a Locust custom message); the master merges them and
+writes the attribution file (harness.load.distributed; docs/distributed-load.md).
+
 Environment (all optional):
   HARNESS_TARGETS           comma-separated base URLs; requests are spread over them round-robin
                             (the docker platform has one URL per replica, kind one ingress URL)
@@ -29,6 +33,7 @@ import psutil
 from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, events, task
 
 from harness.analysis.circuit_breaker.series import classify_response
+from harness.load.distributed import finish_line, histogram, merge_into
 from harness.load.shapes import stage_at, stages_from_spec
 
 TARGETS = [t.strip().rstrip("/") for t in os.environ.get("HARNESS_TARGETS", "").split(",") if t.strip()]
@@ -164,19 +169,33 @@ def _flush(path: str, environment, final: bool = False) -> None:
                                  "locust_cpu": cpu, "machine_cpu": machine, "users": users}) + "\n")
 
 
+def _role(environment) -> str:
+    """``local`` (one process), ``master`` or ``worker`` (Locust's distributed mode)."""
+    from locust.runners import MasterRunner, WorkerRunner
+
+    runner = environment.runner
+    return "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
+
+
 @events.test_start.add_listener
 def _start_writer(environment, **_kw) -> None:
+    role = _role(environment)
     path = os.environ.get("HARNESS_ATTRIBUTION_FILE")
-    if not path:
+    if role == "worker":
+        _start_worker_sampler(environment)
         return
-
+    if not path or getattr(environment, "harness_writer", None) is not None:
+        return
     _PROCESS.cpu_percent()  # start both measurement intervals
     psutil.cpu_percent()
 
     def loop() -> None:
         while True:
             gevent.sleep(1.0)
-            _flush(path, environment)
+            if role == "master":
+                _master_tick(path, environment)
+            else:
+                _flush(path, environment)
 
     environment.harness_writer = gevent.spawn(loop)
 
@@ -187,5 +206,107 @@ def _stop_writer(environment, **_kw) -> None:
     writer = getattr(environment, "harness_writer", None)
     if writer is not None:
         writer.kill()
-    if path:
+    if path and _role(environment) == "master":
+        _master_flush(path, final=True)
+    elif path and _role(environment) == "local":
         _flush(path, environment, final=True)
+
+
+# -- distributed mode (locust --master / --worker): workers ship their seconds, the master merges ------
+# A worker's second: counts, a latency histogram and its own CPU, sent every second as Locust's own custom
+# message "harness_seconds" (runner.send_message / register_message), and once more the moment the
+# worker stops, before the master quits; the master merges by second (harness.load.distributed) and
+# writes each second once no worker can still send it, with Locust's own heartbeat view of every
+# worker at that second.
+_worker_cpu: dict[int, tuple[float, float, int]] = {}
+_merged: dict[int, dict] = {}
+_beats: dict[int, tuple[dict, str, float]] = {}
+SECONDS_MESSAGE = "harness_seconds"
+MASTER_LAG_S = 4  # a worker sends every second; a late line is merged into a second line for that second
+
+
+def _start_worker_sampler(environment) -> None:
+    if getattr(environment, "harness_sampler", None) is not None:
+        return
+    _PROCESS.cpu_percent()
+    psutil.cpu_percent()
+
+    def loop() -> None:
+        last = int(time.time()) - 1
+        while True:
+            gevent.sleep(1.0)
+            runner = environment.runner
+            sample = (_PROCESS.cpu_percent(), psutil.cpu_percent(), runner.user_count if runner else 0)
+            # A busy machine wakes this loop late: every second since the last sample gets this one
+            # (CPU measured over that whole interval), so no second reads as "no users".
+            now = int(time.time()) - 1
+            for t in range(last + 1, now + 1):
+                _worker_cpu[t] = sample
+            last = max(last, now)
+            _send_seconds(environment)
+
+    environment.harness_sampler = gevent.spawn(loop)
+
+
+def _worker_lines(final: bool) -> list[dict]:
+    """The completed seconds (every one when ``final``): requests, and CPU-only seconds without any."""
+    now = int(time.time())
+    lines = []
+    for t in sorted(x for x in _second if final or x < now):
+        b = _second.pop(t)
+        cpu, machine, users = _worker_cpu.pop(t, (None, None, 0))
+        lines.append({"t": t, "ok": b["ok"], "fail": b["fail"], "hist": histogram(b["lat"]),
+                      "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
+                      "codes": dict(b["codes"]), "cpu": cpu, "machine_cpu": machine, "users": users})
+    for t in sorted(x for x in _worker_cpu if final or x < now):
+        cpu, machine, users = _worker_cpu.pop(t)
+        lines.append({"t": t, "ok": 0, "fail": 0, "cpu": cpu, "machine_cpu": machine, "users": users})
+    return lines
+
+
+def _send_seconds(environment, final: bool = False) -> None:
+    lines = _worker_lines(final)
+    if lines and environment.runner is not None:
+        environment.runner.send_message(SECONDS_MESSAGE, {"lines": lines})
+
+
+@events.test_stop.add_listener
+def _send_last_seconds(environment, **_kw) -> None:
+    if _role(environment) == "worker":
+        sampler = getattr(environment, "harness_sampler", None)
+        if sampler is not None:
+            sampler.kill()
+            environment.harness_sampler = None
+        _send_seconds(environment, final=True)
+
+
+@events.init.add_listener
+def _register_seconds(environment, runner=None, **_kw) -> None:
+    if runner is not None and _role(environment) == "master":
+        runner.register_message(SECONDS_MESSAGE, _merge_worker_seconds)
+
+
+def _merge_worker_seconds(environment, msg, **_kw) -> None:
+    for line in (msg.data or {}).get("lines") or ():
+        merge_into(_merged, msg.node_id, line)
+
+
+def _master_tick(path: str, environment) -> None:
+    runner = environment.runner
+    beats = {c.id: {"state": c.state, "cpu": c.cpu_usage, "heartbeat": c.heartbeat} for c in runner.clients.values()}
+    _beats[int(time.time())] = (beats, runner.state, _PROCESS.cpu_percent())
+    _master_flush(path, expected=int(getattr(environment.parsed_options, "expect_workers", 0) or 0))
+
+
+def _master_flush(path: str, final: bool = False, expected: int | None = None) -> None:
+    if expected is not None:
+        _master_flush.expected = expected
+    limit = int(time.time()) - MASTER_LAG_S
+    done = sorted(t for t in set(_merged) | set(_beats) if final or t < limit)
+    if not done:
+        return
+    with open(path, "a") as fh:
+        for t in done:
+            beats, state, master_cpu = _beats.pop(t, ({}, "", None))
+            m = _merged.pop(t, None) or {"t": t, "ok": 0, "fail": 0}
+            fh.write(json.dumps(finish_line(m, beats, getattr(_master_flush, "expected", 0), master_cpu, state)) + "\n")

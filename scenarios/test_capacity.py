@@ -10,6 +10,12 @@ the verdict at ``HARNESS_TARGET_PEAK_RPS`` on production (harness.capacity.verdi
 only). Teardown: the replica is removed (docker) or the HPA restored (kind); logs are exported first
 when anything failed.
 
+At N replicas (``HARNESS_CAPACITY_REPLICAS`` >= 2): N replicas measured together with the same ramp
+(docker: ``capacityn-0-<i>``; kind: the HPA pinned at N..N), their capacity compared with the
+one-replica projection (N x the one replica's), the projection's error reported
+(harness.capacity.scale_check). The load comes from Locust workers when ``HARNESS_LOAD_WORKERS`` > 0
+(harness.load.workers), one process otherwise.
+
 Knobs: the ``capacity_*`` settings (harness.config; ``harness settings`` lists them): step length,
 warm-up, repeats, tolerance, probe and per-user rps, steps (the measurement) and ramp, hold, base and
 queue-drain rps (the traffic profile).
@@ -17,6 +23,7 @@ queue-drain rps (the traffic profile).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -25,12 +32,15 @@ import pytest
 from harness.capacity.calibrate import (calibrate, observed_trajectory, offered_from_seconds, project_observed_load,
                                         read_hpa_run)
 from harness.capacity.measure import SloSpec, measure_capacity, measure_config
-from harness.capacity.replica import SingleReplicaDockerPlatform, replica_under_test
+from harness.capacity.replica import (DockerReplicaSet, KubeReplica, ReplicasDockerPlatform, SingleReplicaDockerPlatform,
+                                      replica_under_test)
+from harness.capacity.scale_check import check_projection_at_scale
 from harness.capacity.plots import calibration_png, projection_png, steps_png, zone_loss_png
 from harness.capacity.project import (ReplicaModel, load_infrastructure, pod_resources, profile_from_settings,
                                       project_all, static_capacity)
 from harness.capacity.verdict import DEFAULT_GATE, capacity_verdict
 from harness.errors import HarnessError
+from harness.load.workers import worker_pool
 from harness.manifests import STAGING_HPA, conductor_spec, find_document
 from harness.oracles import hpa
 from harness.oracles.hpa_trajectory import ReactionAllowance
@@ -86,6 +96,11 @@ def capacity_replica(request, settings, run_report):
         replica.restore()
 
 
+def _workers(settings, replica):
+    """The Locust workers the settings ask for, on the measured replica's platform (None: one process)."""
+    return worker_pool(settings, replica.platform)
+
+
 def test_one_replica_capacity_projected_through_hpa_and_node_groups(settings, capacity_replica, scenario):
     # Setup: every input is read and checked before the expensive measurement starts.
     cfg = measure_config(settings)
@@ -102,8 +117,10 @@ def test_one_replica_capacity_projected_through_hpa_and_node_groups(settings, ca
                       f"CPU_COST_MS={settings.cpu_cost_ms:g}): {cfg.repeats} step ramps of {cfg.step_s:g}s steps")
 
     # Assess: measure
+    workers = _workers(settings, capacity_replica)
+    scenario.measure("load_workers", workers.describe() if workers else {"placement": "one process", "workers": 0})
     m = measure_capacity(capacity_replica, scenario.dir, cfg, slo, progress=scenario.progress,
-                         cpu_cost_ms=settings.cpu_cost_ms)
+                         cpu_cost_ms=settings.cpu_cost_ms, workers=workers)
     (scenario.dir / "measurement.json").write_text(json.dumps(m.to_dict(), indent=1))
     scenario.add_artifact(scenario.dir / "measurement.json")
     scenario.measure("measurement", m.to_dict())
@@ -164,6 +181,82 @@ def test_one_replica_capacity_projected_through_hpa_and_node_groups(settings, ca
         return
     scenario.verdict(v.ok, v.explanation)
     assert v.ok, v.explanation
+
+
+# -- the projection against a measurement at N replicas ---------------------------------------------------
+@pytest.fixture(scope="module")
+def capacity_replica_set(request, settings, run_report):
+    """N replicas measured together: docker's own N-container platform, or kind's HPA pinned at N."""
+    n = settings.capacity_replicas
+    if settings.platform == "docker":
+        platform = ReplicasDockerPlatform(settings, request.getfixturevalue("stack"), n)
+        _say(f"starting {n} conductor replicas (capacityn-0-*) under the manifest's limits")
+        try:
+            platform.up()
+            yield DockerReplicaSet(platform)
+        except HarnessError as exc:
+            pytest.exit(str(exc), returncode=exc.exit_code)
+        finally:
+            platform.down()
+        return
+    platform = request.getfixturevalue("platform")
+    if platform.name == "context":
+        pytest.skip("measuring N replicas pins the HPA; the context platform changes nothing on an existing cluster")
+    hpa_name = find_document(STAGING_HPA, "HorizontalPodAutoscaler", manifests_dir=settings.manifests_dir)["metadata"]["name"]
+    labels = conductor_spec(settings.manifests_dir).labels
+    replica = KubeReplica(platform, hpa_name=hpa_name, selector=f"app={labels.get('app', 'conductor')}", replicas=n)
+    _say(f"pinning HPA {hpa_name} and the conductor Deployment to {n} pods")
+    replica.pin()
+    try:
+        yield replica
+    finally:
+        replica.restore()
+
+
+def test_projection_checked_against_a_measurement_at_n_replicas(settings, scenario, request):
+    """N replicas measured together; the one-replica projection's error at N reported (scale_check)."""
+    n = settings.capacity_replicas
+    if n < 2:
+        pytest.skip("HARNESS_CAPACITY_REPLICAS=1: only one replica is measured (set 2 or more, with "
+                    "HARNESS_LOAD_WORKERS for the load, to check the projection at N replicas)")
+    model_path = settings.report_path / CAPACITY_TEST / MODEL_FILE
+    if not model_path.exists():
+        pytest.skip(f"no replica model from this run's one-replica measurement ({model_path}): it runs first")
+    model = ReplicaModel.from_dict(json.loads(model_path.read_text()))
+    replica_set = request.getfixturevalue("capacity_replica_set")
+    cfg = measure_config(settings)
+    slo = SloSpec(settings.slo_p95_ms, settings.slo_error_ratio)
+    workers = _workers(settings, replica_set)
+    scenario.measure("load_workers", workers.describe() if workers else {"placement": "one process", "workers": 0})
+    scenario.progress(f"measuring {n} replicas together ({replica_set.cpu_limit_cores:g} CPU limit in all): "
+                      f"{cfg.repeats} step ramps; the projection says {n} x {model.capacity_rps:.1f} rps")
+    m = measure_capacity(replica_set, scenario.dir, cfg, slo, progress=scenario.progress,
+                         cpu_cost_ms=settings.cpu_cost_ms, workers=workers)
+    (scenario.dir / "measurement_n.json").write_text(json.dumps(m.to_dict(), indent=1))
+    scenario.add_artifact(scenario.dir / "measurement_n.json")
+    scenario.measure("measurement", m.to_dict())
+    if any(r.steps for r in m.ramps):
+        scenario.add_plot(f"{n} replicas: served vs offered load per step",
+                          steps_png(scenario.dir / "capacity_steps_n.png", m))
+    if not m.valid:
+        scenario.inconclusive(f"the measurement at {n} replicas is not valid: " + "; ".join(m.problems))
+    ramp = m.capacity_ramp
+    kind, text = ramp.bottleneck if ramp is not None else ("other", "")
+    # docker: every replica on this one host; a cluster gives each its node
+    host_cores = float(os.cpu_count() or 1) if settings.platform == "docker" else None
+    check = check_projection_at_scale(model.capacity_rps, n, m.capacity_rps, tolerance=cfg.tolerance,
+                                      bottleneck=kind, bottleneck_text=text,
+                                      cpu_limits_cores=replica_set.cpu_limit_cores, host_cores=host_cores)
+    scenario.measure("projection_check", check.to_dict())
+    scenario.measure("projection_error", round(check.error, 4))
+    scenario.add_table(f"One-replica projection vs {n} replicas measured",
+                       ["replicas", "one replica rps", "projected rps", "measured rps", "error", "limited by"],
+                       [[n, round(check.per_replica_rps, 1), round(check.projected_rps, 1),
+                         round(check.measured_rps, 1), f"{check.error:+.1%}", text or kind]])
+    if check.outcome == "inconclusive":
+        scenario.inconclusive(check.explanation)
+    scenario.verdict(check.outcome == "pass", check.explanation)
+    assert check.outcome == "pass", check.explanation
 
 
 # -- calibration (Kubernetes only) -------------------------------------------------------------------------

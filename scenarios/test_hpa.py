@@ -25,6 +25,7 @@ from harness.kube.hpa_sampler import (ORACLE_WORKLOAD, UPSTREAM_E2E_ALLOWANCE, H
                                       plan_hpa_load, plot_hpa, scaled_back_down, write_samples)
 from harness.kube.hpa_status import take_sample
 from harness.load.runner import run_locust
+from harness.load.workers import worker_pool
 from harness.load.slo import evaluate_validity
 from harness.manifests import STAGING_HPA, conductor_spec, find_document
 from harness.oracles import hpa
@@ -69,7 +70,7 @@ def test_staging_hpa_scales_to_max_under_load_and_back(settings, platform, scena
     sampler.start()
     try:
         load = run_locust(platform.endpoints(), scenario.dir, name="hpa", shape=plan.shape(), user_rps=plan.user_rps,
-                          progress=scenario.progress)
+                          progress=scenario.progress, workers=worker_pool(settings, platform))
         stop_at = time.time() - t0
         deadline = time.monotonic() + plan.cooldown_s
         while time.monotonic() < deadline:

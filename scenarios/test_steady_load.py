@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from harness.load.runner import run_locust
+from harness.load.workers import worker_pool
 from harness.load.slo import (chance_some_replica_idle, evaluate_slo, evaluate_validity, idle_replicas_to_judge,
                               steady_verdict)
 from harness.report.plots import load_overview_png, timeseries_png
@@ -26,7 +27,7 @@ def test_steady_load_within_slo(settings, platform, scenario):
     # Assess
     # through the Service (docker: the readiness-gated entry Envoy); X-Served-By attributes replicas
     result = run_locust([platform.service_url()], scenario.dir, name="steady", shape=shape,
-                        progress=scenario.progress)
+                        progress=scenario.progress, workers=worker_pool(settings, platform))  # 0 workers: None
     slo = evaluate_slo(result, p95_limit_ms=settings.slo_p95_ms, error_ratio_limit=settings.slo_error_ratio,
                        min_requests=settings.duration_s)  # at least ~1 request/s, or the run proved nothing
     validity = evaluate_validity(result)

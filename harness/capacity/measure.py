@@ -495,21 +495,23 @@ def _ladder(probe: StepResult, idle: float | None, limit: float, cfg: MeasureCon
 
 def measure_ramp(replica: ReplicaUnderTest, out_dir: Path, cfg: MeasureConfig, slo: SloSpec, *, repeat: int = 1,
                  progress: Progress | None = None,
-                 run_load: Callable[..., LoadResult] = run_locust) -> RampResult:
-    """One repeat: idle reading, probe, ladder until the SLO breaks, bisection (see the module doc)."""
+                 run_load: Callable[..., LoadResult] = run_locust, workers: Any = None) -> RampResult:
+    """One repeat: idle reading, probe, ladder until the SLO breaks, bisection (see the module doc).
+    ``workers``: each step's Locust run as a master with that pool (harness.load.workers)."""
     say = progress or (lambda m: log.info("%s", m))
     user_rps = cfg.rps_per_user(slo.p95_ms)
     steps: list[StepResult] = []
     idle = _idle_cpu(replica, cfg.idle_read_s)
+    targets = list(getattr(replica, "endpoints", None) or [replica.endpoint])  # a set of replicas: every one
 
     def step(offered: float, kind: str) -> StepResult:
         users = max(1, math.ceil(offered / user_rps - 1e-9))
         name = f"r{repeat}_step{len(steps):02d}"
         sampler = UsageSampler(replica.read_usage, cfg.sample_interval_s).start()
         try:
-            result = run_load([replica.endpoint], out_dir, name=name, user_rps=user_rps, progress=None,
+            result = run_load(targets, out_dir, name=name, user_rps=user_rps, progress=None,
                               shape={"kind": "steady", "users": users, "spawn_rate": max(1.0, users / 2.0),
-                                     "duration": cfg.step_s})
+                                     "duration": cfg.step_s}, **({"workers": workers} if workers else {}))
         finally:
             readings = sampler.stop()
         s = summarize_step(result, readings, repeat=repeat, index=len(steps), kind=kind, users=users,
@@ -564,9 +566,10 @@ def measure_ramp(replica: ReplicaUnderTest, out_dir: Path, cfg: MeasureConfig, s
 
 def measure_capacity(replica: ReplicaUnderTest, out_dir: Path, cfg: MeasureConfig, slo: SloSpec, *,
                      progress: Progress | None = None, cpu_cost_ms: float | None = None,
-                     run_load: Callable[..., LoadResult] = run_locust) -> CapacityMeasurement:
+                     run_load: Callable[..., LoadResult] = run_locust, workers: Any = None) -> CapacityMeasurement:
     """``cfg.repeats`` ramps against ``replica``; Locust's files go under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    ramps = [measure_ramp(replica, out_dir, cfg, slo, repeat=i + 1, progress=progress, run_load=run_load)
+    ramps = [measure_ramp(replica, out_dir, cfg, slo, repeat=i + 1, progress=progress, run_load=run_load,
+                          workers=workers)
              for i in range(cfg.repeats)]
     return CapacityMeasurement(replica.describe(), slo, cfg, ramps, cpu_cost_ms)

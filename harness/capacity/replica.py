@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # the Kubernetes client is imported only where a cluster is u
     from harness.kube.client import Apis
     from harness.platforms.kind import KindPlatform
 
-__all__ = ["ReplicaUnderTest", "DockerReplica", "KubeReplica", "SingleReplicaDockerPlatform", "replica_under_test"]
+__all__ = ["ReplicaUnderTest", "DockerReplica", "DockerReplicaSet", "KubeReplica", "SingleReplicaDockerPlatform",
+           "ReplicasDockerPlatform", "replica_under_test", "sum_readings"]
 
 
 class ReplicaUnderTest(ABC):
@@ -38,6 +39,11 @@ class ReplicaUnderTest(ABC):
 
     def __init__(self, platform: Platform):
         self.platform = platform
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Where load goes: the one replica's endpoint (a set of replicas has one each)."""
+        return [self.endpoint]
 
     def _replica(self) -> Replica:
         return next(r for r in self.platform.replicas() if r.name == self.name)
@@ -78,17 +84,70 @@ class DockerReplica(ReplicaUnderTest):
         return docker_reading(self.container.stats(stream=False), time.time())
 
 
-class KubeReplica(ReplicaUnderTest):
-    """The conductor Deployment pinned to one pod (its HPA held at 1..1), read through metrics.k8s.io.
+class DockerReplicaSet(ReplicaUnderTest):
+    """N conductor containers measured together (the capacity at N replicas): load goes to every
+    replica's endpoint (round-robin per request), usage is their sum, read at the same moment; the CPU
+    limit is the sum of theirs."""
 
-    ``pin()`` records the HPA's bounds and sets min = max = 1 and the Deployment's scale to 1;
+    def __init__(self, platform: DockerPlatform):
+        super().__init__(platform)
+        self.platform: DockerPlatform = platform
+        self.members = [DockerReplica(platform, r.name) for r in platform.replicas()]
+        if not self.members:
+            raise HarnessError("the docker platform runs no conductor", "bring the platform up first")
+        self.name = f"{len(self.members)} replicas"
+        self.endpoint = self.members[0].endpoint
+        self.cpu_limit_cores = sum(m.cpu_limit_cores for m in self.members)
+        self.memory_limit_bytes = self.members[0].memory_limit_bytes
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    def read_usage(self) -> UsageReading:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(self.members)) as pool:  # stats(stream=False) takes ~1 s each
+            readings = list(pool.map(lambda m: m.read_usage(), self.members))
+        return sum_readings(readings)
+
+    def set_cpu_cost(self, ms: float) -> None:
+        for m in self.members:
+            m.set_cpu_cost(ms)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "replicas": len(self.members),
+                "cpu_limit_cores_each": self.members[0].cpu_limit_cores}
+
+
+def sum_readings(readings: list[UsageReading]) -> UsageReading:
+    """Several containers' readings as one: CPU time and CFS periods added, memory the largest
+    (per replica); the host's counters are the same host's."""
+    def total(name: str) -> float | None:
+        vals = [getattr(r, name) for r in readings]
+        return None if any(v is None for v in vals) else float(sum(vals))
+
+    first = readings[0]
+    mems = [r.memory_bytes for r in readings if r.memory_bytes is not None]
+    return UsageReading(t=max(r.t for r in readings), memory_bytes=max(mems) if mems else None,
+                        cpu_total_ns=total("cpu_total_ns"), system_ns=first.system_ns, online_cpus=first.online_cpus,
+                        cpu_cores=total("cpu_cores"), periods=total("periods"),
+                        throttled_periods=total("throttled_periods"))
+
+
+class KubeReplica(ReplicaUnderTest):
+    """The conductor Deployment pinned to one pod (its HPA held at 1..1), read through metrics.k8s.io;
+    with ``replicas`` N, pinned to N pods measured together (load through the Service, usage summed).
+
+    ``pin()`` records the HPA's bounds and sets min = max = N and the Deployment's scale to N;
     ``restore()`` puts the bounds back. The pod keeps the manifest's requests and limits.
     """
 
     def __init__(self, platform: KindPlatform, *, apis: Apis | None = None, namespace: str | None = None, hpa_name: str = "conductor-hpa",
                  deployment: str = "conductor", selector: str = "app=conductor", endpoint: str | None = None,
                  cpu_limit_cores: float | None = None, memory_limit_bytes: float | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 replicas: int = 1):
         super().__init__(platform)
         spec = platform.spec
         self.apis = apis if apis is not None else platform.apis
@@ -100,23 +159,27 @@ class KubeReplica(ReplicaUnderTest):
         self._clock, self._sleep = clock, sleep
         self._saved: tuple[int, int] | None = None
         self.name = ""
+        self.replicas = replicas
+        if replicas > 1:  # measured together: their limits add up, their usage is summed
+            self.cpu_limit_cores *= replicas
 
     def pin(self, timeout: float = 180.0) -> None:
         h = self.apis.autoscaling.read_namespaced_horizontal_pod_autoscaler(self.hpa_name, self.namespace)
         self._saved = (h.spec.min_replicas, h.spec.max_replicas)
         self.apis.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-            self.hpa_name, self.namespace, {"spec": {"minReplicas": 1, "maxReplicas": 1}})
-        self.apis.apps.patch_namespaced_deployment_scale(self.deployment, self.namespace, {"spec": {"replicas": 1}})
+            self.hpa_name, self.namespace, {"spec": {"minReplicas": self.replicas, "maxReplicas": self.replicas}})
+        self.apis.apps.patch_namespaced_deployment_scale(self.deployment, self.namespace,
+                                                         {"spec": {"replicas": self.replicas}})
         seen: list[Any] = []
 
         def settled() -> bool:
             st = self.apis.apps.read_namespaced_deployment_status(self.deployment, self.namespace).status
             seen[:] = [st]
-            return (st.replicas or 0) == 1 and (st.ready_replicas or 0) == 1
+            return (st.replicas or 0) == self.replicas and (st.ready_replicas or 0) == self.replicas
 
         def unsettled() -> HarnessError:
             st = seen[0]
-            return HarnessError(f"Deployment {self.deployment} did not settle at one ready pod within {timeout:.0f}s "
+            return HarnessError(f"Deployment {self.deployment} did not settle at {'one ready pod' if self.replicas == 1 else f'{self.replicas} ready pods'} within {timeout:.0f}s "
                                 f"(replicas {st.replicas}, ready {st.ready_replicas})",
                                 "see the pod events in the report's logs")
 
@@ -141,6 +204,9 @@ class KubeReplica(ReplicaUnderTest):
         usage = pod_usage(self.apis, self.namespace, self.selector)
         if not usage:
             raise HarnessError("metrics.k8s.io reports no conductor pod", "is metrics-server Ready?")
+        if self.replicas > 1:
+            return UsageReading(t=self._clock(), memory_bytes=max(u["memory_bytes"] for u in usage.values()),
+                                cpu_cores=sum(u["cpu_cores"] for u in usage.values()))
         u = usage.get(self.name) or next(iter(usage.values()))
         return UsageReading(t=self._clock(), memory_bytes=u["memory_bytes"], cpu_cores=u["cpu_cores"])
 
@@ -151,6 +217,14 @@ class SingleReplicaDockerPlatform(DockerPlatform):
 
     def __init__(self, settings: Settings, stack: Any, spec: ConductorSpec | None = None):
         super().__init__(dataclasses.replace(settings, replicas=1), stack, spec, name_prefix="capacity")
+
+
+class ReplicasDockerPlatform(DockerPlatform):
+    """The docker platform with ``replicas`` conductors for the measurement at N replicas, named
+    ``capacityn-0-<i>``: apart from the one-replica platform and the session's."""
+
+    def __init__(self, settings: Settings, stack: Any, replicas: int, spec: ConductorSpec | None = None):
+        super().__init__(dataclasses.replace(settings, replicas=replicas), stack, spec, name_prefix="capacityn")
 
 
 def replica_under_test(platform: Platform, **kube_kwargs: Any) -> ReplicaUnderTest:

@@ -1,10 +1,11 @@
 """Service-level objectives and the validity of the load that measured them."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from math import comb
 from typing import Any
 
+from harness.load.distributed import worker_validity
 from harness.load.runner import LoadResult
 
 __all__ = ["SloResult", "ValidityResult", "LoadVerdict", "evaluate_slo", "evaluate_validity", "steady_verdict",
@@ -55,6 +56,8 @@ class ValidityResult:
     saturated_samples: int
     max_cpu: float | None
     explanation: str
+    workers: dict[str, dict[str, Any]] = field(default_factory=dict)   # per Locust worker (distributed mode)
+    lost_workers: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +71,15 @@ def evaluate_validity(result: LoadResult, *, cpu_limit_pct: float = 90.0, busy_m
     warning threshold), or when it was busy (> ``starved_cpu_pct``) on a machine whose cores were
     all busy (> ``busy_machine_pct``): then it got less CPU than it needed. More than
     ``max_saturated_fraction`` of saturated seconds invalidates the run.
+
+    With Locust workers (lines carrying ``workers``: ``harness.load.distributed``) the same test holds
+    for every worker on its own seconds and on Locust's heartbeat CPU, and a worker that went missing,
+    left early or never connected invalidates the run too.
     """
+    if any("workers" in s for s in result.seconds):
+        w = worker_validity(result.seconds, cpu_limit_pct=cpu_limit_pct, busy_machine_pct=busy_machine_pct,
+                            starved_cpu_pct=starved_cpu_pct, max_saturated_fraction=max_saturated_fraction)
+        return ValidityResult(w.ok, w.samples, w.saturated_samples, w.max_cpu, w.explanation, w.workers, w.lost)
     samples = [(s["locust_cpu"], s.get("machine_cpu") or 0.0) for s in result.seconds
                if s.get("locust_cpu") is not None]
     if not samples:

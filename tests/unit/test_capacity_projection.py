@@ -638,3 +638,64 @@ def test_an_existing_cluster_is_never_pinned():
 def test_replica_model_round_trips_through_json():
     m = model()
     assert ReplicaModel.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+
+
+def test_kube_replicas_pin_the_hpa_at_n_and_sum_their_usage():
+    apis = FakeApis()
+    apis.status_seq = [SimpleNamespace(replicas=2, ready_replicas=2)]
+    apis.custom.list_namespaced_custom_object = lambda *a, **k: {"items": [
+        {"metadata": {"name": "c-1"}, "containers": [{"usage": {"cpu": "250m", "memory": "100Mi"}}]},
+        {"metadata": {"name": "c-2"}, "containers": [{"usage": {"cpu": "500m", "memory": "120Mi"}}]}]}
+    platform = SimpleNamespace(name="kind", needs_kubernetes=True, apis=apis, endpoints=lambda: ["http://127.0.0.1:1"],
+                               spec=SimpleNamespace(namespace="ns", cpu_limit=1.0, memory_limit=GIB))
+    r = KubeReplica(platform, sleep=lambda s: None, replicas=2)
+    r.pin()
+    assert ("patch_hpa", "conductor-hpa", "ns", {"spec": {"minReplicas": 2, "maxReplicas": 2}}) in apis.calls
+    assert ("scale", "conductor", "ns", {"spec": {"replicas": 2}}) in apis.calls
+    assert r.cpu_limit_cores == 2.0
+    u = r.read_usage()
+    assert u.cpu_cores == 0.75 and u.memory_bytes == 120 * MIB  # summed CPU; memory per replica
+
+
+def test_readings_of_several_containers_add_up():
+    from harness.capacity.replica import sum_readings
+    from harness.capacity.usage import UsageReading, cpu_cores_between
+
+    def reading(t, a, b):
+        return [UsageReading(t=t, cpu_total_ns=a, system_ns=t * 2e9, online_cpus=2, periods=10 * t,
+                             throttled_periods=0, memory_bytes=a),
+                UsageReading(t=t, cpu_total_ns=b, system_ns=t * 2e9, online_cpus=2, periods=10 * t,
+                             throttled_periods=t, memory_bytes=b)]
+
+    r0, r1 = sum_readings(reading(0, 0, 0)), sum_readings(reading(10, 3e9, 5e9))
+    assert cpu_cores_between([r0, r1], 0, 10) == pytest.approx(0.8)  # 0.3 + 0.5 cores
+    assert r1.memory_bytes == 5e9 and r1.periods == 200 and r1.throttled_periods == 10
+
+
+@pytest.mark.parametrize("measured, bottleneck, outcome", [
+    (380.0, "replica_cpu", "pass"),        # 2 x 190 = 380: the projection holds
+    (300.0, "host_cpu", "inconclusive"),   # the shared host limited N replicas: not the system's figure
+    (300.0, "replica_cpu", "fail"),        # planted: replicas that do not add up
+    (0.0, "other", "inconclusive"),
+])
+def test_projection_checked_at_n_replicas(measured, bottleneck, outcome):
+    from harness.capacity.scale_check import check_projection_at_scale
+
+    c = check_projection_at_scale(190.0, 2, measured, tolerance=0.15, bottleneck=bottleneck, bottleneck_text="x")
+    assert c.outcome == outcome, c.explanation
+    assert c.projected_rps == 380.0
+    if measured:
+        assert c.error == pytest.approx(380.0 / measured - 1)
+        assert f"{c.error:+.1%}" in c.explanation
+
+
+def test_replicas_whose_limits_take_the_whole_host_cannot_fail_the_projection():
+    from harness.capacity.scale_check import check_projection_at_scale
+
+    # planted: the run measured here -- 2 replicas of 1 CPU on a 2-core host shared with Locust and the dependencies
+    crowded = check_projection_at_scale(181.0, 2, 138.0, tolerance=0.15, bottleneck="other",
+                                        cpu_limits_cores=2.0, host_cores=2.0)
+    assert crowded.outcome == "inconclusive" and "take all 2 cores" in crowded.explanation
+    roomy = check_projection_at_scale(181.0, 2, 138.0, tolerance=0.15, bottleneck="other",
+                                      cpu_limits_cores=2.0, host_cores=16.0)
+    assert roomy.outcome == "fail"  # with room for the replicas, a shortfall is the system's

@@ -6,6 +6,7 @@ signal the child saw, the error raised), not how fast it happened, beyond genero
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.process_watch import stop_process, watch_process
+from harness.wait import wait_for
 
 # Prints which signal it got, then exits 0 on it (as chaostoolkit and Locust end on theirs).
 CHILD = ("import signal, sys, time\n"
@@ -93,3 +95,33 @@ def test_a_harness_started_with_sigint_ignored_is_still_interruptible():
     assert ignored.stdout.split() == ["True", "True", "True", "False"], ignored.stdout + ignored.stderr
     normal = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert normal.stdout.split() == ["False", "False", "True", "False"], normal.stdout + normal.stderr
+
+
+def test_stop_process_of_a_group_ends_the_children_it_forked(tmp_path):
+    import os
+
+    import psutil
+
+    # a leader that forks a child which ignores SIGTERM, then waits: the group stop must end both
+    code = ("import os, signal, sys, time\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "    open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+            "    time.sleep(600)\n"
+            "os.waitpid(pid, 0)\n")
+    marker = tmp_path / "child"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(marker)], start_new_session=True)
+    wait_for(lambda: marker.exists() and marker.read_text(), timeout=60, interval=0.05, describe="the forked child")
+    child = int(marker.read_text())
+    stop_process(proc, grace_s=1.0, term_grace_s=1.0, group=True)
+    assert proc.poll() is not None
+
+    def child_ended() -> bool:  # SIGKILL is delivered asynchronously: wait for the state
+        try:
+            return psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(child_ended, timeout=60, interval=0.05, describe="the forked child to end")
+    assert os.getpgid(os.getpid()) != proc.pid  # the test's own group was never signalled
