@@ -68,6 +68,8 @@ GROUPED_MODULES = frozenset({
     "tests/integration/test_dr_backup.py",
     "tests/integration/test_dr_failover.py",
     "tests/integration/test_load_validity.py",
+    "tests/integration/test_load_workers.py",
+    "tests/integration/test_load_workers_docker.py",
     "tests/integration/test_locust_tls_sni.py",
     "tests/integration/test_mesh_entry_point.py",
     "tests/integration/test_mesh_pods_docker.py",
