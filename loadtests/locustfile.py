@@ -9,7 +9,8 @@ Environment (all optional):
                             (the docker platform has one URL per replica, kind one ingress URL)
   HARNESS_SHAPE             a JSON load shape (harness/load/shapes.py); absent: -u/-r/-t apply
   HARNESS_USER_RPS          requests/s each user offers (constant throughput); 0 = as fast as possible
-  HARNESS_ATTRIBUTION_FILE  where per-second, per-replica counts and Locust's CPU usage are written
+  HARNESS_ATTRIBUTION_FILE  where per-second, per-replica counts, Locust's CPU usage and its
+                            scheduling lag (how late a fixed-period sleep woke) are written
   HARNESS_TLS_SNI           for an https target on 127.0.0.1 behind a gateway that routes by name:
                             the name sent as TLS SNI and Host, and the name the certificate must carry
   HARNESS_TLS_CA_FILE       the CA (PEM) the gateway's certificate is verified against (with SNI)
@@ -139,6 +140,23 @@ def _on_request(request_type, name, response_time, response_length, response=Non
 
 _PROCESS = psutil.Process()
 
+# -- scheduling lag: is the generator keeping its own schedule? ---------------------------------
+# A greenlet sleeps LAG_PERIOD_S again and again and records how late it woke (the worst per
+# second). A generator that cannot keep its schedule -- its event loop saturated, or the process
+# starved of CPU by a busy machine -- wakes late whatever the machine's speed; its users then send
+# late and its response times include its own delay. harness.load.slo.evaluate_validity judges it.
+LAG_PERIOD_S = 0.1
+_lag_ms: dict[int, float] = {}
+
+
+def _lag_probe() -> None:
+    while True:
+        before = time.monotonic()
+        gevent.sleep(LAG_PERIOD_S)
+        late_ms = max(0.0, (time.monotonic() - before - LAG_PERIOD_S) * 1000.0)
+        second = int(time.time())
+        _lag_ms[second] = max(_lag_ms.get(second, 0.0), late_ms)
+
 
 def _flush(path: str, environment, final: bool = False) -> None:
     now = int(time.time())
@@ -148,9 +166,11 @@ def _flush(path: str, environment, final: bool = False) -> None:
     # Locust's own monitor samples every 10 s; validity needs each second. % of one core.
     cpu = _PROCESS.cpu_percent()
     machine = psutil.cpu_percent()  # all cores: a busy machine starves the generator below 100%
+    lags = {s: _lag_ms.pop(s) for s in list(_lag_ms) if final or s < now}
     if final:
         # The last interval is Locust shutting down (writing its reports), not generating load.
         cpu = machine = None
+        lags = {}
     users = environment.runner.user_count if environment.runner else 0
     with open(path, "a") as fh:
         for s in done:
@@ -161,7 +181,8 @@ def _flush(path: str, environment, final: bool = False) -> None:
             fh.write(json.dumps({"t": s, "ok": b["ok"], "fail": b["fail"], "p50_ms": p50, "p95_ms": p95,
                                  "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
                                  "codes": dict(b["codes"]),
-                                 "locust_cpu": cpu, "machine_cpu": machine, "users": users}) + "\n")
+                                 "locust_cpu": cpu, "machine_cpu": machine, "users": users,
+                                 "loop_lag_ms": round(lags[s], 1) if s in lags else None}) + "\n")
 
 
 @events.test_start.add_listener
@@ -179,13 +200,14 @@ def _start_writer(environment, **_kw) -> None:
             _flush(path, environment)
 
     environment.harness_writer = gevent.spawn(loop)
+    environment.harness_lag_probe = gevent.spawn(_lag_probe)
 
 
 @events.quitting.add_listener
 def _stop_writer(environment, **_kw) -> None:
     path = os.environ.get("HARNESS_ATTRIBUTION_FILE")
-    writer = getattr(environment, "harness_writer", None)
-    if writer is not None:
-        writer.kill()
+    for greenlet in (getattr(environment, "harness_writer", None), getattr(environment, "harness_lag_probe", None)):
+        if greenlet is not None:
+            greenlet.kill()
     if path:
         _flush(path, environment, final=True)
