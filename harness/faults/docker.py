@@ -73,6 +73,12 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
     """A fresh application tier, as in a secondary region: new containers from the removed tier's
     image and configuration, one per removed replica, in the same zones. Waits until each is ready.
 
+    The promise on return is **ready, not routable**: each new replica passes its readiness path on
+    its own published port; the run's entry point may still be health-checking it (up to a DNS
+    refresh plus ``successThreshold`` readiness periods). An experiment must not take this return
+    as the recovery: users are served again when the probe ``wait_until_serving`` says so, and RTO
+    is what the harness's prober measured (``DockerPlatform.redeploy`` returns routable).
+
     Idempotent: if conductors of the run are already running, nothing is created.
     """
     run_id = safety.run_id_of(configuration)

@@ -111,6 +111,14 @@ class DockerPlatform(Platform):
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self) -> None:
+        """Start the replicas and the entry point; return once they are **routable**.
+
+        The promise on return (also :meth:`redeploy`'s): every replica passed its readinessProbe
+        directly *and* the entry point (``service_url()``) has passed its own health check of each
+        one and lists no address of a replica that is gone -- a request to ``service_url()`` may go
+        to any of them. Not merely "started": an RTO measured right after starts from a tier users
+        can reach. Raises :class:`harness.errors.ReadinessTimeout` after ``ready_timeout_s``.
+        """
         image = conductor_image(self.settings)
         names = [self._replica_name(i) for i in range(self.settings.replicas)]
         # Zones fixed before the parallel start, so the placement does not depend on thread order.
@@ -354,7 +362,11 @@ class DockerPlatform(Platform):
         return gone
 
     def redeploy(self) -> None:
-        """A fresh application tier (new containers, new names), as a recovery into a new region."""
+        """A fresh application tier (new containers, new names), as a recovery into a new region.
+
+        Returns once the new tier is **routable** through the same entry point (see :meth:`up`).
+        (``harness.faults.docker.deploy_application_tier``, the chaos rollback that re-creates a
+        removed tier from another process, promises less: each replica ready on its own port.)"""
         self._generation += 1
         self.up()
 
