@@ -184,6 +184,6 @@ def test_prober_sees_an_outage_and_its_recovery():
 
 def test_prober_records_no_endpoint_as_failure():
     prober = Prober(lambda: [], interval_s=0.05).start()
-    time.sleep(0.3)
+    _wait_samples(prober, lambda s: len(s) >= 1, "a sample")   # not a sleep: a busy box may not tick in 0.3 s
     samples = prober.stop()
     assert samples and not any(s.ok for s in samples) and "no endpoint" in samples[0].error
