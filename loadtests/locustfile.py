@@ -9,8 +9,9 @@ Environment (all optional):
                             (the docker platform has one URL per replica, kind one ingress URL)
   HARNESS_SHAPE             a JSON load shape (harness/load/shapes.py); absent: -u/-r/-t apply
   HARNESS_USER_RPS          requests/s each user offers (constant throughput); 0 = as fast as possible
-  HARNESS_ATTRIBUTION_FILE  where per-second, per-replica counts, Locust's CPU usage and its
-                            scheduling lag (how late a fixed-period sleep woke) are written
+  HARNESS_ATTRIBUTION_FILE  where per-second, per-replica counts, Locust's CPU usage, the time it
+                            waited for a CPU and its scheduling lag (how late a fixed-period sleep
+                            woke) are written
   HARNESS_TLS_SNI           for an https target on 127.0.0.1 behind a gateway that routes by name:
                             the name sent as TLS SNI and Host, and the name the certificate must carry
   HARNESS_TLS_CA_FILE       the CA (PEM) the gateway's certificate is verified against (with SNI)
@@ -149,6 +150,37 @@ LAG_PERIOD_S = 0.1
 _lag_ms: dict[int, float] = {}
 
 
+def _runnable_wait_ns() -> int | None:
+    """Nanoseconds this process's threads have spent runnable but waiting for a CPU
+    (``/proc/self/task/*/schedstat``, second field); None where the kernel does not say."""
+    total, found = 0, False
+    try:
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(f"{task.path}/schedstat") as fh:
+                    total += int(fh.read().split()[1])
+                    found = True
+            except (OSError, ValueError, IndexError):
+                continue   # a thread that just ended
+    except OSError:
+        return None
+    return total if found else None
+
+
+_wait_mark: list = [None, None]   # (runnable-wait ns, monotonic s) at the previous flush
+
+
+def _waiting_pct() -> float | None:
+    """% of a core the generator spent waiting for a CPU since the previous call: with its CPU use,
+    what it *needed* -- a generator starved on a busy host uses little CPU but waits the rest."""
+    now_ns, now_s = _runnable_wait_ns(), time.monotonic()
+    before_ns, before_s = _wait_mark
+    _wait_mark[:] = [now_ns, now_s]
+    if now_ns is None or before_ns is None or now_s <= before_s:
+        return None
+    return max(0.0, (now_ns - before_ns) / 1e9 / (now_s - before_s) * 100.0)
+
+
 def _lag_probe() -> None:
     while True:
         before = time.monotonic()
@@ -166,10 +198,11 @@ def _flush(path: str, environment, final: bool = False) -> None:
     # Locust's own monitor samples every 10 s; validity needs each second. % of one core.
     cpu = _PROCESS.cpu_percent()
     machine = psutil.cpu_percent()  # all cores: a busy machine starves the generator below 100%
+    waiting = _waiting_pct()
     lags = {s: _lag_ms.pop(s) for s in list(_lag_ms) if final or s < now}
     if final:
         # The last interval is Locust shutting down (writing its reports), not generating load.
-        cpu = machine = None
+        cpu = machine = waiting = None
         lags = {}
     users = environment.runner.user_count if environment.runner else 0
     with open(path, "a") as fh:
@@ -182,6 +215,7 @@ def _flush(path: str, environment, final: bool = False) -> None:
                                  "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
                                  "codes": dict(b["codes"]),
                                  "locust_cpu": cpu, "machine_cpu": machine, "users": users,
+                                 "locust_wait_pct": None if waiting is None else round(waiting, 1),
                                  "loop_lag_ms": round(lags[s], 1) if s in lags else None}) + "\n")
 
 
@@ -191,8 +225,9 @@ def _start_writer(environment, **_kw) -> None:
     if not path:
         return
 
-    _PROCESS.cpu_percent()  # start both measurement intervals
+    _PROCESS.cpu_percent()  # start the measurement intervals
     psutil.cpu_percent()
+    _waiting_pct()
 
     def loop() -> None:
         while True:

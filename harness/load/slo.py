@@ -61,6 +61,7 @@ class ValidityResult:
     explanation: str
     lagging_samples: int = 0            # seconds the generator woke later than max_loop_lag_ms
     max_lag_ms: float | None = None     # its worst scheduling lag (None: not measured)
+    max_need_pct: float | None = None   # most CPU it needed: used + waited for (None: not measured)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,41 +73,48 @@ def evaluate_validity(result: LoadResult, *, cpu_limit_pct: float = 90.0, busy_m
     """Flag a run whose own load generator could not vouch for its figures: its latencies include
     its own queueing and its offered load fell short.
 
-    A second is flagged when Locust used more than ``cpu_limit_pct`` of a core (Locust's own
-    warning threshold), or when it was busy (> ``starved_cpu_pct``) on a machine whose cores were
-    all busy (> ``busy_machine_pct``): then it got less CPU than it needed; or -- whatever the CPU
-    figures, so also for a generator starved far below a core on a busy host -- when its scheduling
-    lag (how late a fixed-period sleep inside Locust woke, ``loop_lag_ms``) exceeded
-    ``max_loop_lag_ms``: it could not keep its own schedule. More than ``max_saturated_fraction``
-    of flagged seconds invalidates the run.
+    A second is *saturated* when the generator needed more than ``cpu_limit_pct`` of a core (Locust's
+    own warning threshold): the CPU it used plus, where the kernel reports it, the time it was
+    runnable but waiting for a CPU (``locust_wait_pct``) -- so a generator starved on a busy host
+    (little CPU, the rest waiting) counts as one at 100 % on an idle host, whatever the machine's
+    speed. Without that reading, it is saturated when it used more than ``cpu_limit_pct``, or was
+    busy (> ``starved_cpu_pct``) on a machine whose cores were all busy (> ``busy_machine_pct``).
+    A second is *behind* when the generator's scheduling lag (how late a fixed-period sleep inside
+    Locust woke, ``loop_lag_ms``) exceeded ``max_loop_lag_ms``: it could not keep its own schedule
+    (its event loop held, or the process not run at all). More than ``max_saturated_fraction`` of
+    flagged seconds invalidates the run.
     """
-    samples = [(s["locust_cpu"], s.get("machine_cpu") or 0.0, s.get("loop_lag_ms")) for s in result.seconds
-               if s.get("locust_cpu") is not None]
+    samples = [(s["locust_cpu"], s.get("machine_cpu") or 0.0, s.get("loop_lag_ms"), s.get("locust_wait_pct"))
+               for s in result.seconds if s.get("locust_cpu") is not None]
     if not samples:
         return ValidityResult(False, 0, 0, None, "no CPU samples from the load generator; cannot vouch "
                                                  "for the run")
-    cpu = [c for c, _, _ in samples]
-    lags = [lag for _, _, lag in samples if lag is not None]
+    cpu = [c for c, _, _, _ in samples]
+    lags = [lag for _, _, lag, _ in samples if lag is not None]
 
-    def saturated(c: float, m: float) -> bool:
+    def saturated(c: float, m: float, wait: float | None) -> bool:
+        if wait is not None:
+            return c + wait > cpu_limit_pct
         return c > cpu_limit_pct or (c > starved_cpu_pct and m > busy_machine_pct)
 
     def lagging(lag: float | None) -> bool:
         return lag is not None and lag > max_loop_lag_ms
 
-    hot = [1 for c, m, _ in samples if saturated(c, m)]
-    late = [1 for _, _, lag in samples if lagging(lag)]
-    flagged = [1 for c, m, lag in samples if saturated(c, m) or lagging(lag)]
+    hot = [1 for c, m, _, w in samples if saturated(c, m, w)]
+    late = [1 for _, _, lag, _ in samples if lagging(lag)]
+    flagged = [1 for c, m, lag, w in samples if saturated(c, m, w) or lagging(lag)]
     ok = len(flagged) <= max_saturated_fraction * len(cpu)
+    need = [c + w for c, _, _, w in samples if w is not None]
     expl = (f"load generator saturated in {len(hot)} of {len(cpu)} seconds "
-            f"(max {max(cpu):.0f}% of a core)")
+            f"(max {max(cpu):.0f}% of a core used" + (f", {max(need):.0f}% needed)" if need else ")"))
     if lags:
         expl += (f", behind its schedule (lag > {max_loop_lag_ms:.0f} ms) in {len(late)} of {len(cpu)} "
                  f"(max {max(lags):.0f} ms)")
     return ValidityResult(ok, len(cpu), len(hot), max(cpu),
                           expl + ("" if ok else "; its latencies are not the system's — "
                                   "use fewer users per process or a bigger (or less busy) load machine"),
-                          lagging_samples=len(late), max_lag_ms=max(lags) if lags else None)
+                          lagging_samples=len(late), max_lag_ms=max(lags) if lags else None,
+                          max_need_pct=max(need) if need else None)
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,16 @@ def test_bad_shapes_are_refused(spec, message):
 
 
 def _result(requests: int, failures: int, p95: float | None, cpu: list[float],
-            machine: list[float] | None = None, lag: list[float | None] | None = None) -> LoadResult:
+            machine: list[float] | None = None, lag: list[float | None] | None = None,
+            wait: list[float | None] | None = None) -> LoadResult:
     r = LoadResult(name="t", out_dir=Path("."))
     r.totals = {"Request Count": requests, "Failure Count": failures, "95%": p95 if p95 is not None else "N/A"}
     machine = machine or [10.0] * len(cpu)
     lag = lag or [None] * len(cpu)
-    r.seconds = [{"t": i, "ok": 1, "fail": 0, "locust_cpu": c, "machine_cpu": m, "loop_lag_ms": g, "replicas": {}}
-                 for i, (c, m, g) in enumerate(zip(cpu, machine, lag))]
+    wait = wait or [None] * len(cpu)
+    r.seconds = [{"t": i, "ok": 1, "fail": 0, "locust_cpu": c, "machine_cpu": m, "loop_lag_ms": g,
+                  "locust_wait_pct": w, "replicas": {}}
+                 for i, (c, m, g, w) in enumerate(zip(cpu, machine, lag, wait))]
     return r
 
 
@@ -87,6 +90,21 @@ def test_validity_flags_a_generator_behind_its_schedule_whatever_its_cpu():
     # one flag per second: a second both hot and late counts once against the 10 % allowance
     both = evaluate_validity(_result(1, 0, 1, [95] + [20] * 9, lag=[900] + [10] * 9))
     assert both.ok and both.saturated_samples == 1 and both.lagging_samples == 1
+
+
+def test_validity_counts_the_cpu_a_starved_generator_waited_for():
+    """31 % of a core used and 65 % spent runnable but waiting for a CPU: it needed 96 %, as a
+    generator at 100 % on an idle host -- saturated, though the machine was not at 95 %. A light
+    generator waiting a little is not; without the reading the old CPU rules apply."""
+    starved = evaluate_validity(_result(1, 0, 1, [31] * 5, machine=[80] * 5, wait=[65, 65, 60, 62, 3]))
+    assert not starved.ok and starved.saturated_samples == 4 and starved.max_need_pct == 96
+    assert "96% needed" in starved.explanation
+    assert evaluate_validity(_result(1, 0, 1, [31] * 5, wait=[59] * 5)).ok           # 90 % needed: not over
+    light = evaluate_validity(_result(1, 0, 1, [3] * 5, machine=[99] * 5, wait=[5] * 5))
+    assert light.ok and light.saturated_samples == 0
+    # the reading replaces the machine-wide guess: 80 % used + 5 % waited on a full machine is 85 %
+    assert evaluate_validity(_result(1, 0, 1, [80] * 4, machine=[99] * 4, wait=[5] * 4)).ok
+    assert not evaluate_validity(_result(1, 0, 1, [80] * 4, machine=[99] * 4)).ok
 
 
 def test_steady_verdict_a_saturated_generator_is_inconclusive_never_a_fail():
