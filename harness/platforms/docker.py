@@ -32,7 +32,7 @@ from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
 
 __all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "discover_service_url", "service_networking",
-           "SidecarConfig", "REPLICA_LABEL", "SERVICE_LABEL"]
+           "entry_point_health", "SidecarConfig", "REPLICA_LABEL", "SERVICE_LABEL"]
 
 log = logging.getLogger(__name__)
 REPLICA_LABEL = "i2s-harness.replica"
@@ -85,6 +85,29 @@ def discover_service_url(run_id: str) -> str:
         if bindings:
             return f"http://127.0.0.1:{bindings[0]['HostPort']}"
     return ""
+
+
+def entry_point_health(run_id: str, service: str = "conductor") -> dict[str, tuple[str, ...]] | None:
+    """``{container name: Envoy health flags}`` at the run's entry point for ``service`` (the
+    replicas' Service alias), found by label from any process (a chaos rollback): ``()`` = routable;
+    an address no running conductor holds keeps its IP. ``None`` when the run has no such entry point
+    (then users reach the replicas directly)."""
+    from harness.measure.envoy_admin import HttpAdmin
+    from harness.mesh.containers import MESH_ROLE_LABEL, published_url
+    from harness.mesh.service import ADMIN_PORT, SERVICE_CLUSTER
+
+    client = docker_client()
+    entry = client.containers.list(filters={"label": [f"{RUN_ID_LABEL}={run_id}", f"{MESH_ROLE_LABEL}=service",
+                                                      f"app={service}-service"], "status": "running"})
+    if not entry:
+        return None
+    by_ip = {}
+    for c in client.containers.list(filters={"label": [f"{RUN_ID_LABEL}={run_id}", "app=conductor"]}):
+        for net in (c.attrs["NetworkSettings"]["Networks"] or {}).values():
+            if net.get("IPAddress"):
+                by_ip[net["IPAddress"]] = c.name
+    cluster = HttpAdmin(published_url(entry[0], ADMIN_PORT)).clusters(only=SERVICE_CLUSTER).get(SERVICE_CLUSTER)
+    return {by_ip.get(h.ip, h.ip): h.health_flags for h in (cluster.hosts.values() if cluster else ())}
 
 
 # (replica name, zone, its IP on the stack network) -> (Envoy bootstrap, files for the container)
@@ -364,9 +387,9 @@ class DockerPlatform(Platform):
     def redeploy(self) -> None:
         """A fresh application tier (new containers, new names), as a recovery into a new region.
 
-        Returns once the new tier is **routable** through the same entry point (see :meth:`up`).
-        (``harness.faults.docker.deploy_application_tier``, the chaos rollback that re-creates a
-        removed tier from another process, promises less: each replica ready on its own port.)"""
+        Returns once the new tier is **routable** through the same entry point (see :meth:`up`);
+        ``harness.faults.docker.deploy_application_tier``, the chaos rollback that re-creates a
+        removed tier from another process, makes the same promise."""
         self._generation += 1
         self.up()
 
