@@ -22,6 +22,7 @@ CHILD = ("import signal, sys, time\n"
          "signal.signal(signal.SIGINT, on); signal.signal(signal.SIGTERM, on)\n"
          "print('up', flush=True)\n"
          "for i in range(600): print('tick', i, flush=True); time.sleep(0.1)\n")
+SH_CHILD = "trap 'echo got SIGTERM; exit 0' TERM; trap 'echo got SIGINT; exit 0' INT; echo up; while :; do sleep 0.05; done"
 STUBBORN = ("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
             "print('ignoring', flush=True)\ntime.sleep(600)\n")
 
@@ -60,8 +61,10 @@ def test_interrupt_stops_the_child_with_the_callers_stop(tmp_path):
 
 def test_timeout_stops_the_child_and_names_its_output(tmp_path):
     out = tmp_path / "out.log"
+    # A shell child (up in milliseconds) rather than Python (a second or more on a busy box): the
+    # 1 s timeout must find its SIGTERM handler installed, whatever the machine's load.
     with pytest.raises(HarnessError, match=r"child did not finish in 1s.*out\.log"):
-        watch_process([sys.executable, "-c", CHILD], out, name="child", timeout_s=1, progress=lambda _l: None,
+        watch_process(["sh", "-c", SH_CHILD], out, name="child", timeout_s=1, progress=lambda _l: None,
                       status=str)
     assert "got SIGTERM" in out.read_text()  # the default stop: SIGTERM first (Locust writes its stats)
 
