@@ -1,7 +1,9 @@
 """The harness's locustfile with its event loop held still for ``STALL_S`` out of every second,
 which to every greenlet inside Locust is what a host too busy to run it looks like: time jumps.
 
-``HARNESS_STARVE`` says how it is held (tests/integration/test_load_validity.py):
+Not imported by the tests (importing locust monkey-patches the importing process): they pass
+``HARNESS_STARVE_S`` (the hold, default 0.6 s) and ``HARNESS_STARVE``, how it is held
+(tests/integration/test_load_validity.py):
   ``block``  a blocking sleep: no CPU used, no progress (the process starved by a busy machine);
   ``burn``   a busy loop: CPU burnt in the loop (the generator saturating its own core).
 Either way the loop is held at least ``STALL_S`` per cycle whatever the machine's speed (a slower
@@ -18,7 +20,7 @@ from locust import events
 
 from loadtests.locustfile import PipelineUser  # noqa: F401 - the same users and per-second lines
 
-STALL_S = 0.6
+STALL_S = float(os.environ.get("HARNESS_STARVE_S", "0.6"))
 _blocking_sleep = monkey.get_original("time", "sleep")   # locust patched time.sleep to yield
 
 

@@ -19,9 +19,10 @@ from harness.config import PROJECT_ROOT
 from harness.load.runner import run_locust
 from harness.load.slo import MAX_LOOP_LAG_MS, evaluate_slo, evaluate_validity, steady_verdict
 from harness.wait import wait_for
-from tests.integration import locust_starved
 
-STARVED_LOCUSTFILE = Path(locust_starved.__file__)
+# Run by Locust, never imported here: importing locust would monkey-patch this pytest process.
+STARVED_LOCUSTFILE = Path(__file__).with_name("locust_starved.py")
+STALL_S = 0.6   # how long the starved generator's loop is held in every second
 
 
 def _accepting(port: int) -> bool:
@@ -48,13 +49,14 @@ def trivial_endpoint():
 def test_a_generator_that_cannot_keep_its_schedule_makes_the_run_inconclusive(trivial_endpoint, tmp_path,
                                                                               monkeypatch, how):
     monkeypatch.setenv("HARNESS_STARVE", how)
+    monkeypatch.setenv("HARNESS_STARVE_S", str(STALL_S))
     r = run_locust([trivial_endpoint], tmp_path, name=f"starved-{how}", users=3, spawn_rate=3, duration_s=6,
                    user_rps=2, locustfile=STARVED_LOCUSTFILE, progress=lambda _m: None)
     v = evaluate_validity(r)
     assert r.requests > 0 and r.failures_count == 0
     # Each hold stops the loop for STALL_S; the 0.1 s lag probe then wakes at least STALL_S - 0.1 s
     # late, so every measured second holding a wake-up after a hold is flagged, at any speed.
-    floor_ms = (locust_starved.STALL_S - 0.1) * 1000
+    floor_ms = (STALL_S - 0.1) * 1000
     assert floor_ms > MAX_LOOP_LAG_MS
     assert v.max_lag_ms is not None and v.max_lag_ms >= floor_ms - 1, v
     assert v.lagging_samples >= v.samples // 2 and not v.ok, v.explanation
