@@ -13,7 +13,9 @@ Environment (all optional):
                             (the docker platform has one URL per replica, kind one ingress URL)
   HARNESS_SHAPE             a JSON load shape (harness/load/shapes.py); absent: -u/-r/-t apply
   HARNESS_USER_RPS          requests/s each user offers (constant throughput); 0 = as fast as possible
-  HARNESS_ATTRIBUTION_FILE  where per-second, per-replica counts and Locust's CPU usage are written
+  HARNESS_ATTRIBUTION_FILE  where per-second, per-replica counts, Locust's CPU usage, the time it
+                            waited for a CPU and its scheduling lag (how late a fixed-period sleep
+                            woke) are written
   HARNESS_TLS_SNI           for an https target on 127.0.0.1 behind a gateway that routes by name:
                             the name sent as TLS SNI and Host, and the name the certificate must carry
   HARNESS_TLS_CA_FILE       the CA (PEM) the gateway's certificate is verified against (with SNI)
@@ -144,6 +146,54 @@ def _on_request(request_type, name, response_time, response_length, response=Non
 
 _PROCESS = psutil.Process()
 
+# -- scheduling lag: is the generator keeping its own schedule? ---------------------------------
+# A greenlet sleeps LAG_PERIOD_S again and again and records how late it woke (the worst per
+# second). A generator that cannot keep its schedule -- its event loop saturated, or the process
+# starved of CPU by a busy machine -- wakes late whatever the machine's speed; its users then send
+# late and its response times include its own delay. harness.load.slo.evaluate_validity judges it.
+LAG_PERIOD_S = 0.1
+_lag_ms: dict[int, float] = {}
+
+
+def _runnable_wait_ns() -> int | None:
+    """Nanoseconds this process's threads have spent runnable but waiting for a CPU
+    (``/proc/self/task/*/schedstat``, second field); None where the kernel does not say."""
+    total, found = 0, False
+    try:
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(f"{task.path}/schedstat") as fh:
+                    total += int(fh.read().split()[1])
+                    found = True
+            except (OSError, ValueError, IndexError):
+                continue   # a thread that just ended
+    except OSError:
+        return None
+    return total if found else None
+
+
+_wait_mark: list = [None, None]   # (runnable-wait ns, monotonic s) at the previous flush
+
+
+def _waiting_pct() -> float | None:
+    """% of a core the generator spent waiting for a CPU since the previous call: with its CPU use,
+    what it *needed* -- a generator starved on a busy host uses little CPU but waits the rest."""
+    now_ns, now_s = _runnable_wait_ns(), time.monotonic()
+    before_ns, before_s = _wait_mark
+    _wait_mark[:] = [now_ns, now_s]
+    if now_ns is None or before_ns is None or now_s <= before_s:
+        return None
+    return max(0.0, (now_ns - before_ns) / 1e9 / (now_s - before_s) * 100.0)
+
+
+def _lag_probe() -> None:
+    while True:
+        before = time.monotonic()
+        gevent.sleep(LAG_PERIOD_S)
+        late_ms = max(0.0, (time.monotonic() - before - LAG_PERIOD_S) * 1000.0)
+        second = int(time.time())
+        _lag_ms[second] = max(_lag_ms.get(second, 0.0), late_ms)
+
 
 def _flush(path: str, environment, final: bool = False) -> None:
     now = int(time.time())
@@ -153,9 +203,12 @@ def _flush(path: str, environment, final: bool = False) -> None:
     # Locust's own monitor samples every 10 s; validity needs each second. % of one core.
     cpu = _PROCESS.cpu_percent()
     machine = psutil.cpu_percent()  # all cores: a busy machine starves the generator below 100%
+    waiting = _waiting_pct()
+    lags = {s: _lag_ms.pop(s) for s in list(_lag_ms) if final or s < now}
     if final:
         # The last interval is Locust shutting down (writing its reports), not generating load.
-        cpu = machine = None
+        cpu = machine = waiting = None
+        lags = {}
     users = environment.runner.user_count if environment.runner else 0
     with open(path, "a") as fh:
         for s in done:
@@ -166,7 +219,9 @@ def _flush(path: str, environment, final: bool = False) -> None:
             fh.write(json.dumps({"t": s, "ok": b["ok"], "fail": b["fail"], "p50_ms": p50, "p95_ms": p95,
                                  "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
                                  "codes": dict(b["codes"]),
-                                 "locust_cpu": cpu, "machine_cpu": machine, "users": users}) + "\n")
+                                 "locust_cpu": cpu, "machine_cpu": machine, "users": users,
+                                 "locust_wait_pct": None if waiting is None else round(waiting, 1),
+                                 "loop_lag_ms": round(lags[s], 1) if s in lags else None}) + "\n")
 
 
 def _role(environment) -> str:
@@ -186,8 +241,9 @@ def _start_writer(environment, **_kw) -> None:
         return
     if not path or getattr(environment, "harness_writer", None) is not None:
         return
-    _PROCESS.cpu_percent()  # start both measurement intervals
+    _PROCESS.cpu_percent()  # start the measurement intervals
     psutil.cpu_percent()
+    _waiting_pct()
 
     def loop() -> None:
         while True:
@@ -198,14 +254,16 @@ def _start_writer(environment, **_kw) -> None:
                 _flush(path, environment)
 
     environment.harness_writer = gevent.spawn(loop)
+    if role == "local":  # the master sends no load; its workers run their own probe
+        environment.harness_lag_probe = gevent.spawn(_lag_probe)
 
 
 @events.quitting.add_listener
 def _stop_writer(environment, **_kw) -> None:
     path = os.environ.get("HARNESS_ATTRIBUTION_FILE")
-    writer = getattr(environment, "harness_writer", None)
-    if writer is not None:
-        writer.kill()
+    for greenlet in (getattr(environment, "harness_writer", None), getattr(environment, "harness_lag_probe", None)):
+        if greenlet is not None:
+            greenlet.kill()
     if path and _role(environment) == "master":
         _master_flush(path, final=True)
     elif path and _role(environment) == "local":
@@ -230,13 +288,16 @@ def _start_worker_sampler(environment) -> None:
         return
     _PROCESS.cpu_percent()
     psutil.cpu_percent()
+    _waiting_pct()
+    environment.harness_lag_probe = gevent.spawn(_lag_probe)
 
     def loop() -> None:
         last = int(time.time()) - 1
         while True:
             gevent.sleep(1.0)
             runner = environment.runner
-            sample = (_PROCESS.cpu_percent(), psutil.cpu_percent(), runner.user_count if runner else 0)
+            sample = (_PROCESS.cpu_percent(), psutil.cpu_percent(), runner.user_count if runner else 0,
+                      _waiting_pct())
             # A busy machine wakes this loop late: every second since the last sample gets this one
             # (CPU measured over that whole interval), so no second reads as "no users".
             now = int(time.time()) - 1
@@ -249,18 +310,27 @@ def _start_worker_sampler(environment) -> None:
 
 
 def _worker_lines(final: bool) -> list[dict]:
-    """The completed seconds (every one when ``final``): requests, and CPU-only seconds without any."""
+    """The completed seconds (every one when ``final``): requests, and CPU-only seconds without any;
+    each with the worker's CPU, the time it waited for a CPU and its scheduling lag that second."""
     now = int(time.time())
     lines = []
+
+    def own(t: int) -> dict:
+        cpu, machine, users, waiting = _worker_cpu.pop(t, (None, None, 0, None))
+        lag = _lag_ms.pop(t, None)
+        return {"cpu": cpu, "machine_cpu": machine, "users": users,
+                "wait_pct": None if waiting is None else round(waiting, 1),
+                "loop_lag_ms": None if lag is None else round(lag, 1)}
+
     for t in sorted(x for x in _second if final or x < now):
         b = _second.pop(t)
-        cpu, machine, users = _worker_cpu.pop(t, (None, None, 0))
         lines.append({"t": t, "ok": b["ok"], "fail": b["fail"], "hist": histogram(b["lat"]),
                       "replicas": {k: {"ok": v[0], "fail": v[1]} for k, v in b["replicas"].items()},
-                      "codes": dict(b["codes"]), "cpu": cpu, "machine_cpu": machine, "users": users})
+                      "codes": dict(b["codes"]), **own(t)})
     for t in sorted(x for x in _worker_cpu if final or x < now):
-        cpu, machine, users = _worker_cpu.pop(t)
-        lines.append({"t": t, "ok": 0, "fail": 0, "cpu": cpu, "machine_cpu": machine, "users": users})
+        lines.append({"t": t, "ok": 0, "fail": 0, **own(t)})
+    for t in [x for x in _lag_ms if final or x < now - 2]:   # a lag with no second of its own to ride on
+        _lag_ms.pop(t)
     return lines
 
 
@@ -273,10 +343,11 @@ def _send_seconds(environment, final: bool = False) -> None:
 @events.test_stop.add_listener
 def _send_last_seconds(environment, **_kw) -> None:
     if _role(environment) == "worker":
-        sampler = getattr(environment, "harness_sampler", None)
-        if sampler is not None:
-            sampler.kill()
-            environment.harness_sampler = None
+        for attr in ("harness_sampler", "harness_lag_probe"):
+            greenlet = getattr(environment, attr, None)
+            if greenlet is not None:
+                greenlet.kill()
+                setattr(environment, attr, None)
         _send_seconds(environment, final=True)
 
 

@@ -19,8 +19,9 @@ sustained: completed requests >= ``delivered_fraction`` × offered (constant-thr
 behind only when responses are slow, so a shortfall is the replica falling behind even while the
 p95 of a short window is still under the limit).
 
-Validity: a step whose load generator was CPU-saturated (``evaluate_validity``: Locust above
-``locust_cpu_limit_pct`` in more than 10 % of the seconds) ends the repeat as invalid: the break
+Validity: a step whose load generator was CPU-saturated or behind its own schedule
+(``evaluate_validity``: Locust above ``locust_cpu_limit_pct``, or its scheduling lag above
+``MAX_LOOP_LAG_MS``, in more than 10 % of the seconds) ends the repeat as invalid: the break
 would be the load generator's, not the replica's. Repeats
 (``repeats``) must agree within ``tolerance`` ((max − min) / mean of their capacities); the reported
 capacity is the lowest valid repeat's (conservative).
@@ -174,6 +175,7 @@ class StepResult:
     host_load: float | None = None
     host_cpu_busy_pct: float | None = None
     window: tuple[float, float] = (0.0, 0.0)
+    locust_lag_max_ms: float | None = None   # the generator's worst scheduling lag (evaluate_validity)
 
     @property
     def valid(self) -> bool:
@@ -182,8 +184,9 @@ class StepResult:
 
     def invalid_reason(self) -> str:
         if self.locust_saturated:
-            return (f"the load generator was CPU-saturated (max {self.locust_cpu_max or 0:.0f}%) at "
-                    f"{self.offered_rps:.0f} rps offered")
+            lag = "" if self.locust_lag_max_ms is None else f", worst scheduling lag {self.locust_lag_max_ms:.0f} ms"
+            return (f"the load generator was CPU-saturated or behind its schedule (max {self.locust_cpu_max or 0:.0f}%"
+                    f"{lag}) at {self.offered_rps:.0f} rps offered")
         return ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,6 +279,7 @@ def summarize_step(result: LoadResult, readings: Sequence[UsageReading], *, repe
         seconds=n, cpu_cores=cpu, cpu_pct_of_limit=None if cpu is None else 100.0 * cpu / cpu_limit_cores,
         throttled_pct=throttled_pct_between(readings, *window) if lines else None,
         memory_bytes=max(mems) if mems else None, locust_cpu_max=validity.max_cpu,
+        locust_lag_max_ms=validity.max_lag_ms,
         locust_saturated=validity.samples > 0 and not validity.ok, delivered=delivered,
         slo_ok=not problems, slo_problems=problems, posts_ok=posts, requests_ok=total_ok, window=window,
         host_cpu_busy_pct=host_busy_pct(host, *window) if lines else None)

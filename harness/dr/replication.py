@@ -37,7 +37,7 @@ from harness.labels import MANAGED_LABEL, RUN_ID_LABEL, STANDBY_ZONE_LABEL, ZONE
 from harness.wait import wait_for
 
 __all__ = [
-    "start_standby", "fail_over", "restore_primary", "stop_database", "start_database",
+    "start_standby", "set_standby_mode", "fail_over", "restore_primary", "stop_database", "start_database",
     "replication_lag", "remove_standby", "cleanup_dr", "current_primary", "move_alias",
     "host_database_url", "credentials", "primary_name", "standby_name", "network_name", "lsn_to_int",
     "standby_for", "ROLE_LABEL", "DR_LABEL", "REPLICA_OF_LABEL", "REPLICATION_ROLE",
@@ -284,22 +284,8 @@ ALTER ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{repl_password}';
 
         # 3. Synchronous or not: set only now, after the base backup, so the standby's copy of
         # postgresql.auto.conf does not carry it (a promoted standby would wait for itself).
-        if synchronous:
-            psql(primary, f"ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (\"{app}\")'",
-                  "ALTER SYSTEM SET synchronous_commit = 'on'", "SELECT pg_reload_conf()")
-        else:
-            psql(primary, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
-        want = "sync" if synchronous else "async"
-
-        def streaming() -> dict[str, Any]:
-            lag = replication_lag(run_id, primary.name, app)
-            if not (lag["streaming"] and lag["sync_state"] == want):
-                raise RuntimeError(f"state={lag['state']} sync_state={lag['sync_state']}")
-            return lag
-
-        lag = wait_for(streaming, timeout=timeout_s, interval=0.3,
-                       describe=f"{name} to stream from {primary.name} ({want})",
-                       hint=f"see `docker logs {name}`")
+        lag = set_standby_mode(run_id, primary.name, app, synchronous, timeout_s=timeout_s)
+        want = lag["sync_state"]
     except BaseException:
         remove_quietly(container)
         raise
@@ -308,6 +294,33 @@ ALTER ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{repl_password}';
     return {"standby": name, "primary": primary.name, "network": network, "application_name": app,
             "slot": slot, "synchronous": synchronous, "state": lag["state"], "sync_state": lag["sync_state"],
             "image": image, "started_at": t0, "streaming_at": t1, "setup_s": round(t1 - t0, 3)}
+
+
+def set_standby_mode(run_id: str, primary_container: str, standby: str, synchronous: bool,
+                     timeout_s: float = 120.0) -> dict[str, Any]:
+    """Make the primary replicate to ``standby`` synchronously (``synchronous_standby_names`` names
+    it, ``synchronous_commit=on``) or asynchronously (reset), and wait until ``pg_stat_replication``
+    shows it ``streaming`` in that mode; returns ``replication_lag``. Idempotent: also how a standby
+    whose setup was cut short (an interrupted rollback) gets the mode its pair had."""
+    if not _NAME.match(standby):
+        raise UsageError(f"{standby!r} is not a usable container name", "use letters, digits, '-', '_', '.'")
+    primary = run_container(primary_container, run_id, "primary container")
+    if synchronous:
+        psql(primary, f"ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (\"{standby}\")'",
+              "ALTER SYSTEM SET synchronous_commit = 'on'", "SELECT pg_reload_conf()")
+    else:
+        psql(primary, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
+    want = "sync" if synchronous else "async"
+
+    def streaming() -> dict[str, Any]:
+        lag = replication_lag(run_id, primary.name, standby)
+        if not (lag["streaming"] and lag["sync_state"] == want):
+            raise RuntimeError(f"state={lag['state']} sync_state={lag['sync_state']}")
+        return lag
+
+    return wait_for(streaming, timeout=timeout_s, interval=0.3,
+                    describe=f"{standby} to stream from {primary.name} ({want})",
+                    hint=f"see `docker logs {standby}`")
 
 
 # -- failover ------------------------------------------------------------------------------------

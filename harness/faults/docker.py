@@ -15,7 +15,7 @@ from harness.containers import run_containers
 from harness.errors import HarnessError, UsageError
 from harness.faults import safety
 from harness.labels import ZONE_LABEL
-from harness.platforms.docker import service_networking
+from harness.platforms.docker import SERVICE_LABEL, entry_point_health, service_networking
 from harness.wait import wait_for
 
 __all__ = ["remove_application_tier", "deploy_application_tier"]
@@ -73,6 +73,12 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
     """A fresh application tier, as in a secondary region: new containers from the removed tier's
     image and configuration, one per removed replica, in the same zones. Waits until each is ready.
 
+    The promise on return is **routable**, as ``DockerPlatform.redeploy``'s: each new replica passes
+    its readiness path on its own published port *and* the run's entry point (its Service) has
+    passed its own health check of each one, so users reach them (``promise: "routable"``,
+    ``routable_s``). A run without an entry point promises ``"ready"``: users reach the replicas
+    directly. Either way, the return is not the RTO: that is what the harness's prober measured.
+
     Idempotent: if conductors of the run are already running, nothing is created.
     """
     run_id = safety.run_id_of(configuration)
@@ -120,4 +126,25 @@ def deploy_application_tier(timeout_s: float = 180.0, configuration: Dict = None
              on_timeout=lambda: HarnessError(f"the new application tier was not ready after {timeout_s:.0f}s "
                                              f"({len(ready)}/{len(created)} ready)",
                                              "see the new conductors' logs; is the database reachable as 'postgres'?"))
-    return {"deployed": [c.name for c in created], "ready_s": round(time.monotonic() - t0, 1)}
+    ready_s = round(time.monotonic() - t0, 1)
+    names = [c.name for c in created]
+    service = specs[0]["labels"].get(SERVICE_LABEL, "conductor")
+    if entry_point_health(run_id, service) is None:
+        return {"deployed": names, "ready_s": ready_s, "promise": "ready", "routable_s": None}
+    health: dict[str, Any] = {}
+    UNKNOWN = "unknown to the entry point"  # noqa: N806 - a message, not a variable
+
+    def all_routable() -> bool:
+        health.clear()
+        health.update(entry_point_health(run_id, service) or {})
+        return all(health.get(n) == () for n in names)
+
+    # the rest of the same budget: a Docker error ends it at once, as above
+    wait_for(all_routable, timeout=max(1.0, timeout_s - (time.monotonic() - t0)), interval=0.5,
+             describe="the entry point to route to the new application tier", retry_on=(),
+             on_timeout=lambda: HarnessError(
+                 f"the new application tier is ready but its entry point does not route to it after {timeout_s:.0f}s "
+                 f"({', '.join(f'{n}: {health.get(n, UNKNOWN)}' for n in names)})",
+                 "see the entry point Envoy's log (DNS alias, health check path)"))
+    return {"deployed": names, "ready_s": ready_s, "promise": "routable",
+            "routable_s": round(time.monotonic() - t0, 1)}

@@ -219,6 +219,12 @@ def _replace_fenced_primary(run_id: str, name: str, sync_state: str | None) -> L
                                                   replication.REPLICA_OF_LABEL: current}, all=False)
                 if c.status == "running"]
     if existing:
+        # A standby of the current primary runs already (a rollback that was cut short had started
+        # it): give it the pair's mode -- a rebuild stopped before its last step streams
+        # asynchronously, which would leave a synchronous pair asynchronous for good.
+        if sync_state == "sync":
+            replication.set_standby_mode(run_id, current, existing[0].name, synchronous=True)
+            actions.append(f"made the existing standby {existing[0].name} of {current} synchronous again")
         return actions
     taken = {c.name for c in run_containers(run_id, all=True)}
     base, n = replication.standby_name(run_id), 1

@@ -79,9 +79,9 @@ def merge_into(merged: dict[int, dict[str, Any]], worker: str, line: Mapping[str
     for k, n in (line.get("hist") or {}).items():
         m["hist"][k] = m["hist"].get(k, 0) + int(n)
     w = m["workers"].setdefault(worker, {"cpu": None, "machine_cpu": None, "users": 0})
-    for key in ("cpu", "machine_cpu"):
+    for key in ("cpu", "machine_cpu", "wait_pct", "loop_lag_ms"):
         if line.get(key) is not None:
-            w[key] = max(float(line[key]), w[key] or 0.0)
+            w[key] = max(float(line[key]), w.get(key) or 0.0)
     w["users"] = max(int(line.get("users") or 0), int(w["users"]))
 
 
@@ -115,10 +115,13 @@ class WorkerVerdict:
     max_cpu: float | None = None
     workers: dict[str, dict[str, Any]] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)
+    lagging_samples: int = 0           # worker-seconds whose scheduling lag exceeded the limit
+    max_lag_ms: float | None = None    # the worst lag any worker reported (None: not measured)
 
 
 def worker_validity(seconds: list[Mapping[str, Any]], *, cpu_limit_pct: float = 90.0, busy_machine_pct: float = 95.0,
-                    starved_cpu_pct: float = 50.0, max_saturated_fraction: float = 0.1) -> WorkerVerdict:
+                    starved_cpu_pct: float = 50.0, max_saturated_fraction: float = 0.1,
+                    max_loop_lag_ms: float = 250.0) -> WorkerVerdict:
     """Every worker judged on its own seconds (see the module doc). ``seconds`` are the master's
     merged lines (those with ``workers``); the final line (Locust shutting down) may carry no CPU."""
     expected = max((int(s.get("expected_workers") or 0) for s in seconds), default=0)
@@ -129,14 +132,24 @@ def worker_validity(seconds: list[Mapping[str, Any]], *, cpu_limit_pct: float = 
         for wid, w in (s.get("workers") or {}).items():
             if w.get("cpu") is None:
                 continue
-            p = per.setdefault(wid, {"samples": 0, "hot": 0, "max_cpu": 0.0, "heartbeat_max_cpu": 0.0})
+            p = per.setdefault(wid, {"samples": 0, "hot": 0, "late": 0, "max_cpu": 0.0, "heartbeat_max_cpu": 0.0,
+                                     "max_lag_ms": None})
             beat = (s.get("locust_workers") or {}).get(wid) or {}
             beat_cpu = float(beat.get("cpu") or 0.0)
             cpu, machine = float(w["cpu"]), float(w.get("machine_cpu") or 0.0)
+            wait, lag = w.get("wait_pct"), w.get("loop_lag_ms")
             p["samples"] += 1
             p["max_cpu"] = max(p["max_cpu"], cpu)
             p["heartbeat_max_cpu"] = max(p["heartbeat_max_cpu"], beat_cpu)
-            if cpu > cpu_limit_pct or beat_cpu > cpu_limit_pct or (cpu > starved_cpu_pct and machine > busy_machine_pct):
+            if lag is not None:
+                p["max_lag_ms"] = max(float(lag), p["max_lag_ms"] or 0.0)
+            # as harness.load.slo.evaluate_validity judges one process: what the worker needed (used +
+            # waited for a CPU) where the kernel says, else used or starved on a busy machine; and its lag
+            needed = cpu + float(wait) > cpu_limit_pct if wait is not None else (
+                cpu > cpu_limit_pct or (cpu > starved_cpu_pct and machine > busy_machine_pct))
+            late = lag is not None and float(lag) > max_loop_lag_ms
+            p["late"] += int(late)
+            if needed or beat_cpu > cpu_limit_pct or late:
                 p["hot"] += 1
         if s.get("master_state") not in RUNNING_STATES:
             continue
@@ -154,6 +167,9 @@ def worker_validity(seconds: list[Mapping[str, Any]], *, cpu_limit_pct: float = 
         lost.setdefault("(never connected)", f"only {len(seen)} of {expected} Locust workers connected")
     samples = sum(p["samples"] for p in per.values())
     hot = sum(p["hot"] for p in per.values())
+    late = sum(p["late"] for p in per.values())
+    lags = [p["max_lag_ms"] for p in per.values() if p["max_lag_ms"] is not None]
+    max_lag = max(lags) if lags else None
     max_cpu = max((p["max_cpu"] for p in per.values()), default=None)
     saturated = {wid: p for wid, p in per.items() if p["hot"] > max_saturated_fraction * p["samples"]}
     if lost:
@@ -166,9 +182,12 @@ def worker_validity(seconds: list[Mapping[str, Any]], *, cpu_limit_pct: float = 
         return WorkerVerdict(False, "no CPU samples from any Locust worker; cannot vouch for the run", 0, 0, None, per)
     if saturated:
         wid, p = max(saturated.items(), key=lambda kv: kv[1]["hot"] / kv[1]["samples"])
+        behind = (f", behind its schedule in {p['late']} (max lag {p['max_lag_ms']:.0f} ms)"
+                  if p["late"] and p["max_lag_ms"] is not None else "")
         return WorkerVerdict(False, f"Locust worker {wid} saturated in {p['hot']} of {p['samples']} seconds (max "
-                                    f"{max(p['max_cpu'], p['heartbeat_max_cpu']):.0f}% of a core); its latencies are "
-                                    "not the system's — use more workers or bigger load machines",
-                             samples, hot, max_cpu, per)
+                                    f"{max(p['max_cpu'], p['heartbeat_max_cpu']):.0f}% of a core{behind}); its "
+                                    "latencies are not the system's — use more workers or bigger load machines",
+                             samples, hot, max_cpu, per, lagging_samples=late, max_lag_ms=max_lag)
     return WorkerVerdict(True, f"{len(per)} Locust workers, none saturated (busiest {max_cpu:.0f}% of a core, "
-                               f"{hot} hot seconds of {samples})", samples, hot, max_cpu, per)
+                               f"{hot} hot seconds of {samples})", samples, hot, max_cpu, per,
+                         lagging_samples=late, max_lag_ms=max_lag)

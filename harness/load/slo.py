@@ -9,10 +9,14 @@ from harness.load.distributed import worker_validity
 from harness.load.runner import LoadResult
 
 __all__ = ["SloResult", "ValidityResult", "LoadVerdict", "evaluate_slo", "evaluate_validity", "steady_verdict",
-           "chance_some_replica_idle", "idle_replicas_to_judge", "IDLE_BY_CHANCE"]
+           "chance_some_replica_idle", "idle_replicas_to_judge", "IDLE_BY_CHANCE", "MAX_LOOP_LAG_MS"]
 
 # Below this probability a replica left without traffic is not chance but the system's doing.
 IDLE_BY_CHANCE = 1e-3
+# A generator whose 0.1 s sleep wakes more than this late has not kept its schedule in that second:
+# its requests went out late and each measured latency may hold this much of its own delay. An
+# idle or merely busy (load ~6 per core) Linux box wakes a sleeping process within tens of ms.
+MAX_LOOP_LAG_MS = 250.0
 
 
 @dataclass
@@ -58,19 +62,30 @@ class ValidityResult:
     explanation: str
     workers: dict[str, dict[str, Any]] = field(default_factory=dict)   # per Locust worker (distributed mode)
     lost_workers: list[str] = field(default_factory=list)
+    lagging_samples: int = 0            # seconds the generator woke later than max_loop_lag_ms
+    max_lag_ms: float | None = None     # its worst scheduling lag (None: not measured)
+    max_need_pct: float | None = None   # most CPU it needed: used + waited for (None: not measured)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def evaluate_validity(result: LoadResult, *, cpu_limit_pct: float = 90.0, busy_machine_pct: float = 95.0,
-                      starved_cpu_pct: float = 50.0, max_saturated_fraction: float = 0.1) -> ValidityResult:
-    """Flag a run whose own load generator was CPU-saturated: its latencies include its own queueing.
+                      starved_cpu_pct: float = 50.0, max_saturated_fraction: float = 0.1,
+                      max_loop_lag_ms: float = MAX_LOOP_LAG_MS) -> ValidityResult:
+    """Flag a run whose own load generator could not vouch for its figures: its latencies include
+    its own queueing and its offered load fell short.
 
-    A second is saturated when Locust used more than ``cpu_limit_pct`` of a core (Locust's own
-    warning threshold), or when it was busy (> ``starved_cpu_pct``) on a machine whose cores were
-    all busy (> ``busy_machine_pct``): then it got less CPU than it needed. More than
-    ``max_saturated_fraction`` of saturated seconds invalidates the run.
+    A second is *saturated* when the generator needed more than ``cpu_limit_pct`` of a core (Locust's
+    own warning threshold): the CPU it used plus, where the kernel reports it, the time it was
+    runnable but waiting for a CPU (``locust_wait_pct``) -- so a generator starved on a busy host
+    (little CPU, the rest waiting) counts as one at 100 % on an idle host, whatever the machine's
+    speed. Without that reading, it is saturated when it used more than ``cpu_limit_pct``, or was
+    busy (> ``starved_cpu_pct``) on a machine whose cores were all busy (> ``busy_machine_pct``).
+    A second is *behind* when the generator's scheduling lag (how late a fixed-period sleep inside
+    Locust woke, ``loop_lag_ms``) exceeded ``max_loop_lag_ms``: it could not keep its own schedule
+    (its event loop held, or the process not run at all). More than ``max_saturated_fraction`` of
+    flagged seconds invalidates the run.
 
     With Locust workers (lines carrying ``workers``: ``harness.load.distributed``) the same test holds
     for every worker on its own seconds and on Locust's heartbeat CPU, and a worker that went missing,
@@ -78,21 +93,41 @@ def evaluate_validity(result: LoadResult, *, cpu_limit_pct: float = 90.0, busy_m
     """
     if any("workers" in s for s in result.seconds):
         w = worker_validity(result.seconds, cpu_limit_pct=cpu_limit_pct, busy_machine_pct=busy_machine_pct,
-                            starved_cpu_pct=starved_cpu_pct, max_saturated_fraction=max_saturated_fraction)
-        return ValidityResult(w.ok, w.samples, w.saturated_samples, w.max_cpu, w.explanation, w.workers, w.lost)
-    samples = [(s["locust_cpu"], s.get("machine_cpu") or 0.0) for s in result.seconds
-               if s.get("locust_cpu") is not None]
+                            starved_cpu_pct=starved_cpu_pct, max_saturated_fraction=max_saturated_fraction,
+                            max_loop_lag_ms=max_loop_lag_ms)
+        return ValidityResult(w.ok, w.samples, w.saturated_samples, w.max_cpu, w.explanation, workers=w.workers,
+                              lost_workers=w.lost, lagging_samples=w.lagging_samples, max_lag_ms=w.max_lag_ms)
+    samples = [(s["locust_cpu"], s.get("machine_cpu") or 0.0, s.get("loop_lag_ms"), s.get("locust_wait_pct"))
+               for s in result.seconds if s.get("locust_cpu") is not None]
     if not samples:
         return ValidityResult(False, 0, 0, None, "no CPU samples from the load generator; cannot vouch "
                                                  "for the run")
-    cpu = [c for c, _ in samples]
-    hot = [c for c, m in samples if c > cpu_limit_pct or (c > starved_cpu_pct and m > busy_machine_pct)]
-    ok = len(hot) <= max_saturated_fraction * len(cpu)
+    cpu = [c for c, _, _, _ in samples]
+    lags = [lag for _, _, lag, _ in samples if lag is not None]
+
+    def saturated(c: float, m: float, wait: float | None) -> bool:
+        if wait is not None:
+            return c + wait > cpu_limit_pct
+        return c > cpu_limit_pct or (c > starved_cpu_pct and m > busy_machine_pct)
+
+    def lagging(lag: float | None) -> bool:
+        return lag is not None and lag > max_loop_lag_ms
+
+    hot = [1 for c, m, _, w in samples if saturated(c, m, w)]
+    late = [1 for _, _, lag, _ in samples if lagging(lag)]
+    flagged = [1 for c, m, lag, w in samples if saturated(c, m, w) or lagging(lag)]
+    ok = len(flagged) <= max_saturated_fraction * len(cpu)
+    need = [c + w for c, _, _, w in samples if w is not None]
     expl = (f"load generator saturated in {len(hot)} of {len(cpu)} seconds "
-            f"(max {max(cpu):.0f}% of a core)")
+            f"(max {max(cpu):.0f}% of a core used" + (f", {max(need):.0f}% needed)" if need else ")"))
+    if lags:
+        expl += (f", behind its schedule (lag > {max_loop_lag_ms:.0f} ms) in {len(late)} of {len(cpu)} "
+                 f"(max {max(lags):.0f} ms)")
     return ValidityResult(ok, len(cpu), len(hot), max(cpu),
                           expl + ("" if ok else "; its latencies are not the system's — "
-                                  "use fewer users per process or a bigger load machine"))
+                                  "use fewer users per process or a bigger (or less busy) load machine"),
+                          lagging_samples=len(late), max_lag_ms=max(lags) if lags else None,
+                          max_need_pct=max(need) if need else None)
 
 
 @dataclass(frozen=True)

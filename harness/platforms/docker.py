@@ -32,7 +32,7 @@ from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
 
 __all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "discover_service_url", "service_networking",
-           "SidecarConfig", "REPLICA_LABEL", "SERVICE_LABEL"]
+           "entry_point_health", "SidecarConfig", "REPLICA_LABEL", "SERVICE_LABEL"]
 
 log = logging.getLogger(__name__)
 REPLICA_LABEL = "i2s-harness.replica"
@@ -87,6 +87,29 @@ def discover_service_url(run_id: str) -> str:
     return ""
 
 
+def entry_point_health(run_id: str, service: str = "conductor") -> dict[str, tuple[str, ...]] | None:
+    """``{container name: Envoy health flags}`` at the run's entry point for ``service`` (the
+    replicas' Service alias), found by label from any process (a chaos rollback): ``()`` = routable;
+    an address no running conductor holds keeps its IP. ``None`` when the run has no such entry point
+    (then users reach the replicas directly)."""
+    from harness.measure.envoy_admin import HttpAdmin
+    from harness.mesh.containers import MESH_ROLE_LABEL, published_url
+    from harness.mesh.service import ADMIN_PORT, SERVICE_CLUSTER
+
+    client = docker_client()
+    entry = client.containers.list(filters={"label": [f"{RUN_ID_LABEL}={run_id}", f"{MESH_ROLE_LABEL}=service",
+                                                      f"app={service}-service"], "status": "running"})
+    if not entry:
+        return None
+    by_ip = {}
+    for c in client.containers.list(filters={"label": [f"{RUN_ID_LABEL}={run_id}", "app=conductor"]}):
+        for net in (c.attrs["NetworkSettings"]["Networks"] or {}).values():
+            if net.get("IPAddress"):
+                by_ip[net["IPAddress"]] = c.name
+    cluster = HttpAdmin(published_url(entry[0], ADMIN_PORT)).clusters(only=SERVICE_CLUSTER).get(SERVICE_CLUSTER)
+    return {by_ip.get(h.ip, h.ip): h.health_flags for h in (cluster.hosts.values() if cluster else ())}
+
+
 # (replica name, zone, its IP on the stack network) -> (Envoy bootstrap, files for the container)
 SidecarConfig = Callable[[str, str, str], tuple[dict[str, Any], tuple[Any, ...]]]
 
@@ -111,6 +134,14 @@ class DockerPlatform(Platform):
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self) -> None:
+        """Start the replicas and the entry point; return once they are **routable**.
+
+        The promise on return (also :meth:`redeploy`'s): every replica passed its readinessProbe
+        directly *and* the entry point (``service_url()``) has passed its own health check of each
+        one and lists no address of a replica that is gone -- a request to ``service_url()`` may go
+        to any of them. Not merely "started": an RTO measured right after starts from a tier users
+        can reach. Raises :class:`harness.errors.ReadinessTimeout` after ``ready_timeout_s``.
+        """
         image = conductor_image(self.settings)
         names = [self._replica_name(i) for i in range(self.settings.replicas)]
         # Zones fixed before the parallel start, so the placement does not depend on thread order.
@@ -354,7 +385,11 @@ class DockerPlatform(Platform):
         return gone
 
     def redeploy(self) -> None:
-        """A fresh application tier (new containers, new names), as a recovery into a new region."""
+        """A fresh application tier (new containers, new names), as a recovery into a new region.
+
+        Returns once the new tier is **routable** through the same entry point (see :meth:`up`);
+        ``harness.faults.docker.deploy_application_tier``, the chaos rollback that re-creates a
+        removed tier from another process, makes the same promise."""
         self._generation += 1
         self.up()
 

@@ -17,11 +17,14 @@ from typing import Any, Iterator
 
 import pytest
 
+from harness.wait import wait_for
 from tests.conftest import docker_available, throwaway_settings
 
 pytestmark = pytest.mark.skipif(not docker_available(), reason="needs a Docker engine")
 
 OUTAGE_S = 6
+# Extra seconds a busy 2-core CI box may add to a wait whose length comes from configured periods.
+BUSY_SLACK_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +80,16 @@ def test_database_outage_experiment_measures_rto_and_recovers(env, tmp_path):
     run_id = env.settings.run_id
     prober = Prober(lambda: list(discover_endpoints(run_id).values())).start()
     try:
-        time.sleep(1.5)
+        # A baseline the prober saw (its state), not a sleep: users served before the fault.
+        wait_for(lambda: sum(s.ok for s in prober.samples) >= 3, timeout=30, interval=0.1,
+                 describe="three successful baseline probes")
         run = run_experiment("database-outage", tmp_path, run_id=run_id,
                              env={"HARNESS_OUTAGE_S": str(OUTAGE_S), "HARNESS_PROBE_REQUESTS": "20"})
         # Probe on until the prober itself saw 6 s of success after the experiment (compute_rto's
         # sustained recovery is 5 s), not for a fixed time a busy box may not keep.
-        deadline = time.monotonic() + 60
-        while not any(s.ok and s.t - run.ended >= 6 for s in prober.samples) and time.monotonic() < deadline:
-            time.sleep(0.25)
+        # (Bounded by the 5 s plus a busy machine's slack; a timeout fails here, never silently.)
+        wait_for(lambda: any(s.ok and s.t - run.ended >= 6 for s in prober.samples), timeout=6 + BUSY_SLACK_S,
+                 interval=0.25, describe="the prober to see 6 s of success after the experiment")
     finally:
         samples = prober.stop()
     assert run.status == "completed" and not run.deviated, run.to_dict()
@@ -136,11 +141,14 @@ def test_an_interrupted_run_leaves_the_database_running_and_no_fault_active(env,
     t = threading.Thread(target=go)
     t.start()
     deadline = time.monotonic() + 60
-    while not safety.active_faults(run_id, path=fault_log):  # mid-method: the database is down now
+    while not safety.active_faults(run_id, path=fault_log):  # mid-method: the fault is recorded
         assert time.monotonic() < deadline and t.is_alive(), f"the fault was never injected: {result}"
         time.sleep(0.2)
-    time.sleep(1.0)
-    assert not _db_running_safe(env), "the fault should have stopped the database"
+    # The control records the fault before the action runs: wait for the database's own state
+    # (stopped), not a second, then the same claim -- the fault stopped it.
+    wait_for(lambda: not _db_running_safe(env) or not t.is_alive(), timeout=10 + BUSY_SLACK_S, interval=0.2,
+             describe="the fault to stop the database")
+    assert not _db_running_safe(env), f"the fault should have stopped the database: {result}"
     stop.set()
     t.join(timeout=120)
     assert not t.is_alive() and "error" not in result, result
@@ -153,10 +161,7 @@ def test_an_interrupted_run_leaves_the_database_running_and_no_fault_active(env,
         assert [(u["fault"], u["status"]) for u in run.undo] == [("database-stopped", "rolled back")]
     assert safety.active_faults(run_id, path=fault_log) == []
     assert _db_running(env)
-    deadline = time.monotonic() + 60
-    while not _serving(env):
-        assert time.monotonic() < deadline, "the service did not come back after the interrupted run"
-        time.sleep(1)
+    wait_for(lambda: _serving(env), timeout=60, interval=1.0, describe="the service to come back after the interrupted run")
 
 
 def _db_running_safe(env: SimpleNamespace) -> bool:

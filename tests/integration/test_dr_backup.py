@@ -23,6 +23,7 @@ from harness.dr.secret_store import DB_SECRET, PASSPHRASE_SECRET, seed_secrets
 from harness.dr.replication import host_database_url
 from harness.errors import UsageError
 from harness.measure.rpo import CanaryLedger, verify
+from harness.wait import wait_for
 from tests.integration.dr_env import dr_deployment
 
 ROWS_SQL = "SELECT id::text, idempotency_key, payload::text, served_by, created_at FROM pipelines ORDER BY id"
@@ -41,19 +42,34 @@ def _client(service: str, endpoint: str) -> Any:
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+# The harness's cadence in this module, and each scheduled backup's job limit (run_backup's
+# timeout_s): a slot ends with a backup or a recorded failure within INTERVAL_S + BACKUP_TIMEOUT_S,
+# so waiting for the scheduler's own record ends by then whatever the machine's speed.
+INTERVAL_S = 3.0
+BACKUP_TIMEOUT_S = 120.0
+# Extra seconds a busy 2-core CI box may add to a wait bounded by configured periods.
+BUSY_SLACK_S = 30.0
+
+
 @pytest.fixture(scope="module")
 def history(env: SimpleNamespace) -> SimpleNamespace:
-    """Canary writes while the scheduler takes backups; then, quiesced, one final backup."""
+    """Canary writes while the scheduler takes backups; then, quiesced, one final backup.
+
+    Every wait is for a state something reports (the ledger's acknowledged writes, the scheduler's
+    backups and failures), bounded by the configured periods plus a busy machine's slack.
+    """
     ledger = CanaryLedger(env.run_id, env.platform.endpoints, interval_s=0.2).start()
-    scheduler = BackupScheduler(env.run_id, env.endpoint, interval_s=3.0)
+    scheduler = BackupScheduler(env.run_id, env.endpoint, interval_s=INTERVAL_S, timeout_s=BACKUP_TIMEOUT_S)
+    writes_s = 10 * 0.2 + BUSY_SLACK_S   # ten canary writes at the ledger's interval
     try:
-        _wait(lambda: sum(e["acked"] for e in ledger.snapshot()) >= 10, 30, "10 canary writes")
+        _wait(lambda: sum(e["acked"] for e in ledger.snapshot()) >= 10, writes_s, "10 canary writes")
         scheduler.start()
-        _wait(lambda: len(scheduler.backups) >= 2 or scheduler.failures, 90, "two scheduled backups")
+        _wait(lambda: len(scheduler.backups) >= 2 or scheduler.failures,
+              2 * (INTERVAL_S + BACKUP_TIMEOUT_S) + BUSY_SLACK_S, "two scheduled backups (or a recorded failure)")
         scheduler.stop()
         last = scheduler.backups[-1]
         _wait(lambda: sum(e["acked"] and e["sent_at"] > last["started_at"] + last["job_s"]
-                          for e in ledger.snapshot()) >= 10, 30, "10 writes after the last scheduled backup")
+                          for e in ledger.snapshot()) >= 10, writes_s, "10 writes after the last scheduled backup")
     finally:
         scheduler.stop()
         entries = ledger.stop()
@@ -75,11 +91,7 @@ def _first_packet(data: bytes) -> tuple[int, int, int]:
 
 
 def _wait(cond: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
+    wait_for(cond, timeout=timeout, interval=0.1, describe=what, retry_on=())
 
 
 def test_secrets_hold_credentials_not_in_results(env: SimpleNamespace) -> None:
@@ -109,7 +121,7 @@ def test_scheduled_backups_land_in_the_seed_layout(env: SimpleNamespace, history
     # (never sooner: harness.sampling.Sampler skips missed slots; its unit tests check the exact plan).
     planned = history.scheduler["planned_s"]
     assert len(planned) == len(history.scheduled) and planned[0] == 0.0, planned
-    assert all(b - a >= 3.0 - 1e-6 for a, b in zip(planned, planned[1:])), planned
+    assert all(b - a >= INTERVAL_S - 1e-6 for a, b in zip(planned, planned[1:])), planned
     starts = [b["started_at"] for b in history.scheduled]
     assert starts == sorted(starts), starts  # one at a time, in order
     # OpenPGP as gpg --symmetric --cipher-algo AES256 writes it: first a symmetric-key session key
@@ -118,7 +130,7 @@ def test_scheduled_backups_land_in_the_seed_layout(env: SimpleNamespace, history
     assert _first_packet(body)[:2] == (3, 9), body[:8].hex()
     assert b"PGDMP" not in body and b"canary" not in body  # encrypted, not plaintext
     implied = history.scheduler["implied_rpo_s"]
-    assert implied == implied_rpo_s(3.0, max(b["duration_s"] for b in history.scheduled))
+    assert implied == implied_rpo_s(INTERVAL_S, max(b["duration_s"] for b in history.scheduled))
     print(f"\nbackups: {len(taken)}, sizes {[b['size'] for b in history.scheduled + [history.final]]} bytes, "
           f"durations {[b['duration_s'] for b in history.scheduled + [history.final]]} s, "
           f"implied RPO at 3 s cadence {implied:.1f}s")
@@ -165,7 +177,11 @@ def test_retention_deletes_only_objects_older_than_30_days(env: SimpleNamespace)
     new = [f"database/i2s_production_backup_2024020{i}_000000.sql.gpg" for i in (1, 2)]
     for k in old + ["other/outside-the-prefix.txt"]:
         s3.put_object(Bucket=bucket, Key=k, Body=b"x")
-    time.sleep(1.2)  # LastModified has one-second resolution
+    # LastModified has one-second resolution: the newer group goes in once the S3 server's clock
+    # (this machine's) has passed the second it stamped on the older one -- its state, not a sleep.
+    stamped = max(s3.head_object(Bucket=bucket, Key=k)["LastModified"].timestamp() for k in old)
+    wait_for(lambda: time.time() >= int(stamped) + 1, timeout=5, interval=0.05,
+             describe="the clock to pass the older objects' LastModified second")
     for k in new:
         s3.put_object(Bucket=bucket, Key=k, Body=b"x")
     stamp = {o["Key"]: o["LastModified"].timestamp() for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}

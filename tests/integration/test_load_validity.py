@@ -1,16 +1,33 @@
-"""A real Locust run whose generator is saturated is flagged; a light one is not."""
+"""A real Locust run whose generator cannot keep its schedule (starved or saturated) is flagged and
+its verdict is inconclusive; a light one is not flagged.
+
+The bad generator is provoked in a way that holds at any machine speed: its event loop is held
+still for ``STALL_S`` of every second (tests/integration/locust_starved.py), by a blocking sleep
+(a starved process: no CPU, no progress) or a busy loop (a saturated one). The test then asserts
+what the code decided (the validity, its scheduling lag, the verdict), not how busy the CPU got.
+"""
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 
 from harness.config import PROJECT_ROOT
 from harness.load.runner import run_locust
-from harness.load.slo import evaluate_validity
+from harness.load.slo import MAX_LOOP_LAG_MS, evaluate_slo, evaluate_validity, steady_verdict
+from harness.wait import wait_for
+
+# Run by Locust, never imported here: importing locust would monkey-patch this pytest process.
+STARVED_LOCUSTFILE = Path(__file__).with_name("locust_starved.py")
+STALL_S = 0.6   # how long the starved generator's loop is held in every second
+
+
+def _accepting(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
@@ -19,19 +36,34 @@ def trivial_endpoint():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "benchmarks" / "trivial_server.py"), str(port)])
-    time.sleep(1.0)
+    # the server's state, not a sleep: it accepts connections (or has died: fail at once)
+    wait_for(lambda: server.poll() is not None or _accepting(port), timeout=30, interval=0.05,
+             describe=f"the trivial server to accept on 127.0.0.1:{port}")
+    assert server.poll() is None, f"the trivial server exited {server.returncode}"
     yield f"http://127.0.0.1:{port}"
     server.terminate()
     server.wait(timeout=10)
 
 
-def test_saturated_generator_is_flagged(trivial_endpoint, tmp_path):
-    # 40 users with no wait time against a server that answers instantly: Locust is the bottleneck.
-    r = run_locust([trivial_endpoint], tmp_path, name="hot", users=40, spawn_rate=40, duration_s=8, user_rps=0,
-                   progress=lambda _m: None)
+@pytest.mark.parametrize("how", ["block", "burn"], ids=["starved", "saturated"])
+def test_a_generator_that_cannot_keep_its_schedule_makes_the_run_inconclusive(trivial_endpoint, tmp_path,
+                                                                              monkeypatch, how):
+    monkeypatch.setenv("HARNESS_STARVE", how)
+    monkeypatch.setenv("HARNESS_STARVE_S", str(STALL_S))
+    r = run_locust([trivial_endpoint], tmp_path, name=f"starved-{how}", users=3, spawn_rate=3, duration_s=6,
+                   user_rps=2, locustfile=STARVED_LOCUSTFILE, progress=lambda _m: None)
     v = evaluate_validity(r)
-    assert r.requests > 1000
-    assert not v.ok, v.explanation
+    assert r.requests > 0 and r.failures_count == 0
+    # Each hold stops the loop for STALL_S; the 0.1 s lag probe then wakes at least STALL_S - 0.1 s
+    # late, so every measured second holding a wake-up after a hold is flagged, at any speed.
+    floor_ms = (STALL_S - 0.1) * 1000
+    assert floor_ms > MAX_LOOP_LAG_MS
+    assert v.max_lag_ms is not None and v.max_lag_ms >= floor_ms - 1, v
+    assert v.lagging_samples >= v.samples // 2 and not v.ok, v.explanation
+    assert "behind its schedule" in v.explanation
+    # the system answered every request at once; the verdict is still not the system's to take
+    slo = evaluate_slo(r, p95_limit_ms=60_000, error_ratio_limit=0.01)
+    assert slo.ok and steady_verdict(slo, v).outcome == "inconclusive"
 
 
 def test_light_generator_is_valid(trivial_endpoint, tmp_path):
@@ -40,6 +72,7 @@ def test_light_generator_is_valid(trivial_endpoint, tmp_path):
     v = evaluate_validity(r)
     assert r.requests > 10 and r.failures_count == 0
     assert v.ok, v.explanation
+    assert v.max_lag_ms is not None   # the scheduling lag was measured, and stayed under the limit
     # Locust's shutdown (writing its reports) is not load generation: its CPU is not a sample.
     assert r.seconds[-1]["locust_cpu"] is None and v.samples == sum(1 for x in r.seconds if x["locust_cpu"] is not None)
 

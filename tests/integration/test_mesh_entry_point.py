@@ -22,6 +22,10 @@ from harness.stack import Stack
 from harness.wait import wait_for
 from tests.conftest import throwaway_settings
 
+# Extra seconds a busy 2-core CI box may add to a wait whose real duration comes from configured
+# periods (container starts, Envoy and DNS refreshes under load).
+BUSY_SLACK_S = 20
+
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
@@ -37,15 +41,28 @@ def deployed(settings):
         sweep(settings.run_id)
 
 
-def _serving(url: str, expected: set[str], most: int = 200) -> set[str]:
-    """Who serves requests on fresh connections, until every one of ``expected`` has served or
-    ``most`` requests were sent: a busy box may make a just-routable replica miss a health check
-    for a moment, so this waits for the set rather than counting on one round of 40."""
+def _serving(platform: DockerPlatform, expected: set[str]) -> set[str]:
+    """Who serves requests on fresh connections, sent until every one of ``expected`` has served.
+
+    Waits for that state, not for a number of requests (200 quick ones are ~2 s, less than one
+    readiness period, so a count is a clock): the deadline is the time the entry point may need to
+    (re)admit a replica -- a DNS refresh plus ``failureThreshold + successThreshold`` readiness
+    periods (a just-routable replica may fail checks on a busy box and come back) -- plus a busy
+    2-core machine's slack (:data:`BUSY_SLACK_S`). On timeout the error names the entry point's
+    health flags, so a replica the entry point never routes to fails with the reason.
+    """
+    probe = platform.spec.readiness
     seen: set[str] = set()
-    for _ in range(most):
-        seen.update(_served_by(url, 1))
-        if seen >= expected:
-            break
+
+    def all_served() -> bool:
+        seen.update(_served_by(platform.service_url(), 1))
+        return seen >= expected
+
+    wait_for(all_served, timeout=1 + (probe.failure_threshold + probe.success_threshold) * probe.period_s
+             + BUSY_SLACK_S, interval=0.05, retry_on=(),
+             on_timeout=lambda: AssertionError(f"only {sorted(seen)} of {sorted(expected)} served; entry "
+                                               f"point health: {platform.service_health()}"),
+             describe=f"{sorted(expected)} to serve through the entry point")
     return seen
 
 
@@ -73,7 +90,7 @@ def test_entry_point_balances_over_every_ready_replica(deployed):
     _, platform = deployed
     names = {r.name for r in platform.replicas()}
     assert platform.service_health() == {n: () for n in names}
-    assert _serving(platform.service_url(), names) == names
+    assert _serving(platform, names) == names
 
 
 def test_unready_replica_is_dropped_and_comes_back(deployed):
@@ -83,7 +100,7 @@ def test_unready_replica_is_dropped_and_comes_back(deployed):
     platform.set_fault(victim, Fault(fail_readiness=True))
     try:
         # failureThreshold x periodSeconds (2 x 5 s) plus a busy machine's margin
-        margin = probe.failure_threshold * probe.period_s + 20
+        margin = probe.failure_threshold * probe.period_s + BUSY_SLACK_S
         wait_for(lambda: "failed_active_hc" in platform.service_health().get(victim.name, ()), timeout=margin,
                  interval=0.5, describe=f"the entry point to mark {victim.name} failed_active_hc")
         assert platform.service_health()[other.name] == ()
@@ -92,10 +109,10 @@ def test_unready_replica_is_dropped_and_comes_back(deployed):
         assert stats[f"cluster.{SERVICE_CLUSTER}.health_check.failure"] >= probe.failure_threshold
     finally:
         platform.clear_fault(victim)
-    margin = probe.success_threshold * probe.period_s + 20
+    margin = probe.success_threshold * probe.period_s + BUSY_SLACK_S
     wait_for(lambda: platform.service_health().get(victim.name) == (), timeout=margin, interval=0.5,
              describe=f"the entry point to route to {victim.name} again")
-    assert _serving(platform.service_url(), {victim.name, other.name}) == {victim.name, other.name}
+    assert _serving(platform, {victim.name, other.name}) == {victim.name, other.name}
 
 
 def test_replaced_replicas_are_picked_up_without_touching_the_entry_point(deployed):
@@ -104,11 +121,34 @@ def test_replaced_replicas_are_picked_up_without_touching_the_entry_point(deploy
     before = {r.name for r in platform.replicas()}
     platform.remove_all()
     platform.redeploy()   # new containers, new names, new addresses
+    # redeploy()'s promise on return: routable -- the entry point has passed every new replica's
+    # health check and lists no address of a gone one (read at once, no wait: that is the promise)
+    health = platform.service_health()
     after = {r.name for r in platform.replicas()}
+    assert health == {n: () for n in after}, health
     assert before.isdisjoint(after)
     assert platform.service_admin().base_url == entry           # same entry Envoy, same URL
-    assert set(platform.service_health()) == after               # the old addresses are gone
-    assert _serving(platform.service_url(), after) == after
+    assert _serving(platform, after) == after
+
+
+def test_the_chaos_rollbacks_new_tier_is_routable_at_return(deployed, tmp_path, monkeypatch):
+    """The cluster-loss rollback (harness.faults.docker) re-creates the tier from another process,
+    knowing only the run id: it returns, and says so, once the entry point routes to every new
+    replica -- the same promise as redeploy(); an RTO measured after it starts from a reachable tier.
+    (Last in the module: the platform's own replicas are gone afterwards.)"""
+    from harness.faults import docker as docker_faults
+    from harness.platforms.docker import entry_point_health
+    from tests.unit.chaos_activity import call
+
+    _, platform = deployed
+    monkeypatch.setenv("HARNESS_FAULT_LOG", str(tmp_path / "faults.jsonl"))
+    cfg = {"run_id": platform.settings.run_id}
+    removed = call(docker_faults.remove_application_tier, cfg)["removed"]
+    out = call(docker_faults.deploy_application_tier, cfg)
+    health = entry_point_health(platform.settings.run_id)   # read at once: that is the promise
+    assert out["promise"] == "routable" and out["routable_s"] >= out["ready_s"], out
+    assert len(out["deployed"]) == len(removed) and not set(out["deployed"]) & set(removed)
+    assert {n: health.get(n) for n in out["deployed"]} == {n: () for n in out["deployed"]}, health
 
 
 def test_entry_point_bootstrap_passes_envoy_validate():

@@ -19,12 +19,15 @@ from typing import Any, Iterator
 
 import pytest
 
+from harness.wait import wait_for
 from tests.conftest import docker_available, throwaway_settings
 from tests.unit.chaos_activity import call
 
 pytestmark = pytest.mark.skipif(not docker_available(), reason="needs a Docker engine")
 
 A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
+# Extra seconds a busy 2-core CI box may add to a wait whose length comes from configured periods.
+BUSY_SLACK_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +133,36 @@ def _db(env: SimpleNamespace) -> tuple[str, str, str]:
     return roles["primary"], roles["standby"], roles["standby_sync_state"]
 
 
+def _sync_pair(env: SimpleNamespace) -> tuple[str, str, str]:
+    """The Multi-AZ pair once the primary's ``pg_stat_replication`` reports its standby ``sync``.
+
+    A rollback rebuilds the pair with ``start_standby``, which returns once the standby streams;
+    the primary may still report no row for a moment after a reconnect (and a rollback cut short
+    by a signal leaves a standby still catching up). So this waits for the state the database
+    reports, up to ``start_standby``'s own timeout plus a busy machine's slack, then the caller
+    asserts exactly what it asserted before.
+    """
+    import inspect
+
+    from harness.dr import replication
+
+    timeout = inspect.signature(replication.start_standby).parameters["timeout_s"].default + BUSY_SLACK_S
+    seen: list[tuple[str, str, str]] = []
+
+    def paired() -> bool:
+        seen[:] = [_db(env)]
+        primary, standby, sync = seen[0]
+        return bool(primary and standby and sync == "sync")
+
+    wait_for(paired, timeout=timeout, interval=0.5, retry_on=(),
+             on_timeout=lambda: AssertionError(f"no synchronous pair after {timeout:.0f}s: {seen}"),
+             describe="the standby to report sync")
+    return seen[0]
+
+
 def _healthy(env: SimpleNamespace) -> None:
     assert _all_running(env) == []
-    primary, standby, sync = _db(env)
+    primary, standby, sync = _sync_pair(env)
     assert primary and standby and sync == "sync", (primary, standby, sync)
     _wait(lambda: _serving(env), "users to be served by every replica")
 

@@ -29,6 +29,7 @@ from harness.errors import UnsafeTarget, UsageError
 from harness.load.runner import LoadResult
 from harness.manifests import find_document
 from harness.oracles import hpa
+from harness.wait import wait_for
 
 MIB, GIB = 2**20, 2**30
 
@@ -506,9 +507,11 @@ class FakeReplica:
         self.base, self.served = 0, 0.0
         self.offered: list[float] = []
         self.lock = threading.Lock()
+        self.readings = 0   # how many times the sampler read this replica
 
     def read_usage(self) -> UsageReading:
         with self.lock:
+            self.readings += 1
             return UsageReading(t=self.base + 5, cpu_cores=0.01 + 0.006 * self.served, memory_bytes=60 * MIB)
 
     def describe(self):
@@ -521,11 +524,14 @@ class FakeReplica:
             self.base += 1000
             self.served = served
             self.offered.append(offered)
+            before = self.readings
         slow = offered > self.limit_rps
         lines = _lines(self.base, int(shape["duration"]), ok=int(round(served)), p95=900 if slow else 40,
                        cpu=self.locust_cpu, users=shape["users"])
-        import time
-        time.sleep(0.25)  # the sampler takes readings while the "step" runs
+        # the sampler takes readings while the "step" runs: wait for three of its own (~0.15 s at its
+        # interval), not 0.25 s a busy box may not give its thread
+        wait_for(lambda: self.readings >= before + 3, timeout=30, interval=0.01,
+                 describe="three usage readings during the step")
         return _result(lines)
 
 

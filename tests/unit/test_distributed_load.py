@@ -65,6 +65,33 @@ def test_cool_workers_vouch_for_the_run():
     assert v.ok and v.samples == 20 and not v.lost
 
 
+def _with(lines, worker, **fields):
+    """``lines`` with ``fields`` (a worker's wait_pct, loop_lag_ms) set on ``worker`` in every second."""
+    for line in lines:
+        if worker in (line.get("workers") or {}):
+            line["workers"][worker].update(fields)
+    return lines
+
+
+def test_a_starved_or_lagging_worker_voids_the_run_though_its_cpu_looks_cool():
+    # planted: w2 used 30 % of a core but waited 70 % more for one (a busy load machine), or its event loop
+    # woke 600 ms late every second: as one process is judged (harness.load.slo), its figures are not the system's
+    starved = worker_validity(_with(_run({"w1": [30] * 10, "w2": [30] * 10}), "w2", wait_pct=70.0))
+    assert not starved.ok and "worker w2 saturated in 10 of 10" in starved.explanation
+    lagging = worker_validity(_with(_run({"w1": [30] * 10, "w2": [30] * 10}), "w2", loop_lag_ms=600.0))
+    assert not lagging.ok and lagging.lagging_samples == 10 and lagging.max_lag_ms == 600.0
+    assert "behind its schedule in 10 (max lag 600 ms)" in lagging.explanation
+    calm = worker_validity(_with(_run({"w1": [30] * 10, "w2": [30] * 10}), "w2", wait_pct=5.0, loop_lag_ms=20.0))
+    assert calm.ok and calm.lagging_samples == 0 and calm.max_lag_ms == 20.0
+
+
+def test_a_workers_lag_and_wait_ride_through_the_merge():
+    merged: dict = {}
+    merge_into(merged, "w1", {**_worker_line(3, 1, [10], 20.0), "wait_pct": 40.0, "loop_lag_ms": 310.0})
+    merge_into(merged, "w1", {"t": 3, "ok": 0, "fail": 0, "cpu": None, "wait_pct": None, "loop_lag_ms": 12.0})
+    assert merged[3]["workers"]["w1"]["wait_pct"] == 40.0 and merged[3]["workers"]["w1"]["loop_lag_ms"] == 310.0
+
+
 def test_one_saturated_worker_voids_the_run_though_the_master_and_the_mean_are_cool():
     # planted: w2 at its CPU limit, w1 idle; the mean over workers (55 %) would have passed
     v = worker_validity(_run({"w1": [10] * 10, "w2": [99] * 10}))

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -24,7 +23,22 @@ CHILD = ("import signal, sys, time\n"
          "signal.signal(signal.SIGINT, on); signal.signal(signal.SIGTERM, on)\n"
          "print('up', flush=True)\n"
          "for i in range(600): print('tick', i, flush=True); time.sleep(0.1)\n")
-STUBBORN = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
+SH_CHILD = "trap 'echo got SIGTERM; exit 0' TERM; trap 'echo got SIGINT; exit 0' INT; echo up; while :; do sleep 0.05; done"
+STUBBORN = ("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('ignoring', flush=True)\ntime.sleep(600)\n")
+
+
+def _when_printed(path, text: str, then) -> threading.Thread:
+    """Call ``then`` once the child has printed ``text`` to ``path`` (its handlers are installed),
+    not after a fixed time a busy box may not give a Python child to start."""
+    def watch() -> None:
+        wait_for(lambda: path.exists() and text in path.read_text(), timeout=60, interval=0.02,
+                 describe=f"the child to print {text!r}")
+        then()
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
 
 
 def test_progress_lines_come_from_the_status_callback_and_the_exit_code_is_kept(tmp_path):
@@ -39,7 +53,7 @@ def test_progress_lines_come_from_the_status_callback_and_the_exit_code_is_kept(
 
 def test_interrupt_stops_the_child_with_the_callers_stop(tmp_path):
     out, stop = tmp_path / "out.log", threading.Event()
-    threading.Timer(1.0, stop.set).start()
+    _when_printed(out, "up", stop.set)
     w = watch_process([sys.executable, "-c", CHILD], out, name="child", timeout_s=60, progress=lambda _l: None,
                       status=str, interrupt=stop, stop=lambda p: stop_process(p, first=signal.SIGINT, grace_s=30))
     assert w.interrupted and w.returncode == 0
@@ -48,8 +62,10 @@ def test_interrupt_stops_the_child_with_the_callers_stop(tmp_path):
 
 def test_timeout_stops_the_child_and_names_its_output(tmp_path):
     out = tmp_path / "out.log"
+    # A shell child (up in milliseconds) rather than Python (a second or more on a busy box): the
+    # 1 s timeout must find its SIGTERM handler installed, whatever the machine's load.
     with pytest.raises(HarnessError, match=r"child did not finish in 1s.*out\.log"):
-        watch_process([sys.executable, "-c", CHILD], out, name="child", timeout_s=1, progress=lambda _l: None,
+        watch_process(["sh", "-c", SH_CHILD], out, name="child", timeout_s=1, progress=lambda _l: None,
                       status=str)
     assert "got SIGTERM" in out.read_text()  # the default stop: SIGTERM first (Locust writes its stats)
 
@@ -71,8 +87,8 @@ def test_an_exception_in_the_watcher_stops_the_child_before_it_propagates(tmp_pa
 def test_a_child_ignoring_its_signals_is_killed(tmp_path):
     import subprocess
 
-    proc = subprocess.Popen([sys.executable, "-c", STUBBORN])
-    time.sleep(0.5)
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ignoring"   # its handlers are installed, however long that took
     assert stop_process(proc, first=signal.SIGINT, grace_s=0.5, term_grace_s=0.5) == -signal.SIGKILL
 
 

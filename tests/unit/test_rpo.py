@@ -13,6 +13,7 @@ import pytest
 from harness.dr.backup_schedule import implied_rpo_s
 from harness.errors import UsageError
 from harness.measure.rpo import CanaryLedger, canary_key, verify
+from harness.wait import wait_for
 
 
 def entry(seq: int, acked: bool, ack_at: float | None = None, replay: bool = False) -> dict[str, Any]:
@@ -124,13 +125,13 @@ def test_ledger_round_robin_keys_and_refresh(servers: list[str]) -> None:
 
     ledger = CanaryLedger("r1", endpoints, interval_s=0.02, start_seq=7).start()
     try:
-        deadline = time.monotonic() + 5
-        while sum(e["acked"] for e in ledger.snapshot()) < 6 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # the ledger's own record, with a timeout that fails here (not 5 s shared by both, then on)
+        wait_for(lambda: sum(e["acked"] for e in ledger.snapshot()) >= 6, timeout=30, interval=0.01,
+                 describe="6 acknowledged canary writes")
         refreshes_before = calls["n"]
         _Conductor.down.set()
-        while sum(not e["acked"] for e in ledger.snapshot()) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: sum(not e["acked"] for e in ledger.snapshot()) >= 3, timeout=30, interval=0.01,
+                 describe="3 failed canary writes")
         _Conductor.down.clear()
     finally:
         entries = ledger.stop()

@@ -37,12 +37,16 @@ def test_bad_shapes_are_refused(spec, message):
 
 
 def _result(requests: int, failures: int, p95: float | None, cpu: list[float],
-            machine: list[float] | None = None) -> LoadResult:
+            machine: list[float] | None = None, lag: list[float | None] | None = None,
+            wait: list[float | None] | None = None) -> LoadResult:
     r = LoadResult(name="t", out_dir=Path("."))
     r.totals = {"Request Count": requests, "Failure Count": failures, "95%": p95 if p95 is not None else "N/A"}
     machine = machine or [10.0] * len(cpu)
-    r.seconds = [{"t": i, "ok": 1, "fail": 0, "locust_cpu": c, "machine_cpu": m, "replicas": {}}
-                 for i, (c, m) in enumerate(zip(cpu, machine))]
+    lag = lag or [None] * len(cpu)
+    wait = wait or [None] * len(cpu)
+    r.seconds = [{"t": i, "ok": 1, "fail": 0, "locust_cpu": c, "machine_cpu": m, "loop_lag_ms": g,
+                  "locust_wait_pct": w, "replicas": {}}
+                 for i, (c, m, g, w) in enumerate(zip(cpu, machine, lag, wait))]
     return r
 
 
@@ -65,6 +69,42 @@ def test_validity_flags_a_saturated_generator():
     assert not starved.ok and "3 of 4 seconds" in starved.explanation
     assert evaluate_validity(_result(1, 0, 1, [80, 80, 80, 80], machine=[60, 60, 60, 60])).ok
     assert not evaluate_validity(_result(1, 0, 1, [])).ok  # no evidence is no vouching
+
+
+def test_validity_flags_a_generator_behind_its_schedule_whatever_its_cpu():
+    """Starved on a busy host (31 % of a core, machine not at 95 %): the CPU rules pass it, its
+    scheduling lag does not; a lag at the limit is not over it; seconds without a lag reading
+    (older results) are judged on CPU alone."""
+    cpu = [31.0] * 6
+    starved = evaluate_validity(_result(1, 0, 1, cpu, machine=[80.0] * 6, lag=[900, 1200, 40, 700, 800, 950]))
+    assert not starved.ok and starved.saturated_samples == 0 and starved.lagging_samples == 5
+    assert starved.max_lag_ms == 1200 and "behind its schedule (lag > 250 ms) in 5 of 6" in starved.explanation
+    assert steady_verdict(evaluate_slo(_result(1000, 0, 40, []), p95_limit_ms=200, error_ratio_limit=0.01),
+                          starved).outcome == "inconclusive"
+    on_time = evaluate_validity(_result(1, 0, 1, cpu, lag=[250, 12, 30, 8, 0, 250]))
+    assert on_time.ok and on_time.lagging_samples == 0 and on_time.max_lag_ms == 250
+    assert evaluate_validity(_result(1, 0, 1, cpu, lag=[300] + [None] * 5), max_loop_lag_ms=250).lagging_samples == 1
+    assert evaluate_validity(_result(1, 0, 1, cpu, lag=[300] * 6), max_loop_lag_ms=400).ok
+    legacy = evaluate_validity(_result(1, 0, 1, cpu))
+    assert legacy.ok and legacy.max_lag_ms is None and "behind" not in legacy.explanation
+    # one flag per second: a second both hot and late counts once against the 10 % allowance
+    both = evaluate_validity(_result(1, 0, 1, [95] + [20] * 9, lag=[900] + [10] * 9))
+    assert both.ok and both.saturated_samples == 1 and both.lagging_samples == 1
+
+
+def test_validity_counts_the_cpu_a_starved_generator_waited_for():
+    """31 % of a core used and 65 % spent runnable but waiting for a CPU: it needed 96 %, as a
+    generator at 100 % on an idle host -- saturated, though the machine was not at 95 %. A light
+    generator waiting a little is not; without the reading the old CPU rules apply."""
+    starved = evaluate_validity(_result(1, 0, 1, [31] * 5, machine=[80] * 5, wait=[65, 65, 60, 62, 3]))
+    assert not starved.ok and starved.saturated_samples == 4 and starved.max_need_pct == 96
+    assert "96% needed" in starved.explanation
+    assert evaluate_validity(_result(1, 0, 1, [31] * 5, wait=[59] * 5)).ok           # 90 % needed: not over
+    light = evaluate_validity(_result(1, 0, 1, [3] * 5, machine=[99] * 5, wait=[5] * 5))
+    assert light.ok and light.saturated_samples == 0
+    # the reading replaces the machine-wide guess: 80 % used + 5 % waited on a full machine is 85 %
+    assert evaluate_validity(_result(1, 0, 1, [80] * 4, machine=[99] * 4, wait=[5] * 4)).ok
+    assert not evaluate_validity(_result(1, 0, 1, [80] * 4, machine=[99] * 4)).ok
 
 
 def test_steady_verdict_a_saturated_generator_is_inconclusive_never_a_fail():
