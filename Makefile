@@ -42,7 +42,7 @@ docker-ready: ## start Docker / build the offline images where needed
 	@tools/docker-ready.sh
 
 test: venv docker-ready ## run the harness's own tests (unit and real-container integration), in parallel
-	@$(WITH_ENV) $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+	@$(WITH_ENV) tools/run-tests.sh $(PY) $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-unit: venv ## the unit tests only (no Docker): the inner loop
 	@$(PY) -m pytest tests/unit sut/conductor/tests $(XDIST) $(PYTEST_ARGS)

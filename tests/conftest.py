@@ -24,6 +24,46 @@ def docker_settings(tmp_path) -> Settings:
     return throwaway_settings(tmp_path / "reports")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "solo: measures throughput on the real machine (a capacity ramp): `make test` "
+                                       "runs it after the parallel tests, alone (tools/run-tests.sh)")
+
+
+def _accepting(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def trivial_endpoint():
+    """``benchmarks/trivial_server.py`` on a free loopback port, awaited by its state (it accepts, or
+    it died: then another port, since a port picked free can be taken by another xdist worker first)."""
+    import socket
+    import subprocess
+    import sys
+
+    from harness.config import PROJECT_ROOT
+    from harness.wait import wait_for
+
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "benchmarks" / "trivial_server.py"), str(port)])
+        wait_for(lambda server=server, port=port: server.poll() is not None or _accepting(port), timeout=120,
+                 interval=0.05,
+                 describe=f"the trivial server to accept on 127.0.0.1:{port}")
+        if server.poll() is None:
+            break
+    else:
+        pytest.fail(f"the trivial server exited {server.returncode} on three free ports in a row")
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
 def docker_available() -> bool:
     from harness.docker_env import docker_client
     from harness.errors import DockerUnavailable

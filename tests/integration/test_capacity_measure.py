@@ -20,7 +20,8 @@ from harness.manifests import conductor_spec
 from harness.stack import Stack
 from tests.conftest import docker_available
 
-pytestmark = pytest.mark.skipif(not docker_available(), reason="needs a Docker engine")
+# solo: a capacity ramp measures this machine's throughput; `make test` runs it after the parallel tests, alone
+pytestmark = [pytest.mark.skipif(not docker_available(), reason="needs a Docker engine"), pytest.mark.solo]
 
 BASE_COST_MS = 5.0
 HIGH_COST_MS = 40.0   # 8x the CPU per POST: the replica's CPU, not the host, must then set the break

@@ -8,41 +8,16 @@ what the code decided (the validity, its scheduling lag, the verdict), not how b
 """
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from harness.config import PROJECT_ROOT
 from harness.load.runner import run_locust
 from harness.load.slo import MAX_LOOP_LAG_MS, evaluate_slo, evaluate_validity, steady_verdict
-from harness.wait import wait_for
 
 # Run by Locust, never imported here: importing locust would monkey-patch this pytest process.
 STARVED_LOCUSTFILE = Path(__file__).with_name("locust_starved.py")
 STALL_S = 0.6   # how long the starved generator's loop is held in every second
-
-
-def _accepting(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture(scope="module")
-def trivial_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "benchmarks" / "trivial_server.py"), str(port)])
-    # the server's state, not a sleep: it accepts connections (or has died: fail at once)
-    wait_for(lambda: server.poll() is not None or _accepting(port), timeout=30, interval=0.05,
-             describe=f"the trivial server to accept on 127.0.0.1:{port}")
-    assert server.poll() is None, f"the trivial server exited {server.returncode}"
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=10)
 
 
 @pytest.mark.parametrize("how", ["block", "burn"], ids=["starved", "saturated"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,23 +24,6 @@ from harness.load.workers import LocalWorkers
 from harness.wait import wait_for
 
 WAIT = 180.0  # a busy 2-core CI box starts three Python processes with Locust slowly
-
-
-@pytest.fixture(scope="module")
-def trivial_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "benchmarks" / "trivial_server.py"), str(port)])
-
-    def listening() -> bool:
-        with socket.socket() as c:
-            return c.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_for(listening, timeout=WAIT, interval=0.1, describe="the trivial server")
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=10)
 
 
 def _log_says(path: Path, text: str) -> bool:
