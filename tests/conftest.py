@@ -1,6 +1,7 @@
 """Shared fixtures for the harness's own tests."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ def docker_settings(tmp_path) -> Settings:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "solo: measures throughput on the real machine (a capacity ramp): `make test` "
                                        "runs it after the parallel tests, alone (tools/run-tests.sh)")
+    config.addinivalue_line("markers", "timing: holds real Envoy's timers to fractions of a second: `make test` runs "
+                                       "it after the docker tests, in parallel only with its own kind")
 
 
 def _accepting(port: int) -> bool:
@@ -75,24 +78,33 @@ def docker_available() -> bool:
         return False
 
 
+#: case name -> its agreements as dicts (harness.oracles.envoy_agreement.Agreement.to_dict), gathered from
+#: the reports of tests/integration/test_outlier_vs_envoy.py, which reach this process also from xdist workers
+AGREEMENT_REPORTS: dict[str, list[dict[str, Any]]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        for name, value in report.user_properties:
+            if name == "agreement_json":
+                case, results = json.loads(value)
+                AGREEMENT_REPORTS[case] = results
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """The oracle-vs-real-Envoy agreement figure (tests/integration/test_outlier_vs_envoy.py), when it ran."""
-    import sys
-
-    module = sys.modules.get("tests.integration.test_outlier_vs_envoy")
-    runs = getattr(module, "AGREEMENT", None)
-    if not runs:
+    if not AGREEMENT_REPORTS:
         return
     totals: dict[str, list[int]] = {}
-    for results in runs.values():
+    for results in AGREEMENT_REPORTS.values():
         for r in results:
-            t = totals.setdefault(r.what, [0, 0])
-            t[0] += r.agreeing
-            t[1] += r.compared
-    terminalreporter.write_sep("-", f"outlier oracle vs real Envoy, {len(runs)} fault schedules")
-    for name, results in runs.items():
-        terminalreporter.write_line(f"{name}: " + "; ".join(r.figure() for r in results))
-    terminalreporter.write_line("total: " + "; ".join(f"{k} {a}/{c}" for k, (a, c) in totals.items()))
+            t = totals.setdefault(r["what"], [0, 0, 0])
+            t[0] += r["agreeing"]
+            t[1] += r["compared"]
+            t[2] += r.get("nonzero") or 0
+    terminalreporter.write_sep("-", f"outlier oracle vs real Envoy, {len(AGREEMENT_REPORTS)} fault schedules")
+    terminalreporter.write_line("total: " + "; ".join(f"{k} {a}/{c}" + (f" ({n} non-zero)" if n else "")
+                                                      for k, (a, c, n) in totals.items()))
 
 
 # Under pytest-xdist (`make test` runs `-n N --dist loadscope`), a module whose tests share a module- or

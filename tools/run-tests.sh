@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# `make test`: every test but the `solo` ones in parallel (pytest-xdist, TEST_WORKERS workers; 0 runs
-# serially), then the `solo` tests alone: they measure throughput on the real machine (the capacity
-# ramp), which the parallel phase's own load would distort. Usage: run-tests.sh PYTHON WORKERS [PYTEST ARGS...]
+# `make test` in three phases, each away from the load of the one before:
+#   1. every test but the `timing` and `solo` ones, in parallel (pytest-xdist, TEST_WORKERS workers;
+#      0 runs serially): containers, stacks, CLI runs;
+#   2. the `timing` tests, in parallel among themselves: they hold real Envoy's detector to fractions of
+#      a second, which the docker suites' load starved (an ejection seen 3 s late);
+#   3. the `solo` tests, alone: they measure this machine's throughput (a capacity ramp).
+# Usage: run-tests.sh PYTHON WORKERS [PYTEST ARGS...]
 set -uo pipefail
 py=$1 workers=$2
 shift 2
 if [[ $workers == 0 ]]; then parallel=(-p no:xdist); else parallel=(-n "$workers" --dist loadscope); fi
 codes=()
-for phase in parallel solo; do
-  if [[ $phase == parallel ]]; then
-    "$py" -m pytest "${parallel[@]}" -m "not solo" "$@"
-  else
-    echo "== the solo tests, alone (they measure throughput on this machine)"
-    "$py" -m pytest -p no:xdist -m solo "$@"
-  fi
-  codes+=($?)
-done
-# 5 (no test selected) is fine for one phase (e.g. -k picks only solo tests), not for both
-if [[ ${codes[0]} == 5 && ${codes[1]} == 5 ]]; then exit 5; fi
+echo "== 1/3: the tests in parallel"
+"$py" -m pytest "${parallel[@]}" -m "not timing and not solo" "$@"; codes+=($?)
+echo "== 2/3: the timing tests (real Envoy's detector), in parallel among themselves"
+"$py" -m pytest "${parallel[@]}" -m timing "$@"; codes+=($?)
+echo "== 3/3: the solo tests, alone (they measure this machine's throughput)"
+"$py" -m pytest -p no:xdist -m solo "$@"; codes+=($?)
+# 5 (no test selected) is fine for a phase (e.g. -k picks only solo tests), not for all three
+if [[ ${codes[*]} == "5 5 5" ]]; then exit 5; fi
 for c in "${codes[@]}"; do
   [[ $c == 0 || $c == 5 ]] || exit "$c"
 done
