@@ -62,11 +62,13 @@ def test_two_local_workers_share_the_users_and_each_vouches(trivial_endpoint, tm
     # Locust divides the 4 users over the 2 workers: both send load, and their users add up to 4.
     assert max(s["users"] for s in running) == 4
     assert len({w for s in running for w in s["workers"]}) == 2
-    # Every request attributed once. Locust's master quits 0.5 s after asking its workers for their last
-    # stats (MasterRunner.quit), so on a busy machine its aggregate can miss that report; the workers send
-    # their seconds the moment they stop, so the attribution is never short of it, and never doubled.
+    # Every request attributed once, never doubled. Locust's master quits 0.5 s after asking its workers for
+    # their last stats (MasterRunner.quit), and a worker's last seconds race that quit too: on a busy machine
+    # either side can miss the final report (CI saw 93 attributed of 97), so they agree within one second of
+    # the planned load (4 users x 5 rps), a bound from the plan, not from the machine's speed.
     attributed = sum(s["ok"] for s in r.seconds)
-    assert r.requests - r.failures_count <= attributed <= 1.1 * r.requests, (attributed, r.requests)
+    last_second = 4 * 5
+    assert abs(attributed - (r.requests - r.failures_count)) <= last_second, (attributed, r.requests)
     v = evaluate_validity(r)
     # Both workers vouched with their own CPU; on a machine busy with other work one may be starved,
     # which is the check doing its job, not a lost worker.
