@@ -122,6 +122,8 @@ def sweep(run_id: str | None = None) -> dict[str, list[str]]:
     their run ids are listed under ``in_progress``. With a run id, that run's resources go regardless
     (its own end-of-run sweep).
     """
+    import docker.errors
+
     client = docker_client()
     selector = [f"{RUN_ID_LABEL}={run_id}"] if run_id else [f"{MANAGED_LABEL}=true"]
     removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": [], "in_progress": []}
@@ -134,14 +136,19 @@ def sweep(run_id: str | None = None) -> dict[str, list[str]]:
             return True
         return False
 
-    for c in client.containers.list(all=True, filters={"label": selector}):
-        if spared(c.labels):
+    # sparse: the list endpoint's own data, no inspect per container, so a container that another run
+    # removes between the listing and its inspect (a run ending beside `make clean`) cannot fail the sweep
+    for c in client.containers.list(all=True, sparse=True, filters={"label": selector}):
+        name = (c.attrs.get("Names") or [c.id])[0].lstrip("/")
+        if spared(c.attrs.get("Labels")):
             continue
         try:
             c.remove(force=True, v=True)
-            removed["containers"].append(c.name)
+            removed["containers"].append(name)
+        except docker.errors.NotFound:
+            continue  # gone already: its own run removed it
         except Exception as exc:  # noqa: BLE001 - keep sweeping; report what stayed
-            log.warning("could not remove container %s: %s", c.name, exc)
+            log.warning("could not remove container %s: %s", name, exc)
     for n in client.networks.list(filters={"label": selector}):
         if spared(n.attrs.get("Labels")):
             continue
