@@ -11,20 +11,42 @@ from typing import Any
 from harness.containers import container_env, exec_in, is_running, put_files
 from harness.errors import HarnessError, ReadinessTimeout
 
-__all__ = ["psql", "psql_file", "postgres_uid", "in_recovery", "wait_accepting"]
+__all__ = ["psql", "psql_file", "postgres_uid", "in_recovery", "wait_accepting", "PsqlOutputLost", "PSQL_END_MARKER"]
 
 # Bounded statements and connection attempts: a hung server fails the call instead of the run.
 _PSQL_ENV = {"PGOPTIONS": "-c statement_timeout=20000", "PGCONNECT_TIMEOUT": "5"}
 
 
-def psql(container: Any, *statements: str, db: str = "postgres") -> list[list[str]]:
-    """Run each statement as its own command (ALTER SYSTEM refuses transaction blocks); rows of the last."""
+# The last row psql prints: without it the output was lost on the way. The Docker SDK's exec
+# sometimes hands back an empty output for a command that ran and printed (docker/docker-py#2042,
+# #3332): a failover once read "no row" from a promoted server.
+PSQL_END_MARKER = "i2s-psql-done"
+
+
+class PsqlOutputLost(HarnessError):
+    """psql ran (exit 0) but its output did not come back through ``docker exec``."""
+
+
+def psql(container: Any, *statements: str, db: str = "postgres", repeatable: bool = True) -> list[list[str]]:
+    """Run each statement as its own command (ALTER SYSTEM refuses transaction blocks); the rows they print.
+
+    Output lost on the way (see ``PSQL_END_MARKER``) is read again by running the statements again when they are
+    ``repeatable`` (reads, ALTER SYSTEM, reloads), twice at most; otherwise ``PsqlOutputLost`` is raised
+    and the caller reads the state the statement left.
+    """
     user = container_env(container).get("POSTGRES_USER", "postgres")
     cmd = ["psql", "-XAtq", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", db]
     for s in statements:
         cmd += ["-c", s]
-    _, out, _ = exec_in(container, cmd, user="postgres", env=_PSQL_ENV)
-    return [line.split("\t") for line in out.splitlines() if line.strip()]
+    cmd += ["-c", f"SELECT '{PSQL_END_MARKER}'"]
+    for _ in range(3 if repeatable else 1):
+        _, out, _ = exec_in(container, cmd, user="postgres", env=_PSQL_ENV)
+        rows = [line.split("\t") for line in out.splitlines() if line.strip()]
+        if rows and rows[-1] == [PSQL_END_MARKER]:
+            return rows[:-1]
+    raise PsqlOutputLost(f"psql in {container.name} ran but its output did not come back through docker exec "
+                         f"({statements[0][:60]!r}): docker/docker-py#2042",
+                         "run again; if it repeats, restart the Docker engine")
 
 
 def psql_file(container: Any, sql: str, secret_values: list[str]) -> None:

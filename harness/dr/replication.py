@@ -31,7 +31,7 @@ from typing import Any
 from harness.containers import (container_env, exec_in, is_connected, is_running, network_aliases, put_files,
                                 remove_quietly, run_container, run_containers, run_network)
 from harness.docker_env import docker_client
-from harness.dr.pg_container import in_recovery, psql, psql_file, wait_accepting
+from harness.dr.pg_container import PsqlOutputLost, in_recovery, psql, psql_file, wait_accepting
 from harness.errors import HarnessError, ReadinessTimeout, UsageError
 from harness.labels import MANAGED_LABEL, RUN_ID_LABEL, STANDBY_ZONE_LABEL, ZONE_LABEL, labels_for, validate_run_id
 from harness.wait import wait_for
@@ -247,7 +247,10 @@ END $$;
 ALTER ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{repl_password}';
 """, [repl_password])
     if not psql(primary, f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}'"):
-        psql(primary, f"SELECT pg_create_physical_replication_slot('{slot}')")
+        try:
+            psql(primary, f"SELECT pg_create_physical_replication_slot('{slot}')", repeatable=False)
+        except PsqlOutputLost:   # it ran: the slot is there or the next step fails naming it
+            pass
     hba_ok = psql(primary, "SELECT count(*) FROM pg_hba_file_rules WHERE type = 'host' "
                             "AND 'replication' = ANY(database) "
                             f"AND (user_name && ARRAY['all', '{REPLICATION_ROLE}']) "
@@ -398,7 +401,10 @@ def fail_over(run_id: str, network: str = "", alias: str = "postgres", kill_sign
     promote_started = time.time()
     receive_lsn, replay_lsn = psql(standby, "SELECT coalesce(pg_last_wal_receive_lsn()::text, ''), "
                                              "coalesce(pg_last_wal_replay_lsn()::text, '')")[0]
-    promoted = psql(standby, f"SELECT pg_promote(true, {int(timeout_s)})")[0][0]
+    try:
+        promoted = psql(standby, f"SELECT pg_promote(true, {int(timeout_s)})", repeatable=False)[0][0]
+    except PsqlOutputLost:   # it ran: whether it promoted is what the server says now
+        promoted = "f" if in_recovery(standby) else "t"
     if promoted != "t":
         raise HarnessError(f"{standby.name} did not finish promotion within {timeout_s:.0f}s",
                            f"see `docker logs {standby.name}`")
@@ -453,7 +459,10 @@ def restore_primary(run_id: str, network: str = "", alias: str = "postgres", tim
         actions.append(f"started {holder.name}")
     wait_accepting(holder, timeout_s)
     if in_recovery(holder):
-        psql(holder, f"SELECT pg_promote(true, {int(timeout_s)})")
+        try:
+            psql(holder, f"SELECT pg_promote(true, {int(timeout_s)})", repeatable=False)
+        except PsqlOutputLost:
+            pass   # it ran; wait_accepting(writable=True) below says whether it promoted
         psql(holder, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
         actions.append(f"promoted {holder.name}")
     wait_accepting(holder, timeout_s, writable=True)

@@ -113,7 +113,9 @@ def service_bootstrap(service_host: str, probe: Probe, *, target_port: int = SER
                 # a replica gone from DNS (stopped, removed) leaves at once, as its pod leaves the
                 # EndpointSlice; Envoy would otherwise keep it while it still passes health checks
                 "ignore_health_on_host_removal": True,
-                "connect_timeout": "2s",
+                # kube-proxy sets no connect timeout (the client's own applies): 10 s, so that a busy machine
+                # delaying an accept does not turn into a reset the cluster would not give
+                "connect_timeout": "10s",
                 "lb_policy": "RANDOM",
                 "common_lb_config": {"healthy_panic_threshold": {"value": 0.0}},
                 "health_checks": [health_check(probe)],
