@@ -182,11 +182,11 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
                           f"(prober every {s.probe_interval_s}s through the entry point, canary ledger, Locust)")
         run = run_experiment("zone-loss", scenario.dir, run_id=run_id, progress=scenario.progress, env={
             "HARNESS_FAULT_LOG": str(fault_log), "HARNESS_PLATFORM": "docker", "HARNESS_ZONE": zone,
-            "HARNESS_ZONE_FAILURE": failure, "HARNESS_OBSERVE_S": str(observe_s), "HARNESS_SSH_REQUESTS": "10",
+            "HARNESS_ZONE_FAILURE": failure, "HARNESS_OBSERVE_S": str(observe_s), "HARNESS_PROBE_REQUESTS": "10",
             "HARNESS_ZONE_FAILOVER_DELAY_S": str(s.zone_failover_delay_s),
             "HARNESS_ENDPOINTS": url, "HARNESS_RTO_TARGET_S": str(s.rto_target_s),
             "HARNESS_SLO_SUCCESS_RANGE": json.dumps([round(1 - s.slo_error_ratio, 6), 1.0]),
-            "HARNESS_KUBE_NAMESPACE": "", "HARNESS_KUBE_CONTEXT": "", "HARNESS_CONTEXT": ""})
+            "HARNESS_KUBE_NAMESPACE": "", "HARNESS_CONTEXT": ""})
         time.sleep(TAIL_S)
     finally:
         samples, entries, reads = prober.stop(), ledger.stop(), health.stop()

@@ -67,6 +67,22 @@ def trivial_endpoint():
     server.wait(timeout=10)
 
 
+def locust_users_running(seconds_file: Path, users: int) -> bool:
+    """The harness's per-second record (``<name>_seconds.jsonl``) shows ``users`` users running, as the
+    workers report them. Not Locust's "All users spawned" log line: on a busy machine the master gives up
+    waiting for the workers' reports after 1 s (LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP) and logs
+    "Spawning is complete ... but not all reports received" instead, while the users run all the same."""
+    if not seconds_file.exists():
+        return False
+    for line in seconds_file.read_text(errors="replace").splitlines():
+        try:
+            if json.loads(line).get("users", 0) >= users:
+                return True
+        except ValueError:
+            continue   # the line being written
+    return False
+
+
 def docker_available() -> bool:
     from harness.docker_env import docker_client
     from harness.errors import DockerUnavailable

@@ -19,6 +19,8 @@ chaostoolkit-lib (``chaoslib.control.python``, 1.44) calls the functions below b
   the fault is recorded in the fault log *before* it acts, with its rollback and the configuration
   that rollback needs (``undo_all`` replays it from any process).
 * ``after_activity_control``: faults a succeeded activity reverses are marked rolled back.
+* Ctrl-C ends the method at once even when it lands during an activity (``chaos_interrupt``: chaoslib
+  would first sit out the activity's pause).
 * every ``before_*``/``after_*`` writes one JSON line to the events file (configuration
   ``events_path``, ``HARNESS_CHAOS_EVENTS``): the harness follows the run from it instead of
   parsing chaos's log text.
@@ -34,7 +36,7 @@ from typing import Any, Dict, List, Optional
 from chaoslib.exceptions import InterruptExecution
 
 from harness.errors import HarnessError
-from harness.faults import safety
+from harness.faults import chaos_interrupt, safety
 
 __all__ = ["events_of", "configure_control", "cleanup_control", "before_experiment_control", "after_experiment_control",
            "before_hypothesis_control", "after_hypothesis_control", "before_method_control",
@@ -78,6 +80,7 @@ def configure_control(configuration: Optional[Dict[str, Any]] = None, experiment
     """Merge the shared configuration into the run's and open the events file. Never raises."""
     _state.update(problem=None, phase="", events=None, hypothesis_probes=())
     try:
+        chaos_interrupt.install(in_rollbacks=lambda: _state.get("phase") == "rollbacks")
         # Progress tells the hypothesis's probes from the method's (they run at once when continuous).
         _state["hypothesis_probes"] = tuple(p.get("name") for p in ((experiment or {}).get(
             "steady-state-hypothesis") or {}).get("probes") or [])
@@ -95,6 +98,7 @@ def configure_control(configuration: Optional[Dict[str, Any]] = None, experiment
 
 def cleanup_control() -> None:
     """Forget the run (chaoslib calls this at the end of every run)."""
+    chaos_interrupt.uninstall()
     _state.update(problem=None, phase="", events=None)
 
 

@@ -65,7 +65,7 @@ def service_success_ratio(requests: int = 0, timeout_s: float = 2.0, configurati
     """
     requests = int(requests or (configuration or {}).get("probe_requests") or 100)
     if requests < 1:
-        raise UsageError(f"requests must be at least 1 (got {requests})", "use e.g. 100 (HARNESS_SSH_REQUESTS)")
+        raise UsageError(f"requests must be at least 1 (got {requests})", "use e.g. 100 (HARNESS_PROBE_REQUESTS)")
     _may_write(configuration)
     urls = _endpoints(configuration)
     if not urls:

@@ -22,6 +22,7 @@ from harness.load.runner import run_locust
 from harness.load.slo import evaluate_slo, evaluate_validity, steady_verdict
 from harness.load.workers import LocalWorkers
 from harness.wait import wait_for
+from tests.conftest import locust_users_running
 
 WAIT = 180.0  # a busy 2-core CI box starts three Python processes with Locust slowly
 
@@ -102,7 +103,8 @@ def test_killed_worker_makes_the_verdict_inconclusive(trivial_endpoint, tmp_path
     t = threading.Thread(target=run, daemon=True)
     t.start()
     log = tmp_path / "kill_locust.log"
-    wait_for(lambda: _log_says(log, "All users spawned"), timeout=WAIT, interval=0.2, describe="users spawned")
+    wait_for(lambda: locust_users_running(tmp_path / "kill_seconds.jsonl", 4), timeout=WAIT, interval=0.2,
+             describe="4 users running")
     os.kill(pool.worker_pids()[0], signal.SIGKILL)  # one forked worker dies; the other goes on
     # Locust's own heartbeat check marks it missing (3 missed beats): the state, not a guess at the time.
     wait_for(lambda: _log_says(log, "setting state to missing"), timeout=WAIT, interval=0.2,
@@ -169,8 +171,8 @@ def test_interrupt_leaves_no_worker(trivial_endpoint, tmp_path, sig):
     child = subprocess.Popen([sys.executable, "-c", _CHILD, trivial_endpoint, str(tmp_path)], cwd=PROJECT_ROOT,
                              env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)), stdout=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: _log_says(tmp_path / "intr_locust.log", "All users spawned"), timeout=WAIT, interval=0.2,
-                 describe="users spawned")
+        wait_for(lambda: locust_users_running(tmp_path / "intr_seconds.jsonl", 2), timeout=WAIT, interval=0.2,
+                 describe="2 users running")
         (pgid,) = [int(p) for p in (tmp_path / "pids").read_text().split()]
         pids = [c.pid for c in psutil.Process(pgid).children()]
         assert len(pids) == 2  # Locust forked its two workers
@@ -199,8 +201,8 @@ def test_master_crash_leaves_no_worker(trivial_endpoint, tmp_path):
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
-    wait_for(lambda: _log_says(tmp_path / "crash_locust.log", "All users spawned"), timeout=WAIT, interval=0.2,
-             describe="users spawned")
+    wait_for(lambda: locust_users_running(tmp_path / "crash_seconds.jsonl", 2), timeout=WAIT, interval=0.2,
+             describe="2 users running")
     pids = pool.worker_pids()
     pgid = pool.procs[0].pid
     master = next(p for p in psutil.Process().children() if "--master" in p.cmdline())

@@ -13,6 +13,7 @@ from harness.load.runner import run_locust
 from harness.load.slo import evaluate_validity
 from harness.load.workers import DockerWorkers
 from harness.wait import wait_for
+from tests.conftest import locust_users_running
 
 WAIT = 180.0  # the first run builds the worker image
 
@@ -63,12 +64,11 @@ def test_worker_containers_load_the_target_and_are_removed(run_network, tmp_path
 def test_ctrl_c_removes_the_worker_containers(run_network, tmp_path):
     rid, network, url = run_network
     pool = DockerWorkers(2, rid, network, "python:3.11-slim", wait_s=WAIT)
-    log = tmp_path / "intr_locust.log"
     seen: list[int] = []
     envs: list[set[str]] = []
 
     def progress(_msg: str) -> None:  # the watcher's progress line: Ctrl-C arrives once users run
-        if log.exists() and "All users spawned" in log.read_text(errors="replace"):
+        if locust_users_running(tmp_path / "intr_seconds.jsonl", 2):
             running = _workers_of(rid)
             seen.append(len(running))
             envs.append({k for c in running for k in container_env(c) if k.startswith("HARNESS_")})

@@ -377,7 +377,7 @@ def test_the_zone_loss_experiment_runs_on_docker(env, tmp_path, fault_log):
     run = run_experiment("zone-loss", tmp_path, run_id=env.run_id,
                          env={"HARNESS_FAULT_LOG": str(fault_log), "HARNESS_PLATFORM": "docker",
                               "HARNESS_ZONE": zone, "HARNESS_ZONE_FAILURE": "partition", "HARNESS_OBSERVE_S": "4",
-                              "HARNESS_SSH_REQUESTS": "10"})
+                              "HARNESS_PROBE_REQUESTS": "10"})
     assert run.status in ("completed", "failed"), run.to_dict()  # "failed": the SLO broke during the failover
     assert [(r["name"], r["status"]) for r in run.rollbacks] == [("restore-zone", "succeeded")], run.to_dict()
     faults = safety.read_faults(fault_log, env.run_id)

@@ -14,6 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -21,6 +22,7 @@ from harness.chaos_runner import run_experiment
 from harness.config import PROJECT_ROOT
 
 RUN = "20260101-000000-c0de"
+PROBE_REQUESTS = 5   # user requests per steady-state check
 HYPOTHESIS = json.loads((PROJECT_ROOT / "chaos" / "database-outage.json").read_text())["steady-state-hypothesis"]
 CONTROLS = json.loads((PROJECT_ROOT / "chaos" / "database-outage.json").read_text())["controls"]
 
@@ -31,6 +33,8 @@ class Service:
     def __init__(self) -> None:
         self.failing_until = 0.0
         self.requests = 0
+        self.outages: list[float] = []   # the s= of each /outage call
+        self.posts = 0                     # user requests (the steady state's probes)
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,13 +48,24 @@ class Service:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 service.requests += 1
+                service.posts += 1
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self._answer(503 if time.time() < service.failing_until else 200)
 
             def do_GET(self) -> None:  # noqa: N802
                 service.requests += 1
                 if self.path.startswith("/outage"):
-                    service.failing_until = time.time() + float(self.path.split("s=")[1])
+                    query = parse_qs(urlsplit(self.path).query)
+                    service.outages.append(float(query["s"][0]))
+                    service.failing_until = time.time() + service.outages[-1]
+                    # hold=N: answer once the outage is over and N more user requests came in after it
+                    # (the checks during the method), so that the method lasts a state, not a clock
+                    hold, deadline = int(query.get("hold", ["0"])[0]), time.time() + 120
+                    while hold and time.time() < min(service.failing_until, deadline):
+                        time.sleep(0.05)
+                    until = service.posts + hold
+                    while service.posts < until and time.time() < deadline:
+                        time.sleep(0.05)
                 self._answer(200)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -65,20 +80,24 @@ def service() -> Iterator[Service]:
     s.server.shutdown()
 
 
-def experiment(tmp_path: Path, service: Service, *, outage_s: float, observe_s: float) -> Path:
+def experiment(tmp_path: Path, service: Service, *, outage_s: float, observe_s: float,
+               rollbacks: list[dict[str, Any]] = (), hold_requests: int = 0) -> Path:
+    """A method of one action, ``/outage``: with ``hold_requests`` it answers once the outage is over and
+    that many user requests came in after it (the checks during the method), then pauses ``observe_s``."""
     method = [{"type": "action", "name": "outage", "pauses": {"after": observe_s},
-               "provider": {"type": "http", "url": f"{service.url}/outage?s={outage_s}", "timeout": 5}}]
+               "provider": {"type": "http", "url": f"{service.url}/outage?s={outage_s}&hold={hold_requests}",
+                            "timeout": 130}}]
     exp = {"version": "1.0.0", "title": "fault under a continuous hypothesis", "description": "test",
            "runtime": {"rollbacks": {"strategy": "always"}, "hypothesis": {"strategy": "continuously"}},
            "controls": CONTROLS, "configuration": {}, "steady-state-hypothesis": HYPOTHESIS, "method": method,
-           "rollbacks": []}
+           "rollbacks": list(rollbacks)}
     path = tmp_path / "continuous.json"
     path.write_text(json.dumps(exp))
     return path
 
 
 def env_for(service: Service, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {"HARNESS_ENDPOINTS": service.url, "HARNESS_SSH_REQUESTS": "5", "HARNESS_KUBE_NAMESPACE": "",
+    return {"HARNESS_ENDPOINTS": service.url, "HARNESS_PROBE_REQUESTS": str(PROBE_REQUESTS), "HARNESS_KUBE_NAMESPACE": "",
             "HARNESS_FAULT_LOG": str(tmp_path / "faults.jsonl"), **extra}
 
 
@@ -87,7 +106,8 @@ def test_a_failure_during_the_fault_is_caught_although_before_and_after_hold(ser
     before/after hypothesis passes; only the continuous checks see it. chaostoolkit does not mark
     the run deviated for them (without --fail-fast): the harness reads ``steady_states.during``."""
     lines: list[str] = []
-    run = run_experiment(experiment(tmp_path, service, outage_s=4, observe_s=7), tmp_path, run_id=RUN,
+    run = run_experiment(experiment(tmp_path, service, outage_s=4, observe_s=0, hold_requests=2 * PROBE_REQUESTS),
+                         tmp_path, run_id=RUN,
                          env=env_for(service, tmp_path), hypothesis_frequency_s=0.5, progress=lines.append,
                          progress_every_s=1.0, name="outage")
     assert run.status == "completed" and not run.deviated, run.to_dict()
@@ -106,9 +126,39 @@ def test_a_failure_during_the_fault_is_caught_although_before_and_after_hold(ser
 
 
 def test_without_an_outage_the_continuous_hypothesis_holds(service, tmp_path):
-    run = run_experiment(experiment(tmp_path, service, outage_s=0, observe_s=2), tmp_path, run_id=RUN,
-                         env=env_for(service, tmp_path), hypothesis_frequency_s=0.5, name="steady")
+    # two checks' worth of requests during the method (HARNESS_PROBE_REQUESTS each), whatever the machine's speed
+    run = run_experiment(experiment(tmp_path, service, outage_s=0, observe_s=0, hold_requests=2 * PROBE_REQUESTS),
+                         tmp_path, run_id=RUN, env=env_for(service, tmp_path), hypothesis_frequency_s=0.5,
+                         name="steady")
     assert run.ok and run.held_throughout is True and len(run.steady_state_during) >= 2, run.to_dict()
+
+
+def test_ctrl_c_during_the_pause_of_a_continuously_checked_fault_stops_at_once_and_plays_the_rollbacks(
+        service, tmp_path):
+    """Ctrl-C (the runner's SIGINT) while the method pauses and the steady state is checked in
+    chaoslib's background thread: chaostoolkit ends the method, the background checks stop, the
+    rollbacks run, and the process exits by itself. The pause (1 h) and the grace (2 min) are long
+    so that only acting on SIGINT ends the run (chaoslib 1.44 alone sits out the pause: see
+    harness.faults.chaos_interrupt); the runner's SIGTERM fallback would show in chaos's log."""
+    from harness.wait import wait_for
+
+    stop = threading.Event()
+
+    def interrupt_once_the_fault_is_in() -> None:
+        wait_for(lambda: service.outages, timeout=120, interval=0.1, describe="the method's fault")
+        stop.set()
+
+    threading.Thread(target=interrupt_once_the_fault_is_in, daemon=True).start()
+    restore = {"type": "action", "name": "restore",
+               "provider": {"type": "http", "url": f"{service.url}/outage?s=0", "timeout": 5}}
+    run = run_experiment(experiment(tmp_path, service, outage_s=3600, observe_s=3600, rollbacks=[restore]),
+                         tmp_path, run_id=RUN, env=env_for(service, tmp_path), hypothesis_frequency_s=0.5,
+                         interrupt=stop, grace_s=120, name="interrupted")
+    assert run.interrupted and run.status == "interrupted", run.to_dict()
+    log = run.log_path.read_text()
+    assert "Received a termination signal (Ctrl-C)" in log and "SIGTERM" not in log, log[-600:]
+    assert [(r["name"], r["status"]) for r in run.rollbacks] == [("restore", "succeeded")]
+    assert service.outages == [3600, 0]
 
 
 def test_the_control_refuses_a_foreign_cluster_before_the_first_activity(service, tmp_path):

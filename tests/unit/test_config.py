@@ -3,7 +3,9 @@ knob, sources reported, bounds and grammars refused in one line, the generated R
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +196,22 @@ def test_kubernetes_objects_get_only_valid_label_values():
     assert OWNER_LABEL not in kube_labels("20260101-000000-abcd") and OWNER_LABEL in labels_for("20260101-000000-abcd")
     assert all(value.match(v) and len(v) <= 63 for v in kube_labels("20260101-000000-abcd", app="conductor").values())
     assert not value.match(labels_for("20260101-000000-abcd")[OWNER_LABEL])
+
+
+def test_no_code_passes_a_setting_under_its_old_name():
+    """An old name is refused from the user's environment, but one the harness sets for its own
+    subprocesses is silently ignored there: the zone-loss scenario asked its chaos run for 10 requests
+    per steady-state check under HARNESS_SSH_REQUESTS and got the default 100."""
+    refusal_tests = {"tests/unit/test_config.py", "tests/unit/test_preflight_cli.py", "harness/config.py"}
+    found = []
+    for folder, dirs, files in os.walk(PROJECT_ROOT):
+        dirs[:] = [d for d in dirs if d not in {".venv", "reports", ".git", "build", "__pycache__", "node_modules"}
+                   and not d.endswith(".egg-info")]
+        for name in files:
+            path = Path(folder) / name
+            rel = path.relative_to(PROJECT_ROOT).as_posix()
+            if rel in refusal_tests or path.suffix not in {".py", ".json", ".sh", ".yml", ".yaml", ".md", ".toml", ""}:
+                continue
+            text = path.read_text(errors="replace")
+            found += [f"{rel}: {old}" for old in RENAMED if re.search(rf"\b{old}\b", text)]
+    assert found == [], f"old setting names in use (use the new ones, {RENAMED}): {found}"
