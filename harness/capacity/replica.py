@@ -13,7 +13,8 @@ from harness.capacity.usage import UsageReading, docker_reading
 from harness.config import Settings
 from harness.errors import HarnessError, UnsafeTarget
 from harness.manifests import ConductorSpec
-from harness.platforms.base import Fault, Platform, Replica
+from harness.conductor import Fault, Replica
+from harness.platforms.base import Platform
 from harness.wait import wait_for
 from harness.platforms.docker import DockerPlatform  # no Docker SDK import until a client is made
 

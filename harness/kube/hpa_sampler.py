@@ -317,7 +317,7 @@ def plot_hpa(path: Path, observed: Sequence[Mapping[str, Any]], load: Sequence[t
     """Replicas (desired, ready; the oracle's band shaded) and load (requests/s, users) on one time axis."""
     if not observed:
         raise UsageError("no HPA samples to plot", "sample the HPA during the run")
-    from harness.report.plots import save_png  # noqa: I001 - first: it selects the Agg backend
+    from harness.plotting import save_png  # noqa: I001 - first: it selects the Agg backend
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=90)

@@ -322,7 +322,7 @@ def plot_timeline(path: Path, samples: Sequence[Sample], *, title: str = "User r
     ``faults``: (injected_at, rolled_back_at or None, label) in epoch seconds; ``marks``: (epoch
     seconds, label) drawn as vertical lines (e.g. a failover's promotion).
     """
-    from harness.report.plots import timeseries_png
+    from harness.plotting import timeseries_png
 
     if not samples:
         raise UsageError("no probe samples to plot", "run the Prober during the experiment")

@@ -14,25 +14,11 @@ from harness.audit.confirmation import CONFIRMED, CONTRADICTED, mark_findings
 from harness.audit.findings import BLOCKING_SEVERITIES
 from harness.errors import UsageError
 from harness.history.trends import trends_html
+from harness.redaction import redact
 from harness.report.junit import write_junit
 from harness.report.outcome import exit_meaning, run_outcome
 
-__all__ = ["RunReport", "ScenarioResult", "redact", "ensure_writable"]
-
-# Keys whose values never reach a report, whatever produced them.
-_SECRET_HINTS = ("password", "token", "secret", "_url", "credential", "passphrase")
-
-
-def redact(value: Any) -> Any:
-    """Drop secret-looking values from nested JSON-like data (keys matching _SECRET_HINTS)."""
-    if isinstance(value, dict):
-        return {k: ("<redacted>" if any(h in str(k).lower() for h in _SECRET_HINTS) and v not in (None, "")
-                    and not isinstance(v, (dict, list, bool, int, float)) else redact(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
+__all__ = ["RunReport", "ScenarioResult", "ensure_writable"]
 
 @dataclass
 class ScenarioResult:
