@@ -29,8 +29,8 @@ import time
 
 import pytest
 
-from harness.capacity.calibrate import (calibrate, observed_trajectory, offered_from_seconds, project_observed_load,
-                                        read_hpa_run)
+from harness.capacity.calibrate import calibrate, observed_trajectory, offered_from_seconds, project_observed_load
+from harness.capacity.inputs import read_hpa_run
 from harness.capacity.measure import SloSpec, measure_capacity, measure_config
 from harness.capacity.replica import (DockerReplicaSet, KubeReplica, ReplicasDockerPlatform, SingleReplicaDockerPlatform,
                                       replica_under_test)

@@ -23,6 +23,7 @@ when a test failed.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 import dataclasses
 import threading
 import json
@@ -80,7 +81,7 @@ def pods(request, settings, stack, run_report):
     seed = load_mesh(settings.manifests_dir, what_if=False,
                      mesh_default_policy=mesh_default_policy_of(settings.mesh_default_outlier_detection))
     platform = DockerPlatform(dataclasses.replace(settings, replicas=spec.replicas), stack, name_prefix="cb")
-    dm = DockerMesh(settings, platform, seed, CertificateAuthority(settings.run_id))
+    dm = DockerMesh(settings, platform, seed, CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)))
     dm.prepare()
     try:
         platform.up()

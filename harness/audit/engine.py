@@ -53,7 +53,7 @@ def project_workflows(root: Path) -> list[str]:
 
 def _backup_script_findings(src: SeedSource) -> tuple[list[Finding], ToolRun]:
     path = "scripts/backup-database.sh"
-    if not src.exists(path):
+    if not src.has(path):
         return [], ToolRun("backup-script-check", "not run", reason=f"{path} not in the seed")
     rpo_line = dr_targets(src).rpo_line
     out = []

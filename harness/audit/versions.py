@@ -153,7 +153,7 @@ def _images(src: SeedSource) -> list[tuple[str, str, int, str]]:
         for ci, c in enumerate(doc.get("spec", "template", "spec", "containers", default=[]) or []):
             out.append((doc.label, doc.path, doc.line("spec", "template", "spec", "containers", ci, "image"),
                         str(c.get("image", ""))))
-    if src.exists(DEV_STACK):
+    if src.has(DEV_STACK):
         for doc in src.docs(DEV_STACK):
             for name, svc in (doc.get("services", default={}) or {}).items():
                 if svc.get("image"):

@@ -37,7 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import UsageError
-from harness.manifests import Probe
+from harness.manifest_facts import Probe
 
 __all__ = ["SERVICE_CLUSTER", "SERVICE_PORT", "ADMIN_PORT", "service_bootstrap", "health_check"]
 

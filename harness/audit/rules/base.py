@@ -43,8 +43,8 @@ class DrTargets:
         self.rto_s = parse_duration(runbook.get("rto")) or 15 * 60
         self.rpo_s = parse_duration(runbook.get("rpo")) or 3600
         self.rto_text, self.rpo_text = fmt_seconds(self.rto_s), fmt_seconds(self.rpo_s)
-        self.rto_line = src.find_line(RUNBOOK, "rto:") if src.exists(RUNBOOK) else 0
-        self.rpo_line = src.find_line(RUNBOOK, "rpo:") if src.exists(RUNBOOK) else 0
+        self.rto_line = src.find_line(RUNBOOK, "rto:") if src.has(RUNBOOK) else 0
+        self.rpo_line = src.find_line(RUNBOOK, "rpo:") if src.has(RUNBOOK) else 0
         self.scenarios = {s.get("name", ""): s for s in runbook.get("scenarios") or []}
         self.secondary_region = ""
         for s in self.scenarios.values():

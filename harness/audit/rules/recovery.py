@@ -47,7 +47,7 @@ def backup_schedules(src: SeedSource) -> list[Finding]:
     rpo_ref = (RUNBOOK, dr.rpo_line)
     out: list[Finding] = []
     # 1. The database backup script: is anything scheduling it?
-    if src.exists(SCRIPT):
+    if src.has(SCRIPT):
         schedulers = [p for p in src.paths if p != SCRIPT and not p.endswith(".md")
                       and "backup-database" in src.text(p) and _SCHEDULER.search(src.text(p))]
         if not schedulers:

@@ -6,7 +6,6 @@ from harness.audit.findings import Finding
 from harness.audit.rules.base import fmt_seconds, make_finding, parse_duration
 from harness.audit.sources import SeedSource
 from harness.mesh.bootstrap import retries_for_status, route_retry_policy
-from harness.mesh.objects import load_mesh
 
 __all__ = ["retry_budgets", "retries_skip_503", "pool_caps_scaling", "production_fault_injection",
            "LOAD_BALANCER_IDLE_TIMEOUT_S"]
@@ -58,7 +57,7 @@ def retries_skip_503(src: SeedSource) -> list[Finding]:
     """What the translated route retries on (Istio >= 1.24 default retryOn excludes 503)."""
     out = []
     try:
-        mesh = load_mesh(src.root / "k8s")
+        mesh = src.mesh()
     except Exception:  # a seed the translation cannot read is reported by the CRD and reference rules
         return out
     outlier = any(dr.get("spec", "trafficPolicy", "outlierDetection") for dr in src.objects("DestinationRule"))

@@ -79,7 +79,7 @@ def zone_spread(src: SeedSource) -> list[Finding]:
             "DoNotSchedule) and a PodDisruptionBudget",
             [doc.label, "runbook scenario Single AZ Failure"],
             [(doc.path, doc.line("spec", "template", "spec")),
-             (RUNBOOK, src.find_line(RUNBOOK, "Single AZ Failure") if src.exists(RUNBOOK) else 0)]))
+             (RUNBOOK, src.find_line(RUNBOOK, "Single AZ Failure") if src.has(RUNBOOK) else 0)]))
     return out
 
 
