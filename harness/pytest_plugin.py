@@ -105,10 +105,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 item.add_marker(pytest.mark.skip(reason=why))
     if any(_is_scenario(item) for item in items) and not config.option.collectonly:  # a listing is no run
         try:
-            report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public(),
-                               audit_root=PROJECT_ROOT)
+            report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public())
         except HarnessError as exc:  # e.g. the report directory cannot be written: one line, its own code
             pytest.exit(str(exc), returncode=exc.exit_code)
+        # The seed's configuration audit first, so every run's report has it (report/ only receives it).
+        from harness.audit.engine import audit_for_report  # imported when a run starts: its tools load slowly
+
+        report.audit = audit_for_report(report.root, PROJECT_ROOT)
         config.stash[_REPORT] = report
         if choice:
             report.environment["platform_choice"] = {"requested": "auto", "chosen": settings.platform, "why": choice}

@@ -54,8 +54,7 @@ def ensure_writable(root: Path) -> Path:
 class RunReport:
     """The run's results; ``write`` puts summary.json, junit.xml and index.html in ``root``."""
 
-    def __init__(self, run_id: str, platform: str, root: Path, settings: dict[str, Any] | None = None,
-                 audit_root: Path | None = None):
+    def __init__(self, run_id: str, platform: str, root: Path, settings: dict[str, Any] | None = None):
         self.run_id, self.platform, self.root = run_id, platform, root
         self.settings = settings or {}
         self.started = time.time()
@@ -66,11 +65,9 @@ class RunReport:
         self.exit_code: int | None = None        # set by the plugin when the session ends
         self.regressions: dict[str, Any] | None = None  # the run history's check (harness.history.recorder)
         ensure_writable(root)
-        # The seed's configuration audit (harness.audit), written first so every run's report has it,
-        # also a run that is interrupted or whose stack never comes up.
+        # The seed's configuration audit's summary (harness.audit.engine.audit_for_report), handed in by
+        # the plugin as the run starts, so every run's report has it, also one whose stack never comes up.
         self.audit: dict[str, Any] | None = None
-        if audit_root is not None:
-            self.audit = _audit_into(root, audit_root)
 
     def fault_injected(self, scenario: str, fault: str, target: str) -> None:
         """Record a fault a scenario injected itself (chaos experiments come from the fault log), in the
@@ -123,20 +120,6 @@ class RunReport:
         except OSError:
             pass  # a filesystem without symlinks still has the run directory
         return self.root
-
-
-def _audit_into(run_dir: Path, seed_root: Path) -> dict[str, Any]:
-    """Run the audit, write ``audit.json`` beside the summary, return the summary's ``audit`` part. The
-    audit is the harness's own analysis: if it breaks, the run says so and goes on."""
-    from harness.audit.engine import audit_summary, run_audit, write_audit
-
-    try:
-        result = run_audit(seed_root)
-        write_audit(result, run_dir)
-        return audit_summary(result)
-    except Exception as exc:  # noqa: BLE001 - reported in the summary, never a reason to stop the run
-        return {"file": None, "errors": [f"the configuration audit failed: {exc!r}"], "counts": {}, "blocking": 0,
-                "findings": [], "tools": {}}
 
 
 def _with_confirmation(audit: dict[str, Any], scenarios: list[dict[str, Any]]) -> dict[str, Any]:
