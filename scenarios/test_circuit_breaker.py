@@ -50,7 +50,7 @@ from harness.kube.istio import (GATEWAY_HOSTS, HTTPS_NODE_PORT, ISTIO_NAMESPACE,
                                 envoy_cluster_name, kind_gateway_ports, kind_host_port)
 from harness.kube.kustomize import find_object, render
 from harness.manifests import ISTIO, load_documents
-from harness.oracles.ejection_analysis import evaluate_pool_overflow
+from harness.oracles.pool_overflow import evaluate_pool_overflow
 from harness.oracles.outlier import map_destination_rule
 from harness.pytest_plugin import run_interrupted
 from harness.wait import wait_for

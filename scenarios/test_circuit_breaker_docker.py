@@ -51,7 +51,8 @@ from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import envoy_version
 from harness.mesh.pods import DockerMesh
 from harness.mesh.objects import mesh_default_policy_of
-from harness.oracles.ejection_analysis import AnalysisInputError, evaluate_pool_overflow
+from harness.oracles.ejection_analysis import AnalysisInputError
+from harness.oracles.pool_overflow import evaluate_pool_overflow
 from harness.report.artifacts import write_json
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]

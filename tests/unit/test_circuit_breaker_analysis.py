@@ -38,7 +38,7 @@ from harness.load.gateway_client import GatewayClient, LoadDriver
 from harness.load.responses import ResponseRecord, classify_response
 from harness.measure.envoy_admin import ProxySampler
 from harness.kube.istio import self_signed_tls
-from harness.oracles.ejection_analysis import evaluate_pool_overflow
+from harness.oracles.pool_overflow import evaluate_pool_overflow
 from harness.oracles.outlier import map_destination_rule, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
