@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.config import PROJECT_ROOT
 from harness.errors import UsageError
+from harness.files import read_yaml_documents
 from harness.manifest_facts import (DEPLOYMENT, ISTIO, PRODUCTION_HPA, REQUIRED_MANIFESTS, STAGING_HPA, ConductorSpec,
                                      Probe, conductor_spec_of, probe_of)
 
@@ -26,17 +25,9 @@ def _dir(manifests_dir: str | Path) -> Path:
 
 
 def load_documents(relpath: str, manifests_dir: str | Path = "k8s") -> list[dict[str, Any]]:
-    path = _dir(manifests_dir) / relpath
-    if not path.exists():
-        raise UsageError(f"manifest {path} not found", "restore it from the seed (git checkout k8s/) "
-                         "or point HARNESS_MANIFESTS_DIR at the system's manifests")
-    try:
-        return [d for d in yaml.safe_load_all(path.read_text()) if d]
-    except yaml.YAMLError as exc:
-        raise UsageError(f"manifest {path} is not valid YAML ({str(exc).splitlines()[0]})",
-                         "fix the file") from None
-    except (UnicodeDecodeError, OSError) as exc:
-        raise UsageError(f"manifest {path} cannot be read as text ({type(exc).__name__})", "fix the file") from None
+    return read_yaml_documents(_dir(manifests_dir) / relpath, what="manifest",
+                               missing_fix="restore it from the seed (git checkout k8s/) "
+                                           "or point HARNESS_MANIFESTS_DIR at the system's manifests")
 
 
 def find_document(relpath: str, kind: str, name: str | None = None,

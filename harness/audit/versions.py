@@ -11,12 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from harness.audit.field_tools import kubernetes_version
 from harness.audit.findings import Finding, ToolRun
 from harness.audit.rules.base import make_finding
 from harness.audit.sources import SeedSource
+from harness.files import read_yaml
 
 __all__ = ["version_findings", "load_upstream", "UPSTREAM", "resolved_major"]
 
@@ -26,7 +26,7 @@ DEV_STACK = "seed/docker/dev-stack.yml"
 
 @lru_cache(maxsize=None)
 def _load(path: str) -> dict[str, Any]:
-    return yaml.safe_load(Path(path).read_text())
+    return read_yaml(path, what="vendored upstream facts", fix="restore the file from git")
 
 
 def load_upstream(path: Path = UPSTREAM) -> dict[str, Any]:
