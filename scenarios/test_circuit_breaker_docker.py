@@ -41,7 +41,7 @@ from harness.analysis.circuit_breaker.schedule import FaultPhase, cap_for, compa
 from harness.analysis.circuit_breaker.series import (attempt_series, client_series, first_ejected_order, flag_windows,
                                                      overload_samples, records_from_seconds, step_windows,
                                                      until_time)
-from harness.errors import HarnessError, UsageError
+from harness.errors import AnalysisInputError, HarnessError, UsageError
 from harness.load.gateway_client import GatewayClient
 from harness.load.runner import LoadResult, run_locust
 from harness.measure.envoy_admin import ProxySampler, sample_reader
@@ -51,7 +51,6 @@ from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import envoy_version
 from harness.mesh.pods import DockerMesh
 from harness.mesh.objects import mesh_default_policy_of
-from harness.oracles.ejection_analysis import AnalysisInputError
 from harness.oracles.pool_overflow import evaluate_pool_overflow
 from harness.report.artifacts import write_json
 

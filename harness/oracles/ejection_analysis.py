@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from harness.errors import AnalysisInputError
 from harness.oracles.outlier import SimulationResult, max_ejectable_hosts
 
 __all__ = [
@@ -47,10 +48,6 @@ __all__ = [
 ]
 
 _COUNT_KEYS = ("ok", "5xx", "gw")
-
-
-class AnalysisInputError(ValueError):
-    """Bad input to the analysis; the message names the problem and the fix."""
 
 
 @dataclass(frozen=True)

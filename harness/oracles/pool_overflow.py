@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from harness.oracles.ejection_analysis import AnalysisInputError, Deviation, finite_number
+from harness.errors import AnalysisInputError
+from harness.oracles.ejection_analysis import Deviation, finite_number
 from harness.oracles.outlier import CircuitBreakerThresholds
 
 __all__ = ["PoolCapacity", "OverflowAnalysis", "pool_capacity", "evaluate_pool_overflow"]

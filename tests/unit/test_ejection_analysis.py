@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.oracles.ejection_analysis import AnalysisInputError, analyze_ejections, infer_ejection_windows
+from harness.errors import AnalysisInputError
+from harness.oracles.ejection_analysis import analyze_ejections, infer_ejection_windows
 from harness.oracles.pool_overflow import evaluate_pool_overflow, pool_capacity
 from harness.oracles.outlier import map_destination_rule, map_istio_connection_pool, simulate
 
