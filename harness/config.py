@@ -589,5 +589,5 @@ def update_readme(text: str) -> str:
         if not pattern.search(text):
             raise UsageError(f"the settings document has no <!-- {marker}:begin --> ... <!-- {marker}:end --> block",
                              "restore the markers in docs/settings.md")
-        text = pattern.sub(lambda m, new=generated: m.group(1) + new + m.group(3), text)
+        text = pattern.sub(lambda m, new=generated: str(m.group(1) + new + m.group(3)), text)
     return text

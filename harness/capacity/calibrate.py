@@ -157,7 +157,7 @@ def calibrate(projected: Trajectory | Sequence[tuple[float, int]], observed: Seq
     when = ("neither reached it" if t_obs is None and t_proj is None else
             "the projection never reached it" if t_proj is None else
             "the observed HPA never reached it" if t_obs is None else
-            f"the projection reached it {abs(diff):.0f}s {'later' if diff > 0 else 'earlier'} "  # type: ignore[operator]
+            f"the projection reached it {abs(diff):.0f}s {'later' if diff > 0 else 'earlier'} "
             f"(t={t_proj:.0f}s vs t={t_obs:.0f}s)" if diff else f"both reached it at t={t_obs:.0f}s")
     expl = (f"Over {len(observed)} samples the projected replicas differ from the observed by RMSE {rmse:.2f} "
             f"(bias {bias:+.2f}, worst {max(abs(e) for e in errs)}); for {lvl} replicas {when}"

@@ -19,7 +19,7 @@ class LoadResult:
     endpoints: list[dict[str, Any]] = field(default_factory=list)  # Locust's per-endpoint rows
     failures: list[dict[str, Any]] = field(default_factory=list)
     html: Path | None = None
-    exit_code: int = 0
+    exit_code: int | None = 0     # None: the process's code was not read (an interrupted watch)
     wall_s: float = 0.0
 
     @property

@@ -115,7 +115,7 @@ def compute_rto(samples: Iterable[Sample], *, fault_at: float | None = None, sus
             sustained.append((first, last, duration))
         else:
             blips += 1
-    common = dict(fault_at=fault_at, availability=round(n_ok / len(window), 4), samples=len(window), ok=n_ok,
+    common: dict[str, Any] = dict(fault_at=fault_at, availability=round(n_ok / len(window), 4), samples=len(window), ok=n_ok,
                   failed=len(window) - n_ok, baseline_failed=sum(1 for s in baseline if not s.ok),
                   sustained_failures=len(sustained), blips=blips, longest_failure_s=round(longest, 3),
                   sustain_failure_s=sustain_failure_s, sustain_recovery_s=sustain_recovery_s, target_s=target_s,

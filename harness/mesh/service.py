@@ -87,7 +87,7 @@ def service_bootstrap(service_host: str, probe: Probe, *, target_port: int = SER
     (the replicas' shared DNS alias) on ``target_port``, readiness-gated by ``probe``."""
     if not service_host or "/" in service_host:
         raise UsageError(f"service host {service_host!r} is not a DNS name", "pass the replicas' network alias")
-    endpoint = {"address": {"socket_address": {"address": service_host, "port_value": target_port}}}
+    endpoint: dict[str, Any] = {"address": {"socket_address": {"address": service_host, "port_value": target_port}}}
     if probe.port != target_port:  # a probe on another port, as the kubelet would call it
         endpoint["health_check_config"] = {"port_value": probe.port}
     return {

@@ -323,7 +323,7 @@ def analyze_ejections(series: Mapping[Any, Any], expected: SimulationResult | Ma
                 # No window: did the pod keep (part of) its traffic, or is there nothing to judge?
                 lo = start + eject_tolerance_s
                 judged = [t for t in times if lo <= t and t + period <= out_until and shares[t] is not None]
-                inside = [shares[t][pod] for t in judged if not in_panic(t)]
+                inside = [share[pod] for t in judged if not in_panic(t) and (share := shares[t]) is not None]
                 if not judged:
                     notes.append(f"{pod}'s expected ejection at {start:g}s has no sample with enough traffic "
                                  "inside it; not checked")
