@@ -303,6 +303,7 @@ def _finding(doc: Doc, crd: CrdSchema, v: Violation, source: SeedSource) -> Find
         rename = _KNOWN_RENAMES.get((kind, key))
         high = _under(v.path, _RESILIENCE.get(kind, ())) or rename is not None
         severity = "high" if high else "medium"
+        better: str | None
         if rename:
             better, why = rename
             consequence = why

@@ -91,7 +91,7 @@ class RunReport:
 
     def summary(self) -> dict[str, Any]:
         counts = {v: sum(1 for s in self.scenarios if s.verdict == v) for v in ("pass", "fail", "inconclusive", "report-only", "skip")}
-        out = {
+        out: dict[str, Any] = {
             "run_id": self.run_id, "platform": self.platform, "verdict": self.verdict(), "counts": counts,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "duration_s": round(time.time() - self.started, 1),

@@ -242,3 +242,24 @@ def test_the_pure_check_sees_a_file_read_a_clock_and_an_io_import(tmp_path: Path
     assert [f.split(": ", 1)[1] for f in found] == ["imports subprocess", "line 5 calls read_text()",
                                                     "line 5 calls now()",
                                                     "line 3 imports harness.kube.client, which is not pure"], found
+
+
+# -- the type checker is strict on the pure list ------------------------------------------------------------
+def strict_modules(pyproject_text: str) -> list[str]:
+    """The module patterns of pyproject.toml's mypy override that sets ``disallow_untyped_defs``."""
+    import tomllib
+
+    overrides = tomllib.loads(pyproject_text)["tool"]["mypy"]["overrides"]
+    return [m for o in overrides if o.get("disallow_untyped_defs") for m in o["module"]]
+
+
+def is_strict(module: str, patterns: list[str]) -> bool:
+    return any(module == p or (p.endswith(".*") and (module == p[:-2] or module.startswith(p[:-1]))) for p in patterns)
+
+
+def test_every_pure_module_is_type_checked_strictly() -> None:
+    patterns = strict_modules((PROJECT_ROOT / "pyproject.toml").read_text())
+    loose = sorted({m for m, _, fn in pure_targets(pure_entries(DOC.read_text()))
+                    if fn is None and not is_strict(m, patterns)})
+    assert patterns and not loose, f"pure modules mypy checks only at the basic level: {loose}"
+    assert is_strict("harness.oracles.hpa.gomath", patterns) and not is_strict("harness.kube.diff", patterns)

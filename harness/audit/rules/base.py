@@ -57,7 +57,7 @@ def dr_targets(src: SeedSource) -> DrTargets:
 
 
 def make_finding(src: SeedSource, id: str, target: str, title: str, evidence: str, fix: str,
-                 objects: list[str] | tuple[str, ...] = (), at: list[tuple[str, int]] | tuple = ()) -> Finding:
+                 objects: list[str] | tuple[str, ...] = (), at: list[tuple[str, int]] | tuple[tuple[str, int], ...] = ()) -> Finding:
     """A finding whose refs are ``at`` = [(path, line), ...] mapped to the guide; lines of 0 are dropped.
     Its severity is not the rule's to say: the rule's declared impact (harness.audit.catalog) gives it,
     through the rubric (harness.audit.rubric); a finding no spec rates is "info" and an audit error."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from typing import Any, Iterator
 
 from harness.audit.findings import Finding
 from harness.audit.rules.base import make_finding
-from harness.audit.sources import SeedSource
+from harness.audit.sources import Doc, SeedSource
 
 __all__ = ["workflow_paths", "workflow_argocd", "argocd_project", "terraform_pinning", "terraform_references",
            "development_setup", "eks_support", "cluster_exposure", "static_cloud_keys", "EKS_EXTENDED_SUPPORT_END"]
@@ -26,7 +27,7 @@ EKS_EXTENDED_SUPPORT_END = {"1.26": dt.date(2025, 6, 11), "1.27": dt.date(2025, 
                             "1.30": dt.date(2026, 7, 23)}
 
 
-def _steps(src: SeedSource):
+def _steps(src: SeedSource) -> Iterator[tuple[Doc, str, int, dict[str, Any]]]:
     for wf in src.workflows:
         for job_name, job in (wf.get("jobs", default={}) or {}).items():
             for i, step in enumerate(job.get("steps", []) or []):

@@ -106,7 +106,7 @@ def backup_locations(src: SeedSource) -> list[Finding]:
     if not region:
         return out
     region_line = src.find_line(RUNBOOK, region)
-    primary = {tf.backend.get("region") for tf in src.terraform} - {None}
+    primary = {str(r) for tf in src.terraform if (r := tf.backend.get("region")) is not None}
     # RDS automated backups are regional; a copy in another region needs its own resource.
     copies = any(re.search(r"automated_backups_replication|aws_db_snapshot_copy|replicate_source_db|"
                            r"cross_region", src.text(tf.path)) for tf in src.terraform)
