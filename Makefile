@@ -50,8 +50,9 @@ test-unit: venv ## the unit tests only (no Docker): the inner loop
 test-stress: venv ## make test while a docker chaos run from a clean clone runs beside it (hidden clocks show)
 	@tools/stress-test.sh
 
-lint: venv ## ruff over the Python (rules in pyproject.toml), shellcheck over the harness's shell scripts
+lint: venv ## ruff over the Python (rules in pyproject.toml), mypy over harness/ (strict on the pure layers), shellcheck over the harness's shell scripts
 	@$(VENV)/bin/ruff check --no-cache .
+	@$(VENV)/bin/mypy
 	@$(VENV)/bin/shellcheck .ci/run tools/*.sh
 
 audit: venv ## the seed's configuration against its RTO/RPO targets: findings table + audit.json, seconds, no Docker (exit 0 none blocking, 10 blocking)

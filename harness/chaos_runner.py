@@ -48,7 +48,7 @@ class ChaosRun:
     experiment: str
     journal_path: Path
     log_path: Path
-    exit_code: int
+    exit_code: int | None       # None: the process's code was not read (an interrupted watch)
     status: str                 # completed | failed | aborted | interrupted (from the journal)
     deviated: bool
     started: float              # epoch seconds
@@ -266,6 +266,8 @@ def _up(argv: list[str]) -> int:
         from harness.dr.secret_store import seed_secrets
 
         # The secret store the backups and the cluster-loss recovery read (names only are printed).
+        if stack.moto is None:
+            raise HarnessError("the stack has no moto server", "start the stack with moto (Stack(..., with_moto=True))")
         seed_secrets(settings.run_id, stack.moto.host_url())
         print(f"export HARNESS_RUN_ID={settings.run_id}\n"
               f"export HARNESS_S3_ENDPOINT={stack.moto.host_url()}\n"

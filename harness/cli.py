@@ -248,8 +248,9 @@ def run_suite(suite: str, args: argparse.Namespace, extra: Sequence[str]) -> int
            "--report-dir", settings.report_dir, "-o", "console_output_style=classic", "-rs"]
     if settings.context:
         cmd += ["--context", settings.context]
-    if getattr(settings, "platform_choice", ""):
-        cmd += ["--platform-choice", settings.platform_choice]
+    choice = getattr(settings, "platform_choice", "")
+    if choice:
+        cmd += ["--platform-choice", choice]
     if settings.keep:
         cmd.append("--keep")
     if settings.source("replicas") == "flag":

@@ -589,5 +589,6 @@ def update_readme(text: str) -> str:
         if not pattern.search(text):
             raise UsageError(f"the settings document has no <!-- {marker}:begin --> ... <!-- {marker}:end --> block",
                              "restore the markers in docs/settings.md")
-        text = pattern.sub(lambda m, new=generated: m.group(1) + new + m.group(3), text)
+        # the block's markers kept, its body replaced by the generated text (a literal, not a template)
+        text = pattern.sub(lambda m: m.group(1) + generated + m.group(3), text)  # noqa: B023 - used at once
     return text

@@ -215,7 +215,7 @@ def _version_row(tool: str, m: Machine, check: Callable[[CommandRunner, str], An
     except PlatformUnavailable as exc:
         words = exc.problem.split()
         seen = words[1] if len(words) > 1 and words[0] == tool and words[1].startswith("v") else exc.problem
-        return Row(tool, seen, needed, "fail", exc.fix, gate=True, problem=exc.problem)
+        return Row(tool, seen, needed, "fail", exc.fix or "", gate=True, problem=exc.problem)
     return Row(tool, version_text(version), needed, "ok")
 
 

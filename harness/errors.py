@@ -13,15 +13,17 @@ reuses pytest's 1-5, so a caller can never mistake a pytest outcome for a harnes
     14  unsafe          refused to act on a target the harness did not create
     15  regression      the run passed its targets, but the run history confirms a regression
                         (only with --fail-on-regression / HARNESS_FAIL_ON_REGRESSION; docs/history.md)
+    16  analysis input  an oracle or analysis was handed input it cannot read (a manifest field the
+                        outlier oracle cannot map, a malformed recording or series); nothing is judged
     130 interrupted     Ctrl-C / SIGTERM; everything was torn down
 """
 from __future__ import annotations
 
 __all__ = [
     "HarnessError", "UsageError", "DockerUnavailable", "PlatformUnavailable", "EnvironmentMissing",
-    "ReadinessTimeout", "UnsafeTarget", "Inconclusive",
+    "ReadinessTimeout", "UnsafeTarget", "Inconclusive", "AnalysisInputError", "OutlierInputError",
     "EXIT_PASS", "EXIT_FAIL", "EXIT_INCONCLUSIVE", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_UNSAFE",
-    "EXIT_INTERRUPTED", "EXIT_REGRESSION", "EXIT_CODES",
+    "EXIT_INTERRUPTED", "EXIT_REGRESSION", "EXIT_ANALYSIS_INPUT", "EXIT_CODES",
 ]
 
 EXIT_PASS = 0
@@ -31,6 +33,7 @@ EXIT_USAGE = 12
 EXIT_ENVIRONMENT = 13
 EXIT_UNSAFE = 14
 EXIT_REGRESSION = 15  # asked for: the targets were met, the history shows a confirmed regression
+EXIT_ANALYSIS_INPUT = 16  # an oracle or analysis could not read its input: nothing was judged
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 # Meaning of every code, for the README, `harness --help` and the terminal summary.
@@ -42,6 +45,7 @@ EXIT_CODES = {
     EXIT_ENVIRONMENT: "environment: something the run needs is missing here (Docker, kind, kubectl, Helm)",
     EXIT_UNSAFE: "unsafe target refused",
     EXIT_REGRESSION: "regression: the targets were met, but the run history confirms a regression (--fail-on-regression)",
+    EXIT_ANALYSIS_INPUT: "analysis input: an oracle or analysis could not read its input (one line names it and the fix)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); everything was torn down",
 }
 
@@ -94,3 +98,15 @@ class UnsafeTarget(HarnessError):
     """Refused to act on something the harness did not create (a foreign kube context, an address)."""
 
     exit_code = EXIT_UNSAFE
+
+
+class AnalysisInputError(HarnessError, ValueError):
+    """Input an oracle or an analysis cannot read (a series, a recording, a specification's field): the
+    message names the problem and the fix. Nothing was judged, so it is neither a pass nor a fail. Also
+    a ``ValueError``, as the oracles' callers catch it."""
+
+    exit_code = EXIT_ANALYSIS_INPUT
+
+
+class OutlierInputError(AnalysisInputError):
+    """Bad input to the Envoy/Istio outlier oracle (harness.oracles.outlier)."""

@@ -118,7 +118,7 @@ def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
     return ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
 
 
-def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
     match = (selector or {}).get("matchLabels") or {}
     return bool(match) and all(labels.get(k) == v for k, v in match.items())
 
@@ -192,7 +192,7 @@ def plan(zones: Sequence[str], replicas: int, mode: str, facts: SpreadFacts) -> 
     reasons.append(f"Redis and RabbitMQ in {singles}: single instances in the seed (staging ElastiCache "
                    "num_cache_nodes = 1, RabbitMQ without a cluster), placed away from the database primary's "
                    "zone so losing that zone measures what the seed made Multi-AZ")
-    singletons = (f"redis ({singles})", f"rabbitmq ({singles})")
+    singletons: tuple[str, ...] = (f"redis ({singles})", f"rabbitmq ({singles})")
     if len(set(replica_zones)) == 1:
         singletons += (f"conductor replicas ({replica_zones[0]})",)
     return Placement(mode=mode, zones=zones, replica_zones=replica_zones, database_primary=primary,

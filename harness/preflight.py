@@ -13,9 +13,9 @@ import os
 import tempfile
 
 from harness.config import Settings
-from harness.errors import HarnessError, UsageError
+from harness.errors import HarnessError, OutlierInputError, UsageError
 
-__all__ = ["check_settings", "check_manifests", "check_report_dir", "check_kubeconfig", "check_capacity",
+__all__ = ["check_settings", "check_manifests", "check_destination_rules", "check_report_dir", "check_kubeconfig", "check_capacity",
            "check_history_dir"]
 
 
@@ -45,6 +45,7 @@ def check_manifests(settings: Settings) -> None:
         if not docs or not all(isinstance(d, dict) for d in docs):
             raise UsageError(f"manifest {root / rel} holds no Kubernetes object (its YAML is not mappings)",
                              fix + " (restore it: git checkout k8s/)")
+    check_destination_rules(settings)
     try:
         conductor_spec(root)
     except HarnessError:
@@ -52,6 +53,25 @@ def check_manifests(settings: Settings) -> None:
     except (KeyError, StopIteration, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"manifest {root}/{REQUIRED_MANIFESTS[0]} has no usable conductor Deployment "
                          f"({type(exc).__name__}: {str(exc)[:80]})", fix) from None
+
+
+def check_destination_rules(settings: Settings) -> None:
+    """The outlier oracle can read every DestinationRule of the Istio manifest (what it cannot map, the
+    circuit-breaker scenarios could not judge): else one line naming the file, the rule and the field,
+    :class:`harness.errors.OutlierInputError` (exit 16). Fields Istio would drop or ignore are findings
+    of the run, not refusals."""
+    from harness.manifests import ISTIO, load_documents
+    from harness.oracles.outlier import map_destination_rule
+
+    path = settings.manifests_path / ISTIO
+    for doc in load_documents(ISTIO, settings.manifests_path):
+        if doc.get("kind") != "DestinationRule":
+            continue
+        try:
+            map_destination_rule(doc)
+        except OutlierInputError as exc:
+            name = (doc.get("metadata") or {}).get("name", "?")
+            raise OutlierInputError(f"manifest {path}: DestinationRule {name}: {exc.problem}", exc.fix) from None
 
 
 def check_history_dir(settings: Settings) -> None:

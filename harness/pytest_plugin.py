@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import Any, Generator, Iterator, NoReturn
 
 import pytest
 
@@ -44,7 +44,7 @@ _RECORDER = pytest.StashKey["ScenarioRecorder"]()  # item: its scenario fixture,
 _RECORDED = pytest.StashKey[bool]()             # item: its outcome is in the run report
 _STOPPED = pytest.StashKey[str]()               # config: why the run stopped early (pytest.exit, Ctrl-C)
 _INTERRUPTED = pytest.StashKey[bool]()          # config: Ctrl-C / SIGTERM seen
-_COLLECT_ERRORS = pytest.StashKey[list]()      # config: test files that failed to import
+_COLLECT_ERRORS = pytest.StashKey[list[str]]()      # config: test files that failed to import
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,10 +105,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 item.add_marker(pytest.mark.skip(reason=why))
     if any(_is_scenario(item) for item in items) and not config.option.collectonly:  # a listing is no run
         try:
-            report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public(),
-                               audit_root=PROJECT_ROOT)
+            report = RunReport(settings.run_id, settings.platform, settings.report_path, settings.public())
         except HarnessError as exc:  # e.g. the report directory cannot be written: one line, its own code
             pytest.exit(str(exc), returncode=exc.exit_code)
+        # The seed's configuration audit first, so every run's report has it (report/ only receives it).
+        from harness.audit.engine import audit_for_report  # imported when a run starts: its tools load slowly
+
+        report.audit = audit_for_report(report.root, PROJECT_ROOT)
         config.stash[_REPORT] = report
         if choice:
             report.environment["platform_choice"] = {"requested": "auto", "chosen": settings.platform, "why": choice}
@@ -133,7 +136,8 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[Any]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     rep = yield
     exc = call.excinfo.value if call.excinfo else None
     item.stash.setdefault(_PHASE_REPORTS, {})[rep.when] = (rep, exc)
@@ -227,7 +231,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if _is_scenario(item) and not item.stash.get(_RECORDED, False):
                 report.add(ScenarioResult(name=item.name, nodeid=item.nodeid, verdict="inconclusive",
                                           explanation=f"not run: {stopped or 'the run ended before it'}"))
-        report.errors.extend(config.stash.get(_COLLECT_ERRORS, []))
+        collected: list[str] = config.stash.get(_COLLECT_ERRORS, [])
+        report.errors.extend(collected)
         report.exit_code = exit_code_for(report.verdict(), int(exitstatus), config.stash.get(_INTERRUPTED, False))
         if not config.stash.get(_INTERRUPTED, False) and report.scenarios:
             _check_history(report, settings)

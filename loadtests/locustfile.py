@@ -34,7 +34,7 @@ import gevent
 import psutil
 from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, events, task
 
-from harness.analysis.circuit_breaker.series import classify_response
+from harness.load.responses import classify_response
 from harness.load.distributed import finish_line, histogram, merge_into
 from harness.load.shapes import stage_at, stages_from_spec
 

@@ -29,8 +29,8 @@ import time
 
 import pytest
 
-from harness.capacity.calibrate import (calibrate, observed_trajectory, offered_from_seconds, project_observed_load,
-                                        read_hpa_run)
+from harness.capacity.calibrate import calibrate, observed_trajectory, offered_from_seconds, project_observed_load
+from harness.capacity.inputs import read_hpa_run
 from harness.capacity.measure import SloSpec, measure_capacity, measure_config
 from harness.capacity.replica import (DockerReplicaSet, KubeReplica, ReplicasDockerPlatform, SingleReplicaDockerPlatform,
                                       replica_under_test)
@@ -51,7 +51,7 @@ CAPACITY_TEST = "test_one_replica_capacity_projected_through_hpa_and_node_groups
 HPA_SCENARIO = "test_staging_hpa_scales_to_max_under_load_and_back"  # scenarios/test_hpa.py's report directory
 MODEL_FILE = "replica_model.json"
 # Calibration bounds: a replica on average, and upstream's e2e HPA reaction time (metrics 75 s + sync
-# 15 s + actuation 10 s; harness.kube.hpa_sampler.UPSTREAM_E2E_ALLOWANCE) for the time to the maximum.
+# 15 s + actuation 10 s; harness.analysis.hpa.plan.UPSTREAM_E2E_ALLOWANCE) for the time to the maximum.
 CALIBRATION_MAX_RMSE = 1.0
 CALIBRATION_MAX_TIME_DIFF_S = ReactionAllowance(metrics_lag=85.0, sync_period=15.0, pod_startup=30.0).total
 

@@ -40,16 +40,17 @@ from harness.analysis.circuit_breaker.checks import (IntendedResult, compare_fla
 from harness.analysis.circuit_breaker.findings import seed_findings, seed_verdict
 from harness.analysis.circuit_breaker.plot import plot_series
 from harness.analysis.circuit_breaker.schedule import FaultPhase, cap_for, default_schedule, expected_ejections
-from harness.analysis.circuit_breaker.series import (ResponseRecord, attempt_series, client_series,
-                                                     first_ejected_order, flag_windows, overload_samples, until_time)
+from harness.analysis.circuit_breaker.series import (attempt_series, client_series, first_ejected_order, flag_windows,
+                                                     overload_samples, until_time)
 from harness.load.gateway_client import GatewayClient, LoadDriver
+from harness.load.responses import ResponseRecord
 from harness.measure.envoy_admin import PilotAgentAdmin, ProxySampler, sample_reader
 from harness.report.artifacts import write_json
 from harness.kube.istio import (GATEWAY_HOSTS, HTTPS_NODE_PORT, ISTIO_NAMESPACE, IstioMesh, TlsMaterial,
                                 envoy_cluster_name, kind_gateway_ports, kind_host_port)
 from harness.kube.kustomize import find_object, render
 from harness.manifests import ISTIO, load_documents
-from harness.oracles.ejection_analysis import evaluate_pool_overflow
+from harness.oracles.pool_overflow import evaluate_pool_overflow
 from harness.oracles.outlier import map_destination_rule
 from harness.pytest_plugin import run_interrupted
 from harness.wait import wait_for

@@ -23,6 +23,7 @@ when a test failed.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 import dataclasses
 import threading
 import json
@@ -40,7 +41,7 @@ from harness.analysis.circuit_breaker.schedule import FaultPhase, cap_for, compa
 from harness.analysis.circuit_breaker.series import (attempt_series, client_series, first_ejected_order, flag_windows,
                                                      overload_samples, records_from_seconds, step_windows,
                                                      until_time)
-from harness.errors import HarnessError, UsageError
+from harness.errors import AnalysisInputError, HarnessError, UsageError
 from harness.load.gateway_client import GatewayClient
 from harness.load.runner import LoadResult, run_locust
 from harness.measure.envoy_admin import ProxySampler, sample_reader
@@ -50,7 +51,7 @@ from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import envoy_version
 from harness.mesh.pods import DockerMesh
 from harness.mesh.objects import mesh_default_policy_of
-from harness.oracles.ejection_analysis import AnalysisInputError, evaluate_pool_overflow
+from harness.oracles.pool_overflow import evaluate_pool_overflow
 from harness.report.artifacts import write_json
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -80,7 +81,7 @@ def pods(request, settings, stack, run_report):
     seed = load_mesh(settings.manifests_dir, what_if=False,
                      mesh_default_policy=mesh_default_policy_of(settings.mesh_default_outlier_detection))
     platform = DockerPlatform(dataclasses.replace(settings, replicas=spec.replicas), stack, name_prefix="cb")
-    dm = DockerMesh(settings, platform, seed, CertificateAuthority(settings.run_id))
+    dm = DockerMesh(settings, platform, seed, CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)))
     dm.prepare()
     try:
         platform.up()

@@ -20,9 +20,12 @@ import pytest
 import yaml
 
 from harness.errors import ReadinessTimeout
-from harness.kube.hpa_sampler import (ORACLE_WORKLOAD, UPSTREAM_E2E_ALLOWANCE, HpaSampler, distinct_readings,
-                                      hpa_has_metrics, hpa_unmeasured, hpa_verdict, load_series, observed_samples,
-                                      plan_hpa_load, plot_hpa, scaled_back_down, write_samples)
+from harness.analysis.hpa.plan import ORACLE_WORKLOAD, UPSTREAM_E2E_ALLOWANCE, plan_hpa_load
+from harness.analysis.hpa.plot import plot_hpa
+from harness.analysis.hpa.series import (distinct_readings, hpa_has_metrics, load_series, observed_samples,
+                                         scaled_back_down)
+from harness.analysis.hpa.verdict import hpa_unmeasured, hpa_verdict
+from harness.kube.hpa_sampler import HpaSampler, write_samples
 from harness.kube.hpa_status import take_sample
 from harness.load.runner import run_locust
 from harness.load.workers import worker_pool

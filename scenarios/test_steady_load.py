@@ -12,7 +12,7 @@ from harness.load.runner import run_locust
 from harness.load.workers import worker_pool
 from harness.load.slo import (chance_some_replica_idle, evaluate_slo, evaluate_validity, idle_replicas_to_judge,
                               steady_verdict)
-from harness.report.plots import load_overview_png, timeseries_png
+from harness.plotting import load_overview_png, timeseries_png
 
 # Its users POST /api/v1/pipeline: on a cluster the harness did not create, only with HARNESS_CONTEXT_ALLOW=write.
 pytestmark = [pytest.mark.e2e, pytest.mark.context_needs("write")]

@@ -131,7 +131,8 @@ env "${DB[@]}" PGPASSFILE=/job/secrets/pgpass PATH=/job/gpgbin:$PATH bash /job/b
 
 
 def _steps(output: str) -> dict[str, str]:
-    out, name = {}, "pre-steps"
+    out: dict[str, str] = {}
+    name = "pre-steps"
     for line in output.splitlines():
         m = re.match(r"=== STEP (\S+)", line)
         if m:
@@ -201,7 +202,7 @@ def _verify_findings(findings: list[dict[str, Any]], text: str, lines: list[str]
         s3.put_object(Bucket=bucket, Key=k, Body=b"probe for script_findings")
     try:
         # The three runs are independent; together they take as long as the slowest (the batch).
-        common = dict(network=network, env=env, files=files, secret_values=hidden)
+        common: dict[str, Any] = dict(network=network, env=env, files=files, secret_values=hidden)
         db_env = "env DB_HOST=$T_HOST DB_PORT=$T_PORT DB_USER=$T_USER DB_NAME=$T_DB PATH=/job/bin:$PATH"
         with ThreadPoolExecutor(max_workers=3) as pool:
             f_batch = pool.submit(run_job, run_id, image, _EXPERIMENTS, name="seed-script", timeout_s=120, **common)

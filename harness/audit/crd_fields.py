@@ -18,10 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from harness.audit.findings import Finding, ToolRun
 from harness.audit.sources import Doc, SeedSource
+from harness.files import read_yaml
 
 __all__ = ["crd_field_findings", "load_schemas", "validate_object", "Violation", "CrdSchema", "SCHEMA_DIR",
            "TOOL_NAME"]
@@ -101,7 +101,7 @@ class Violation:
 def _load(directory: str) -> dict[tuple[str, str], CrdSchema]:
     out: dict[tuple[str, str], CrdSchema] = {}
     for p in sorted(Path(directory).glob("*.yaml")):
-        data = yaml.safe_load(p.read_text())
+        data = read_yaml(p, what="vendored CRD schema", fix="restore the file from git")
         key = (data["apiVersion"], data["kind"])
         if key in out:
             raise ValueError(f"{p.name}: a second schema for {key} (first: {out[key].file})")
@@ -303,6 +303,7 @@ def _finding(doc: Doc, crd: CrdSchema, v: Violation, source: SeedSource) -> Find
         rename = _KNOWN_RENAMES.get((kind, key))
         high = _under(v.path, _RESILIENCE.get(kind, ())) or rename is not None
         severity = "high" if high else "medium"
+        better: str | None
         if rename:
             better, why = rename
             consequence = why

@@ -23,7 +23,8 @@ from harness.audit.rules.base import dr_targets, make_finding
 from harness.audit.sources import SeedSource
 from harness.audit.versions import version_findings
 
-__all__ = ["AuditResult", "run_audit", "write_audit", "render_table", "audit_summary", "project_workflows"]
+__all__ = ["AuditResult", "run_audit", "write_audit", "render_table", "audit_summary", "audit_for_report",
+           "project_workflows"]
 
 @dataclass
 class AuditResult:
@@ -53,7 +54,7 @@ def project_workflows(root: Path) -> list[str]:
 
 def _backup_script_findings(src: SeedSource) -> tuple[list[Finding], ToolRun]:
     path = "scripts/backup-database.sh"
-    if not src.exists(path):
+    if not src.has(path):
         return [], ToolRun("backup-script-check", "not run", reason=f"{path} not in the seed")
     rpo_line = dr_targets(src).rpo_line
     out = []
@@ -119,6 +120,18 @@ def audit_summary(result: AuditResult, path: str = "audit.json") -> dict[str, An
             "findings": [{k: f.to_dict()[k] for k in ("id", "severity", "target", "title", "refs", "source", "impact",
                                                       "members", "confirmed_by")}
                          for f in result.findings]}
+
+
+def audit_for_report(run_dir: Path, seed_root: Path) -> dict[str, Any]:
+    """Run the audit for a run's report: ``audit.json`` beside the summary, and the summary's ``audit``
+    part returned. The audit is the harness's own analysis: if it breaks, the run says so and goes on."""
+    try:
+        result = run_audit(seed_root)
+        write_audit(result, run_dir)
+        return audit_summary(result)
+    except Exception as exc:  # noqa: BLE001 - reported in the summary, never a reason to stop the run
+        return {"file": None, "errors": [f"the configuration audit failed: {exc!r}"], "counts": {}, "blocking": 0,
+                "findings": [], "tools": {}}
 
 
 def render_table(result: AuditResult, width: int = 100) -> str:

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -15,6 +15,9 @@ from harness.audit.findings import SeedRef
 from harness.audit.terraform import TerraformFile, parse_terraform
 from harness.errors import UsageError
 from harness.seed import GUIDE_COPY
+
+if TYPE_CHECKING:
+    from harness.mesh.objects import Mesh
 
 __all__ = ["SeedSource", "Doc", "SEED_DIRS", "RUNBOOK"]
 
@@ -108,8 +111,23 @@ class SeedSource:
                 found += [p.relative_to(self.root).as_posix() for p in sorted(base.rglob("*")) if p.is_file()]
         return [p for p in found if not p.startswith(_NOT_SEED) and p != GUIDE_COPY and not p.endswith("README.md")]
 
-    def exists(self, path: str) -> bool:
+    def has(self, path: str) -> bool:
+        """The file ``path`` (relative to the root) is there."""
         return (self.root / path).is_file()
+
+    def has_path(self, path: str) -> bool:
+        """A file or folder ``path`` (relative to the root) is there."""
+        return (self.root / path).exists()
+
+    def folders(self, path: str) -> list[str]:
+        """The names of the folders inside ``path`` (relative to the root), sorted."""
+        return sorted(p.name for p in (self.root / path).iterdir() if p.is_dir())
+
+    def mesh(self, what_if: bool = False) -> Mesh:
+        """The seed's mesh as the docker mesh translates it (:func:`harness.mesh.load.load_mesh`)."""
+        from harness.mesh.load import load_mesh
+
+        return load_mesh(self.root / "k8s", what_if=what_if)
 
     def text(self, path: str) -> str:
         return (self.root / path).read_text()
@@ -130,7 +148,7 @@ class SeedSource:
         """The guide's line for ``path``'s ``line``: file lines are matched to the guide in order,
         from the file's first line; a line that was changed (a mutated copy) maps to None."""
         if path not in self._guide_maps:
-            self._guide_maps[path] = self._align(self.lines(path)) if self.exists(path) else {}
+            self._guide_maps[path] = self._align(self.lines(path)) if self.has(path) else {}
         return self._guide_maps[path].get(line)
 
     def _align(self, file_lines: list[str]) -> dict[int, int]:
@@ -202,7 +220,7 @@ class SeedSource:
     def runbook(self) -> dict[str, Any]:
         """The guide's disaster-recovery runbook block (``disaster_recovery``), {} if absent."""
         path = RUNBOOK
-        if not self.exists(path):
+        if not self.has(path):
             return {}
         docs = self.docs(path)
         return (docs[0].data.get("disaster_recovery") or {}) if docs else {}

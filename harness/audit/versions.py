@@ -11,12 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from harness.audit.field_tools import kubernetes_version
 from harness.audit.findings import Finding, ToolRun
 from harness.audit.rules.base import make_finding
 from harness.audit.sources import SeedSource
+from harness.files import read_yaml
 
 __all__ = ["version_findings", "load_upstream", "UPSTREAM", "resolved_major"]
 
@@ -26,7 +26,7 @@ DEV_STACK = "seed/docker/dev-stack.yml"
 
 @lru_cache(maxsize=None)
 def _load(path: str) -> dict[str, Any]:
-    return yaml.safe_load(Path(path).read_text())
+    return read_yaml(path, what="vendored upstream facts", fix="restore the file from git")
 
 
 def load_upstream(path: Path = UPSTREAM) -> dict[str, Any]:
@@ -153,7 +153,7 @@ def _images(src: SeedSource) -> list[tuple[str, str, int, str]]:
         for ci, c in enumerate(doc.get("spec", "template", "spec", "containers", default=[]) or []):
             out.append((doc.label, doc.path, doc.line("spec", "template", "spec", "containers", ci, "image"),
                         str(c.get("image", ""))))
-    if src.exists(DEV_STACK):
+    if src.has(DEV_STACK):
         for doc in src.docs(DEV_STACK):
             for name, svc in (doc.get("services", default={}) or {}).items():
                 if svc.get("image"):

@@ -11,19 +11,18 @@ the time to reach the observed maximum, and (when both have it) the CPU-utilizat
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from harness.capacity import CapacityInputError
-from harness.capacity.project import (DEFAULT_POD_STARTUP_S, PodResources, ReplicaModel, Trajectory,
-                                      simulate_replicas)
+from harness.capacity.hpa_replicas import DEFAULT_POD_STARTUP_S, Trajectory, simulate_replicas
+from harness.capacity.models import ReplicaModel
+from harness.capacity.pod_spec import PodResources
 from harness.oracles import hpa
 
 __all__ = ["ObservedPoint", "observed_trajectory", "offered_from_seconds", "project_observed_load",
-           "CalibrationResult", "calibrate", "read_hpa_run"]
+           "CalibrationResult", "calibrate"]
 
 
 @dataclass(frozen=True)
@@ -158,30 +157,10 @@ def calibrate(projected: Trajectory | Sequence[tuple[float, int]], observed: Seq
     when = ("neither reached it" if t_obs is None and t_proj is None else
             "the projection never reached it" if t_proj is None else
             "the observed HPA never reached it" if t_obs is None else
-            f"the projection reached it {abs(diff):.0f}s {'later' if diff > 0 else 'earlier'} "  # type: ignore[operator]
+            f"the projection reached it {abs(diff):.0f}s {'later' if diff > 0 else 'earlier'} "
             f"(t={t_proj:.0f}s vs t={t_obs:.0f}s)" if diff else f"both reached it at t={t_obs:.0f}s")
     expl = (f"Over {len(observed)} samples the projected replicas differ from the observed by RMSE {rmse:.2f} "
             f"(bias {bias:+.2f}, worst {max(abs(e) for e in errs)}); for {lvl} replicas {when}"
             + (f"; CPU utilization RMSE {cpu_rmse:.0f} points" if cpu_rmse is not None else "") + ".")
     return CalibrationResult(len(observed), round(rmse, 3), round(bias, 3), max(abs(e) for e in errs), lvl,
                              t_obs, t_proj, diff, None if cpu_rmse is None else round(cpu_rmse, 1), expl)
-
-
-def read_hpa_run(scenario_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]:
-    """(samples, per-second load lines, HPA manifest) the HPA scenario left in its report directory."""
-    samples_path = scenario_dir / "hpa_samples.json"
-    if not samples_path.exists():
-        raise CapacityInputError(f"{samples_path} not found", "run the HPA scenario (make e2e PLATFORM=kind) first")
-    try:
-        samples = json.loads(samples_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CapacityInputError(f"{samples_path} is not JSON ({exc})", "re-run the HPA scenario") from None
-    lines_path = scenario_dir / "hpa_seconds.jsonl"
-    lines = ([json.loads(x) for x in lines_path.read_text().splitlines() if x.strip()]
-             if lines_path.exists() else [])
-    manifest = None
-    if (scenario_dir / "hpa.yml").exists():
-        import yaml
-
-        manifest = yaml.safe_load((scenario_dir / "hpa.yml").read_text())
-    return samples, lines, manifest

@@ -18,7 +18,7 @@ from harness.oracles import hpa
 
 __all__ = ["DEFAULT_POD_STARTUP_S", "METRIC_DERIVATIONS", "Trajectory", "simulate_replicas", "settled_replicas"]
 
-DEFAULT_POD_STARTUP_S = 30.0      # as harness.kube.hpa_sampler.ORACLE_WORKLOAD
+DEFAULT_POD_STARTUP_S = 30.0      # as harness.analysis.hpa.plan.ORACLE_WORKLOAD
 # Object/External metrics the projection can derive from the traffic (see the module doc).
 METRIC_DERIVATIONS = {"active_pipeline_executions": "in_flight", "rabbitmq_queue_messages": "queue_depth"}
 

@@ -454,7 +454,10 @@ class CapacityMeasurement:
                                      "fix the measurement before projecting it")
         good = [s for r in self.ramps if r.valid for s in r.good_steps]
         idle, per_req = fit_cpu_line([(s.served_rps, s.cpu_cores) for s in good if s.cpu_cores is not None])
-        cap = self.capacity_ramp.capacity_step  # type: ignore[union-attr]
+        ramp = self.capacity_ramp
+        cap = ramp.capacity_step if ramp is not None else None
+        if cap is None:  # a valid measurement has a capacity step: said, not assumed
+            raise CapacityInputError("the capacity measurement has no capacity step", "re-run the capacity ramp")
         posts = sum(s.posts_ok for s in good)
         reqs = sum(s.requests_ok for s in good)
         mem = max((s.memory_bytes for s in good if s.memory_bytes is not None), default=0.0)

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from harness.capacity import CapacityInputError
-from harness.manifests import parse_quantity
+from harness.oracles.hpa.quantity import quantity_to_float
 
-__all__ = ["NODE_GROUPS_FILE", "InstanceType", "Reservations", "NodeGroup", "Environment", "Infrastructure",
-           "load_infrastructure", "Allocatable", "allocatable", "pods_per_node", "nodes_for_pods", "pods_fitting"]
-
-NODE_GROUPS_FILE = Path(__file__).with_name("node_groups.yml")
-
+__all__ = ["InstanceType", "Reservations", "NodeGroup", "Environment", "Infrastructure",
+           "infrastructure_from", "Allocatable", "allocatable", "pods_per_node", "nodes_for_pods", "pods_fitting"]
 
 @dataclass(frozen=True)
 class InstanceType:
@@ -97,23 +91,16 @@ def _int(v: Any, where: str, source: str, lo: int = 0) -> int:
 
 def _qty(v: Any, where: str, source: str) -> float:
     try:
-        return parse_quantity(v)
+        return quantity_to_float(v)
     except CapacityInputError:
         raise
-    except Exception:  # noqa: BLE001 - parse_quantity raises UsageError; restate with the file's name
+    except Exception:  # noqa: BLE001 - the parser raises ManifestError; restate with the file's name
         raise CapacityInputError(f"{source}: {where} is {v!r}, not a quantity", "write e.g. 8Gi, 125m, 2") from None
 
 
-def load_infrastructure(path: str | Path = NODE_GROUPS_FILE) -> Infrastructure:
-    """Read ``node_groups.yml``; every missing or malformed field is a one-line error naming it."""
-    path = Path(path)
-    source = str(path)
-    if not path.exists():
-        raise CapacityInputError(f"node group file {path} not found", "restore harness/capacity/node_groups.yml")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CapacityInputError(f"{source} is not valid YAML ({str(exc).splitlines()[0]})", "fix the file") from None
+def infrastructure_from(raw: Any, source: str) -> Infrastructure:
+    """``node_groups.yml``'s content (read by :func:`harness.capacity.inputs.load_infrastructure`) as an
+    :class:`Infrastructure`; every missing or malformed field is a one-line error naming ``source`` and it."""
     types = {}
     for name, t in (_get(raw, "instance_types", "", source) or {}).items():
         types[name] = InstanceType(name, _qty(_get(t, "vcpu", f"instance_types.{name}", source), f"{name}.vcpu", source),

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.capacity.measure import CapacityMeasurement  # noqa: E402
 from harness.capacity.project import EnvironmentProjection, Trajectory  # noqa: E402
-from harness.report.plots import save_png  # noqa: E402
+from harness.plotting import save_png  # noqa: E402
 
 __all__ = ["steps_png", "projection_png", "zone_loss_png", "calibration_png"]
 

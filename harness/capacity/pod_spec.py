@@ -3,12 +3,12 @@ limits (the HPA's Utilization targets and the node counts are relative to them).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any, Mapping
 
 from harness.capacity import CapacityInputError
-from harness.manifests import find_document, parse_quantity
+from harness.oracles.hpa.quantity import quantity_to_float
 
-__all__ = ["PodResources", "pod_resources"]
+__all__ = ["PodResources", "pod_resources_of"]
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,9 @@ class PodResources:
     memory_limit: float
 
 
-def pod_resources(relpath: str, manifests_dir: str | Path = "k8s") -> PodResources:
-    """The conductor container's requests and limits from a Deployment manifest."""
-    dep = find_document(relpath, "Deployment", "conductor", manifests_dir)
+def pod_resources_of(dep: Mapping[str, Any], relpath: str) -> PodResources:
+    """The conductor container's requests and limits from a Deployment document (read from ``relpath``
+    by :func:`harness.capacity.inputs.pod_resources`)."""
     try:
         c = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c.get("name") == "conductor")
     except (KeyError, StopIteration, TypeError):
@@ -32,5 +32,5 @@ def pod_resources(relpath: str, manifests_dir: str | Path = "k8s") -> PodResourc
     if missing:
         raise CapacityInputError(f"{relpath}: the conductor container sets no resources.{missing[0]}",
                                  "the HPA's Utilization targets and the node counts need requests and limits")
-    return PodResources(parse_quantity(req["cpu"]), parse_quantity(lim["cpu"]), parse_quantity(req["memory"]),
-                        parse_quantity(lim["memory"]))
+    return PodResources(quantity_to_float(req["cpu"]), quantity_to_float(lim["cpu"]), quantity_to_float(req["memory"]),
+                        quantity_to_float(lim["memory"]))

@@ -58,10 +58,10 @@ from harness.capacity import CapacityInputError
 from harness.capacity.hpa_replicas import (DEFAULT_POD_STARTUP_S, METRIC_DERIVATIONS, Trajectory, settled_replicas,
                                            simulate_replicas)
 from harness.capacity.models import ReplicaModel, TrafficProfile, profile_from_settings
-from harness.capacity.node_groups import (NODE_GROUPS_FILE, Allocatable, Environment, Infrastructure, InstanceType,
-                                          NodeGroup, Reservations, allocatable, load_infrastructure, nodes_for_pods,
-                                          pods_fitting, pods_per_node)
-from harness.capacity.pod_spec import PodResources, pod_resources
+from harness.capacity.inputs import NODE_GROUPS_FILE, load_infrastructure, pod_resources
+from harness.capacity.node_groups import (Allocatable, Environment, Infrastructure, InstanceType, NodeGroup,
+                                          Reservations, allocatable, nodes_for_pods, pods_fitting, pods_per_node)
+from harness.capacity.pod_spec import PodResources
 from harness.manifests import find_document
 from harness.oracles import hpa
 

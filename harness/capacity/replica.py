@@ -13,7 +13,8 @@ from harness.capacity.usage import UsageReading, docker_reading
 from harness.config import Settings
 from harness.errors import HarnessError, UnsafeTarget
 from harness.manifests import ConductorSpec
-from harness.platforms.base import Fault, Platform, Replica
+from harness.conductor import Fault, Replica
+from harness.platforms.base import Platform
 from harness.wait import wait_for
 from harness.platforms.docker import DockerPlatform  # no Docker SDK import until a client is made
 
@@ -150,7 +151,10 @@ class KubeReplica(ReplicaUnderTest):
                  replicas: int = 1):
         super().__init__(platform)
         spec = platform.spec
-        self.apis = apis if apis is not None else platform.apis
+        resolved = apis if apis is not None else platform.apis
+        if resolved is None:  # the kind platform makes its clients in up()
+            raise HarnessError("the cluster's API clients do not exist yet", "bring the kind platform up first")
+        self.apis: Apis = resolved
         self.namespace = namespace or spec.namespace
         self.hpa_name, self.deployment, self.selector = hpa_name, deployment, selector
         self.endpoint = endpoint or platform.endpoints()[0]
@@ -237,7 +241,7 @@ def replica_under_test(platform: Platform, **kube_kwargs: Any) -> ReplicaUnderTe
                            "platform changes nothing on an existing cluster",
                            "measure on --platform kind or docker")
     if platform.needs_kubernetes:
-        return KubeReplica(platform, **kube_kwargs)  # type: ignore[arg-type] - kind: the one cluster it may pin
+        return KubeReplica(platform, **kube_kwargs)  # type: ignore[arg-type]  # kind: the one cluster it may pin
     if isinstance(platform, DockerPlatform):
         return DockerReplica(platform)
     raise HarnessError(f"the {platform.name} platform cannot run a single measured replica",

@@ -72,15 +72,17 @@ def cpu_cores_between(readings: Sequence[UsageReading], t0: float, t1: float) ->
     ``t0`` and the last at or before ``t1`` (at least one second apart). Rate readings
     (metrics.k8s.io): the mean of the readings taken in the window.
     """
-    cum = [r for r in readings if r.cpu_total_ns is not None and r.system_ns is not None and r.online_cpus]
+    # (t, cpu ns, system ns, cpus) of the cumulative readings
+    cum = [(r.t, r.cpu_total_ns, r.system_ns, r.online_cpus) for r in readings
+           if r.cpu_total_ns is not None and r.system_ns is not None and r.online_cpus]
     if cum:
-        inside = [r for r in cum if t0 - 0.5 <= r.t <= t1 + 0.5]
-        if len(inside) < 2 or inside[-1].t - inside[0].t < 1.0:
+        inside = [c for c in cum if t0 - 0.5 <= c[0] <= t1 + 0.5]
+        if len(inside) < 2 or inside[-1][0] - inside[0][0] < 1.0:
             return None
-        a, b = inside[0], inside[-1]
-        if b.system_ns <= a.system_ns:
+        (_, cpu_a, sys_a, _), (_, cpu_b, sys_b, cpus) = inside[0], inside[-1]
+        if sys_b <= sys_a:
             return None
-        return (b.cpu_total_ns - a.cpu_total_ns) / (b.system_ns - a.system_ns) * b.online_cpus
+        return (cpu_b - cpu_a) / (sys_b - sys_a) * cpus
     rates = [r.cpu_cores for r in readings if r.cpu_cores is not None and t0 <= r.t <= t1 + 1.0]
     return sum(rates) / len(rates) if rates else None
 
@@ -91,19 +93,20 @@ def throttled_pct_between(readings: Sequence[UsageReading], t0: float, t1: float
     A replica throttled in many periods is held at its limit in bursts even when its average CPU
     is below the limit: requests then wait out the rest of each 100 ms period.
     """
-    inside = [r for r in readings if r.periods is not None and r.throttled_periods is not None
-              and t0 - 0.5 <= r.t <= t1 + 0.5]
-    if len(inside) < 2 or inside[-1].periods <= inside[0].periods:  # type: ignore[operator]
+    inside = [(r.periods, r.throttled_periods) for r in readings
+              if r.periods is not None and r.throttled_periods is not None and t0 - 0.5 <= r.t <= t1 + 0.5]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
         return None
-    a, b = inside[0], inside[-1]
-    return 100.0 * (b.throttled_periods - a.throttled_periods) / (b.periods - a.periods)  # type: ignore[operator]
+    (periods_a, throttled_a), (periods_b, throttled_b) = inside[0], inside[-1]
+    return 100.0 * (throttled_b - throttled_a) / (periods_b - periods_a)
 
 
 def cpu_series(readings: Sequence[UsageReading]) -> list[tuple[float, float]]:
     """(t, cores) between consecutive readings, for plots."""
-    out = []
+    out: list[tuple[float, float]] = []
     for a, b in zip(readings, readings[1:]):
-        if None not in (a.cpu_total_ns, b.cpu_total_ns, a.system_ns, b.system_ns) and b.system_ns > a.system_ns:
+        if (a.cpu_total_ns is not None and b.cpu_total_ns is not None and a.system_ns is not None
+                and b.system_ns is not None and b.system_ns > a.system_ns):
             out.append((b.t, (b.cpu_total_ns - a.cpu_total_ns) / (b.system_ns - a.system_ns) * (b.online_cpus or 1)))
         elif b.cpu_cores is not None:
             out.append((b.t, b.cpu_cores))

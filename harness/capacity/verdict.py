@@ -23,10 +23,12 @@ a target. An invalid measurement fails the verdict whatever the projection says.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from harness.capacity import CapacityInputError
-from harness.capacity.project import EnvironmentProjection
+
+if TYPE_CHECKING:  # a type only: the projection (which reads manifests) is the caller's
+    from harness.capacity.project import EnvironmentProjection
 
 __all__ = ["Criterion", "EnvironmentVerdict", "CapacityVerdict", "criteria_for", "capacity_verdict", "DEFAULT_GATE",
            "FACTOR_NAMES"]

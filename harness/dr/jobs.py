@@ -79,7 +79,8 @@ def _read_file(container: Any, path: str) -> bytes | None:
         return None
     tar = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
     member = next((m for m in tar.getmembers() if m.isfile()), None)
-    return tar.extractfile(member).read() if member else None
+    content = tar.extractfile(member) if member else None
+    return content.read() if content else None
 
 
 def run_job(run_id: str, image: str, script: str, *, network: str, name: str, timeout_s: float,

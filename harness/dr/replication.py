@@ -158,8 +158,8 @@ def replication_lag(run_id: str, primary_container: str = "", standby_container:
         "primary": primary.name, "standby": app, "streaming": state == "streaming", "state": state or "absent",
         "sync_state": sync_state or None, "primary_lsn": cur, "sent_lsn": sent or None,
         "flush_lsn": flush or None, "replay_lsn": replay or None,
-        "lag_bytes": (cur_i - replay_i) if replay_i is not None else None,
-        "flush_lag_bytes": (cur_i - flush_i) if flush_i is not None else None,
+        "lag_bytes": (cur_i - replay_i) if cur_i is not None and replay_i is not None else None,
+        "flush_lag_bytes": (cur_i - flush_i) if cur_i is not None and flush_i is not None else None,
         "write_lag_s": num(wlag), "flush_lag_s": num(flag), "replay_lag_s": num(rlag),
         "measured_at": time.time(),
     }

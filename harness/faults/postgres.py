@@ -34,7 +34,7 @@ RESTORE = "harness.faults.postgres.restore_database"
 
 def public(result: Any) -> Any:
     """A JSON-friendly copy with anything secret-looking removed (it goes into the journal)."""
-    from harness.report.writer import redact
+    from harness.redaction import redact
 
     if result is None:
         return {}

@@ -133,9 +133,9 @@ def check_series(points: Sequence[Point], spec: MetricSpec, *, acknowledged: Seq
         if len(base) < params.min_runs:
             flags[valid[i].run_id] = "-"
             continue
-        band = stable_band([values[j] for j in base], spec, params.k)
-        bands[i] = band
-        flag = _flag(values[i], band, spec)
+        run_band = stable_band([values[j] for j in base], spec, params.k)
+        bands[i] = run_band
+        flag = _flag(values[i], run_band, spec)
         flags[valid[i].run_id] = flag
         if flag == "bad":
             bad_idx.add(i)

@@ -12,6 +12,7 @@ from statistics import median
 from typing import Any
 
 from harness.errors import EXIT_REGRESSION, UsageError
+from harness.files import read_json
 from harness.history.check import CheckParams
 from harness.history.metrics import spec_for
 from harness.history.recorder import check_run, history_path, host_facts, ingest_summary, regressions_block
@@ -233,10 +234,8 @@ def _ingest(store: HistoryStore, args: argparse.Namespace, settings: Any) -> int
     for raw in args.summaries:
         path = Path(raw)
         path = path / "summary.json" if path.is_dir() else path
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path} is not a readable summary.json ({exc})", "pass a run's summary.json") from None
+        summary = read_json(path, what="run summary", missing_fix="pass a run's summary.json",
+                            fix="pass a run's summary.json")
         if "run_id" not in summary:
             raise UsageError(f"{path} has no run_id: not a harness summary", "pass reports/<run-id>/summary.json")
         record = ingest_summary(store, summary, facts, args.tag)  # no host load: not measured at that run

@@ -225,7 +225,7 @@ def record_bench(bench: str, figures: Mapping[str, Mapping[str, Any]], *, root: 
     settings = load_settings({})
     store = HistoryStore(root or history_path(settings))
     fp = bench_fingerprint(bench)
-    record = {"run_id": run_id or f"bench-{new_run_id()}", "kind": "bench", "suite": "bench",
+    record: dict[str, Any] = {"run_id": run_id or f"bench-{new_run_id()}", "kind": "bench", "suite": "bench",
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "platform": "host", "verdict": "pass",
               "fingerprint": fp, "fingerprint_id": fingerprint_id(fp), "tags": _tags(settings), "context": host_context(),
               "measurements": [Measurement(bench, name, float(f["value"]), f.get("unit", ""),

@@ -12,5 +12,5 @@
     portforward  `kubectl port-forward` on 127.0.0.1
     conductor    the conductor's pods as Replicas; Secrets and backing-service stand-ins
     diff         structural diff of rendered objects (overlay checks)
-    hpa_sampler  the HPA scenario's plan, background sampler, verdict and plot
+    hpa_sampler  the HPA scenario's background sampler (its plan, verdict and plot: harness.analysis.hpa)
 """

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UnsafeTarget, UsageError
+from harness.files import read_yaml
 
 __all__ = ["KubeTarget", "kubeconfig_path", "read_kubeconfig", "kubeconfig_contexts", "check_context",
            "require_context", "api_client", "Apis"]
@@ -34,8 +35,6 @@ def read_kubeconfig(kubeconfig: str | os.PathLike | None = None, *, must_exist: 
     faults' context check, zone loss). File read only; no network. A missing file is ``{}`` when
     ``must_exist`` is false (kubectl's own behaviour with no config).
     """
-    import yaml
-
     path = Path(kubeconfig_path(kubeconfig))
     fix = "fix the file or point KUBECONFIG at a valid kubeconfig (kubectl config view)"
     if path.is_dir():
@@ -45,21 +44,7 @@ def read_kubeconfig(kubeconfig: str | os.PathLike | None = None, *, must_exist: 
             return {}
         raise UsageError(f"kubeconfig {path} does not exist",
                          "point KUBECONFIG at the file that defines the context (kubectl config view)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except PermissionError:
-        raise UsageError(f"kubeconfig {path} cannot be read (permission denied)",
-                         f"make it readable (chmod u+r {path}) or point KUBECONFIG elsewhere") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"kubeconfig {path} is not text (not YAML)", fix) from None
-    except OSError as exc:
-        raise UsageError(f"kubeconfig {path} cannot be read ({exc.strerror})", fix) from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise UsageError(f"kubeconfig {path} is not valid YAML{at}", fix) from None
+    doc = read_yaml(path, what="kubeconfig", fix=fix)
     if doc is None:
         raise UsageError(f"kubeconfig {path} is empty", fix)
     if not isinstance(doc, dict):

@@ -18,7 +18,7 @@ from harness.labels import ZONE_LABEL
 from harness.kube.logs import export_namespace_logs
 from harness.kube.rollout import label_selector
 from harness.labels import RUN_ID_LABEL
-from harness.platforms.base import Replica
+from harness.conductor import Replica
 
 __all__ = ["ConductorOnCluster", "secret_body", "external_service_bodies", "create_or_replace",
            "endpoint_slice_name", "backing_service_slice", "repoint_backing_service",

@@ -11,7 +11,7 @@ __all__ = ["diff_objects", "diff_renderings"]
 
 
 def _is_named_list(v: Any) -> bool:
-    return isinstance(v, list) and v and all(isinstance(i, dict) and "name" in i for i in v)
+    return isinstance(v, list) and bool(v) and all(isinstance(i, dict) and "name" in i for i in v)
 
 
 def diff_objects(a: Any, b: Any, path: str = "") -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ import yaml
 
 from harness.config import PROJECT_ROOT
 from harness.errors import UsageError
+from harness.files import read_yaml
 from harness.labels import ZONE_LABEL, kube_labels
 
 __all__ = ["KIND_CONFIG", "NODE_TYPE_LABEL", "AGENTS_TAINT", "PortMapping", "load_kind_config",
@@ -45,12 +46,7 @@ class PortMapping:
 
 def load_kind_config(path: str | Path = KIND_CONFIG) -> dict[str, Any]:
     p = Path(path)
-    if not p.exists():
-        raise UsageError(f"kind config {p} not found", "restore kind-config.yml at the project root")
-    try:
-        cfg = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise UsageError(f"kind config {p} is not valid YAML ({str(exc).splitlines()[0]})", "fix the file") from None
+    cfg = read_yaml(p, what="kind config", missing_fix="restore kind-config.yml at the project root")
     if not isinstance(cfg, dict) or cfg.get("kind") != "Cluster" or cfg.get("apiVersion") != "kind.x-k8s.io/v1alpha4":
         raise UsageError(f"{p} is not a kind v1alpha4 Cluster config",
                          "start it with `kind: Cluster` and `apiVersion: kind.x-k8s.io/v1alpha4`")

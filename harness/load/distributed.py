@@ -17,7 +17,7 @@ went missing, quit early, or never connected (its share of the users was not sen
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["latency_bucket", "histogram", "histogram_percentile", "merge_into", "finish_line", "WorkerVerdict",
            "worker_validity", "LOST_STATES", "RUNNING_STATES"]
@@ -119,7 +119,7 @@ class WorkerVerdict:
     max_lag_ms: float | None = None    # the worst lag any worker reported (None: not measured)
 
 
-def worker_validity(seconds: list[Mapping[str, Any]], *, cpu_limit_pct: float = 90.0, busy_machine_pct: float = 95.0,
+def worker_validity(seconds: Sequence[Mapping[str, Any]], *, cpu_limit_pct: float = 90.0, busy_machine_pct: float = 95.0,
                     starved_cpu_pct: float = 50.0, max_saturated_fraction: float = 0.1,
                     max_loop_lag_ms: float = 250.0) -> WorkerVerdict:
     """Every worker judged on its own seconds (see the module doc). ``seconds`` are the master's
@@ -147,9 +147,9 @@ def worker_validity(seconds: list[Mapping[str, Any]], *, cpu_limit_pct: float = 
             # waited for a CPU) where the kernel says, else used or starved on a busy machine; and its lag
             needed = cpu + float(wait) > cpu_limit_pct if wait is not None else (
                 cpu > cpu_limit_pct or (cpu > starved_cpu_pct and machine > busy_machine_pct))
-            late = lag is not None and float(lag) > max_loop_lag_ms
-            p["late"] += int(late)
-            if needed or beat_cpu > cpu_limit_pct or late:
+            lagging = lag is not None and float(lag) > max_loop_lag_ms
+            p["late"] += int(lagging)
+            if needed or beat_cpu > cpu_limit_pct or lagging:
                 p["hot"] += 1
         if s.get("master_state") not in RUNNING_STATES:
             continue

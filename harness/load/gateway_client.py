@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Mapping
 
-from harness.analysis.circuit_breaker.series import ResponseRecord, classify_response
+from harness.load.responses import ResponseRecord, classify_response
 from harness.errors import UsageError
 
 __all__ = ["GatewayClient", "LoadDriver"]

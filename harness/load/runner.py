@@ -18,68 +18,23 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from harness.config import PROJECT_ROOT
 from harness.errors import HarnessError, UsageError
+from harness.load.result import LoadResult
 from harness.load.shapes import stages_from_spec, total_duration
 from harness.process_watch import watch_process
 
 if TYPE_CHECKING:
     from harness.load.workers import WorkerPool
 
+# LoadResult is harness.load.result's, named here too for run_locust's callers.
 __all__ = ["LoadResult", "run_locust", "LOCUSTFILE", "combine_seconds"]
 
 log = logging.getLogger(__name__)
 LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
-
-
-@dataclass
-class LoadResult:
-    name: str
-    out_dir: Path
-    seconds: list[dict[str, Any]] = field(default_factory=list)   # per-second attribution lines
-    totals: dict[str, Any] = field(default_factory=dict)          # Locust's "Aggregated" stats row
-    endpoints: list[dict[str, Any]] = field(default_factory=list)  # Locust's per-endpoint rows
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    html: Path | None = None
-    exit_code: int = 0
-    wall_s: float = 0.0
-
-    @property
-    def requests(self) -> int:
-        return int(self.totals.get("Request Count", 0))
-
-    @property
-    def failures_count(self) -> int:
-        return int(self.totals.get("Failure Count", 0))
-
-    @property
-    def rps(self) -> float:
-        return float(self.totals.get("Requests/s", 0.0))
-
-    def percentile_ms(self, pct: str = "95%") -> float | None:
-        v = self.totals.get(pct)
-        return None if v in (None, "", "N/A") else float(v)
-
-    def per_replica(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for s in self.seconds:
-            for rep, c in s.get("replicas", {}).items():
-                agg = out.setdefault(rep, {"ok": 0, "fail": 0})
-                agg["ok"] += c["ok"]
-                agg["fail"] += c["fail"]
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "requests": self.requests, "failures": self.failures_count,
-                "rps": round(self.rps, 2), "p50_ms": self.percentile_ms("50%"),
-                "p95_ms": self.percentile_ms("95%"), "p99_ms": self.percentile_ms("99%"),
-                "per_replica": self.per_replica(), "html": str(self.html) if self.html else None,
-                "failures_by_kind": [{"name": f.get("Name"), "error": f.get("Error"),
-                                      "occurrences": f.get("Occurrences")} for f in self.failures]}
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ from math import comb
 from typing import Any
 
 from harness.load.distributed import worker_validity
-from harness.load.runner import LoadResult
+from harness.load.result import LoadResult
 
 __all__ = ["SloResult", "ValidityResult", "LoadVerdict", "evaluate_slo", "evaluate_validity", "steady_verdict",
            "chance_some_replica_idle", "idle_replicas_to_judge", "IDLE_BY_CHANCE", "MAX_LOOP_LAG_MS"]

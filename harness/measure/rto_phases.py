@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from harness.measure.rto import RtoResult, Sample, compute_rto
+from harness.measure.outage import RtoResult, Sample, compute_rto
 
 __all__ = ["ZoneEvents", "Phases", "ErrorBudget", "Capacity", "Verdict", "split_phases", "error_budget",
            "goodput_within_slo", "capacity_left", "judge", "RUNBOOK_CLAIM", "BUDGET_PERIOD_S"]

@@ -8,7 +8,7 @@ API (translation pure; no I/O except reading manifests through harness.manifests
     from harness.mesh.local import validate            # envoy --mode validate (raises ValidationFailed)
 
     mesh = load_mesh("k8s", what_if=False)         # objects + findings (mesh.findings)
-    ca = CertificateAuthority(run_id)              # run-scoped root; PEM strings out (caller writes files)
+    ca = CertificateAuthority(run_id, now=datetime.now(timezone.utc))  # run-scoped root; PEM strings out
     gw = ca.issue_workload(mesh.gateway_identity); server = ca.issue_server(mesh.gateway_hosts)
     tls = TlsBundle(ca=ca.ca_pem, cert=gw.cert, key=gw.key,
                     server_cert=server.cert, server_key=server.key)   # PEM text (inlined) or file paths
@@ -41,8 +41,8 @@ I/O helpers: :mod:`harness.mesh.local` (validate, run Envoy on 127.0.0.1),
 """
 from harness.mesh.bootstrap import (CONDUCTOR_PORT, gateway_bootstrap, outbound_cluster_name, outbound_clusters,
                                     sidecar_bootstrap)
-from harness.mesh.objects import (GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT, Endpoint, Mesh, TlsBundle, load_mesh,
-                                  replace_object)
+from harness.mesh.load import load_mesh
+from harness.mesh.objects import GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT, Endpoint, Mesh, TlsBundle, replace_object
 
 __all__ = ["load_mesh", "replace_object", "gateway_bootstrap", "sidecar_bootstrap", "outbound_cluster_name",
            "outbound_clusters", "Endpoint", "Mesh", "TlsBundle", "CONDUCTOR_PORT", "GATEWAY_NAMESPACE",

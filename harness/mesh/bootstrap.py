@@ -232,7 +232,8 @@ def route_retry_policy(mesh: Mesh, path: str) -> dict[str, Any] | None:
     for route in (_http_routes(mesh, vs) if vs else []):
         match = route["match"]
         if ("prefix" in match and path.startswith(match["prefix"])) or match.get("path") == path:
-            return route["route"].get("retry_policy")
+            policy: dict[str, Any] | None = route["route"].get("retry_policy")
+            return policy
     return None
 
 
@@ -332,7 +333,7 @@ def _load_assignment(name: str, endpoints: Sequence[Endpoint], *, proxy_zone: st
     by_zone: dict[str, list[Endpoint]] = {}
     for ep in endpoints:
         by_zone.setdefault(ep.zone, []).append(ep)
-    groups = [{"locality": _locality(zone), "lb_endpoints": [
+    groups: list[dict[str, Any]] = [{"locality": _locality(zone), "lb_endpoints": [
         {"endpoint": {"address": _address(ep.address, ep.port), "hostname": ep.name}} for ep in eps]}
         for zone, eps in sorted(by_zone.items())]
     if failover:

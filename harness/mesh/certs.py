@@ -7,7 +7,7 @@ client authentication (the same certificate serves inbound mTLS and outbound mTL
 the mesh root. The Gateway's ``credentialName`` secret is an ordinary server certificate for the
 server's hosts. Here one throwaway root per run signs both; nothing is trusted outside the run.
 
-Pure: returns PEM strings; writing files (and keeping keys out of logs and reports) is the
+Pure: returns PEM strings; the time the certificates start from is the caller's; writing files (and keeping keys out of logs and reports) is the
 caller's job. Uses ``cryptography`` (EC P-256 keys: fast to make, accepted by Envoy's BoringSSL).
 """
 from __future__ import annotations
@@ -57,12 +57,16 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
 class CertificateAuthority:
     """A self-signed root made for one run (``run_id`` in its subject), held in memory only."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, *, now: _dt.datetime) -> None:
+        """``now``: the caller's clock (timezone-aware); every certificate is valid from a little
+        before it (clock skew between containers) for the length of a run."""
         if not run_id:
             raise UsageError("CertificateAuthority needs a run id", "pass the harness run id")
+        if now.tzinfo is None:
+            raise UsageError("CertificateAuthority needs a timezone-aware time", "pass datetime.now(timezone.utc)")
         self.run_id = run_id
+        self._now = now
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = _dt.datetime.now(_dt.timezone.utc)
         name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "i2s-harness"),
                           x509.NameAttribute(NameOID.COMMON_NAME, f"i2s-harness mesh root {run_id}")])
         self._name = name
@@ -88,7 +92,7 @@ class CertificateAuthority:
 
     def _issue(self, common_name: str, sans: list[x509.GeneralName], usages: list[x509.ObjectIdentifier]) -> Pem:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = _dt.datetime.now(_dt.timezone.utc)
+        now = self._now
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "i2s-harness"),

@@ -20,22 +20,21 @@ Two readings, both labeled:
   ``outlierDetection`` and the AuthorizationPolicy's first principal set to the ingress gateway's
   identity. Never the system's configuration.
 
-Pure apart from reading manifests through :mod:`harness.manifests`.
+Pure: the documents come in read (:func:`harness.mesh.load.load_mesh` reads them from the manifests).
 """
 from __future__ import annotations
 
 import copy
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 from harness.errors import UsageError
-from harness.manifests import DEPLOYMENT, ISTIO, find_document, load_documents
+from harness.manifest_facts import ISTIO
 from harness.mesh.certs import TRUST_DOMAIN, spiffe_id
 from harness.oracles.outlier import DestinationRuleMapping, Finding, map_destination_rule
 
-__all__ = ["Endpoint", "TlsBundle", "Mesh", "load_mesh", "GATEWAY_NAMESPACE", "GATEWAY_SERVICE_ACCOUNT",
+__all__ = ["Endpoint", "TlsBundle", "Mesh", "mesh_from_documents", "SERVICES", "GATEWAY_NAMESPACE", "GATEWAY_SERVICE_ACCOUNT",
            "WHAT_IF_OVERLAY", "MESH_KINDS", "fqdn", "region_of", "apply_json_patch", "replace_object",
            "not_translated_findings", "mesh_default_findings", "mesh_default_policy_of",
            "CONDUCTOR_SERVICE_PORT"]
@@ -49,7 +48,7 @@ GATEWAY_NAMESPACE = "istio-system"
 GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway"
 WHAT_IF_OVERLAY = "overlays/kind-istio-intended/kustomization.yaml"
 MESH_KINDS = ("Gateway", "VirtualService", "DestinationRule", "PeerAuthentication", "AuthorizationPolicy")
-_SERVICES = "staging/conductor-service.yml"
+SERVICES = "staging/conductor-service.yml"
 #: The conductor Service's port: the port the DestinationRule's portLevelSettings are resolved for
 #: (harness.mesh.bootstrap.CONDUCTOR_PORT; bootstrap imports this module, not the other way round).
 CONDUCTOR_SERVICE_PORT = 8080
@@ -241,11 +240,10 @@ def apply_json_patch(doc: dict[str, Any], ops: list[Mapping[str, Any]]) -> dict[
     return out
 
 
-def _what_if_patches(manifests_dir: str | Path) -> list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]]:
-    """The (target, operations) pairs of the kind-istio-intended overlay."""
-    import yaml  # local: only the what-if needs it
+def _what_if_patches(docs: list[dict[str, Any]]) -> list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]]:
+    """The (target, operations) pairs of the kind-istio-intended overlay (its documents)."""
+    import yaml  # local: only the what-if needs it (the patches are YAML text inside the overlay)
 
-    docs = load_documents(WHAT_IF_OVERLAY, manifests_dir)
     out = []
     for patch in (docs[0] if docs else {}).get("patches", []):
         ops = yaml.safe_load(patch.get("patch", "")) or []
@@ -468,21 +466,23 @@ def replace_object(mesh: Mesh, doc: Mapping[str, Any], label: str) -> Mesh:
                         mesh_default_policy=mesh.mesh_default_policy))
 
 
-def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False,
-              mesh_default_policy: Mapping[str, Any] | None = None) -> Mesh:
-    """Read k8s/istio/gateway.yml, the conductor Deployment and Services; ``what_if`` applies the
-    kind-istio-intended overlay's patches, labeled as such (see the module docstring).
-    ``mesh_default_policy``: a mesh-wide default DestinationRule's traffic policy (``Mesh.mesh_default_policy``)."""
-    seed = [d for d in load_documents(ISTIO, manifests_dir) if d.get("kind") in MESH_KINDS]
+def mesh_from_documents(istio: list[dict[str, Any]], deployment: Mapping[str, Any], service_docs: list[dict[str, Any]],
+                        *, what_if_overlay: list[dict[str, Any]] | None = None,
+                        mesh_default_policy: Mapping[str, Any] | None = None) -> Mesh:
+    """The mesh of k8s/istio/gateway.yml's documents (``istio``), the conductor Deployment and the
+    Services' documents; ``what_if_overlay``: the kind-istio-intended overlay's documents, whose
+    patches are applied, labeled as such (see the module docstring). ``mesh_default_policy``: a
+    mesh-wide default DestinationRule's traffic policy (``Mesh.mesh_default_policy``)."""
+    what_if = what_if_overlay is not None
+    seed = [d for d in istio if d.get("kind") in MESH_KINDS]
     missing = [k for k in MESH_KINDS if not any(d.get("kind") == k for d in seed)]
     if missing:
         raise UsageError(f"{ISTIO} has no {', '.join(missing)}", "restore the seed's Istio objects")
-    dep = find_document(DEPLOYMENT, "Deployment", "conductor", manifests_dir)
+    dep = deployment
     namespace = (dep.get("metadata") or {}).get("namespace") or "default"
     pod = dep["spec"]["template"]
     service_account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
-    services = [(d.get("metadata") or {}).get("name", "") for d in load_documents(_SERVICES, manifests_dir)
-                if d.get("kind") == "Service"]
+    services = [(d.get("metadata") or {}).get("name", "") for d in service_docs if d.get("kind") == "Service"]
     # As k8s/overlays/kind-istio/mesh/kustomization.yaml: the objects move to the workload's namespace.
     objects = []
     for doc in seed:
@@ -490,8 +490,8 @@ def load_mesh(manifests_dir: str | Path = "k8s", what_if: bool = False,
         moved.setdefault("metadata", {})["namespace"] = namespace
         objects.append(moved)
     changes: list[str] = []
-    if what_if:
-        for target, ops in _what_if_patches(manifests_dir):
+    if what_if_overlay is not None:
+        for target, ops in _what_if_patches(what_if_overlay):
             hits = [i for i, d in enumerate(objects) if _target_matches(target, d)]
             if not hits:
                 raise UsageError(f"{WHAT_IF_OVERLAY}: patch target {dict(target)} matches no seed object",

@@ -37,7 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import UsageError
-from harness.manifests import Probe
+from harness.manifest_facts import Probe
 
 __all__ = ["SERVICE_CLUSTER", "SERVICE_PORT", "ADMIN_PORT", "service_bootstrap", "health_check"]
 
@@ -87,7 +87,7 @@ def service_bootstrap(service_host: str, probe: Probe, *, target_port: int = SER
     (the replicas' shared DNS alias) on ``target_port``, readiness-gated by ``probe``."""
     if not service_host or "/" in service_host:
         raise UsageError(f"service host {service_host!r} is not a DNS name", "pass the replicas' network alias")
-    endpoint = {"address": {"socket_address": {"address": service_host, "port_value": target_port}}}
+    endpoint: dict[str, Any] = {"address": {"socket_address": {"address": service_host, "port_value": target_port}}}
     if probe.port != target_port:  # a probe on another port, as the kubelet would call it
         endpoint["health_check_config"] = {"port_value": probe.port}
     return {

@@ -32,13 +32,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
-from harness.oracles.outlier import (
-    CircuitBreakerThresholds,
-    SimulationResult,
-    max_ejectable_hosts,
-)
+from harness.errors import AnalysisInputError
+from harness.oracles.outlier import SimulationResult, max_ejectable_hosts
 
 __all__ = [
     "AnalysisInputError",
@@ -47,17 +44,10 @@ __all__ = [
     "EjectionAnalysis",
     "infer_ejection_windows",
     "analyze_ejections",
-    "PoolCapacity",
-    "OverflowAnalysis",
-    "pool_capacity",
-    "evaluate_pool_overflow",
+    "finite_number",
 ]
 
 _COUNT_KEYS = ("ok", "5xx", "gw")
-
-
-class AnalysisInputError(ValueError):
-    """Bad input to the analysis; the message names the problem and the fix."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +108,8 @@ class EjectionAnalysis:
 # Input normalisation
 # --------------------------------------------------------------------------
 
-def _num(value: Any, what: str) -> float:
+def finite_number(value: Any, what: str) -> float:
+    """``value`` as a float; anything but a finite number is an :class:`AnalysisInputError` naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise AnalysisInputError(f"{what}: expected a finite number, got {value!r}; fix the value")
     return float(value)
@@ -130,7 +121,7 @@ def _normalise_series(series: Mapping[Any, Any]) -> tuple[list[float], list[str]
     totals: dict[float, dict[str, int]] = {}
     pods: list[str] = []
     for t, per_pod in series.items():
-        tf = _num(t, "series time")
+        tf = finite_number(t, "series time")
         if not isinstance(per_pod, Mapping):
             raise AnalysisInputError(f"series[{t}]: expected {{pod: counts}}, got {type(per_pod).__name__}; fix the sample")
         row: dict[str, int] = {}
@@ -169,8 +160,8 @@ def _normalise_expected(expected: Any) -> dict[str, list[tuple[float, float | No
         for iv in ivs:
             if not isinstance(iv, (list, tuple)) or len(iv) != 2:
                 raise AnalysisInputError(f"expected[{pod!r}]: intervals are (eject_t, uneject_t|None) pairs, got {iv!r}")
-            a = _num(iv[0], f"expected[{pod!r}] start")
-            b = None if iv[1] is None else _num(iv[1], f"expected[{pod!r}] end")
+            a = finite_number(iv[0], f"expected[{pod!r}] start")
+            b = None if iv[1] is None else finite_number(iv[1], f"expected[{pod!r}] end")
             if b is not None and b < a:
                 raise AnalysisInputError(f"expected[{pod!r}]: interval {iv!r} ends before it starts; swap or fix it")
             lst.append((a, b))
@@ -192,7 +183,7 @@ def _normalise_stats(envoy_stats: Any) -> list[tuple[float, dict[str, float]]]:
             items.append((snap["t"], snap["stats"]))
     out = []
     for t, stats in items:
-        tf = _num(t, "envoy_stats time")
+        tf = finite_number(t, "envoy_stats time")
         if not isinstance(stats, Mapping):
             raise AnalysisInputError(f"envoy_stats at {t}: expected {{name: value}}, got {type(stats).__name__}")
         norm: dict[str, float] = {}
@@ -200,7 +191,7 @@ def _normalise_stats(envoy_stats: Any) -> list[tuple[float, dict[str, float]]]:
             if "outlier_detection." not in name:
                 continue
             suffix = name.rsplit("outlier_detection.", 1)[1]
-            norm[suffix] = _num(value, f"envoy_stats[{t}][{name}]")
+            norm[suffix] = finite_number(value, f"envoy_stats[{t}][{name}]")
         out.append((tf, norm))
     return sorted(out, key=lambda x: x[0])
 
@@ -284,7 +275,7 @@ def analyze_ejections(series: Mapping[Any, Any], expected: SimulationResult | Ma
     times, pods, totals = _normalise_series(series)
     for name, value in (("ejected_share_threshold", ejected_share_threshold),
                         ("eject_tolerance_s", eject_tolerance_s), ("stats_tolerance_s", stats_tolerance_s)):
-        if _num(value, name) < 0:
+        if finite_number(value, name) < 0:
             raise AnalysisInputError(f"{name} must be >= 0, got {value}; pass a non-negative value")
     sim = expected if isinstance(expected, SimulationResult) else None
     exp = _normalise_expected(expected)
@@ -332,7 +323,7 @@ def analyze_ejections(series: Mapping[Any, Any], expected: SimulationResult | Ma
                 # No window: did the pod keep (part of) its traffic, or is there nothing to judge?
                 lo = start + eject_tolerance_s
                 judged = [t for t in times if lo <= t and t + period <= out_until and shares[t] is not None]
-                inside = [shares[t][pod] for t in judged if not in_panic(t)]
+                inside = [share[pod] for t in judged if not in_panic(t) and (share := shares[t]) is not None]
                 if not judged:
                     notes.append(f"{pod}'s expected ejection at {start:g}s has no sample with enough traffic "
                                  "inside it; not checked")
@@ -471,127 +462,3 @@ def _compare_stats(snaps: list[tuple[float, dict[str, float]]], sim: SimulationR
                                      f"sidecar {key} rose by {delta} between {t0:g}s and {t1:g}s but the oracle "
                                      f"ejects {expect} time(s) then"))
     return out
-
-
-# --------------------------------------------------------------------------
-# Connection-pool (circuit breaker) overflow
-# --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PoolCapacity:
-    """Concurrent requests one client proxy can hold for the cluster before 503 UO.
-
-    Below ``no_overflow_up_to`` Envoy must not overflow; above ``overflow_above``
-    it must.  Between the two (Envoy may open one connection per host beyond
-    ``max_connections``) the outcome depends on timing and is not judged.
-    """
-
-    protocol: str
-    no_overflow_up_to: int
-    overflow_above: int
-    binding: str
-
-
-def _thresholds(thresholds: CircuitBreakerThresholds | Mapping[str, Any]) -> CircuitBreakerThresholds:
-    if isinstance(thresholds, CircuitBreakerThresholds):
-        return thresholds
-    if not isinstance(thresholds, Mapping):
-        raise AnalysisInputError("thresholds must be CircuitBreakerThresholds or a dict of max_connections/"
-                                 "max_pending_requests/max_requests")
-    allowed = {"max_connections", "max_pending_requests", "max_requests", "max_retries", "max_requests_per_connection"}
-    unknown = set(thresholds) - allowed
-    if unknown:
-        raise AnalysisInputError(f"thresholds: unknown keys {sorted(unknown)}; use {sorted(allowed)}")
-    for k, v in thresholds.items():
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-            raise AnalysisInputError(f"thresholds[{k!r}] must be a non-negative integer, got {v!r}")
-    return CircuitBreakerThresholds(**thresholds)
-
-
-def pool_capacity(thresholds: CircuitBreakerThresholds | Mapping[str, Any], *, protocol: str = "http1",
-                  hosts: int = 1) -> PoolCapacity:
-    """Steady-state capacity per ``ConnPoolImplBase`` (``newStreamImpl``/``attachStreamToClient``).
-
-    HTTP/1.1: one request per connection; requests beyond the connections wait as
-    pending (``max_pending_requests``); ``max_requests`` is checked when a request
-    is attached to a connection.  HTTP/2: requests multiplex on one connection per
-    host, so ``max_requests`` binds (pending only while connecting).
-    """
-    th = _thresholds(thresholds)
-    if protocol not in ("http1", "http2"):
-        raise AnalysisInputError(f"protocol must be 'http1' or 'http2', got {protocol!r}")
-    if isinstance(hosts, bool) or not isinstance(hosts, int) or hosts < 1:
-        raise AnalysisInputError(f"hosts must be a positive integer, got {hosts!r}")
-    if protocol == "http2":
-        return PoolCapacity(protocol, th.max_requests, th.max_requests, "max_requests")
-    if th.max_connections <= th.max_requests:
-        lower = th.max_connections + th.max_pending_requests
-        upper = min(th.max_connections + hosts, th.max_requests) + th.max_pending_requests
-        return PoolCapacity(protocol, lower, upper, "max_connections+max_pending_requests")
-    return PoolCapacity(protocol, th.max_requests, th.max_requests, "max_requests")
-
-
-@dataclass
-class OverflowAnalysis:
-    ok: bool
-    deviations: list[Deviation]
-    explanation: str
-    capacity: PoolCapacity
-    judged_samples: int
-
-    @property
-    def reasons(self) -> list[str]:
-        return [d.code for d in self.deviations]
-
-
-def evaluate_pool_overflow(samples: Iterable[Mapping[str, Any]],
-                           thresholds: CircuitBreakerThresholds | Mapping[str, Any], *,
-                           protocol: str = "http1", hosts: int = 1, client_proxies: int = 1,
-                           margin: float = 0.1, noise_uo: int = 0) -> OverflowAnalysis:
-    """Does 503 UO appear exactly where the circuit-breaker limits say?
-
-    ``samples``: ``[{"t": s, "concurrency": c, "uo_503": k}]`` where ``c`` is the
-    offered in-flight requests to the cluster and ``k`` the 503s with response
-    flag UO in that sample.  Limits are per client proxy, so ``c`` is divided by
-    ``client_proxies``.  A sample at or below ``no_overflow_up_to * (1-margin)``
-    with more than ``noise_uo`` UOs gives ``overflow_below_limit``; one at or above
-    ``overflow_above * (1+margin)`` with no UO gives ``no_overflow_above_limit``.
-    """
-    cap = pool_capacity(thresholds, protocol=protocol, hosts=hosts)
-    if isinstance(client_proxies, bool) or not isinstance(client_proxies, int) or client_proxies < 1:
-        raise AnalysisInputError(f"client_proxies must be a positive integer, got {client_proxies!r}")
-    if not 0 <= _num(margin, "margin") < 1:
-        raise AnalysisInputError(f"margin must be in [0, 1), got {margin}")
-    deviations: list[Deviation] = []
-    judged = 0
-    rows = list(samples)
-    if not rows:
-        raise AnalysisInputError("samples is empty; pass at least one {'t', 'concurrency', 'uo_503'} sample")
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping) or not {"t", "concurrency", "uo_503"} <= set(row):
-            raise AnalysisInputError(f"samples[{i}] needs 't', 'concurrency' and 'uo_503'; got {row!r}")
-        t = _num(row["t"], f"samples[{i}].t")
-        c = _num(row["concurrency"], f"samples[{i}].concurrency") / client_proxies
-        uo = row["uo_503"]
-        if isinstance(uo, bool) or not isinstance(uo, int) or uo < 0:
-            raise AnalysisInputError(f"samples[{i}].uo_503 must be a non-negative integer, got {uo!r}")
-        if c <= cap.no_overflow_up_to * (1 - margin):
-            judged += 1
-            if uo > noise_uo:
-                deviations.append(Deviation("overflow_below_limit", None, t,
-                                            f"{uo} x 503 UO at {t:g}s with {c:g} concurrent requests per proxy, below "
-                                            f"the {cap.no_overflow_up_to} the limits allow ({cap.binding})"))
-        elif c >= cap.overflow_above * (1 + margin):
-            judged += 1
-            if uo == 0:
-                deviations.append(Deviation("no_overflow_above_limit", None, t,
-                                            f"no 503 UO at {t:g}s with {c:g} concurrent requests per proxy, above the "
-                                            f"{cap.overflow_above} the limits allow ({cap.binding})"))
-    ok = not deviations
-    if ok:
-        explanation = (f"OK: 503 UO only above {cap.overflow_above} concurrent requests per proxy ({cap.binding}); "
-                       f"{judged} of {len(rows)} samples were clear of the limit band.")
-    else:
-        more = f" (+{len(deviations) - 1} more)" if len(deviations) > 1 else ""
-        explanation = f"FAIL [{deviations[0].code}]: {deviations[0].message}{more}."
-    return OverflowAnalysis(ok, deviations, explanation, cap, judged)

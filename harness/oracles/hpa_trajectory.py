@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from harness.oracles import hpa
 from harness.oracles.hpa import HPAOracleError, HPASpec, ScalingRules
@@ -194,7 +194,7 @@ def load_from_samples(spec: HPASpec, samples: Sequence[ObservedSample],
     return points
 
 
-def _value_at(samples: Sequence[ObservedSample], times: List[float], at: float, pick) -> int:
+def _value_at(samples: Sequence[ObservedSample], times: List[float], at: float, pick: Callable[[int, int], int]) -> int:
     """Replicas at instant ``at``; between samples the change time is unknown, so ``pick``
     (max or min) chooses the reading that favours the observed system."""
     j = bisect.bisect_right(times, at) - 1
@@ -375,12 +375,12 @@ def check_scale_down_stabilization(tr: Trajectory) -> CheckOutcome:
             continue
         # a sample's value may have been seen by the controller any time after the previous
         # sample: count it only if even its earliest possible time is inside the window
-        window = [(obs[j].t, recs[j]) for j in range(len(obs))
-                  if recs[j][0] is not None and obs[j].t <= tau - A
+        window = [(obs[j].t, rec, recs[j][1]) for j in range(len(obs))
+                  if (rec := recs[j][0]) is not None and obs[j].t <= tau - A
                   and (obs[j - 1].t if j else obs[0].t - tr.allowance.sync_period) > tau - down_window]
         if window:
-            tj, (rj, why) = max(window, key=lambda x: (x[1][0], x[0]))  # the latest highest binds longest
-            need = min(a, rj)  # type: ignore[type-var]
+            tj, rj, why = max(window, key=lambda x: (x[1], x[0]))  # the latest highest binds longest
+            need = min(a, rj)
             if bv < need:
                 devs.append(Deviation("scale_down_stabilization", tau,
                                       f"replicas went {a}→{bv} at t={_fmt_t(tau)}, but at t={_fmt_t(tj)} {why} "

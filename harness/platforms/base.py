@@ -6,41 +6,14 @@ import secrets
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.conductor import Fault, Replica
 from harness.config import Settings
 
+# Replica and Fault are values of harness.conductor, named here too for the platforms' callers.
 __all__ = ["Platform", "Replica", "Fault"]
-
-
-@dataclass
-class Replica:
-    """One running conductor: a container or a pod."""
-
-    name: str
-    zone: str
-    ready: bool
-    # Where the harness reaches this replica directly (admin and metrics), on 127.0.0.1.
-    admin_url: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Fault:
-    """What the conductor's fault endpoint accepts (see sut/conductor/README.md)."""
-
-    error_status: int | None = None
-    error_rate: float | None = None
-    latency_ms: float | None = None
-    fail_readiness: bool | None = None
-    cpu_cost_ms: float | None = None
-
-    def body(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 class Platform(ABC):

@@ -15,12 +15,12 @@ Baseline file (JSON)::
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from harness.errors import UsageError
+from harness.files import read_json
 from harness.report.outcome import OUTCOMES, run_outcome
 
 __all__ = ["Expectation", "load_baseline", "compare_with_baseline"]
@@ -34,12 +34,7 @@ class Expectation:
 
 def load_baseline(path: Path) -> dict[str, Expectation]:
     """The baseline file, validated: one line naming the problem and the fix when it is malformed."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise UsageError(f"baseline {path} cannot be read ({exc.strerror or exc})", "name an existing JSON file") from None
-    except ValueError as exc:
-        raise UsageError(f"baseline {path} is not JSON ({exc})", "fix the file") from None
+    raw = read_json(path, what="baseline", missing_fix="name an existing JSON file")
     scenarios = raw.get("scenarios") if isinstance(raw, dict) else None
     if not isinstance(scenarios, dict) or not scenarios:
         raise UsageError(f"baseline {path} has no \"scenarios\" mapping",

@@ -14,25 +14,11 @@ from harness.audit.confirmation import CONFIRMED, CONTRADICTED, mark_findings
 from harness.audit.findings import BLOCKING_SEVERITIES
 from harness.errors import UsageError
 from harness.history.trends import trends_html
+from harness.redaction import redact
 from harness.report.junit import write_junit
 from harness.report.outcome import exit_meaning, run_outcome
 
-__all__ = ["RunReport", "ScenarioResult", "redact", "ensure_writable"]
-
-# Keys whose values never reach a report, whatever produced them.
-_SECRET_HINTS = ("password", "token", "secret", "_url", "credential", "passphrase")
-
-
-def redact(value: Any) -> Any:
-    """Drop secret-looking values from nested JSON-like data (keys matching _SECRET_HINTS)."""
-    if isinstance(value, dict):
-        return {k: ("<redacted>" if any(h in str(k).lower() for h in _SECRET_HINTS) and v not in (None, "")
-                    and not isinstance(v, (dict, list, bool, int, float)) else redact(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
+__all__ = ["RunReport", "ScenarioResult", "ensure_writable"]
 
 @dataclass
 class ScenarioResult:
@@ -68,8 +54,7 @@ def ensure_writable(root: Path) -> Path:
 class RunReport:
     """The run's results; ``write`` puts summary.json, junit.xml and index.html in ``root``."""
 
-    def __init__(self, run_id: str, platform: str, root: Path, settings: dict[str, Any] | None = None,
-                 audit_root: Path | None = None):
+    def __init__(self, run_id: str, platform: str, root: Path, settings: dict[str, Any] | None = None):
         self.run_id, self.platform, self.root = run_id, platform, root
         self.settings = settings or {}
         self.started = time.time()
@@ -80,11 +65,9 @@ class RunReport:
         self.exit_code: int | None = None        # set by the plugin when the session ends
         self.regressions: dict[str, Any] | None = None  # the run history's check (harness.history.recorder)
         ensure_writable(root)
-        # The seed's configuration audit (harness.audit), written first so every run's report has it,
-        # also a run that is interrupted or whose stack never comes up.
+        # The seed's configuration audit's summary (harness.audit.engine.audit_for_report), handed in by
+        # the plugin as the run starts, so every run's report has it, also one whose stack never comes up.
         self.audit: dict[str, Any] | None = None
-        if audit_root is not None:
-            self.audit = _audit_into(root, audit_root)
 
     def fault_injected(self, scenario: str, fault: str, target: str) -> None:
         """Record a fault a scenario injected itself (chaos experiments come from the fault log), in the
@@ -108,7 +91,7 @@ class RunReport:
 
     def summary(self) -> dict[str, Any]:
         counts = {v: sum(1 for s in self.scenarios if s.verdict == v) for v in ("pass", "fail", "inconclusive", "report-only", "skip")}
-        out = {
+        out: dict[str, Any] = {
             "run_id": self.run_id, "platform": self.platform, "verdict": self.verdict(), "counts": counts,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "duration_s": round(time.time() - self.started, 1),
@@ -137,20 +120,6 @@ class RunReport:
         except OSError:
             pass  # a filesystem without symlinks still has the run directory
         return self.root
-
-
-def _audit_into(run_dir: Path, seed_root: Path) -> dict[str, Any]:
-    """Run the audit, write ``audit.json`` beside the summary, return the summary's ``audit`` part. The
-    audit is the harness's own analysis: if it breaks, the run says so and goes on."""
-    from harness.audit.engine import audit_summary, run_audit, write_audit
-
-    try:
-        result = run_audit(seed_root)
-        write_audit(result, run_dir)
-        return audit_summary(result)
-    except Exception as exc:  # noqa: BLE001 - reported in the summary, never a reason to stop the run
-        return {"file": None, "errors": [f"the configuration audit failed: {exc!r}"], "counts": {}, "blocking": 0,
-                "findings": [], "tools": {}}
 
 
 def _with_confirmation(audit: dict[str, Any], scenarios: list[dict[str, Any]]) -> dict[str, Any]:

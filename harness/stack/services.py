@@ -37,11 +37,11 @@ _IMAGES_DIR = Path(__file__).parent / "images"
 
 def loopback_ports(container: DockerContainer, *ports: int) -> None:
     """Publish ``ports`` on 127.0.0.1 only (random host ports), replacing testcontainers' 0.0.0.0."""
-    container.ports = {f"{p}/tcp": ("127.0.0.1", None) for p in ports}
+    container.ports = {f"{p}/tcp": ("127.0.0.1", None) for p in ports}  # type: ignore[misc]  # testcontainers types ports as int | None; docker-py also takes (address, port)
 
 
-class _Service:
-    """Mixin: run labels, network alias, and the two URLs every service offers."""
+class _Service(DockerContainer):
+    """Mixin for testcontainers' containers: run labels, network alias, and the two URLs every service offers."""
 
     alias: str
     container_port: int
@@ -182,10 +182,10 @@ class Stack:
         self.redis = RedisService(settings, self.network, zone=p.redis)
         self.rabbitmq = RabbitMqService(settings, self.network, zone=p.rabbitmq)
         self.moto = MotoService(settings, self.network) if with_moto else None
-        self._started: list[DockerContainer] = []
+        self._started: list[_Service] = []
 
     @property
-    def services(self) -> list[DockerContainer]:
+    def services(self) -> list[_Service]:
         return [s for s in (self.postgres, self.redis, self.rabbitmq, self.moto) if s is not None]
 
     def start(self) -> "Stack":

@@ -7,6 +7,7 @@ name (the certificate does not carry it) must fail every request, so the check c
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 import json
 import ssl
 import tempfile
@@ -26,7 +27,7 @@ HOST = "api.i2s.studio"
 
 @pytest.fixture(scope="module")
 def gateway():
-    ca = CertificateAuthority("tls-sni-test")
+    ca = CertificateAuthority("tls-sni-test", now=datetime.now(timezone.utc))
     pem = ca.issue_server([HOST])
     seen: dict[str, set[str]] = {"sni": set(), "host": set()}
 

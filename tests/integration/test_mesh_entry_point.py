@@ -16,7 +16,7 @@ from harness.docker_env import docker_client, sweep
 from harness.labels import RUN_ID_LABEL
 from harness.mesh.containers import MESH_ROLE_LABEL, envoy_version
 from harness.mesh.service import SERVICE_CLUSTER
-from harness.platforms.base import Fault
+from harness.conductor import Fault
 from harness.platforms.docker import DockerPlatform, discover_service_url
 from harness.stack import Stack
 from harness.wait import wait_for

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 import copy
 import http.client
 import http.server
@@ -50,7 +51,7 @@ def _variant(mesh):
 @pytest.mark.parametrize("what_if", [False, True], ids=["seed", "what-if"])
 def test_every_generated_configuration_is_accepted_by_envoy(what_if, tmp_path):
     mesh = load_mesh("k8s", what_if=what_if)
-    ca = CertificateAuthority("validate")
+    ca = CertificateAuthority("validate", now=datetime.now(timezone.utc))
     eps = [Endpoint(f"conductor-{i}", f"10.0.0.{i + 2}", 15006, z) for i, z in enumerate(ZONES)]
     variants = [mesh, _variant(mesh)]
     for m in variants:
@@ -76,7 +77,7 @@ def test_every_generated_configuration_is_accepted_by_envoy(what_if, tmp_path):
 
 def test_validation_refuses_a_broken_configuration():
     mesh = load_mesh("k8s")
-    ca = CertificateAuthority("validate")
+    ca = CertificateAuthority("validate", now=datetime.now(timezone.utc))
     cfg = sidecar_bootstrap(mesh, Endpoint("c", "10.0.0.2", 15006, "us-east-1a"), _tls(ca, mesh.conductor_identity),
                             admin_port=15001, inbound_port=15006, app_port=8080)
     cfg["static_resources"]["clusters"][0]["lb_policy"] = "NOT_A_POLICY"
@@ -135,7 +136,7 @@ def _https(port: int, ca_pem: str, sni: str, method: str, path: str,
 def _run_mesh(tmp_path, what_if: bool, gateway_zone: str = "", exclude_503: bool = True):
     mesh = load_mesh("k8s", what_if=what_if)
     mesh.exclude_503_from_default_retries = exclude_503
-    ca = CertificateAuthority(f"local-{what_if}")
+    ca = CertificateAuthority(f"local-{what_if}", now=datetime.now(timezone.utc))
     apps, sidecars, eps = [], [], []
     try:
         for i, zone in enumerate(ZONES):

@@ -8,6 +8,7 @@ is admitted and the conductor answers, attributed by ``X-Served-By``.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 import os
 
 import pytest
@@ -37,7 +38,7 @@ def pods(tmp_path_factory):
         with Stack(settings) as stack:
             platform = DockerPlatform(settings, stack)
             dm = DockerMesh(settings, platform, load_mesh(settings.manifests_dir, what_if=False),
-                            CertificateAuthority(settings.run_id))
+                            CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)))
             dm.prepare()
             with platform:
                 dm.start_gateway()

@@ -13,7 +13,7 @@ import pytest
 from harness.docker_env import docker_client
 from harness.labels import RUN_ID_LABEL
 from harness.load.runner import run_locust
-from harness.platforms.base import Fault
+from harness.conductor import Fault
 from harness.platforms.docker import DockerPlatform, discover_endpoints
 from harness.stack import Stack
 from tests.conftest import throwaway_settings

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.audit import engine
-from harness.audit.engine import run_audit
+from harness.audit.engine import audit_for_report, run_audit
 from harness.config import PROJECT_ROOT
 from harness.report.writer import RunReport, render_html
 
@@ -139,7 +139,8 @@ def test_planted_defect_yields_its_finding(seed_copy, name):
 
 
 def test_run_report_folds_the_audit_into_summary_and_html(tmp_path):
-    report = RunReport("20261126-120000-abcdef", "docker", tmp_path / "run", audit_root=PROJECT_ROOT)
+    report = RunReport("20261126-120000-abcdef", "docker", tmp_path / "run")
+    report.audit = audit_for_report(report.root, PROJECT_ROOT)
     report.write()
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     standalone = run_audit(PROJECT_ROOT)
@@ -153,7 +154,9 @@ def test_run_report_folds_the_audit_into_summary_and_html(tmp_path):
 def test_a_failing_audit_is_reported_not_fatal(tmp_path, monkeypatch):
     import harness.audit.engine as eng
     monkeypatch.setattr(eng, "SeedSource", lambda root, today=None: (_ for _ in ()).throw(RuntimeError("unreadable")))
-    report = RunReport("20261126-120000-abcdef", "docker", tmp_path / "run", audit_root=PROJECT_ROOT)
+    report = RunReport("20261126-120000-abcdef", "docker", tmp_path / "run")
+    report.audit = audit_for_report(report.root, PROJECT_ROOT)
+    assert not (report.root / "audit.json").exists()
     assert report.audit["errors"] and "unreadable" in report.audit["errors"][0]
     assert "audit error" in render_html(report.summary(), tmp_path)
 
@@ -164,3 +167,11 @@ def test_make_audit_prints_the_harness_code(tmp_path):
                                                               "MAKEFLAGS": "", "MAKELEVEL": ""})
     assert proc.returncode == 2  # GNU make's own code; the harness's is printed and kept
     assert "harness exit 10" in proc.stderr and (tmp_path / "exit-code").read_text().strip() == "10"
+
+
+def test_the_report_runs_no_audit_itself(tmp_path):
+    """report/ is a sink: a RunReport made without an audit has none and runs none."""
+    report = RunReport("20261126-120000-abcdef", "docker", tmp_path / "run")
+    report.write()
+    assert report.audit is None and not (tmp_path / "run" / "audit.json").exists()
+    assert "audit" not in json.loads((tmp_path / "run" / "summary.json").read_text())

@@ -12,7 +12,7 @@ import pytest
 
 from harness.audit.confirmation import (CONFIRMED, CONTRADICTED, JUDGES, NOT_EXERCISED, contradictions,
                                         mark_findings)
-from harness.audit.engine import audit_summary, run_audit
+from harness.audit.engine import audit_for_report, audit_summary, run_audit
 from harness.config import PROJECT_ROOT
 from harness.report.writer import RunReport, ScenarioResult, render_html
 
@@ -153,7 +153,8 @@ def test_the_zone_placement_records_the_spread_fact():
 
 
 def test_the_report_marks_findings_in_summary_and_html(tmp_path):
-    report = RunReport("20261126-120000-abcdef", "docker", tmp_path / "run", audit_root=PROJECT_ROOT)
+    report = RunReport("20261126-120000-abcdef", "docker", tmp_path / "run")
+    report.audit = audit_for_report(report.root, PROJECT_ROOT)
     for s in RECORDED["scenarios"]:
         report.add(ScenarioResult(s["name"], s["verdict"], s["explanation"], copy.deepcopy(s["measurements"])))
     report.write()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.audit import field_tools as ft
+from harness.audit.field_tools import kubernetes_validate, tools
 from harness.audit.findings import SeedRef
 from harness.audit.sources import SeedSource
 from harness.config import PROJECT_ROOT
@@ -20,7 +21,7 @@ BACKUP = "scripts/backup-database.sh"
 SEED_WORKFLOW = "seed/.github/workflows/deploy-production.yml"
 
 # shellcheck comes with the dev extra, actionlint with the harness (make venv): the real runs need both.
-needs_tools = pytest.mark.skipif(not all(ft._find_tool(t) for t in ("shellcheck", "actionlint")),
+needs_tools = pytest.mark.skipif(not all(tools.find_tool(t) for t in ("shellcheck", "actionlint")),
                                  reason="shellcheck or actionlint not installed (make venv)")
 
 
@@ -235,7 +236,7 @@ def test_checkov_parser_edge_shapes() -> None:
 
 
 def test_checkov_not_installed(seed: SeedSource, monkeypatch) -> None:
-    monkeypatch.setattr(ft, "_find_tool", lambda name: None)
+    monkeypatch.setattr(tools, "find_tool", lambda name: None)
     findings, run = ft.checkov_findings(seed)
     assert findings == []
     assert (run.name, run.status, run.reason) == ("checkov", "not run",
@@ -244,8 +245,8 @@ def test_checkov_not_installed(seed: SeedSource, monkeypatch) -> None:
 
 # -- missing tools and unreadable output -----------------------------------------------------------------
 def test_missing_tools_are_not_run(seed: SeedSource, monkeypatch) -> None:
-    monkeypatch.setattr(ft, "_find_tool", lambda name: None)
-    monkeypatch.setattr(ft, "_import_kubernetes_validate", lambda: None)
+    monkeypatch.setattr(tools, "find_tool", lambda name: None)
+    monkeypatch.setattr(kubernetes_validate, "_import_kubernetes_validate", lambda: None)
     results = [ft.kubernetes_validate_findings(seed), ft.shellcheck_findings(seed),
                ft.actionlint_findings(seed, [OWN_WORKFLOW]), ft.checkov_findings(seed)]
     for findings, run in results:
@@ -265,7 +266,7 @@ def test_kubernetes_validate_failure_is_an_error(seed: SeedSource, monkeypatch) 
         def validate(data, version, strict=False):
             raise RuntimeError("schema store unreadable")
 
-    monkeypatch.setattr(ft, "_import_kubernetes_validate", lambda: Broken)
+    monkeypatch.setattr(kubernetes_validate, "_import_kubernetes_validate", lambda: Broken)
     findings, run = ft.kubernetes_validate_findings(seed)
     assert findings == [] and run.status == "error"
     assert "Deployment/i2s-staging/conductor: RuntimeError: schema store unreadable" in run.reason
@@ -276,7 +277,7 @@ def test_unreadable_output_is_an_error(seed: SeedSource, monkeypatch, tmp_path: 
     fake = tmp_path / "fake-tool"
     fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{output}\nEOF\nexit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(ft, "_find_tool", lambda name: str(fake))
+    monkeypatch.setattr(tools, "find_tool", lambda name: str(fake))
     for findings, run in (ft.shellcheck_findings(seed), ft.actionlint_findings(seed, [OWN_WORKFLOW]),
                           ft.checkov_findings(seed)):
         assert findings == [] and run.status == "error" and "unreadable" in run.reason
@@ -286,7 +287,7 @@ def test_a_tool_that_fails_is_an_error(seed: SeedSource, monkeypatch, tmp_path: 
     fake = tmp_path / "fake-tool"
     fake.write_text("#!/bin/sh\necho 'fatal: something broke' >&2\nexit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(ft, "_find_tool", lambda name: str(fake))
+    monkeypatch.setattr(tools, "find_tool", lambda name: str(fake))
     for findings, run in (ft.shellcheck_findings(seed), ft.actionlint_findings(seed, [OWN_WORKFLOW]),
                           ft.checkov_findings(seed)):
         assert findings == [] and run.status == "error" and "exit 3" in run.reason

@@ -6,7 +6,7 @@ import importlib
 
 import harness.capacity.project as project
 
-MODULES = ("models", "node_groups", "pod_spec", "hpa_replicas")
+MODULES = ("models", "node_groups", "pod_spec", "hpa_replicas", "inputs")
 
 # project.py's __all__ before the split.
 BEFORE_SPLIT = (

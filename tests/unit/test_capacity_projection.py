@@ -26,7 +26,7 @@ from harness.capacity.project import (NODE_GROUPS_FILE, ReplicaModel, TrafficPro
 from harness.capacity.verdict import capacity_verdict
 from harness.config import PROJECT_ROOT, load_settings
 from harness.errors import UnsafeTarget, UsageError
-from harness.load.runner import LoadResult
+from harness.load.result import LoadResult
 from harness.manifests import find_document
 from harness.oracles import hpa
 from harness.wait import wait_for

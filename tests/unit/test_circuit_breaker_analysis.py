@@ -32,13 +32,14 @@ from harness.analysis.circuit_breaker.findings import seed_findings, seed_verdic
 from harness.analysis.circuit_breaker.plot import plot_series
 from harness.analysis.circuit_breaker.schedule import (FaultPhase, cap_for, default_schedule, expected_ejections,
                                                        oracle_inputs)
-from harness.analysis.circuit_breaker.series import (ClusterSample, ResponseRecord, attempt_series, classify_response,
+from harness.analysis.circuit_breaker.series import (ClusterSample, attempt_series,
                                                      client_series, first_ejected_order, flag_windows,
                                                      overload_samples, until_time)
 from harness.load.gateway_client import GatewayClient, LoadDriver
+from harness.load.responses import ResponseRecord, classify_response
 from harness.measure.envoy_admin import ProxySampler
 from harness.kube.istio import self_signed_tls
-from harness.oracles.ejection_analysis import evaluate_pool_overflow
+from harness.oracles.pool_overflow import evaluate_pool_overflow
 from harness.oracles.outlier import map_destination_rule, simulate
 from harness.wait import wait_for
 

@@ -13,7 +13,7 @@ import yaml
 
 from harness.config import Settings
 from harness.errors import HarnessError, UsageError
-from harness.platforms.base import Fault
+from harness.conductor import Fault
 from harness.platforms.context import ContextPlatform, preflight
 from tests.unit.kube_fakes import FakeKube, RecordingRunner, deployment, node, pod
 

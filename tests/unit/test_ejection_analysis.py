@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.oracles.ejection_analysis import (
-    AnalysisInputError,
-    analyze_ejections,
-    evaluate_pool_overflow,
-    infer_ejection_windows,
-    pool_capacity,
-)
+from harness.errors import AnalysisInputError
+from harness.oracles.ejection_analysis import analyze_ejections, infer_ejection_windows
+from harness.oracles.pool_overflow import evaluate_pool_overflow, pool_capacity
 from harness.oracles.outlier import map_destination_rule, map_istio_connection_pool, simulate
 
 PODS = ["conductor-0", "conductor-1", "conductor-2"]

@@ -21,7 +21,7 @@ from harness.config import Settings
 from harness.errors import PlatformUnavailable, ReadinessTimeout, UsageError
 from harness.kube.runner import CommandFailed
 from harness.labels import RUN_ID_LABEL
-from harness.platforms.base import Fault, Replica
+from harness.conductor import Fault, Replica
 from harness.kube.istio import istio_images
 from harness.kube.toolchain import NODE_IMAGE
 from harness.platforms.kind import OVERLAY_DIR, KindPlatform, preflight, sweep_kind_clusters

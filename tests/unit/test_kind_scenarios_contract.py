@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import EXIT_INCONCLUSIVE, Inconclusive
-from harness.kube.hpa_sampler import hpa_unmeasured, hpa_verdict
+from harness.analysis.hpa.verdict import hpa_unmeasured, hpa_verdict
 from harness.pytest_plugin import ScenarioRecorder
 from scenarios.test_circuit_breaker import Mesh, MeshUnavailable, _ready
 from tests.unit.test_hpa_sampler import SPEC, check, faithful_run, staging_plan

@@ -8,6 +8,7 @@ generators). The real binary accepting these configurations is tests/integration
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 import copy
 import dataclasses
 
@@ -346,7 +347,7 @@ def test_a_policy_selecting_other_pods_adds_no_rbac(seed):
 
 # -- certificates -------------------------------------------------------------------------------------------
 def test_workload_and_server_certificates():
-    ca = CertificateAuthority("run-1")
+    ca = CertificateAuthority("run-1", now=datetime.now(timezone.utc))
     root = x509.load_pem_x509_certificate(ca.ca_pem.encode())
     assert "run-1" in root.subject.rfc4514_string()
     w = ca.issue_workload(spiffe_id("i2s-staging", "conductor"))

@@ -131,6 +131,7 @@ def test_features_needing_a_missing_wheel_say_not_available_on_this_platform(mon
 
     import harness.native_wheels as nw
     from harness.audit import field_tools as ft
+    from harness.audit.field_tools import tools
     from harness.errors import EnvironmentMissing
     from harness.mesh import binary
 
@@ -143,7 +144,7 @@ def test_features_needing_a_missing_wheel_say_not_available_on_this_platform(mon
                                                  r"\(Darwin x86_64\)") as err:
         binary.envoy_binary()
     assert "docker platform's mesh runs Envoy in containers" in err.value.fix
-    monkeypatch.setattr(ft, "_find_tool", lambda name: None)
+    monkeypatch.setattr(tools, "find_tool", lambda name: None)
     from harness.audit.sources import SeedSource
 
     findings, run = ft.actionlint_findings(SeedSource(PROJECT_ROOT))

@@ -355,3 +355,30 @@ def test_update_readme_implies_markdown(tmp_path, monkeypatch):
         doc.write_text(stale)
         assert cli.main(args) == 0
         assert settings_markdown() in doc.read_text() and "\nold\n" not in doc.read_text()
+
+
+# -- input the oracles cannot read: its own code (harness.errors.EXIT_ANALYSIS_INPUT) --------------------------
+def _destination_rule_unreadable(tmp: Path) -> dict:
+    """The seed's DestinationRule with a pool limit Istio's schema types as an integer, given as a word."""
+    shutil.copytree(PROJECT_ROOT / "k8s", tmp / "k8s", ignore=shutil.ignore_patterns("overlays", "addons"))
+    gateway = tmp / "k8s" / "istio" / "gateway.yml"
+    text = gateway.read_text()
+    assert "maxConnections: 100" in text
+    gateway.write_text(text.replace("maxConnections: 100", "maxConnections: lots"))
+    return {"HARNESS_MANIFESTS_DIR": str(tmp / "k8s")}
+
+
+@pytest.mark.parametrize("command", [["preflight"], ["e2e", "--platform", "docker"]])
+def test_a_destination_rule_the_oracle_cannot_read_is_one_line_and_exit_16(tmp_path, command):
+    from harness.errors import EXIT_ANALYSIS_INPUT, EXIT_CODES
+
+    run_id = f"pf-{uuid.uuid4().hex[:10]}"
+    proc = _run(command, _clean_env(run_id, _destination_rule_unreadable(tmp_path)))
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == EXIT_ANALYSIS_INPUT == 16 and len(lines) == 1, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert lines[0] == (f"harness: manifest {tmp_path}/k8s/istio/gateway.yml: DestinationRule conductor-destination: "
+                        "spec.trafficPolicy.connectionPool.tcp.maxConnections: expected an integer, got 'lots'; "
+                        "write a plain number")
+    assert EXIT_ANALYSIS_INPUT not in range(0, 6) and list(EXIT_CODES).count(EXIT_ANALYSIS_INPUT) == 1
+    assert _labeled(run_id) == [] and not (PROJECT_ROOT / "reports" / run_id).exists()

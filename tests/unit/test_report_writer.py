@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from harness.report.plots import timeseries_png
+from harness.plotting import timeseries_png
 from harness.report.writer import RunReport, ScenarioResult
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UsageError
-from harness.load.runner import LoadResult
+from harness.load.result import LoadResult
 from harness.load.shapes import Stage, stage_at, stages_from_spec, total_duration
 from harness.load.slo import evaluate_slo, evaluate_validity, steady_verdict
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from harness.analysis.circuit_breaker.schedule import FaultPhase
-from harness.analysis.circuit_breaker.series import ClusterSample, ResponseRecord, stat_delta
-from harness.oracles.ejection_analysis import Deviation, EjectionAnalysis, OverflowAnalysis, analyze_ejections
+from harness.analysis.circuit_breaker.series import ClusterSample, stat_delta
+from harness.oracles.ejection_analysis import Deviation, EjectionAnalysis, analyze_ejections
+from harness.load.responses import ResponseRecord
+from harness.oracles.pool_overflow import OverflowAnalysis
 from harness.oracles.outlier import DestinationRuleMapping, SimulationResult
 
 __all__ = ["compare_flag_windows", "retry_check", "threshold_check", "ejection_analysis", "latency_check",

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from harness.analysis.circuit_breaker.series import RBAC_DENIED, ResponseRecord
+from harness.load.responses import RBAC_DENIED, ResponseRecord
 from harness.oracles.outlier import DestinationRuleMapping
 
 __all__ = ["SeedFinding", "seed_findings", "seed_verdict"]

@@ -13,7 +13,7 @@ def plot_series(path: Path, title: str, series: Mapping[float, Mapping[str, Mapp
                 flags: Mapping[str, Sequence[tuple[float, float | None]]], schedule: Sequence[FaultPhase],
                 *, ylabel: str = "upstream attempts per second", end: float | None = None) -> Path:
     """Per-pod traffic over time; Envoy's ejection windows shaded; fault phases as vertical lines."""
-    from harness.report.plots import timeseries_png
+    from harness.plotting import timeseries_png
 
     times = sorted(series)
     pods = sorted({p for row in series.values() for p in row})

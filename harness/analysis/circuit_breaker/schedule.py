@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.errors import UsageError
 from harness.oracles.outlier import OutlierDetectionSettings, SimulationResult, max_ejectable_hosts, simulate
-from harness.platforms.base import Fault
+from harness.conductor import Fault
 
 __all__ = ["FaultPhase", "phase_at", "default_schedule", "compact_schedule", "oracle_inputs", "expected_ejections",
            "cap_for"]

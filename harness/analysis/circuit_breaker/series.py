@@ -9,43 +9,14 @@ from typing import Any, Iterable, Mapping, Sequence
 from harness.analysis.circuit_breaker.schedule import FaultPhase
 from harness.analysis.envoy_stats import cluster_stats
 from harness.errors import HarnessError, UsageError
+from harness.load.responses import ResponseRecord
 from harness.oracles.outlier import is_gateway_error
 
-__all__ = ["RBAC_DENIED", "ResponseRecord", "classify_response", "records_from_seconds", "step_windows",
+__all__ = ["records_from_seconds", "step_windows",
            "client_series", "ClusterSample", "cluster_sample", "attempt_series", "flag_windows", "first_ejected_order", "stat_delta", "overload_samples", "until_time"]
-
-RBAC_DENIED = "RBAC: access denied"   # Envoy's RBAC filter's local reply body
 
 
 # -- what clients saw -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ResponseRecord:
-    """One response as the load driver saw it. ``pod`` is ``X-Served-By`` ("-" when absent: a
-    reply Envoy generated itself). ``flag``: ``RBAC`` (403 from the RBAC filter), ``UO`` (503 from
-    a circuit-breaker overflow), ``fault`` (the conductor's injected error), ``conn`` (no HTTP
-    answer), or ``""``."""
-
-    t: float
-    status: int
-    pod: str
-    flag: str = ""
-    latency_ms: float = 0.0
-
-
-def classify_response(status: int, headers: Mapping[str, str], body: bytes | str) -> tuple[str, str]:
-    """(pod, flag) from a response. Header names are matched case-insensitively."""
-    h = {k.lower(): v for k, v in headers.items()}
-    text = body.decode(errors="replace") if isinstance(body, bytes) else body
-    pod = h.get("x-served-by") or "-"
-    if status == 403 and RBAC_DENIED in text:
-        return pod, "RBAC"
-    if status == 503 and (h.get("x-envoy-overloaded", "").lower() == "true" or "reset reason: overflow" in text):
-        return pod, "UO"
-    if h.get("x-fault-injected"):
-        return pod, "fault"
-    return pod, ""
-
-
 def records_from_seconds(seconds: Iterable[Mapping[str, Any]]) -> list[ResponseRecord]:
     """Locust's per-second attribution lines (loadtests/locustfile.py, ``codes``:
     ``"<status>|<flag>|<replica>" -> count``) as :class:`ResponseRecord` s, each at the middle of

@@ -43,8 +43,8 @@ class DrTargets:
         self.rto_s = parse_duration(runbook.get("rto")) or 15 * 60
         self.rpo_s = parse_duration(runbook.get("rpo")) or 3600
         self.rto_text, self.rpo_text = fmt_seconds(self.rto_s), fmt_seconds(self.rpo_s)
-        self.rto_line = src.find_line(RUNBOOK, "rto:") if src.exists(RUNBOOK) else 0
-        self.rpo_line = src.find_line(RUNBOOK, "rpo:") if src.exists(RUNBOOK) else 0
+        self.rto_line = src.find_line(RUNBOOK, "rto:") if src.has(RUNBOOK) else 0
+        self.rpo_line = src.find_line(RUNBOOK, "rpo:") if src.has(RUNBOOK) else 0
         self.scenarios = {s.get("name", ""): s for s in runbook.get("scenarios") or []}
         self.secondary_region = ""
         for s in self.scenarios.values():
@@ -57,7 +57,7 @@ def dr_targets(src: SeedSource) -> DrTargets:
 
 
 def make_finding(src: SeedSource, id: str, target: str, title: str, evidence: str, fix: str,
-                 objects: list[str] | tuple[str, ...] = (), at: list[tuple[str, int]] | tuple = ()) -> Finding:
+                 objects: list[str] | tuple[str, ...] = (), at: list[tuple[str, int]] | tuple[tuple[str, int], ...] = ()) -> Finding:
     """A finding whose refs are ``at`` = [(path, line), ...] mapped to the guide; lines of 0 are dropped.
     Its severity is not the rule's to say: the rule's declared impact (harness.audit.catalog) gives it,
     through the rubric (harness.audit.rubric); a finding no spec rates is "info" and an audit error."""

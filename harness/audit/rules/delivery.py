@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from typing import Any, Iterator
 
 from harness.audit.findings import Finding
 from harness.audit.rules.base import make_finding
-from harness.audit.sources import SeedSource
+from harness.audit.sources import Doc, SeedSource
 
 __all__ = ["workflow_paths", "workflow_argocd", "argocd_project", "terraform_pinning", "terraform_references",
            "development_setup", "eks_support", "cluster_exposure", "static_cloud_keys", "EKS_EXTENDED_SUPPORT_END"]
@@ -26,7 +27,7 @@ EKS_EXTENDED_SUPPORT_END = {"1.26": dt.date(2025, 6, 11), "1.27": dt.date(2025, 
                             "1.30": dt.date(2026, 7, 23)}
 
 
-def _steps(src: SeedSource):
+def _steps(src: SeedSource) -> Iterator[tuple[Doc, str, int, dict[str, Any]]]:
     for wf in src.workflows:
         for job_name, job in (wf.get("jobs", default={}) or {}).items():
             for i, step in enumerate(job.get("steps", []) or []):
@@ -39,8 +40,8 @@ def workflow_paths(src: SeedSource) -> list[Finding]:
     for wf, job, i, step in _steps(src):
         for m in re.finditer(r"-f\s+(k8s/[\w./-]+)", str(step.get("run", ""))):
             path = m.group(1)
-            if not (src.root / path).exists():
-                present = sorted(p.name for p in (src.root / "k8s").iterdir() if p.is_dir() and p.name != "overlays")
+            if not src.has_path(path):
+                present = [name for name in src.folders("k8s") if name != "overlays"]
                 out.append(make_finding(
                     src, f"delivery.workflow-missing-path.{path}", "delivery",
                     f"the deploy workflow validates {path}, which the seed does not have",
@@ -113,7 +114,7 @@ def argocd_project(src: SeedSource) -> list[Finding]:
                 [app.label, meant[0].label], [(app.path, app.line("spec", "project")),
                                               (meant[0].path, meant[0].line("metadata", "name"))]))
         automated = app.get("spec", "syncPolicy", "automated", default=None)
-        if automated and "production" in ns and src.exists("seed/blocks/environment-hierarchy.mmd") and \
+        if automated and "production" in ns and src.has("seed/blocks/environment-hierarchy.mmd") and \
                 "Manual Gate" in src.text("seed/blocks/environment-hierarchy.mmd"):
             out.append(make_finding(
                 src, f"delivery.production-auto-sync.{app.name}", "delivery",
@@ -183,13 +184,13 @@ def terraform_references(src: SeedSource) -> list[Finding]:
 
 def development_setup(src: SeedSource) -> list[Finding]:
     """Files the guide's local development steps and development stack need that the seed lacks."""
-    if not src.exists(DEV_SETUP):
+    if not src.has(DEV_SETUP):
         return []
     wanted: list[tuple[str, str, int]] = []
     for n, line in enumerate(src.lines(DEV_SETUP), 1):
         for path in re.findall(r"(?:-f|--config)\s+([\w./-]+)", line):
             wanted.append((path, DEV_SETUP, n))
-    if src.exists(DEV_STACK):
+    if src.has(DEV_STACK):
         base = Path(DEV_STACK.removeprefix("seed/")).parent
         for doc in src.docs(DEV_STACK):
             for name, svc in (doc.get("services", default={}) or {}).items():
@@ -202,7 +203,7 @@ def development_setup(src: SeedSource) -> list[Finding]:
                     path = (base / str(build.get("context", ".")) / build["dockerfile"]).as_posix()
                     wanted.append((path, DEV_STACK, doc.line("services", name, "build", "dockerfile")))
     absent = [(p, f, n) for p, f, n in wanted
-              if not (src.root / p).exists() and not (src.root / "seed" / p).exists()]
+              if not src.has_path(p) and not src.has_path(f"seed/{p}")]
     if not absent:
         return []
     return [make_finding(

@@ -47,7 +47,7 @@ def backup_schedules(src: SeedSource) -> list[Finding]:
     rpo_ref = (RUNBOOK, dr.rpo_line)
     out: list[Finding] = []
     # 1. The database backup script: is anything scheduling it?
-    if src.exists(SCRIPT):
+    if src.has(SCRIPT):
         schedulers = [p for p in src.paths if p != SCRIPT and not p.endswith(".md")
                       and "backup-database" in src.text(p) and _SCHEDULER.search(src.text(p))]
         if not schedulers:
@@ -106,7 +106,7 @@ def backup_locations(src: SeedSource) -> list[Finding]:
     if not region:
         return out
     region_line = src.find_line(RUNBOOK, region)
-    primary = {tf.backend.get("region") for tf in src.terraform} - {None}
+    primary = {str(r) for tf in src.terraform if (r := tf.backend.get("region")) is not None}
     # RDS automated backups are regional; a copy in another region needs its own resource.
     copies = any(re.search(r"automated_backups_replication|aws_db_snapshot_copy|replicate_source_db|"
                            r"cross_region", src.text(tf.path)) for tf in src.terraform)

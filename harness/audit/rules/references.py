@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import Any
 
 from harness.audit.findings import Finding
 from harness.audit.rules.base import make_finding
@@ -21,7 +22,7 @@ _WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 _PLATFORM_NAMESPACES = ("kube-system", "istio-system", "argocd", "velero")
 
 
-def _pod_spec(doc: Doc) -> dict:
+def _pod_spec(doc: Doc) -> dict[str, Any]:
     return doc.get("spec", "template", "spec", default={}) or {}
 
 
@@ -36,7 +37,7 @@ def _service_host(host: str, namespace: str) -> tuple[str, str]:
 
 def missing_workload_targets(src: SeedSource) -> list[Finding]:
     """Services and Deployments that other objects point at but the seed never creates in that namespace."""
-    wanted: dict[tuple[str, str, str], list[tuple[Doc, tuple]]] = defaultdict(list)
+    wanted: dict[tuple[str, str, str], list[tuple[Doc, tuple[Any, ...]]]] = defaultdict(list)
     for hpa in src.objects("HorizontalPodAutoscaler") + src.objects("VerticalPodAutoscaler"):
         key = "scaleTargetRef" if hpa.kind == "HorizontalPodAutoscaler" else "targetRef"
         ref = hpa.get("spec", key, default={}) or {}
@@ -107,7 +108,7 @@ def secret_references(src: SeedSource) -> list[Finding]:
     """Every secretKeyRef, envFrom and secret volume of a pod template: the Secret and key must exist
     in the pod's namespace (a missing one keeps the container in CreateContainerConfigError)."""
     produced = _produced_secrets(src)
-    missing: dict[tuple[str, str], list[tuple[Doc, tuple, str]]] = defaultdict(list)
+    missing: dict[tuple[str, str], list[tuple[Doc, tuple[Any, ...], str]]] = defaultdict(list)
     for kind in _WORKLOADS:
         for doc in src.objects(kind):
             spec = _pod_spec(doc)
@@ -139,7 +140,7 @@ def secret_references(src: SeedSource) -> list[Finding]:
             out.append(make_finding(
                 src, f"ref.secret-key-missing.{ns}.{name}", "availability",
                 f"Secret {ns}/{name} has no key {', '.join(absent)}",
-                f"{maker.label} writes keys {', '.join(sorted(k for k in keys if k))}",
+                f"{maker.label} writes keys {', '.join(sorted(k for k in keys or () if k))}",
                 "add the key to the ExternalSecret's data", users + [maker.label],
                 at + [(maker.path, maker.line("spec", "data"))]))
     return out
@@ -271,7 +272,7 @@ def gateway_credentials(src: SeedSource) -> list[Finding]:
     return out
 
 
-def _gateway_allowed_on_api(rules: list[dict]) -> bool:
+def _gateway_allowed_on_api(rules: list[dict[str, Any]]) -> bool:
     """Whether some rule lets the ingress gateway's identity (any service account in its namespace, as
     istioctl and the Helm gateway chart name it differently) call an /api path."""
     prefix = f"cluster.local/ns/{GATEWAY_NAMESPACE}/"

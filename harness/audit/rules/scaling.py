@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import TYPE_CHECKING, Any, Iterator
 
 from harness.audit.findings import Finding
 from harness.audit.rules.base import make_finding
 from harness.audit.sources import Doc, SeedSource
 from harness.oracles.hpa.controller import combine_metric_proposals
+
+if TYPE_CHECKING:
+    from harness.audit.terraform import TerraformFile
 
 __all__ = ["fighting_controllers", "unserved_metrics", "cluster_autoscaler_version", "node_group_scheduling",
            "node_group_settings"]
@@ -29,7 +33,7 @@ def fighting_controllers(src: SeedSource) -> list[Finding]:
     self-heal re-applying ``replicas`` that an HPA changes."""
     out: list[Finding] = []
     hpas = src.objects("HorizontalPodAutoscaler")
-    by_target: dict[tuple, list[Doc]] = defaultdict(list)
+    by_target: dict[tuple[str, ...], list[Doc]] = defaultdict(list)
     for h in hpas:
         by_target[_target(h)].append(h)
     for (kind, name, ns), group in sorted(by_target.items()):
@@ -154,11 +158,11 @@ def cluster_autoscaler_version(src: SeedSource) -> list[Finding]:
     return out
 
 
-def _containers(d: Doc) -> list[dict]:
+def _containers(d: Doc) -> list[dict[str, Any]]:
     return d.get("spec", "template", "spec", "containers", default=[]) or []
 
 
-def _node_groups(src: SeedSource):
+def _node_groups(src: SeedSource) -> Iterator[tuple[TerraformFile, str, dict[str, Any]]]:
     for tf in src.terraform:
         for name, g in (tf.module("eks").get("eks_managed_node_groups") or {}).items():
             yield tf, name, g
@@ -167,7 +171,7 @@ def _node_groups(src: SeedSource):
 def node_group_settings(src: SeedSource) -> list[Finding]:
     """Node group attributes the EKS module or the EKS API does not take."""
     out = []
-    ignored: dict = {}
+    ignored: dict[TerraformFile, list[tuple[str, dict[str, Any], int]]] = {}
     for tf, name, g in _node_groups(src):
         line = src.find_line(tf.path, f"{name} = {{")
         ctype = g.get("capacity_type")
@@ -199,7 +203,7 @@ def node_group_settings(src: SeedSource) -> list[Finding]:
 
 def node_group_scheduling(src: SeedSource) -> list[Finding]:
     """Each workload's required node labels and tolerations against the node groups' labels and taints."""
-    out = []
+    out: list[Finding] = []
     groups = list(_node_groups(src))
     if not groups:
         return out

@@ -2,11 +2,12 @@
 docker mesh gives real Envoy (``harness.mesh``), against the HPA and what sits in front of the gateway."""
 from __future__ import annotations
 
+from typing import Any, Iterator
+
 from harness.audit.findings import Finding
 from harness.audit.rules.base import fmt_seconds, make_finding, parse_duration
-from harness.audit.sources import SeedSource
+from harness.audit.sources import Doc, SeedSource
 from harness.mesh.bootstrap import retries_for_status, route_retry_policy
-from harness.mesh.objects import load_mesh
 
 __all__ = ["retry_budgets", "retries_skip_503", "pool_caps_scaling", "production_fault_injection",
            "LOAD_BALANCER_IDLE_TIMEOUT_S"]
@@ -17,7 +18,7 @@ __all__ = ["retry_budgets", "retries_skip_503", "pool_caps_scaling", "production
 LOAD_BALANCER_IDLE_TIMEOUT_S = 60.0
 
 
-def _routes(src: SeedSource):
+def _routes(src: SeedSource) -> Iterator[tuple[Doc, int, dict[str, Any]]]:
     for vs in src.objects("VirtualService"):
         for i, route in enumerate(vs.get("spec", "http", default=[]) or []):
             yield vs, i, route
@@ -56,9 +57,9 @@ def retry_budgets(src: SeedSource) -> list[Finding]:
 
 def retries_skip_503(src: SeedSource) -> list[Finding]:
     """What the translated route retries on (Istio >= 1.24 default retryOn excludes 503)."""
-    out = []
+    out: list[Finding] = []
     try:
-        mesh = load_mesh(src.root / "k8s")
+        mesh = src.mesh()
     except Exception:  # a seed the translation cannot read is reported by the CRD and reference rules
         return out
     outlier = any(dr.get("spec", "trafficPolicy", "outlierDetection") for dr in src.objects("DestinationRule"))

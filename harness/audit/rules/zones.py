@@ -2,6 +2,8 @@
 the RTO: how long until a failed replica stops getting traffic, is restarted, or is replaced."""
 from __future__ import annotations
 
+from typing import Any
+
 from harness.audit.findings import Finding
 from harness.audit.rules.base import dr_targets, fmt_seconds, make_finding
 from harness.audit.sources import RUNBOOK, Doc, SeedSource
@@ -17,18 +19,18 @@ NODE_MONITOR_GRACE_S = 40.0
 NOT_READY_TOLERATION_S = 300.0
 
 
-def _probe(doc: Doc, name: str) -> dict:
+def _probe(doc: Doc, name: str) -> dict[str, Any]:
     containers = doc.get("spec", "template", "spec", "containers", default=[]) or []
     return (containers[0].get(name) or {}) if containers else {}
 
 
-def _readiness_s(probe: dict) -> float:
+def _readiness_s(probe: dict[str, Any]) -> float:
     """First time a started replica can be Ready: initial delay, then one successful probe."""
     return float(probe.get("initialDelaySeconds", 0)) + float(probe.get("periodSeconds", 10)) * \
         (int(probe.get("successThreshold", 1)) - 1)
 
 
-def _detection_s(probe: dict) -> float:
+def _detection_s(probe: dict[str, Any]) -> float:
     """Worst time from a replica going bad to its probe giving up: failureThreshold periods, the last
     one waiting out the timeout."""
     return float(probe.get("periodSeconds", 10)) * int(probe.get("failureThreshold", 3)) + \
@@ -79,7 +81,7 @@ def zone_spread(src: SeedSource) -> list[Finding]:
             "DoNotSchedule) and a PodDisruptionBudget",
             [doc.label, "runbook scenario Single AZ Failure"],
             [(doc.path, doc.line("spec", "template", "spec")),
-             (RUNBOOK, src.find_line(RUNBOOK, "Single AZ Failure") if src.exists(RUNBOOK) else 0)]))
+             (RUNBOOK, src.find_line(RUNBOOK, "Single AZ Failure") if src.has(RUNBOOK) else 0)]))
     return out
 
 

@@ -93,9 +93,9 @@ class GroupedPods:
     """The result of ``groupPods``."""
 
     ready_pod_count: int
-    unready_pods: frozenset
-    missing_pods: frozenset
-    ignored_pods: frozenset
+    unready_pods: frozenset[str]
+    missing_pods: frozenset[str]
+    ignored_pods: frozenset[str]
 
 
 @dataclass(frozen=True)

@@ -266,8 +266,8 @@ def _parse_metric(raw: Any, i: int) -> MetricSpec:
     m = _as_mapping(raw, where)
     mtype = m.get("type")
     sub = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods",
-           "Object": "object", "External": "external"}.get(mtype)  # type: ignore[arg-type]
-    if sub is None:
+           "Object": "object", "External": "external"}.get(mtype) if isinstance(mtype, str) else None
+    if not isinstance(mtype, str) or sub is None:
         raise ManifestError(f"unknown {where}.type {mtype!r}",
                             "use Resource, ContainerResource, Pods, Object or External")
     _check_keys(m, ("type", sub), where)
@@ -290,7 +290,7 @@ def _parse_metric(raw: Any, i: int) -> MetricSpec:
     if not isinstance(name, str) or not name:
         raise ManifestError(f"{sw}.metric.name is missing", "set the metric name")
     allowed = {"Pods": ("AverageValue",), "Object": ("Value", "AverageValue"),
-               "External": ("Value", "AverageValue")}[mtype]  # type: ignore[index]
+               "External": ("Value", "AverageValue")}[mtype]
     target = _parse_target(body.get("target"), f"{sw}.target", allowed)
     described = body.get("describedObject")
     if mtype == "Object" and not described:

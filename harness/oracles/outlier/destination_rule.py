@@ -54,14 +54,15 @@ def policy_for_port(top: Mapping[str, Any] | None, subset: Mapping[str, Any] | N
     if original is None:
         return dict(sub or {})
     merged = dict(original)
+    level = sub or {}
     for key in POLICY_COMPONENTS:
-        if (sub or {}).get(key) is not None or has_port_level:
+        if level.get(key) is not None or has_port_level:
             merged.pop(key, None)
-            if (sub or {}).get(key) is not None:
-                merged[key] = sub[key]
+            if level.get(key) is not None:
+                merged[key] = level[key]
     for key in ("tunnel", "proxyProtocol"):
-        if (sub or {}).get(key) is not None:
-            merged[key] = sub[key]
+        if level.get(key) is not None:
+            merged[key] = level[key]
     return merged
 
 

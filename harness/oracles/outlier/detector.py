@@ -445,7 +445,7 @@ class OutlierDetector:
         self._update_panic()
 
     def _check_host_for_uneject(self, m: _HostMonitor) -> None:
-        if not m.ejected:
+        if not m.ejected or m.last_ejection_ms is None:  # an ejected host always has its ejection time
             return
         if self._ejection_time_ms(m) <= self._now - m.last_ejection_ms:
             self._uneject(m, "ejection_time_elapsed")

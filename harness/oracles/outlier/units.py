@@ -57,17 +57,17 @@ def parse_duration_ms(value: Any, what: str = "duration") -> int:
         raise OutlierInputError(
             f"{what}: expected a duration string such as '30s' or '100ms', got {value!r}; add the unit")
     text = value.strip()
-    pos, total_ns = 0, 0.0
+    pos, total_ns_float = 0, 0.0
     if not text:
         raise OutlierInputError(f"{what}: empty duration; write e.g. '30s'")
     for m in _DURATION_PART.finditer(text):
         if m.start() != pos:
             break
-        total_ns += float(m.group(1)) * _UNIT_NS[m.group(2)]
+        total_ns_float += float(m.group(1)) * _UNIT_NS[m.group(2)]
         pos = m.end()
     if pos != len(text):
         raise OutlierInputError(f"{what}: cannot parse duration {value!r}; write e.g. '30s', '1m30s' or '100ms'")
-    return int(round(total_ns)) // 1_000_000
+    return int(round(total_ns_float)) // 1_000_000
 
 
 def format_duration_ms(ms: int) -> str:

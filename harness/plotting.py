@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -23,8 +23,8 @@ def save_png(fig: Any, path: Path) -> Path:
     return path
 
 
-def timeseries_png(path: Path, title: str, series: dict[str, Series], *, ylabel: str,
-                   secondary: dict[str, Series] | None = None, secondary_ylabel: str = "",
+def timeseries_png(path: Path, title: str, series: Mapping[str, Series], *, ylabel: str,
+                   secondary: Mapping[str, Series] | None = None, secondary_ylabel: str = "",
                    bands: Iterable[tuple[float, float, str]] = (), vlines: Iterable[tuple[float, str]] = (),
                    xlabel: str = "seconds since start", step: bool = False) -> Path:
     """Line plot of named (x, y) series, optional second axis, shaded bands (e.g. a fault window)."""
@@ -57,7 +57,7 @@ def timeseries_png(path: Path, title: str, series: dict[str, Series], *, ylabel:
     return save_png(fig, path)
 
 
-def load_overview_png(path: Path, seconds: list[dict], title: str) -> Path:
+def load_overview_png(path: Path, seconds: list[dict[str, Any]], title: str) -> Path:
     """Throughput, errors and p95 latency per second from the locustfile's attribution lines."""
     if not seconds:
         raise ValueError("no per-second samples to plot")
