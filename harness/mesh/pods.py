@@ -33,6 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import time
 from dataclasses import replace
 from typing import Sequence
 
@@ -42,7 +43,7 @@ from harness.errors import UsageError
 from harness.labels import ZONE_LABEL
 from harness.manifests import Probe
 from harness.mesh.bootstrap import (AGENT_PORT, CONDUCTOR_PORT, HEALTH_PATH, HEALTH_PORT, app_probe_path,
-                                    gateway_bootstrap, sidecar_bootstrap)
+                                    gateway_bootstrap, inbound_cluster_name, sidecar_bootstrap)
 from harness.mesh.capture import inbound_capture_script
 from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import (CONFIG_DIR, EnvoyFile, RunningEnvoy, published_url, run_pod_init,
@@ -139,6 +140,13 @@ class DockerMesh:
         self._workload = self.ca.issue_workload(mesh.conductor_identity)
         for r in self.platform.replicas():
             self.platform.attach_sidecar(r.name)
+
+    def sidecar_overflow(self, replicas: Sequence[str]) -> tuple[float, dict[str, float]]:
+        """``(wall time, {replica: its sidecar's inbound upstream_rq_pending_overflow})``: the local
+        503 UO the receiver-side limits answered so far (harness.analysis.circuit_breaker.causes)."""
+        key = f"cluster.{inbound_cluster_name(CONDUCTOR_PORT)}.upstream_rq_pending_overflow"
+        t = time.time()
+        return t, {r: float(self.platform.sidecar_admin(r).stats().get(key, 0.0)) for r in replicas}
 
     # -- gateways ------------------------------------------------------------------------------------
     def endpoints(self) -> list[Endpoint]:
