@@ -391,6 +391,8 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
                                  {j.gateway: j.sim.ejected_intervals for j in judged if j.sim}, names, end)
     scenario.add_plot("Ejections per gateway: Envoy's windows (red) over the oracle's for that gateway (blue)", png)
     scenario.measure("gateways", [j.to_dict() for j in judged])
+    for gw, ss in per_gateway.items():   # each gateway's own reads, to replay its judgement
+        write_json(scenario.dir / f"proxy_samples_{gw.rsplit('-', 1)[-1]}.json", [x.to_dict() for x in ss])
     scenario.measure("ejection_causes", [c.to_dict() for c in causes])
     scenario.measure("sidecar_overflow_503_uo", {n: (pts[-1][1] if pts else None) for n, pts in receiver_uo.items()})
     over_rows = overload_samples(steps, overloaded, t0)

@@ -197,7 +197,8 @@ def run_pod_init(settings: Settings, *, name: str, netns_of: Any, script: str,
         if status.get("StatusCode") != 0:
             tail = (out.strip().splitlines() or ["no output"])[-1][:300]
             raise HarnessError(f"pod init {name} failed (exit {status.get('StatusCode')}): {tail}",
-                               "the container needs NET_ADMIN and iptables; see `harness doctor`")
+                               "the Docker engine must grant containers NET_ADMIN (a rootless or locked-down "
+                               "engine does not); the image is harness/stack/images/istio-init")
         return out
     finally:
         try:

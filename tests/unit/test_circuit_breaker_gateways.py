@@ -132,3 +132,13 @@ def test_the_per_gateway_plot_renders(tmp_path):
     png = plot_gateway_ejections(tmp_path / "g.png", "t", {j.gateway: j.flags for j in judged},
                                  {j.gateway: j.sim.ejected_intervals for j in judged if j.sim}, PODS, END)
     assert png.stat().st_size > 1000
+
+
+def test_a_small_gateway_ejecting_late_is_still_caught():
+    """The low-rate judgement widens the tolerance by the time 10 attempts take at the gateway's
+    rate (25 %: 15/s, 0.67 s); an Envoy ejecting 8 s late is still late."""
+    big, small = RATE * 0.75, RATE * 0.25
+    late = {p: [(a + 8.0, None if b is None else b + 8.0) for a, b in ws] for p, ws in oracle_windows(small).items()}
+    devs = gateway_deviations(judge({"gw-0": record(oracle_windows(big), big), "gw-1": record(late, small)}))
+    assert devs and all(d.message.startswith("gw-1: ") for d in devs)
+    assert "late_ejection" in {d.code for d in devs}

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from harness.analysis.circuit_breaker.checks import compare_flag_windows, ejection_analysis, threshold_check
+from harness.analysis.circuit_breaker.checks import compare_flag_windows, threshold_check
 from harness.analysis.circuit_breaker.schedule import FaultPhase, cap_for, expected_ejections
 from harness.analysis.circuit_breaker.series import (ClusterSample, attempt_series, first_ejected_order, flag_windows,
                                                      until_time)
@@ -138,13 +138,50 @@ def judge_gateways(per_gateway: Mapping[str, Sequence[ClusterSample]], ip_to_pod
                                  tie_order=first_ejected_order(flags, error_phases), step=max(0.25, 1.0 / rate))
         series = attempt_series(samples, ip_to_pod, t0, phases)
         judged = [s for s in samples if s.t - t0 < until]
-        ej = ejection_analysis(until_time(series, until), sim, judged, cluster, t0, n_pods=len(pods),
+        ej = _traffic_analysis(until_time(series, until), sim, judged, cluster, t0, n_pods=len(pods),
                                tolerance_s=tolerance_s)
-        devs += list(ej.deviations)
+        devs += list(ej.deviations) if ej is not None else []
         devs += compare_flag_windows(before, sim, tolerance_s=tolerance_s, cap=cap_for(sim, len(pods)),
                                      series_end=until)
         out.append(GatewayJudgement(gw, shares[gw], rate, before, sim, ej, _tagged(gw, devs)))
     return out
+
+
+MIN_ATTEMPTS = 10    # analyze_ejections' own floor: fewer attempts in a second and a replica's 0 is chance
+
+
+def _traffic_analysis(series: Mapping[float, Any], sim: SimulationResult, samples: Sequence[ClusterSample],
+                      cluster: str, t0: float, *, n_pods: int, tolerance_s: float) -> EjectionAnalysis | None:
+    """:func:`harness.analysis.circuit_breaker.checks.ejection_analysis` for one of several gateways.
+
+    The traffic series infers an ejection from seconds in which a replica got no attempt while the
+    others did, judging only seconds with at least 10 attempts (fewer, and a replica's zero may be
+    chance). A gateway with a share of the load has fewer attempts per second, and runs of seconds
+    below 10 (found on docker: 1-6/s for 4 s at a gateway with a third of 60/s, right after an
+    ejection) leave the ejection's time unplaceable within the run: the start tolerance grows by the
+    longest such run in the series. Envoy's own ejection flags are still compared at the plain
+    tolerance (:func:`compare_flag_windows`), so timing is judged exactly where Envoy reports it.
+    With no judgeable second at all (a gateway that carried almost nothing) this returns None and
+    only the flags are compared."""
+    from harness.oracles.ejection_analysis import analyze_ejections
+
+    times = sorted(series)
+    judgeable = [sum(sum(c.values()) for c in series[t].values()) >= MIN_ATTEMPTS for t in times]
+    if not any(judgeable):
+        return None
+    first, last = judgeable.index(True), len(judgeable) - judgeable[::-1].index(True)
+    gap = run = 0
+    for ok in judgeable[first:last]:      # runs inside the load, not its ramp-up or tail
+        run = 0 if ok else run + 1
+        gap = max(gap, run)
+    stats = [{"t": round(s.t - t0, 3),
+              "stats": {f"cluster.{cluster}.{k}": v for k, v in s.stats.items()
+                        if k.startswith("outlier_detection.") and k != "outlier_detection.ejections_active"}}
+             for s in samples]
+    stats = [s for s in stats if s["stats"]]
+    tolerance = tolerance_s + gap
+    return analyze_ejections(series, sim, envoy_stats=stats or None, n_pods=n_pods, eject_tolerance_s=tolerance,
+                             stats_tolerance_s=tolerance_s, min_total_requests=MIN_ATTEMPTS)
 
 
 def gateway_deviations(judgements: Sequence[GatewayJudgement]) -> list[Deviation]:
