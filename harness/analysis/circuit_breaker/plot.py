@@ -59,6 +59,6 @@ def plot_gateway_ejections(path: Path, title: str,
     ax.set_xlim(0, end)
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)   # beside the bars, never over them
     ax.grid(alpha=0.3, axis="x")
     return save_png(fig, path)
