@@ -22,7 +22,7 @@ import json
 import logging
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from harness.config import PROJECT_ROOT, Settings
@@ -49,7 +49,7 @@ class EnvoyFile:
     """A file put into the container before Envoy starts (``secret``: private key, mode 0600)."""
 
     path: str
-    content: str
+    content: str = field(repr=False)   # keys among them: never in a repr or a traceback
     secret: bool = False
 
 
