@@ -8,15 +8,21 @@ outlier detection and meshConfig.localityLbSetting is on (the default). So each 
 request to the replica in its zone while that replica is healthy, and fails over to the other zone
 once its own replica is ejected. Measured through each gateway's own port: the share of answers
 from the gateway's zone (X-Served-By), then the failover under a 503 fault on one zone's replica.
+Then a whole zone goes (its replica, that replica's sidecar and the zone's gateway killed, as
+harness.faults.zone_docker's power loss does by the zone label): the gateways' entry point drops the
+lost gateway and users, through it, are answered by the other zone.
 """
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
 from harness.config import load_settings
+from harness.containers import run_containers
 from harness.docker_env import sweep
+from harness.labels import ZONE_LABEL
 from harness.load.gateway_client import GatewayClient
 from harness.mesh import load_mesh
 from harness.mesh.certs import CertificateAuthority
@@ -98,3 +104,43 @@ def test_each_gateway_prefers_its_own_zone_then_fails_over(pods):
         assert set(_served(_client(dm, 1), 20)) == {by_zone[zone_b].name}
     finally:
         platform.clear_fault(by_zone[zone_a])
+
+
+def test_a_lost_zone_leaves_the_other_zones_gateway_serving(pods):
+    settings, platform, dm = pods
+    by_zone = {r.zone: r for r in platform.replicas()}
+    zone_a, zone_b = dm.gateway_zones
+    port = int(dm.gateway_url().rsplit(":", 1)[1])
+    entry = GatewayClient(port, host_header=dm.mesh.gateway_hosts[0], ca_pem=dm.ca.ca_pem)
+    seen: set[str] = set()
+
+    def both_zones_served() -> bool:   # a fresh connection each time: the entry point balances connections
+        _, rec = entry.request(None, "GET", PATH)
+        assert rec.status == 200, rec
+        seen.add(rec.pod)
+        return seen >= {by_zone[zone_a].name, by_zone[zone_b].name}
+
+    wait_for(both_zones_served, timeout=BUSY_SLACK_S, interval=0.05, retry_on=(),
+             describe="the entry point to reach both zones' gateways")
+
+    mesh_apps = {"conductor", "conductor-sidecar", "istio-ingressgateway"}   # the stack's services stay
+    lost = [c for c in run_containers(settings.run_id, {ZONE_LABEL: zone_a}) if c.labels.get("app") in mesh_apps]
+    assert {c.labels["app"] for c in lost} == mesh_apps, [c.name for c in lost]
+    t_kill = time.monotonic()
+    for c in lost:
+        c.kill()
+    failures: list[int] = []
+
+    def only_zone_b_gateway() -> bool:
+        _, rec = entry.request(None, "GET", PATH)
+        if rec.status != 200:
+            failures.append(rec.status)
+        health = dm.entry_health()
+        return list(health) == [dm.gateways[1].name] and health[dm.gateways[1].name] == ()
+
+    wait_for(only_zone_b_gateway, timeout=BUSY_SLACK_S, interval=0.2, retry_on=(),
+             describe=f"the entry point to drop the {zone_a} gateway")
+    print(f"zone {zone_a} lost: entry point on the {zone_b} gateway alone after "
+          f"{time.monotonic() - t_kill:.1f}s; {len(failures)} failed request(s) meanwhile ({failures[:5]})")
+    after = [entry.request(None, "GET", PATH)[1] for _ in range(20)]
+    assert all(r.status == 200 and r.pod == by_zone[zone_b].name for r in after), after
