@@ -345,7 +345,6 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     carried = [j for j in judged if j.ejections is not None]
     if not carried:
         scenario.inconclusive("no gateway carried the steady load; nothing to compare with the oracle")
-    sim = carried[0].sim
     # every gateway's deviations are reported through flag_devs, each tagged with its gateway
     ejections = dataclasses.replace(carried[0].ejections, ok=True, deviations=[])
     flag_devs = gateway_deviations(judged)
@@ -381,8 +380,6 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     png = plot_series(scenario.dir / "responses_per_replica.png", f"Responses by X-Served-By ({label})",
                       client_series(records, t0), flags, actual, ylabel="responses per second")
     scenario.add_plot("What clients saw (X-Served-By; '-' = Envoy's own replies)", png)
-    scenario.add_table("Ejections: Envoy vs oracle", ["replica", "Envoy failed_outlier_check", "oracle"],
-                       [[p, _windows(flags.get(p, [])), _windows(sim.ejected_intervals.get(p, []))] for p in names])
     scenario.add_table("Ejections per gateway (each its own detector): Envoy vs the oracle at its share",
                        ["gateway", "share", "replica", "Envoy failed_outlier_check", "oracle", "Envoy n", "oracle n"],
                        ejection_rows(judged, names))
@@ -398,8 +395,9 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     over_rows = overload_samples(steps, overloaded, t0)
     scenario.add_table("Overload steps", ["concurrency", "503 UO (Envoy)"], [[s["concurrency"], s["uo_503"]]
                                                                              for s in over_rows])
-    scenario.measure("ejections", {"envoy": {p: ws for p, ws in flags.items()}, "oracle": sim.ejected_intervals})
-    scenario.measure("oracle", sim.to_dict())
+    scenario.measure("ejections", {"envoy": {j.gateway: j.flags for j in judged},
+                                   "oracle": {j.gateway: j.sim.ejected_intervals for j in judged if j.sim}})
+    scenario.measure("oracle", {j.gateway: j.sim.to_dict() for j in judged if j.sim})
     scenario.measure("ejection_analysis", ejections.to_dict())
     scenario.measure("retries", retry_info)
     scenario.measure("overflow", {"ok": overflow.ok, "explanation": overflow.explanation,
@@ -415,11 +413,6 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
     scenario.verdict(ok, sentence)
     assert ok, sentence
-
-
-def _windows(ws) -> str:
-    """Ejection windows as ``7-60.3, 71-end`` for the report table."""
-    return ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in ws) or "-"
 
 
 def _median(values) -> float | None:
