@@ -233,6 +233,9 @@ class Settings:
         "", "a mesh-wide default DestinationRule's outlierDetection (root namespace, host *.local), as JSON "
         "Istio fields, e.g. {\"consecutive5xxErrors\": 5}; the verdict says what it would change; empty: none, "
         "as in a default Istio install")
+    mesh_gateways: int = knob(2, "docker mesh: ingress gateway replicas behind the gateway's entry point, each "
+                              "with its own outlier detector and limits, zones round-robin over the settings' "
+                              "zones", min=1, max=8)
     # -- kind platform ---------------------------------------------------------------------------------
     mesh: bool = knob(True, "kind: run the circuit-breaker scenarios (Istio via Helm); off: they skip and Helm "
                       "is not required")

@@ -3,8 +3,9 @@ harness does istiod's job, harness.mesh) and checked against the Envoy outlier o
 analysis as the kind path (harness.analysis.circuit_breaker).
 
 Setup (module fixture ``pods``): a second conductor Deployment on the run's stack with the seed's
-``replicas`` (2), each replica a pod with an Envoy sidecar (its zone as locality), and the ingress
-gateway Envoy; the run CA signs the Gateway's ``credentialName`` certificate and the SPIFFE
+``replicas`` (2), each replica a pod with an Envoy sidecar (its zone as locality) and its inbound
+traffic captured (istio-init's iptables), and ``mesh_gateways`` (2) ingress gateway Envoys behind
+their own entry point, each with its own outlier detector; the run CA signs the Gateway's ``credentialName`` certificate and the SPIFFE
 identities. Load is Locust over HTTPS to 127.0.0.1 with the seed's host as SNI and Host.
 
 1. ``test_seed_mesh_as_written_on_envoy``: the seed's objects as written. The verdict reports what
@@ -16,7 +17,9 @@ identities. Load is Locust over HTTPS to 127.0.0.1 with the seed's host as SNI a
    schedule through the conductor's fault endpoint, the gateway's ``/clusters`` and ``/stats``
    read every second, ejections per replica against the oracle (timing, max-ejection cap, return
    after baseEjectionTime), retries counted, latency never ejected, 503 UO overflow where the
-   connection-pool limits say, the VirtualService's fault delay counted.
+   connection-pool limits say, the VirtualService's fault delay counted. Each gateway is judged
+   against the oracle at its own share of the load (ejections per gateway: a table and a plot), and
+   every ejection is named for failure or for load (the replicas' sidecars' own overflow).
 
 Teardown: faults cleared, the gateway, sidecars, entry point and replicas removed, logs exported
 when a test failed.
@@ -33,14 +36,14 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.circuit_breaker.checks import (IntendedResult, compare_flag_windows, ejection_analysis,
-                                                     intended_verdict, latency_check, retry_check, threshold_check)
+from harness.analysis.circuit_breaker.causes import causes_sentence, ejection_causes, overflow_points
+from harness.analysis.circuit_breaker.checks import (IntendedResult, intended_verdict, latency_check, retry_check, threshold_check)
 from harness.analysis.circuit_breaker.findings import SeedFinding, seed_findings, seed_verdict
-from harness.analysis.circuit_breaker.plot import plot_series
-from harness.analysis.circuit_breaker.schedule import FaultPhase, cap_for, compact_schedule, expected_ejections
-from harness.analysis.circuit_breaker.series import (attempt_series, client_series, first_ejected_order, flag_windows,
-                                                     overload_samples, records_from_seconds, step_windows,
-                                                     until_time)
+from harness.analysis.circuit_breaker.gateways import ejection_rows, gateway_deviations, judge_gateways, merge_samples
+from harness.analysis.circuit_breaker.plot import plot_gateway_ejections, plot_series
+from harness.analysis.circuit_breaker.schedule import FaultPhase, compact_schedule
+from harness.analysis.circuit_breaker.series import (attempt_series, client_series, flag_windows,
+                                                     overload_samples, records_from_seconds, step_windows)
 from harness.errors import AnalysisInputError, HarnessError, UsageError
 from harness.load.gateway_client import GatewayClient
 from harness.load.runner import LoadResult, run_locust
@@ -53,6 +56,7 @@ from harness.mesh.pods import DockerMesh
 from harness.mesh.objects import mesh_default_policy_of
 from harness.oracles.pool_overflow import evaluate_pool_overflow
 from harness.report.artifacts import write_json
+from harness.sampling import Sampler
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -110,13 +114,15 @@ def pods(request, settings, stack, run_report):
         platform.down()
 
 
-def _locust_in_background(pods: Pods, out_dir, name: str, **kw) -> tuple[threading.Thread, dict[str, Any]]:
-    """Locust (TLS, SNI = the Gateway's host) on a thread; the result lands in the returned dict."""
+def _locust_in_background(pods: Pods, out_dir, name: str, url: str = "", **kw
+                           ) -> tuple[threading.Thread, dict[str, Any]]:
+    """Locust (TLS, SNI = the Gateway's host) on a thread; the result lands in the returned dict.
+    ``url``: default the gateways' entry point (every gateway), else one gateway's own port."""
     box: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            box["result"] = run_locust([pods.mesh.gateway_url()], out_dir, name=name, progress=lambda _m: None,
+            box["result"] = run_locust([url or pods.mesh.gateway_url()], out_dir, name=name, progress=lambda _m: None,
                                        tls_sni=pods.mesh.mesh.gateway_hosts[0], tls_ca_file=pods.ca_file, **kw)
         except BaseException as exc:  # noqa: BLE001 - handed to the scenario thread
             box["error"] = exc
@@ -160,8 +166,17 @@ def _status_counts(records) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _sampler(pods: Pods) -> ProxySampler:
-    return ProxySampler(sample_reader(pods.mesh.gateway.admin, pods.cluster)).start()
+def _samplers(pods: Pods) -> dict[str, ProxySampler]:
+    """One sampler per gateway: each has its own detector and counters."""
+    return {gw.name: ProxySampler(sample_reader(gw.admin, pods.cluster)).start() for gw in pods.mesh.gateways}
+
+
+def _stop(samplers: dict[str, ProxySampler]) -> dict[str, list]:
+    return {name: s.stop() for name, s in samplers.items()}
+
+
+def _errors(samplers: dict[str, ProxySampler]) -> list[str]:
+    return [f"{name}: {e}" for name, s in samplers.items() for e in s.errors]
 
 
 def _stat_sum(stats: dict[str, float], suffix: str) -> float | None:
@@ -190,7 +205,7 @@ def test_seed_mesh_as_written_on_envoy(settings, pods, scenario, run_report):
 
     # Assess: steady load through the gateway, and a 503 fault on one replica for ejection to act on.
     phase = FaultPhase("gateway-503", 6.0, 16.0, 24.0, (replicas[0].name,), error_status=503)
-    sampler = _sampler(pods)
+    samplers = _samplers(pods)
     t0 = time.time()
     th, box = _locust_in_background(pods, scenario.dir, "seed", users=USERS, spawn_rate=USERS,
                                     duration_s=phase.settle_until, user_rps=USER_RPS)
@@ -201,15 +216,15 @@ def test_seed_mesh_as_written_on_envoy(settings, pods, scenario, run_report):
     finally:
         _clear(pods, run_report, phase.pods)
     load = _join(th, box, scenario)
-    samples = sampler.stop()
+    samples = merge_samples(_stop(samplers))          # every gateway: none may eject
     records = records_from_seconds(load.seconds)
     if not records or len(samples) < 2:
         scenario.inconclusive(f"no measurement: {len(records)} responses, {len(samples)} gateway samples "
-                              f"({'; '.join(sampler.errors[:2])})")
+                              f"({'; '.join(_errors(samplers)[:2])})")
 
     # Analysis: the same findings and verdict as on kind, with Envoy's own evidence.
-    stats = pods.mesh.gateway.admin.stats()
-    has_outlier = any(k.startswith(f"cluster.{pods.cluster}.outlier_detection.") for k in stats)
+    has_outlier = any(any(k.startswith(f"cluster.{pods.cluster}.outlier_detection.") for k in gw.admin.stats())
+                      for gw in pods.mesh.gateways)
     findings = seed_findings(seed_docs=mesh.seed, workload_namespace=mesh.workload_namespace, mapping=mapping,
                              strict_message="", envoy_outlier_stats=has_outlier, envoy_cluster=pods.cluster,
                              records=records, t0=t0, existing_services=mesh.services)
@@ -237,7 +252,7 @@ def test_seed_mesh_as_written_on_envoy(settings, pods, scenario, run_report):
     scenario.measure("envoy_outlier_stats_present", has_outlier)
     scenario.measure("ejections", {"envoy": {p: ws for p, ws in flags.items()}, "oracle": {}})
     scenario.measure("load", load.to_dict())
-    scenario.measure("sampler_errors", sampler.errors[:20])
+    scenario.measure("sampler_errors", _errors(samplers)[:20])
     write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
     scenario.add_table("Seed findings (docker, real Envoy)", ["code", "blocks", "evidence"],
                        [[f.code, f.blocks or "-", f.message] for f in findings])
@@ -269,7 +284,9 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     scenario.progress(f"fault schedule over {schedule[-1].settle_until:.0f}s on {', '.join(names)}")
 
     # Assess 1: steady Locust load and the fault schedule; the actual fault times go to the oracle.
-    sampler = _sampler(pods)
+    samplers = _samplers(pods)
+    # the replicas' own sidecars: local 503 UO from the receiver-side limits (ejected for load?)
+    receivers = Sampler(lambda: pods.mesh.sidecar_overflow(names), 1.0, name="sidecar-overflow").start()
     t0 = time.time()
     th, box = _locust_in_background(pods, scenario.dir, "what_if", users=USERS, spawn_rate=USERS,
                                     duration_s=schedule[-1].settle_until, user_rps=USER_RPS)
@@ -289,18 +306,21 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
         _clear(pods, run_report, names)
     load = _join(th, box, scenario)
 
-    # Assess 2: overload with every replica slow, concurrency stepped across the pool's limit.
+    # Assess 2: overload with every replica slow, concurrency stepped across the pool's limit: the
+    # limits are each gateway's own, so the steps go to one gateway's port (gateway 0).
     slow = FaultPhase("overload-latency", 0.0, 1.0, 1.0, tuple(names), latency_ms=OVERLOAD_LATENCY_MS)
     _inject(pods, run_report, slow)
     stages = [{"duration": OVERLOAD_STEP_S, "users": c, "spawn_rate": c} for c in OVERLOAD_STEPS]
     launched = time.time() - t0
     try:
-        th, box = _locust_in_background(pods, scenario.dir, "overload", shape={"kind": "stages", "stages": stages},
-                                        user_rps=0)
+        th, box = _locust_in_background(pods, scenario.dir, "overload", url=pods.mesh.gateway_direct_url(0),
+                                        shape={"kind": "stages", "stages": stages}, user_rps=0)
         overload = _join(th, box, scenario)
     finally:
         _clear(pods, run_report, names)
-        samples = sampler.stop()
+        per_gateway = _stop(samplers)
+        receiver_reads = receivers.stop(30)
+        samples = merge_samples(per_gateway)
     try:
         steps = step_windows(overload.seconds, OVERLOAD_STEPS, OVERLOAD_STEP_S, launched, t0)
     except UsageError as exc:
@@ -310,32 +330,45 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     records = records_from_seconds(load.seconds)
     if len(samples) < 10 or not records:
         scenario.inconclusive(f"no measurement: {len(samples)} gateway samples, {len(records)} responses "
-                              f"({'; '.join(sampler.errors[:2])})")
-    error_phases = [p for p in actual if p.error_status is not None]
+                              f"({'; '.join(_errors(samplers)[:2])})")
     latency_phase = next(p for p in actual if p.latency_ms)
     end = latency_phase.start
-    flags = flag_windows(samples, ip_to_pod, t0)
-    sim = expected_ejections(od.settings, names, error_phases, rate_per_pod=USERS * USER_RPS / len(names), until=end,
-                             healthy_panic_threshold=od.healthy_panic_threshold or 0.0,
-                             tie_order=first_ejected_order(flags, error_phases))
+    flags = flag_windows(samples, ip_to_pod, t0)     # any gateway's (the fleet's view, for the plots)
     series = attempt_series(samples, ip_to_pod, t0, actual)
-    before_latency = [s for s in samples if s.t - t0 < end]
+    # Each gateway against the oracle at its own share of the load (harness.analysis.circuit_breaker.gateways).
     try:
-        ejections = ejection_analysis(until_time(series, end), sim, before_latency, pods.cluster, t0,
-                                      n_pods=len(names), tolerance_s=TOLERANCE_S)
-    except (HarnessError, AnalysisInputError) as exc:
+        judged = judge_gateways(per_gateway, ip_to_pod, t0, settings=od.settings, pods=names, phases=actual,
+                                total_rate=USERS * USER_RPS, until=end, cluster=pods.cluster,
+                                tolerance_s=TOLERANCE_S, mapping=mapping,
+                                healthy_panic_threshold=od.healthy_panic_threshold or 0.0)
+    except (HarnessError, AnalysisInputError, UsageError) as exc:
         scenario.inconclusive(f"the ejection analysis could not run on what was sampled: {exc}")
-    flag_devs = compare_flag_windows({p: [w for w in ws if w[0] < end] for p, ws in flags.items()}, sim,
-                                     tolerance_s=TOLERANCE_S, cap=cap_for(sim, len(names)), series_end=end)
+    carried = [j for j in judged if j.ejections is not None]
+    if not carried:
+        scenario.inconclusive("no gateway carried the steady load; nothing to compare with the oracle")
+    # every gateway's deviations are reported through flag_devs, each tagged with its gateway
+    ejections = dataclasses.replace(carried[0].ejections, ok=True, deviations=[])
+    flag_devs = gateway_deviations(judged)
     all_fail = next(p for p in actual if len(p.pods) == len(names))
     retry_devs, retry_info = retry_check(samples, records, all_fail, t0,
                                          attempts=retries_for_status(route_retry_policy(what_if, PIPELINE), 503),
                                          slack=int(USERS * USER_RPS))   # Locust's counts are per second
-    overflow = evaluate_pool_overflow(overload_samples(steps, samples, t0), mapping.circuit_breakers,
+    overloaded = per_gateway[pods.mesh.gateways[0].name]      # the gateway the overload steps went to
+    overflow = evaluate_pool_overflow(overload_samples(steps, overloaded, t0), mapping.circuit_breakers,
                                       protocol="http1", hosts=len(names), client_proxies=1)
-    result = IntendedResult(ejections, flag_devs, retry_devs, threshold_check(samples, mapping), overflow,
+    result = IntendedResult(ejections, flag_devs, retry_devs, [], overflow,
                             latency_check(samples, flags, latency_phase, t0))
     ok, sentence = intended_verdict(result)
+    sentence = sentence.rstrip(".") + "; per gateway: " + ", ".join(
+        f"{j.gateway.rsplit('-', 1)[-1]} {j.share:.0%} of the load, "
+        f"{sum(len(ws) for ws in j.flags.values())} ejection(s) (oracle {sum(len(ws) for ws in (j.sim.ejected_intervals if j.sim else {}).values())})"
+        for j in judged) + "."
+    # Why each gateway ejected what it did, over the whole run (the overload included): for failure
+    # (an error fault) or for load (the replica's sidecar overflowed), harness.analysis.circuit_breaker.causes.
+    receiver_uo = {n: overflow_points([(t, v.get(n, 0.0)) for t, v in receiver_reads], t0) for n in names}
+    causes = ejection_causes({g: flag_windows(ss, ip_to_pod, t0) for g, ss in per_gateway.items()},
+                             actual + [slow], receiver_uo, lookback_s=TOLERANCE_S + 2.0)
+    sentence = sentence.rstrip(".") + f"; {causes_sentence(causes)}."
     stats = pods.mesh.gateway.admin.stats()
     delays = _stat_sum(stats, ".fault.delays_injected")
     vs_delay = (((what_if.object("VirtualService") or {}).get("spec") or {}).get("http") or [{}])[0].get("fault", {})
@@ -348,13 +381,24 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     png = plot_series(scenario.dir / "responses_per_replica.png", f"Responses by X-Served-By ({label})",
                       client_series(records, t0), flags, actual, ylabel="responses per second")
     scenario.add_plot("What clients saw (X-Served-By; '-' = Envoy's own replies)", png)
-    scenario.add_table("Ejections: Envoy vs oracle", ["replica", "Envoy failed_outlier_check", "oracle"],
-                       [[p, _windows(flags.get(p, [])), _windows(sim.ejected_intervals.get(p, []))] for p in names])
-    over_rows = overload_samples(steps, samples, t0)
+    scenario.add_table("Ejections per gateway (each its own detector): Envoy vs the oracle at its share",
+                       ["gateway", "share", "replica", "Envoy failed_outlier_check", "oracle", "Envoy n", "oracle n"],
+                       ejection_rows(judged, names))
+    png = plot_gateway_ejections(scenario.dir / "ejections_per_gateway.png", f"Ejections per gateway ({label})",
+                                 {j.gateway: j.flags for j in judged},
+                                 {j.gateway: j.sim.ejected_intervals for j in judged if j.sim}, names, end)
+    scenario.add_plot("Ejections per gateway: Envoy's windows (red) over the oracle's for that gateway (blue)", png)
+    scenario.measure("gateways", [j.to_dict() for j in judged])
+    for gw, ss in per_gateway.items():   # each gateway's own reads, to replay its judgement
+        write_json(scenario.dir / f"proxy_samples_{gw.rsplit('-', 1)[-1]}.json", [x.to_dict() for x in ss])
+    scenario.measure("ejection_causes", [c.to_dict() for c in causes])
+    scenario.measure("sidecar_overflow_503_uo", {n: (pts[-1][1] if pts else None) for n, pts in receiver_uo.items()})
+    over_rows = overload_samples(steps, overloaded, t0)
     scenario.add_table("Overload steps", ["concurrency", "503 UO (Envoy)"], [[s["concurrency"], s["uo_503"]]
                                                                              for s in over_rows])
-    scenario.measure("ejections", {"envoy": {p: ws for p, ws in flags.items()}, "oracle": sim.ejected_intervals})
-    scenario.measure("oracle", sim.to_dict())
+    scenario.measure("ejections", {"envoy": {j.gateway: j.flags for j in judged},
+                                   "oracle": {j.gateway: j.sim.ejected_intervals for j in judged if j.sim}})
+    scenario.measure("oracle", {j.gateway: j.sim.to_dict() for j in judged if j.sim})
     scenario.measure("ejection_analysis", ejections.to_dict())
     scenario.measure("retries", retry_info)
     scenario.measure("overflow", {"ok": overflow.ok, "explanation": overflow.explanation,
@@ -366,15 +410,10 @@ def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report
     scenario.measure("responses", _status_counts(records))
     scenario.measure("overload_load", overload.to_dict())
     scenario.measure("load", load.to_dict())
-    scenario.measure("sampler_errors", sampler.errors[:20])
+    scenario.measure("sampler_errors", _errors(samplers)[:20])
     write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
     scenario.verdict(ok, sentence)
     assert ok, sentence
-
-
-def _windows(ws) -> str:
-    """Ejection windows as ``7-60.3, 71-end`` for the report table."""
-    return ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in ws) or "-"
 
 
 def _median(values) -> float | None:

@@ -62,12 +62,16 @@ from harness.oracles.outlier import (map_istio_connection_pool, map_istio_outlie
 
 __all__ = ["gateway_bootstrap", "sidecar_bootstrap", "outbound_cluster_name", "outbound_clusters", "route_config",
            "rbac_filter", "CONDUCTOR_PORT", "MESH_CONNECT_TIMEOUT", "DEFAULT_RETRY_ON", "RBAC_FILTER",
-           "FAULT_FILTER", "inbound_cluster_name", "inbound_cluster", "plain_proxy_bootstrap"]
+           "FAULT_FILTER", "inbound_cluster_name", "inbound_cluster", "plain_proxy_bootstrap", "HEALTH_PORT",
+           "AGENT_PORT", "HEALTH_PATH", "app_probe_path"]
 
 CONDUCTOR_PORT = CONDUCTOR_SERVICE_PORT
 MESH_CONNECT_TIMEOUT = "10s"   # meshConfig.connectTimeout default
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 FAULT_FILTER = "envoy.filters.http.fault"
+HEALTH_PORT = 15021          # the proxy's readiness port (istio-ingressgateway's readinessProbe)
+AGENT_PORT = 15020           # pilot-agent's port, where the injector rewrites the app's probes
+HEALTH_PATH = "/healthz/ready"
 RBAC_FILTER = "envoy.filters.http.rbac"
 _TLS = "envoy.transport_sockets.tls"
 _T = "type.googleapis.com/"
@@ -478,15 +482,40 @@ def _tls_inspector() -> dict[str, Any]:
         "@type": _T + "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}
 
 
+def _original_dst() -> dict[str, Any]:
+    return {"name": "envoy.filters.listener.original_dst", "typed_config": {
+        "@type": _T + "envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}}
+
+
+def app_probe_path(container: str = "conductor") -> str:
+    """The rewritten readinessProbe path (the injector's ``rewriteAppHTTPProbe``: /app-health/<c>/readyz)."""
+    return f"/app-health/{container}/readyz"
+
+
+def _plain_http_listener(name: str, port: int, routes: list[dict[str, Any]], address: str) -> dict[str, Any]:
+    route = {"name": name, "validate_clusters": False, "virtual_hosts": [{"name": name, "domains": ["*"],
+                                                                          "routes": routes}]}
+    hcm = {"@type": _T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+           "stat_prefix": name, "route_config": route, "http_filters": [{
+               "name": "envoy.filters.http.router",
+               "typed_config": {"@type": _T + "envoy.extensions.filters.http.router.v3.Router"}}]}
+    return {"name": name, "address": _address(address, port), "filter_chains": [{"filters": [{
+        "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}
+
+
 def gateway_bootstrap(mesh: Mesh, upstream: Sequence[Endpoint], tls: TlsBundle, *, admin_port: int,
                       listen_port: int, admin_address: str = "127.0.0.1",
-                      listen_address: str = "0.0.0.0", zone: str = "") -> dict[str, Any]:
+                      listen_address: str = "0.0.0.0", zone: str = "",
+                      health_port: int | None = None) -> dict[str, Any]:
     """The ingress gateway: the Gateway's HTTPS server (SNI-matched filter chain, SIMPLE TLS with the
     ``credentialName`` certificate) on ``listen_port``, the VirtualService's routes, and one STATIC
     outbound cluster per destination with the DestinationRule's policy and ISTIO_MUTUAL upstream TLS
     to ``upstream`` (the conductor replicas' sidecar inbound ports). ``zone``: the gateway's own
     zone (its node's ``topology.kubernetes.io/zone``; "" = none). With outlier detection, istiod's
-    default locality failover puts the replicas of the gateway's zone first (priority 0)."""
+    default locality failover puts the replicas of the gateway's zone first (priority 0).
+    ``health_port``: also serve ``/healthz/ready`` there (plain HTTP, 200 once Envoy listens), the
+    port the istio-ingressgateway Deployment's readinessProbe reads; a LoadBalancer in front of
+    several gateways health-checks it."""
     _check_port(listen_port, "listen_port")
     if not tls.server_cert or not tls.server_key:
         raise UsageError("the gateway needs the credentialName certificate (server_cert, server_key)",
@@ -524,7 +553,10 @@ def gateway_bootstrap(mesh: Mesh, upstream: Sequence[Endpoint], tls: TlsBundle, 
         "node": {"id": f"router~0.0.0.0~{GATEWAY_SERVICE_ACCOUNT}.{GATEWAY_NAMESPACE}~{GATEWAY_NAMESPACE}.svc.cluster.local",
                  "cluster": f"{GATEWAY_SERVICE_ACCOUNT}.{GATEWAY_NAMESPACE}", "locality": _locality(zone)},
         "admin": _admin(admin_address, admin_port),
-        "static_resources": {"listeners": [listener],
+        "static_resources": {"listeners": [listener] + ([_plain_http_listener(
+                                 "health", _check_port(health_port, "health_port"), [{
+                                     "match": {"path": HEALTH_PATH}, "direct_response": {"status": 200}}],
+                                 listen_address)] if health_port else []),
                              "clusters": outbound_clusters(mesh, upstream, upstream_tls, proxy_zone=zone)},
     }
 
@@ -607,10 +639,20 @@ def rbac_filter(mesh: Mesh) -> dict[str, Any] | None:
 
 def sidecar_bootstrap(mesh: Mesh, replica: Endpoint, tls: TlsBundle, *, admin_port: int, inbound_port: int,
                       app_port: int, admin_address: str = "127.0.0.1",
-                      listen_address: str = "0.0.0.0") -> dict[str, Any]:
+                      listen_address: str = "0.0.0.0", captured: bool = False,
+                      readiness_path: str = "") -> dict[str, Any]:
     """One conductor replica's sidecar: an inbound listener on ``inbound_port`` requiring a client
     certificate (PeerAuthentication STRICT), the AuthorizationPolicy as the RBAC HTTP filter, and the
-    local app on 127.0.0.1:``app_port`` as istiod's ``inbound|<port>||`` cluster."""
+    local app on 127.0.0.1:``app_port`` as istiod's ``inbound|<port>||`` cluster.
+
+    ``captured``: the pod's inbound TCP is redirected here by iptables (harness.mesh.capture), so
+    the listener is istiod's ``virtualInbound`` as it is then: the original-destination listener
+    filter restores the port the client named, and the service port's chains match it
+    (``destination_port``); a connection to any other port, 15006 itself included, matches no chain
+    and is closed (istiod's virtualInbound has no chain for direct 15006 traffic either).
+    ``readiness_path``: the app's readinessProbe as the injector rewrites it
+    (:func:`app_probe_path` on :data:`AGENT_PORT`, plain HTTP, not captured), so a kubelet-like
+    health check still reaches the app while every other inbound connection needs mTLS."""
     _check_port(inbound_port, "inbound_port")
     _check_port(app_port, "app_port")
     service_port = CONDUCTOR_PORT
@@ -640,16 +682,27 @@ def sidecar_bootstrap(mesh: Mesh, replica: Endpoint, tls: TlsBundle, *, admin_po
     if mode in ("PERMISSIVE", "DISABLE"):
         chains.append({"name": f"0.0.0.0_{service_port}_plaintext",
                        "filter_chain_match": {"transport_protocol": "raw_buffer"}, "filters": [hcm]})
+    if captured:
+        for chain in chains:
+            chain["filter_chain_match"]["destination_port"] = service_port
+    listeners = [{"name": "virtualInbound", "address": _address(listen_address, inbound_port),
+                  "listener_filters": ([_original_dst()] if captured else []) + [_tls_inspector()],
+                  "filter_chains": chains}]
+    clusters = [inbound_cluster(mesh, app_port)]
+    if readiness_path:
+        probe_cluster = "agent-app-probe"   # pilot-agent calls the app itself, outside the inbound limits
+        listeners.append(_plain_http_listener("agent", AGENT_PORT, [{
+            "match": {"path": app_probe_path()},
+            "route": {"cluster": probe_cluster, "prefix_rewrite": readiness_path, "timeout": "5s"}}], listen_address))
+        clusters.append({"name": probe_cluster, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
+            "cluster_name": probe_cluster, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": _address("127.0.0.1", app_port)}}]}]}})
     return {
         "node": {"id": f"sidecar~{replica.address}~{replica.name}.{mesh.workload_namespace}~"
                        f"{mesh.workload_namespace}.svc.cluster.local",
                  "cluster": f"conductor.{mesh.workload_namespace}", "locality": _locality(replica.zone)},
         "admin": _admin(admin_address, admin_port),
-        "static_resources": {
-            "listeners": [{"name": "virtualInbound", "address": _address(listen_address, inbound_port),
-                           "listener_filters": [_tls_inspector()], "filter_chains": chains}],
-            "clusters": [inbound_cluster(mesh, app_port)],
-        },
+        "static_resources": {"listeners": listeners, "clusters": clusters},
     }
 
 

@@ -22,7 +22,7 @@ import json
 import logging
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from harness.config import PROJECT_ROOT, Settings
@@ -33,13 +33,15 @@ from harness.measure.envoy_admin import HttpAdmin
 from harness.wait import wait_for
 
 __all__ = ["ENVOY_IMAGE", "CONFIG_DIR", "BOOTSTRAP_PATH", "MESH_ROLE_LABEL", "EnvoyFile", "RunningEnvoy",
-           "envoy_image", "config_archive", "start_envoy", "published_url", "envoy_version"]
+           "envoy_image", "config_archive", "start_envoy", "published_url", "envoy_version", "INIT_IMAGE",
+           "init_image", "run_pod_init"]
 
 log = logging.getLogger(__name__)
 ENVOY_IMAGE = "i2s-harness/envoy"        # tagged by build-context digest
 CONFIG_DIR = "/etc/i2s-envoy"
 BOOTSTRAP_PATH = f"{CONFIG_DIR}/bootstrap.json"
-MESH_ROLE_LABEL = "i2s-harness.mesh-role"  # gateway | sidecar | service
+MESH_ROLE_LABEL = "i2s-harness.mesh-role"  # gateway | sidecar | service | init
+INIT_IMAGE = "i2s-harness/istio-init"    # iptables, tagged by build-context digest
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class EnvoyFile:
     """A file put into the container before Envoy starts (``secret``: private key, mode 0600)."""
 
     path: str
-    content: str
+    content: str = field(repr=False)   # keys among them: never in a repr or a traceback
     secret: bool = False
 
 
@@ -109,13 +111,14 @@ def start_envoy(settings: Settings, *, name: str, role: str, bootstrap: Mapping[
                 files: tuple[EnvoyFile, ...] = (), network: str | None = None,
                 netns_of: Any = None, ports: tuple[int, ...] = (), admin_port: int = 15000,
                 labels: Mapping[str, str] | None = None, log_level: str = "info",
-                ready_timeout: float = 60.0) -> RunningEnvoy:
+                ready_timeout: float = 60.0, aliases: tuple[str, ...] = ()) -> RunningEnvoy:
     """Create, configure (put_archive), start an Envoy and wait until its admin answers LIVE.
 
     ``network``: join the stack's network (gateway, entry point) and publish ``ports`` and
     ``admin_port`` on 127.0.0.1; ``netns_of``: share that container's network namespace
     (``network_mode=container:<id>``, a sidecar) — ports are then published by that container,
     which must declare them when it is created, and ``admin_port`` is read through it.
+    ``aliases``: DNS names on ``network`` (a Service's name a load balancer resolves to every replica).
     """
     if (network is None) == (netns_of is None):
         raise HarnessError("an Envoy container needs exactly one of network / netns_of", "pass one")
@@ -124,6 +127,8 @@ def start_envoy(settings: Settings, *, name: str, role: str, bootstrap: Mapping[
     if network is not None:
         kwargs["network"] = network
         kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", None) for p in (*ports, admin_port)}
+        if aliases:
+            kwargs["networking_config"] = {network: client.api.create_endpoint_config(aliases=list(aliases))}
     else:
         kwargs["network_mode"] = f"container:{netns_of.id}"
     container = client.containers.create(
@@ -168,3 +173,35 @@ def envoy_version(admin: HttpAdmin) -> str:
     raw = str(admin.server_info().get("version", ""))
     parts = raw.split("/")
     return parts[1] if len(parts) > 2 else raw
+
+
+def init_image() -> str:
+    """The pod init image (iptables on the local base image), built on first use."""
+    return ensure_image(INIT_IMAGE, PROJECT_ROOT / "harness" / "stack" / "images" / "istio-init")
+
+
+def run_pod_init(settings: Settings, *, name: str, netns_of: Any, script: str,
+                 labels: Mapping[str, str] | None = None, timeout: float = 60.0) -> str:
+    """Run ``script`` (``sh``) once in ``netns_of``'s network namespace with NET_ADMIN, as
+    istio-init runs before a pod's containers; returns its output, raises when it fails. The
+    container carries the run's labels and is removed whatever happens."""
+    client = docker_client()
+    container = client.containers.create(
+        init_image(), name=name, command=["sh", "-c", script], network_mode=f"container:{netns_of.id}",
+        cap_add=["NET_ADMIN", "NET_RAW"], labels=labels_for(settings.run_id, **{MESH_ROLE_LABEL: "init",
+                                                                               **(labels or {})}))
+    try:
+        container.start()
+        status = container.wait(timeout=timeout)
+        out = container.logs().decode(errors="replace")
+        if status.get("StatusCode") != 0:
+            tail = (out.strip().splitlines() or ["no output"])[-1][:300]
+            raise HarnessError(f"pod init {name} failed (exit {status.get('StatusCode')}): {tail}",
+                               "the Docker engine must grant containers NET_ADMIN (a rootless or locked-down "
+                               "engine does not); the image is harness/stack/images/istio-init")
+        return out
+    finally:
+        try:
+            container.remove(force=True)
+        except Exception as exc:  # noqa: BLE001 - already gone is fine
+            log.debug("remove %s: %s", name, exc)

@@ -14,6 +14,9 @@ A pod's sidecar: with ``sidecar`` set (a function giving a replica's Envoy boots
 every replica, also one started later, gets an Envoy container in its network namespace
 (``network_mode=container:<conductor>``); the ports it serves to the host (its admin API) are
 published by the conductor container (``pod_ports``), because the namespace's owner publishes them.
+``pod_init`` (optional) runs first in that namespace, as istio-init does (the mesh's inbound
+capture), and ``service_probe`` replaces the readinessProbe the entry point checks (the injector's
+probe rewrite, when capture would otherwise send the check through mTLS).
 """
 from __future__ import annotations
 
@@ -131,6 +134,8 @@ class DockerPlatform(Platform):
         self._sidecars: dict[str, Any] = {}       # replica -> its sidecar's RunningEnvoy
         self.sidecar: SidecarConfig | None = None
         self.pod_ports: tuple[int, ...] = ()      # published by the conductor for its sidecar
+        self.pod_init: Callable[[str, Any], None] | None = None   # (replica, its container) before the sidecar
+        self.service_probe: Any = None            # a harness.manifests.Probe for the entry point, if not the spec's
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self) -> None:
@@ -210,6 +215,8 @@ class DockerPlatform(Platform):
         if old is not None:
             old.remove()
         zone = self._zones[replica]
+        if self.pod_init is not None:   # before the proxy, as istio-init before istio-proxy
+            self.pod_init(replica, self._containers[replica])
         bootstrap, files = self.sidecar(replica, zone, self.ip_of(replica))
         envoy = start_envoy(self.settings, name=f"{self.container_name(replica)}-envoy", role="sidecar",
                             bootstrap=bootstrap, files=tuple(files), netns_of=self._containers[replica],
@@ -229,7 +236,7 @@ class DockerPlatform(Platform):
 
         if self._service is not None:
             return self._service
-        probe = self.spec.readiness
+        probe = self.service_probe or self.spec.readiness
         if probe is None:
             raise RuntimeError("the Deployment has no readinessProbe; the entry point mirrors it")
         self._service = start_envoy(self.settings, name=f"i2s-{self.settings.run_id}-{self.name_prefix}-service",

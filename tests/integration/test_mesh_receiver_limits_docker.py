@@ -1,0 +1,149 @@
+"""Receiver-side limits under load from several clients, for real: four ingress gateways, each
+within its own connection-pool limits, together overflow the replicas' sidecars, whose inbound
+cluster istiod gives the same limits (cluster_builder.go ``buildInboundCluster`` ->
+``applyTrafficPolicy``, connection pool only). Each sidecar answers a local 503 (UO); to every
+gateway that is a replica's 503, a gateway error for its outlier detector, so a slow but healthy
+replica gets ejected. The verdict must call that "ejected for load", not "for failure"
+(harness.analysis.circuit_breaker.causes).
+
+The what-if DestinationRule with small limits (maxConnections 2, http1MaxPendingRequests 2: four
+requests per proxy) so a few client threads do it: 3 per gateway (each gateway below its 4), 12 in
+all over two replicas (6 each, above a sidecar's 4). Every replica is only slow (1 s), never failing.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+
+import pytest
+
+from harness.analysis.circuit_breaker.causes import causes_sentence, ejection_causes, overflow_points
+from harness.analysis.circuit_breaker.schedule import FaultPhase
+from harness.config import load_settings
+from harness.docker_env import sweep
+from harness.load.gateway_client import GatewayClient
+from harness.mesh import load_mesh, outbound_cluster_name, replace_object
+from harness.mesh.bootstrap import inbound_cluster_name
+from harness.mesh.certs import CertificateAuthority
+from harness.mesh.pods import DockerMesh
+from harness.platforms.base import Fault
+from harness.platforms.docker import DockerPlatform
+from harness.stack import Stack
+from harness.wait import wait_for
+
+GATEWAYS, CLIENTS_PER_GATEWAY, LATENCY_MS = 4, 3, 1000.0
+BUSY_SLACK_S = 90
+PATH = "/api/v1/pipelines/count"
+
+
+def _small_pool(mesh):
+    dr = copy.deepcopy(mesh.object("DestinationRule"))
+    dr["spec"]["trafficPolicy"]["connectionPool"] = {"tcp": {"maxConnections": 2},
+                                                     "http": {"http1MaxPendingRequests": 2}}
+    return replace_object(mesh, dr, "small connection pool (receiver-side limits test)")
+
+
+@pytest.fixture(scope="module")
+def pods(tmp_path_factory):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    settings = load_settings({"platform": "docker", "replicas": 2,
+                              "report_dir": str(tmp_path_factory.mktemp("reports"))}, env=env)
+    try:
+        with Stack(settings) as stack:
+            platform = DockerPlatform(settings, stack)
+            dm = DockerMesh(settings, platform, _small_pool(load_mesh(settings.manifests_dir, what_if=True)),
+                            CertificateAuthority(settings.run_id), gateway_zones=("",) * GATEWAYS)
+            dm.prepare()
+            with platform:
+                dm.start_gateway()
+                yield settings, platform, dm
+                dm.remove_gateway()
+    finally:
+        sweep(settings.run_id)
+
+
+def test_several_gateways_overflow_the_sidecars_and_the_verdict_says_load(pods):
+    settings, platform, dm = pods
+    replicas = platform.replicas()
+    names = [r.name for r in replicas]
+    ip_to_pod = {platform.ip_of(n): n for n in names}
+    cluster = outbound_cluster_name("conductor", dm.mesh.workload_namespace, 8080)
+    inbound = inbound_cluster_name(8080)
+    stop = threading.Event()
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        port = int(dm.gateway_direct_url(index).rsplit(":", 1)[1])
+        c, conn = GatewayClient(port, host_header=dm.mesh.gateway_hosts[0], ca_pem=dm.ca.ca_pem), None
+        while not stop.is_set():
+            conn, rec = c.request(conn, "GET", PATH)
+            with lock:
+                statuses[rec.status] = statuses.get(rec.status, 0) + 1
+
+    def ejections() -> dict[str, dict[str, tuple[str, ...]]]:
+        out = {}
+        for gw in dm.gateways:
+            c = gw.admin.clusters(only=cluster).get(cluster)
+            out[gw.name] = {ip_to_pod.get(h.ip, h.ip): h.health_flags for h in (c.hosts.values() if c else ())}
+        return out
+
+    overflow_reads: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+
+    def read_overflow() -> None:
+        for n in names:
+            v = platform.sidecar_admin(n).stats().get(f"cluster.{inbound}.upstream_rq_pending_overflow", 0.0)
+            overflow_reads[n].append((time.time(), v))
+
+    for r in replicas:
+        platform.set_fault(r, Fault(latency_ms=LATENCY_MS))
+    t0 = time.time()
+    read_overflow()
+    threads = [threading.Thread(target=client, args=(g,), daemon=True)
+               for g in range(GATEWAYS) for _ in range(CLIENTS_PER_GATEWAY)]
+    first_seen: dict[tuple[str, str], float] = {}
+    try:
+        for th in threads:
+            th.start()
+
+        def some_gateway_ejected() -> bool:
+            read_overflow()
+            now = round(time.time() - t0, 3)
+            for gw, hosts in ejections().items():
+                for pod, flags in hosts.items():
+                    if "failed_outlier_check" in flags:
+                        first_seen.setdefault((gw, pod), now)
+            return bool(first_seen)
+
+        wait_for(some_gateway_ejected, timeout=BUSY_SLACK_S, interval=0.5, retry_on=(),
+                 describe="a gateway to eject a replica its sidecar's limits overflowed")
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=30)
+        for r in replicas:
+            platform.clear_fault(r)
+    read_overflow()
+    gateway_overflow = {gw.name: gw.admin.stats().get(f"cluster.{cluster}.upstream_rq_pending_overflow", 0.0)
+                        for gw in dm.gateways}
+    flags = {}
+    for (gw, pod), t in first_seen.items():
+        flags.setdefault(gw, {}).setdefault(pod, []).append((t, None))
+    slow = FaultPhase("slow", 0.0, round(time.time() - t0, 3), round(time.time() - t0, 3) + 0.001, tuple(names),
+                      latency_ms=LATENCY_MS)
+    causes = ejection_causes(flags, [slow], {n: overflow_points(v, t0) for n, v in overflow_reads.items()},
+                             lookback_s=BUSY_SLACK_S)
+    sidecar_uo = {n: v[-1][1] for n, v in overflow_reads.items()}
+    print(f"statuses {statuses}; sidecar UO {sidecar_uo}; gateway UO {gateway_overflow}; "
+          f"ejections {first_seen}; {causes_sentence(causes)}")
+
+    assert sum(sidecar_uo.values()) > 0, sidecar_uo          # the receivers overflowed...
+    assert set(gateway_overflow.values()) == {0.0}, gateway_overflow   # ...while no gateway did
+    assert statuses.get(503, 0) > 0, statuses
+    assert causes and {c.cause for c in causes} == {"load"}, causes
+    assert causes_sentence(causes).startswith("ejected for failure: 0; ejected for load: ")
+    # the planted bug: the same ejections with an error fault on the replicas read as failure
+    failing = FaultPhase("error", 0.0, slow.end, slow.settle_until, tuple(names), error_status=503)
+    assert {c.cause for c in ejection_causes(flags, [failing], {})} == {"failure"}
