@@ -668,7 +668,7 @@ def sidecar_bootstrap(mesh: Mesh, replica: Endpoint, tls: TlsBundle, *, admin_po
     rbac = rbac_filter(mesh)
     hcm = _hcm(f"inbound_0.0.0.0_{service_port}", route, [rbac] if rbac else [], gateway=False)
     mode = _mtls_mode(mesh)
-    chains = []
+    chains: list[dict[str, Any]] = []
     if mode in ("STRICT", "PERMISSIVE"):
         chains.append({
             "name": f"0.0.0.0_{service_port}_mtls",

@@ -33,7 +33,7 @@ def plot_gateway_ejections(path: Path, title: str,
     gateway (thin), so a gateway that ejected later, or not at all, shows at a glance."""
     import matplotlib.pyplot as plt
 
-    from harness.report.plots import save_png
+    from harness.plotting import save_png
 
     rows = [(gw, pod) for gw in envoy for pod in pods]
     fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.5), dpi=90)
