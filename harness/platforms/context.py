@@ -47,6 +47,10 @@ def preflight(settings: Settings, kubeconfig: str | os.PathLike | None = None) -
 
 class ContextPlatform(Platform):
     name = "context"
+    owns_database = False   # the team's database: RTO and the SLO are measured, RPO is not
+    unsupported = {"mesh": "the circuit-breaker scenario installs Istio, which the harness does only on its own "
+                           "kind cluster (--platform kind), never on an existing one",
+                   "zones": "zone loss on an existing cluster is the chaos table's drain (HARNESS_CONTEXT_ALLOW=drain)"}
     needs_kubernetes = True
     balanced_ingress = False
 
@@ -97,6 +101,12 @@ class ContextPlatform(Platform):
 
     def clear_fault(self, replica: Replica) -> dict[str, Any]:
         return self.set_fault(replica, Fault())
+
+    def chaos_configuration(self) -> dict[str, str]:
+        env = {"HARNESS_PLATFORM": self.name, "HARNESS_ENDPOINTS": ",".join(self.endpoints())}
+        if self.target.kubeconfig:  # the kubeconfig file the context was checked in
+            env["KUBECONFIG"] = str(self.target.kubeconfig)
+        return env
 
     def export_logs(self, dest: Path) -> list[Path]:
         if self.conductor is None:

@@ -116,6 +116,8 @@ SidecarConfig = Callable[[str, str, str], tuple[dict[str, Any], tuple[Any, ...]]
 
 class DockerPlatform(Platform):
     name = "docker"
+    unsupported = {"zones": "zone loss on docker runs on a deployment of its own (scenarios/test_zone_loss.py), "
+                            "not through the zones adapter yet"}
 
     def __init__(self, settings: Settings, stack: Any, spec: ConductorSpec | None = None,
                  name_prefix: str = "conductor"):
@@ -350,6 +352,21 @@ class DockerPlatform(Platform):
                 url = ""
             out.append(Replica(name=name, zone=self._zones[name], ready=state == "ready", admin_url=url))
         return out
+
+    # -- capability adapters ------------------------------------------------------------------------
+    def make_mesh(self, reading: Any) -> Any:
+        from harness.platforms.docker_mesh import DockerMeshAdapter
+
+        return DockerMeshAdapter(self.settings, self.stack, reading)
+
+    def user_endpoints(self) -> Callable[[], list[str]]:
+        run_id = self.settings.run_id
+        # Found by label on every call: follows replicas replaced by a recovery in the chaos process.
+        return lambda: list(discover_endpoints(run_id).values())
+
+    def chaos_configuration(self) -> dict[str, str]:
+        # The chaos process finds the run's containers by label: the run id is all it needs.
+        return {"HARNESS_PLATFORM": self.name}
 
     def container(self, replica: str) -> Any:
         return self._containers[replica]

@@ -18,6 +18,7 @@ import dataclasses
 import math
 import ssl
 import threading
+from types import SimpleNamespace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from harness.analysis.circuit_breaker.series import (ClusterSample, ResponseReco
                                                      overload_samples, until_time)
 from harness.load.gateway_client import GatewayClient, LoadDriver
 from harness.measure.envoy_admin import ProxySampler
-from harness.kube.istio import self_signed_tls
+from harness.kube.istio import server_tls
+from harness.mesh.certs import CertificateAuthority
 from harness.oracles.ejection_analysis import evaluate_pool_overflow
 from harness.oracles.outlier import map_destination_rule, simulate
 
@@ -420,7 +422,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def tls_server(tmp_path):
-    tls = self_signed_tls()
+    ca = CertificateAuthority("r1")
+    tls = server_tls(ca)
     (tmp_path / "c.pem").write_text(tls.cert_pem)
     (tmp_path / "k.pem").write_text(tls.key_pem)  # test-only throwaway key, in the test's tmp dir
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -443,7 +446,7 @@ def tls_server(tmp_path):
     _Handler.seen = []
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
-    yield srv.server_address[1], tls
+    yield srv.server_address[1], SimpleNamespace(cert_pem=ca.ca_pem)   # what clients trust: the run CA
     srv.shutdown()
     srv.server_close()
 
@@ -456,8 +459,8 @@ def test_gateway_client_sends_the_seed_host_as_sni_and_host_and_pins_the_cert(tl
     conn, rec = client.request(conn, path="/denied")
     assert (rec.status, rec.pod, rec.flag) == (403, "-", "RBAC")
     assert _Handler.seen[0] == ("api.i2s.studio", "api.i2s.studio")
-    other = self_signed_tls(["api.i2s.studio"])  # a different certificate for the same name: refused
-    _, rec = GatewayClient(port, host_header="api.i2s.studio", ca_pem=other.cert_pem).request(None)
+    other = CertificateAuthority("other")  # another CA's trust for the same name: refused
+    _, rec = GatewayClient(port, host_header="api.i2s.studio", ca_pem=other.ca_pem).request(None)
     assert (rec.status, rec.flag) == (0, "conn")
     with pytest.raises(UsageError, match="not loopback"):
         GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem, address="10.0.0.1")

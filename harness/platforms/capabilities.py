@@ -1,0 +1,140 @@
+"""The capability adapters a platform gives scenarios and faults: the one place docker and kind differ.
+
+A scenario or a fault asks the platform for a capability and uses it the same way on every
+platform; it never asks which platform it is on. Three capabilities:
+
+* ``mesh`` (:class:`MeshAdapter`): install the mesh, inject sidecars, apply a reading of the seed's
+  Istio objects, the ingress gateway's address and TLS trust, Envoy admin reads of the gateway,
+  the replicas behind it and their faults (delay/abort through the conductor's fault endpoint).
+  Docker: the harness does istiod's job with real Envoy (``harness.platforms.docker_mesh``);
+  kind: Istio from its Helm charts (``harness.platforms.kind_mesh``).
+* ``application_tier`` (:class:`ApplicationTier`): the conductor's replicas deployed, lost and
+  replaced, scaled -- from the platform object or rebuilt in the chaos process
+  (``harness.platforms.attach``).
+* ``zones`` (:class:`Zones`): place the replicas, lose a zone, restore it.
+
+A platform that cannot do something raises :class:`Unsupported` with the reason from
+``Platform.capability`` (a scenario turns it into a skip with that reason: :func:`require`).
+``tests/unit/test_platform_seam.py`` checks that every platform implements or declines each one.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from harness.errors import HarnessError
+
+__all__ = ["CAPABILITIES", "Unsupported", "MeshAdapter", "AppliedMesh", "GatewayAddress", "ApplicationTier", "Zones",
+           "require"]
+
+CAPABILITIES = ("mesh", "application_tier", "zones")
+
+
+class Unsupported(HarnessError):
+    """The platform cannot do this; ``reason`` says why (a scenario skips with it)."""
+
+    def __init__(self, capability: str, reason: str):
+        super().__init__(f"{capability}: {reason}", "run the scenario on a platform that supports it")
+        self.capability, self.reason = capability, reason
+
+
+def require(platform: Any, capability: str, **kw: Any) -> Any:
+    """``platform.capability(capability, **kw)``, or the calling test skipped with the platform's reason."""
+    import pytest
+
+    try:
+        return platform.capability(capability, **kw)
+    except Unsupported as exc:
+        pytest.skip(exc.reason)
+
+
+@dataclass(frozen=True)
+class GatewayAddress:
+    """How users reach the mesh's ingress gateway: HTTPS on 127.0.0.1 with the Gateway's host as SNI."""
+
+    url: str                 # https://127.0.0.1:<port>
+    host: str                # SNI and Host header
+    ca_pem: str              # what verifies the gateway's certificate (public)
+    ca_file: Path            # the same, written for Locust
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+
+@dataclass
+class AppliedMesh:
+    """What applying a reading of the seed's Istio objects gave: the API server's strict verdict
+    (kind; docker translates without one) and its warnings."""
+
+    strict_ok: bool = True
+    strict_message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class MeshAdapter(ABC):
+    """One mesh on one platform, for one scenario module: set up, used, torn down."""
+
+    #: the Envoy cluster the gateway routes the conductor through (harness.mesh.bootstrap.outbound_cluster_name)
+    cluster: str = ""
+    #: the platform the meshed replicas run on (faults go through its ``set_fault``/``clear_fault``)
+    app: Any = None
+
+    @abstractmethod
+    def setup(self) -> dict[str, Any]:
+        """Install the mesh and inject sidecars into the conductor's replicas; returns what the report's
+        environment should say about it (versions, the gateway's address, no secret)."""
+
+    @abstractmethod
+    def apply(self, reading: Any) -> AppliedMesh:
+        """Put a reading of the seed's mesh (harness.mesh.load_mesh: as written, or the what-if) in force."""
+
+    @abstractmethod
+    def gateway(self) -> GatewayAddress:
+        """The ingress gateway as users reach it (after ``setup``/``apply``: it may move)."""
+
+    @abstractmethod
+    def gateway_admin(self) -> Any:
+        """The gateway proxy's Envoy admin API (harness.measure.envoy_admin.AdminReads: stats, clusters)."""
+
+    @abstractmethod
+    def ip_to_replica(self) -> dict[str, str]:
+        """``{address the gateway sees: replica name}`` of the ready replicas."""
+
+    @abstractmethod
+    def teardown(self, *, failed: bool, interrupted: bool) -> None:
+        """Remove what ``setup`` made (best effort, idempotent); export logs first when ``failed``."""
+
+    def replicas(self) -> list[Any]:
+        return [r for r in self.app.replicas() if r.ready]
+
+
+class ApplicationTier(ABC):
+    """The conductor's replicas as a whole: lost (the cluster running them is gone) and replaced."""
+
+    @abstractmethod
+    def lose(self) -> dict[str, Any]:
+        """Remove every replica; what is needed to replace it is recorded (never a secret in the fault log)."""
+
+    @abstractmethod
+    def replace(self, timeout_s: float, replicas: int = 0) -> dict[str, Any]:
+        """A fresh tier, routable when this returns; idempotent (a running tier is left as it is)."""
+
+
+class Zones(ABC):
+    """Zones of the run: one lost and restored, the way ``failure`` says."""
+
+    failures: Sequence[str] = ()
+
+    @abstractmethod
+    def lose(self, zone: str, failure: str, configuration: dict[str, Any], **kw: Any) -> Any:
+        """Lose ``zone`` (one of ``failures``)."""
+
+    @abstractmethod
+    def restore(self, zone: str, failure: str, configuration: dict[str, Any]) -> Any:
+        """Bring ``zone`` back; idempotent."""
+
+
+ProgressFn = Callable[[str], None]
