@@ -92,7 +92,7 @@ def zone_deployment(settings: Any, request: pytest.FixtureRequest) -> Iterator[S
 def _arrange(dep: SimpleNamespace, mode: str, scenario: Any) -> Any:
     """The case's layout: replicas placed per ``mode``, the database primary in the failure zone."""
     from harness.faults.probes import wait_until_serving
-    from harness.faults.zone_docker import place_primary
+    from harness.dr.multi_az import place_primary
     from harness.placement import plan
 
     s, platform = dep.settings, dep.platform
@@ -237,7 +237,7 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
     harness_problems = []
     if safety.active_faults(run_id, path=fault_log):
         harness_problems.append("a zone fault is still active after undo_all")
-    from harness.faults.zone_docker import fenced_databases
+    from harness.dr.multi_az import fenced_databases
 
     fenced = set(fenced_databases(run_id))  # a failover's ex-primaries stay stopped (no split brain)
     not_running = [c.name for c in run_containers(run_id, all=True) if c.status != "running"
