@@ -11,7 +11,9 @@ platform; it never asks which platform it is on. Three capabilities:
 * ``application_tier`` (:class:`ApplicationTier`): the conductor's replicas deployed, lost and
   replaced, scaled -- from the platform object or rebuilt in the chaos process
   (``harness.platforms.attach``).
-* ``zones`` (:class:`Zones`): place the replicas, lose a zone, restore it.
+* ``zones`` (:class:`Zones`): place the replicas; the zone is lost and restored by the chaos
+  activities in the failure modes the attached platform offers (power loss or partition on docker,
+  a drain on Kubernetes).
 
 A platform that cannot do something raises :class:`Unsupported` with the reason from
 ``Platform.capability`` (a scenario turns it into a skip with that reason: :func:`require`).
@@ -22,7 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from harness.errors import HarnessError
 
@@ -124,17 +126,15 @@ class ApplicationTier(ABC):
 
 
 class Zones(ABC):
-    """Zones of the run: one lost and restored, the way ``failure`` says."""
+    """Zones of the run: the replicas placed (in the process that owns the platform); a zone lost and
+    restored by the chaos activities (harness.faults.zone_loss) in the way ``failures`` offers
+    (harness.platforms.attach.ZoneFailures)."""
 
     failures: Sequence[str] = ()
 
     @abstractmethod
-    def lose(self, zone: str, failure: str, configuration: dict[str, Any], **kw: Any) -> Any:
-        """Lose ``zone`` (one of ``failures``)."""
+    def place(self, zone: str, mode: str = "one-zone") -> dict[str, str]:
+        """Place the replicas for a loss of ``zone``: ``one-zone`` = every replica the manifests allow
+        in ``zone`` (the worst placement the Deployment permits), ``even`` = spread. Returns
+        ``{replica: zone}``; raises :class:`harness.errors.HarnessError` when the placement fails."""
 
-    @abstractmethod
-    def restore(self, zone: str, failure: str, configuration: dict[str, Any]) -> Any:
-        """Bring ``zone`` back; idempotent."""
-
-
-ProgressFn = Callable[[str], None]

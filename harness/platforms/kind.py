@@ -209,8 +209,6 @@ def set_container_image(docs: Sequence[dict[str, Any]], deployment: str, contain
 class KindPlatform(Platform):
     name = "kind"
     needs_kubernetes = True
-    unsupported = {"zones": "zone loss on kind is the chaos table's drain (scenarios/test_chaos.py::test_zone_loss), "
-                            "not through the zones adapter yet"}
     balanced_ingress = True   # a NodePort: kube-proxy spreads connections over all ready pods
 
     def __init__(self, settings: Settings, stack: Any, *, runner: CommandRunner | None = None,
@@ -618,9 +616,8 @@ class KindPlatform(Platform):
                 "KUBECONFIG": str(self.target.kubeconfig), "HARNESS_KUBE_NAMESPACE": self.namespace,
                 "HARNESS_KUBE_RUN_CONTEXT": self.target.context}
 
-    def place_replicas(self, zone: str) -> dict[str, str]:
-        """The zones capability's ``place`` (see :meth:`place_replicas_in_zone`)."""
-        return self.place_replicas_in_zone(zone)
+    def make_zones(self) -> Any:
+        return KindZones(self)
 
     def deletes_cluster(self) -> bool:
         """``down`` will delete the cluster (it created one and ``--keep`` is off): undoing changes inside
@@ -670,6 +667,21 @@ class KindPlatform(Platform):
                   "reused": self._reused, "node_image": node_image(self._kind_cfg) if self._kind_cfg else "",
                   "pulled_by_nodes": list(self.nodes_pull)})
         return d
+
+
+class KindZones:
+    """The zones capability on kind: replicas placed by cordoning the other zones' agents nodes."""
+
+    failures = ("drain",)
+
+    def __init__(self, platform: KindPlatform):
+        self.platform = platform
+
+    def place(self, zone: str, mode: str = "one-zone") -> dict[str, str]:
+        if mode != "one-zone":
+            raise UsageError(f"placement {mode!r} is not available on kind", "use one-zone (the scheduler spreads "
+                             "otherwise as it likes)")
+        return self.platform.place_replicas_in_zone(zone)
 
 
 def _overlay_image(docs: Sequence[dict[str, Any]]) -> str:
