@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from harness.errors import UsageError
 from harness.platforms.capabilities import ApplicationTier
 
-__all__ = ["attach", "platform_of", "kube_target", "AttachedPlatform", "ZoneFailures", "PLATFORM_NAMES"]
+__all__ = ["attach", "platform_of", "kube_target", "configuration_of", "AttachedPlatform", "ZoneFailures", "PLATFORM_NAMES"]
 
 PLATFORM_NAMES = ("docker", "kind", "context")
 
@@ -82,6 +82,19 @@ def kube_target(configuration: Mapping[str, Any] | None, *, kube: bool = False) 
     return {"kube_namespace": namespace, "kube_context": ctx,
             # KUBECONFIG may be a list; kubectl's first file is the one the harness writes.
             "kubeconfig": kubeconfig_path(str(cfg.get("kubeconfig") or "").split(os.pathsep)[0] or None)}
+
+
+def configuration_of(env: Mapping[str, str], run_id: str) -> dict[str, Any]:
+    """The Chaos Toolkit configuration a chaos process would build from ``env`` (the ``HARNESS_*``
+    variables of ``Platform.chaos_configuration``), by chaos/shared/configuration.json's own mapping:
+    so the process that owns the platform attaches exactly as the chaos process does."""
+    import json
+
+    from harness.config import PROJECT_ROOT
+
+    shared = json.loads((PROJECT_ROOT / "chaos" / "shared" / "configuration.json").read_text())
+    by_env = {spec["key"]: key for key, spec in shared.items() if spec.get("type") == "env"}
+    return {"run_id": run_id, **{by_env[k]: v for k, v in env.items() if k in by_env}}
 
 
 def platform_of(configuration: Mapping[str, Any] | None) -> str:

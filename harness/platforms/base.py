@@ -109,14 +109,12 @@ class Platform(ABC):
         raise NotImplementedError  # a platform implements it or declines it in ``unsupported``
 
     def make_application_tier(self) -> Any:
-        from harness.platforms.attach import attach
+        from harness.platforms.attach import attach, configuration_of
 
-        return attach(self.chaos_configuration()).application_tier
+        return attach(configuration_of(self.chaos_configuration(), self.settings.run_id)).application_tier
 
     def make_zones(self) -> Any:
-        from harness.platforms.attach import attach
-
-        return attach(self.chaos_configuration()).zones
+        raise NotImplementedError  # a platform implements it or declines it in ``unsupported``
 
     def chaos_configuration(self) -> dict[str, str]:
         """What a Chaos Toolkit process needs to rebuild this platform (``harness.platforms.attach``),
@@ -134,6 +132,8 @@ class Platform(ABC):
 
     #: whether the run's database is the harness's own (RPO can be verified against it)
     owns_database: bool = True
+    #: whether the users' entry point spreads load over every ready replica (the HPA scenario needs it)
+    balanced_ingress: bool = False
 
     # Faults through the conductor's authenticated admin endpoint, the same on every platform.
     def _admin(self, replica: Replica, method: str, body: dict | None = None) -> dict[str, Any]:

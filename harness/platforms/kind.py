@@ -607,7 +607,7 @@ class KindPlatform(Platform):
     def make_mesh(self, reading: Any) -> Any:
         from harness.platforms.kind_mesh import IstioMeshAdapter
 
-        return IstioMeshAdapter(self.settings, self, reading)
+        return IstioMeshAdapter(self.settings, self, reading, which=self._which)
 
     def chaos_configuration(self) -> dict[str, str]:
         # The chaos process builds its client from the cluster's own kubeconfig file and context, and

@@ -11,8 +11,9 @@ cluster about to be deleted, only the logs are taken.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.config import PROJECT_ROOT, Settings
 from harness.errors import PlatformUnavailable
@@ -27,7 +28,8 @@ INTENDED_OVERLAY = PROJECT_ROOT / "k8s" / "overlays" / "kind-istio-intended"
 
 
 class IstioMeshAdapter(MeshAdapter):
-    def __init__(self, settings: Settings, platform: Any, reading: Any, *, istio: Any = None):
+    def __init__(self, settings: Settings, platform: Any, reading: Any, *, istio: Any = None,
+                 which: Callable[[str], str | None] = shutil.which):
         from harness.kube.istio import IstioMesh
 
         if not settings.mesh:
@@ -36,7 +38,7 @@ class IstioMeshAdapter(MeshAdapter):
         self.namespace = platform.namespace
         self.istio = istio or IstioMesh(platform.target, platform.runner, platform.apis, run_id=settings.run_id,
                                         work_dir=settings.report_path / "istio",
-                                        ready_timeout=settings.mesh_ready_timeout_s)
+                                        ready_timeout=settings.mesh_ready_timeout_s, which=which)
         try:
             self.istio.preflight()  # Helm present and supported (harness.kube.toolchain)
         except PlatformUnavailable as exc:
