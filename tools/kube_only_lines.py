@@ -6,8 +6,8 @@ from the checkout's root; ``--list`` names every counted unit). Statements are P
 statements (what coverage.py counts as lines, give or take a docstring), in ``harness/`` and
 ``scenarios/``. A statement is kube-only when it lies in one of:
 
-1. a **module** that is a root -- ``harness/platforms/kind.py``, ``harness/platforms/context.py``,
-   a scenario module whose ``pytestmark`` carries ``kind`` -- or whose importers are all kube-only
+1. a **module** that is a root -- ``harness/platforms/kind.py``, ``context.py``, ``kind_mesh.py``,
+   ``kube_tier.py`` (where they exist), a scenario module whose ``pytestmark`` carries ``kind`` -- or whose importers are all kube-only
    (a greatest fixed point over the import graph, lazy imports inside functions included);
 2. a **top-level function or class** of a shared module whose every user (another module importing
    it by name, or another top-level definition of its own module naming it) is kube-only;
@@ -31,7 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TREES = ("harness", "scenarios")
-ROOT_MODULES = {"harness.platforms.kind", "harness.platforms.context"}
+# The Kubernetes platforms' own modules: kind and context, and their capability adapters (kind_mesh,
+# kube_tier), which only a Kubernetes platform constructs.
+ROOT_MODULES = {"harness.platforms.kind", "harness.platforms.context", "harness.platforms.kind_mesh",
+                "harness.platforms.kube_tier"}
 # Loaded by name, not by an import: the CLI, the pytest plugin, the chaos activities and controls.
 ENTRY_FILES = ("pyproject.toml", "Makefile", "conftest.py", ".ci/run", "chaos")
 KUBE_PLATFORM_CLASSES = {"KindPlatform", "ContextPlatform"}
@@ -129,7 +132,7 @@ def analyse(root: Path = ROOT) -> dict:
     for name in ENTRY_FILES:
         for f in ([root / name] if (root / name).is_file() else sorted((root / name).rglob("*.json"))):
             entries |= {m for m in re.findall(r"harness(?:\.[a-z_0-9]+)+", f.read_text()) if m in files}
-    roots = set(ROOT_MODULES) | {m for m, t in trees.items() if m.startswith("scenarios.") and _is_kind_root_scenario(t)}
+    roots = (set(ROOT_MODULES) & set(files)) | {m for m, t in trees.items() if m.startswith("scenarios.") and _is_kind_root_scenario(t)}
     # greatest fixed point: assume every imported module kube-only, drop those a shared module imports
     kube = roots | {m for m in files if importers[m] and m not in entries and m not in ("harness", "scenarios")}
     units: set[str] = set()

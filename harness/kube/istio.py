@@ -44,6 +44,7 @@ from harness.analysis.envoy_stats import EnvoyCluster, parse_clusters, parse_env
 from harness.errors import HarnessError, ReadinessTimeout, UsageError
 from harness.kube.client import Apis, KubeTarget
 from harness.kube.conductor import create_or_replace
+from harness.kube.kind_config import kind_host_port
 from harness.kube.kustomize import FIELD_MANAGER, stamp_run_labels, to_yaml
 from harness.kube.rollout import label_selector, wait_rollout
 from harness.kube.runner import CommandRunner
@@ -54,8 +55,7 @@ __all__ = [
     "PROXY_CONTAINER", "TLS_SECRET", "GATEWAY_HOSTS", "HTTP_NODE_PORT", "HTTPS_NODE_PORT", "STATS_PREFIXES",
     "MESH_GROUPS", "helm_install_argv", "istiod_values", "gateway_values", "kind_gateway_ports",
     "TlsMaterial", "server_tls", "tls_secret_body", "is_mesh_object", "mesh_objects",
-    "ApplyOutcome", "IstioMesh", "has_sidecar", "kind_node_name",
-    "kind_host_port", "istio_images", "ISTIO_HUB",
+    "ApplyOutcome", "IstioMesh", "has_sidecar", "kind_host_port", "istio_images", "ISTIO_HUB",
 ]
 
 log = logging.getLogger(__name__)
@@ -155,32 +155,6 @@ def kind_gateway_ports(kind_cfg: Mapping[str, Any]) -> tuple[int, int]:
                              f"add containerPort {port} with listenAddress 127.0.0.1 to the control-plane's "
                              "extraPortMappings")
     return HTTP_NODE_PORT, HTTPS_NODE_PORT
-
-
-def kind_node_name(cluster: str, kind_cfg: Mapping[str, Any], index: int) -> str:
-    """kind names nodes ``<cluster>-control-plane[N]`` / ``<cluster>-worker[N]`` in config order."""
-    roles = [n.get("role", "control-plane") for n in kind_cfg["nodes"]]
-    role = roles[index]
-    nth = sum(1 for r in roles[:index] if r == role)
-    return f"{cluster}-{role}{nth + 1 if nth else ''}"
-
-
-def kind_host_port(runner: CommandRunner, cluster: str, kind_cfg: Mapping[str, Any], node_port: int) -> int:
-    """The 127.0.0.1 port Docker publishes for ``node_port`` (hostPort may be 0 or overridden)."""
-    from harness.kube.kind_config import port_mappings
-
-    m = next((m for m in port_mappings(kind_cfg) if m.container_port == node_port), None)
-    if m is None:
-        raise UsageError(f"kind-config.yml maps no port {node_port}",
-                         f"add containerPort {node_port} (listenAddress 127.0.0.1) to the control-plane")
-    node = kind_node_name(cluster, kind_cfg, m.node_index)
-    out = runner.run(["docker", "port", node, f"{node_port}/tcp"], timeout=30)
-    for line in out.stdout.splitlines():
-        host, _, port = line.strip().rpartition(":")
-        if host == "127.0.0.1" and port.isdigit():
-            return int(port)
-    raise HarnessError(f"kind node {node} publishes {node_port}/tcp on no 127.0.0.1 port ({out.stdout.strip()[:100]!r})",
-                       "set listenAddress: 127.0.0.1 for it in kind-config.yml")
 
 
 # -- TLS for the seed Gateway's credentialName ------------------------------------------------------------

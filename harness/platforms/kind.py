@@ -43,8 +43,8 @@ from harness.errors import HarnessError, PlatformUnavailable, UsageError
 from harness.kube.client import Apis, KubeTarget, api_client
 from harness.kube.conductor import (HARNESS_SECRET, ConductorOnCluster, create_or_replace, external_service_bodies,
                                     secret_body)
-from harness.kube.kind_config import (KIND_CONFIG, MIRRORED_REGISTRY, load_kind_config, mirror_hosts_toml, node_image,
-                                      port_mappings, render_kind_config)
+from harness.kube.kind_config import (KIND_CONFIG, MIRRORED_REGISTRY, kind_host_port, kind_node_name, load_kind_config,
+                                      mirror_hosts_toml, node_image, port_mappings, render_kind_config)
 from harness.kube.kustomize import (HANDOVER_MANAGER, apply, find_object, hpa_targets, load_yaml_documents,
                                     release_hpa_replicas, render, replicas_handover, stamp_run_labels)
 from harness.kube.logs import kind_export_logs
@@ -539,21 +539,7 @@ class KindPlatform(Platform):
         if mapping is None:
             raise UsageError(f"NodePort {node_port} of {NODEPORT_SERVICE} has no extraPortMapping in kind-config.yml",
                              f"add containerPort {node_port} (listenAddress 127.0.0.1) to a node's extraPortMappings")
-        node = self._kind_node_name(mapping.node_index)
-        out = self.runner.run(["docker", "port", node, f"{node_port}/tcp"], timeout=30)
-        for line in out.stdout.splitlines():
-            host, _, port = line.strip().rpartition(":")
-            if host == "127.0.0.1" and port.isdigit():
-                return f"http://127.0.0.1:{port}"
-        raise HarnessError(f"kind node {node} publishes {node_port}/tcp on no 127.0.0.1 port ({out.stdout.strip()[:100]})",
-                           "set listenAddress: 127.0.0.1 for it in kind-config.yml")
-
-    def _kind_node_name(self, index: int) -> str:
-        """kind names nodes <cluster>-control-plane[N] and <cluster>-worker[N] in config order."""
-        roles = [n.get("role", "control-plane") for n in self._kind_cfg["nodes"]]
-        role = roles[index]
-        nth = sum(1 for r in roles[:index] if r == role)
-        return f"{self.cluster}-{role}{nth + 1 if nth else ''}"
+        return f"http://127.0.0.1:{kind_host_port(self.runner, self.cluster, self._kind_cfg, node_port)}"
 
     # -- queries -------------------------------------------------------------------------------------
     def endpoints(self) -> list[str]:
@@ -577,7 +563,7 @@ class KindPlatform(Platform):
         from harness.kube.kind_config import NODE_TYPE_LABEL
         from harness.labels import ZONE_LABEL
 
-        agents = [(self._kind_node_name(i), (n.get("labels") or {}).get(ZONE_LABEL))
+        agents = [(kind_node_name(self.cluster, self._kind_cfg, i), (n.get("labels") or {}).get(ZONE_LABEL))
                   for i, n in enumerate(self._kind_cfg.get("nodes") or [])
                   if (n.get("labels") or {}).get(NODE_TYPE_LABEL) == "agents"]
         if zone not in {z for _, z in agents}:
