@@ -35,7 +35,7 @@ from harness.analysis.circuit_breaker.schedule import (FaultPhase, cap_for, defa
 from harness.analysis.circuit_breaker.series import (ClusterSample, ResponseRecord, attempt_series, classify_response,
                                                      client_series, first_ejected_order, flag_windows,
                                                      overload_samples, until_time)
-from harness.load.gateway_client import GatewayClient, LoadDriver
+from harness.load.gateway_client import GatewayClient
 from harness.measure.envoy_admin import ProxySampler
 from harness.kube.istio import server_tls
 from harness.mesh.certs import CertificateAuthority
@@ -464,19 +464,6 @@ def test_gateway_client_sends_the_seed_host_as_sni_and_host_and_pins_the_cert(tl
     assert (rec.status, rec.flag) == (0, "conn")
     with pytest.raises(UsageError, match="not loopback"):
         GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem, address="10.0.0.1")
-
-
-def test_load_driver_paces_workers_and_records_every_response(tls_server):
-    port, tls = tls_server
-    driver = LoadDriver(GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem), rate=10.0)
-    driver.set_workers(3)
-    threading.Event().wait(1.05)
-    records = driver.stop()
-    assert 24 <= len(records) <= 40 and {r.status for r in records} == {201}
-    assert all(r.pod == "conductor-a" for r in records)
-    assert records == sorted(records, key=lambda r: r.t)
-    with pytest.raises(UsageError):
-        driver.set_workers(-1)
 
 
 def test_proxy_sampler_keeps_going_after_a_failed_read():
