@@ -148,7 +148,7 @@ def test_every_platform_implements_each_capability_or_declines_it_with_a_reason(
     assert seen[("docker", "application_tier")] == "DockerApplicationTier"
     assert seen[("kind", "application_tier")] == seen[("context", "application_tier")] == "KubeApplicationTier"
     assert (seen[("docker", "zones")], seen[("kind", "zones")], seen[("context", "zones")]) == (
-        "DockerZones", "KindZones", "declined")
+        "DockerZones", "KindZones", "ContextZones")
 
 
 def test_an_unknown_capability_is_a_programming_error(tmp_path):
@@ -161,6 +161,15 @@ def test_a_declined_capability_skips_the_scenario_with_the_platforms_reason(tmp_
     context = list(_platforms(tmp_path))[2]
     with pytest.raises(pytest.skip.Exception, match="never on an existing one"):
         require(context, "mesh", reading=None)
+
+
+def test_on_an_existing_cluster_the_zones_only_report_where_the_pods_are(tmp_path):
+    from harness.platforms.base import Replica
+
+    context = list(_platforms(tmp_path))[2]
+    context.replicas = lambda: [Replica("conductor-a", "us-east-1a", True), Replica("conductor-b", "us-east-1b", True)]
+    assert context.capability("zones").place("us-east-1a") == {"conductor-a": "us-east-1a",
+                                                               "conductor-b": "us-east-1b"}
 
 
 def test_the_kind_zones_place_by_cordoning_and_refuse_a_spread(tmp_path):
