@@ -418,7 +418,7 @@ class DockerPlatform(Platform):
         """A fresh application tier (new containers, new names), as a recovery into a new region.
 
         Returns once the new tier is **routable** through the same entry point (see :meth:`up`);
-        ``harness.faults.docker.deploy_application_tier``, the chaos rollback that re-creates a
+        ``harness.faults.backups.deploy_application_tier``, the chaos rollback that re-creates a
         removed tier from another process, makes the same promise."""
         self._generation += 1
         self.up()
