@@ -40,8 +40,8 @@ ENTRY_FILES = ("pyproject.toml", "Makefile", "conftest.py", ".ci/run", "chaos")
 KUBE_PLATFORM_CLASSES = {"KindPlatform", "ContextPlatform"}
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
@@ -97,7 +97,7 @@ def _branch(test: ast.expr) -> str | None:
 
 
 def analyse(root: Path = ROOT) -> dict:
-    files = {module_name(p): p for tree in TREES for p in sorted((root / tree).rglob("*.py"))}
+    files = {module_name(p, root): p for tree in TREES for p in sorted((root / tree).rglob("*.py"))}
     trees = {m: ast.parse(p.read_text(), str(p)) for m, p in files.items()}
     imports: dict[str, set[str]] = {m: set() for m in files}          # module -> modules it imports
     names_used: dict[tuple[str, str], set[str]] = {}                   # (module, top-level name) -> user units
