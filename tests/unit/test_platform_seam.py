@@ -40,7 +40,6 @@ KNOWN = {
     ("scenarios/test_hpa.py", "return take_sample(platform.apis, namespace, spec.name, target, selector)"): 1,
     ("scenarios/test_capacity.py", 'if settings.platform == "docker":'): 2,
     ("scenarios/test_capacity.py", 'if platform.name == "context":'): 2,
-    ("scenarios/test_capacity.py", 'host_cores = float(os.cpu_count() or 1) if settings.platform == "docker" else None'): 1,
 }
 
 
