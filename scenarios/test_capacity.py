@@ -23,7 +23,6 @@ queue-drain rps (the traffic profile).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
@@ -243,10 +242,9 @@ def test_projection_checked_against_a_measurement_at_n_replicas(settings, scenar
     ramp = m.capacity_ramp
     kind, text = ramp.bottleneck if ramp is not None else ("other", "")
     # docker: every replica on this one host; a cluster gives each its node
-    host_cores = float(os.cpu_count() or 1) if settings.platform == "docker" else None
     check = check_projection_at_scale(model.capacity_rps, n, m.capacity_rps, tolerance=cfg.tolerance,
                                       bottleneck=kind, bottleneck_text=text,
-                                      cpu_limits_cores=replica_set.cpu_limit_cores, host_cores=host_cores)
+                                      cpu_limits_cores=replica_set.cpu_limit_cores, host_cores=replica_set.host_cores)
     scenario.measure("projection_check", check.to_dict())
     scenario.measure("projection_error", round(check.error, 4))
     scenario.add_table(f"One-replica projection vs {n} replicas measured",

@@ -36,6 +36,7 @@ from harness.errors import HarnessError
 from harness.faults import safety
 from harness.measure.rpo import CanaryLedger, RpoResult, verify
 from harness.measure.rto import Prober, RtoResult, compute_rto, plot_timeline
+from harness.platforms.capabilities import require
 
 pytestmark = pytest.mark.chaos
 
@@ -57,29 +58,15 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _endpoints_fn(settings, platform) -> Callable[[], list[str]]:
-    if settings.platform == "docker":
-        from harness.platforms.docker import discover_endpoints
-
-        # Found by label on every call: follows replicas replaced by a recovery.
-        return lambda: list(discover_endpoints(settings.run_id).values())
-    return platform.endpoints
-
-
 def _experiment_env(settings, platform, scenario, **extra: str) -> dict[str, str]:
     env = {"HARNESS_FAULT_LOG": str(scenario.dir / "faults.jsonl"),
            "HARNESS_SLO_SUCCESS_RANGE": json.dumps([round(1 - settings.slo_error_ratio, 6), 1.0]),
-           **chaos_env(settings)}
-    if settings.platform != "docker":
-        env["HARNESS_ENDPOINTS"] = ",".join(platform.endpoints())
-        target = getattr(platform, "target", None)
-        if getattr(target, "kubeconfig", None):  # kind's own kubeconfig file, not the user's default
-            env["KUBECONFIG"] = str(target.kubeconfig)
-    # Where the database faults re-point the stand-in Service `postgres` when the database moves:
-    # only kind has one (the platform created it). Empty elsewhere, so a stray export in the shell
-    # cannot make a docker run call a cluster.
-    env["HARNESS_KUBE_NAMESPACE"] = platform.namespace if settings.platform == "kind" else ""
-    env["HARNESS_KUBE_RUN_CONTEXT"] = platform.target.context if settings.platform == "kind" else ""
+           **chaos_env(settings),
+           # Only a platform with a cluster names one: empty otherwise, so a stray export in the shell
+           # cannot make a docker run call a cluster.
+           "HARNESS_KUBE_NAMESPACE": "", "HARNESS_KUBE_RUN_CONTEXT": "",
+           # what the chaos process needs to rebuild the platform (harness.platforms.attach)
+           **platform.chaos_configuration()}
     if settings.context:
         env["HARNESS_CONTEXT"] = settings.context
     env.update(extra)
@@ -91,7 +78,7 @@ def _exercise(experiment: str, *, settings, platform, scenario, run_report, var_
     """Prober + ledger around ``chaos run``; undo_all and the fault log in every case."""
     run_id = settings.run_id
     fault_log = scenario.dir / "faults.jsonl"
-    endpoints = _endpoints_fn(settings, platform)
+    endpoints = platform.user_endpoints()  # follows a tier the chaos process replaced
     prober = Prober(endpoints, settings.probe_interval_s)
     ledger = CanaryLedger(run_id, endpoints, interval_s=0.25, start_seq=next(_LEDGER_SEQ))
     run = None
@@ -122,20 +109,22 @@ def _exercise(experiment: str, *, settings, platform, scenario, run_report, var_
 
 def _redeploy_if_tier_still_lost(settings, platform, scenario, fault_log: Path) -> None:
     """The removed tier's configuration lived in the chaos process; if that process died before its
-    rollback, undo_all cannot redeploy it, but the platform (holding the same secrets) can."""
+    rollback, undo_all cannot redeploy it, but the platform's application tier (holding the same
+    secrets) can."""
     lost = [f for f in safety.active_faults(settings.run_id, path=fault_log) if f["fault"] == "application-tier-lost"]
-    if not lost or not hasattr(platform, "redeploy"):
+    if not lost:
         return
     scenario.progress("the application tier is still lost: redeploying it through the platform")
     try:
-        platform.redeploy()
+        replicas = int((lost[-1].get("details") or {}).get("replicas") or 0)
+        platform.capability("application_tier").replace(settings.ready_timeout_s, replicas)
         safety.record_rolled_back(settings.run_id, "application-tier-lost", by="undo_all",
                                   note="redeployed by the platform", path=fault_log)
     except Exception as exc:  # noqa: BLE001 - reported as a fault never rolled back
         scenario.progress(f"redeploy failed: {exc}")
 
 
-def _assess(out: Outcome, *, settings, scenario, require_outage: bool, rpo_source: Any = None) -> Outcome:
+def _assess(out: Outcome, *, settings, platform, scenario, require_outage: bool, rpo_source: Any = None) -> Outcome:
     """RTO, RPO, experiment status; measurements, plot and table. Returns ``out`` with problems."""
     run = out.run
     if run is None:
@@ -145,7 +134,7 @@ def _assess(out: Outcome, *, settings, scenario, require_outage: bool, rpo_sourc
     if fault_at is None:
         out.unmeasured.append("no fault was injected (see the journal: the method failed before its first fault)")
     out.rto = compute_rto(out.samples, fault_at=fault_at, target_s=settings.rto_target_s)
-    if settings.platform == "context":
+    if not platform.owns_database:
         # The team's database is not the harness's to read: RTO and the SLO are measured, RPO is not.
         return _assess_without_rpo(out, run, settings=settings, scenario=scenario)
     if rpo_source is None:
@@ -267,7 +256,7 @@ def test_database_outage(settings, platform, scenario, run_report):
     acknowledged write is lost (the same server comes back with its data)."""
     out = _exercise("database-outage", settings=settings, platform=platform, scenario=scenario,
                     run_report=run_report, env=_experiment_env(settings, platform, scenario))
-    _assess(out, settings=settings, scenario=scenario, require_outage=True)
+    _assess(out, settings=settings, platform=platform, scenario=scenario, require_outage=True)
     if out.rpo is not None and out.rpo.lost_writes:
         out.problems.append(f"{out.rpo.lost_writes} acknowledged writes lost although the same server came back")
     _finish(out, scenario, "Database outage")
@@ -281,7 +270,7 @@ def test_database_failover(mode, settings, platform, scenario, run_report):
     out = _exercise("database-failover", settings=settings, platform=platform, scenario=scenario,
                     run_report=run_report, var_files=[EXPERIMENTS_DIR / "vars" / f"failover-{mode}.json"],
                     env=_experiment_env(settings, platform, scenario))
-    _assess(out, settings=settings, scenario=scenario, require_outage=False)
+    _assess(out, settings=settings, platform=platform, scenario=scenario, require_outage=False)
     if mode == "sync" and out.rpo is not None and out.rpo.lost_writes:
         out.problems.append(f"synchronous replication lost {out.rpo.lost_writes} acknowledged writes "
                             f"(seqs {out.rpo.lost_seqs[:10]})")
@@ -314,7 +303,7 @@ def test_planted_loss_is_caught(settings, platform, scenario, moto, dr_secrets):
     from harness.dr import backup, replication
 
     run_id, s3 = settings.run_id, moto.host_url()
-    ledger = CanaryLedger(run_id, _endpoints_fn(settings, platform), interval_s=0.25, start_seq=next(_LEDGER_SEQ))
+    ledger = CanaryLedger(run_id, platform.user_endpoints(), interval_s=0.25, start_seq=next(_LEDGER_SEQ))
     targets = [f"i2s-{run_id}-postgres-planted-old", f"i2s-{run_id}-postgres-planted-new"]
 
     def wait_acks(n: int, after: float) -> None:
@@ -415,7 +404,7 @@ def test_cluster_loss(settings, platform, scenario, run_report, moto, dr_secrets
                         env=_experiment_env(settings, platform, scenario, HARNESS_S3_ENDPOINT=s3))
     finally:
         scheduler.stop()
-    _assess(out, settings=settings, scenario=scenario, require_outage=True)
+    _assess(out, settings=settings, platform=platform, scenario=scenario, require_outage=True)
     cadence = scheduler.to_dict()
     durations = [b["duration_s"] for b in cadence["backups"]]
     implied = implied_rpo_s(settings.backup_interval_s, max(durations)) if durations else None
@@ -445,16 +434,14 @@ def test_zone_loss(settings, platform, scenario, run_report):
     """One zone's nodes drained (chaosk8s): the service must stay within its SLO throughout (the
     experiment checks its steady state continuously during the drain; any failed check fails it)."""
     zone = settings.zones[0]
-    place = getattr(platform, "place_replicas_in_zone", None)
-    if place is not None:   # kind: the worst placement the seed permits, not wherever two replicas landed
-        try:
-            scenario.measure("placement", place(zone))
-        except HarnessError as exc:
-            scenario.inconclusive(f"the replicas could not be placed in {zone} before the zone loss: {exc}")
+    zones = require(platform, "zones")
+    try:   # the worst placement the seed permits, not wherever two replicas happened to land
+        scenario.measure("placement", zones.place(zone))
+    except HarnessError as exc:
+        scenario.inconclusive(f"the replicas could not be placed in {zone} before the zone loss: {exc}")
     out = _exercise("zone-loss", settings=settings, platform=platform, scenario=scenario, run_report=run_report,
-                    env=_experiment_env(settings, platform, scenario, HARNESS_ZONE=zone,
-                                        HARNESS_PLATFORM=settings.platform))
-    _assess(out, settings=settings, scenario=scenario, require_outage=False)
+                    env=_experiment_env(settings, platform, scenario, HARNESS_ZONE=zone))
+    _assess(out, settings=settings, platform=platform, scenario=scenario, require_outage=False)
     if out.rto is not None:
         if out.rto.sustained_failures:
             out.problems.append(f"users saw {out.rto.sustained_failures} sustained outage(s) while zone {zone} "

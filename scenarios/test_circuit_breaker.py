@@ -1,31 +1,52 @@
-"""Circuit breaker: the seed's Istio DestinationRule (outlier detection, connection pool) and the
-VirtualService's retries, checked under load through the Istio ingress gateway against the Envoy
-oracle (harness.oracles.outlier, harness.oracles.ejection_analysis).
+"""Circuit breaker: the seed's Istio traffic policy (the DestinationRule's outlier detection and
+connection pool, the VirtualService's retries and fault delay) checked under load through the
+ingress gateway against the Envoy outlier oracle (harness.oracles.outlier,
+harness.analysis.circuit_breaker). Written once for every platform; the platform's mesh capability
+(harness.platforms.capabilities.MeshAdapter) is the only difference:
 
-Setup (module fixture ``mesh``): Istio installed on the run's kind cluster (harness.kube.istio),
-the self-signed certificate for the seed Gateway's ``credentialName``, sidecars injected into the
-conductor's namespace. Two scenarios:
+* docker: the harness does istiod's job with real Envoy (harness.platforms.docker_mesh: a conductor
+  Deployment of its own with the seed's ``replicas``, each replica a pod with an Envoy sidecar and
+  its inbound traffic captured (istio-init's iptables), and ``mesh_gateways`` (2) ingress gateway
+  Envoys behind their own entry point, each with its own outlier detector);
+* kind: Istio from its Helm charts on the run's cluster, sidecars injected into the conductor's
+  namespace (harness.platforms.kind_mesh); one ingress gateway as far as the harness reads it.
 
-1. ``test_seed_istio_config_under_load``: the seed's objects as written (k8s/overlays/kind-istio:
-   only moved to the conductor's namespace). Load through the gateway; the verdict reports what in
-   the seed makes ejection impossible, with the API server's, Envoy's and the clients' evidence.
-2. ``test_intended_outlier_detection_matches_oracle``: the harness's what-if
-   (k8s/overlays/kind-istio-intended: ``circuitBreaker`` read as ``outlierDetection``, the gateway's
-   identity allowed) — NOT the system's config, used to check the oracle against a real Envoy:
-   ejections, their timing, the traffic share of ejected pods, Envoy's own ejection flags, the
-   max-ejection cap, return after the ejection time, retries (attempts: 3) and 503 UO overflow
-   where the connection-pool limits say.
+Both hand the scenario their gateways as a list (``MeshAdapter.gateways``): each is sampled and
+judged on its own, so the body is the same whatever their number.
 
-Teardown: the mesh objects are deleted, injection is switched off and the conductor restarted
-without sidecars (other scenarios reach it through the plain NodePort again), Istio is uninstalled.
+The run's CA signs the Gateway's ``credentialName`` certificate on both. Load is Locust over HTTPS to
+127.0.0.1 with the seed's host as SNI and Host.
 
-Exit-code contract: Helm missing or HARNESS_MESH=0 -> skipped with the reason; Istio not installable
-or the harness's own what-if objects refused -> inconclusive (11); the seed's blocking findings ->
-fail (10): they are the system's.
+1. The seed's objects as written. The verdict reports what in the seed makes ejection impossible,
+   with Envoy's own evidence: no ``outlier_detection`` for the conductor's cluster, ``403 RBAC:
+   access denied`` through the gateway, the route to ``health-service`` that has no cluster (and on
+   kind the API server's strict validation).
+2. The harness's labeled what-if (``circuitBreaker`` read as ``outlierDetection``, the gateway
+   admitted), NOT the system's config: a compact fault schedule through the conductor's fault
+   endpoint, the gateway's ``/clusters`` and ``/stats`` read every second, ejections per replica
+   against the oracle (timing, max-ejection cap, return after baseEjectionTime), retries counted,
+   latency never ejected, 503 UO overflow where the connection-pool limits say (the overload goes
+   to one gateway's own address: the limits are each gateway's), the VirtualService's fault delay
+   counted. Each gateway is judged against the oracle at its own share of the load (ejections per
+   gateway: a table and a plot), and every ejection is named for failure or for load (the
+   replicas' sidecars' own overflow).
+
+Each scenario is registered under the name its platform's baseline and run history know it by
+(docker: ``test_seed_mesh_as_written_on_envoy``, ``test_what_if_outlier_detection_on_envoy``; kind:
+``test_seed_istio_config_under_load``, ``test_intended_outlier_detection_matches_oracle``): one body,
+two names, each marked for its platform, so the outcomes CI compares keep their names.
+
+Teardown: faults cleared, the mesh removed (docker: gateway, sidecars, replicas; kind: mesh objects,
+injection, Istio), logs exported when a test failed.
+
+Exit-code contract: HARNESS_MESH=0, Helm missing or no mesh on the platform -> skipped with the
+reason; the mesh not installable or the harness's own what-if objects refused -> inconclusive (11);
+the seed's blocking findings -> fail (10): they are the system's.
 """
 from __future__ import annotations
 
 import dataclasses
+import threading
 import json
 import time
 from dataclasses import dataclass
@@ -33,50 +54,37 @@ from typing import Any
 
 import pytest
 
-from harness.config import PROJECT_ROOT
-from harness.errors import HarnessError, PlatformUnavailable
-from harness.analysis.circuit_breaker.checks import (IntendedResult, compare_flag_windows, ejection_analysis,
-                                                     intended_verdict, latency_check, retry_check, threshold_check)
-from harness.analysis.circuit_breaker.findings import seed_findings, seed_verdict
-from harness.analysis.circuit_breaker.plot import plot_series
-from harness.analysis.circuit_breaker.schedule import FaultPhase, cap_for, default_schedule, expected_ejections
-from harness.analysis.circuit_breaker.series import (attempt_series, client_series, first_ejected_order, flag_windows,
-                                                     overload_samples, until_time)
-from harness.load.gateway_client import GatewayClient, LoadDriver
-from harness.load.responses import ResponseRecord
-from harness.measure.envoy_admin import PilotAgentAdmin, ProxySampler, sample_reader
-from harness.report.artifacts import write_json
-from harness.kube.istio import (GATEWAY_HOSTS, HTTPS_NODE_PORT, ISTIO_NAMESPACE, IstioMesh, TlsMaterial,
-                                envoy_cluster_name, kind_gateway_ports, kind_host_port)
-from harness.kube.kustomize import find_object, render
-from harness.manifests import ISTIO, load_documents
-from harness.oracles.pool_overflow import evaluate_pool_overflow
-from harness.oracles.outlier import map_destination_rule
-from harness.pytest_plugin import run_interrupted
-from harness.wait import wait_for
+from harness.analysis.circuit_breaker.causes import causes_sentence, ejection_causes, overflow_points
+from harness.analysis.circuit_breaker.checks import (IntendedResult, intended_verdict, latency_check, retry_check,
+                                                     threshold_check)
+from harness.analysis.circuit_breaker.findings import SeedFinding, seed_findings, seed_verdict
+from harness.analysis.circuit_breaker.gateways import ejection_rows, gateway_deviations, judge_gateways, merge_samples
+from harness.analysis.circuit_breaker.plot import plot_gateway_ejections, plot_series
+from harness.analysis.circuit_breaker.schedule import FaultPhase, compact_schedule
+from harness.analysis.circuit_breaker.series import (attempt_series, client_series, flag_windows, overload_samples,
+                                                     records_from_seconds, step_windows)
+from harness.errors import AnalysisInputError, HarnessError, UsageError
+from harness.load.gateway_client import GatewayClient
+from harness.load.runner import LoadResult, run_locust
+from harness.measure.envoy_admin import ProxySampler, sample_reader
 from harness.mesh import load_mesh
 from harness.mesh.bootstrap import retries_for_status, route_retry_policy
+from harness.mesh.containers import envoy_version
+from harness.mesh.objects import mesh_default_policy_of
+from harness.oracles.pool_overflow import evaluate_pool_overflow
+from harness.platforms.capabilities import GatewayAddress, MeshAdapter, require
+from harness.pytest_plugin import run_interrupted
+from harness.report.artifacts import write_json
+from harness.sampling import Sampler
+from harness.wait import wait_for
 
-pytestmark = [pytest.mark.kind, pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e]
 
-SEED_OVERLAY = PROJECT_ROOT / "k8s" / "overlays" / "kind-istio"
-INTENDED_OVERLAY = PROJECT_ROOT / "k8s" / "overlays" / "kind-istio-intended"
-WORKERS, RATE_PER_WORKER = 12, 5.0              # 60 requests/s through the gateway
-TOLERANCE_S = 3.0                               # 1 s sampling + a kubectl exec + the fault's own latency
-OVERLOAD_STEPS = (60, 120, 220, 320)            # concurrent requests; the limits put the edge at 150
+USERS, USER_RPS = 12, 5.0                       # 60 requests/s through the gateway
+TOLERANCE_S = 3.0                               # 1 s sampling + Locust's 1 s buckets + the fault's latency
+OVERLOAD_STEPS = (80, 240)                      # concurrent requests; the limits put the edge at 150
 OVERLOAD_STEP_S, OVERLOAD_LATENCY_MS = 12.0, 2500.0
 PIPELINE = "/api/v1/pipeline"                   # the VirtualService route the load and the faults use
-
-
-@dataclass
-class Mesh:
-    istio: IstioMesh
-    tls: TlsMaterial
-    client: GatewayClient
-    cluster: str
-    namespace: str
-    selector: dict[str, str]
-    gateway_pod: str = ""
 
 
 @dataclass
@@ -84,179 +92,95 @@ class MeshUnavailable:
     reason: str
 
 
-def _ready(mesh: "Mesh | MeshUnavailable", scenario) -> Mesh:
-    """Harness breakage while setting up Istio makes the scenario inconclusive, never a fail."""
-    if isinstance(mesh, MeshUnavailable):
-        scenario.inconclusive(mesh.reason)
-    return mesh
+def _reading(settings, what_if: bool):
+    """The seed's mesh as the harness reads it (harness.mesh.load_mesh): as written, or the what-if."""
+    return load_mesh(settings.manifests_dir, what_if=what_if,
+                     mesh_default_policy=mesh_default_policy_of(settings.mesh_default_outlier_detection))
 
 
 @pytest.fixture(scope="module")
-def mesh(request, settings, platform, run_report):
-    from harness.platforms.kind import KindPlatform
-
-    if not isinstance(platform, KindPlatform):
-        pytest.skip("the circuit-breaker scenario installs Istio, which the harness does only on its own kind cluster "
-                    "(--platform kind), never on an existing one")
+def pods(request, settings, platform, run_report):
+    """The platform's mesh, set up once for the module; harness breakage here leaves the scenarios
+    inconclusive (:func:`_ready`), never failed."""
+    failed_before = request.session.testsfailed
     if not settings.mesh:
-        pytest.skip("HARNESS_MESH=0: the circuit-breaker scenarios (Istio via Helm) are deselected")
-    ns = platform.namespace
-    dep = find_object(render(SEED_OVERLAY), "Deployment", "conductor")
-    selector = dict(dep["spec"]["selector"]["matchLabels"])
-    istio = IstioMesh(platform.target, platform.runner, platform.apis, run_id=settings.run_id,
-                      work_dir=settings.report_path / "istio", ready_timeout=settings.mesh_ready_timeout_s)
-    if any("istio/proxyv2" in i for i in platform.nodes_pull):   # side-loading failed: each node pulls it
-        print(f"warning: istio/proxyv2 was not side-loaded; each node pulls it within HARNESS_MESH_READY_TIMEOUT_S "
-              f"({settings.mesh_ready_timeout_s:g}s)")
-    kind_gateway_ports(platform.kind_config)  # the kind config must map the gateway's NodePorts
-    try:
-        istio.preflight()  # Helm present and supported (harness.kube.toolchain)
-    except PlatformUnavailable as exc:
-        pytest.skip(str(exc))
+        pytest.skip("HARNESS_MESH=0: the circuit-breaker scenarios are deselected")
+    mesh: MeshAdapter = require(platform, "mesh", reading=_reading(settings, what_if=False))
     try:
         try:
-            istio.install()
-            tls = istio.create_tls_secret()
-            (settings.report_path / "istio" / "gateway-cert.pem").write_text(tls.cert_pem)  # public half only
-            istio.enable_injection(ns, "conductor", selector)
-            port = kind_host_port(platform.runner, platform.cluster, platform.kind_config, HTTPS_NODE_PORT)
-            client = GatewayClient(port, host_header=GATEWAY_HOSTS[0], ca_pem=tls.cert_pem)
-            m = Mesh(istio, tls, client, envoy_cluster_name("conductor", ns), ns, selector)
-            m.gateway_pod = istio.gateway_pod()
-            run_report.environment["istio"] = {"version": istio.version, "gateway": f"https://{GATEWAY_HOSTS[0]} "
-                                               f"via 127.0.0.1:{port}", "tls_cert_sha256": tls.fingerprint_sha256}
+            run_report.environment[f"{platform.name}_mesh"] = mesh.setup()
+            yield mesh
         except HarnessError as exc:
-            m = MeshUnavailable(f"Istio could not be set up on the kind cluster, so nothing was measured: {exc}")
-        yield m
+            yield MeshUnavailable(f"the mesh could not be set up on the {platform.name} platform, so nothing was "
+                                  f"measured: {exc}")
     finally:
-        _undo_mesh(istio, platform, settings, run_report, ns, interrupted=run_interrupted(request.config))
+        mesh.teardown(failed=request.session.testsfailed > failed_before,
+                      interrupted=run_interrupted(request.config))
 
 
-def _undo_mesh(istio: IstioMesh, platform, settings, run_report, ns: str, *, interrupted: bool) -> None:
-    """Remove the mesh objects, injection and Istio so later scenarios see the plain conductor. After
-    Ctrl-C, when the cluster is deleted next anyway, only the logs are taken (now, before anything
-    else): the undo restarts pods and uninstalls three Helm releases, minutes the CLI does not wait."""
-    if interrupted and platform.deletes_cluster():
+def _ready(pods: "MeshAdapter | MeshUnavailable", scenario) -> MeshAdapter:
+    if isinstance(pods, MeshUnavailable):
+        scenario.inconclusive(pods.reason)
+    return pods
+
+
+def _locust_in_background(pods: MeshAdapter, out_dir, name: str, gateway: GatewayAddress | None = None, **kw
+                          ) -> tuple[threading.Thread, dict[str, Any]]:
+    """Locust (TLS, SNI = the Gateway's host) on a thread; the result lands in the returned dict.
+    ``gateway``: default the mesh's entry (every gateway), else one gateway's own address."""
+    box: dict[str, Any] = {}
+    gateway = gateway or pods.gateway()
+
+    def run() -> None:
         try:
-            run_report.environment["logs"] = [str(w) for w in platform.export_logs(run_report.root / "logs")]
-        except Exception as exc:  # noqa: BLE001 - the platform's own teardown tries again
-            print(f"could not export the logs before the cluster's deletion: {exc}")
-        return
-    for overlay in (INTENDED_OVERLAY, SEED_OVERLAY):
-        try:
-            istio.delete_mesh(render(overlay))
-        except Exception as exc:  # noqa: BLE001 - teardown goes on; the cluster is deleted anyway
-            print(f"could not delete the mesh objects of {overlay.name}: {exc}")
-    try:
-        istio.disable_injection(ns, "conductor")
-    finally:
-        if not settings.keep:
-            istio.uninstall()
+            box["result"] = run_locust([gateway.url], out_dir, name=name, progress=lambda _m: None,
+                                       tls_sni=gateway.host, tls_ca_file=gateway.ca_file, **kw)
+        except BaseException as exc:  # noqa: BLE001 - handed to the scenario thread
+            box["error"] = exc
+
+    th = threading.Thread(target=run, daemon=True, name=f"locust-{name}")
+    th.start()
+    return th, box
 
 
-def _pods(platform, mesh: Mesh) -> tuple[list[Any], dict[str, str]]:
-    replicas = [r for r in platform.replicas() if r.ready]
-    pods = platform.apis.core.list_namespaced_pod(mesh.namespace, label_selector=",".join(
-        f"{k}={v}" for k, v in sorted(mesh.selector.items()))).items
-    ip_to_pod = {p.status.pod_ip: p.metadata.name for p in pods if p.status.pod_ip}
-    return replicas, ip_to_pod
+def _join(th: threading.Thread, box: dict[str, Any], scenario) -> LoadResult:
+    th.join()
+    if "error" in box:
+        exc = box["error"]
+        scenario.inconclusive(f"Locust could not run through the gateway: {exc}")
+    return box["result"]
 
 
-def _read(mesh: Mesh):
-    """The gateway proxy's admin API through ``pilot-agent request`` (the kind transport)."""
-    return sample_reader(PilotAgentAdmin(mesh.istio, mesh.gateway_pod, ISTIO_NAMESPACE), mesh.cluster)
+# The fault log's name for these faults (the report's fault table; kept from the docker scenario).
+FAULT_SOURCE = "circuit_breaker_docker"
 
 
-def _wait_routed(mesh: Mesh, accept, describe: str) -> ResponseRecord:
-    """Poll through the gateway until an answer satisfies ``accept`` (istiod pushes config async)."""
-    last: list[ResponseRecord] = []
-
-    def probe():
-        _, rec = mesh.client.request(None)
-        last[:] = [rec]
-        return rec if accept(rec) else None
-
-    return wait_for(probe, timeout=180, interval=2.0, describe=describe,
-                    hint="see the istio-ingressgateway and istiod logs in the report (listener for port 443, "
-                         "secret i2s-tls-cert, route for api.i2s.studio)")
-
-
-def _inject(platform, run_report, replicas, phase: FaultPhase) -> None:
-    by_name = {r.name: r for r in replicas}
+def _inject(pods: MeshAdapter, run_report, phase: FaultPhase) -> None:
+    by_name = {r.name: r for r in pods.replicas()}
     for pod in phase.pods:
-        platform.set_fault(by_name[pod], phase.fault())
-        run_report.fault_injected("circuit_breaker", f"{phase.name}: {json.dumps(phase.fault().body())}", pod)
+        pods.app.set_fault(by_name[pod], phase.fault())
+        run_report.fault_injected(FAULT_SOURCE, f"{phase.name}: {json.dumps(phase.fault().body())}", pod)
 
 
-def _clear(platform, run_report, replicas, pods) -> None:
-    by_name = {r.name: r for r in replicas}
-    for pod in pods:
-        platform.clear_fault(by_name[pod])
-        run_report.fault_rolled_back("circuit_breaker", pod)
+def _clear(pods: MeshAdapter, run_report, names) -> None:
+    by_name = {r.name: r for r in pods.replicas()}
+    for pod in names:
+        pods.app.clear_fault(by_name[pod])
+        run_report.fault_rolled_back(FAULT_SOURCE, pod)
 
 
-def test_seed_istio_config_under_load(settings, platform, mesh, scenario, run_report):
-    mesh = _ready(mesh, scenario)
-    # Setup: the seed's Istio objects, only moved into the conductor's namespace.
-    seed_docs = load_documents(ISTIO, settings.manifests_dir)
-    docs = render(SEED_OVERLAY)
-    outcome = mesh.istio.apply_mesh(docs)
-    scenario.measure("apply", outcome.to_dict())
-    mapping = map_destination_rule(find_object(seed_docs, "DestinationRule", "conductor-destination"))
-    scenario.measure("destination_rule_findings", [f.to_dict() for f in mapping.findings])
-    replicas, ip_to_pod = _pods(platform, mesh)
-    for r in replicas:
-        platform.clear_fault(r)  # also opens the per-pod port-forward before the clock starts
-    scenario.progress("waiting for the gateway to route api.i2s.studio to the conductor's sidecars")
-    # 403 RBAC (the seed's authz) or a conductor's answer: the route reached the pods. A 404 (no
-    # route pushed yet) or 503 (no endpoints yet) is istiod still catching up.
-    _wait_routed(mesh, lambda r: r.flag == "RBAC" or r.pod != "-",
-                 "https://api.i2s.studio through the ingress gateway on 127.0.0.1 to reach a conductor pod")
+def _wait_routed(pods: MeshAdapter, accept, describe: str) -> None:
+    """Poll through the gateway until an answer satisfies ``accept`` (a mesh pushes config async)."""
+    gateway = pods.gateway()
+    client = GatewayClient(gateway.port, host_header=gateway.host, ca_pem=gateway.ca_pem)
 
-    # Assess: steady load, and a 503 fault on one pod that outlier detection should act on.
-    sampler = ProxySampler(_read(mesh)).start()
-    driver = LoadDriver(mesh.client, rate=RATE_PER_WORKER)
-    t0 = time.time()
-    driver.set_workers(WORKERS)
-    phase = FaultPhase("gateway-503", 10.0, 25.0, 45.0, (replicas[0].name,), error_status=503)
-    try:
-        time.sleep(phase.start)
-        _inject(platform, run_report, replicas, phase)
-        time.sleep(phase.end - phase.start)
-    finally:
-        _clear(platform, run_report, replicas, phase.pods)
-    time.sleep(phase.settle_until - phase.end)
-    records = driver.stop()
-    samples = sampler.stop()
-    if not records:
-        scenario.inconclusive("the load driver got no answer through the gateway, so nothing was measured")
+    def probe() -> bool:
+        _, rec = client.request(None)
+        return bool(accept(rec))
 
-    stats = mesh.istio.stats(mesh.gateway_pod)
-    has_outlier = any(k.startswith(f"cluster.{mesh.cluster}.outlier_detection.") for k in stats)
-    services = [s.metadata.name for s in platform.apis.core.list_namespaced_service(mesh.namespace).items]
-    findings = seed_findings(seed_docs=seed_docs, workload_namespace=mesh.namespace, mapping=mapping,
-                                strict_message=outcome.strict_message, envoy_outlier_stats=has_outlier,
-                                envoy_cluster=mesh.cluster, records=records, t0=t0, existing_services=services)
-    thresholds = threshold_check(samples, mapping)
-    ok, sentence = seed_verdict(findings)
-    if thresholds:
-        ok, sentence = False, sentence.rstrip(".") + f"; and {thresholds[0].message}."
-
-    scenario.measure("findings", [f.to_dict() for f in findings])
-    scenario.measure("responses", _status_counts(records))
-    scenario.measure("envoy_outlier_stats_present", has_outlier)
-    scenario.measure("sampler_errors", sampler.errors[:20])
-    write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
-    write_json(scenario.dir / "responses.json", [dataclasses.asdict(r) for r in records])
-    scenario.add_table("Seed findings", ["code", "blocks", "evidence"],
-                       [[f.code, f.blocks or "-", f.message] for f in findings])
-    if len(samples) >= 2:
-        series = attempt_series(samples, ip_to_pod, t0, [phase])
-        png = plot_series(scenario.dir / "seed_attempts.png", "Seed config: gateway attempts per pod "
-                             f"(run {settings.run_id})", series, flag_windows(samples, ip_to_pod, t0), [phase])
-        scenario.add_plot("Seed config: attempts per pod (no ejection can happen)", png)
-    scenario.verdict(ok, sentence)
-    assert ok, sentence
+    wait_for(probe, timeout=180, interval=1.0, describe=describe,
+             hint="see the ingress gateway's log in the report (listener for port 443, the TLS secret, the route "
+                  "for api.i2s.studio)")
 
 
 def _status_counts(records) -> dict[str, int]:
@@ -267,120 +191,295 @@ def _status_counts(records) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def test_intended_outlier_detection_matches_oracle(settings, platform, mesh, scenario, run_report):
-    mesh = _ready(mesh, scenario)
-    # Setup: the harness's WHAT-IF config (not the system's), to check the oracle against Envoy.
-    docs = render(INTENDED_OVERLAY)
-    outcome = mesh.istio.apply_mesh(docs)
-    if not outcome.strict_ok:  # the harness's own objects: a refusal is harness breakage
-        scenario.inconclusive(f"the what-if objects failed strict validation: {outcome.strict_message}")
-    mapping = map_destination_rule(find_object(docs, "DestinationRule", "conductor-destination"))
-    if not mapping.has_effective_outlier_detection:
-        scenario.inconclusive("the what-if DestinationRule has no effective outlier detection: "
-                              + "; ".join(f.message for f in mapping.findings if f.severity == "error"))
-    od = mapping.effective_outlier
-    replicas, ip_to_pod = _pods(platform, mesh)
-    pods = [r.name for r in replicas]
-    for r in replicas:
-        platform.clear_fault(r)
-    scenario.progress("waiting for the gateway to route to the conductor (2xx with X-Served-By)")
-    _wait_routed(mesh, lambda r: 200 <= r.status < 300 and r.pod != "-",
-                 "a 2xx from a conductor pod through the gateway (authz now allows the gateway's identity)")
-    schedule = default_schedule(pods)
-    scenario.measure("schedule", [p.to_dict() for p in schedule])
-    scenario.progress(f"fault schedule over {schedule[-1].settle_until:.0f}s on {', '.join(pods)}")
+def _samplers(pods: MeshAdapter) -> dict[str, ProxySampler]:
+    """One sampler per gateway: each has its own detector and counters."""
+    return {gw.name: ProxySampler(sample_reader(gw.admin, pods.cluster)).start() for gw in pods.gateways()}
 
-    # Assess 1: steady load and the fault schedule; the actual fault times are what the oracle gets.
-    sampler = ProxySampler(_read(mesh)).start()
-    driver = LoadDriver(mesh.client, rate=RATE_PER_WORKER)
+
+def _stop(samplers: dict[str, ProxySampler]) -> dict[str, list]:
+    return {name: s.stop() for name, s in samplers.items()}
+
+
+def _errors(samplers: dict[str, ProxySampler]) -> list[str]:
+    return [f"{name}: {e}" for name, s in samplers.items() for e in s.errors]
+
+
+def _stat_sum(stats: dict[str, float], suffix: str) -> float | None:
+    vals = [v for k, v in stats.items() if k.endswith(suffix)]
+    return sum(vals) if vals else None
+
+
+def _seed_config_under_load(settings, pods, scenario, run_report):
+    # Setup: the seed's objects as written (moved to the conductor's namespace, as kind-istio does).
+    pods = _ready(pods, scenario)
+    mesh = _reading(settings, what_if=False)
+    if not mesh.object("DestinationRule") or not mesh.object("VirtualService"):
+        ok = scenario.verdict(False, "the seed has no DestinationRule/VirtualService for the conductor in k8s/istio")
+        assert ok, "the seed's circuit-breaker spec is missing"
+    mapping = mesh.destination_rule
+    applied = pods.apply(mesh)
+    scenario.measure("apply", {"strict_ok": applied.strict_ok, "strict_message": applied.strict_message,
+                               **applied.details})
+    scenario.measure("envoy_version", envoy_version(pods.gateway_admin()))
+    scenario.measure("destination_rule_findings", [f.to_dict() for f in mapping.findings])
+    # What the translation itself found (e.g. istiod >= 1.24 retries no 503 by default).
+    scenario.measure("translation_findings", [f.to_dict() for f in mesh.findings])
+    replicas = pods.replicas()
+    for r in replicas:
+        pods.app.clear_fault(r)  # on kind also opens the per-pod port-forward before the clock starts
+    # 403 RBAC (the seed's authz) or a conductor's answer: the route reached the pods. A 404 (no
+    # route pushed yet) or 503 (no endpoints yet) is the mesh's control plane still catching up.
+    _wait_routed(pods, lambda r: r.flag == "RBAC" or r.pod != "-",
+                 f"https://{mesh.gateway_hosts[0]} through the ingress gateway on 127.0.0.1 to reach a conductor")
+    ip_to_pod = pods.ip_to_replica()
+    gateway = pods.gateway()
+    client = GatewayClient(gateway.port, host_header=gateway.host, ca_pem=gateway.ca_pem)
+    _, health = client.request(None, "GET", "/api/v1/health")   # the route to health-service
+
+    # Assess: steady load through the gateway, and a 503 fault on one replica for ejection to act on.
+    phase = FaultPhase("gateway-503", 6.0, 16.0, 24.0, (replicas[0].name,), error_status=503)
+    samplers = _samplers(pods)
     t0 = time.time()
-    driver.set_workers(WORKERS)
+    th, box = _locust_in_background(pods, scenario.dir, "seed", users=USERS, spawn_rate=USERS,
+                                    duration_s=phase.settle_until, user_rps=USER_RPS)
+    try:
+        time.sleep(max(0.0, t0 + phase.start - time.time()))
+        _inject(pods, run_report, phase)
+        time.sleep(max(0.0, t0 + phase.end - time.time()))
+    finally:
+        _clear(pods, run_report, phase.pods)
+    load = _join(th, box, scenario)
+    samples = merge_samples(_stop(samplers))          # every gateway: none may eject
+    records = records_from_seconds(load.seconds)
+    if not records or len(samples) < 2:
+        scenario.inconclusive(f"no measurement: {len(records)} responses, {len(samples)} gateway samples "
+                              f"({'; '.join(_errors(samplers)[:2])})")
+
+    # Analysis: the seed's findings and verdict, with Envoy's own evidence.
+    has_outlier = any(any(k.startswith(f"cluster.{pods.cluster}.outlier_detection.") for k in gw.admin.stats())
+                      for gw in pods.gateways())
+    findings = seed_findings(seed_docs=mesh.seed, workload_namespace=mesh.workload_namespace, mapping=mapping,
+                             strict_message=applied.strict_message, envoy_outlier_stats=has_outlier, envoy_cluster=pods.cluster,
+                             records=records, t0=t0, existing_services=mesh.services)
+    if health.status == 503 and health.pod == "-":
+        findings.append(SeedFinding("health_route_unserved", f"GET /api/v1/health through the gateway got Envoy's own "
+                                    f"{health.status} (no cluster for health-service)"))
+    flags = flag_windows(samples, ip_to_pod, t0)
+    ejected = {p: ws for p, ws in flags.items() if ws}
+    thresholds = threshold_check(samples, mapping)
+    ok, sentence = seed_verdict(findings)
+    if thresholds:
+        ok, sentence = False, sentence.rstrip(".") + f"; and {thresholds[0].message}."
+    if ejected and not has_outlier:
+        ok, sentence = False, sentence.rstrip(".") + f"; Envoy marked {', '.join(ejected)} ejected without any " \
+                                                     "outlier detection configured (investigate)."
+    # What a mesh-wide default traffic policy would change (harness.mesh.objects.mesh_default_findings).
+    mesh_default = next((f.message for f in mesh.findings if f.code == "mesh_default_policy"), "")
+    if mesh_default:
+        sentence = sentence.rstrip(".") + f". Mesh-wide default: {mesh_default}."
+
+    # Report
+    scenario.measure("findings", [f.to_dict() for f in findings])
+    scenario.measure("responses", _status_counts(records))
+    scenario.measure("health_route", {"status": health.status, "served_by": health.pod, "flag": health.flag})
+    scenario.measure("envoy_outlier_stats_present", has_outlier)
+    scenario.measure("ejections", {"envoy": {p: ws for p, ws in flags.items()}, "oracle": {}})
+    scenario.measure("load", load.to_dict())
+    scenario.measure("sampler_errors", _errors(samplers)[:20])
+    write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
+    scenario.add_table(f"Seed findings ({settings.platform}, real Envoy)", ["code", "blocks", "evidence"],
+                       [[f.code, f.blocks or "-", f.message] for f in findings])
+    series = attempt_series(samples, ip_to_pod, t0, [phase])
+    png = plot_series(scenario.dir / "seed_attempts.png", f"Seed config on Envoy: gateway attempts per replica "
+                      f"(run {settings.run_id})", series, flags, [phase])
+    scenario.add_plot("Seed config: gateway attempts per replica (no ejection can happen)", png)
+    scenario.verdict(ok, sentence)
+    assert ok, sentence
+
+
+def _what_if_outlier_detection(settings, pods, scenario, run_report):
+    # Setup: the harness's WHAT-IF reading (not the system's config), sidecars and gateway with it.
+    pods = _ready(pods, scenario)
+    what_if = _reading(settings, what_if=True)
+    mapping = what_if.destination_rule
+    if not mapping.has_effective_outlier_detection:
+        ok = scenario.verdict(False, "the seed's DestinationRule has no circuitBreaker/outlierDetection block to read")
+        assert ok, [f.message for f in mapping.findings]
+    od = mapping.effective_outlier
+    applied = pods.apply(what_if)
+    if not applied.strict_ok:  # the harness's own objects: a refusal is harness breakage
+        scenario.inconclusive(f"the what-if objects failed strict validation: {applied.strict_message}")
+    scenario.measure("envoy_version", envoy_version(pods.gateway_admin()))
+    scenario.measure("what_if_changes", what_if.what_if_changes)
+    replicas = pods.replicas()
+    for r in replicas:
+        pods.app.clear_fault(r)
+    _wait_routed(pods, lambda r: 200 <= r.status < 300 and r.pod != "-",
+                 "a 2xx from a conductor through the gateway (the what-if admits the gateway's identity)")
+    names = [r.name for r in replicas]
+    ip_to_pod = pods.ip_to_replica()
+    schedule = compact_schedule(names, od.settings)
+    scenario.measure("schedule", [p.to_dict() for p in schedule])
+    scenario.progress(f"fault schedule over {schedule[-1].settle_until:.0f}s on {', '.join(names)}")
+
+    # Assess 1: steady Locust load and the fault schedule; the actual fault times go to the oracle.
+    samplers = _samplers(pods)
+    # the replicas' own sidecars: local 503 UO from the receiver-side limits (ejected for load?)
+    receivers = Sampler(lambda: pods.sidecar_overflow(names), 1.0, name="sidecar-overflow").start()
+    t0 = time.time()
+    th, box = _locust_in_background(pods, scenario.dir, "what_if", users=USERS, spawn_rate=USERS,
+                                    duration_s=schedule[-1].settle_until, user_rps=USER_RPS)
     actual: list[FaultPhase] = []
     try:
         for phase in schedule:
             time.sleep(max(0.0, t0 + phase.start - time.time()))
             start = time.time() - t0
-            _inject(platform, run_report, replicas, phase)
+            _inject(pods, run_report, phase)
             time.sleep(max(0.0, t0 + phase.end - time.time()))
-            _clear(platform, run_report, replicas, phase.pods)
+            _clear(pods, run_report, phase.pods)
             end = time.time() - t0
             actual.append(dataclasses.replace(phase, start=round(start, 3), end=round(end, 3),
                                               settle_until=max(round(end, 3) + 0.001, phase.settle_until)))
             scenario.progress(f"{phase.name} on {', '.join(phase.pods)}: {start:.1f}s-{end:.1f}s")
-        time.sleep(max(0.0, t0 + schedule[-1].settle_until - time.time()))
     finally:
-        for r in replicas:
-            platform.clear_fault(r)
-        records = driver.stop()
+        _clear(pods, run_report, names)
+    load = _join(th, box, scenario)
 
-    # Assess 2: overload with every pod slow, concurrency stepped across the pool's limit.
-    steps: list[tuple[float, float, int]] = []
-    overload = LoadDriver(mesh.client, rate=None)
-    slow = FaultPhase("overload-latency", 0.0, 1.0, 1.0, tuple(pods), latency_ms=OVERLOAD_LATENCY_MS)
-    _inject(platform, run_report, replicas, slow)
+    # Assess 2: overload with every replica slow, concurrency stepped across the pool's limit: the
+    # limits are each gateway's own, so the steps go to one gateway's own address (the first).
+    slow = FaultPhase("overload-latency", 0.0, 1.0, 1.0, tuple(names), latency_ms=OVERLOAD_LATENCY_MS)
+    _inject(pods, run_report, slow)
+    stages = [{"duration": OVERLOAD_STEP_S, "users": c, "spawn_rate": c} for c in OVERLOAD_STEPS]
+    launched = time.time() - t0
     try:
-        for c in OVERLOAD_STEPS:
-            overload.set_workers(c)
-            a = time.time() - t0
-            time.sleep(OVERLOAD_STEP_S)
-            steps.append((a + 2.0, time.time() - t0, c))  # 2 s for the step's workers to fill the pool
-            scenario.progress(f"overload: {c} concurrent requests")
+        th, box = _locust_in_background(pods, scenario.dir, "overload", gateway=pods.gateway_direct(0),
+                                        shape={"kind": "stages", "stages": stages}, user_rps=0)
+        overload = _join(th, box, scenario)
     finally:
-        overload_records = overload.stop()
-        _clear(platform, run_report, replicas, pods)
-        samples = sampler.stop()
+        _clear(pods, run_report, names)
+        per_gateway = _stop(samplers)
+        receiver_reads = receivers.stop(30)
+        samples = merge_samples(per_gateway)
+    try:
+        steps = step_windows(overload.seconds, OVERLOAD_STEPS, OVERLOAD_STEP_S, launched, t0)
+    except UsageError as exc:
+        scenario.inconclusive(f"the overload was not measured: {exc}")
 
-    # Analysis: the oracle for the faults as they happened, then every comparison.
-    error_phases = [p for p in actual if p.error_status is not None]
+    # Analysis: the oracle for the faults as they happened, then every comparison (shared with kind).
+    records = records_from_seconds(load.seconds)
+    if len(samples) < 10 or not records:
+        scenario.inconclusive(f"no measurement: {len(samples)} gateway samples, {len(records)} responses "
+                              f"({'; '.join(_errors(samplers)[:2])})")
     latency_phase = next(p for p in actual if p.latency_ms)
     end = latency_phase.start
-    flags = flag_windows(samples, ip_to_pod, t0)
-    rate_per_pod = WORKERS * RATE_PER_WORKER / len(pods)
-    sim = expected_ejections(od.settings, pods, error_phases, rate_per_pod=rate_per_pod, until=end,
-                                healthy_panic_threshold=od.healthy_panic_threshold or 0.0,
-                                tie_order=first_ejected_order(flags, error_phases))
+    flags = flag_windows(samples, ip_to_pod, t0)     # any gateway's (the fleet's view, for the plots)
     series = attempt_series(samples, ip_to_pod, t0, actual)
-    before_latency = [s for s in samples if s.t - t0 < end]
-    ejections = ejection_analysis(until_time(series, end), sim, before_latency, mesh.cluster, t0,
-                                     n_pods=len(pods), tolerance_s=TOLERANCE_S)
-    flag_devs = compare_flag_windows({p: [w for w in ws if w[0] < end] for p, ws in flags.items()}, sim,
-                                        tolerance_s=TOLERANCE_S, cap=cap_for(sim, len(pods)), series_end=end)
-    all_fail = next(p for p in actual if len(p.pods) == len(pods))
-    retry_devs, retry_info = retry_check(samples, records, all_fail, t0, slack=WORKERS,
-        # what istiod makes of the VirtualService's retries for a 503 (none since Istio 1.24)
-        attempts=retries_for_status(route_retry_policy(load_mesh(settings.manifests_dir, what_if=True), PIPELINE), 503))
-    overflow = evaluate_pool_overflow(overload_samples(steps, samples, t0), mapping.circuit_breakers,
-                                      protocol="http1", hosts=len(pods), client_proxies=1)
-    result = IntendedResult(ejections, flag_devs, retry_devs, threshold_check(samples, mapping), overflow,
-                               latency_check(samples, flags, latency_phase, t0))
+    # Each gateway against the oracle at its own share of the load (harness.analysis.circuit_breaker.gateways).
+    try:
+        judged = judge_gateways(per_gateway, ip_to_pod, t0, settings=od.settings, pods=names, phases=actual,
+                                total_rate=USERS * USER_RPS, until=end, cluster=pods.cluster,
+                                tolerance_s=TOLERANCE_S, mapping=mapping,
+                                healthy_panic_threshold=od.healthy_panic_threshold or 0.0)
+    except (HarnessError, AnalysisInputError, UsageError) as exc:
+        scenario.inconclusive(f"the ejection analysis could not run on what was sampled: {exc}")
+    carried = [j for j in judged if j.ejections is not None]
+    if not carried:
+        scenario.inconclusive("no gateway carried the steady load; nothing to compare with the oracle")
+    # every gateway's deviations are reported through flag_devs, each tagged with its gateway
+    ejections = dataclasses.replace(carried[0].ejections, ok=True, deviations=[])
+    flag_devs = gateway_deviations(judged)
+    label_of = {name: str(i) for i, name in enumerate(per_gateway)}   # gateway 0, 1, ... in the sentence and files
+    all_fail = next(p for p in actual if len(p.pods) == len(names))
+    retry_devs, retry_info = retry_check(samples, records, all_fail, t0,
+                                         attempts=retries_for_status(route_retry_policy(what_if, PIPELINE), 503),
+                                         slack=int(USERS * USER_RPS))   # Locust's counts are per second
+    overloaded = per_gateway[pods.gateways()[0].name]      # the gateway the overload steps went to
+    overflow = evaluate_pool_overflow(overload_samples(steps, overloaded, t0), mapping.circuit_breakers,
+                                      protocol="http1", hosts=len(names), client_proxies=1)
+    result = IntendedResult(ejections, flag_devs, retry_devs, [], overflow,   # thresholds: judged per gateway
+                            latency_check(samples, flags, latency_phase, t0))
     ok, sentence = intended_verdict(result)
+    sentence = sentence.rstrip(".") + "; per gateway: " + ", ".join(
+        f"{label_of[j.gateway]} {j.share:.0%} of the load, "
+        f"{sum(len(ws) for ws in j.flags.values())} ejection(s) "
+        f"(oracle {sum(len(ws) for ws in (j.sim.ejected_intervals if j.sim else {}).values())})"
+        for j in judged) + "."
+    # Why each gateway ejected what it did, over the whole run (the overload included): for failure
+    # (an error fault) or for load (the replica's sidecar overflowed), harness.analysis.circuit_breaker.causes.
+    receiver_uo = {n: overflow_points([(t, v.get(n, 0.0)) for t, v in receiver_reads], t0) for n in names}
+    causes = ejection_causes({g: flag_windows(ss, ip_to_pod, t0) for g, ss in per_gateway.items()},
+                             actual + [slow], receiver_uo, lookback_s=TOLERANCE_S + 2.0)
+    sentence = sentence.rstrip(".") + f"; {causes_sentence(causes)}."
+    gateway_stats = [gw.admin.stats() for gw in pods.gateways()]    # the VirtualService's delay acts at each
+    delays_each = [_stat_sum(st, ".fault.delays_injected") for st in gateway_stats]
+    delays = None if all(d is None for d in delays_each) else sum(d or 0.0 for d in delays_each)
+    vs_delay = (((what_if.object("VirtualService") or {}).get("spec") or {}).get("http") or [{}])[0].get("fault", {})
 
     # Report
-    label = f"what-if config, run {settings.run_id}"
-    png = plot_series(scenario.dir / "attempts_per_pod.png", f"Gateway attempts per pod ({label})", series,
-                         flags, actual)
-    scenario.add_plot("Upstream attempts per pod, Envoy's ejection windows shaded", png)
-    users = client_series(records, t0)
-    png = plot_series(scenario.dir / "responses_per_pod.png", f"Responses by X-Served-By ({label})", users,
-                         flags, actual, ylabel="responses per second")
+    label = f"what-if config on Envoy, run {settings.run_id}"
+    png = plot_series(scenario.dir / "attempts_per_replica.png", f"Gateway attempts per replica ({label})", series,
+                      flags, actual)
+    scenario.add_plot("Upstream attempts per replica, Envoy's ejection windows shaded", png)
+    png = plot_series(scenario.dir / "responses_per_replica.png", f"Responses by X-Served-By ({label})",
+                      client_series(records, t0), flags, actual, ylabel="responses per second")
     scenario.add_plot("What clients saw (X-Served-By; '-' = Envoy's own replies)", png)
-    scenario.add_table("Ejections: Envoy vs oracle", ["pod", "Envoy failed_outlier_check", "oracle"],
-                       [[p, ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in flags.get(p, [])) or "-",
-                         ", ".join(f"{a:g}-{'end' if b is None else f'{b:g}'}" for a, b in sim.ejected_intervals.get(p, []))
-                         or "-"] for p in pods])
-    scenario.add_table("Overload steps", ["concurrency", "503 UO (Envoy)"],
-                       [[s["concurrency"], s["uo_503"]] for s in overload_samples(steps, samples, t0)])
-    scenario.measure("oracle", sim.to_dict())
+    scenario.add_table("Ejections per gateway (each its own detector): Envoy vs the oracle at its share",
+                       ["gateway", "share", "replica", "Envoy failed_outlier_check", "oracle", "Envoy n", "oracle n"],
+                       ejection_rows(judged, names))
+    png = plot_gateway_ejections(scenario.dir / "ejections_per_gateway.png", f"Ejections per gateway ({label})",
+                                 {j.gateway: j.flags for j in judged},
+                                 {j.gateway: j.sim.ejected_intervals for j in judged if j.sim}, names, end)
+    scenario.add_plot("Ejections per gateway: Envoy's windows (red) over the oracle's for that gateway (blue)", png)
+    scenario.measure("gateways", [j.to_dict() for j in judged])
+    for gw, ss in per_gateway.items():   # each gateway's own reads, to replay its judgement
+        write_json(scenario.dir / f"proxy_samples_{label_of[gw]}.json", [x.to_dict() for x in ss])
+    scenario.measure("ejection_causes", [c.to_dict() for c in causes])
+    scenario.measure("sidecar_overflow_503_uo", {n: (pts[-1][1] if pts else None) for n, pts in receiver_uo.items()})
+    over_rows = overload_samples(steps, overloaded, t0)
+    scenario.add_table("Overload steps", ["concurrency", "503 UO (Envoy)"], [[s["concurrency"], s["uo_503"]]
+                                                                             for s in over_rows])
+    scenario.measure("ejections", {"envoy": {j.gateway: j.flags for j in judged},
+                                   "oracle": {j.gateway: j.sim.ejected_intervals for j in judged if j.sim}})
+    scenario.measure("oracle", {j.gateway: j.sim.to_dict() for j in judged if j.sim})
     scenario.measure("ejection_analysis", ejections.to_dict())
     scenario.measure("retries", retry_info)
     scenario.measure("overflow", {"ok": overflow.ok, "explanation": overflow.explanation,
-                                  "capacity": dataclasses.asdict(overflow.capacity)})
+                                  "capacity": dataclasses.asdict(overflow.capacity), "steps": over_rows})
+    scenario.measure("fault_delay", {"virtual_service": vs_delay, "delays_injected": delays,
+                                     "requests": len(records),
+                                     "p50_ms_median": _median([s.get("p50_ms") for s in load.seconds])})
     scenario.measure("deviations", [d.to_dict() for d in result.deviations])
     scenario.measure("responses", _status_counts(records))
-    scenario.measure("overload_responses", _status_counts(overload_records))
-    scenario.measure("sampler_errors", sampler.errors[:20])
+    scenario.measure("overload_load", overload.to_dict())
+    scenario.measure("load", load.to_dict())
+    scenario.measure("sampler_errors", _errors(samplers)[:20])
     write_json(scenario.dir / "proxy_samples.json", [s.to_dict() for s in samples])
-    write_json(scenario.dir / "responses.json", [dataclasses.asdict(r) for r in records])
     scenario.verdict(ok, sentence)
     assert ok, sentence
 
+
+def _median(values) -> float | None:
+    vals = sorted(v for v in values if v is not None)
+    return vals[len(vals) // 2] if vals else None
+
+
+
+# One body each, registered under the names each platform's baseline and run history use.
+@pytest.mark.docker
+def test_seed_mesh_as_written_on_envoy(settings, pods, scenario, run_report):
+    _seed_config_under_load(settings, pods, scenario, run_report)
+
+
+@pytest.mark.kind
+def test_seed_istio_config_under_load(settings, pods, scenario, run_report):
+    _seed_config_under_load(settings, pods, scenario, run_report)
+
+
+@pytest.mark.docker
+def test_what_if_outlier_detection_on_envoy(settings, pods, scenario, run_report):
+    _what_if_outlier_detection(settings, pods, scenario, run_report)
+
+
+@pytest.mark.kind
+def test_intended_outlier_detection_matches_oracle(settings, pods, scenario, run_report):
+    _what_if_outlier_detection(settings, pods, scenario, run_report)

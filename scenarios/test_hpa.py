@@ -41,7 +41,7 @@ SAMPLE_INTERVAL_S = 5.0
 
 
 def test_staging_hpa_scales_to_max_under_load_and_back(settings, platform, scenario):
-    if not getattr(platform, "balanced_ingress", False):
+    if not platform.balanced_ingress:
         pytest.skip(f"the {platform.name} platform reaches the conductor through one pod (kubectl port-forward); "
                     "the HPA scenario needs load spread over all replicas: run it with --platform kind")
     manifest = find_document(STAGING_HPA, "HorizontalPodAutoscaler", manifests_dir=settings.manifests_dir)

@@ -38,7 +38,8 @@ from harness.measure.rpo import CanaryLedger, verify
 from harness.measure.rto import Prober
 from harness.measure.rto_phases import ZoneEvents, capacity_left, error_budget, judge, split_phases
 
-pytestmark = pytest.mark.chaos
+# docker only: on Kubernetes zone loss drains nodes (scenarios/test_chaos.py::test_zone_loss)
+pytestmark = [pytest.mark.chaos, pytest.mark.docker]
 
 OBSERVE_S = 15.0      # the zone stays down: detection + failover + the 5 s a recovery must be sustained
 BASELINE_S = 6.0      # before the fault: the healthy baseline (and the "before" capacity window)
@@ -60,8 +61,6 @@ class HealthRead(NamedTuple):
 
 @pytest.fixture(scope="module")
 def zone_deployment(settings: Any, request: pytest.FixtureRequest) -> Iterator[SimpleNamespace]:
-    if settings.platform != "docker":
-        pytest.skip(f"on {settings.platform} zone loss drains nodes: scenarios/test_chaos.py::test_zone_loss")
     from harness.docker_env import export_container_logs, sweep
     from harness.dr import replication
     from harness.placement import spread_facts
@@ -92,16 +91,12 @@ def zone_deployment(settings: Any, request: pytest.FixtureRequest) -> Iterator[S
 def _arrange(dep: SimpleNamespace, mode: str, scenario: Any) -> Any:
     """The case's layout: replicas placed per ``mode``, the database primary in the failure zone."""
     from harness.faults.probes import wait_until_serving
-    from harness.faults.zone_docker import place_primary
-    from harness.placement import plan
+    from harness.dr.multi_az import place_primary
 
     s, platform = dep.settings, dep.platform
-    placement = plan(s.zones, s.replicas, mode, dep.facts)
-    if platform.placement.replica_zones != placement.replica_zones:
-        scenario.progress(f"placing the replicas {mode}: {', '.join(placement.replica_zones)}")
-        platform.remove_all()
-        platform.placement = placement
-        platform.redeploy()
+    scenario.progress(f"placing the replicas {mode} for the loss of {s.zones[0]}")
+    platform.capability("zones").place(s.zones[0], mode)   # the failure zone first, as plan() orders them
+    placement = platform.placement
     done = place_primary(s.run_id, placement.database_primary)
     if done:
         scenario.progress(f"database primary back in {placement.database_primary}: {'; '.join(done)}")
@@ -181,7 +176,7 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
         scenario.progress(f"zone {zone} {failure} for {observe_s:g}s, replicas {placement_mode} "
                           f"(prober every {s.probe_interval_s}s through the entry point, canary ledger, Locust)")
         run = run_experiment("zone-loss", scenario.dir, run_id=run_id, progress=scenario.progress, env={
-            "HARNESS_FAULT_LOG": str(fault_log), "HARNESS_PLATFORM": "docker", "HARNESS_ZONE": zone,
+            "HARNESS_FAULT_LOG": str(fault_log), **platform.chaos_configuration(), "HARNESS_ZONE": zone,
             "HARNESS_ZONE_FAILURE": failure, "HARNESS_OBSERVE_S": str(observe_s), "HARNESS_PROBE_REQUESTS": "10",
             "HARNESS_ZONE_FAILOVER_DELAY_S": str(s.zone_failover_delay_s),
             "HARNESS_ENDPOINTS": url, "HARNESS_RTO_TARGET_S": str(s.rto_target_s),
@@ -237,7 +232,7 @@ def test_zone_loss_on_docker(placement_mode: str, failure: str, zone_deployment:
     harness_problems = []
     if safety.active_faults(run_id, path=fault_log):
         harness_problems.append("a zone fault is still active after undo_all")
-    from harness.faults.zone_docker import fenced_databases
+    from harness.dr.multi_az import fenced_databases
 
     fenced = set(fenced_databases(run_id))  # a failover's ex-primaries stay stopped (no split brain)
     not_running = [c.name for c in run_containers(run_id, all=True) if c.status != "running"

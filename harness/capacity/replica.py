@@ -34,6 +34,12 @@ class ReplicaUnderTest(ABC):
     cpu_limit_cores: float
     memory_limit_bytes: float
 
+    @property
+    def host_cores(self) -> float | None:
+        """The cores of the one host every measured replica shares (docker), or ``None`` where each
+        replica gets a node of its own (a cluster)."""
+        return None
+
     @abstractmethod
     def read_usage(self) -> UsageReading:
         """One reading of the replica's CPU and memory."""
@@ -89,6 +95,12 @@ class DockerReplicaSet(ReplicaUnderTest):
     """N conductor containers measured together (the capacity at N replicas): load goes to every
     replica's endpoint (round-robin per request), usage is their sum, read at the same moment; the CPU
     limit is the sum of theirs."""
+
+    @property
+    def host_cores(self) -> float | None:
+        import os
+
+        return float(os.cpu_count() or 1)   # every replica on this one host
 
     def __init__(self, platform: DockerPlatform):
         super().__init__(platform)

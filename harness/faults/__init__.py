@@ -3,8 +3,8 @@
 Experiments call them as python providers (``"module": "harness.faults.postgres"``). Modules:
 
 * ``postgres``  stop/start the database, kill the primary and promote the standby (harness.dr)
-* ``backups``   lose the database, recover it into a fresh "secondary region" from S3; the tier
-* ``docker``    the docker platform's application tier lost and redeployed
+* ``backups``   lose the database, recover it into a fresh "secondary region" from S3; the application
+                tier lost and redeployed on any platform (harness.platforms.attach)
 * ``zones``     Kubernetes zone loss: drain (chaosk8s) and uncordon
 * ``probes``    the SLO-based steady state, readiness, waiting for recovery
 * ``control``   the Chaos Toolkit control every experiment declares: shared configuration
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 __all__ = ["discover", "ACTION_MODULES", "PROBE_MODULES", "__version__"]
 
-ACTION_MODULES = ("harness.faults.postgres", "harness.faults.backups", "harness.faults.docker",
+ACTION_MODULES = ("harness.faults.postgres", "harness.faults.backups",
                   "harness.faults.zones", "harness.faults.zone_docker", "harness.faults.zone_loss")
 PROBE_MODULES = ("harness.faults.probes",)
 

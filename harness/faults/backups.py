@@ -14,7 +14,7 @@ more (that is the loss), while its container stays for the run's final sweep.
 The application tier, per platform (``lose_application_tier`` / ``deploy_application_tier``):
 
 * docker: the conductor containers are removed and new ones started from their configuration
-  (harness.faults.docker, which keeps that configuration, secrets included, in memory only);
+  (harness.platforms.docker_tier, which keeps that configuration, secrets included, in memory only);
 * kind: the tier is the Deployment ``conductor``. Losing it scales the Deployment to 0 — every pod
   goes, and the HPA leaves a Deployment at 0 replicas alone (autoscaling is disabled there), so the
   tier stays lost until the recovery; redeploying scales it back to the replica count recorded at
@@ -29,13 +29,13 @@ target come from chaos/shared/configuration.json); the control records the fault
 
 import logging
 import time
-from typing import Any, Dict
+from typing import Dict
 
 from harness.containers import run_containers
-from harness.errors import HarnessError, UnsafeTarget, UsageError
+from harness.errors import HarnessError, UsageError
 from harness.dr.secret_store import database_credentials
 from harness.faults import safety
-from harness.faults.postgres import follow_on_kind, kube_apis, public, verify_stand_in
+from harness.faults.postgres import follow_on_kind, public, verify_stand_in
 
 __all__ = ["lose_database", "recover_database", "lose_application_tier", "deploy_application_tier"]
 
@@ -172,38 +172,6 @@ def recover_database(key: str = "", timeout_s: float = 300.0, configuration: Dic
 
 
 # -- the application tier -----------------------------------------------------------------------------
-def _own_deployment(apis: Any, namespace: str, run_id: str) -> Any:
-    """The Deployment ``conductor`` of the run (read); ``UnsafeTarget`` if it is not labeled with the run id."""
-    from kubernetes.client.rest import ApiException
-
-    from harness.labels import RUN_ID_LABEL
-
-    try:
-        dep = apis.apps.read_namespaced_deployment(APP_DEPLOYMENT, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            raise HarnessError(f"Deployment {namespace}/{APP_DEPLOYMENT} does not exist in the cluster",
-                               "the kind platform deploys it at `up`; check HARNESS_KUBE_NAMESPACE") from None
-        raise
-    found = (dep.metadata.labels or {}).get(RUN_ID_LABEL)
-    if found != run_id:
-        raise UnsafeTarget(f"refusing to scale Deployment {namespace}/{APP_DEPLOYMENT}: it is labeled "
-                           f"{RUN_ID_LABEL}={found or '(none)'}, not {run_id}",
-                           "the harness scales only the Deployment the kind platform created for this run")
-    return dep
-
-
-def _scale(apis: Any, namespace: str, replicas: int) -> None:
-    """Set the Deployment's replica count through its scale subresource (what ``kubectl scale`` does)."""
-    body = {"apiVersion": "autoscaling/v1", "kind": "Scale",
-            "metadata": {"name": APP_DEPLOYMENT, "namespace": namespace}, "spec": {"replicas": int(replicas)}}
-    apis.apps.replace_namespaced_deployment_scale(APP_DEPLOYMENT, namespace, body)
-
-
-def _spec_replicas(dep: Any) -> int:
-    return 1 if dep.spec.replicas is None else int(dep.spec.replicas)  # the API's default is 1
-
-
 def _recorded_replicas(run_id: str, configuration: Dict) -> int:
     """The replica count recorded when the tier was lost (newest active loss), 0 if none."""
     for f in reversed(safety.active_faults(run_id, path=safety.fault_log_path(run_id, configuration))):
@@ -214,68 +182,29 @@ def _recorded_replicas(run_id: str, configuration: Dict) -> int:
 
 @safety.fault(TIER_LOST, target="application tier", rollback="harness.faults.backups.deploy_application_tier")
 def lose_application_tier(configuration: Dict = None) -> dict:
-    """Lose the whole application tier (the cluster running it is gone). Docker: every conductor
-    container is removed (harness.faults.docker.remove_application_tier). Kind: the Deployment
-    ``conductor`` is scaled to 0 (the HPA leaves it there), its replica count recorded for the
-    recovery. Rollback: ``deploy_application_tier``."""
-    run_id = safety.run_id_of(configuration)
-    kube = safety.kube_target(configuration)
-    if not kube:
-        from harness.faults import docker
+    """Lose the whole application tier (the cluster running it is gone), through the platform's
+    application tier capability (harness.platforms.attach): on docker every conductor container is
+    removed (harness.platforms.docker_tier), on Kubernetes the Deployment ``conductor`` is scaled to 0
+    (harness.platforms.kube_tier); what the recovery needs is recorded first. Rollback:
+    ``deploy_application_tier``."""
+    from harness.platforms import attach
 
-        return docker.remove_application_tier(configuration=configuration)
-    ns = kube["kube_namespace"]
-    apis = kube_apis(kube)
-    try:
-        dep = _own_deployment(apis, ns, run_id)
-        replicas = _spec_replicas(dep)
-        if replicas < 1:
-            raise UsageError(f"Deployment {ns}/{APP_DEPLOYMENT} already has 0 replicas: there is no tier to lose",
-                             "redeploy it first (deploy_application_tier, or kubectl scale --replicas=N)")
-        # Before scaling: the redeployment (also undo_all's, from another process) reads it here.
-        safety.add_details(run_id, TIER_LOST, {"deployment": f"{ns}/{APP_DEPLOYMENT}", "replicas": replicas},
-                           path=safety.fault_log_path(run_id, configuration))
-        t = time.time()
-        _scale(apis, ns, 0)
-    finally:
-        apis.close()
-    return {"scaled_to_zero": f"{ns}/{APP_DEPLOYMENT}", "replicas_before": replicas, "lost_at": t}
+    run_id = safety.run_id_of(configuration)
+    path = safety.fault_log_path(run_id, configuration)
+    # Before the tier goes: the redeployment (also undo_all's, from another process) reads it here.
+    return attach(configuration).application_tier.lose(
+        record=lambda details: safety.add_details(run_id, TIER_LOST, details, path=path))
 
 
 @safety.fault(reverses=(TIER_LOST,))
 def deploy_application_tier(timeout_s: float = 180.0, replicas: int = 0, configuration: Dict = None) -> dict:
-    """A fresh application tier, as in a secondary region, ready when this returns. Docker: new
-    containers from the removed tier's configuration (harness.faults.docker.deploy_application_tier).
-    Kind: the Deployment ``conductor`` scaled back to ``replicas`` (0: the count recorded when it was
-    lost) and rolled out within ``timeout_s``. Idempotent: a Deployment that has replicas is only
-    waited for; on docker, running conductors are left as they are."""
+    """A fresh application tier, as in a secondary region, ready when this returns, through the
+    platform's application tier capability: docker starts new containers from the removed tier's
+    configuration; Kubernetes scales the Deployment ``conductor`` back to ``replicas`` (0: the count
+    recorded when it was lost) and waits for the rollout within ``timeout_s``. Idempotent: a tier
+    that is there is only waited for."""
+    from harness.platforms import attach
+
     run_id = safety.run_id_of(configuration)
-    kube = safety.kube_target(configuration)
-    if not kube:
-        from harness.faults import docker
-
-        return docker.deploy_application_tier(timeout_s=timeout_s, configuration=configuration)
-    from harness.kube.rollout import wait_rollout
-
-    ns = kube["kube_namespace"]
-    t0 = time.monotonic()
-    apis = kube_apis(kube)
-    try:
-        current = _spec_replicas(_own_deployment(apis, ns, run_id))
-        if current > 0:
-            action = f"already at {current} replicas"
-        else:
-            want = int(replicas or 0) or _recorded_replicas(run_id, configuration)
-            if want < 1:
-                raise HarnessError(f"no replica count is known for Deployment {ns}/{APP_DEPLOYMENT} at 0 replicas "
-                                   f"(no active {TIER_LOST} fault in the fault log)",
-                                   f"pass replicas=N, or run kubectl --context {kube['kube_context']} -n {ns} "
-                                   f"scale deployment/{APP_DEPLOYMENT} --replicas=N")
-            _scale(apis, ns, want)
-            action = f"scaled to {want} replicas"
-        state = wait_rollout(apis, ns, APP_DEPLOYMENT, timeout=float(timeout_s), interval=1.0,
-                             hint="see the conductor pods' events; is the database reachable as 'postgres'?")
-    finally:
-        apis.close()
-    return {"deployment": f"{ns}/{APP_DEPLOYMENT}", "action": action, "rollout": state,
-            "ready_s": round(time.monotonic() - t0, 1)}
+    return attach(configuration).application_tier.replace(
+        timeout_s, int(replicas or 0) or _recorded_replicas(run_id, configuration))

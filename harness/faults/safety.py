@@ -169,24 +169,12 @@ def run_id_of(configuration: Mapping[str, Any] | None) -> str:
 
 
 def kube_target(configuration: Mapping[str, Any] | None, *, kube: bool = False) -> dict[str, str]:
-    """Where the run's Kubernetes side is, resolved from the configuration without any check;
-    ``{}`` when the run is not on Kubernetes (no ``kube_namespace``) and ``kube`` is false.
+    """Where the run's Kubernetes side is (``harness.platforms.attach.kube_target``), the run id checked."""
+    from harness.platforms.attach import kube_target as resolve
 
-    The context is ``kube_context`` (the harness's kind context), else the one named explicitly
-    (``context``), else the run's own kind cluster — never the kubeconfig's current context.
-    """
-    cfg = configuration or {}
-    namespace = str(cfg.get("kube_namespace") or "").strip()
-    if not namespace and not kube:
-        return {}
-    from harness.kube.client import kubeconfig_path
-
-    run_id = run_id_of(cfg)
-    ctx = (str(cfg.get("kube_context") or "").strip() or str(cfg.get("context") or "").strip()
-           or f"kind-{kind_cluster_name(run_id)}")
-    return {"kube_namespace": namespace, "kube_context": ctx,
-            # KUBECONFIG may be a list; kubectl's first file is the one the harness writes.
-            "kubeconfig": kubeconfig_path(str(cfg.get("kubeconfig") or "").split(os.pathsep)[0] or None)}
+    if kube or str((configuration or {}).get("kube_namespace") or "").strip():
+        run_id_of(configuration)  # one line naming the fix when it is missing
+    return resolve(configuration, kube=kube)
 
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -17,7 +17,8 @@ label (``harness.containers.run_containers``); users' entry points carry no zone
   running container took meanwhile, so a fenced database never takes its name back).
 
 If the database primary is in the failed zone, the existing Multi-AZ failover runs, as RDS starts it
-by itself: ``harness.dr.replication.fail_over`` (kill/fence the primary, promote the standby in the
+by itself (``harness.dr.multi_az``: the roles, the failover, the fencing and the repair):
+``harness.dr.replication.fail_over`` (kill/fence the primary, promote the standby in the
 other zone, move the name ``postgres``; the one ``harness.faults.postgres.fail_over_database``
 uses). RDS has no fail-back; in the rollback the fenced ex-primary (its timeline diverged) stays stopped
 and off the network (``fenced_databases``; the run's cleanup removes it), and a new streaming
@@ -42,11 +43,13 @@ from harness.docker_env import docker_client
 from harness.containers import run_containers
 from harness.errors import UsageError
 from harness.faults import safety
+from harness.dr import multi_az
 from harness.dr.replication import ROLE_LABEL
 from harness.labels import ZONE_LABEL
 from harness.platforms.docker import REPLICA_LABEL, SERVICE_LABEL
 
-__all__ = ["lose_zone_power", "restore_zone_power", "partition_zone", "heal_zone_partition", "zone_members"]
+__all__ = ["lose_zone_power", "restore_zone_power", "partition_zone", "heal_zone_partition", "zone_members",
+           "power_off", "power_on", "cut_off", "reconnect"]
 
 log = logging.getLogger(__name__)
 POWER_FAULT = "zone-power-lost"
@@ -93,24 +96,6 @@ def zone_members(configuration: Dict = None, secrets: Dict = None) -> List[str]:
     return sorted(c.name for c in run_containers(run_id, {ZONE_LABEL: _zone(configuration)}, all=True))
 
 
-def database_roles(run_id: str) -> Dict[str, Any]:
-    """The current primary (alias holder) and its running standby with its replication mode."""
-    from harness.dr import replication
-
-    primary = replication.current_primary(run_id)
-    standby, sync_state = "", None
-    if primary:
-        for c in run_containers(run_id, {ROLE_LABEL: "postgres-standby",
-                                         replication.REPLICA_OF_LABEL: primary}, all=False):
-            standby = c.name
-            try:
-                sync_state = replication.replication_lag(run_id, primary, c.name).get("sync_state")
-            except Exception:  # noqa: BLE001 - a dead or hung primary: the mode stays unknown
-                sync_state = None
-            break
-    return {"primary": primary, "standby": standby, "standby_sync_state": sync_state}
-
-
 def _record(run_id: str, configuration: Dict, fault: str, targets: List[Any], db: Dict[str, Any],
             extra: Dict[str, Any] | None = None) -> None:
     """What the rollback needs, added to the record the control made before the action ran."""
@@ -135,23 +120,6 @@ def _failover_delay(configuration: Dict) -> float:
     return delay
 
 
-def _fail_over_if_primary_lost(run_id: str, db: Dict[str, Any], primary_lost: bool,
-                               delay_s: float = 0.0) -> Dict[str, Any] | None:
-    """RDS Multi-AZ's automatic failover: the existing one (``harness.dr.replication.fail_over``: kill
-    and fence the primary, promote the standby, move the name ``postgres``), named explicitly because
-    a partitioned primary no longer shows its alias. Without a standby (a single-AZ database, as the
-    seed's staging RDS) nothing fails over: the database is down until the zone returns."""
-    if not primary_lost:
-        return None
-    if not db["standby"]:
-        return {"skipped": "no running standby: a single-AZ database stays down until its zone returns"}
-    from harness.dr import replication
-
-    if delay_s:
-        time.sleep(delay_s)  # RDS's own detection of the lost primary (see _failover_delay)
-    return replication.fail_over(run_id, primary_container=db["primary"], standby_container=db["standby"])
-
-
 # -- power loss ----------------------------------------------------------------------------------
 def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     """Kill every running container of the run in the configuration's ``zone`` at once (SIGKILL), as
@@ -167,7 +135,7 @@ def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     if not targets:
         raise UsageError(f"no running container of run {run_id} in zone {zone!r}",
                          "name a zone the run's containers are placed in (harness.placement, HARNESS_ZONES)")
-    db = database_roles(run_id)
+    db = multi_az.database_roles(run_id)
     primary_lost = bool(db["primary"]) and db["primary"] in {c.name for c in targets}
     _record(run_id, configuration, fault, targets, db)
     killed_at = time.time()
@@ -182,7 +150,7 @@ def power_off(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
         list(pool.map(kill, targets))
     log.info("zone %s: power lost, %d containers killed", zone, len(targets))
-    failover = _fail_over_if_primary_lost(run_id, db, primary_lost, delay)
+    failover = multi_az.fail_over_if_primary_lost(run_id, db, primary_lost, delay)
     return {"zone": zone, "killed": [c.name for c in targets], "killed_at": killed_at,
             "database_primary_lost": primary_lost, "failover": failover, "kill_errors": errors}
 
@@ -191,80 +159,9 @@ def _retire_replaced(run_id: str, c: Any, details: Dict[str, Any]) -> List[str]:
     """A lost zone's container that the failover replaced: the fenced ex-primary stays stopped (a new
     standby is built in its zone), anything else is removed. Shared by both zone-fault rollbacks."""
     if c.name == details.get("database_primary"):
-        return _replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
+        return multi_az.replace_fenced_primary(run_id, c.name, details.get("standby_sync_state"))
     c.remove(force=True, v=True)
     return [f"removed {c.name} (replaced)"]
-
-
-def _replace_fenced_primary(run_id: str, name: str, sync_state: str | None) -> List[str]:
-    """The ex-primary lost to a failover stays fenced — stopped and off every network (its timeline
-    diverged; RDS takes the old instance out of service too) — and a new standby of the current
-    primary is started in its zone. It is not removed: the run's credentials are found through the
-    standbys' ``replica-of`` labels back to it (``replication.credentials``); the run's cleanup
-    removes it. Returns what was done."""
-    from harness.dr import replication
-
-    actions = []
-    current = replication.current_primary(run_id)
-    for c in run_containers(run_id, all=True):
-        if c.name == name:
-            if c.status in ("running", "paused"):
-                c.kill(signal="SIGKILL")  # a fenced server must not run (split brain)
-            for net in list((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
-                docker_client().networks.get(net).disconnect(c, force=True)
-            actions.append(f"kept the fenced ex-primary {name} stopped and off the network")
-    if not current:
-        return actions  # nothing to replicate from: the database rollback (restore_database) decides
-    existing = [c for c in run_containers(run_id, {ROLE_LABEL: "postgres-standby",
-                                                  replication.REPLICA_OF_LABEL: current}, all=False)
-                if c.status == "running"]
-    if existing:
-        # A standby of the current primary runs already (a rollback that was cut short had started
-        # it): give it the pair's mode -- a rebuild stopped before its last step streams
-        # asynchronously, which would leave a synchronous pair asynchronous for good.
-        if sync_state == "sync":
-            replication.set_standby_mode(run_id, current, existing[0].name, synchronous=True)
-            actions.append(f"made the existing standby {existing[0].name} of {current} synchronous again")
-        return actions
-    taken = {c.name for c in run_containers(run_id, all=True)}
-    base, n = replication.standby_name(run_id), 1
-    new = base
-    while new in taken:
-        n += 1
-        new = f"{base}-{n}"
-    replication.start_standby(run_id, synchronous=sync_state == "sync", primary_container=current,
-                              standby_container=new)
-    actions.append(f"new {'synchronous' if sync_state == 'sync' else 'asynchronous'} standby {new} of {current}")
-    return actions
-
-
-def fenced_databases(run_id: str) -> List[str]:
-    """The run's fenced ex-primaries: Postgres containers that are stopped and on no network (what a
-    failover leaves; restarting one would be a split brain). Every other container of a restored
-    zone runs."""
-    out = []
-    for c in run_containers(run_id, all=True):
-        if (c.labels or {}).get(ROLE_LABEL) in ("postgres", "postgres-standby") and c.status != "running" \
-                and not ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
-            out.append(c.name)
-    return sorted(out)
-
-
-def _settle_database(run_id: str, details: Dict[str, Any]) -> List[str]:
-    """Before anything restarts: if the name ``postgres`` has no holder, a failover was interrupted
-    between fencing the primary and moving the name. It is completed (the standby promoted and
-    named, as RDS would finish it) if the standby runs; otherwise the old primary gets its name back
-    and is started (it lost nothing it acknowledged: a SIGKILL is a crash, recovered from its WAL)."""
-    from harness.dr import replication
-
-    old = details.get("database_primary") or ""
-    if not old or replication.current_primary(run_id):
-        return []
-    running = {c.name for c in run_containers(run_id, all=False)}
-    target = details.get("standby") if details.get("standby") in running else old
-    replication.move_alias(run_id, target)
-    done = replication.restore_primary(run_id)
-    return [f"interrupted failover settled: {target} holds the name postgres"] + done.get("actions", [])
 
 
 def _faults(run_id: str, configuration: Dict, fault: str, zone: str) -> List[Dict[str, Any]]:
@@ -313,7 +210,7 @@ def power_on(configuration: Dict, fault: str = POWER_FAULT) -> Dict[str, Any]:
     actions: List[str] = []
     for record in _faults(run_id, configuration, fault, zone):
         details = record.get("details") or {}
-        actions += _settle_database(run_id, details)
+        actions += multi_az.settle_database(run_id, details)
         for c in _start_order(_existing(run_id, details.get("containers", []))):
             c.reload()
             if _replaced(run_id, c, record):
@@ -349,7 +246,7 @@ def cut_off(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, Any]
     if not targets:
         raise UsageError(f"no running container of run {run_id} in zone {zone!r}",
                          "name a zone the run's containers are placed in (harness.placement, HARNESS_ZONES)")
-    db = database_roles(run_id)
+    db = multi_az.database_roles(run_id)
     primary_lost = bool(db["primary"]) and db["primary"] in {c.name for c in targets}
     networks = {c.name: _endpoints(c) for c in targets}
     _record(run_id, configuration, fault, targets, db, {"networks": networks})
@@ -359,7 +256,7 @@ def cut_off(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, Any]
         for net in networks[c.name]:
             client.networks.get(net).disconnect(c, force=True)
     log.info("zone %s: partitioned, %d containers cut off", zone, len(targets))
-    failover = _fail_over_if_primary_lost(run_id, db, primary_lost, delay)
+    failover = multi_az.fail_over_if_primary_lost(run_id, db, primary_lost, delay)
     return {"zone": zone, "partitioned": [c.name for c in targets], "partitioned_at": cut_at,
             "sharing_network": [c.name for c in members if _shares_network_of(c)],
             "database_primary_lost": primary_lost, "failover": failover}
@@ -392,7 +289,7 @@ def reconnect(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, An
         details = record.get("details") or {}
         networks: Dict[str, Dict[str, List[str]]] = details.get("networks") or {}
         fallback = {_stack_network(run_id): []}  # no details recorded: the run's network
-        actions += _settle_database(run_id, details)
+        actions += multi_az.settle_database(run_id, details)
         for c in _existing(run_id, details.get("containers", [])):
             c.reload()
             if _replaced(run_id, c, record):
@@ -441,29 +338,3 @@ def heal_zone_partition(configuration: Dict = None, secrets: Dict = None) -> Dic
     """Reconnect the partitioned containers of the configuration's ``zone`` with their aliases (not
     one another container holds now). Idempotent."""
     return reconnect(configuration)
-
-
-# -- set-up between zone-loss runs (not an activity) ---------------------------------------------------
-def place_primary(run_id: str, zone: str) -> List[str]:
-    """Make the database primary the server in ``zone`` again, with its standby in another zone, so
-    each zone-loss run starts from the placement's layout (RDS has no fail-back; a previous run's
-    failover left the primary elsewhere). A clean switchover with the existing failover
-    (``replication.fail_over`` with SIGINT: Postgres' fast shutdown sends all WAL to the standby
-    before it stops, so nothing acknowledged is lost), then the old primary replaced by a new
-    standby in its zone. Returns what was done ([] when the layout is already right)."""
-    from harness.dr import replication
-
-    roles = database_roles(run_id)
-    containers = {c.name: c for c in run_containers(run_id, all=True)}
-    primary, standby = containers.get(roles["primary"]), containers.get(roles["standby"])
-    if primary is None or standby is None:
-        raise UsageError(f"run {run_id} has no streaming primary/standby pair to place",
-                         "start a standby first (harness.dr.replication.start_standby)")
-    if primary.labels.get(ZONE_LABEL) == zone:
-        return []
-    if standby.labels.get(ZONE_LABEL) != zone:
-        raise UsageError(f"neither the primary nor the standby of run {run_id} is in zone {zone!r}",
-                         "place the database pair with harness.placement")
-    replication.fail_over(run_id, kill_signal="SIGINT", primary_container=primary.name, standby_container=standby.name)
-    return [f"switchover {primary.name} -> {standby.name}"] + _replace_fenced_primary(
-        run_id, primary.name, roles["standby_sync_state"])

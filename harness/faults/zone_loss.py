@@ -19,34 +19,20 @@ thing from any process. On Kubernetes the context is checked here too (``safety.
 
 from typing import Any, Dict
 
-from harness.errors import UsageError
 from harness.faults import safety, zone_docker, zones
 
 __all__ = ["lose_zone", "restore_zone"]
 
 FAULT = "zone-lost"
-DOCKER_FAILURES = ("power-loss", "partition")
-KUBE_FAILURES = ("drain",)
 
 
 def _mode(configuration: Dict) -> tuple[str, str]:
-    """(platform, failure mode), checked; one line naming the fix otherwise."""
-    cfg = configuration or {}
-    # Unset: Kubernetes when the configuration names a cluster side (the harness sets the namespace
-    # on kind; a user names a context), else docker.
-    kube = any(str(cfg.get(k) or "").strip() for k in ("kube_namespace", "kube_context", "context"))
-    platform = str(cfg.get("platform") or ("kind" if kube else "docker")).strip()
-    failure = str(cfg.get("zone_failure") or "").strip()
-    if platform == "docker":
-        failure = failure or DOCKER_FAILURES[0]
-        allowed = DOCKER_FAILURES
-    else:
-        failure = failure or KUBE_FAILURES[0]
-        allowed = KUBE_FAILURES
-    if failure not in allowed:
-        raise UsageError(f"zone failure {failure!r} is not available on platform {platform!r}",
-                         f"set HARNESS_ZONE_FAILURE to one of: {', '.join(allowed)}")
-    return platform, failure
+    """(platform, failure mode), checked against what the platform offers (harness.platforms.attach);
+    one line naming the fix otherwise."""
+    from harness.platforms import attach
+
+    platform = attach(configuration)
+    return platform.name, platform.zones.choose(platform.name, str((configuration or {}).get("zone_failure") or ""))
 
 
 @safety.fault(FAULT, target="{zone}", rollback="harness.faults.zone_loss.restore_zone")

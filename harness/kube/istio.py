@@ -30,7 +30,6 @@ written to disk, passed in argv or logged (only the certificate's SHA-256 finger
 """
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import logging
 import shutil
@@ -45,6 +44,7 @@ from harness.analysis.envoy_stats import EnvoyCluster, parse_clusters, parse_env
 from harness.errors import HarnessError, ReadinessTimeout, UsageError
 from harness.kube.client import Apis, KubeTarget
 from harness.kube.conductor import create_or_replace
+from harness.kube.kind_config import kind_host_port
 from harness.kube.kustomize import FIELD_MANAGER, stamp_run_labels, to_yaml
 from harness.kube.rollout import label_selector, wait_rollout
 from harness.kube.runner import CommandRunner
@@ -54,9 +54,8 @@ __all__ = [
     "ISTIO_VERSION", "CHART_REPO", "ISTIO_NAMESPACE", "GATEWAY_RELEASE", "GATEWAY_LABELS", "GATEWAY_PRINCIPAL",
     "PROXY_CONTAINER", "TLS_SECRET", "GATEWAY_HOSTS", "HTTP_NODE_PORT", "HTTPS_NODE_PORT", "STATS_PREFIXES",
     "MESH_GROUPS", "helm_install_argv", "istiod_values", "gateway_values", "kind_gateway_ports",
-    "TlsMaterial", "self_signed_tls", "tls_secret_body", "is_mesh_object", "mesh_objects",
-    "envoy_cluster_name", "ApplyOutcome", "IstioMesh", "has_sidecar", "kind_node_name",
-    "kind_host_port", "istio_images", "ISTIO_HUB",
+    "TlsMaterial", "server_tls", "tls_secret_body", "is_mesh_object", "mesh_objects",
+    "ApplyOutcome", "IstioMesh", "has_sidecar", "kind_host_port", "istio_images", "ISTIO_HUB",
 ]
 
 log = logging.getLogger(__name__)
@@ -158,32 +157,6 @@ def kind_gateway_ports(kind_cfg: Mapping[str, Any]) -> tuple[int, int]:
     return HTTP_NODE_PORT, HTTPS_NODE_PORT
 
 
-def kind_node_name(cluster: str, kind_cfg: Mapping[str, Any], index: int) -> str:
-    """kind names nodes ``<cluster>-control-plane[N]`` / ``<cluster>-worker[N]`` in config order."""
-    roles = [n.get("role", "control-plane") for n in kind_cfg["nodes"]]
-    role = roles[index]
-    nth = sum(1 for r in roles[:index] if r == role)
-    return f"{cluster}-{role}{nth + 1 if nth else ''}"
-
-
-def kind_host_port(runner: CommandRunner, cluster: str, kind_cfg: Mapping[str, Any], node_port: int) -> int:
-    """The 127.0.0.1 port Docker publishes for ``node_port`` (hostPort may be 0 or overridden)."""
-    from harness.kube.kind_config import port_mappings
-
-    m = next((m for m in port_mappings(kind_cfg) if m.container_port == node_port), None)
-    if m is None:
-        raise UsageError(f"kind-config.yml maps no port {node_port}",
-                         f"add containerPort {node_port} (listenAddress 127.0.0.1) to the control-plane")
-    node = kind_node_name(cluster, kind_cfg, m.node_index)
-    out = runner.run(["docker", "port", node, f"{node_port}/tcp"], timeout=30)
-    for line in out.stdout.splitlines():
-        host, _, port = line.strip().rpartition(":")
-        if host == "127.0.0.1" and port.isdigit():
-            return int(port)
-    raise HarnessError(f"kind node {node} publishes {node_port}/tcp on no 127.0.0.1 port ({out.stdout.strip()[:100]!r})",
-                       "set listenAddress: 127.0.0.1 for it in kind-config.yml")
-
-
 # -- TLS for the seed Gateway's credentialName ------------------------------------------------------------
 @dataclass(frozen=True)
 class TlsMaterial:
@@ -196,32 +169,19 @@ class TlsMaterial:
         return f"self-signed certificate for {', '.join(self.hosts)} (sha256 {self.fingerprint_sha256[:16]}...)"
 
 
-def self_signed_tls(hosts: Sequence[str] = GATEWAY_HOSTS, *, days: int = 2,
-                    now: _dt.datetime | None = None) -> TlsMaterial:
-    """A throwaway self-signed certificate (SANs = the Gateway's hosts) and its key, in memory."""
+def server_tls(ca: Any, hosts: Sequence[str] = GATEWAY_HOSTS) -> TlsMaterial:
+    """The Gateway's server certificate (SANs = its hosts) issued by the run's CA
+    (harness.mesh.certs.CertificateAuthority, the docker mesh's too: one certificate maker).
+    Clients trust ``ca.ca_pem``."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
     if not hosts:
         raise UsageError("no hosts for the gateway certificate", "pass the Gateway's hosts (api.i2s.studio, ...)")
-    now = now or _dt.datetime.now(_dt.timezone.utc)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0]),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "i2s-harness (self-signed, test only)")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(minutes=5)).not_valid_after(now + _dt.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    der = cert.public_bytes(serialization.Encoding.DER)
-    return TlsMaterial(
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-        key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()).decode(),
-        fingerprint_sha256=hashlib.sha256(der).hexdigest(), hosts=tuple(hosts))
+    pem = ca.issue_server(list(hosts))
+    der = x509.load_pem_x509_certificate(pem.cert.encode()).public_bytes(serialization.Encoding.DER)
+    return TlsMaterial(cert_pem=pem.cert, key_pem=pem.key, fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+                       hosts=tuple(hosts))
 
 
 def tls_secret_body(name: str, namespace: str, tls: TlsMaterial, labels: Mapping[str, str]) -> dict[str, Any]:
@@ -257,11 +217,6 @@ class ApplyOutcome:
 
 
 # -- Envoy names (the /stats and /clusters parsers are harness.analysis.envoy_stats) ----------------------
-def envoy_cluster_name(service: str, namespace: str, port: int = 8080, subset: str = "") -> str:
-    """Istio's outbound cluster name: ``outbound|<port>|<subset>|<service>.<ns>.svc.cluster.local``."""
-    return f"outbound|{port}|{subset}|{service}.{namespace}.svc.cluster.local"
-
-
 def has_sidecar(pod: Any) -> bool:
     """An ``istio-proxy`` container, or an init container (Istio's native-sidecar mode)."""
     spec = pod.spec
@@ -349,10 +304,11 @@ class IstioMesh:
         self.installed = False
 
     # -- TLS -------------------------------------------------------------------------------------------
-    def create_tls_secret(self, name: str = TLS_SECRET, hosts: Sequence[str] = GATEWAY_HOSTS) -> TlsMaterial:
+    def create_tls_secret(self, ca: Any, name: str = TLS_SECRET, hosts: Sequence[str] = GATEWAY_HOSTS) -> TlsMaterial:
         """The Secret the seed Gateway's ``credentialName`` names, in the gateway's namespace (where
-        Istio's SDS looks it up). Returns the material; only the certificate may leave memory."""
-        tls = self_signed_tls(hosts)
+        Istio's SDS looks it up), issued by ``ca`` (:func:`server_tls`). Returns the material; only
+        the certificate may leave memory."""
+        tls = server_tls(ca, hosts)
         body = tls_secret_body(name, ISTIO_NAMESPACE, tls, kube_labels(self.run_id))
         how = create_or_replace(self.apis.core.create_namespaced_secret, self.apis.core.replace_namespaced_secret,
                                 ISTIO_NAMESPACE, body)

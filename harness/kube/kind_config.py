@@ -14,18 +14,21 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import yaml
 
 from harness.config import PROJECT_ROOT
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.files import read_yaml
 from harness.labels import ZONE_LABEL, kube_labels
 
+if TYPE_CHECKING:
+    from harness.kube.runner import CommandRunner
+
 __all__ = ["KIND_CONFIG", "NODE_TYPE_LABEL", "AGENTS_TAINT", "PortMapping", "load_kind_config",
            "render_kind_config", "port_mappings", "node_taints", "agents_zones", "node_image", "mirror_hosts_toml",
-           "CERTS_DIR", "MIRRORED_REGISTRY"]
+           "CERTS_DIR", "MIRRORED_REGISTRY", "kind_node_name", "kind_host_port"]
 
 CERTS_DIR = "/etc/containerd/certs.d"
 MIRRORED_REGISTRY = "docker.io"      # anonymous pulls there are rate-limited; the others are not
@@ -130,3 +133,27 @@ def render_kind_config(cfg: Mapping[str, Any], run_id: str,
             if host_ports and int(m["containerPort"]) in host_ports:
                 m["hostPort"] = int(host_ports[int(m["containerPort"])])
     return out
+
+
+def kind_node_name(cluster: str, kind_cfg: Mapping[str, Any], index: int) -> str:
+    """kind names nodes ``<cluster>-control-plane[N]`` / ``<cluster>-worker[N]`` in config order."""
+    roles = [n.get("role", "control-plane") for n in kind_cfg["nodes"]]
+    role = roles[index]
+    nth = sum(1 for r in roles[:index] if r == role)
+    return f"{cluster}-{role}{nth + 1 if nth else ''}"
+
+
+def kind_host_port(runner: CommandRunner, cluster: str, kind_cfg: Mapping[str, Any], node_port: int) -> int:
+    """The 127.0.0.1 port Docker publishes for ``node_port`` (hostPort may be 0 or overridden)."""
+    m = next((m for m in port_mappings(kind_cfg) if m.container_port == node_port), None)
+    if m is None:
+        raise UsageError(f"kind-config.yml maps no port {node_port}",
+                         f"add containerPort {node_port} (listenAddress 127.0.0.1) to the control-plane")
+    node = kind_node_name(cluster, kind_cfg, m.node_index)
+    out = runner.run(["docker", "port", node, f"{node_port}/tcp"], timeout=30)
+    for line in out.stdout.splitlines():
+        host, _, port = line.strip().rpartition(":")
+        if host == "127.0.0.1" and port.isdigit():
+            return int(port)
+    raise HarnessError(f"kind node {node} publishes {node_port}/tcp on no 127.0.0.1 port ({out.stdout.strip()[:100]!r})",
+                       "set listenAddress: 127.0.0.1 for it in kind-config.yml")

@@ -7,14 +7,13 @@ import http.client
 import json
 import socket
 import ssl
-import threading
 import time
 from typing import Any, Mapping
 
 from harness.load.responses import ResponseRecord, classify_response
 from harness.errors import UsageError
 
-__all__ = ["GatewayClient", "LoadDriver"]
+__all__ = ["GatewayClient"]
 
 
 class _SniConnection(http.client.HTTPSConnection):
@@ -71,56 +70,3 @@ class GatewayClient:
                 if attempt == 1 or isinstance(exc, ssl.SSLCertVerificationError):
                     return None, ResponseRecord(t, 0, "-", "conn", (time.time() - t) * 1000)
         return None, ResponseRecord(t, 0, "-", "conn", 0.0)  # pragma: no cover - loop always returns
-
-
-class LoadDriver:
-    """Threads sending requests through a :class:`GatewayClient`: each at ``rate`` req/s, or as
-    fast as answers come (``rate=None``: closed loop, concurrency = workers). Records every
-    response; ``set_workers`` changes the concurrency while running (overload steps)."""
-
-    def __init__(self, client: GatewayClient, *, rate: float | None = 5.0):
-        self.client, self.rate = client, rate
-        self.records: list[ResponseRecord] = []
-        self._lock = threading.Lock()
-        self._threads: list[tuple[threading.Thread, threading.Event]] = []
-
-    def _work(self, stop: threading.Event) -> None:
-        conn = None
-        period = 1.0 / self.rate if self.rate else 0.0
-        next_at = time.monotonic()
-        while not stop.is_set():
-            conn, rec = self.client.request(conn)
-            with self._lock:
-                self.records.append(rec)
-            if rec.status == 0:
-                stop.wait(0.2)  # no answer at all: do not spin on a dead port
-            if period:
-                next_at += period
-                stop.wait(max(0.0, next_at - time.monotonic()))
-        if conn is not None:
-            conn.close()
-
-    def set_workers(self, n: int) -> None:
-        if n < 0:
-            raise UsageError(f"workers must be >= 0, got {n}", "pass a concurrency")
-        while len(self._threads) < n:
-            stop = threading.Event()
-            th = threading.Thread(target=self._work, args=(stop,), daemon=True,
-                                  name=f"gateway-load-{len(self._threads)}")
-            self._threads.append((th, stop))
-            th.start()
-        while len(self._threads) > n:
-            th, stop = self._threads.pop()
-            stop.set()
-
-    def stop(self, timeout: float = 45.0) -> list[ResponseRecord]:
-        threads = list(self._threads)
-        self.set_workers(0)
-        for th, _ in threads:
-            th.join(timeout)
-        with self._lock:
-            return sorted(self.records, key=lambda r: r.t)
-
-    def snapshot(self) -> list[ResponseRecord]:
-        with self._lock:
-            return list(self.records)

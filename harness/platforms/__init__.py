@@ -1,7 +1,11 @@
-"""Where the conductor runs: the docker platform here, kind and an existing cluster elsewhere."""
+"""Where the conductor runs: the docker platform here, kind and an existing cluster elsewhere.
+
+The one place docker and kind differ: scenarios and faults use the platform's capability adapters
+(harness.platforms.capabilities); a chaos process rebuilds the platform with :func:`attach`."""
+from harness.platforms.attach import attach
 from harness.platforms.base import Platform, Replica
 
-__all__ = ["Platform", "Replica", "make_platform"]
+__all__ = ["Platform", "Replica", "make_platform", "attach"]
 
 
 def make_platform(settings, stack):

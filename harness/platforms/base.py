@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.conductor import Fault, Replica
 from harness.config import Settings
@@ -25,6 +25,8 @@ class Platform(ABC):
 
     name: str = "abstract"
     needs_kubernetes: bool = False
+    #: capabilities (harness.platforms.capabilities.CAPABILITIES) this platform declines, with the reason
+    unsupported: dict[str, str] = {}
 
     def __init__(self, settings: Settings, stack: Any):
         self.settings = settings
@@ -63,6 +65,48 @@ class Platform(ABC):
     def describe(self) -> dict[str, Any]:
         return {"platform": self.name, "endpoints": self.endpoints(),
                 "replicas": [r.to_dict() for r in self.replicas()]}
+
+    # -- capability adapters (harness.platforms.capabilities): where docker and kind differ --------
+    def capability(self, name: str, **kw: Any) -> Any:
+        """The adapter for capability ``name`` (``mesh``, ``application_tier``, ``zones``), or
+        :class:`~harness.platforms.capabilities.Unsupported` with this platform's reason."""
+        from harness.platforms.capabilities import CAPABILITIES, Unsupported
+
+        if name not in CAPABILITIES:
+            raise KeyError(f"no capability {name!r} (known: {', '.join(CAPABILITIES)})")
+        if name in self.unsupported:
+            raise Unsupported(name, self.unsupported[name])
+        return getattr(self, f"make_{name}")(**kw)
+
+    def make_mesh(self, reading: Any) -> Any:
+        raise NotImplementedError  # a platform implements it or declines it in ``unsupported``
+
+    def make_application_tier(self) -> Any:
+        from harness.platforms.attach import attach, configuration_of
+
+        return attach(configuration_of(self.chaos_configuration(), self.settings.run_id)).application_tier
+
+    def make_zones(self) -> Any:
+        raise NotImplementedError  # a platform implements it or declines it in ``unsupported``
+
+    def chaos_configuration(self) -> dict[str, str]:
+        """What a Chaos Toolkit process needs to rebuild this platform (``harness.platforms.attach``),
+        as ``HARNESS_*`` environment variables (chaos/shared/configuration.json reads them)."""
+        return {"HARNESS_PLATFORM": self.name}
+
+    def user_endpoints(self) -> Callable[[], list[str]]:
+        """A function giving the base URLs users reach now, for probes that must follow a replaced tier."""
+        return self.endpoints
+
+    def service_health(self) -> dict[str, tuple[str, ...]] | None:
+        """``{replica: health flags}`` at the Service's entry point (``()`` = routable), or ``None``
+        when the platform cannot tell which replica its Service routes to."""
+        return None
+
+    #: whether the run's database is the harness's own (RPO can be verified against it)
+    owns_database: bool = True
+    #: whether the users' entry point spreads load over every ready replica (the HPA scenario needs it)
+    balanced_ingress: bool = False
 
     # Faults through the conductor's authenticated admin endpoint, the same on every platform.
     def _admin(self, replica: Replica, method: str, body: dict | None = None) -> dict[str, Any]:

@@ -47,6 +47,9 @@ def preflight(settings: Settings, kubeconfig: str | os.PathLike | None = None) -
 
 class ContextPlatform(Platform):
     name = "context"
+    owns_database = False   # the team's database: RTO and the SLO are measured, RPO is not
+    unsupported = {"mesh": "the circuit-breaker scenario installs Istio, which the harness does only on its own "
+                           "kind cluster (--platform kind), never on an existing one"}
     needs_kubernetes = True
     balanced_ingress = False
 
@@ -98,6 +101,15 @@ class ContextPlatform(Platform):
     def clear_fault(self, replica: Replica) -> dict[str, Any]:
         return self.set_fault(replica, Fault())
 
+    def make_zones(self) -> Any:
+        return ContextZones(self)
+
+    def chaos_configuration(self) -> dict[str, str]:
+        env = {"HARNESS_PLATFORM": self.name, "HARNESS_ENDPOINTS": ",".join(self.endpoints())}
+        if self.target.kubeconfig:  # the kubeconfig file the context was checked in
+            env["KUBECONFIG"] = str(self.target.kubeconfig)
+        return env
+
     def export_logs(self, dest: Path) -> list[Path]:
         if self.conductor is None:
             return []
@@ -114,3 +126,17 @@ class ContextPlatform(Platform):
         d.update({"context": self.settings.context, "deploys": False,
                   "allowed": list(self.settings.context_allow)})  # HARNESS_CONTEXT_ALLOW: write, drain
         return d
+
+
+class ContextZones:
+    """The zones capability on a cluster the harness did not create: its pods stay where the team's
+    scheduler put them (``place`` only reports it); a zone is lost by a drain, with
+    ``HARNESS_CONTEXT_ALLOW=drain``."""
+
+    failures = ("drain",)
+
+    def __init__(self, platform: ContextPlatform):
+        self.platform = platform
+
+    def place(self, zone: str, mode: str = "one-zone") -> dict[str, str]:
+        return {r.name: r.zone for r in self.platform.replicas()}

@@ -34,7 +34,7 @@ from harness.placement import Placement, placement_for
 from harness.platforms.base import Platform, Replica
 from harness.wait import wait_for
 
-__all__ = ["DockerPlatform", "conductor_image", "discover_endpoints", "discover_service_url", "service_networking",
+__all__ = ["DockerPlatform", "conductor_image", "run_conductor", "discover_endpoints", "discover_service_url", "service_networking",
            "entry_point_health", "SidecarConfig", "REPLICA_LABEL", "SERVICE_LABEL"]
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,20 @@ def entry_point_health(run_id: str, service: str = "conductor") -> dict[str, tup
     return {by_ip.get(h.ip, h.ip): h.health_flags for h in (cluster.hosts.values() if cluster else ())}
 
 
+def run_conductor(client: Any, *, image: str, name: str, environment: Any, labels: dict[str, str], network: str,
+                  ports: Any, nano_cpus: int | None, mem_limit: int | None) -> Any:
+    """Start one conductor container: the only place one is created (the platform's replicas, and a
+    replaced application tier in the chaos process: harness.platforms.docker_tier). It joins
+    ``network`` under its Service's alias (:func:`service_networking`), publishes ``ports``
+    (``"8080/tcp"``...) on 127.0.0.1 only, with the Deployment's CPU and memory limits."""
+    return client.containers.run(
+        image, name=name, detach=True, environment=environment, labels=labels, network=network,
+        # the Service's name as an alias: the entry point resolves it to every running replica
+        networking_config=service_networking(labels, network),
+        ports={p: ("127.0.0.1", None) for p in ports},
+        nano_cpus=nano_cpus, mem_limit=mem_limit)
+
+
 # (replica name, zone, its IP on the stack network) -> (Envoy bootstrap, files for the container)
 SidecarConfig = Callable[[str, str, str], tuple[dict[str, Any], tuple[Any, ...]]]
 
@@ -179,20 +193,13 @@ class DockerPlatform(Platform):
         spec = self.spec
         labels = labels_for(self.settings.run_id, **{ZONE_LABEL: zone, REPLICA_LABEL: replica, "app": "conductor",
                                                      SERVICE_LABEL: self.service_alias})
-        container = client.containers.run(
-            image or conductor_image(self.settings),
-            name=self.container_name(replica),
-            detach=True,
-            environment=self.app_env(replica, zone),
-            labels=labels,
-            network=self.stack.network.name,
-            # the Service's name as an alias: the entry point resolves it to every running replica
-            networking_config=service_networking(labels, self.stack.network.name),
-            ports={f"{p}/tcp": ("127.0.0.1", None) for p in (spec.http_port, spec.metrics_port, *self.pod_ports)},
+        container = run_conductor(
+            client, image=image or conductor_image(self.settings), name=self.container_name(replica),
+            environment=self.app_env(replica, zone), labels=labels, network=self.stack.network.name,
+            ports=[f"{p}/tcp" for p in (spec.http_port, spec.metrics_port, *self.pod_ports)],
             # The manifest's limits: one CPU, 1 GiB; the requests have no docker equivalent.
             nano_cpus=int(spec.cpu_limit * 1e9) if spec.cpu_limit else None,
-            mem_limit=int(spec.memory_limit) if spec.memory_limit else None,
-        )
+            mem_limit=int(spec.memory_limit) if spec.memory_limit else None)
         self._containers[replica] = container
         if self.sidecar is not None:
             self.attach_sidecar(replica)
@@ -358,6 +365,29 @@ class DockerPlatform(Platform):
             out.append(Replica(name=name, zone=self._zones[name], ready=state == "ready", admin_url=url))
         return out
 
+    # -- capability adapters ------------------------------------------------------------------------
+    def make_mesh(self, reading: Any) -> Any:
+        from harness.platforms.docker_mesh import DockerMeshAdapter
+
+        return DockerMeshAdapter(self.settings, self.stack, reading)
+
+    def make_zones(self) -> Any:
+        return DockerZones(self)
+
+    def make_application_tier(self) -> Any:
+        from harness.platforms.docker_tier import DockerApplicationTier
+
+        return DockerApplicationTier(self.settings.run_id, platform=self)
+
+    def user_endpoints(self) -> Callable[[], list[str]]:
+        run_id = self.settings.run_id
+        # Found by label on every call: follows replicas replaced by a recovery in the chaos process.
+        return lambda: list(discover_endpoints(run_id).values())
+
+    def chaos_configuration(self) -> dict[str, str]:
+        # The chaos process finds the run's containers by label: the run id is all it needs.
+        return {"HARNESS_PLATFORM": self.name}
+
     def container(self, replica: str) -> Any:
         return self._containers[replica]
 
@@ -395,7 +425,7 @@ class DockerPlatform(Platform):
         """A fresh application tier (new containers, new names), as a recovery into a new region.
 
         Returns once the new tier is **routable** through the same entry point (see :meth:`up`);
-        ``harness.faults.docker.deploy_application_tier``, the chaos rollback that re-creates a
+        ``harness.faults.backups.deploy_application_tier``, the chaos rollback that re-creates a
         removed tier from another process, makes the same promise."""
         self._generation += 1
         self.up()
@@ -415,3 +445,24 @@ class DockerPlatform(Platform):
         d["limits"] = {"cpu": self.spec.cpu_limit, "memory_bytes": self.spec.memory_limit}
         d["service_url"] = self.service_url() if self._service is not None else ""
         return d
+
+
+class DockerZones:
+    """The zones capability on docker: replicas placed by label (harness.placement) and redeployed."""
+
+    failures = ("power-loss", "partition")
+
+    def __init__(self, platform: DockerPlatform):
+        self.platform = platform
+
+    def place(self, zone: str, mode: str = "one-zone") -> dict[str, str]:
+        from harness.placement import plan, spread_facts
+
+        s = self.platform.settings
+        zones = [zone] + [z for z in s.zones if z != zone]   # the failure zone first, as plan() fills it first
+        placement = plan(zones, s.replicas, mode, spread_facts(s.manifests_dir))
+        if self.platform.placement.replica_zones != placement.replica_zones:
+            self.platform.remove_all()
+            self.platform.placement = placement
+            self.platform.redeploy()
+        return {r.name: r.zone for r in self.platform.replicas()}

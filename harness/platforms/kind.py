@@ -43,8 +43,8 @@ from harness.errors import HarnessError, PlatformUnavailable, UsageError
 from harness.kube.client import Apis, KubeTarget, api_client
 from harness.kube.conductor import (HARNESS_SECRET, ConductorOnCluster, create_or_replace, external_service_bodies,
                                     secret_body)
-from harness.kube.kind_config import (KIND_CONFIG, MIRRORED_REGISTRY, load_kind_config, mirror_hosts_toml, node_image,
-                                      port_mappings, render_kind_config)
+from harness.kube.kind_config import (KIND_CONFIG, MIRRORED_REGISTRY, kind_host_port, kind_node_name, load_kind_config,
+                                      mirror_hosts_toml, node_image, port_mappings, render_kind_config)
 from harness.kube.kustomize import (HANDOVER_MANAGER, apply, find_object, hpa_targets, load_yaml_documents,
                                     release_hpa_replicas, render, replicas_handover, stamp_run_labels)
 from harness.kube.logs import kind_export_logs
@@ -539,21 +539,7 @@ class KindPlatform(Platform):
         if mapping is None:
             raise UsageError(f"NodePort {node_port} of {NODEPORT_SERVICE} has no extraPortMapping in kind-config.yml",
                              f"add containerPort {node_port} (listenAddress 127.0.0.1) to a node's extraPortMappings")
-        node = self._kind_node_name(mapping.node_index)
-        out = self.runner.run(["docker", "port", node, f"{node_port}/tcp"], timeout=30)
-        for line in out.stdout.splitlines():
-            host, _, port = line.strip().rpartition(":")
-            if host == "127.0.0.1" and port.isdigit():
-                return f"http://127.0.0.1:{port}"
-        raise HarnessError(f"kind node {node} publishes {node_port}/tcp on no 127.0.0.1 port ({out.stdout.strip()[:100]})",
-                           "set listenAddress: 127.0.0.1 for it in kind-config.yml")
-
-    def _kind_node_name(self, index: int) -> str:
-        """kind names nodes <cluster>-control-plane[N] and <cluster>-worker[N] in config order."""
-        roles = [n.get("role", "control-plane") for n in self._kind_cfg["nodes"]]
-        role = roles[index]
-        nth = sum(1 for r in roles[:index] if r == role)
-        return f"{self.cluster}-{role}{nth + 1 if nth else ''}"
+        return f"http://127.0.0.1:{kind_host_port(self.runner, self.cluster, self._kind_cfg, node_port)}"
 
     # -- queries -------------------------------------------------------------------------------------
     def endpoints(self) -> list[str]:
@@ -577,7 +563,7 @@ class KindPlatform(Platform):
         from harness.kube.kind_config import NODE_TYPE_LABEL
         from harness.labels import ZONE_LABEL
 
-        agents = [(self._kind_node_name(i), (n.get("labels") or {}).get(ZONE_LABEL))
+        agents = [(kind_node_name(self.cluster, self._kind_cfg, i), (n.get("labels") or {}).get(ZONE_LABEL))
                   for i, n in enumerate(self._kind_cfg.get("nodes") or [])
                   if (n.get("labels") or {}).get(NODE_TYPE_LABEL) == "agents"]
         if zone not in {z for _, z in agents}:
@@ -602,6 +588,22 @@ class KindPlatform(Platform):
             raise HarnessError(f"the {deployment} replicas could not all be placed in {zone} ({placed or 'none ready'})",
                                "see the scheduler's events in the report's logs")
         return placed
+
+    # -- capability adapters ------------------------------------------------------------------------
+    def make_mesh(self, reading: Any) -> Any:
+        from harness.platforms.kind_mesh import IstioMeshAdapter
+
+        return IstioMeshAdapter(self.settings, self, reading, which=self._which)
+
+    def chaos_configuration(self) -> dict[str, str]:
+        # The chaos process builds its client from the cluster's own kubeconfig file and context, and
+        # re-points the stand-in Service ``postgres`` in the namespace when the database moves.
+        return {"HARNESS_PLATFORM": self.name, "HARNESS_ENDPOINTS": ",".join(self.endpoints()),
+                "KUBECONFIG": str(self.target.kubeconfig), "HARNESS_KUBE_NAMESPACE": self.namespace,
+                "HARNESS_KUBE_RUN_CONTEXT": self.target.context}
+
+    def make_zones(self) -> Any:
+        return KindZones(self)
 
     def deletes_cluster(self) -> bool:
         """``down`` will delete the cluster (it created one and ``--keep`` is off): undoing changes inside
@@ -651,6 +653,21 @@ class KindPlatform(Platform):
                   "reused": self._reused, "node_image": node_image(self._kind_cfg) if self._kind_cfg else "",
                   "pulled_by_nodes": list(self.nodes_pull)})
         return d
+
+
+class KindZones:
+    """The zones capability on kind: replicas placed by cordoning the other zones' agents nodes."""
+
+    failures = ("drain",)
+
+    def __init__(self, platform: KindPlatform):
+        self.platform = platform
+
+    def place(self, zone: str, mode: str = "one-zone") -> dict[str, str]:
+        if mode != "one-zone":
+            raise UsageError(f"placement {mode!r} is not available on kind", "use one-zone (the scheduler spreads "
+                             "otherwise as it likes)")
+        return self.platform.place_replicas_in_zone(zone)
 
 
 def _overlay_image(docs: Sequence[dict[str, Any]]) -> str:

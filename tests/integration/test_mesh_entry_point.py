@@ -132,19 +132,19 @@ def test_replaced_replicas_are_picked_up_without_touching_the_entry_point(deploy
 
 
 def test_the_chaos_rollbacks_new_tier_is_routable_at_return(deployed, tmp_path, monkeypatch):
-    """The cluster-loss rollback (harness.faults.docker) re-creates the tier from another process,
+    """The cluster-loss rollback (harness.faults.backups, the docker tier of harness.platforms) re-creates the tier from another process,
     knowing only the run id: it returns, and says so, once the entry point routes to every new
     replica -- the same promise as redeploy(); an RTO measured after it starts from a reachable tier.
     (Last in the module: the platform's own replicas are gone afterwards.)"""
-    from harness.faults import docker as docker_faults
+    from harness.faults import backups
     from harness.platforms.docker import entry_point_health
     from tests.unit.chaos_activity import call
 
     _, platform = deployed
     monkeypatch.setenv("HARNESS_FAULT_LOG", str(tmp_path / "faults.jsonl"))
     cfg = {"run_id": platform.settings.run_id}
-    removed = call(docker_faults.remove_application_tier, cfg)["removed"]
-    out = call(docker_faults.deploy_application_tier, cfg)
+    removed = call(backups.lose_application_tier, cfg)["removed"]
+    out = call(backups.deploy_application_tier, cfg)
     health = entry_point_health(platform.settings.run_id)   # read at once: that is the promise
     assert out["promise"] == "routable" and out["routable_s"] >= out["ready_s"], out
     assert len(out["deployed"]) == len(removed) and not set(out["deployed"]) & set(removed)

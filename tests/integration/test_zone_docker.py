@@ -95,7 +95,7 @@ def _zones(env: SimpleNamespace) -> dict[str, str]:
 def _all_running(env: SimpleNamespace) -> list[str]:
     """Names of the run's containers that are not running (must be empty), but for the fenced
     ex-primaries a failover leaves (stopped, on no network: restarting one would be a split brain)."""
-    from harness.faults.zone_docker import fenced_databases
+    from harness.dr.multi_az import fenced_databases
 
     fenced = set(fenced_databases(env.run_id))
     return [f"{c.name}={c.status}" for c in _containers(env) if c.status != "running" and c.name not in fenced]
@@ -126,7 +126,7 @@ def _answers(url: str) -> bool:
 def _db(env: SimpleNamespace) -> tuple[str, str, str]:
     """(primary, its standby, the standby's sync state)."""
     from harness.dr import replication
-    from harness.faults.zone_docker import database_roles
+    from harness.dr.multi_az import database_roles
 
     roles = database_roles(env.run_id)
     assert roles["primary"] == replication.current_primary(env.run_id)
@@ -254,7 +254,7 @@ def test_power_loss_of_the_primarys_zone_fails_over_and_rebuilds_the_pair(env, f
     # The pod comes back in order: the replica, then the sidecar that shares its network namespace.
     started = [a for a in back["actions"] if a.startswith("started ")]
     assert started == [f"started {conductor_a.name}", f"started {conductor_a.name}-sidecar"], back
-    from harness.faults.zone_docker import fenced_databases
+    from harness.dr.multi_az import fenced_databases
 
     assert fenced_databases(env.run_id) == [old_primary]  # stopped, on no network, never restarted
     new_standby = next(c for c in _containers(env) if c.name.startswith(f"i2s-{env.run_id}-postgres-standby-"))
@@ -358,7 +358,7 @@ def test_interrupted_during_the_fault_leaves_every_container_running_or_removed(
     assert safety.active_faults(env.run_id, path=fault_log) == []
     faults = safety.read_faults(fault_log, env.run_id)
     # The fenced primary stays stopped and off the network; a new standby replaced it.
-    from harness.faults.zone_docker import fenced_databases
+    from harness.dr.multi_az import fenced_databases
 
     assert primary in fenced_databases(env.run_id), (run.undo, run.rollbacks, faults)
     _healthy(env)

@@ -132,8 +132,8 @@ def test_a_zone_run_with_a_spread_placement_does_not_count(seed_findings):
 
 # The judges read these measurement keys; each must be one the scenario really records.
 READS = {
-    "scenarios/test_circuit_breaker_docker.py": ("envoy_outlier_stats_present", "findings", "responses", "health_route",
-                                                 "overflow"),
+    "scenarios/test_circuit_breaker.py": ("envoy_outlier_stats_present", "findings", "responses", "health_route",
+                                          "overflow"),
     "scenarios/test_zone_loss.py": ("placement",),
 }
 

@@ -705,3 +705,17 @@ def test_replicas_whose_limits_take_the_whole_host_cannot_fail_the_projection():
     roomy = check_projection_at_scale(181.0, 2, 138.0, tolerance=0.15, bottleneck="other",
                                       cpu_limits_cores=2.0, host_cores=16.0)
     assert roomy.outcome == "fail"  # with room for the replicas, a shortfall is the system's
+
+
+def test_only_replicas_sharing_one_host_report_its_cores():
+    """The projection check at N replicas weighs the host's cores only where every replica shares it
+    (docker); a cluster gives each replica a node of its own (scale_check)."""
+    import os
+
+    from harness.capacity.replica import DockerReplicaSet
+
+    platform = SimpleNamespace(name="kind", needs_kubernetes=True, apis=FakeApis(),
+                               endpoints=lambda: ["http://127.0.0.1:1"],
+                               spec=SimpleNamespace(namespace="ns", cpu_limit=1.0, memory_limit=GIB))
+    assert KubeReplica(platform).host_cores is None
+    assert DockerReplicaSet.host_cores.fget(None) == float(os.cpu_count() or 1)  # type: ignore[attr-defined]

@@ -114,7 +114,7 @@ def test_discover_payload_lists_the_extensions_actions_and_probes():
     assert kinds[("postgres", "fail_over_database")] == "action"
     assert kinds[("backups", "recover_database")] == "action"
     assert kinds[("zones", "drain_zone")] == "action"
-    assert kinds[("docker", "remove_application_tier")] == "action"
+    assert kinds[("backups", "lose_application_tier")] == "action"   # every platform's tier (platforms.attach)
     assert kinds[("zones", "uncordon_zone")] == "action"
     assert kinds[("probes", "service_success_ratio")] == "probe"
     assert kinds[("probes", "all_replicas_ready")] == "probe"
@@ -138,9 +138,10 @@ def test_chaos_discover_cli_lists_the_extension(tmp_path):
                  cwd=tmp_path)
     assert out.exists(), (res.stdout + res.stderr)[-2000:]  # chaos exits 0 even when discovery fails
     names = {a["name"] for a in json.loads(out.read_text())["activities"]}
-    assert {"stop_database", "fail_over_database", "lose_database", "recover_database", "remove_application_tier",
+    assert {"stop_database", "fail_over_database", "lose_database", "recover_database", "lose_application_tier",
             "drain_zone", "uncordon_zone", "service_success_ratio", "all_replicas_ready"} <= names
-    assert not names & {"pause_zone", "unpause_zone", "pause_zone_nodes", "take_backup"}  # dead code is gone
+    assert not names & {"pause_zone", "unpause_zone", "pause_zone_nodes", "take_backup",   # dead code is gone
+                        "remove_application_tier"}                                      # one tier activity
 
 
 def test_experiments_take_no_secret_from_the_environment():

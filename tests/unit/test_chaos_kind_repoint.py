@@ -472,34 +472,47 @@ def test_on_docker_the_database_faults_make_no_kubernetes_call(docker_env, world
     assert fault["arguments"]["configuration"]["kube_namespace"] == ""  # no cluster for undo to call
 
 
-def test_on_docker_the_application_tier_is_the_docker_modules(docker_env, world, monkeypatch):
-    from harness.faults import docker as docker_faults
+def test_on_docker_the_application_tier_is_the_docker_platforms(docker_env, world, monkeypatch):
+    """The activities ask the attached platform (harness.platforms.attach) for its application tier:
+    on docker that is harness.platforms.docker_tier, and no Kubernetes call is made."""
+    from harness.platforms import docker_tier
 
     calls = []
-    monkeypatch.setattr(docker_faults, "remove_application_tier",
-                        lambda configuration: calls.append(("remove", configuration["run_id"])) or {})
-    monkeypatch.setattr(docker_faults, "deploy_application_tier", lambda timeout_s=180.0, configuration=None: (
-        calls.append(("deploy", configuration["run_id"], timeout_s)) or {}))
+    monkeypatch.setattr(docker_tier.DockerApplicationTier, "lose",
+                        lambda self, record=None: calls.append(("lose", self.run_id)) or {})
+    monkeypatch.setattr(docker_tier.DockerApplicationTier, "replace",
+                        lambda self, timeout_s, replicas=0: calls.append(("replace", self.run_id, timeout_s)) or {})
     call(backups.lose_application_tier, C)
     call(backups.deploy_application_tier, C, timeout_s=60)
-    assert calls == [("remove", RUN), ("deploy", RUN, 60)]
+    assert calls == [("lose", RUN), ("replace", RUN, 60)]
     assert world.kube.requests == [] and world.targets == []
 
 
 @pytest.mark.parametrize("platform_name", ["docker", "kind"])
 def test_the_scenarios_tell_the_chaos_process_whether_it_is_on_kind(platform_name, tmp_path, monkeypatch):
+    """What the chaos process gets comes from the platform (Platform.chaos_configuration), and it is
+    enough for harness.platforms.attach to rebuild the same platform there."""
     from harness.config import Settings
+    from harness.platforms import attach
+    from harness.platforms.docker import DockerPlatform
+    from harness.platforms.kind import KindPlatform
     from scenarios.test_chaos import _experiment_env
+    from tests.unit.test_kind_platform import FakeStack
 
     monkeypatch.setenv("HARNESS_KUBE_NAMESPACE", "stray-export")  # must not leak into a docker run
     settings = Settings(platform=platform_name, run_id=RUN, report_dir=str(tmp_path)).validate()
-    kubeconfig = tmp_path / "kind.kubeconfig"
-    platform = SimpleNamespace(namespace=NS, target=KubeTarget(OWN_CONTEXT, str(kubeconfig)),
-                               endpoints=lambda: ["http://127.0.0.1:30880"])
+    if platform_name == "kind":
+        platform = KindPlatform(settings, FakeStack(), state_dir=tmp_path)
+    else:
+        platform = DockerPlatform(settings, FakeStack())
     env = _experiment_env(settings, platform, SimpleNamespace(dir=tmp_path))
     if platform_name == "kind":
         assert (env["HARNESS_KUBE_NAMESPACE"], env["HARNESS_KUBE_RUN_CONTEXT"], env["KUBECONFIG"]) == (
-            NS, OWN_CONTEXT, str(kubeconfig))
+            NS, platform.target.context, str(tmp_path / f"{platform.cluster}.kubeconfig"))
     else:
         assert env["HARNESS_KUBE_NAMESPACE"] == "" and env["HARNESS_KUBE_RUN_CONTEXT"] == ""
         assert "KUBECONFIG" not in env
+    cfg = {"run_id": RUN, "platform": env["HARNESS_PLATFORM"], "kube_namespace": env["HARNESS_KUBE_NAMESPACE"],
+           "kube_context": env["HARNESS_KUBE_RUN_CONTEXT"], "kubeconfig": env.get("KUBECONFIG", "")}
+    attached = attach(cfg)
+    assert attached.name == platform_name and attached.needs_kubernetes == (platform_name == "kind")

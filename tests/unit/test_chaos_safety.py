@@ -20,7 +20,7 @@ from chaoslib.exceptions import InterruptExecution
 
 from harness import containers
 from harness.errors import UnsafeTarget, UsageError
-from harness.faults import docker as docker_faults
+from harness.faults import backups
 from harness.faults import safety, zones
 from harness.kube.client import KubeTarget
 from harness.labels import RUN_ID_LABEL, kind_cluster_name
@@ -202,7 +202,7 @@ def test_losing_the_docker_tier_touches_only_the_runs_labeled_containers(monkeyp
     monkeypatch.setattr(safety, "engine", lambda: fake)
     monkeypatch.setattr(containers, "docker_client", lambda: fake)
 
-    out = call(docker_faults.remove_application_tier, {"run_id": RUN})
+    out = call(backups.lose_application_tier, {"run_id": RUN})
     assert sorted(out["removed"]) == ["mine-a", "mine-b"] and out["zones"] == ["us-east-1a", "us-east-1b"]
     assert (mine_a.actions, mine_b.actions, other_run.actions, unlabeled.actions) == (["remove"], ["remove"], [], [])
     [f] = safety.active_faults(RUN)
@@ -225,7 +225,7 @@ def test_losing_an_empty_tier_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(safety, "engine", lambda: FakeDocker([]))
     monkeypatch.setattr(containers, "docker_client", lambda: FakeDocker([]))
     with pytest.raises(UsageError, match=f"run {RUN} has no conductor containers"):
-        docker_faults.remove_application_tier(configuration={"run_id": RUN})
+        backups.lose_application_tier(configuration={"run_id": RUN})
 
 
 # -- the fault log and undo_all --------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_the_fault_log_survives_a_torn_line(tmp_path):
 def test_activities_refuse_an_empty_run_id_with_the_fix(tmp_path):
     from harness.faults import postgres, probes
 
-    for func in (postgres.stop_database, probes.service_success_ratio, docker_faults.remove_application_tier):
+    for func in (postgres.stop_database, probes.service_success_ratio, backups.lose_application_tier):
         with pytest.raises(InterruptExecution, match="export HARNESS_RUN_ID"):  # the control, before it runs
             call(func, {})
         with pytest.raises(UsageError, match="export HARNESS_RUN_ID"):  # and the function itself, called bare

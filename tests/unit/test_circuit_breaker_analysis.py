@@ -14,11 +14,13 @@ outlier settings are the seed DestinationRule's ``circuitBreaker`` block read as
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import dataclasses
 import math
 import ssl
 import threading
-import time
+from types import SimpleNamespace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,13 +37,13 @@ from harness.analysis.circuit_breaker.schedule import (FaultPhase, cap_for, defa
 from harness.analysis.circuit_breaker.series import (ClusterSample, attempt_series,
                                                      client_series, first_ejected_order, flag_windows,
                                                      overload_samples, until_time)
-from harness.load.gateway_client import GatewayClient, LoadDriver
+from harness.load.gateway_client import GatewayClient
 from harness.load.responses import ResponseRecord, classify_response
 from harness.measure.envoy_admin import ProxySampler
-from harness.kube.istio import self_signed_tls
+from harness.kube.istio import server_tls
+from harness.mesh.certs import CertificateAuthority
 from harness.oracles.pool_overflow import evaluate_pool_overflow
 from harness.oracles.outlier import map_destination_rule, simulate
-from harness.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = [d for d in yaml.safe_load_all((ROOT / "k8s" / "istio" / "gateway.yml").read_text()) if d]
@@ -423,7 +425,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def tls_server(tmp_path):
-    tls = self_signed_tls()
+    ca = CertificateAuthority("r1", now=datetime.now(timezone.utc))
+    tls = server_tls(ca)
     (tmp_path / "c.pem").write_text(tls.cert_pem)
     (tmp_path / "k.pem").write_text(tls.key_pem)  # test-only throwaway key, in the test's tmp dir
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -446,7 +449,7 @@ def tls_server(tmp_path):
     _Handler.seen = []
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
-    yield srv.server_address[1], tls
+    yield srv.server_address[1], SimpleNamespace(cert_pem=ca.ca_pem)   # what clients trust: the run CA
     srv.shutdown()
     srv.server_close()
 
@@ -459,31 +462,11 @@ def test_gateway_client_sends_the_seed_host_as_sni_and_host_and_pins_the_cert(tl
     conn, rec = client.request(conn, path="/denied")
     assert (rec.status, rec.pod, rec.flag) == (403, "-", "RBAC")
     assert _Handler.seen[0] == ("api.i2s.studio", "api.i2s.studio")
-    other = self_signed_tls(["api.i2s.studio"])  # a different certificate for the same name: refused
-    _, rec = GatewayClient(port, host_header="api.i2s.studio", ca_pem=other.cert_pem).request(None)
+    other = CertificateAuthority("other", now=datetime.now(timezone.utc))  # another CA's trust for the same name: refused
+    _, rec = GatewayClient(port, host_header="api.i2s.studio", ca_pem=other.ca_pem).request(None)
     assert (rec.status, rec.flag) == (0, "conn")
     with pytest.raises(UsageError, match="not loopback"):
         GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem, address="10.0.0.1")
-
-
-def test_load_driver_paces_workers_and_records_every_response(tls_server):
-    port, tls = tls_server
-    driver = LoadDriver(GatewayClient(port, host_header="api.i2s.studio", ca_pem=tls.cert_pem), rate=10.0)
-    started = time.time()
-    driver.set_workers(3)
-    # a state, not a clock: 24 answers, however long a busy machine takes for them
-    wait_for(lambda: len(driver.snapshot()) >= 24, timeout=120, interval=0.05, describe="24 responses")
-    records = driver.stop()
-    assert {r.status for r in records} == {201}
-    # paced: by any time x after the start, each of the 3 workers has sent at most 10·x + 1 (a late
-    # worker catches up with its schedule, never gets ahead of it); unpaced, a local server answers
-    # hundreds a second
-    for i, r in enumerate(records):
-        assert i + 1 <= 3 * (10.0 * (r.t - started) + 1), (i, r.t - started)
-    assert all(r.pod == "conductor-a" for r in records)
-    assert records == sorted(records, key=lambda r: r.t)
-    with pytest.raises(UsageError):
-        driver.set_workers(-1)
 
 
 def test_proxy_sampler_keeps_going_after_a_failed_read():

@@ -9,6 +9,8 @@ The ``/stats`` and ``/clusters`` texts below are written from Envoy's documented
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import logging
 from pathlib import Path
 
@@ -18,9 +20,11 @@ import yaml
 from harness.errors import HarnessError, PlatformUnavailable, UsageError
 from harness.kube.client import KubeTarget
 from harness.analysis.envoy_stats import cluster_stats, outlier_snapshot, parse_clusters, parse_envoy_stats
+from harness.mesh import outbound_cluster_name
+from harness.mesh.certs import CertificateAuthority
 from harness.kube.istio import (CHART_REPO, GATEWAY_HOSTS, GATEWAY_LABELS, ISTIO_VERSION, IstioMesh,
-                                envoy_cluster_name, gateway_values, helm_install_argv, istiod_values,
-                                kind_gateway_ports, kind_host_port, mesh_objects, self_signed_tls)
+                                gateway_values, helm_install_argv, istiod_values,
+                                kind_gateway_ports, kind_host_port, mesh_objects, server_tls)
 from harness.kube.kind_config import load_kind_config
 from harness.oracles.ejection_analysis import analyze_ejections
 from tests.unit.kube_fakes import FakeKube, RecordingRunner, deployment, pod
@@ -222,7 +226,7 @@ def test_tls_secret_goes_through_the_api_and_the_key_never_into_logs(tmp_path, c
     runner = RecordingRunner()
     m = mesh(tmp_path, runner, kube)
     with caplog.at_level(logging.DEBUG):
-        tls = m.create_tls_secret()
+        tls = m.create_tls_secret(CertificateAuthority("r1", now=datetime.now(timezone.utc)))
     (req,) = kube.writes()
     assert (req.method, req.path) == ("POST", "/api/v1/namespaces/istio-system/secrets")
     assert req.body["type"] == "kubernetes.io/tls" and req.body["metadata"]["name"] == "i2s-tls-cert"
@@ -234,15 +238,18 @@ def test_tls_secret_goes_through_the_api_and_the_key_never_into_logs(tmp_path, c
     assert "key_pem" not in repr(tls) and "PRIVATE" not in str(tls)
 
 
-def test_self_signed_certificate_covers_the_gateway_hosts():
+def test_gateway_certificate_is_issued_by_the_run_ca_for_the_gateway_hosts():
+    """One certificate maker on every platform: kind's Secret comes from the docker mesh's run CA."""
     from cryptography import x509
 
-    tls = self_signed_tls()
+    ca = CertificateAuthority("r1", now=datetime.now(timezone.utc))
+    tls = server_tls(ca)
     cert = x509.load_pem_x509_certificate(tls.cert_pem.encode())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     assert sans == list(GATEWAY_HOSTS) == ["api.i2s.studio", "app.i2s.studio"]
+    assert cert.issuer == x509.load_pem_x509_certificate(ca.ca_pem.encode()).subject != cert.subject
     with pytest.raises(UsageError, match="no hosts"):
-        self_signed_tls(())
+        server_tls(ca, ())
 
 
 def test_injection_labels_restarts_and_checks_every_pod_has_the_sidecar(tmp_path):
@@ -369,8 +376,8 @@ def test_clusters_without_an_outlier_detector_have_no_outlier_lines():
 
 
 def test_cluster_name_is_istios_outbound_name():
-    assert envoy_cluster_name("conductor", "i2s-staging") == CLUSTER
-    assert envoy_cluster_name("conductor", "i2s-staging", subset="v2-1-0") == \
+    assert outbound_cluster_name("conductor", "i2s-staging", 8080) == CLUSTER
+    assert outbound_cluster_name("conductor", "i2s-staging", 8080, subset="v2-1-0") == \
         "outbound|8080|v2-1-0|conductor.i2s-staging.svc.cluster.local"
 
 

@@ -1,5 +1,5 @@
-"""Ctrl-C on kind (issue 19, point 8): when the cluster is deleted next anyway, the circuit-breaker
-fixture skips the mesh undo (pod restarts, three Helm uninstalls) and exports the logs first; the
+"""Ctrl-C on kind (issue 19, point 8): when the cluster is deleted next anyway, the kind mesh
+capability's teardown (harness.platforms.kind_mesh) skips the mesh undo (pod restarts, three Helm uninstalls) and exports the logs first; the
 CLI waits long enough for the log export and the deletion."""
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from harness.cli import INTERRUPT_GRACE_S
 from harness.config import Settings
 from harness.kube.client import KubeTarget
 from harness.kube.istio import IstioMesh
-from scenarios.test_circuit_breaker import _undo_mesh
+from harness.platforms.kind_mesh import IstioMeshAdapter
 from tests.unit.kube_fakes import FakeKube, RecordingRunner, deployment
 from tests.unit.test_kind_platform import kind_ready_host, make_platform  # noqa: F401 (fixture)
 
 
 class FakeKindPlatform:
+    namespace = "i2s-staging"
+    target, runner, apis = None, None, None
+
     def __init__(self, deletes: bool):
         self._deletes, self.exported = deletes, []
 
@@ -36,22 +39,26 @@ def _mesh(tmp_path) -> tuple[IstioMesh, RecordingRunner]:
     return m, runner
 
 
+def _adapter(tmp_path, m: IstioMesh, platform: FakeKindPlatform) -> IstioMeshAdapter:
+    settings = Settings(platform="kind", run_id="test-run-1", report_dir=str(tmp_path / "report")).validate()
+    return IstioMeshAdapter(settings, platform, SimpleNamespace(what_if=False), istio=m)
+
+
 def test_after_ctrl_c_a_cluster_about_to_go_gets_its_logs_taken_and_no_mesh_undo(tmp_path):
     m, runner = _mesh(tmp_path)
     platform = FakeKindPlatform(deletes=True)
-    report = SimpleNamespace(root=tmp_path / "report", environment={})
-    _undo_mesh(m, platform, Settings(), report, "i2s-staging", interrupted=True)
-    assert runner.argvs() == []                       # no kubectl delete, no rollout restart, no helm uninstall
-    assert platform.exported == [tmp_path / "report" / "logs"]
-    assert report.environment["logs"] == [str(tmp_path / "report" / "logs" / "kind")]
+    adapter = _adapter(tmp_path, m, platform)
+    before = len(runner.argvs())                      # the adapter's Helm preflight
+    adapter.teardown(failed=False, interrupted=True)
+    assert runner.argvs()[before:] == []              # no kubectl delete, no rollout restart, no helm uninstall
+    assert platform.exported == [adapter.settings.report_path / "logs"]
 
 
 def test_without_ctrl_c_or_with_a_kept_cluster_the_mesh_is_undone(tmp_path):
     for interrupted, deletes in ((False, True), (True, False)):
         m, runner = _mesh(tmp_path)
         platform = FakeKindPlatform(deletes=deletes)
-        _undo_mesh(m, platform, Settings(), SimpleNamespace(root=tmp_path, environment={}), "i2s-staging",
-                   interrupted=interrupted)
+        _adapter(tmp_path, m, platform).teardown(failed=False, interrupted=interrupted)
         argvs = runner.argvs()
         assert any(a[:2] == ("helm", "uninstall") for a in argvs), (interrupted, deletes)
         assert any("restart" in a for a in argvs) and platform.exported == []

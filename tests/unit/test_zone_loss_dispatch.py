@@ -109,15 +109,14 @@ def test_a_standby_left_by_a_cut_short_rebuild_gets_the_pairs_mode(monkeypatch, 
     """A rollback killed mid-rebuild (its SIGKILL after the SIGTERM grace) leaves a new standby that
     streams asynchronously; the next restore (undo_all) finds it running and, for a synchronous
     pair, makes it synchronous again instead of leaving the pair asynchronous for good."""
-    from harness.dr import replication
-    from harness.faults import zone_docker
+    from harness.dr import multi_az, replication
 
     calls = []
     monkeypatch.setattr(replication, "current_primary", lambda run_id: "pg-b")
-    monkeypatch.setattr(zone_docker, "run_containers",
+    monkeypatch.setattr(multi_az, "run_containers",
                         lambda run_id, labels=None, all=False: [_Standby("pg-standby-2")] if labels else [])
     monkeypatch.setattr(replication, "set_standby_mode", lambda *a, **kw: calls.append((a, kw)))
     monkeypatch.setattr(replication, "start_standby", lambda *a, **kw: pytest.fail("a second standby was started"))
-    actions = zone_docker._replace_fenced_primary(RUN, "pg-a", pair)
+    actions = multi_az.replace_fenced_primary(RUN, "pg-a", pair)
     assert calls == ([((RUN, "pg-b", "pg-standby-2"), {"synchronous": True})] if made_sync else [])
     assert any("made the existing standby pg-standby-2 of pg-b synchronous" in a for a in actions) == made_sync
