@@ -60,7 +60,7 @@ def install(in_rollbacks: Callable[[], bool]) -> bool:
         _saved["sigint"] = signal.getsignal(signal.SIGINT)
         _saved["time"] = chaoslib.activity.time
     signal.signal(signal.SIGINT, _on_sigint)
-    chaoslib.activity.time = _PauseClock(time, in_rollbacks)  # type: ignore[assignment]
+    chaoslib.activity.time = _PauseClock(time, in_rollbacks)
     return True
 
 

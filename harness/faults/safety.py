@@ -150,7 +150,7 @@ def fault(injects: str | None = None, *, target: str = "", rollback: str | None 
     spec = FaultSpec(injects, target, rollback, tuple(reverses), kube)
 
     def mark(fn: Callable) -> Callable:
-        fn.harness_fault = spec
+        fn.harness_fault = spec  # type: ignore[attr-defined]  # read by the safety check
         return fn
 
     return mark

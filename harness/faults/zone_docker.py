@@ -288,7 +288,7 @@ def reconnect(configuration: Dict, fault: str = PARTITION_FAULT) -> Dict[str, An
     for record in _faults(run_id, configuration, fault, zone):
         details = record.get("details") or {}
         networks: Dict[str, Dict[str, List[str]]] = details.get("networks") or {}
-        fallback = {_stack_network(run_id): []}  # no details recorded: the run's network
+        fallback: Dict[str, List[str]] = {_stack_network(run_id): []}  # no details recorded: the run's network
         actions += multi_az.settle_database(run_id, details)
         for c in _existing(run_id, details.get("containers", [])):
             c.reload()

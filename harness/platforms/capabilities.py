@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from harness.errors import HarnessError
 
@@ -143,8 +143,9 @@ class ApplicationTier(ABC):
     """The conductor's replicas as a whole: lost (the cluster running them is gone) and replaced."""
 
     @abstractmethod
-    def lose(self) -> dict[str, Any]:
-        """Remove every replica; what is needed to replace it is recorded (never a secret in the fault log)."""
+    def lose(self, record: Callable[[dict[str, Any]], Any] = lambda details: None) -> dict[str, Any]:
+        """Remove every replica; what is needed to replace it is handed to ``record`` first (the fault
+        log: never a secret in it)."""
 
     @abstractmethod
     def replace(self, timeout_s: float, replicas: int = 0) -> dict[str, Any]:

@@ -567,7 +567,8 @@ class KindPlatform(Platform):
                   for i, n in enumerate(self._kind_cfg.get("nodes") or [])
                   if (n.get("labels") or {}).get(NODE_TYPE_LABEL) == "agents"]
         if zone not in {z for _, z in agents}:
-            raise UsageError(f"zone {zone!r} has no agents node in kind-config.yml ({sorted({z for _, z in agents})})",
+            raise UsageError(f"zone {zone!r} has no agents node in kind-config.yml "
+                             f"({sorted({str(z) for _, z in agents if z})})",
                              "set HARNESS_ZONES to the kind config's zones")
         others = [name for name, z in agents if z != zone]
         self._progress(f"placing every {deployment} replica in {zone} (cordoning {', '.join(others)})")
