@@ -10,6 +10,7 @@ import pytest
 
 from harness.dr.backup_schedule import BackupScheduler, implied_rpo_s
 from harness.errors import UsageError
+from harness.wait import wait_for
 
 
 def test_a_failed_backup_is_recorded_and_the_schedule_goes_on() -> None:
@@ -46,6 +47,8 @@ def test_stop_is_idempotent_and_a_scheduler_starts_once() -> None:
     with pytest.raises(UsageError, match="already started"):
         s.start()
     t = BackupScheduler("r1", "http://127.0.0.1:5000", 60.0, backup=lambda *a, **k: {"duration_s": 1.0}).start()
+    # the first slot is due at start: wait for its backup (a busy machine may run the thread late)
+    wait_for(lambda: t.backups, timeout=60, interval=0.01, describe="the first scheduled backup")
     t.stop()
     t.stop()
     assert t.implied_rpo_s() == 61.0
