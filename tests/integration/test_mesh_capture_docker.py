@@ -14,6 +14,8 @@ app (200), which is what STRICT alone, on 15006, left open before.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import os
 
 import pytest
@@ -43,7 +45,7 @@ def pods(tmp_path_factory):
         with Stack(settings) as stack:
             platform = DockerPlatform(settings, stack)
             dm = DockerMesh(settings, platform, load_mesh(settings.manifests_dir, what_if=True),
-                            CertificateAuthority(settings.run_id))
+                            CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)))
             dm.prepare()
             with platform:
                 dm.start_gateway()
@@ -65,7 +67,7 @@ def test_strict_refuses_every_bad_client_on_the_app_port(pods):
     settings, platform, dm = pods
     replica = platform.replicas()[0].name
     ip = platform.ip_of(replica)
-    other_ca = CertificateAuthority(f"{settings.run_id}-other")
+    other_ca = CertificateAuthority(f"{settings.run_id}-other", now=datetime.now(timezone.utc))
     attempts = [
         Attempt("plaintext", ip, CONDUCTOR_PORT, tls=False, path=PATH),
         Attempt("other_ca", ip, CONDUCTOR_PORT, tls=True, path=PATH,

@@ -14,6 +14,8 @@ lost gateway and users, through it, are answered by the other zone.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import os
 import time
 
@@ -47,7 +49,7 @@ def pods(tmp_path_factory):
             zones = [platform.placement.replica_zone(i) for i in range(2)]
             assert zones[0] != zones[1], zones   # the even placement puts the two replicas in two zones
             dm = DockerMesh(settings, platform, load_mesh(settings.manifests_dir, what_if=True),
-                            CertificateAuthority(settings.run_id), gateway_zones=zones)
+                            CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)), gateway_zones=zones)
             dm.prepare()
             with platform:
                 dm.start_gateway()

@@ -12,6 +12,8 @@ all over two replicas (6 each, above a sidecar's 4). Every replica is only slow 
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import copy
 import os
 import threading
@@ -54,7 +56,7 @@ def pods(tmp_path_factory):
         with Stack(settings) as stack:
             platform = DockerPlatform(settings, stack)
             dm = DockerMesh(settings, platform, _small_pool(load_mesh(settings.manifests_dir, what_if=True)),
-                            CertificateAuthority(settings.run_id), gateway_zones=("",) * GATEWAYS)
+                            CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)), gateway_zones=("",) * GATEWAYS)
             dm.prepare()
             with platform:
                 dm.start_gateway()

@@ -2,6 +2,8 @@
 rewritten probe, the sidecar's bootstrap on the captured port), gateway zones from the settings."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from types import SimpleNamespace
 
 import pytest
@@ -23,7 +25,7 @@ def _platform():
 
 def _mesh(platform, **kw):
     settings = load_settings({"platform": "docker"}, env={})
-    return DockerMesh(settings, platform, load_mesh("k8s", what_if=True), CertificateAuthority("unit"), **kw)
+    return DockerMesh(settings, platform, load_mesh("k8s", what_if=True), CertificateAuthority("unit", now=datetime.now(timezone.utc)), **kw)
 
 
 def test_prepare_wires_capture_and_the_rewritten_probe():
