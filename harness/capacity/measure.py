@@ -188,7 +188,7 @@ class StepResult:
     locust_lag_max_ms: float | None = None   # the generator's worst scheduling lag (evaluate_validity)
     host_starved: bool = False               # the host starved the replica (harness.analysis.host_starvation)
     host_wait_pct: float | None = None       # its host-contention wait, % of wall time (None: not readable)
-    host_starvation: str = ""                # the decision's figures
+    host_starvation: str = ""                # the decision's figures (HostStarvation.figures)
 
     @property
     def valid(self) -> bool:
@@ -205,11 +205,8 @@ class StepResult:
 
     def invalid_reason(self) -> str:
         if self.invalid_kind == "host_starved":
-            cpu = "n/a" if self.cpu_pct_of_limit is None else f"{self.cpu_pct_of_limit:.0f}%"
-            return (f"the machine was too busy to measure the replica: at {self.offered_rps:.0f} rps offered it "
-                    f"waited {self.host_wait_pct or 0:.0f}% of the time for a CPU held by other processes while "
-                    f"using {cpu} of its CPU limit (the SLO miss is the host's, not the replica's: "
-                    f"{self.host_starvation})")
+            return (f"the machine was too busy to measure the replica at {self.offered_rps:.0f} rps offered: "
+                    f"{self.host_starvation}; the SLO miss is the host's, not the replica's")
         if self.locust_saturated:
             lag = "" if self.locust_lag_max_ms is None else f", worst scheduling lag {self.locust_lag_max_ms:.0f} ms"
             return (f"the load generator was CPU-saturated or behind its schedule (max {self.locust_cpu_max or 0:.0f}%"
@@ -563,7 +560,7 @@ def measure_ramp(replica: ReplicaUnderTest, out_dir: Path, cfg: MeasureConfig, s
         if delay_readings and s.seconds:
             starv = judge_host_starvation(delay_readings, *s.window, wait_pct=cfg.host_starved_wait_pct,
                                           starved_fraction=cfg.host_starved_fraction)
-            s.host_starved, s.host_wait_pct, s.host_starvation = starv.starved, starv.wait_pct, starv.explanation
+            s.host_starved, s.host_wait_pct, s.host_starvation = starv.starved, starv.wait_pct, starv.figures()
         steps.append(s)
         cpu = "n/a" if s.cpu_pct_of_limit is None else f"{s.cpu_pct_of_limit:.0f}%"
         say(f"repeat {repeat} step {s.index} ({kind}): offered {s.offered_rps:.0f} rps, served {s.served_rps:.1f}, "
