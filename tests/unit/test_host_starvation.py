@@ -220,3 +220,31 @@ def test_a_pid_that_is_not_the_containers_is_not_read(tmp_path):
 def test_an_unreadable_reader_samples_nothing():
     s = RunDelaySampler(None).start()
     assert not s.available and s.stop() == []
+
+
+def test_without_a_cgroup_directory_the_main_process_is_read_when_it_is_the_containers(tmp_path):
+    proc, root = _plant(tmp_path, 1)
+    import shutil
+    shutil.rmtree(root)  # cgroupfs not mounted here, but /proc/10/cgroup names the container
+    read = reader_for({"r": FakeContainer()}, root=root, proc=proc)
+    assert read is not None
+    [r] = read()
+    assert set(r.tasks) == {10, 11} and r.throttled_ns is None and r.cpu_limit_cores == 0.5
+    # no throttled time: nothing subtracted, the CPU-bound guard still holds a replica at its limit
+    assert intervals([r, RunDelayReading(r.t + 1, "r", {10: (10000 + S, 100 + S)}, None, 0.5)])[0].throttled_s == 0
+
+
+def test_replica_containers_only_of_a_platform_that_runs_containers():
+    from types import SimpleNamespace
+
+    from harness.capacity.run_delay import replica_containers
+    reps = [SimpleNamespace(name="conductor-0-0"), SimpleNamespace(name="gone")]
+
+    def container(name):
+        if name == "gone":
+            raise KeyError(name)
+        return f"container of {name}"
+    docker_like = SimpleNamespace(replicas=lambda: reps, container=container)
+    assert replica_containers(docker_like) == {"conductor-0-0": "container of conductor-0-0"}
+    assert replica_containers(SimpleNamespace(replicas=lambda: reps)) == {}  # kind, context: no containers here
+    assert reader_for({}) is None
