@@ -498,6 +498,8 @@ class CapacityMeasurement:
         return {"replica": self.replica, "slo": dataclasses.asdict(self.slo), "config": self.config.to_dict(),
                 "cpu_cost_ms": self.cpu_cost_ms, "valid": self.valid, "problems": self.problems,
                 "host_starved": self.host_starved,
+                # False where the replica's run delay is not readable here (kind, a remote engine): not judged
+                "host_starvation_judged": any(st.host_wait_pct is not None for r in self.ramps for st in r.steps),
                 "capacity_rps": round(self.capacity_rps, 2),
                 "cpu_at_capacity_pct": None if self.cpu_at_capacity_pct is None else round(self.cpu_at_capacity_pct, 1),
                 "slo_broke": self.slo_broke, "agreement": self.agreement, "caveats": self.caveats,

@@ -592,7 +592,9 @@ def test_a_replica_starved_by_the_host_at_the_break_makes_the_measurement_invali
     assert last.host_starved and not last.slo_ok and last.invalid_kind == "host_starved"
     assert r.steps[0].host_wait_pct == pytest.approx(1.0) and not r.steps[0].host_starved
     m = CapacityMeasurement({"cpu_limit_cores": 1.0}, SLO, MeasureConfig(), [r])
-    assert not m.valid and m.host_starved and m.to_dict()["host_starved"]
+    assert not m.valid and m.host_starved and m.to_dict()["host_starved"] and m.to_dict()["host_starvation_judged"]
+    unread = CapacityMeasurement({"cpu_limit_cores": 1.0}, SLO, MeasureConfig(), [_ramp(FakeReplica(100), tmp_path / "u")])
+    assert unread.valid and not unread.to_dict()["host_starvation_judged"]  # not readable: judged as before
 
 
 def test_a_starved_step_within_the_slo_still_counts_and_a_fed_break_is_the_replicas(tmp_path):
