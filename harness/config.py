@@ -169,6 +169,9 @@ class Settings:
                                         "share (%) of it for a CPU held by other processes (its own CPU limit's "
                                         "throttling not counted) below its limit; a miss then is inconclusive "
                                         "(docs/host-starvation.md)", above=0, max=10000)
+    host_starved_wait_per_cpu: float = knob(2.0, "a replica is host-starved in a second only when it also waited "
+                                            "at least this many times the CPU it used (docs/host-starvation.md)",
+                                            min=0, max=1000)
     host_starved_fraction: float = knob(0.25, "share of a run's (or capacity step's) seconds a replica must be "
                                         "host-starved in for the host, not the system, to have set the figures",
                                         min=0, max=0.99)

@@ -38,7 +38,8 @@ def test_steady_load_within_slo(settings, platform, scenario):
         delay_readings = delays.stop()
     window = (result.seconds[0]["t"], result.seconds[-1]["t"] + 1.0) if result.seconds else (None, None)
     starvation = (judge_host_starvation(delay_readings, *window, wait_pct=settings.host_starved_wait_pct,
-                                        starved_fraction=settings.host_starved_fraction)
+                                        starved_fraction=settings.host_starved_fraction,
+                                        wait_per_cpu=settings.host_starved_wait_per_cpu)
                   if delays.available else NOT_MEASURED)
     slo = evaluate_slo(result, p95_limit_ms=settings.slo_p95_ms, error_ratio_limit=settings.slo_error_ratio,
                        min_requests=settings.duration_s)  # at least ~1 request/s, or the run proved nothing

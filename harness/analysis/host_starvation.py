@@ -7,9 +7,13 @@ Per replica and interval between two readings (threads present in both):
   throttled it: waiting at its own CPU limit is the replica's own saturation, not host contention.
   As a share of the interval's wall time (thread-seconds per second, so above 100 with several
   waiting threads).
-- the interval is *host-starved* when the host wait is at least ``wait_pct`` of the wall time while
-  the replica was below its limit: it used less than ``cpu_bound_pct`` of its CPU limit and its quota
-  held it less than ``throttled_bound_pct`` of the time (a replica at its limit waits for itself).
+- the interval is *host-starved* when the host wait is at least ``wait_pct`` of the wall time and at
+  least ``wait_per_cpu`` times the CPU the replica used (it waited longer than it ran: its work was
+  stretched, not merely shared), while the replica was below its limit: it used less than
+  ``cpu_bound_pct`` of its CPU limit and its quota held it less than ``throttled_bound_pct`` of the
+  time (a replica at its limit waits for itself). A replica busy on a host whose CPUs its own load
+  generator and dependencies fill waits less than it runs: that break stays the measurement's, with
+  the capacity's ``host_cpu`` bottleneck caveat.
 
 A window (a capacity step, a steady-load run) is *the host's* when more than ``starved_fraction`` of
 some replica's intervals in it were host-starved: that replica could not run when it had work, so a
@@ -21,12 +25,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
 __all__ = ["Interval", "HostStarvation", "intervals", "judge_host_starvation", "NOT_MEASURED",
-           "WAIT_PCT", "STARVED_FRACTION", "CPU_BOUND_PCT", "THROTTLED_BOUND_PCT"]
+           "WAIT_PCT", "WAIT_PER_CPU", "STARVED_FRACTION", "CPU_BOUND_PCT", "THROTTLED_BOUND_PCT"]
 
 WAIT_PCT = 25.0              # host wait, % of wall time, that makes an interval host-starved
 STARVED_FRACTION = 0.25      # share of a replica's intervals that makes the window the host's
 CPU_BOUND_PCT = 85.0         # at or above this share of its limit the replica is its own bottleneck
 THROTTLED_BOUND_PCT = 20.0   # its quota held it this share of the wall time: its own limit bites
+WAIT_PER_CPU = 2.0           # host wait at least this many times the CPU it used
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,10 @@ class Interval:
         return 100.0 * self.throttled_s / self.wall_s
 
     def starved(self, wait_pct: float = WAIT_PCT, cpu_bound_pct: float = CPU_BOUND_PCT,
-                throttled_bound_pct: float = THROTTLED_BOUND_PCT) -> bool:
+                throttled_bound_pct: float = THROTTLED_BOUND_PCT, wait_per_cpu: float = WAIT_PER_CPU) -> bool:
         cpu = self.cpu_pct_of_limit
-        return (self.host_wait_pct >= wait_pct and (cpu is None or cpu < cpu_bound_pct)
-                and self.throttled_pct < throttled_bound_pct)
+        return (self.host_wait_pct >= wait_pct and self.host_wait_s >= wait_per_cpu * self.cpu_s
+                and (cpu is None or cpu < cpu_bound_pct) and self.throttled_pct < throttled_bound_pct)
 
 
 def intervals(readings: Iterable[Any]) -> list[Interval]:
@@ -122,8 +127,8 @@ NOT_MEASURED = HostStarvation(False, False, explanation="replica run delay not r
 
 def judge_host_starvation(readings: Sequence[Any], t0: float | None = None, t1: float | None = None, *,
                           wait_pct: float = WAIT_PCT, starved_fraction: float = STARVED_FRACTION,
-                          cpu_bound_pct: float = CPU_BOUND_PCT,
-                          throttled_bound_pct: float = THROTTLED_BOUND_PCT) -> HostStarvation:
+                          cpu_bound_pct: float = CPU_BOUND_PCT, throttled_bound_pct: float = THROTTLED_BOUND_PCT,
+                          wait_per_cpu: float = WAIT_PER_CPU) -> HostStarvation:
     """Whether the replicas were host-starved in [t0, t1] (intervals whose midpoint lies in it; the
     whole series without bounds). No readings, or no interval in the window: not measured."""
     ivs = [iv for iv in intervals(readings)
@@ -136,7 +141,7 @@ def judge_host_starvation(readings: Sequence[Any], t0: float | None = None, t1: 
         per.setdefault(iv.replica, []).append(iv)
 
     def summary(name: str, group: list[Interval]) -> HostStarvation:
-        hot = [iv for iv in group if iv.starved(wait_pct, cpu_bound_pct, throttled_bound_pct)]
+        hot = [iv for iv in group if iv.starved(wait_pct, cpu_bound_pct, throttled_bound_pct, wait_per_cpu)]
         wall = sum(iv.wall_s for iv in group)
         limit = group[-1].cpu_limit_cores
         return HostStarvation(
@@ -148,8 +153,8 @@ def judge_host_starvation(readings: Sequence[Any], t0: float | None = None, t1: 
     # the worst replica speaks for the window: most starved intervals, then the most waiting
     worst = max((summary(n, g) for n, g in per.items()),
                 key=lambda s: (s.starved, s.starved_intervals, s.wait_pct or 0.0))
-    rule = (f"host-starved: host wait >= {wait_pct:.0f}% of the time below {cpu_bound_pct:.0f}% of the CPU limit, "
-            f"in more than {starved_fraction:.0%} of the seconds")
+    rule = (f"host-starved: host wait >= {wait_pct:.0f}% of the time and >= {wait_per_cpu:g}x the CPU used, below "
+            f"{cpu_bound_pct:.0f}% of the CPU limit, in more than {starved_fraction:.0%} of the seconds")
     text = (f"the host starved the replicas: {worst.figures()}; {rule}" if worst.starved
             else f"the replicas got the CPU they asked for: {worst.figures()}; {rule}")
     return HostStarvation(**{**asdict(worst), "explanation": text})

@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 from harness.capacity import CapacityInputError
 from harness.capacity.project import ReplicaModel
 from harness.capacity.replica import ReplicaUnderTest
-from harness.analysis.host_starvation import STARVED_FRACTION, WAIT_PCT, judge_host_starvation
+from harness.analysis.host_starvation import STARVED_FRACTION, WAIT_PCT, WAIT_PER_CPU, judge_host_starvation
 from harness.capacity.run_delay import RunDelaySampler
 from harness.capacity.usage import (UsageReading, UsageSampler, cpu_cores_between, host_busy_pct,
                                     throttled_pct_between)
@@ -87,6 +87,7 @@ class MeasureConfig:
     idle_read_s: float = 2.0        # the idle CPU reading before the probe
     host_starved_wait_pct: float = WAIT_PCT          # harness.analysis.host_starvation (settings host_starved_*)
     host_starved_fraction: float = STARVED_FRACTION
+    host_starved_wait_per_cpu: float = WAIT_PER_CPU
 
     SETTINGS = ("repeats", "step_s", "warmup_s", "tolerance", "user_rps", "probe_rps", "refine_steps", "max_steps",
                 "delivered_fraction", "cooldown_s")
@@ -140,6 +141,7 @@ def measure_config(settings: Any) -> MeasureConfig:
     cfg = MeasureConfig.from_settings(settings, **({} if settings.platform == "docker" else KUBE_STEP_DEFAULTS))
     cfg.host_starved_wait_pct = float(settings.host_starved_wait_pct)
     cfg.host_starved_fraction = float(settings.host_starved_fraction)
+    cfg.host_starved_wait_per_cpu = float(settings.host_starved_wait_per_cpu)
     return cfg
 
 
@@ -561,7 +563,8 @@ def measure_ramp(replica: ReplicaUnderTest, out_dir: Path, cfg: MeasureConfig, s
         s.host_load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
         if delay_readings and s.seconds:
             starv = judge_host_starvation(delay_readings, *s.window, wait_pct=cfg.host_starved_wait_pct,
-                                          starved_fraction=cfg.host_starved_fraction)
+                                          starved_fraction=cfg.host_starved_fraction,
+                                          wait_per_cpu=cfg.host_starved_wait_per_cpu)
             s.host_starved, s.host_wait_pct, s.host_starvation = starv.starved, starv.wait_pct, starv.figures()
         steps.append(s)
         cpu = "n/a" if s.cpu_pct_of_limit is None else f"{s.cpu_pct_of_limit:.0f}%"
