@@ -165,6 +165,16 @@ class Settings:
                                  min=1024, max=65535)
     slo_p95_ms: float = knob(500.0, "SLO: 95th-percentile latency limit (ms)", above=0, max=600000)
     slo_error_ratio: float = knob(0.01, "SLO: highest share of failed requests", min=0, max=0.99)
+    host_starved_wait_pct: float = knob(25.0, "a replica is host-starved in a second when its threads waited this "
+                                        "share (%) of it for a CPU held by other processes (its own CPU limit's "
+                                        "throttling not counted) below its limit; a miss then is inconclusive "
+                                        "(docs/host-starvation.md)", above=0, max=10000)
+    host_starved_wait_per_cpu: float = knob(2.0, "a replica is host-starved in a second only when it also waited "
+                                            "at least this many times the CPU it used (docs/host-starvation.md)",
+                                            min=0, max=1000)
+    host_starved_fraction: float = knob(0.25, "share of a run's (or capacity step's) seconds a replica must be "
+                                        "host-starved in for the host, not the system, to have set the figures",
+                                        min=0, max=0.99)
     # -- recovery targets -----------------------------------------------------------------------------
     probe_interval_s: float = knob(0.25, "RTO prober: seconds between user requests", above=0, max=0.25)
     rto_target_s: float = knob(900.0, "RTO target (s); seed DR plan: 15 min", above=0, max=604800)

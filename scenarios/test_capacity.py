@@ -130,13 +130,14 @@ def test_one_replica_capacity_projected_through_hpa_and_node_groups(settings, ca
         scenario.add_plot("One replica: served vs offered load per step (SLO break marked)",
                           steps_png(scenario.dir / "capacity_steps.png", m))
     scenario.add_table("Steps (one replica)", ["repeat", "step", "kind", "offered rps", "served rps", "p95 ms",
-                                               "errors", "CPU % of limit", "throttled %", "host CPU %", "Locust CPU %",
-                                               "within SLO"],
+                                               "errors", "CPU % of limit", "throttled %", "host CPU %",
+                                               "wait for CPU %", "Locust CPU %", "within SLO"],
                        [[s.repeat, s.index, s.kind, round(s.offered_rps, 1), round(s.served_rps, 1),
                          None if s.p95_ms is None else round(s.p95_ms), f"{s.error_ratio:.2%}",
                          None if s.cpu_pct_of_limit is None else round(s.cpu_pct_of_limit),
                          None if s.throttled_pct is None else round(s.throttled_pct),
                          None if s.host_cpu_busy_pct is None else round(s.host_cpu_busy_pct),
+                         None if s.host_wait_pct is None else round(s.host_wait_pct),  # docs/host-starvation.md
                          s.locust_cpu_max, "yes" if s.slo_ok else "no: " + "; ".join(s.slo_problems)]
                         for r in m.ramps for s in r.steps])
 
@@ -145,7 +146,8 @@ def test_one_replica_capacity_projected_through_hpa_and_node_groups(settings, ca
         v = capacity_verdict({}, settings.target_peak_rps, measurement_valid=False, measurement_problems=m.problems)
         scenario.measure("verdict_inputs", v.to_dict())
         if not m.ramps or any(not r.valid for r in m.ramps):
-            # A saturated generator or a broken ramp measured the harness, not the replica.
+            # A saturated generator, a host that starved the replica (problem_kind host_starved) or a
+            # broken ramp measured the harness or the machine, not the replica.
             scenario.inconclusive(v.explanation)
         scenario.verdict(False, v.explanation)  # valid ramps, yet no step within the SLO: the replica's failure
         pytest.fail(v.explanation, pytrace=False)

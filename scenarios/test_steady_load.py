@@ -1,13 +1,17 @@
 """Steady load within SLO: the conductor, as deployed, serves a steady user load within its SLO.
 
 Setup: the stack and platform (session fixtures). Assess: a steady Locust run; Locust's own totals
-against the SLO, the load generator's CPU against saturation, every replica serving. Teardown:
-the fixtures.
+against the SLO, the load generator's CPU against saturation, every replica serving, and how long the
+replicas waited for a CPU held by other processes (a miss on a host that starved them is
+inconclusive: docs/host-starvation.md; not readable on kind or a remote engine, then not judged).
+Teardown: the fixtures.
 """
 from __future__ import annotations
 
 import pytest
 
+from harness.analysis.host_starvation import NOT_MEASURED, intervals, judge_host_starvation
+from harness.capacity.run_delay import RunDelaySampler, reader_for, replica_containers
 from harness.load.runner import run_locust
 from harness.load.workers import worker_pool
 from harness.load.slo import (chance_some_replica_idle, evaluate_slo, evaluate_validity, idle_replicas_to_judge,
@@ -26,8 +30,17 @@ def test_steady_load_within_slo(settings, platform, scenario):
 
     # Assess
     # through the Service (docker: the readiness-gated entry Envoy); X-Served-By attributes replicas
-    result = run_locust([platform.service_url()], scenario.dir, name="steady", shape=shape,
-                        progress=scenario.progress, workers=worker_pool(settings, platform))  # 0 workers: None
+    delays = RunDelaySampler(reader_for(replica_containers(platform))).start()  # docker: each replica's run delay
+    try:
+        result = run_locust([platform.service_url()], scenario.dir, name="steady", shape=shape,
+                            progress=scenario.progress, workers=worker_pool(settings, platform))  # 0 workers: None
+    finally:
+        delay_readings = delays.stop()
+    window = (result.seconds[0]["t"], result.seconds[-1]["t"] + 1.0) if result.seconds else (None, None)
+    starvation = (judge_host_starvation(delay_readings, *window, wait_pct=settings.host_starved_wait_pct,
+                                        starved_fraction=settings.host_starved_fraction,
+                                        wait_per_cpu=settings.host_starved_wait_per_cpu)
+                  if delays.available else NOT_MEASURED)
     slo = evaluate_slo(result, p95_limit_ms=settings.slo_p95_ms, error_ratio_limit=settings.slo_error_ratio,
                        min_requests=settings.duration_s)  # at least ~1 request/s, or the run proved nothing
     validity = evaluate_validity(result)
@@ -46,6 +59,7 @@ def test_steady_load_within_slo(settings, platform, scenario):
     scenario.measure("load", result.to_dict())
     scenario.measure("slo", slo.to_dict())
     scenario.measure("load_validity", validity.to_dict())
+    scenario.measure("replica_host_wait", starvation.to_dict())
     if result.html:
         scenario.add_artifact(result.html)
     if result.seconds:
@@ -57,11 +71,25 @@ def test_steady_load_within_slo(settings, platform, scenario):
         scenario.add_plot("Requests served per replica",
                           timeseries_png(scenario.dir / "replicas.png", "Requests served per replica",
                                          per_rep, ylabel="ok/s"))
-    verdict = steady_verdict(slo, validity, idle)
-    if verdict.outcome == "inconclusive":  # a saturated generator measured itself, not the system
+        waits: dict[str, tuple[list[float], list[float]]] = {}
+        for iv in intervals(delay_readings):
+            xs, ys = waits.setdefault(iv.replica, ([], []))
+            xs.append(iv.t1 - t0)
+            ys.append(iv.host_wait_pct)
+        if waits:
+            scenario.add_plot("Replicas' wait for a CPU held by other processes",
+                              timeseries_png(scenario.dir / "host_wait.png", "Host wait per replica (% of each second;"
+                                             f" starved at >= {settings.host_starved_wait_pct:g}%)", waits,
+                                             ylabel="% of wall time"))
+    verdict = steady_verdict(slo, validity, idle, starvation=starvation)
+    if verdict.outcome == "inconclusive":  # the generator or the host, not the system, set the figures
         scenario.inconclusive(verdict.explanation)
     ok = verdict.outcome == "pass"
     note = (f" ({', '.join(by_chance)} routable but given none of {settings.users} keep-alive connections: "
             f"chance {chance_some_replica_idle(settings.users, len(replicas)):.1%})") if by_chance else ""
-    scenario.verdict(ok, f"{verdict.explanation}; {len(served)} replicas served{note}" if ok else verdict.explanation)
+    host = (f"; replicas' wait for a CPU held by others: {starvation.wait_pct:.0f}% of the time "
+            f"(worst replica {starvation.replica}), host-starved in {starvation.starved_intervals} of {starvation.intervals} s"
+            if starvation.measured else "; replicas' wait for a CPU not readable here (host starvation not judged)")
+    scenario.verdict(ok, f"{verdict.explanation}; {len(served)} replicas served{note}{host}" if ok
+                     else f"{verdict.explanation}{host}")
     assert ok, scenario.result.explanation

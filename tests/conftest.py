@@ -135,6 +135,7 @@ GROUPED_MODULES = frozenset({
     "tests/integration/test_chaos_docker.py",
     "tests/integration/test_dr_backup.py",
     "tests/integration/test_dr_failover.py",
+    "tests/integration/test_host_starvation_docker.py",
     "tests/integration/test_load_validity.py",
     "tests/integration/test_load_workers.py",
     "tests/integration/test_load_workers_docker.py",

@@ -17,7 +17,9 @@ cleanup() {
   if [[ -n "$loop_pid" ]] && kill -0 "$loop_pid" 2>/dev/null; then
     # SIGTERM to the loop's process group: the harness tears its run down and exits 130
     kill -TERM -- "-$loop_pid" 2>/dev/null || true
-    for _ in $(seq 1 180); do kill -0 "$loop_pid" 2>/dev/null || break; sleep 1; done
+    # the whole group: the harness under the loop's shell tears its run down (and writes its report) after
+    # the shell is gone; removing the clone before that left a reports/ folder behind
+    for _ in $(seq 1 180); do kill -0 -- "-$loop_pid" 2>/dev/null || break; sleep 1; done
     kill -KILL -- "-$loop_pid" 2>/dev/null || true
   fi
   rm -rf "$beside"

@@ -22,7 +22,10 @@ p95 of a short window is still under the limit).
 Validity: a step whose load generator was CPU-saturated or behind its own schedule
 (``evaluate_validity``: Locust above ``locust_cpu_limit_pct``, or its scheduling lag above
 ``MAX_LOOP_LAG_MS``, in more than 10 % of the seconds) ends the repeat as invalid: the break
-would be the load generator's, not the replica's. Repeats
+would be the load generator's, not the replica's. So does a step outside the SLO in which the host
+starved the replica (``harness.analysis.host_starvation``: its threads waited for a CPU held by other
+processes while it was below its own limit; docs/host-starvation.md): the machine was too busy, and
+the repeat's ``problem_kind`` is ``host_starved``. Repeats
 (``repeats``) must agree within ``tolerance`` ((max − min) / mean of their capacities); the reported
 capacity is the lowest valid repeat's (conservative).
 
@@ -43,6 +46,8 @@ from typing import Any, Callable, Sequence
 from harness.capacity import CapacityInputError
 from harness.capacity.project import ReplicaModel
 from harness.capacity.replica import ReplicaUnderTest
+from harness.analysis.host_starvation import STARVED_FRACTION, WAIT_PCT, WAIT_PER_CPU, judge_host_starvation
+from harness.capacity.run_delay import RunDelaySampler
 from harness.capacity.usage import (UsageReading, UsageSampler, cpu_cores_between, host_busy_pct,
                                     throttled_pct_between)
 from harness.load.runner import LoadResult, run_locust
@@ -80,6 +85,9 @@ class MeasureConfig:
     sample_interval_s: float = 1.0
     cooldown_s: float = 1.0
     idle_read_s: float = 2.0        # the idle CPU reading before the probe
+    host_starved_wait_pct: float = WAIT_PCT          # harness.analysis.host_starvation (settings host_starved_*)
+    host_starved_fraction: float = STARVED_FRACTION
+    host_starved_wait_per_cpu: float = WAIT_PER_CPU
 
     SETTINGS = ("repeats", "step_s", "warmup_s", "tolerance", "user_rps", "probe_rps", "refine_steps", "max_steps",
                 "delivered_fraction", "cooldown_s")
@@ -130,7 +138,11 @@ KUBE_STEP_DEFAULTS = {"step_s": 45.0, "warmup_s": 15.0}
 
 def measure_config(settings: Any) -> MeasureConfig:
     """The ramp's configuration for ``settings``' platform (checked; preflight calls this too)."""
-    return MeasureConfig.from_settings(settings, **({} if settings.platform == "docker" else KUBE_STEP_DEFAULTS))
+    cfg = MeasureConfig.from_settings(settings, **({} if settings.platform == "docker" else KUBE_STEP_DEFAULTS))
+    cfg.host_starved_wait_pct = float(settings.host_starved_wait_pct)
+    cfg.host_starved_fraction = float(settings.host_starved_fraction)
+    cfg.host_starved_wait_per_cpu = float(settings.host_starved_wait_per_cpu)
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -176,13 +188,27 @@ class StepResult:
     host_cpu_busy_pct: float | None = None
     window: tuple[float, float] = (0.0, 0.0)
     locust_lag_max_ms: float | None = None   # the generator's worst scheduling lag (evaluate_validity)
+    host_starved: bool = False               # the host starved the replica (harness.analysis.host_starvation)
+    host_wait_pct: float | None = None       # its host-contention wait, % of wall time (None: not readable)
+    host_starvation: str = ""                # the decision's figures (HostStarvation.figures)
 
     @property
     def valid(self) -> bool:
-        """False: the load generator, not the replica, may have been the limit."""
-        return not self.locust_saturated
+        """False: the load generator, or the host starving the replica, may have set the figures. A step
+        within the SLO on a starved host still counts: the replica met it even so."""
+        return not self.locust_saturated and not (self.host_starved and not self.slo_ok)
+
+    @property
+    def invalid_kind(self) -> str:
+        """'' (valid), ``load_generator`` or ``host_starved``."""
+        if self.locust_saturated:
+            return "load_generator"
+        return "" if self.valid else "host_starved"
 
     def invalid_reason(self) -> str:
+        if self.invalid_kind == "host_starved":
+            return (f"the machine was too busy to measure the replica at {self.offered_rps:.0f} rps offered: "
+                    f"{self.host_starvation}; the SLO miss is the host's, not the replica's")
         if self.locust_saturated:
             lag = "" if self.locust_lag_max_ms is None else f", worst scheduling lag {self.locust_lag_max_ms:.0f} ms"
             return (f"the load generator was CPU-saturated or behind its schedule (max {self.locust_cpu_max or 0:.0f}%"
@@ -293,6 +319,7 @@ class RampResult:
     idle_cpu_cores: float | None
     valid: bool
     problem: str = ""
+    problem_kind: str = ""   # load_generator | host_starved | slo_at_first_step ('' when valid)
 
     @property
     def good_steps(self) -> list[StepResult]:
@@ -348,7 +375,7 @@ class RampResult:
 
     def to_dict(self) -> dict[str, Any]:
         cap, brk = self.capacity_step, self.break_step
-        return {"repeat": self.repeat, "valid": self.valid, "problem": self.problem,
+        return {"repeat": self.repeat, "valid": self.valid, "problem": self.problem, "problem_kind": self.problem_kind,
                 "capacity_rps": round(self.capacity_rps, 2),
                 "cpu_at_capacity_pct": None if cap is None or cap.cpu_pct_of_limit is None
                 else round(cap.cpu_pct_of_limit, 1),
@@ -411,6 +438,11 @@ class CapacityMeasurement:
         return out
 
     @property
+    def host_starved(self) -> bool:
+        """A repeat ended because the host starved the replica: the machine, not the replica, was the limit."""
+        return any(r.problem_kind == "host_starved" for r in self.ramps)
+
+    @property
     def capacity_ramp(self) -> RampResult | None:
         valid = [r for r in self.ramps if r.valid and r.capacity_step is not None]
         return min(valid, key=lambda r: r.capacity_rps, default=None)
@@ -470,6 +502,9 @@ class CapacityMeasurement:
     def to_dict(self) -> dict[str, Any]:
         return {"replica": self.replica, "slo": dataclasses.asdict(self.slo), "config": self.config.to_dict(),
                 "cpu_cost_ms": self.cpu_cost_ms, "valid": self.valid, "problems": self.problems,
+                "host_starved": self.host_starved,
+                # False where the replica's run delay is not readable here (kind, a remote engine): not judged
+                "host_starvation_judged": any(st.host_wait_pct is not None for r in self.ramps for st in r.steps),
                 "capacity_rps": round(self.capacity_rps, 2),
                 "cpu_at_capacity_pct": None if self.cpu_at_capacity_pct is None else round(self.cpu_at_capacity_pct, 1),
                 "slo_broke": self.slo_broke, "agreement": self.agreement, "caveats": self.caveats,
@@ -510,37 +545,46 @@ def measure_ramp(replica: ReplicaUnderTest, out_dir: Path, cfg: MeasureConfig, s
     steps: list[StepResult] = []
     idle = _idle_cpu(replica, cfg.idle_read_s)
     targets = list(getattr(replica, "endpoints", None) or [replica.endpoint])  # a set of replicas: every one
+    read_delay = replica.run_delay_reader()  # None where /proc does not show the replica (kind, a remote engine)
 
     def step(offered: float, kind: str) -> StepResult:
         users = max(1, math.ceil(offered / user_rps - 1e-9))
         name = f"r{repeat}_step{len(steps):02d}"
         sampler = UsageSampler(replica.read_usage, cfg.sample_interval_s).start()
+        delays = RunDelaySampler(read_delay, cfg.sample_interval_s).start()
         try:
             result = run_load(targets, out_dir, name=name, user_rps=user_rps, progress=None,
                               shape={"kind": "steady", "users": users, "spawn_rate": max(1.0, users / 2.0),
                                      "duration": cfg.step_s}, **({"workers": workers} if workers else {}))
         finally:
             readings = sampler.stop()
+            delay_readings = delays.stop()
         s = summarize_step(result, readings, repeat=repeat, index=len(steps), kind=kind, users=users,
                            user_rps=user_rps, warmup_s=cfg.warmup_s, slo=slo, cpu_limit_cores=replica.cpu_limit_cores,
                            delivered_fraction=cfg.delivered_fraction, locust_cpu_limit_pct=cfg.locust_cpu_limit_pct,
                            history=out_dir / f"{name}_stats_history.csv", host=sampler.host)
         s.host_load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+        if delay_readings and s.seconds:
+            starv = judge_host_starvation(delay_readings, *s.window, wait_pct=cfg.host_starved_wait_pct,
+                                          starved_fraction=cfg.host_starved_fraction,
+                                          wait_per_cpu=cfg.host_starved_wait_per_cpu)
+            s.host_starved, s.host_wait_pct, s.host_starvation = starv.starved, starv.wait_pct, starv.figures()
         steps.append(s)
         cpu = "n/a" if s.cpu_pct_of_limit is None else f"{s.cpu_pct_of_limit:.0f}%"
         say(f"repeat {repeat} step {s.index} ({kind}): offered {s.offered_rps:.0f} rps, served {s.served_rps:.1f}, "
-            f"p95 {s.p95_ms or 0:.0f} ms, errors {s.error_ratio:.1%}, CPU {cpu} of limit -> "
+            f"p95 {s.p95_ms or 0:.0f} ms, errors {s.error_ratio:.1%}, CPU {cpu} of limit"
+            f"{'' if s.host_wait_pct is None else f', waited {s.host_wait_pct:.0f}% for a CPU'} -> "
             f"{'within SLO' if s.slo_ok else 'SLO broken: ' + '; '.join(s.slo_problems)}"
             f"{'' if s.valid else ' [INVALID: ' + s.invalid_reason() + ']'}")
         time.sleep(cfg.cooldown_s)  # let the replica drain what the step left queued
         return s
 
-    def done(problem: str = "") -> RampResult:
-        return RampResult(repeat, steps, idle, not problem, problem)
+    def done(problem: str = "", kind: str = "") -> RampResult:
+        return RampResult(repeat, steps, idle, not problem, problem, kind)
 
     probe = step(cfg.probe_rps, "probe")
     if not probe.valid:
-        return done(probe.invalid_reason())
+        return done(probe.invalid_reason(), probe.invalid_kind)
     good: StepResult | None = probe if probe.slo_ok else None
     bad: StepResult | None = None if probe.slo_ok else probe
     if good is not None:
@@ -549,7 +593,7 @@ def measure_ramp(replica: ReplicaUnderTest, out_dir: Path, cfg: MeasureConfig, s
                 break
             s = step(load, "ramp")
             if not s.valid:
-                return done(s.invalid_reason())
+                return done(s.invalid_reason(), s.invalid_kind)
             if s.slo_ok:
                 good = s
             else:
@@ -561,13 +605,14 @@ def measure_ramp(replica: ReplicaUnderTest, out_dir: Path, cfg: MeasureConfig, s
             break
         s = step((lo + bad.offered_rps) / 2, "refine")
         if not s.valid:
-            return done(s.invalid_reason())
+            return done(s.invalid_reason(), s.invalid_kind)
         if s.slo_ok:
             good = s if good is None or s.offered_rps > good.offered_rps else good
         else:
             bad = s
     if not any(s.slo_ok for s in steps):
-        return done(f"the SLO broke already at {min(s.offered_rps for s in steps):.0f} rps offered")
+        return done(f"the SLO broke already at {min(s.offered_rps for s in steps):.0f} rps offered",
+                    "slo_at_first_step")
     return done()
 
 

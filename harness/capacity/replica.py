@@ -9,6 +9,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable
 
+from harness.capacity.run_delay import RunDelayReading, reader_for
 from harness.capacity.usage import UsageReading, docker_reading
 from harness.config import Settings
 from harness.errors import HarnessError, UnsafeTarget
@@ -55,6 +56,11 @@ class ReplicaUnderTest(ABC):
     def _replica(self) -> Replica:
         return next(r for r in self.platform.replicas() if r.name == self.name)
 
+    def run_delay_reader(self) -> Callable[[], list[RunDelayReading]] | None:
+        """Reads how long the replica's threads waited for a CPU (harness.capacity.run_delay); ``None``
+        where this machine's /proc does not show it (a pod on kind, a remote engine)."""
+        return None
+
     def set_cpu_cost(self, ms: float) -> None:
         """The conductor's CPU work per request, at runtime (its fault endpoint)."""
         self.platform.set_fault(self._replica(), Fault(cpu_cost_ms=ms))
@@ -90,6 +96,9 @@ class DockerReplica(ReplicaUnderTest):
     def read_usage(self) -> UsageReading:
         return docker_reading(self.container.stats(stream=False), time.time())
 
+    def run_delay_reader(self) -> Callable[[], list[RunDelayReading]] | None:
+        return reader_for({self.name: self.container})
+
 
 class DockerReplicaSet(ReplicaUnderTest):
     """N conductor containers measured together (the capacity at N replicas): load goes to every
@@ -123,6 +132,9 @@ class DockerReplicaSet(ReplicaUnderTest):
         with ThreadPoolExecutor(len(self.members)) as pool:  # stats(stream=False) takes ~1 s each
             readings = list(pool.map(lambda m: m.read_usage(), self.members))
         return sum_readings(readings)
+
+    def run_delay_reader(self) -> Callable[[], list[RunDelayReading]] | None:
+        return reader_for({m.name: m.container for m in self.members})
 
     def set_cpu_cost(self, ms: float) -> None:
         for m in self.members:

@@ -139,18 +139,25 @@ class LoadVerdict:
     explanation: str
 
 
-def steady_verdict(slo: SloResult, validity: ValidityResult, idle_replicas: list[str] | None = None) -> LoadVerdict:
+def steady_verdict(slo: SloResult, validity: ValidityResult, idle_replicas: list[str] | None = None, *,
+                   starvation: Any = None) -> LoadVerdict:
     """The outcome of a steady-load run.
 
     A saturated (or unsampled) load generator makes the run inconclusive whatever the SLO says:
     its latencies include its own queueing and its offered load fell short, so neither a pass nor a
-    miss is the system's. Otherwise a missed SLO or an idle replica is the system's failure.
+    miss is the system's. So does a miss while the host starved the replicas (``starvation``, a
+    ``harness.analysis.host_starvation.HostStarvation``: they waited for a CPU held by other
+    processes while below their own limit): the machine set the figures. Otherwise a missed SLO or
+    an idle replica is the system's failure.
     """
     idle = list(idle_replicas or [])
     if not validity.ok:
         seen = "" if slo.ok and not idle else f" (it also saw: {'; '.join(_problems(slo, idle))})"
         return LoadVerdict("inconclusive", f"{validity.explanation}{seen}")
     problems = _problems(slo, idle)
+    if problems and starvation is not None and starvation.starved:
+        return LoadVerdict("inconclusive", f"{starvation.explanation} (it also saw: {'; '.join(problems)}); "
+                                           "the machine was too busy to measure the system")
     if problems:
         return LoadVerdict("fail", "; ".join(problems))
     return LoadVerdict("pass", f"{slo.explanation}; {validity.explanation}")

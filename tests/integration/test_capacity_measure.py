@@ -69,9 +69,21 @@ def test_one_replica_under_the_manifests_limits_labeled_with_the_run(settings, p
     assert replica.endpoint.startswith("http://127.0.0.1:")
     reading = replica.read_usage()
     assert reading.cpu_total_ns and reading.system_ns and reading.memory_bytes and reading.memory_bytes > 10 * 2**20
+    read_delay = replica.run_delay_reader()  # a local engine: its threads' run delay is readable here
+    assert read_delay is not None
+    [delays] = read_delay()
+    assert delays.replica == replica.name and delays.tasks and delays.cpu_limit_cores == spec.cpu_limit
+
+
+def skip_if_the_host_starved_it(m) -> None:
+    """The machine, not the replica, set the figures (the measurement says so from the replica's run
+    delay, harness.analysis.host_starvation): nothing to assert about the replica. Only then."""
+    if m.host_starved:
+        pytest.skip("the host starved the replica: " + "; ".join(m.problems))
 
 
 def test_a_step_ramp_finds_a_capacity_with_the_slo_break_above_it(base):
+    skip_if_the_host_starved_it(base)
     assert base.valid, base.problems
     ramp = base.ramps[0]
     cap, brk = ramp.capacity_step, ramp.break_step
@@ -84,12 +96,14 @@ def test_a_step_ramp_finds_a_capacity_with_the_slo_break_above_it(base):
 
 
 def test_a_higher_cpu_cost_per_request_lowers_the_measured_capacity(platform, base, tmp_path):
+    skip_if_the_host_starved_it(base)
     replica = replica_under_test(platform)
     replica.set_cpu_cost(HIGH_COST_MS)
     try:
         high = measure_capacity(replica, tmp_path, short_config(10.0), SLO, progress=print, cpu_cost_ms=HIGH_COST_MS)
     finally:
         replica.clear_faults()
+    skip_if_the_host_starved_it(high)
     assert high.valid, high.problems
     print(f"capacity at {BASE_COST_MS:g} ms: {base.capacity_rps:.1f} rps ({base.cpu_at_capacity_pct}% CPU); "
           f"at {HIGH_COST_MS:g} ms: {high.capacity_rps:.1f} rps ({high.cpu_at_capacity_pct}% CPU)")

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 from harness.config import PROJECT_ROOT
 from harness.docker_env import docker_client
@@ -40,9 +41,14 @@ def test_e2e_on_docker_writes_the_report_and_leaves_nothing(tmp_path):
         cwd=PROJECT_ROOT, env=_env(HARNESS_DURATION_S="8", HARNESS_USERS="20", HARNESS_REPLICAS="2",
                                    HARNESS_SLO_P95_MS="10000"),
         capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     root = tmp_path / run_id
-    summary = json.loads((root / "summary.json").read_text())
+    summary = json.loads((root / "summary.json").read_text()) if (root / "summary.json").exists() else {}
+    starved = [s for s in summary.get("scenarios", []) if s["verdict"] == "inconclusive"
+               and (s.get("measurements", {}).get("replica_host_wait") or {}).get("starved")]
+    if proc.returncode == 11 and starved:  # only when the run itself says the host starved the replicas
+        assert _leftovers(run_id) == ([], [])
+        pytest.skip(f"the host starved the replicas: {starved[0]['explanation']}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert summary["run_id"] == run_id and summary["platform"] == "docker" and summary["verdict"] == "pass"
     assert summary["exit_code"] == 0 and "run outcome: pass -> exit 0" in proc.stdout
     steady = next(s for s in summary["scenarios"] if s["name"] == "test_steady_load_within_slo")

