@@ -118,6 +118,8 @@ class Agreement:
     disagreements: list[str] = field(default_factory=list)
     #: items where something happened (a counter non-zero on either side); None where not counted.
     nonzero: int | None = None
+    #: predicted un-ejections left uncompared at the end of the run (see ``compare_events``).
+    deferred_unejects: int = 0
 
     @property
     def ok(self) -> bool:
@@ -151,11 +153,16 @@ def _predicted(sim: SimulationResult, t0: float) -> list[ObservedEvent]:
 
 
 def compare_events(sim: SimulationResult, observed: Sequence[ObservedEvent], *, t0: float, end: float,
-                   tolerance_s: float) -> Agreement:
+                   tolerance_s: float, uneject_window_s: float = 0.0) -> Agreement:
     """Pair predicted and observed events per host, in order (see the module docstring).
 
     An event of one side with no partner is a disagreement unless it lies within ``tolerance_s`` of
-    ``end`` (its partner may fall just after the run)."""
+    ``end`` (its partner may fall just after the run), or is an un-ejection within ``uneject_window_s``
+    of ``end``: Envoy un-ejects only on a tick, and when the ejection time runs out within the few tenths
+    of a second between the client's stamp of the ejecting request and Envoy's, that tick's check can go
+    either way and the un-ejection come one tick later, after the run (seen twice in 23-schedule runs on a
+    busy machine: +9.98 s predicted, the next tick after the final read). Those are counted in
+    ``deferred_unejects`` so the end-of-run gauge can allow them."""
     agreement = Agreement("events")
     predicted = _predicted(sim, t0)
     for host in sorted({e.host for e in predicted} | {e.host for e in observed}):
@@ -167,6 +174,9 @@ def compare_events(sim: SimulationResult, observed: Sequence[ObservedEvent], *, 
             lone = a or b
             if (a is None or b is None) and lone is not None and lone.t > end - tolerance_s:
                 continue  # at the end of the run: the partner may come after it
+            if b is None and a is not None and a.action == "uneject" and a.t > end - uneject_window_s:
+                agreement.deferred_unejects += 1   # its tick may come after the run (see above)
+                continue
             agreement.compared += 1
             if a is None and b is not None:
                 agreement.disagreements.append(f"{host}: Envoy {b.action} ({b.reason}, enforced={b.enforced}) at "
@@ -207,9 +217,12 @@ def compare_flags(sim: SimulationResult, samples: Sequence[tuple[float, frozense
     return agreement
 
 
-def compare_stats(sim: SimulationResult, envoy_stats: Mapping[str, float], names: Sequence[str] = COMPARED_STATS
-                  ) -> Agreement:
-    """The detector's counters: Envoy's ``/stats`` (``outlier_detection.*`` keys) vs the oracle's."""
+def compare_stats(sim: SimulationResult, envoy_stats: Mapping[str, float], names: Sequence[str] = COMPARED_STATS,
+                  deferred_unejects: int = 0) -> Agreement:
+    """The detector's counters: Envoy's ``/stats`` (``outlier_detection.*`` keys) vs the oracle's.
+
+    ``deferred_unejects`` un-ejections the events left uncompared at the end may not have happened in
+    Envoy yet: its ``ejections_active`` gauge may exceed the oracle's by that many, never the other way."""
     agreement = Agreement("/stats counters", nonzero=0)
     for name in names:
         if name not in envoy_stats:
@@ -218,7 +231,8 @@ def compare_stats(sim: SimulationResult, envoy_stats: Mapping[str, float], names
         mine, theirs = int(sim.stats.get(name, 0)), int(envoy_stats[name])
         if mine or theirs:
             agreement.nonzero = (agreement.nonzero or 0) + 1
-        if mine == theirs:
+        if mine == theirs or (name == "outlier_detection.ejections_active"
+                              and mine < theirs <= mine + deferred_unejects):
             agreement.agreeing += 1
         else:
             agreement.disagreements.append(f"{name}: oracle {mine}, Envoy {theirs}")
@@ -345,6 +359,6 @@ def judge(rec: EnvoyRecording, sim: SimulationResult, *, tolerance_s: float | No
     observed = rec.observed()
     samples = [(rec.t0 + t, frozenset(h)) for t, h in rec.flag_samples]
     end = rec.t0 + max(rec.end, rec.stats_at)  # the event log was read after /stats
-    return [compare_events(sim, observed, t0=rec.t0, end=end, tolerance_s=tol),
-            compare_flags(sim, samples, observed, t0=rec.t0, tolerance_s=tol),
-            compare_stats(sim, rec.stats)]
+    events = compare_events(sim, observed, t0=rec.t0, end=end, tolerance_s=tol, uneject_window_s=interval + tol)
+    return [events, compare_flags(sim, samples, observed, t0=rec.t0, tolerance_s=tol),
+            compare_stats(sim, rec.stats, deferred_unejects=events.deferred_unejects)]

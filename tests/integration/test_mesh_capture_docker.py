@@ -16,21 +16,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import os
 
 import pytest
 
-from harness.config import load_settings
-from harness.docker_env import sweep
-from harness.mesh import load_mesh
 from harness.mesh.bootstrap import CONDUCTOR_PORT
 from harness.mesh.capture import CAPTURE_CHAINS
 from harness.mesh.certs import CertificateAuthority, spiffe_id
 from harness.mesh.client_pod import Attempt, run_client_pod
 from harness.mesh.containers import run_pod_init
-from harness.mesh.pods import SIDECAR_INBOUND_PORT, DockerMesh
-from harness.platforms.docker import DockerPlatform
-from harness.stack import Stack
+from harness.mesh.pods import SIDECAR_INBOUND_PORT
+from tests.integration.mesh_env import docker_mesh
 
 LISTENER = f"listener.0.0.0.0_{SIDECAR_INBOUND_PORT}."
 PATH = "/api/v1/pipelines/count"   # GET, admitted for the gateway by the corrected policy (/api/*)
@@ -38,21 +33,8 @@ PATH = "/api/v1/pipelines/count"   # GET, admitted for the gateway by the correc
 
 @pytest.fixture(scope="module")
 def pods(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    settings = load_settings({"platform": "docker", "replicas": 2,
-                              "report_dir": str(tmp_path_factory.mktemp("reports"))}, env=env)
-    try:
-        with Stack(settings) as stack:
-            platform = DockerPlatform(settings, stack)
-            dm = DockerMesh(settings, platform, load_mesh(settings.manifests_dir, what_if=True),
-                            CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)))
-            dm.prepare()
-            with platform:
-                dm.start_gateway()
-                yield settings, platform, dm
-                dm.remove_gateway()
-    finally:
-        sweep(settings.run_id)
+    with docker_mesh(str(tmp_path_factory.mktemp("reports")), what_if=True) as env:
+        yield env
 
 
 def _delta(after: dict[str, float], before: dict[str, float], key: str) -> float:

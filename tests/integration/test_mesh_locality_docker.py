@@ -14,49 +14,34 @@ lost gateway and users, through it, are answered by the other zone.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
-import os
 import time
 
 import pytest
 
-from harness.config import load_settings
 from harness.containers import run_containers
-from harness.docker_env import sweep
 from harness.labels import ZONE_LABEL
 from harness.load.gateway_client import GatewayClient
-from harness.mesh import load_mesh
-from harness.mesh.certs import CertificateAuthority
 from harness.mesh.pods import DockerMesh
 from harness.platforms.base import Fault
 from harness.platforms.docker import DockerPlatform
-from harness.stack import Stack
+from tests.integration.mesh_env import docker_mesh
 from harness.wait import wait_for
 
 BUSY_SLACK_S = 60     # a busy 2-core box: the gateway's outlier detector runs every interval (10 s)
 PATH = "/api/v1/pipelines/count"
 
 
+def _zones(platform: DockerPlatform) -> dict:
+    zones = [platform.placement.replica_zone(i) for i in range(2)]
+    assert zones[0] != zones[1], zones   # the even placement puts the two replicas in two zones
+    return {"gateway_zones": zones}
+
+
 @pytest.fixture(scope="module")
 def pods(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    settings = load_settings({"platform": "docker", "replicas": 2,
-                              "report_dir": str(tmp_path_factory.mktemp("reports"))}, env=env)
-    try:
-        with Stack(settings) as stack:
-            platform = DockerPlatform(settings, stack)
-            zones = [platform.placement.replica_zone(i) for i in range(2)]
-            assert zones[0] != zones[1], zones   # the even placement puts the two replicas in two zones
-            dm = DockerMesh(settings, platform, load_mesh(settings.manifests_dir, what_if=True),
-                            CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)), gateway_zones=zones)
-            dm.prepare()
-            with platform:
-                dm.start_gateway()
-                yield settings, platform, dm
-                dm.remove_gateway()
-    finally:
-        sweep(settings.run_id)
+    with docker_mesh(str(tmp_path_factory.mktemp("reports")), what_if=True, mesh_options=_zones) as env:
+        yield env
 
 
 def _client(dm: DockerMesh, index: int) -> GatewayClient:

@@ -8,21 +8,16 @@ is admitted and the conductor answers, attributed by ``X-Served-By``.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-import os
 
 import pytest
 
-from harness.config import load_settings
-from harness.docker_env import docker_client, sweep
+from harness.docker_env import docker_client
 from harness.labels import RUN_ID_LABEL
 from harness.load.gateway_client import GatewayClient
 from harness.mesh import load_mesh
-from harness.mesh.certs import CertificateAuthority
 from harness.mesh.containers import MESH_ROLE_LABEL
 from harness.mesh.pods import DockerMesh
-from harness.platforms.docker import DockerPlatform
-from harness.stack import Stack
+from tests.integration.mesh_env import docker_mesh
 from harness.wait import wait_for
 
 # Seconds a busy 2-core CI box may need for the gateway to reach every sidecar after a refresh.
@@ -31,21 +26,8 @@ BUSY_SLACK_S = 30
 
 @pytest.fixture(scope="module")
 def pods(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    settings = load_settings({"platform": "docker", "replicas": 2,
-                              "report_dir": str(tmp_path_factory.mktemp("reports"))}, env=env)
-    try:
-        with Stack(settings) as stack:
-            platform = DockerPlatform(settings, stack)
-            dm = DockerMesh(settings, platform, load_mesh(settings.manifests_dir, what_if=False),
-                            CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)))
-            dm.prepare()
-            with platform:
-                dm.start_gateway()
-                yield settings, platform, dm
-                dm.remove_gateway()
-    finally:
-        sweep(settings.run_id)
+    with docker_mesh(str(tmp_path_factory.mktemp("reports")), what_if=False) as env:
+        yield env
 
 
 def _client(dm: DockerMesh) -> GatewayClient:

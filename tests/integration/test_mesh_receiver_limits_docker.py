@@ -12,10 +12,8 @@ all over two replicas (6 each, above a sidecar's 4). Every replica is only slow 
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import copy
-import os
 import threading
 import time
 
@@ -23,16 +21,11 @@ import pytest
 
 from harness.analysis.circuit_breaker.causes import causes_sentence, ejection_causes, overflow_points
 from harness.analysis.circuit_breaker.schedule import FaultPhase
-from harness.config import load_settings
-from harness.docker_env import sweep
 from harness.load.gateway_client import GatewayClient
-from harness.mesh import load_mesh, outbound_cluster_name, replace_object
+from harness.mesh import outbound_cluster_name, replace_object
 from harness.mesh.bootstrap import inbound_cluster_name
-from harness.mesh.certs import CertificateAuthority
-from harness.mesh.pods import DockerMesh
 from harness.platforms.base import Fault
-from harness.platforms.docker import DockerPlatform
-from harness.stack import Stack
+from tests.integration.mesh_env import docker_mesh
 from harness.wait import wait_for
 
 GATEWAYS, CLIENTS_PER_GATEWAY, LATENCY_MS = 4, 3, 1000.0
@@ -49,21 +42,9 @@ def _small_pool(mesh):
 
 @pytest.fixture(scope="module")
 def pods(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    settings = load_settings({"platform": "docker", "replicas": 2,
-                              "report_dir": str(tmp_path_factory.mktemp("reports"))}, env=env)
-    try:
-        with Stack(settings) as stack:
-            platform = DockerPlatform(settings, stack)
-            dm = DockerMesh(settings, platform, _small_pool(load_mesh(settings.manifests_dir, what_if=True)),
-                            CertificateAuthority(settings.run_id, now=datetime.now(timezone.utc)), gateway_zones=("",) * GATEWAYS)
-            dm.prepare()
-            with platform:
-                dm.start_gateway()
-                yield settings, platform, dm
-                dm.remove_gateway()
-    finally:
-        sweep(settings.run_id)
+    with docker_mesh(str(tmp_path_factory.mktemp("reports")), what_if=True, change_mesh=_small_pool,
+                     mesh_options=lambda _platform: {"gateway_zones": ("",) * GATEWAYS}) as env:
+        yield env
 
 
 def test_several_gateways_overflow_the_sidecars_and_the_verdict_says_load(pods):

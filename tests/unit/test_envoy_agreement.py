@@ -62,6 +62,28 @@ def test_an_unpartnered_event_at_the_end_is_not_compared():
     assert agreement.ok and agreement.compared == 1
 
 
+def test_a_predicted_unejection_in_the_last_interval_may_come_after_the_run_and_nothing_else_may():
+    # a is back at the tick at 3.0 by the oracle; the run's final read at 3.6: Envoy's tick may have found the
+    # ejection time not quite run out (its stamp of the ejecting request a little later) and un-eject at 4.0.
+    inputs = [{"t": 1.0, "host": "a", "code": 503, "n": 3}]
+    sim = simulate(SETTINGS, ["a", "b"], inputs, until=3.6)
+    observed = parse_event_log([_envoy("EJECT", 1.0)], HOST_OF)
+    deferred = compare_events(sim, observed, t0=T0, end=T0 + 3.6, tolerance_s=0.25, uneject_window_s=1.25)
+    assert deferred.ok and deferred.deferred_unejects == 1 and deferred.compared == 1
+    # Envoy's gauge may then still count a as ejected, by that one and no more; never fewer than the oracle
+    assert compare_stats(sim, {"outlier_detection.ejections_active": 1}, deferred_unejects=1).ok
+    assert not compare_stats(sim, {"outlier_detection.ejections_active": 2}, deferred_unejects=1).ok
+    assert not compare_stats(sim, {"outlier_detection.ejections_active": 1}).ok
+    # earlier than the last interval it is a disagreement, as before
+    early = compare_events(sim, observed, t0=T0, end=T0 + 4.5, tolerance_s=0.25, uneject_window_s=1.25)
+    assert not early.ok and early.deferred_unejects == 0
+    # only the oracle's un-ejection waits: an un-ejection Envoy made and the oracle did not is still one
+    sim_kept = simulate(SETTINGS, ["a", "b"], [{"t": 2.5, "host": "a", "code": 503, "n": 3}], until=4.0)
+    observed_back = parse_event_log([_envoy("EJECT", 2.5), _envoy("UNEJECT", 3.0, "CONSECUTIVE_5XX")], HOST_OF)
+    assert not compare_events(sim_kept, observed_back, t0=T0, end=T0 + 4.0, tolerance_s=0.25,
+                              uneject_window_s=1.25).ok
+
+
 def test_not_enforced_detections_are_envoys_unenforced_ejects():
     s = OutlierDetectionSettings.from_envoy({"consecutive_5xx": 7, "interval": "1s", "base_ejection_time": "2s",
                                              "max_ejection_percent": 50})  # gateway: detected, enforcing 0
