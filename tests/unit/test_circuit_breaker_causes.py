@@ -41,3 +41,15 @@ def test_overflow_points_and_bad_lookback():
     assert causes_sentence([]) == "no ejection"
     with pytest.raises(ValueError):
         ejection_causes({}, [], {}, lookback_s=0)
+
+
+def test_overflow_shows_in_the_read_after_the_ejection_when_it_came_between_two_reads():
+    # an ejection 0.235 s into the run, before the first read: its sidecar's overflow shows at the 1 s read
+    early = ejection_causes({"gw-3": {"b": [(0.235, None)]}}, [], {"b": [(1.0, 19.0), (2.0, 40.0)]})
+    assert [(c.pod, c.cause) for c in early] == [("b", "load")] and "19 local 503 UO" in early[0].evidence
+    # between two reads: the increase up to the next read may lie before the ejection
+    between = ejection_causes({"gw-0": {"b": [(55.5, None)]}}, [FAULT, SLOW], {"b": [(55.0, 0.0), (56.0, 4.0)]})
+    assert [c.cause for c in between] == ["load"]
+    # but a read after the ejection that shows nothing new explains nothing
+    later = ejection_causes({"gw-0": {"b": [(0.5, None)]}}, [], {"b": [(1.0, 0.0), (2.0, 19.0)]})
+    assert [c.cause for c in later] == ["unexplained"]

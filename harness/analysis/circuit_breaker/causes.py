@@ -42,13 +42,16 @@ def overflow_points(samples: Sequence[tuple[float, float]], t0: float) -> list[t
 
 
 def _overflow_in(points: Sequence[tuple[float, float]], start: float, end: float) -> float:
-    """Increase of the cumulative counter between the last read at/before ``start`` and the last
-    at/before ``end`` (0 without reads)."""
+    """Increase of the cumulative counter between the last read at/before ``start`` (0 before the first
+    read: the sidecar's counter starts at 0) and the first read at/after ``end``: the reads are a sampling
+    period apart, so an overflow just before ``end`` shows only in the next read (an ejection 0.2 s into
+    the run, before any read, was called unexplained while its sidecar had overflowed). 0 without reads."""
     before = [v for t, v in points if t <= start]
-    upto = [v for t, v in points if t <= end]
+    after = [v for t, v in points if t >= end]
+    upto = after[:1] or [v for t, v in points if t <= end][-1:]
     if not upto:
         return 0.0
-    return max(0.0, upto[-1] - (before[-1] if before else 0.0))
+    return max(0.0, upto[0] - (before[-1] if before else 0.0))
 
 
 def ejection_causes(flags_by_gateway: Mapping[str, Mapping[str, Sequence[Window]]], phases: Sequence[FaultPhase],
