@@ -45,7 +45,8 @@ test: venv docker-ready ## run the harness's own tests (unit and real-container 
 	@$(WITH_ENV) tools/run-tests.sh $(PY) $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-unit: venv ## the unit tests only (no Docker): the inner loop
-	@$(PY) -m pytest tests/unit sut/conductor/tests $(XDIST) $(PYTEST_ARGS)
+	@# bytecode written, as in tools/run-tests.sh (each xdist worker re-compiled every test module without it)
+	@env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest tests/unit sut/conductor/tests $(XDIST) $(PYTEST_ARGS)
 
 test-stress: venv ## make test while a docker chaos run from a clean clone runs beside it (hidden clocks show)
 	@tools/stress-test.sh
