@@ -73,6 +73,11 @@ def test_rpo_and_capacity_fail_the_verdict():
     p = split_phases(OUTAGE, EVENTS)
     assert judge(p, EVENTS, rto_target_s=900, rpo_s=4000.0, rpo_target_s=3600).status == "fail"
     assert judge(p, EVENTS, rto_target_s=900, rpo_s=None, rpo_target_s=3600).status == "fail"
+    # A database that is not the harness's (a cluster named explicitly): no RPO to measure, not a failure;
+    # the RTO and a measured RPO still judge.
+    assert judge(p, EVENTS, rto_target_s=900, rpo_s=None, rpo_target_s=3600, rpo_ours=False).ok
+    assert judge(p, EVENTS, rto_target_s=5, rpo_s=None, rpo_target_s=3600, rpo_ours=False).status == "fail"
+    assert judge(p, EVENTS, rto_target_s=900, rpo_s=4000.0, rpo_target_s=3600, rpo_ours=False).status == "fail"
     none_left = Capacity(before_rps=40.0, after_rps=0.0, replicas_before=2, replicas_after=1)
     v = judge(p, EVENTS, rto_target_s=900, rpo_s=0.0, rpo_target_s=3600, capacity=none_left)
     assert v.status == "fail" and "no throughput within the SLO" in v.reasons[0]
