@@ -115,6 +115,17 @@ def _epoch(iso: str | None) -> float | None:
     return (t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)).timestamp()
 
 
+def _lose_zone_output(journal: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(what the ``lose-zone`` activity returned, as a dict; why the zone may not have been lost, or
+    ""). docker's activity returns the containers and the failover; a drain returns its nodes (a list)."""
+    lose = next((a for a in journal.get("run", []) if a.get("activity", {}).get("name") == "lose-zone"), {})
+    if lose.get("status") != "succeeded":
+        return {}, (f"the zone fault's activity {lose.get('status') or 'did not run'}: the zone may not have been "
+                    f"lost ({str(lose.get('exception') or '')[-300:]})")
+    output = lose.get("output")
+    return (output if isinstance(output, dict) else {}), ""
+
+
 def _lb_ejected_at(reads: list[HealthRead], lost_ips: dict[str, str], after: float) -> float | None:
     """First time after the fault the entry point stopped routing to a replica of the lost zone: a
     health-check flag on its host, or the host gone from the DNS-resolved cluster. A lost replica has
@@ -204,11 +215,9 @@ def test_zone_loss(placement_mode: str, failure: str, zone_platform: Any, scenar
     if run is None or not faults:
         scenario.inconclusive("the zone fault was not injected (see the experiment's journal)")
     fault = faults[0]
-    lose = next((a for a in run.journal.get("run", []) if a.get("activity", {}).get("name") == "lose-zone"), {})
-    if lose.get("status") != "succeeded":
-        scenario.inconclusive(f"the zone fault's activity {lose.get('status') or 'did not run'}: the zone may not "
-                              f"have been lost ({str(lose.get('exception') or '')[-300:]})")
-    output = lose.get("output") if isinstance(lose.get("output"), dict) else {}   # a drain returns its nodes
+    output, not_lost = _lose_zone_output(run.journal)
+    if not_lost:
+        scenario.inconclusive(not_lost)
     failover = output.get("failover") or {}
     rollback = next(iter(run.journal.get("rollbacks") or []), {})
     restored_at = _epoch(rollback.get("start")) or fault["rolled_back_t"]  # the rollback's start: the zone is back
