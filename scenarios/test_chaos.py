@@ -1,5 +1,6 @@
-"""Chaos scenarios: the seed's DR plan (RTO 15 min, RPO 1 h) against database loss, failover, cluster
-loss and zone loss, each a Chaos Toolkit experiment from chaos/ run with ``chaos run``.
+"""Chaos scenarios: the seed's DR plan (RTO 15 min, RPO 1 h) against database loss, failover and cluster
+loss, each a Chaos Toolkit experiment from chaos/ run with ``chaos run`` (zone loss, on every platform:
+scenarios/test_zone_loss.py).
 
 Every scenario reads Setup → Assess → Teardown:
 
@@ -32,11 +33,9 @@ import pytest
 
 from harness.chaos_runner import EXPERIMENTS_DIR, ChaosRun, run_experiment
 from harness.config import chaos_env
-from harness.errors import HarnessError
 from harness.faults import safety
 from harness.measure.rpo import CanaryLedger, RpoResult, verify
 from harness.measure.rto import Prober, RtoResult, compute_rto, plot_timeline
-from harness.platforms.capabilities import require
 
 pytestmark = pytest.mark.chaos
 
@@ -426,27 +425,3 @@ def test_cluster_loss(settings, platform, scenario, run_report, moto, dr_secrets
             out.problems.append(f"measured RPO {measured:.1f}s exceeds what backups every "
                                 f"{settings.backup_interval_s:g}s imply ({implied:.1f}s): backups were missed")
     _finish(out, scenario, "Cluster loss, recovery into a secondary region")
-
-
-@pytest.mark.kind
-@pytest.mark.context_needs("write", "drain")
-def test_zone_loss(settings, platform, scenario, run_report):
-    """One zone's nodes drained (chaosk8s): the service must stay within its SLO throughout (the
-    experiment checks its steady state continuously during the drain; any failed check fails it)."""
-    zone = settings.zones[0]
-    zones = require(platform, "zones")
-    try:   # the worst placement the seed permits, not wherever two replicas happened to land
-        scenario.measure("placement", zones.place(zone))
-    except HarnessError as exc:
-        scenario.inconclusive(f"the replicas could not be placed in {zone} before the zone loss: {exc}")
-    out = _exercise("zone-loss", settings=settings, platform=platform, scenario=scenario, run_report=run_report,
-                    env=_experiment_env(settings, platform, scenario, HARNESS_ZONE=zone))
-    _assess(out, settings=settings, platform=platform, scenario=scenario, require_outage=False)
-    if out.rto is not None:
-        if out.rto.sustained_failures:
-            out.problems.append(f"users saw {out.rto.sustained_failures} sustained outage(s) while zone {zone} "
-                                "was lost; the multi-AZ setup should have absorbed it")
-        if out.rto.availability < 1 - settings.slo_error_ratio:
-            out.problems.append(f"availability {100 * out.rto.availability:.2f}% while zone {zone} was lost is "
-                                f"below the SLO's {100 * (1 - settings.slo_error_ratio):.2f}%")
-    _finish(out, scenario, f"Zone loss ({zone})")

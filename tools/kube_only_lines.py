@@ -7,7 +7,7 @@ statements (what coverage.py counts as lines, give or take a docstring), in ``ha
 ``scenarios/``. A statement is kube-only when it lies in one of:
 
 1. a **module** that is a root -- ``harness/platforms/kind.py``, ``context.py``, ``kind_mesh.py``,
-   ``kube_tier.py`` (where they exist), a scenario module whose ``pytestmark`` carries ``kind`` -- or whose importers are all kube-only
+   ``kube_tier.py``, ``kube_zones.py`` (where they exist), a scenario module whose ``pytestmark`` carries ``kind`` -- or whose importers are all kube-only
    (a greatest fixed point over the import graph, lazy imports inside functions included);
 2. a **top-level function or class** of a shared module whose every user (another module importing
    it by name, or another top-level definition of its own module naming it) is kube-only;
@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TREES = ("harness", "scenarios")
 # The Kubernetes platforms' own modules: kind and context, and their capability adapters (kind_mesh,
-# kube_tier), which only a Kubernetes platform constructs.
+# kube_tier, kube_zones), which only a Kubernetes platform constructs.
 ROOT_MODULES = {"harness.platforms.kind", "harness.platforms.context", "harness.platforms.kind_mesh",
-                "harness.platforms.kube_tier"}
+                "harness.platforms.kube_tier", "harness.platforms.kube_zones"}
 # Loaded by name, not by an import: the CLI, the pytest plugin, the chaos activities and controls.
 ENTRY_FILES = ("pyproject.toml", "Makefile", "conftest.py", ".ci/run", "chaos")
 KUBE_PLATFORM_CLASSES = {"KindPlatform", "ContextPlatform"}

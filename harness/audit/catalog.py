@@ -16,7 +16,7 @@ __all__ = ["RuleSpec", "RootCause", "RULE_SPECS", "ROOT_CAUSES", "spec_for", "SE
 # Scenarios that can confirm findings live (pytest names; parameters matched by prefix).
 SEED_MESH = "test_seed_mesh_as_written_on_envoy"
 WHAT_IF_MESH = "test_what_if_outlier_detection_on_envoy"
-ONE_ZONE_LOSS = "test_zone_loss_on_docker[one-zone-"
+ONE_ZONE_LOSS = "test_zone_loss[one-zone-"
 # Not a run's scenario: `make test` runs the unchanged backup script (tests/integration).
 BACKUP_SCRIPT_RUN = ("make test: tests/integration/test_dr_backup.py::test_seed_script_findings_verified_by_running_it "
                      "(not part of a run)")

@@ -220,12 +220,13 @@ class Verdict:
 
 
 def judge(phases: Phases | None, events: ZoneEvents, *, rto_target_s: float, rpo_s: float | None,
-          rpo_target_s: float, capacity: Capacity | None = None) -> Verdict:
+          rpo_target_s: float, capacity: Capacity | None = None, rpo_ours: bool = True) -> Verdict:
     """The runbook's claim and the DR targets against what was measured.
 
     * inconclusive — the fault was not injected, or no request was probed while the zone was down;
     * fail — users did not recover while the zone was down (not automatic), or took longer than the
-      RTO target, or lost more than the RPO target, or no capacity within the SLO was left;
+      RTO target, or lost more than the RPO target (or none was measured although the database is
+      the harness's: ``rpo_ours``), or no capacity within the SLO was left;
     * pass — otherwise (a capacity drop is the "degraded performance" the runbook expects).
     """
     if events.fault_at is None:
@@ -240,9 +241,9 @@ def judge(phases: Phases | None, events: ZoneEvents, *, rto_target_s: float, rpo
     elif phases.user_recovery_s is not None and phases.user_recovery_s > rto_target_s:
         reasons.append(f"users recovered after {phases.user_recovery_s:.1f}s, beyond the RTO target "
                        f"{rto_target_s:g}s")
-    if rpo_s is None:
+    if rpo_s is None and rpo_ours:
         reasons.append("no RPO was measured (the canary ledger got nothing acknowledged)")
-    elif rpo_s > rpo_target_s:
+    elif rpo_s is not None and rpo_s > rpo_target_s:
         reasons.append(f"RPO {rpo_s:.1f}s beyond the target {rpo_target_s:g}s")
     if capacity is not None and capacity.after_rps is not None and capacity.after_rps <= 0:
         reasons.append("no throughput within the SLO was left on the surviving replicas")

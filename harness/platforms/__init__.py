@@ -5,11 +5,11 @@ The one place docker and kind differ: scenarios and faults use the platform's ca
 from harness.platforms.attach import attach
 from harness.platforms.base import Platform, Replica
 
-__all__ = ["Platform", "Replica", "make_platform", "attach"]
+__all__ = ["Platform", "Replica", "make_platform", "platform_class", "attach"]
 
 
-def make_platform(settings, stack):
-    """The platform the settings name, not yet up (``auto`` is resolved here if nothing resolved it yet)."""
+def platform_class(settings) -> type[Platform]:
+    """The platform class the settings name (``auto`` is resolved here if nothing resolved it yet)."""
     if settings.platform == "auto":
         from harness.doctor import choose_platform
 
@@ -17,11 +17,16 @@ def make_platform(settings, stack):
     if settings.platform == "docker":
         from harness.platforms.docker import DockerPlatform
 
-        return DockerPlatform(settings, stack)
+        return DockerPlatform
     if settings.platform == "kind":
         from harness.platforms.kind import KindPlatform
 
-        return KindPlatform(settings, stack)
+        return KindPlatform
     from harness.platforms.context import ContextPlatform
 
-    return ContextPlatform(settings, stack)
+    return ContextPlatform
+
+
+def make_platform(settings, stack):
+    """The platform the settings name, not yet up (``auto`` is resolved here if nothing resolved it yet)."""
+    return platform_class(settings)(settings, stack)

@@ -9,7 +9,8 @@ keys): ``platform`` (docker | kind | context), and on a cluster its ``kube_names
 hand): Kubernetes when the configuration names a cluster side, else docker.
 
 The attached platform offers the capabilities a fault needs (harness.platforms.capabilities):
-``application_tier`` (lost and replaced) and ``zones`` (the failure modes a zone can be lost by).
+``application_tier`` (lost and replaced) and ``zones`` (the failure modes a zone can be lost by:
+harness.platforms.docker_zones, harness.platforms.kube_zones).
 Faults use these and never ask which platform they are on.
 """
 from __future__ import annotations
@@ -27,7 +28,8 @@ PLATFORM_NAMES = ("docker", "kind", "context")
 
 @dataclass(frozen=True)
 class ZoneFailures:
-    """How a zone can be lost on a platform: the modes, the default first."""
+    """How a zone can be lost on a platform: the modes, the default first (the chaos activity
+    harness.faults.zone_loss loses and restores the zone in the chosen one)."""
 
     modes: tuple[str, ...]
 
@@ -114,5 +116,9 @@ def attach(configuration: Mapping[str, Any] | None) -> AttachedPlatform:
     """The platform described by a Chaos Toolkit configuration, for the faults of that process."""
     name = platform_of(configuration)
     if name == "docker":
-        return AttachedPlatform(name, configuration or {}, ZoneFailures(("power-loss", "partition")), False)
-    return AttachedPlatform(name, configuration or {}, ZoneFailures(("drain",)), True)
+        from harness.platforms.docker_zones import FAILURES
+
+        return AttachedPlatform(name, configuration or {}, ZoneFailures(FAILURES), False)
+    from harness.platforms.kube_zones import FAILURES as KUBE_FAILURES
+
+    return AttachedPlatform(name, configuration or {}, ZoneFailures(KUBE_FAILURES), True)

@@ -6,8 +6,9 @@ import secrets
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from harness.conductor import Fault, Replica
 from harness.config import Settings
@@ -88,6 +89,17 @@ class Platform(ABC):
 
     def make_zones(self) -> Any:
         raise NotImplementedError  # a platform implements it or declines it in ``unsupported``
+
+    @classmethod
+    @contextmanager
+    def for_zone_loss(cls, settings: Settings, shared: Callable[[], "Platform"],
+                      failed: Callable[[], bool] = lambda: False) -> Iterator["Platform"]:
+        """The deployment a zone-loss scenario may break, up while the context lasts. By default the
+        session's own (``shared()``): on Kubernetes a drain reaches only the zone's nodes, and the
+        database is not in a zone. A platform whose zone faults take its database down (docker: the
+        primary is in a zone, and a failover fences it) builds one of its own; ``failed()`` says
+        whether to export its logs before removing it."""
+        yield shared()
 
     def chaos_configuration(self) -> dict[str, str]:
         """What a Chaos Toolkit process needs to rebuild this platform (``harness.platforms.attach``),

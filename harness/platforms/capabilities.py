@@ -13,9 +13,11 @@ platform; it never asks which platform it is on. Three capabilities:
 * ``application_tier`` (:class:`ApplicationTier`): the conductor's replicas deployed, lost and
   replaced, scaled -- from the platform object or rebuilt in the chaos process
   (``harness.platforms.attach``).
-* ``zones`` (:class:`Zones`): place the replicas; the zone is lost and restored by the chaos
-  activities in the failure modes the attached platform offers (power loss or partition on docker,
-  a drain on Kubernetes).
+* ``zones`` (:class:`Zones`): the placements and failure modes a zone-loss case can have here
+  (one the platform lacks skips with its reason: :meth:`Zones.check`), the replicas placed and the
+  layout reported (:class:`ZoneLayout`), what is still down after the restore; the zone itself is
+  lost and restored in the chaos process by the attached platform's ``zones``
+  (harness.platforms.attach.ZoneFailures: power loss or partition on docker, a drain on Kubernetes).
 
 A platform that cannot do something raises :class:`Unsupported` with the reason from
 ``Platform.capability`` (a scenario turns it into a skip with that reason: :func:`require`).
@@ -31,7 +33,7 @@ from typing import Any, Callable, Sequence
 from harness.errors import HarnessError
 
 __all__ = ["CAPABILITIES", "Unsupported", "MeshAdapter", "AppliedMesh", "GatewayAddress", "GatewayProxy",
-           "ApplicationTier", "Zones", "require"]
+           "ApplicationTier", "Zones", "ZoneLayout", "require"]
 
 CAPABILITIES = ("mesh", "application_tier", "zones")
 
@@ -152,12 +154,54 @@ class ApplicationTier(ABC):
         """A fresh tier, routable when this returns; idempotent (a running tier is left as it is)."""
 
 
-class Zones(ABC):
-    """Zones of the run: the replicas placed (in the process that owns the platform); a zone lost and
-    restored by the chaos activities (harness.faults.zone_loss) in the way ``failures`` offers
-    (harness.platforms.attach.ZoneFailures)."""
+@dataclass(frozen=True)
+class ZoneLayout:
+    """Where the run's things are before ``zone`` is lost (what :meth:`Zones.arrange` gives)."""
 
+    zone: str                                   # the zone that fails
+    mode: str                                   # the placement asked for (Zones.placements)
+    replicas: dict[str, str]                    # replica -> zone
+    addresses: dict[str, str] = field(default_factory=dict)  # replica -> the address the entry point knows it by
+    database_zone: str | None = None            # the database primary's zone, where the platform puts it in one
+    reason: str = ""                            # why the placement is what it is, in a sentence
+    details: dict[str, Any] = field(default_factory=dict)    # the report's "placement" measurement
+
+    def lost(self) -> set[str]:
+        return {name for name, zone in self.replicas.items() if zone == self.zone}
+
+
+class Zones(ABC):
+    """Zones of the run, in the process that owns the platform: which zone-loss cases it can run
+    (``placements`` x ``failures``), the replicas placed, and what is left down after the restore. The
+    zone is lost and restored by the chaos activities (harness.faults.zone_loss) through the attached
+    platform's zones (harness.platforms.attach.ZoneFailures), in the modes ``failures`` names."""
+
+    #: the placements ``place`` can make (``one-zone``: every replica in the zone; ``even``: spread;
+    #: ``as-deployed``: left where they are, reported)
+    placements: Sequence[str] = ()
     failures: Sequence[str] = ()
+    #: why users had nothing left when every replica was in the lost zone (the verdict's note)
+    no_survivors_note: str = ""
+
+    def check(self, placement: str, failure: str) -> None:
+        """:class:`Unsupported` with the reason when this platform cannot run the case."""
+        if placement not in self.placements:
+            raise Unsupported("zones", f"placement {placement!r} is not available here (this platform places "
+                                       f"replicas {' or '.join(self.placements)})")
+        if failure not in self.failures:
+            raise Unsupported("zones", f"zone failure {failure!r} is not available here (this platform loses a "
+                                       f"zone by {' or '.join(self.failures)})")
+
+    def arrange(self, zone: str, mode: str, progress: Callable[[str], Any] = lambda _m: None) -> ZoneLayout:
+        """The replicas placed for a loss of ``zone`` (:meth:`place`), and the layout to report."""
+        replicas = self.place(zone, mode)
+        return ZoneLayout(zone=zone, mode=mode, replicas=replicas,
+                          details={"mode": mode, "failure_zone": zone, "replica_zones": replicas})
+
+    @abstractmethod
+    def not_restored(self, zone: str) -> list[str]:
+        """What is still down after the zone's restore (a harness problem, not the system's), one
+        sentence each; empty when everything is back."""
 
     @abstractmethod
     def place(self, zone: str, mode: str = "one-zone") -> dict[str, str]:

@@ -32,6 +32,8 @@ from harness.kube.rollout import wait_rollout
 from harness.kube.runner import CommandRunner, SubprocessRunner
 from harness.manifests import ConductorSpec, conductor_spec
 from harness.platforms.base import Fault, Platform, Replica
+from harness.platforms.capabilities import Zones
+from harness.platforms.kube_zones import DRAIN_NOTE, FAILURES as KUBE_FAILURES, cordoned_nodes
 
 __all__ = ["ContextPlatform", "preflight"]
 
@@ -128,15 +130,20 @@ class ContextPlatform(Platform):
         return d
 
 
-class ContextZones:
+class ContextZones(Zones):
     """The zones capability on a cluster the harness did not create: its pods stay where the team's
-    scheduler put them (``place`` only reports it); a zone is lost by a drain, with
-    ``HARNESS_CONTEXT_ALLOW=drain``."""
+    scheduler put them (placement ``as-deployed``: ``place`` only reports it); a zone is lost by a
+    drain, with ``HARNESS_CONTEXT_ALLOW=drain`` (harness.platforms.kube_zones)."""
 
-    failures = ("drain",)
+    placements = ("as-deployed",)
+    failures = KUBE_FAILURES
+    no_survivors_note = DRAIN_NOTE
 
     def __init__(self, platform: ContextPlatform):
         self.platform = platform
+
+    def not_restored(self, zone: str) -> list[str]:
+        return cordoned_nodes(self.platform.apis, zone)
 
     def place(self, zone: str, mode: str = "one-zone") -> dict[str, str]:
         return {r.name: r.zone for r in self.platform.replicas()}

@@ -20,11 +20,13 @@ probe rewrite, when capture would otherwise send the check through mTLS).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from harness.config import PROJECT_ROOT, Settings
 from harness.docker_env import docker_client, ensure_image, export_container_logs
@@ -365,6 +367,40 @@ class DockerPlatform(Platform):
             out.append(Replica(name=name, zone=self._zones[name], ready=state == "ready", admin_url=url))
         return out
 
+    @classmethod
+    @contextmanager
+    def for_zone_loss(cls, settings: Settings, shared: Callable[[], Platform],
+                      failed: Callable[[], bool] = lambda: False) -> Iterator[Platform]:
+        """A deployment of its own beside the session's (run id ``<run>-zl``): the zone faults kill
+        and fence its database. Its stack placed over the zones (harness.placement), the seed's
+        ``replicas`` behind the Service-like entry point, a synchronous streaming standby in another
+        zone (RDS Multi-AZ replicates synchronously). Removed at the end, also on failure and Ctrl-C;
+        its containers' logs exported first when ``failed()``."""
+        from harness.docker_env import sweep
+        from harness.dr import replication
+        from harness.placement import spread_facts
+        from harness.stack.services import Stack
+
+        facts = spread_facts(settings.manifests_dir)
+        s = dataclasses.replace(settings, run_id=f"{settings.run_id[:36]}-zl", replicas=facts.replicas,
+                                zone_placement="even")
+        stack, platform = Stack(s), None
+        try:
+            stack.start()
+            platform = cls(s, stack)
+            platform.up()
+            replication.start_standby(s.run_id, synchronous=True)
+            yield platform
+        finally:
+            if failed():
+                export_container_logs(s.run_id, settings.report_path / "logs" / "zone_loss")
+            if not s.keep:
+                if platform is not None:
+                    platform.down()
+                replication.cleanup_dr(s.run_id)
+                stack.stop()
+                sweep(s.run_id)
+
     # -- capability adapters ------------------------------------------------------------------------
     def make_mesh(self, reading: Any) -> Any:
         from harness.platforms.docker_mesh import DockerMeshAdapter
@@ -372,6 +408,8 @@ class DockerPlatform(Platform):
         return DockerMeshAdapter(self.settings, self.stack, reading)
 
     def make_zones(self) -> Any:
+        from harness.platforms.docker_zones import DockerZones
+
         return DockerZones(self)
 
     def make_application_tier(self) -> Any:
@@ -445,24 +483,3 @@ class DockerPlatform(Platform):
         d["limits"] = {"cpu": self.spec.cpu_limit, "memory_bytes": self.spec.memory_limit}
         d["service_url"] = self.service_url() if self._service is not None else ""
         return d
-
-
-class DockerZones:
-    """The zones capability on docker: replicas placed by label (harness.placement) and redeployed."""
-
-    failures = ("power-loss", "partition")
-
-    def __init__(self, platform: DockerPlatform):
-        self.platform = platform
-
-    def place(self, zone: str, mode: str = "one-zone") -> dict[str, str]:
-        from harness.placement import plan, spread_facts
-
-        s = self.platform.settings
-        zones = [zone] + [z for z in s.zones if z != zone]   # the failure zone first, as plan() fills it first
-        placement = plan(zones, s.replicas, mode, spread_facts(s.manifests_dir))
-        if self.platform.placement.replica_zones != placement.replica_zones:
-            self.platform.remove_all()
-            self.platform.placement = placement
-            self.platform.redeploy()
-        return {r.name: r.zone for r in self.platform.replicas()}

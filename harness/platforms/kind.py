@@ -55,6 +55,8 @@ from harness.kube.toolchain import MIN_KIND
 from harness.labels import KIND_CLUSTER_PREFIX, kind_cluster_name, kube_labels
 from harness.manifests import ConductorSpec, conductor_spec
 from harness.platforms.base import Platform, Replica
+from harness.platforms.capabilities import Zones
+from harness.platforms.kube_zones import DRAIN_NOTE, FAILURES as KUBE_FAILURES, cordoned_nodes
 from harness.wait import wait_for
 
 __all__ = ["KindPlatform", "preflight", "OVERLAY_DIR", "METRICS_SERVER", "NODEPORT_SERVICE", "MIN_KIND_VERSION",
@@ -656,13 +658,19 @@ class KindPlatform(Platform):
         return d
 
 
-class KindZones:
-    """The zones capability on kind: replicas placed by cordoning the other zones' agents nodes."""
+class KindZones(Zones):
+    """The zones capability on kind: replicas placed by cordoning the other zones' agents nodes; a zone
+    lost by a drain (harness.platforms.kube_zones)."""
 
-    failures = ("drain",)
+    placements = ("one-zone",)
+    failures = KUBE_FAILURES
+    no_survivors_note = DRAIN_NOTE
 
     def __init__(self, platform: KindPlatform):
         self.platform = platform
+
+    def not_restored(self, zone: str) -> list[str]:
+        return cordoned_nodes(self.platform.apis, zone)
 
     def place(self, zone: str, mode: str = "one-zone") -> dict[str, str]:
         if mode != "one-zone":

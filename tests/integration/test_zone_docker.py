@@ -8,7 +8,6 @@ stack whole (every container running, Multi-AZ pair rebuilt), which the next one
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import threading
@@ -32,31 +31,18 @@ BUSY_SLACK_S = 30
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, request: pytest.FixtureRequest) -> Iterator[SimpleNamespace]:
-
-    from harness.docker_env import export_container_logs, sweep
-    from harness.dr import replication
+    """The zone-loss scenario's own deployment (``DockerPlatform.for_zone_loss``: run id ``<run>-zl``,
+    the seed's 2 replicas, a synchronous standby), with sidecars."""
     from harness.platforms.docker import DockerPlatform
-    from harness.stack.services import Stack
 
     s = throwaway_settings(tmp_path_factory.mktemp("reports"), zone_placement="even")
-    s = dataclasses.replace(s, run_id=f"{s.run_id[:36]}-zl")
-    stack, platform = Stack(s), None
-    try:
-        stack.start()
-        platform = DockerPlatform(s, stack)
-        platform.up()
-        replication.start_standby(s.run_id, synchronous=True)
+    with DockerPlatform.for_zone_loss(s, lambda: pytest.fail("docker builds its own deployment"),
+                                      failed=lambda: bool(request.session.testsfailed)) as platform:
+        s = platform.settings
+        assert s.run_id.endswith("-zl") and s.replicas == 2
         _attach_sidecars(s, platform)
-        yield SimpleNamespace(settings=s, stack=stack, platform=platform, run_id=s.run_id,
+        yield SimpleNamespace(settings=s, stack=platform.stack, platform=platform, run_id=s.run_id,
                               config=lambda zone: {"run_id": s.run_id, "zone": zone})
-    finally:
-        if request.session.testsfailed:
-            export_container_logs(s.run_id, s.report_path / "logs" / "zone_docker")
-        if platform is not None:
-            platform.down()
-        replication.cleanup_dr(s.run_id)
-        stack.stop()
-        sweep(s.run_id)
 
 
 def _attach_sidecars(settings: Any, platform: Any) -> None:
@@ -182,6 +168,31 @@ def test_every_container_carries_the_placements_zone(env):
     assert {n for n, z in zones.items() if not z} == {n for n, a in by_app.items() if a == "conductor-service"}
     standby = next(c for c in _containers(env) if c.name.endswith("postgres-standby"))
     assert standby.labels[STANDBY_ZONE_LABEL] == A  # the next standby goes back to the primary's zone
+    _healthy(env)
+
+
+def test_the_zones_capability_reports_the_layout_and_what_is_down(env):
+    """What the zone-loss scenario reads from the zones capability: the layout (the placement's zones,
+    the replicas' addresses, the database primary's zone) and, after a restore, what is still down --
+    a stopped container is reported, a fenced ex-primary is not (see the power-loss test)."""
+    from harness.labels import ZONE_LABEL
+
+    _healthy(env)
+    zones = env.platform.capability("zones")
+    layout = zones.arrange(A, "even")
+    conductors = {c.labels[ZONE_LABEL]: c for c in _containers(env) if c.labels.get("app") == "conductor"}
+    assert layout.zone == A and layout.database_zone == A and layout.details["mode"] == "even"
+    assert sorted(layout.replicas.values()) == [A, B] and len(layout.lost()) == 1
+    assert set(layout.addresses) == set(layout.replicas) and all(ip.count(".") == 3 for ip in layout.addresses.values())
+    assert zones.not_restored(A) == []
+    redis = next(c for c in _containers(env) if c.name == f"i2s-{env.run_id}-redis")
+    redis.stop(timeout=5)
+    try:
+        assert zones.not_restored(C) == [f"container {redis.name} is not running"]
+    finally:
+        redis.start()
+    _wait(lambda: zones.not_restored(C) == [], "redis to run again")
+    assert [n for n in layout.lost() if conductors[A].name.endswith(n)] == list(layout.lost())
     _healthy(env)
 
 

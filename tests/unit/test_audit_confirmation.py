@@ -51,12 +51,12 @@ RECORDED = {"scenarios": [
                                              {"t": 110.0, "concurrency": 240, "uo_503": 6800}]}}},
     {"name": "test_seed_istio_config_under_load", "verdict": "skip", "explanation": "needs kind", "measurements": {}},
     {"name": "test_database_outage", "verdict": "pass", "explanation": "", "measurements": {"rto_s": 11.0}},
-    {"name": "test_zone_loss_on_docker[even-power-loss]", "verdict": "pass", "explanation": "",
+    {"name": "test_zone_loss[even-power-loss]", "verdict": "pass", "explanation": "",
      "measurements": {"placement": {**_NO_SPREAD, "mode": "even"}}},
-    {"name": "test_zone_loss_on_docker[one-zone-power-loss]", "verdict": "fail",
+    {"name": "test_zone_loss[one-zone-power-loss]", "verdict": "fail",
      "explanation": "one-zone / power loss: users not served while the zone was down",
      "measurements": {"placement": _NO_SPREAD, "zone_loss_verdict": {"status": "fail"}}},
-    {"name": "test_zone_loss_on_docker[one-zone-partition]", "verdict": "fail",
+    {"name": "test_zone_loss[one-zone-partition]", "verdict": "fail",
      "explanation": "one-zone / partition: users not served while the zone was down",
      "measurements": {"placement": _NO_SPREAD, "zone_loss_verdict": {"status": "fail"}}},
 ]}
@@ -111,7 +111,7 @@ CONTRADICTING = {
     AUTHZ: lambda s: s["test_seed_mesh_as_written_on_envoy"]["measurements"].update(responses={"200": 1061}),
     HANDOVER: lambda s: s["test_seed_mesh_as_written_on_envoy"]["measurements"].update(
         health_route={"status": 200, "served_by": "conductor-0", "flag": ""}),
-    ZONE_SPREAD: lambda s: s["test_zone_loss_on_docker[one-zone-partition]"].update(verdict="pass"),
+    ZONE_SPREAD: lambda s: s["test_zone_loss[one-zone-partition]"].update(verdict="pass"),
     POOL_CAP: lambda s: s["test_what_if_outlier_detection_on_envoy"]["measurements"]["overflow"]["steps"][1].update(
         uo_503=0),
 }
@@ -125,7 +125,7 @@ def test_a_contradicting_run_is_reported(seed_findings, finding):
 
 def test_a_zone_run_with_a_spread_placement_does_not_count(seed_findings):
     def spread(s):
-        for name in ("test_zone_loss_on_docker[one-zone-power-loss]", "test_zone_loss_on_docker[one-zone-partition]"):
+        for name in ("test_zone_loss[one-zone-power-loss]", "test_zone_loss[one-zone-partition]"):
             s[name]["measurements"]["placement"] = {"facts": {"topology_spread": [{"maxSkew": 1}]}}
     assert _marks(seed_findings, _planted(spread))[ZONE_SPREAD].status == NOT_EXERCISED
 

@@ -516,3 +516,39 @@ def test_the_scenarios_tell_the_chaos_process_whether_it_is_on_kind(platform_nam
            "kube_context": env["HARNESS_KUBE_RUN_CONTEXT"], "kubeconfig": env.get("KUBECONFIG", "")}
     attached = attach(cfg)
     assert attached.name == platform_name and attached.needs_kubernetes == (platform_name == "kind")
+
+
+@pytest.mark.parametrize("platform_name", ["docker", "kind"])
+def test_the_zone_loss_scenario_hands_the_chaos_process_its_platform_and_failure(platform_name, tmp_path,
+                                                                                 monkeypatch):
+    """The one zone-loss scenario on either platform: the cluster side blank unless the platform names
+    it (a stray export never reaches a docker run), the chaos process attaches the same platform and
+    chooses the case's failure mode, and a Kubernetes platform hands the session's own deployment."""
+    from harness.config import Settings
+    from harness.platforms import attach, platform_class
+    from harness.platforms.attach import configuration_of
+    from harness.platforms.docker import DockerPlatform
+    from harness.platforms.kind import KindPlatform
+    from scenarios.test_zone_loss import _experiment_env
+    from tests.unit.test_kind_platform import FakeStack
+
+    monkeypatch.setenv("HARNESS_KUBE_NAMESPACE", "stray-export")
+    monkeypatch.setenv("HARNESS_CONTEXT", "prod-eks")
+    settings = Settings(platform=platform_name, run_id=RUN, report_dir=str(tmp_path)).validate()
+    platform = (KindPlatform(settings, FakeStack(), state_dir=tmp_path) if platform_name == "kind"
+                else DockerPlatform(settings, FakeStack()))
+    failure = "drain" if platform_name == "kind" else "partition"
+    env = _experiment_env(platform, tmp_path / "faults.jsonl", zone="us-east-1a", failure=failure, observe_s=15.0,
+                          url="http://127.0.0.1:1")
+    if platform_name == "kind":
+        assert (env["HARNESS_KUBE_NAMESPACE"], env["HARNESS_KUBE_RUN_CONTEXT"]) == (NS, platform.target.context)
+    else:
+        assert env["HARNESS_KUBE_NAMESPACE"] == env["HARNESS_KUBE_RUN_CONTEXT"] == env["HARNESS_CONTEXT"] == ""
+        assert "KUBECONFIG" not in env
+    assert (env["HARNESS_ZONE"], env["HARNESS_ZONE_FAILURE"], env["HARNESS_OBSERVE_S"]) == ("us-east-1a", failure, "15.0")
+    attached = attach(configuration_of(env, RUN))
+    assert attached.name == platform_name and attached.zones.choose(attached.name, env["HARNESS_ZONE_FAILURE"]) == failure
+    if platform_name == "kind":   # the session's platform, not one of its own
+        shared = object()
+        with platform_class(settings).for_zone_loss(settings, lambda: shared) as dep:
+            assert dep is shared

@@ -20,7 +20,7 @@ from harness.history.trends import trend_svg, trends_html
 from harness.report.junit import junit_xml
 from harness.report.writer import render_html
 
-SCENARIO = "test_zone_loss_on_docker[even-power-loss]"
+SCENARIO = "test_zone_loss[even-power-loss]"
 
 
 def summary(run_id: str, rto: float | None, *, verdict: str = "pass", minute: int = 0, settings=None) -> dict:

@@ -137,10 +137,13 @@ def test_every_platform_implements_each_capability_or_declines_it_with_a_reason(
                 continue
             except NotImplementedError:
                 pytest.fail(f"the {platform.name} platform neither implements nor declines {capability}")
-            if capability == "zones":   # a small adapter: the protocol, not the ABC
-                assert callable(adapter.place) and adapter.failures, (platform.name, capability)
-            else:
-                assert isinstance(adapter, ADAPTERS[capability]), (platform.name, capability, adapter)
+            assert isinstance(adapter, ADAPTERS[capability]), (platform.name, capability, adapter)
+            if capability == "zones":   # each offers a case, and its chaos process loses a zone as it says
+                assert adapter.placements and adapter.failures and adapter.no_survivors_note, platform.name
+                from harness.platforms.attach import configuration_of
+
+                attached = attach(configuration_of(platform.chaos_configuration(), "seam-run-1"))
+                assert tuple(attached.zones.modes) == tuple(adapter.failures), platform.name
             seen[(platform.name, capability)] = type(adapter).__name__
     assert seen[("docker", "mesh")] == "DockerMeshAdapter" and seen[("kind", "mesh")] == "IstioMeshAdapter"
     assert seen[("context", "mesh")] == "declined"
@@ -169,6 +172,53 @@ def test_on_an_existing_cluster_the_zones_only_report_where_the_pods_are(tmp_pat
     context.replicas = lambda: [Replica("conductor-a", "us-east-1a", True), Replica("conductor-b", "us-east-1b", True)]
     assert context.capability("zones").place("us-east-1a") == {"conductor-a": "us-east-1a",
                                                                "conductor-b": "us-east-1b"}
+
+
+ZONE_CASES = [(p, f) for p in ("even", "one-zone", "as-deployed") for f in ("power-loss", "partition", "drain")]
+
+
+def test_each_platform_runs_the_zone_loss_cases_it_can_and_skips_the_rest_with_a_reason(tmp_path):
+    runs = {}
+    for platform in _platforms(tmp_path):
+        zones = platform.capability("zones")
+        for placement, failure in ZONE_CASES:
+            try:
+                zones.check(placement, failure)
+                runs.setdefault(platform.name, []).append(f"{placement}-{failure}")
+            except Unsupported as exc:
+                assert (placement in exc.reason) != (failure in exc.reason) and "available here" in exc.reason
+    assert runs == {"docker": ["even-power-loss", "even-partition", "one-zone-power-loss", "one-zone-partition"],
+                    "kind": ["one-zone-drain"], "context": ["as-deployed-drain"]}
+
+
+def test_the_kube_zones_report_a_node_left_cordoned(tmp_path):
+    """What ``not_restored`` reads on kind and on a named cluster: the zone's nodes still unschedulable
+    (the fake API server's nodes, as a drain leaves them, then uncordoned)."""
+    from harness.platforms.kube_zones import cordoned_nodes
+    from harness.labels import kind_cluster_name
+    from tests.unit.kube_fakes import RUN, Nodes
+
+    nodes = Nodes()
+    apis = nodes.apis()
+    kind, context = list(_platforms(tmp_path))[1:]
+    kind.apis = context.apis = apis
+    for platform in (kind, context):
+        assert platform.capability("zones").not_restored("us-east-1a") == [
+            f"node {kind_cluster_name(RUN)}-worker is still cordoned"]
+    for path in nodes.objects:
+        nodes.objects[path]["spec"]["unschedulable"] = False
+    assert cordoned_nodes(apis, "us-east-1a") == [] and cordoned_nodes(None, "us-east-1a") == []
+
+
+def test_the_default_layout_reports_the_placement_and_the_lost_replicas(tmp_path):
+    from harness.platforms.base import Replica
+
+    context = list(_platforms(tmp_path))[2]
+    context.replicas = lambda: [Replica("conductor-a", "us-east-1a", True), Replica("conductor-b", "us-east-1b", True)]
+    layout = context.capability("zones").arrange("us-east-1a", "as-deployed")
+    assert layout.lost() == {"conductor-a"} and layout.database_zone is None and layout.addresses == {}
+    assert layout.details == {"mode": "as-deployed", "failure_zone": "us-east-1a",
+                              "replica_zones": {"conductor-a": "us-east-1a", "conductor-b": "us-east-1b"}}
 
 
 def test_the_kind_zones_place_by_cordoning_and_refuse_a_spread(tmp_path):

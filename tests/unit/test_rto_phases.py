@@ -73,6 +73,11 @@ def test_rpo_and_capacity_fail_the_verdict():
     p = split_phases(OUTAGE, EVENTS)
     assert judge(p, EVENTS, rto_target_s=900, rpo_s=4000.0, rpo_target_s=3600).status == "fail"
     assert judge(p, EVENTS, rto_target_s=900, rpo_s=None, rpo_target_s=3600).status == "fail"
+    # A database that is not the harness's (a cluster named explicitly): no RPO to measure, not a failure;
+    # the RTO and a measured RPO still judge.
+    assert judge(p, EVENTS, rto_target_s=900, rpo_s=None, rpo_target_s=3600, rpo_ours=False).ok
+    assert judge(p, EVENTS, rto_target_s=5, rpo_s=None, rpo_target_s=3600, rpo_ours=False).status == "fail"
+    assert judge(p, EVENTS, rto_target_s=900, rpo_s=4000.0, rpo_target_s=3600, rpo_ours=False).status == "fail"
     none_left = Capacity(before_rps=40.0, after_rps=0.0, replicas_before=2, replicas_after=1)
     v = judge(p, EVENTS, rto_target_s=900, rpo_s=0.0, rpo_target_s=3600, capacity=none_left)
     assert v.status == "fail" and "no throughput within the SLO" in v.reasons[0]
@@ -149,3 +154,24 @@ def test_capacity_before_skips_the_loads_warmup():
     kw = dict(p95_limit_ms=500, error_ratio_limit=0.01, replicas_before=2, replicas_after=1)
     assert capacity_left(seconds, ev, None, **kw).before_rps == pytest.approx((2 + 16 * 9) / 10)
     assert capacity_left(seconds, ev, None, warmup_s=1, **kw).before_rps == 16
+
+
+def test_the_zone_loss_scenario_reads_either_platforms_fault_and_entry_point():
+    """scenarios/test_zone_loss.py's readings of the journal and the entry point's health on docker
+    and on Kubernetes (a drain returns its nodes; a Service's entry point names no replica: None)."""
+    from scenarios.test_zone_loss import HealthRead, _lb_ejected_at, _lose_zone_output
+
+    def journal(status, output):
+        return {"run": [{"activity": {"name": "lose-zone"}, "status": status, "output": output,
+                         "exception": ["ActivityFailed: drain timed out"] if status == "failed" else None}]}
+
+    docker = {"failover": {"promoted_at": 5.0}, "database_primary_lost": True}
+    assert _lose_zone_output(journal("succeeded", docker)) == (docker, "")
+    assert _lose_zone_output(journal("succeeded", ["kind-worker"])) == ({}, "")
+    output, why = _lose_zone_output(journal("failed", None))
+    assert output == {} and "activity failed" in why and "drain timed out" in why
+    assert "did not run" in _lose_zone_output({"run": []})[1]
+    reads = [HealthRead(1.0, None), HealthRead(2.0, {"conductor-0": ()}), HealthRead(3.0, {"10.0.0.5": ("failed_active_hc",)})]
+    assert _lb_ejected_at(reads, {"conductor-0": "10.0.0.5"}, after=1.5) == 3.0   # by the address it had
+    assert _lb_ejected_at(reads[:1], {"conductor-0": "10.0.0.5"}, after=0.0) is None   # nothing to read
+    assert _lb_ejected_at(reads, {}, after=0.0) is None

@@ -99,6 +99,33 @@ def test_on_kind_a_foreign_context_is_refused_before_the_drain(isolated, kube, m
     kube.drain.assert_not_called()
 
 
+@pytest.mark.parametrize("failure, lose, restore", [("power-loss", "power_off", "power_on"),
+                                                     ("partition", "cut_off", "reconnect")])
+def test_on_docker_the_recorded_mode_is_the_one_reversed(isolated, monkeypatch, failure, lose,
+                                                                              restore):
+    """The activity records the mode and acts by it (harness.faults.zone_docker, stubbed: the real one
+    is run in tests/integration/test_zone_docker.py), and the rollback reverses by the recorded mode,
+    not the platform's default (``restore_zone`` told nothing; ``undo_all`` after a crash)."""
+    from harness.faults import zone_docker
+    from tests.unit.chaos_activity import call
+
+    calls = []
+    for name in ("power_off", "power_on", "cut_off", "reconnect"):
+        monkeypatch.setattr(zone_docker, name, lambda cfg, fault, _n=name: calls.append((_n, cfg["zone"], fault))
+                            or {"did": _n})
+    cfg = {"run_id": RUN, "zone": "us-east-1b", "platform": "docker", "zone_failure": failure}
+    assert call(lose_zone, cfg) == {"did": lose}
+    assert [(f["details"]["platform"], f["details"]["failure"]) for f in safety.active_faults(RUN)] == [
+        ("docker", failure)]
+    if failure == "partition":   # the rollback's configuration says nothing (default: power-loss): the record rules
+        assert call(restore_zone, {"run_id": RUN, "zone": "us-east-1b", "platform": "docker"}) == {"did": restore}
+        assert safety.active_faults(RUN) == []
+    else:                        # after a crash: undo_all replays the rollback with the recorded configuration
+        undone = safety.undo_all(RUN)
+        assert [u["status"] for u in undone] == ["rolled back"] and safety.active_faults(RUN) == []
+    assert calls == [(lose, "us-east-1b", "zone-lost"), (restore, "us-east-1b", "zone-lost")]
+
+
 class _Standby:
     def __init__(self, name: str):
         self.name, self.status, self.labels = name, "running", {}
