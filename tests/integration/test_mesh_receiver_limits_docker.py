@@ -102,8 +102,12 @@ def test_several_gateways_overflow_the_sidecars_and_the_verdict_says_load(pods):
 
         def some_gateway_ejected() -> bool:
             read_overflow()
+            seen = ejections()
+            # an ejection is stamped when it was seen, after this poll's overflow reads: the overflow that
+            # caused it may come after those reads, so only the next poll's read shows it (stamped before the
+            # gateways were read, an ejection 0.2 s in was "unexplained" against a read of 0 taken just before)
             now = round(time.time() - t0, 3)
-            for gw, hosts in ejections().items():
+            for gw, hosts in seen.items():
                 for pod, flags in hosts.items():
                     if "failed_outlier_check" in flags:
                         first_seen.setdefault((gw, pod), now)
@@ -131,6 +135,8 @@ def test_several_gateways_overflow_the_sidecars_and_the_verdict_says_load(pods):
     sidecar_uo = {n: v[-1][1] for n, v in overflow_reads.items()}
     print(f"statuses {statuses}; sidecar UO {sidecar_uo}; gateway UO {gateway_overflow}; "
           f"ejections {first_seen}; {causes_sentence(causes)}")
+    for c in causes:   # each one whole (pytest shortens the list in an assertion message)
+        print(f"  {c.t:g}s {c.gateway} ejected {c.pod}: {c.cause} ({c.evidence})")
 
     assert sum(sidecar_uo.values()) > 0, sidecar_uo          # the receivers overflowed...
     # ...while the gateways stayed within theirs: a gateway's retry of a sidecar's 503 can add a pending
