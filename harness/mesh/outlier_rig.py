@@ -60,7 +60,10 @@ class FaultWindow:
     response); :data:`TIMEOUT`: the backend answers only after the rig's route timeout, so Envoy gives
     up (504, a local-origin timeout) at that time; :data:`REFUSE`: the backend stops listening and drops its connections for the window, so
     Envoy's connects are refused. Both are local-origin failures for Envoy's detector. ``run`` does not
-    apply to :data:`REFUSE`."""
+    apply to :data:`REFUSE`. A request Envoy sends on a kept-alive connection as a REFUSE window begins
+    (before the rig has closed it) is reset, not served: to Envoy a pool-ready stream, then a reset
+    (flag UC), which the rig reads from the access log as :data:`RESET` (a CI run saw Envoy eject on
+    UC, UF, UF while the oracle, without the UC, ejected 2.8 s later)."""
 
     host: str
     status: int | str
@@ -129,6 +132,12 @@ class _Backend(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         status = self.rig.status_of(self.name)
+        if status == REFUSE:
+            # the window has begun but this connection is not closed yet: reset, unrecorded (Envoy's
+            # access log has it as UC, read back by OutlierRig._local_failures)
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
         if status == TIMEOUT:
             # Envoy's result is its route timeout firing: record it at that time, then answer too late.
             timeout = self.rig.route_timeout_s or 0.0
@@ -225,8 +234,8 @@ class OutlierRig:
             return 200
         now = time.time() - self._t0
         for i, w in enumerate(self.schedule):
-            if w.host == host and w.start <= now < w.end and w.status != REFUSE:
-                if not w.run:
+            if w.host == host and w.start <= now < w.end:
+                if not w.run or w.status == REFUSE:
                     return w.status
                 with self._lock:
                     k = self._served_in_window.get(i, 0)
@@ -261,16 +270,25 @@ class OutlierRig:
         return write
 
     @staticmethod
-    def _failed_connects(access_log: Path, by_port: Mapping[str, str]) -> list[Attempt]:
-        """Requests whose upstream connect failed (flag UF: no backend saw them), from Envoy's access log,
-        at the time Envoy answered them (start + duration)."""
+    def _local_failures(access_log: Path, by_port: Mapping[str, str],
+                        refusing: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> list[Attempt]:
+        """Requests no backend recorded, from Envoy's access log, at the time Envoy answered them (start +
+        duration): a failed upstream connect (flag UF) as :data:`CONNECT_FAILED`, and a request reset on a
+        connection to a host inside one of its REFUSE windows (flag UC; ``refusing``: host -> (start, end)
+        epoch seconds) as :data:`RESET`. A UC elsewhere is a RESET window's, which its backend recorded."""
         out = []
         lines = access_log.read_text().splitlines() if access_log.exists() else []
         for line in lines:
             entry = json.loads(line) if line.strip() else {}
-            if "UF" in str(entry.get("flags", "")) and str(entry.get("upstream", "")) in by_port:
-                t = float(entry["start"]) + float(entry.get("duration_ms") or 0) / 1000
-                out.append(Attempt(t, by_port[str(entry["upstream"])], CONNECT_FAILED))
+            host = by_port.get(str(entry.get("upstream", "")))
+            if host is None:
+                continue
+            flags = str(entry.get("flags", ""))
+            t = float(entry["start"]) + float(entry.get("duration_ms") or 0) / 1000
+            if "UF" in flags:
+                out.append(Attempt(t, host, CONNECT_FAILED))
+            elif "UC" in flags and any(a <= t <= b for a, b in (refusing or {}).get(host, ())):
+                out.append(Attempt(t, host, RESET))
         return out
 
     @staticmethod
@@ -430,7 +448,14 @@ class OutlierRig:
             events = [json.loads(line) for line in event_log.read_text().splitlines() if line.strip()] \
                 if event_log.exists() else []
             with self._lock:
-                attempts = sorted(self._attempts + self._failed_connects(access_log, by_port), key=lambda a: a.t)
+                # a REFUSE window's resets end when Envoy's last request on a dropped connection does:
+                # a second after the window, at most
+                refusing: dict[str, list[tuple[float, float]]] = {}
+                for w in self.schedule:
+                    if w.status == REFUSE:
+                        refusing.setdefault(w.host, []).append((self._t0 + w.start, self._t0 + w.end + 1.0))
+                attempts = sorted(self._attempts + self._local_failures(access_log, by_port, refusing),
+                                  key=lambda a: a.t)
             return RigRun(hosts=self.initial_hosts, membership=membership_log, t0=self._t0, envoy_ready_at=envoy.ready_at or 0.0, detector_start=armed,
                           attempts=attempts, events=events, flag_samples=flags, stats=stats, stats_at=stats_at,
                           cluster=cfg["static_resources"]["clusters"][0], host_of=by_port,
